@@ -1,0 +1,1 @@
+"""Trio orchestration over core + transport: scatter/gather, quorum writes, races, health."""

@@ -1,0 +1,77 @@
+"""The one table of error codes Miroir and the devnode answer with.
+
+Every error body is Meilisearch's envelope `{message, code, type, link}`. A code's type and HTTP
+status live here and nowhere else; Meilisearch's own codes keep Meilisearch's values, and
+Miroir's additions are prefixed `miroir_`. Codes not listed are `invalid_request` + 400, which
+is Meilisearch's rule for every `invalid_*`/`missing_*` code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ERROR_LINK_BASE = "https://docs.meilisearch.com/errors#"
+
+# code -> (type, HTTP status), for every code that is not `invalid_request` + 400.
+_NON_DEFAULT: dict[str, tuple[str, int]] = {
+    "missing_authorization_header": ("auth", 401),
+    "missing_master_key": ("auth", 401),
+    "invalid_api_key": ("auth", 403),
+    "index_not_found": ("invalid_request", 404),
+    "document_not_found": ("invalid_request", 404),
+    "task_not_found": ("invalid_request", 404),
+    "batch_not_found": ("invalid_request", 404),
+    "api_key_not_found": ("invalid_request", 404),
+    "index_already_exists": ("invalid_request", 409),
+    "payload_too_large": ("invalid_request", 413),
+    "missing_content_type": ("invalid_request", 415),
+    "invalid_content_type": ("invalid_request", 415),
+    "unsupported_media_type": ("invalid_request", 415),
+    "internal": ("internal", 500),
+    "index_creation_failed": ("internal", 500),
+    "too_many_search_requests": ("system", 503),
+    "unretrievable_document": ("internal", 400),
+    "not_found": ("invalid_request", 404),
+    "method_not_allowed": ("invalid_request", 405),
+    # Miroir's own codes.
+    "miroir_invalid_auth": ("auth", 401),
+    "miroir_no_quorum": ("system", 503),
+    "miroir_shard_unavailable": ("system", 503),
+    "miroir_node_unavailable": ("system", 503),
+    "miroir_not_ready": ("system", 503),
+    "miroir_reserved_field": ("invalid_request", 400),
+    "miroir_node_error": ("system", 502),
+}
+
+
+def error_type_and_status(code: str) -> tuple[str, int]:
+    """The Meilisearch type and HTTP status of an error code."""
+    return _NON_DEFAULT.get(code, ("invalid_request", 400))
+
+
+def error_body(code: str, message: str) -> dict[str, str]:
+    """The Meilisearch-shaped error body for `code`."""
+    error_type, _ = error_type_and_status(code)
+    return {"message": message, "code": code, "type": error_type, "link": ERROR_LINK_BASE + code}
+
+
+class MeiliError(Exception):
+    """An error a client should see as a Meilisearch error body.
+
+    Raised by pure code (validation, parsing) and rendered by whichever layer answers HTTP.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    @property
+    def status(self) -> int:
+        return error_type_and_status(self.code)[1]
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.code, self.message)
+
+    def __repr__(self) -> str:
+        return f"MeiliError({self.code!r}, {self.message!r})"

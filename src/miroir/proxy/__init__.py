@@ -1,0 +1,1 @@
+"""The Quart-trio app served by hypercorn: thin Meilisearch-compatible handlers."""

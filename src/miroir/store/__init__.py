@@ -1,0 +1,1 @@
+"""Durable state shared by proxy processes: tasks, idempotency keys, settings versions, leases."""

@@ -1,0 +1,1 @@
+"""The one seam between Miroir and its nodes: `await transport.request(...) -> NodeResponse`."""
