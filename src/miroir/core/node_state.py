@@ -1,0 +1,142 @@
+"""Node states: the transition table and what each state is allowed to do.
+
+Theory of operation. A node's state is changed only by events, and every legal change is a row
+of `TRANSITIONS` below; an event a state has no row for is a bug in the caller and raises
+`IllegalTransition` naming the node, the state and the event. Nothing else mutates a state.
+
+Health events come from `HealthCounter`, which turns probe results (and transport failures on
+real requests) into events with the configured thresholds: one failure makes a node `degraded`,
+`unhealthy_threshold` consecutive failures make it `failed`; one success heals a degraded node,
+a failed node needs `recovery_threshold` consecutive successes. Operator events (`caught_up`,
+`drain`, `remove`) come from topology changes.
+
+Placement does not look at states: a failed node keeps its shards (rendezvous moves shards only
+when membership changes); the eligibility rules below decide who is written to, read from and
+counted toward quorum.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+
+class NodeState(enum.Enum):
+    JOINING = "joining"  # added, still being filled: takes writes, serves no reads
+    ACTIVE = "active"  # in service, not yet confirmed by a health probe
+    HEALTHY = "healthy"  # in service, last probes succeeded
+    DEGRADED = "degraded"  # in service, recent failures below the unhealthy threshold
+    DRAINING = "draining"  # leaving: still takes writes so nothing is lost, serves no reads
+    FAILED = "failed"  # unhealthy threshold reached: skipped for reads and writes
+    REMOVED = "removed"  # gone from the topology; terminal
+
+
+class NodeEvent(enum.Enum):
+    CAUGHT_UP = "caught_up"
+    PROBE_OK = "probe_ok"
+    PROBE_FAILED = "probe_failed"
+    MARKED_HEALTHY = "marked_healthy"
+    MARKED_UNHEALTHY = "marked_unhealthy"
+    DRAIN = "drain"
+    REMOVE = "remove"
+
+
+S, E = NodeState, NodeEvent
+_IN_SERVICE_HEALTH = {
+    E.PROBE_OK: S.HEALTHY,
+    E.MARKED_HEALTHY: S.HEALTHY,
+    E.PROBE_FAILED: S.DEGRADED,
+    E.MARKED_UNHEALTHY: S.FAILED,
+    E.DRAIN: S.DRAINING,
+    E.REMOVE: S.REMOVED,
+}
+TRANSITIONS: dict[NodeState, dict[NodeEvent, NodeState]] = {
+    S.JOINING: {
+        E.CAUGHT_UP: S.ACTIVE,
+        E.PROBE_OK: S.JOINING,
+        E.PROBE_FAILED: S.JOINING,
+        E.MARKED_HEALTHY: S.JOINING,
+        E.MARKED_UNHEALTHY: S.FAILED,
+        E.REMOVE: S.REMOVED,
+    },
+    S.ACTIVE: dict(_IN_SERVICE_HEALTH),
+    S.HEALTHY: dict(_IN_SERVICE_HEALTH),
+    S.DEGRADED: dict(_IN_SERVICE_HEALTH),
+    S.DRAINING: {
+        E.PROBE_OK: S.DRAINING,
+        E.PROBE_FAILED: S.DRAINING,
+        E.MARKED_HEALTHY: S.DRAINING,
+        E.MARKED_UNHEALTHY: S.FAILED,
+        E.REMOVE: S.REMOVED,
+    },
+    S.FAILED: {
+        E.PROBE_OK: S.FAILED,  # one success is not enough; HealthCounter emits MARKED_HEALTHY
+        E.PROBE_FAILED: S.FAILED,
+        E.MARKED_HEALTHY: S.HEALTHY,
+        E.MARKED_UNHEALTHY: S.FAILED,
+        E.DRAIN: S.DRAINING,
+        E.REMOVE: S.REMOVED,
+    },
+    S.REMOVED: {},
+}
+del S, E
+
+
+@attrs.frozen
+class Eligibility:
+    takes_writes: bool
+    serves_reads: bool
+    counts_toward_quorum: bool
+
+
+ELIGIBILITY: dict[NodeState, Eligibility] = {
+    NodeState.JOINING: Eligibility(takes_writes=True, serves_reads=False, counts_toward_quorum=False),
+    NodeState.ACTIVE: Eligibility(takes_writes=True, serves_reads=True, counts_toward_quorum=True),
+    NodeState.HEALTHY: Eligibility(takes_writes=True, serves_reads=True, counts_toward_quorum=True),
+    NodeState.DEGRADED: Eligibility(takes_writes=True, serves_reads=True, counts_toward_quorum=True),
+    NodeState.DRAINING: Eligibility(takes_writes=True, serves_reads=False, counts_toward_quorum=True),
+    NodeState.FAILED: Eligibility(takes_writes=False, serves_reads=False, counts_toward_quorum=False),
+    NodeState.REMOVED: Eligibility(takes_writes=False, serves_reads=False, counts_toward_quorum=False),
+}
+
+
+class IllegalTransition(ValueError):
+    def __init__(self, node_id: str, state: NodeState, event: NodeEvent) -> None:
+        super().__init__(
+            f"node {node_id!r} in state {state.value!r} cannot take event {event.value!r}"
+        )
+        self.node_id, self.state, self.event = node_id, state, event
+
+
+def next_state(node_id: str, state: NodeState, event: NodeEvent) -> NodeState:
+    """The state after `event`, or IllegalTransition."""
+    try:
+        return TRANSITIONS[state][event]
+    except KeyError:
+        raise IllegalTransition(node_id, state, event) from None
+
+
+@attrs.define
+class HealthCounter:
+    """Turns a stream of probe results for one node into state events, with thresholds."""
+
+    unhealthy_threshold: int
+    recovery_threshold: int
+    consecutive_failures: int = 0
+    consecutive_successes: int = 0
+
+    def record(self, state: NodeState, ok: bool) -> NodeEvent:
+        if ok:
+            self.consecutive_failures = 0
+            self.consecutive_successes += 1
+            if state is NodeState.FAILED:
+                if self.consecutive_successes >= self.recovery_threshold:
+                    return NodeEvent.MARKED_HEALTHY
+                return NodeEvent.PROBE_OK
+            return NodeEvent.PROBE_OK
+        self.consecutive_successes = 0
+        self.consecutive_failures += 1
+        if self.consecutive_failures >= self.unhealthy_threshold:
+            return NodeEvent.MARKED_UNHEALTHY
+        return NodeEvent.PROBE_FAILED

@@ -1,0 +1,211 @@
+"""The cluster's shape: nodes, replica groups, and the per-topology shard map.
+
+A `Topology` is an immutable value: shards S, replication factor RF, and replica groups, each a
+set of nodes with a state. Changing anything gives a new Topology. The `ShardMap` is computed
+once per topology so the hot path is a table lookup rather than S×N hashing per request;
+placement is recomputed only when a group's membership changes, never on a state change.
+
+Must never: do I/O, read clocks, or decide health by itself (see `node_state`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import attrs
+
+from miroir.core.node_state import ELIGIBILITY, NodeEvent, NodeState, next_state
+from miroir.core.placement import assign_shard_in_group, covering_set
+
+
+class TopologyError(ValueError):
+    """A topology change that would break an invariant (names the node or group)."""
+
+
+@attrs.frozen
+class Node:
+    id: str
+    address: str
+    replica_group: int
+    state: NodeState = NodeState.ACTIVE
+
+
+@attrs.frozen
+class Topology:
+    shards: int
+    replication_factor: int
+    replica_groups: int
+    nodes: tuple[Node, ...]
+
+    def __attrs_post_init__(self) -> None:
+        if self.shards < 1:
+            raise TopologyError("shards must be at least 1")
+        if self.replication_factor < 1:
+            raise TopologyError("replication_factor must be at least 1")
+        if self.replica_groups < 1:
+            raise TopologyError("replica_groups must be at least 1")
+        seen: set[str] = set()
+        for node in self.nodes:
+            if node.id in seen:
+                raise TopologyError(f"duplicate node id {node.id!r}")
+            seen.add(node.id)
+            if not 0 <= node.replica_group < self.replica_groups:
+                raise TopologyError(
+                    f"node {node.id!r} is in replica group {node.replica_group}, "
+                    f"but there are only {self.replica_groups} groups"
+                )
+
+    def node(self, node_id: str) -> Node:
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        raise TopologyError(f"unknown node {node_id!r}")
+
+    def group_members(self, group: int) -> tuple[str, ...]:
+        """Ids of the nodes that take part in placement in `group` (all but removed ones)."""
+        return tuple(
+            sorted(
+                n.id
+                for n in self.nodes
+                if n.replica_group == group and n.state is not NodeState.REMOVED
+            )
+        )
+
+    def with_node(self, node: Node) -> Topology:
+        if any(n.id == node.id for n in self.nodes):
+            raise TopologyError(f"node {node.id!r} is already in the topology")
+        return attrs.evolve(self, nodes=(*self.nodes, node))
+
+    def without_node(self, node_id: str) -> Topology:
+        self.node(node_id)
+        return attrs.evolve(self, nodes=tuple(n for n in self.nodes if n.id != node_id))
+
+    def with_event(self, node_id: str, event: NodeEvent) -> Topology:
+        """Apply a state event to one node through the transition table."""
+        node = self.node(node_id)
+        new_state = next_state(node_id, node.state, event)
+        if new_state is node.state:
+            return self
+        updated = attrs.evolve(node, state=new_state)
+        return attrs.evolve(
+            self, nodes=tuple(updated if n.id == node_id else n for n in self.nodes)
+        )
+
+    def states(self) -> dict[str, NodeState]:
+        return {n.id: n.state for n in self.nodes}
+
+
+@attrs.frozen
+class Placement:
+    """Owners of every shard in every group, and the inverse; depends on membership only."""
+
+    shards: int
+    replication_factor: int
+    members: tuple[tuple[str, ...], ...]  # per group, sorted node ids
+    owners: tuple[tuple[tuple[str, ...], ...], ...]  # owners[group][shard] -> node ids
+    shards_of: Mapping[str, tuple[int, ...]]
+
+    @classmethod
+    def compute(cls, topology: Topology) -> Placement:
+        members = tuple(topology.group_members(g) for g in range(topology.replica_groups))
+        owners = tuple(
+            tuple(
+                tuple(assign_shard_in_group(s, group_nodes, topology.replication_factor))
+                for s in range(topology.shards)
+            )
+            for group_nodes in members
+        )
+        shards_of: dict[str, list[int]] = {n: [] for group in members for n in group}
+        for group_owners in owners:
+            for shard, shard_owners in enumerate(group_owners):
+                for node in shard_owners:
+                    shards_of[node].append(shard)
+        return cls(
+            shards=topology.shards,
+            replication_factor=topology.replication_factor,
+            members=members,
+            owners=owners,
+            shards_of={n: tuple(s) for n, s in shards_of.items()},
+        )
+
+
+@attrs.frozen
+class ShardMap:
+    """Lookup tables for one topology: who owns what, who may be written to and read from."""
+
+    topology: Topology
+    placement: Placement
+    _states: Mapping[str, NodeState]
+
+    @classmethod
+    def build(cls, topology: Topology, previous: ShardMap | None = None) -> ShardMap:
+        """Build the map, reusing `previous`'s placement when membership did not change."""
+        members = tuple(topology.group_members(g) for g in range(topology.replica_groups))
+        if (
+            previous is not None
+            and previous.placement.members == members
+            and previous.placement.shards == topology.shards
+            and previous.placement.replication_factor == topology.replication_factor
+        ):
+            placement = previous.placement
+        else:
+            placement = Placement.compute(topology)
+        return cls(topology=topology, placement=placement, states=topology.states())
+
+    @property
+    def shards(self) -> int:
+        return self.topology.shards
+
+    @property
+    def replica_groups(self) -> int:
+        return self.topology.replica_groups
+
+    def owners(self, group: int, shard: int) -> tuple[str, ...]:
+        return self.placement.owners[group][shard]
+
+    def shards_of(self, node_id: str) -> tuple[int, ...]:
+        return self.placement.shards_of.get(node_id, ())
+
+    def write_targets(self, shard: int) -> list[tuple[int, str]]:
+        """(group, node) for every owner of `shard` that takes writes: at most RG×RF."""
+        return [
+            (group, node)
+            for group in range(self.replica_groups)
+            for node in self.placement.owners[group][shard]
+            if ELIGIBILITY[self._states[node]].takes_writes
+        ]
+
+    def all_owners(self, shard: int) -> list[tuple[int, str]]:
+        """(group, node) for every owner of `shard`, whatever its state (quorum's denominator)."""
+        return [
+            (group, node)
+            for group in range(self.replica_groups)
+            for node in self.placement.owners[group][shard]
+        ]
+
+    def counts_toward_quorum(self, node_id: str) -> bool:
+        return ELIGIBILITY[self._states[node_id]].counts_toward_quorum
+
+    def readable_owners(self, group: int, shard: int) -> tuple[str, ...]:
+        """Owners in `group` that serve reads; degraded ones last so a fallback tries them last."""
+        owners = [
+            n for n in self.placement.owners[group][shard] if ELIGIBILITY[self._states[n]].serves_reads
+        ]
+        owners.sort(key=lambda n: self._states[n] is NodeState.DEGRADED)
+        return tuple(owners)
+
+    def covering_plan(
+        self, group: int, query_seq: int, shards: Iterable[int] | None = None
+    ) -> tuple[dict[str, list[int]], list[int]]:
+        """One readable replica per shard in `group`, per node; and the shards left uncovered."""
+        wanted = range(self.shards) if shards is None else shards
+        readable = {s: self.readable_owners(group, s) for s in wanted}
+        uncovered = [s for s, owners in readable.items() if not owners]
+        return covering_set(readable, query_seq), uncovered
+
+    def fully_covered(self) -> bool:
+        """Every shard has a readable owner in at least one group."""
+        return all(
+            any(self.readable_owners(g, s) for g in range(self.replica_groups))
+            for s in range(self.shards)
+        )
