@@ -6,12 +6,10 @@ ShardMap built incrementally must agree with it and all placement laws must hold
 """
 
 import pytest
-from hypothesis import assume, given, note
+from hypothesis import given, note
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    Bundle,
     RuleBasedStateMachine,
-    consumes,
     initialize,
     invariant,
     precondition,
@@ -37,7 +35,6 @@ def oracle_owners(members, shard, rf):
 
 
 class TopologyMachine(RuleBasedStateMachine):
-    node_ids = Bundle("node_ids")
 
     @initialize(
         shards=st.integers(1, 48), rf=st.integers(1, 3), groups=st.integers(1, 3),
