@@ -1,0 +1,567 @@
+"""Miroir tasks: the record, status aggregation over node tasks, the GET /tasks query, rendering.
+
+Theory of operation. One client write becomes one Miroir task and one node task on every node
+the write touched. The Miroir task's status is a pure function of its node tasks
+(`aggregate_status`), applied every time a node task is seen to move (`apply_node_updates`):
+
+    any acknowledged node task failed      -> failed (carrying the error of the first failed
+                                              node by node id, so every proxy renders the same one)
+    else any canceled                      -> canceled
+    else all succeeded                     -> succeeded
+    else all enqueued                      -> enqueued
+    else (something started, not finished) -> processing
+
+A node that never acknowledged the write (its `task_uid` is None) is left out: it holds no task
+to wait for, and the write already counted its quorum without it. When no node acknowledged at
+all there is nothing that could ever finish, so the task is failed with `miroir_no_quorum`.
+Node statuses only move forward (enqueued -> processing -> a terminal status), so two pollers
+racing with stale answers can never make a task go back.
+
+Times are integer milliseconds since the Unix epoch (UTC), always passed in.
+
+This module owns the task record, its storage dict form, the Meilisearch JSON rendering and the
+parsing of the GET /tasks query string. It must never do I/O, read a clock or import trio: the
+stores and the proxy call it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import attrs
+
+from miroir.core.errors import MeiliError, error_body
+
+ENQUEUED = "enqueued"
+PROCESSING = "processing"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+CANCELED = "canceled"
+STATUSES: tuple[str, ...] = (ENQUEUED, PROCESSING, SUCCEEDED, FAILED, CANCELED)
+FINISHED_STATUSES = frozenset({SUCCEEDED, FAILED, CANCELED})
+# How far along a node status is; a node task never moves to a lower rank.
+_STATUS_RANK = {ENQUEUED: 0, PROCESSING: 1, SUCCEEDED: 2, FAILED: 2, CANCELED: 2}
+
+TASK_TYPES: tuple[str, ...] = (
+    "documentAdditionOrUpdate", "documentEdition", "documentDeletion", "settingsUpdate",
+    "indexCreation", "indexDeletion", "indexUpdate", "indexSwap", "taskCancelation",
+    "taskDeletion", "dumpCreation", "snapshotCreation", "export", "upgradeDatabase",
+    "indexCompaction", "networkTopologyChange", "dsrUpdate", "dsrClear",
+)
+_TYPES_BY_LOWER = {name.lower(): name for name in TASK_TYPES}
+
+DEFAULT_TASK_LIMIT = 20
+_U32_MAX = 2**32 - 1
+
+
+# --------------------------------------------------------------------------------------------
+# The record
+
+
+@attrs.frozen
+class NodeTask:
+    """What one node did with its part of a write. `task_uid` None: the node never acknowledged."""
+
+    task_uid: int | None
+    status: str = ENQUEUED
+    error: Mapping[str, Any] | None = None
+
+    @property
+    def acknowledged(self) -> bool:
+        return self.task_uid is not None
+
+
+@attrs.frozen
+class Task:
+    """A Miroir task: enough to render Meilisearch's task object, plus where it went.
+
+    `missed_quorum` holds the (group, shard) pairs whose write missed quorum in that group.
+    """
+
+    uid: int
+    type: str
+    enqueued_at: int
+    index_uid: str | None = None
+    status: str = ENQUEUED
+    details: Mapping[str, Any] | None = None
+    error: Mapping[str, Any] | None = None
+    canceled_by: int | None = None
+    started_at: int | None = None
+    finished_at: int | None = None
+    node_tasks: Mapping[str, NodeTask] = attrs.field(factory=dict)
+    missed_quorum: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def degraded_groups(self) -> tuple[int, ...]:
+        return tuple(sorted({group for group, _ in self.missed_quorum}))
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+
+def task_to_record(task: Task) -> dict[str, Any]:
+    """The storage form of a task: plain JSON types, stable keys. Inverse of task_from_record."""
+    return {
+        "uid": task.uid,
+        "type": task.type,
+        "indexUid": task.index_uid,
+        "status": task.status,
+        "details": None if task.details is None else dict(task.details),
+        "error": None if task.error is None else dict(task.error),
+        "canceledBy": task.canceled_by,
+        "enqueuedAt": task.enqueued_at,
+        "startedAt": task.started_at,
+        "finishedAt": task.finished_at,
+        "nodeTasks": {
+            node: {"taskUid": nt.task_uid, "status": nt.status,
+                   "error": None if nt.error is None else dict(nt.error)}
+            for node, nt in task.node_tasks.items()
+        },
+        "missedQuorum": [[group, shard] for group, shard in task.missed_quorum],
+    }
+
+
+def task_from_record(record: Mapping[str, Any]) -> Task:
+    return Task(
+        uid=record["uid"],
+        type=record["type"],
+        index_uid=record["indexUid"],
+        status=record["status"],
+        details=record["details"],
+        error=record["error"],
+        canceled_by=record["canceledBy"],
+        enqueued_at=record["enqueuedAt"],
+        started_at=record["startedAt"],
+        finished_at=record["finishedAt"],
+        node_tasks={
+            node: NodeTask(nt["taskUid"], nt["status"], nt["error"])
+            for node, nt in record["nodeTasks"].items()
+        },
+        missed_quorum=tuple((group, shard) for group, shard in record["missedQuorum"]),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Status aggregation
+
+
+def aggregate_status(
+    node_tasks: Mapping[str, NodeTask],
+) -> tuple[str, Mapping[str, Any] | None]:
+    """The Miroir status and error implied by the node tasks (see the module docstring)."""
+    acknowledged = {node: nt for node, nt in node_tasks.items() if nt.acknowledged}
+    if not acknowledged:
+        return FAILED, error_body(
+            "miroir_no_quorum", "No node acknowledged this write, so it can never complete."
+        )
+    statuses = {nt.status for nt in acknowledged.values()}
+    if FAILED in statuses:
+        first_failed = min(node for node, nt in acknowledged.items() if nt.status == FAILED)
+        error = acknowledged[first_failed].error
+        if error is None:
+            error = error_body("miroir_node_error", f"Node `{first_failed}` failed this task.")
+        return FAILED, error
+    if CANCELED in statuses:
+        return CANCELED, None
+    if statuses == {SUCCEEDED}:
+        return SUCCEEDED, None
+    if statuses == {ENQUEUED}:
+        return ENQUEUED, None
+    return PROCESSING, None
+
+
+def merge_node_task(current: NodeTask | None, update: NodeTask) -> NodeTask:
+    """The newer of two observations of one node task: statuses never move backwards."""
+    if current is None or not current.acknowledged:
+        return update
+    if not update.acknowledged:
+        return current
+    if _STATUS_RANK[update.status] > _STATUS_RANK[current.status]:
+        return update
+    return current
+
+
+def apply_node_updates(task: Task, updates: Mapping[str, NodeTask], now: int) -> Task:
+    """`task` after observing `updates`, with status, error and times recomputed at `now`.
+
+    startedAt is set the first time the task leaves `enqueued`; finishedAt the first time it
+    reaches a finished status. A finished task keeps its status: later node answers are recorded
+    but do not reopen it (a canceled task stays canceled even if a node later reports success).
+    """
+    for status in (nt.status for nt in updates.values()):
+        if status not in _STATUS_RANK:
+            raise ValueError(f"unknown node task status {status!r}")
+    node_tasks = dict(task.node_tasks)
+    for node, update in updates.items():
+        node_tasks[node] = merge_node_task(node_tasks.get(node), update)
+    if task.is_finished:
+        return attrs.evolve(task, node_tasks=node_tasks)
+    status, error = aggregate_status(node_tasks)
+    started_at = task.started_at
+    if status != ENQUEUED and started_at is None:
+        started_at = now
+    finished_at = task.finished_at
+    if status in FINISHED_STATUSES and finished_at is None:
+        finished_at = now
+    return attrs.evolve(
+        task, node_tasks=node_tasks, status=status, error=error,
+        started_at=started_at, finished_at=finished_at,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering to Meilisearch's JSON shape
+
+
+def format_timestamp(ms: int) -> str:
+    """RFC 3339 in UTC with a `Z`, fraction trimmed of trailing zeros, as Meilisearch prints it."""
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    fraction = ms % 1000
+    if fraction:
+        text += "." + f"{fraction:03d}".rstrip("0")
+    return text + "Z"
+
+
+def format_duration(ms: int | None) -> str | None:
+    """ISO 8601 duration as Meilisearch prints it: `P{d}D` then `T{s}S`, never hours or minutes."""
+    if ms is None or ms < 0:
+        return None
+    days, rest = divmod(ms, 86_400_000)
+    text = "P" + (f"{days}D" if days else "")
+    if rest or not days:
+        seconds, millis = divmod(rest, 1000)
+        text += f"T{seconds}.{millis:03d}S" if millis else f"T{seconds}S"
+    return text
+
+
+def render_task(task: Task) -> dict[str, Any]:
+    """Meilisearch's full task object (GET /tasks/{uid}), fields in Meilisearch's order.
+
+    Miroir has no batches, so `batchUid` is always null. `details` is left out when absent.
+    """
+    duration = None
+    if task.started_at is not None and task.finished_at is not None:
+        duration = task.finished_at - task.started_at
+    body: dict[str, Any] = {
+        "uid": task.uid,
+        "batchUid": None,
+        "indexUid": task.index_uid,
+        "status": task.status,
+        "type": task.type,
+        "canceledBy": task.canceled_by,
+    }
+    if task.details is not None:
+        body["details"] = dict(task.details)
+    body["error"] = None if task.error is None else dict(task.error)
+    body["duration"] = format_duration(duration)
+    body["enqueuedAt"] = format_timestamp(task.enqueued_at)
+    body["startedAt"] = None if task.started_at is None else format_timestamp(task.started_at)
+    body["finishedAt"] = None if task.finished_at is None else format_timestamp(task.finished_at)
+    return body
+
+
+def render_task_summary(task: Task) -> dict[str, Any]:
+    """The summarized task every write answers with."""
+    return {
+        "taskUid": task.uid,
+        "indexUid": task.index_uid,
+        "status": task.status,
+        "type": task.type,
+        "enqueuedAt": format_timestamp(task.enqueued_at),
+    }
+
+
+def render_miroir_fields(task: Task) -> dict[str, Any]:
+    """Miroir's own view of a task (node tasks, missed quorum), for operators, not for SDKs."""
+    return {
+        "nodeTasks": task_to_record(task)["nodeTasks"],
+        "missedQuorum": [{"group": g, "shard": s} for g, s in task.missed_quorum],
+        "degradedGroups": list(task.degraded_groups),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The GET /tasks query
+
+
+@attrs.frozen
+class TaskQuery:
+    """A parsed task filter. None means "no filter"; date bounds are exclusive, in nanoseconds.
+
+    Date bounds keep the query's own precision (nanoseconds) so a bound like
+    `...T00:00:00.0005Z` compares exactly against millisecond task times.
+    """
+
+    uids: frozenset[int] | None = None
+    batch_uids: frozenset[int] | None = None
+    statuses: frozenset[str] | None = None
+    types: frozenset[str] | None = None
+    index_uids: frozenset[str] | None = None
+    canceled_by: frozenset[int] | None = None
+    after_enqueued_at: int | None = None
+    before_enqueued_at: int | None = None
+    after_started_at: int | None = None
+    before_started_at: int | None = None
+    after_finished_at: int | None = None
+    before_finished_at: int | None = None
+    limit: int = DEFAULT_TASK_LIMIT
+    from_uid: int | None = None
+    reverse: bool = False
+
+    def matches(self, task: Task) -> bool:
+        """Whether `task` passes every filter (ignores limit, from and reverse)."""
+        if self.uids is not None and task.uid not in self.uids:
+            return False
+        if self.batch_uids is not None:
+            return False  # Miroir tasks are never batched, so no batch uid can match.
+        if self.statuses is not None and task.status not in self.statuses:
+            return False
+        if self.types is not None and task.type not in self.types:
+            return False
+        if self.index_uids is not None and task.index_uid not in self.index_uids:
+            return False
+        if self.canceled_by is not None and task.canceled_by not in self.canceled_by:
+            return False
+        for moment, after, before in self.time_bounds(task):
+            if after is None and before is None:
+                continue
+            if moment is None:
+                return False
+            if after is not None and not moment > after:
+                return False
+            if before is not None and not moment < before:
+                return False
+        return True
+
+    def time_bounds(self, task: Task) -> Iterable[tuple[int | None, int | None, int | None]]:
+        """(task time in ms, exclusive lower bound in ms, exclusive upper bound in ms) per date."""
+        yield task.enqueued_at, *self.bounds_ms("enqueued")
+        yield task.started_at, *self.bounds_ms("started")
+        yield task.finished_at, *self.bounds_ms("finished")
+
+    def bounds_ms(self, which: str) -> tuple[int | None, int | None]:
+        """Exclusive millisecond bounds equivalent to the nanosecond ones for integer-ms times.
+
+        t_ms*1e6 > after_ns  <=>  t_ms > floor(after_ns / 1e6);
+        t_ms*1e6 < before_ns <=>  t_ms < ceil(before_ns / 1e6).
+        """
+        after = getattr(self, f"after_{which}_at")
+        before = getattr(self, f"before_{which}_at")
+        return (
+            None if after is None else after // 1_000_000,
+            None if before is None else -((-before) // 1_000_000),
+        )
+
+    @property
+    def has_filters(self) -> bool:
+        """Whether any filter is set (cancel and delete refuse to act on everything)."""
+        return any(
+            getattr(self, field.name) is not None
+            for field in attrs.fields(TaskQuery)
+            if field.name not in ("limit", "from_uid", "reverse")
+        )
+
+
+@attrs.frozen
+class TaskPage:
+    """One page of GET /tasks: `from_` is the first uid shown, `next` the uid of the next page."""
+
+    results: tuple[Task, ...]
+    total: int
+    limit: int
+    from_: int | None
+    next: int | None
+
+
+def render_task_page(page: TaskPage) -> dict[str, Any]:
+    return {
+        "results": [render_task(task) for task in page.results],
+        "total": page.total,
+        "limit": page.limit,
+        "from": page.from_,
+        "next": page.next,
+    }
+
+
+def page_after_cursor(query: TaskQuery, uid: int) -> bool:
+    """Whether `uid` is at or past the `from` cursor in the query's direction."""
+    if query.from_uid is None:
+        return True
+    return uid >= query.from_uid if query.reverse else uid <= query.from_uid
+
+
+def select_page(matching: Iterable[Task], query: TaskQuery) -> TaskPage:
+    """The page of `matching` (tasks that already passed `query.matches`) the query asks for.
+
+    Order is uid descending (newest first), ascending with `reverse`. `total` ignores from and
+    limit. Like Meilisearch, one task beyond the limit is looked at to know `next`.
+    """
+    ordered = sorted(matching, key=lambda task: task.uid, reverse=not query.reverse)
+    window = [task for task in ordered if page_after_cursor(query, task.uid)][: query.limit + 1]
+    return page_from_window(window, total=len(ordered), query=query)
+
+
+def page_from_window(window: Sequence[Task], total: int, query: TaskQuery) -> TaskPage:
+    """Build the page from up to limit+1 tasks in display order, starting at the cursor."""
+    results = tuple(window[: query.limit])
+    next_uid = window[query.limit].uid if len(window) > query.limit else None
+    from_uid = results[0].uid if results else None
+    return TaskPage(results=results, total=total, limit=query.limit, from_=from_uid, next=next_uid)
+
+
+_LIST_PARAMS = {
+    "uids": "uids", "batchUids": "batch_uids", "canceledBy": "canceled_by",
+    "statuses": "statuses", "types": "types", "indexUids": "index_uids",
+}
+_DATE_PARAMS = {
+    "afterEnqueuedAt": "after_enqueued_at", "beforeEnqueuedAt": "before_enqueued_at",
+    "afterStartedAt": "after_started_at", "beforeStartedAt": "before_started_at",
+    "afterFinishedAt": "after_finished_at", "beforeFinishedAt": "before_finished_at",
+}
+_PAGINATION_PARAMS = ("limit", "from", "reverse")
+_PARAM_ORDER = (
+    "limit", "from", "reverse", "batchUids", "uids", "canceledBy", "types", "statuses",
+    "indexUids", "afterEnqueuedAt", "beforeEnqueuedAt", "afterStartedAt", "beforeStartedAt",
+    "afterFinishedAt", "beforeFinishedAt",
+)
+_ERROR_CODES = {
+    "limit": "invalid_task_limit", "from": "invalid_task_from", "reverse": "invalid_task_reverse",
+    "uids": "invalid_task_uids", "batchUids": "invalid_batch_uids",
+    "canceledBy": "invalid_task_canceled_by", "statuses": "invalid_task_statuses",
+    "types": "invalid_task_types", "indexUids": "invalid_index_uid",
+    "afterEnqueuedAt": "invalid_task_after_enqueued_at",
+    "beforeEnqueuedAt": "invalid_task_before_enqueued_at",
+    "afterStartedAt": "invalid_task_after_started_at",
+    "beforeStartedAt": "invalid_task_before_started_at",
+    "afterFinishedAt": "invalid_task_after_finished_at",
+    "beforeFinishedAt": "invalid_task_before_finished_at",
+}
+_INDEX_UID = re.compile(r"[A-Za-z0-9_-]{1,400}")
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))"
+)
+_BARE_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_task_query(params: Mapping[str, str], *, for_cancel_or_delete: bool = False) -> TaskQuery:
+    """Parse GET /tasks (or, with `for_cancel_or_delete`, POST /tasks/cancel and DELETE /tasks).
+
+    Raises MeiliError with Meilisearch's code: `bad_request` for an unknown parameter, the
+    parameter's own `invalid_*` code for a bad value, `missing_task_filters` when cancel/delete
+    has no filter at all.
+    """
+    allowed = [p for p in _PARAM_ORDER if not (for_cancel_or_delete and p in _PAGINATION_PARAMS)]
+    fields: dict[str, Any] = {}
+    for name, raw in params.items():
+        if name not in allowed:
+            expected = ", ".join(f"`{p}`" for p in allowed)
+            raise MeiliError("bad_request", f"Unknown parameter `{name}`: expected one of {expected}")
+        if name == "limit":
+            fields["limit"] = _parse_u32(name, raw)
+        elif name == "from":
+            fields["from_uid"] = _parse_u32(name, raw)
+        elif name == "reverse":
+            fields["reverse"] = _parse_bool(name, raw)
+        elif name in _LIST_PARAMS:
+            fields[_LIST_PARAMS[name]] = _parse_list(name, raw)
+        else:
+            fields[_DATE_PARAMS[name]] = _parse_date(name, raw)
+    query = TaskQuery(**fields)
+    if for_cancel_or_delete and not query.has_filters:
+        # Meilisearch's message names the filters that would have been accepted.
+        names = ", ".join(f"`{p}`" for p in allowed if p != "batchUids")
+        raise MeiliError(
+            "missing_task_filters",
+            f"Query parameters to filter the tasks are missing. Available query parameters are: {names}.",
+        )
+    return query
+
+
+def _invalid(name: str, detail: str) -> MeiliError:
+    return MeiliError(_ERROR_CODES[name], f"Invalid value in parameter `{name}`: {detail}")
+
+
+def _parse_u32(name: str, raw: str) -> int:
+    text = raw.strip()
+    if not text.isdigit() or not text.isascii() or int(text) > _U32_MAX:
+        raise _invalid(name, f"could not parse `{raw}` as a positive integer")
+    return int(text)
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    if raw.strip() in ("true", "false"):
+        return raw.strip() == "true"
+    raise _invalid(name, f"could not parse `{raw}` as a boolean, expected either `true` or `false`")
+
+
+def _parse_list(name: str, raw: str) -> frozenset[Any] | None:
+    items = [item.strip() for item in raw.split(",")]
+    if "*" in items:
+        return None
+    if name in ("uids", "batchUids", "canceledBy"):
+        return frozenset(_parse_u32(name, item) for item in items)
+    if name == "statuses":
+        parsed = set()
+        for item in items:
+            if item.lower() not in STATUSES:
+                raise _invalid(name, f"`{item}` is not a valid task status. Available statuses are "
+                               + ", ".join(f"`{s}`" for s in STATUSES) + ".")
+            parsed.add(item.lower())
+        return frozenset(parsed)
+    if name == "types":
+        parsed = set()
+        for item in items:
+            if item.lower() not in _TYPES_BY_LOWER:
+                raise _invalid(name, f"`{item}` is not a valid task type. Available types are "
+                               + ", ".join(f"`{t}`" for t in TASK_TYPES) + ".")
+            parsed.add(_TYPES_BY_LOWER[item.lower()])
+        return frozenset(parsed)
+    for item in items:  # indexUids
+        if not _INDEX_UID.fullmatch(item):
+            raise MeiliError(
+                "invalid_index_uid",
+                f"Invalid value in parameter `{name}`: `{item}` is not a valid index uid. Index "
+                "uid can be an integer or a string containing only alphanumeric characters, "
+                "hyphens (-) and underscores (_), and can not be more than 400 bytes.",
+            )
+    return frozenset(items)
+
+
+def _parse_date(name: str, raw: str) -> int | None:
+    """Nanoseconds since the epoch; a bare date means midnight, or the next midnight for after*."""
+    text = raw.strip()
+    if text == "*":
+        return None
+    try:
+        if match := _RFC3339.fullmatch(text):
+            year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+            fraction = (match.group(7) or "")[:9].ljust(9, "0")
+            offset = timedelta(0)
+            if match.group(9):
+                offset = timedelta(hours=int(match.group(10)), minutes=int(match.group(11)))
+                if match.group(9) == "-":
+                    offset = -offset
+            moment = datetime(year, month, day, hour, minute, second, tzinfo=UTC) - offset
+            return _nanos(moment) + int(fraction)
+        if match := _BARE_DATE.fullmatch(text):
+            day_start = date(*(int(g) for g in match.groups()))
+            if name.startswith("after"):
+                day_start += timedelta(days=1)
+            return _nanos(datetime(day_start.year, day_start.month, day_start.day, tzinfo=UTC))
+    except (ValueError, OverflowError):
+        pass
+    raise _invalid(
+        name, f"`{raw}` is an invalid date-time. It should follow the YYYY-MM-DD or RFC 3339 "
+        "date-time format."
+    )
+
+
+def _nanos(moment: datetime) -> int:
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000

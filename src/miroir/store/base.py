@@ -1,0 +1,159 @@
+"""The store protocol: Miroir's durable state, shared by every proxy process.
+
+What lives here: task records (miroir.core.tasks.Task) with cluster-wide integer uids,
+idempotency keys, per-(index, node) settings versions and leases. Every method is async (trio)
+and every time is an integer of milliseconds since the epoch passed in by the caller, so the
+simulator can drive a store with virtual time.
+
+Concurrency contract, for every backend: anything two proxies could race on is atomic in the
+backend itself (task uid allocation, `modify_task`, idempotency claims, settings version bumps,
+leases), never a read followed by a write in Python without a transaction around it.
+
+This module owns the protocol, the value types and the errors. It must never import a backend
+client (sqlite3, redis) and never hold state; backends live beside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+import attrs
+
+from miroir.core.tasks import Task, TaskPage, TaskQuery
+
+DEFAULT_TASK_TTL_MS = 7 * 24 * 3600 * 1000
+
+
+class StoreError(Exception):
+    """The store could not do what was asked (backend failure, corrupt record)."""
+
+
+class StoreUnavailable(StoreError):
+    """The backend cannot be reached or opened. Raised by open_store at startup, never a hang."""
+
+
+@attrs.frozen
+class IdempotencyRecord:
+    """A client's idempotency key: the body it came with, the task it produced, when it lapses."""
+
+    key: str
+    body_hash: str
+    task_uid: int
+    expires_at: int
+
+
+@attrs.frozen
+class Lease:
+    """A named lease. `token` increases on every change of holder: a fencing token."""
+
+    name: str
+    holder: str
+    expires_at: int
+    token: int
+
+
+class Store(Protocol):
+    """Durable state shared by proxies. All times are integer milliseconds since the epoch."""
+
+    task_ttl_ms: int
+
+    async def close(self) -> None:
+        """Release connections and threads. The data stays."""
+
+    # ---- tasks
+    async def allocate_task_uid(self) -> int:
+        """A task uid never handed out before by any store instance sharing this backend.
+
+        Uids increase: a uid allocated after another one returned is larger.
+        """
+
+    async def put_task(self, task: Task) -> None:
+        """Insert or replace the task with `task.uid`."""
+
+    async def get_task(self, uid: int) -> Task | None:
+        ...
+
+    async def modify_task(self, uid: int, change: Callable[[Task], Task]) -> Task | None:
+        """Atomically replace task `uid` by `change(task)`; None if there is no such task.
+
+        `change` must be pure: a backend may call it again when another writer raced it.
+        """
+
+    async def list_tasks(self, query: TaskQuery) -> TaskPage:
+        """Meilisearch's GET /tasks over the stored tasks (filters, order, from, limit, total)."""
+
+    async def delete_tasks(self, uids: Iterable[int]) -> int:
+        """Delete these tasks; returns how many existed."""
+
+    async def prune_tasks(self, now: int) -> int:
+        """Delete tasks that finished (or, if never finished, were enqueued) more than
+        `task_ttl_ms` before `now`, and idempotency keys that expired by `now`.
+        Returns the number of tasks deleted."""
+
+    # ---- idempotency keys
+    async def claim_idempotency_key(
+        self, key: str, body_hash: str, task_uid: int, now: int, ttl_ms: int
+    ) -> IdempotencyRecord:
+        """Record `key` unless an unexpired record exists; return whichever record now stands.
+
+        The caller won the key iff the returned record's task_uid is its own.
+        """
+
+    async def get_idempotency_key(self, key: str, now: int) -> IdempotencyRecord | None:
+        ...
+
+    # ---- settings versions
+    async def allocate_settings_version(self, index_uid: str) -> int:
+        """The next settings version of an index: 1, 2, 3, ... across all proxies."""
+
+    async def get_settings_versions(self, index_uid: str) -> dict[str, int]:
+        """node id -> settings version applied on that node, for one index."""
+
+    async def record_settings_version(self, index_uid: str, node_id: str, version: int) -> int:
+        """Raise the node's version to `version` (never lowers it); returns the stored version."""
+
+    async def delete_settings_versions(self, index_uid: str) -> None:
+        """Forget an index's settings versions (index deleted)."""
+
+    # ---- leases
+    async def acquire_lease(self, name: str, holder: str, now: int, ttl_ms: int) -> Lease | None:
+        """Take the lease if it is free or expired (new token), or extend it if `holder` already
+        has it (same token). None if someone else holds it."""
+
+    async def renew_lease(self, name: str, holder: str, now: int, ttl_ms: int) -> Lease | None:
+        """Extend a lease `holder` still holds; None if it expired or changed hands."""
+
+    async def release_lease(self, name: str, holder: str) -> bool:
+        """Give the lease up if `holder` has it; True if it was released."""
+
+    async def get_lease(self, name: str, now: int) -> Lease | None:
+        """The unexpired lease on `name`, if any."""
+
+
+# ---- lease rules, shared by the backends that run them in Python (SQLite, memory). The Redis
+# backend runs the same rules in Lua; tests/store holds both to one behaviour.
+
+
+def lease_after_acquire(
+    current: Lease | None, name: str, holder: str, now: int, ttl_ms: int
+) -> Lease | None:
+    """The lease to store when `holder` asks for it at `now`, or None when someone else has it."""
+    if current is not None and current.expires_at > now:
+        if current.holder != holder:
+            return None
+        return attrs.evolve(current, expires_at=now + ttl_ms)
+    token = 1 if current is None else current.token + 1
+    return Lease(name=name, holder=holder, expires_at=now + ttl_ms, token=token)
+
+
+def lease_after_renew(current: Lease | None, holder: str, now: int, ttl_ms: int) -> Lease | None:
+    """The extended lease, or None when `holder` no longer holds an unexpired lease."""
+    if current is None or current.holder != holder or current.expires_at <= now:
+        return None
+    return attrs.evolve(current, expires_at=now + ttl_ms)
+
+
+def task_expiry_base(task: Task) -> int:
+    """The moment a task's TTL counts from: when it finished, or when it was enqueued."""
+    return task.enqueued_at if task.finished_at is None else task.finished_at
