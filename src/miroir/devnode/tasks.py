@@ -1,0 +1,231 @@
+"""Task records, their JSON views, and the task filters of GET/DELETE /tasks and /tasks/cancel.
+
+Owns the shape of a task as Meilisearch shows it (summary on enqueue, full view later; field
+order from reference/meilisearch-api.md §2) and the parsing/matching of task query filters.
+It never applies a task: the engine decides when a task runs and what it does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from miroir.core.errors import MeiliError
+from miroir.devnode import deserr
+from miroir.devnode.timefmt import iso_duration, parse_filter_date, rfc3339
+from miroir.devnode.uids import check_index_uid
+
+STATUSES = ("enqueued", "processing", "succeeded", "failed", "canceled")
+FINISHED = frozenset(("succeeded", "failed", "canceled"))
+TYPES = (
+    "documentAdditionOrUpdate", "documentEdition", "documentDeletion", "settingsUpdate",
+    "indexCreation", "indexDeletion", "indexUpdate", "indexSwap", "taskCancelation",
+    "taskDeletion", "dumpCreation", "snapshotCreation", "export", "upgradeDatabase",
+    "indexCompaction", "networkTopologyChange",
+)
+_STATUS_BY_LOWER = {name.lower(): name for name in STATUSES}
+_TYPE_BY_LOWER = {name.lower(): name for name in TYPES}
+
+
+@dataclass(eq=False)
+class Task:
+    uid: int
+    index_uid: str | None
+    type: str
+    enqueued_at: datetime
+    details: dict[str, Any] | None
+    # What the task will do when it runs; private to the engine, never shown.
+    payload: dict[str, Any] = field(default_factory=dict)
+    status: str = "enqueued"
+    batch_uid: int | None = None
+    canceled_by: int | None = None
+    error: dict[str, str] | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    custom_metadata: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The 202 body of the write that enqueued this task."""
+        view: dict[str, Any] = {
+            "taskUid": self.uid,
+            "indexUid": self.index_uid,
+            "status": "enqueued",
+            "type": self.type,
+            "enqueuedAt": rfc3339(self.enqueued_at),
+        }
+        if self.custom_metadata is not None:
+            view["customMetadata"] = self.custom_metadata
+        return view
+
+    def view(self) -> dict[str, Any]:
+        """GET /tasks/{uid}: the full task."""
+        view: dict[str, Any] = {
+            "uid": self.uid,
+            "batchUid": self.batch_uid,
+            "indexUid": self.index_uid,
+            "status": self.status,
+            "type": self.type,
+            "canceledBy": self.canceled_by,
+        }
+        if self.details is not None:
+            view["details"] = dict(self.details)
+        view["error"] = self.error
+        if self.started_at is not None and self.finished_at is not None:
+            view["duration"] = iso_duration(self.finished_at - self.started_at)
+        else:
+            view["duration"] = None
+        view["enqueuedAt"] = rfc3339(self.enqueued_at)
+        view["startedAt"] = rfc3339(self.started_at) if self.started_at else None
+        view["finishedAt"] = rfc3339(self.finished_at) if self.finished_at else None
+        if self.custom_metadata is not None:
+            view["customMetadata"] = self.custom_metadata
+        return view
+
+
+_DATE_FILTERS = (
+    ("beforeEnqueuedAt", "enqueued_at", False), ("afterEnqueuedAt", "enqueued_at", True),
+    ("beforeStartedAt", "started_at", False), ("afterStartedAt", "started_at", True),
+    ("beforeFinishedAt", "finished_at", False), ("afterFinishedAt", "finished_at", True),
+)
+_FILTER_PARAMS = (
+    "batchUids", "uids", "canceledBy", "types", "statuses", "indexUids",
+    *(name for name, _, _ in _DATE_FILTERS),
+)
+_PAGING_PARAMS = ("limit", "from", "reverse")
+
+
+@dataclass
+class TaskFilter:
+    uids: frozenset[int] | None = None
+    batch_uids: frozenset[int] | None = None
+    canceled_by: frozenset[int] | None = None
+    statuses: frozenset[str] | None = None
+    types: frozenset[str] | None = None
+    index_uids: frozenset[str] | None = None
+    # (attribute of Task, bound, is_after) for each date filter given.
+    dates: tuple[tuple[str, datetime, bool], ...] = ()
+
+    def is_empty(self) -> bool:
+        return not self.dates and all(
+            value is None
+            for value in (self.uids, self.batch_uids, self.canceled_by, self.statuses,
+                          self.types, self.index_uids)
+        )
+
+    def matches(self, task: Task) -> bool:
+        if self.uids is not None and task.uid not in self.uids:
+            return False
+        if self.batch_uids is not None and task.batch_uid not in self.batch_uids:
+            return False
+        if self.canceled_by is not None and task.canceled_by not in self.canceled_by:
+            return False
+        if self.statuses is not None and task.status not in self.statuses:
+            return False
+        if self.types is not None and task.type not in self.types:
+            return False
+        if self.index_uids is not None and task.index_uid not in self.index_uids:
+            return False
+        for attribute, bound, is_after in self.dates:
+            instant = getattr(task, attribute)
+            if instant is None:
+                return False
+            if (instant <= bound) if is_after else (instant >= bound):
+                return False
+        return True
+
+
+@dataclass
+class TaskQuery:
+    filter: TaskFilter
+    limit: int = 20
+    from_uid: int | None = None
+    reverse: bool = False
+
+
+def _items(text: str) -> list[str] | None:
+    """A comma list; `*` anywhere means no filter."""
+    items = [item.strip() for item in text.split(",")]
+    return None if "*" in items else items
+
+
+def _uid_set(code: str, name: str, text: str) -> frozenset[int] | None:
+    items = _items(text)
+    if items is None:
+        return None
+    return frozenset(deserr.parse_query_usize(code, name, item) for item in items)
+
+
+def parse_task_query(pairs: Iterable[tuple[str, str]], *, paging: bool) -> TaskQuery:
+    """GET /tasks (paging=True) or DELETE /tasks and POST /tasks/cancel (paging=False)."""
+    allowed = (_PAGING_PARAMS + _FILTER_PARAMS) if paging else _FILTER_PARAMS
+    query = TaskQuery(TaskFilter())
+    found = query.filter
+    dates = []
+    for name, text in pairs:
+        if name not in allowed:
+            raise deserr.unknown_parameter(name, allowed)
+        if name == "limit":
+            query.limit = deserr.parse_query_usize("invalid_task_limit", name, text)
+        elif name == "from":
+            query.from_uid = deserr.parse_query_usize("invalid_task_from", name, text)
+        elif name == "reverse":
+            query.reverse = deserr.parse_query_bool("invalid_task_reverse", name, text)
+        elif name == "uids":
+            found.uids = _uid_set("invalid_task_uids", name, text)
+        elif name == "batchUids":
+            found.batch_uids = _uid_set("invalid_batch_uids", name, text)
+        elif name == "canceledBy":
+            found.canceled_by = _uid_set("invalid_task_canceled_by", name, text)
+        elif name == "statuses":
+            found.statuses = _named_set(text, _STATUS_BY_LOWER, "statuses", "status", STATUSES)
+        elif name == "types":
+            found.types = _named_set(text, _TYPE_BY_LOWER, "types", "type", TYPES)
+        elif name == "indexUids":
+            items = _items(text)
+            if items is not None:
+                for item in items:
+                    check_index_uid(item)
+                found.index_uids = frozenset(items)
+        else:
+            attribute, is_after = next((a, after) for n, a, after in _DATE_FILTERS if n == name)
+            bound = parse_filter_date(text, is_after_bound=is_after)
+            if bound is None:
+                code = "invalid_task_" + "".join("_" + c.lower() if c.isupper() else c for c in name)
+                raise MeiliError(
+                    code,
+                    f"`{text}` is an invalid date-time. It should follow the YYYY-MM-DD or "
+                    "RFC 3339 date-time format.",
+                )
+            dates.append((attribute, bound, is_after))
+    found.dates = tuple(dates)
+    return query
+
+
+def _named_set(
+    text: str, by_lower: dict[str, str], param: str, noun: str, names: tuple[str, ...]
+) -> frozenset[str] | None:
+    items = _items(text)
+    if items is None:
+        return None
+    chosen = set()
+    for item in items:
+        name = by_lower.get(item.lower())
+        if name is None:
+            listed = ", ".join(f"`{n}`" for n in names)
+            raise deserr.bad_parameter(
+                f"invalid_task_{param}", param,
+                f"`{item}` is not a valid task {noun}. Available {param} are {listed}.",
+            )
+        chosen.add(name)
+    return frozenset(chosen)
+
+
+def missing_filters_error(action: str) -> MeiliError:
+    listed = ", ".join(f"`{name}`" for name in _FILTER_PARAMS)
+    return MeiliError(
+        "missing_task_filters",
+        f"Query parameters to filter the tasks to {action} are missing. Available query "
+        f"parameters are: {listed}.",
+    )

@@ -1,0 +1,60 @@
+"""Meilisearch's date and duration text: RFC 3339 instants, ISO 8601 durations, filter dates.
+
+Owns only formatting and parsing of time values; it never reads a clock (instants are passed in).
+Formats follow reference/meilisearch-api.md §2: UTC with a `Z` suffix, the fraction trimmed of
+trailing zeros; durations as `P[nD]T<secs>[.fff|.ffffff]S` counted within the day.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+
+def rfc3339(instant: datetime) -> str:
+    """`2024-08-08T17:05:55.5Z`: UTC, fraction without trailing zeros, none on a whole second."""
+    instant = instant.astimezone(UTC)
+    text = instant.strftime("%Y-%m-%dT%H:%M:%S")
+    if instant.microsecond:
+        text += "." + f"{instant.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
+def iso_duration(span: timedelta) -> str | None:
+    """`PT0.011S`, `PT1S`, `P1DT5S`; None for a negative span (Meilisearch sends null)."""
+    if span < timedelta(0):
+        return None
+    days, seconds, micros = span.days, span.seconds, span.microseconds
+    text = "P" + (f"{days}D" if days else "")
+    if days and not seconds and not micros:
+        return text
+    if micros == 0:
+        fraction = ""
+    elif micros % 1000 == 0:
+        fraction = f".{micros // 1000:03d}"
+    else:
+        fraction = f".{micros:06d}"
+    return f"{text}T{seconds}{fraction}S"
+
+
+def parse_filter_date(text: str, *, is_after_bound: bool) -> datetime | None:
+    """A task-filter date: full RFC 3339, or `YYYY-MM-DD`; None when it is neither.
+
+    A bare date as an `after*` bound means midnight of the next day (both bounds are exclusive,
+    so "after 2024-01-01" skips the whole of that day); as a `before*` bound, midnight of it.
+    """
+    if len(text) == 10:
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            return None
+        midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        return midnight + timedelta(days=1) if is_after_bound else midnight
+    if "T" not in text and "t" not in text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:  # RFC 3339 requires an offset
+        return None
+    return parsed.astimezone(UTC)
