@@ -1,0 +1,135 @@
+"""The global order of hits from different shards: one sort key per hit, read from its details.
+
+Owns `ranking_key(details)`, `sort_value_key(value, ascending)` and `score_key(hit)`. It never
+reorders anything itself; `miroir.core.merge` sorts with these keys.
+
+Theory. Inside one index Meilisearch's bucket sort orders hits lexicographically by the
+ranking rules in their configured order (reference/meilisearch-ranking.md §1, §5). Every
+relevancy rule reports `score = rank / maxRank` in `_rankingScoreDetails`, and that number
+depends only on the document and the query, never on the rest of the corpus; a `sort` rule
+reports the document's `value` instead. So a tuple with one element per detail entry, in the
+details' `order`, compares two hits from *different* shards exactly as one node holding both
+would: relevancy rules by score descending, sort rules by value in their direction, with
+Meilisearch's buckets (numbers, then strings, then no value; strings by bytes).
+
+Without a `sort` rule the tuple collapses: `_rankingScore` is the lexicographic fold of the
+same ranks (`s(r1..rn) = (r1 - 1 + s(r2..rn)) / m1`), so comparing it alone gives the same
+order. That is the fast path (`score_key`). As soon as a `sort` rule sits between relevancy
+rules the fold skips it and the full tuple is required.
+
+Exact ties (identical details) are not decided here: the merge sorts stably, so ties keep the
+order of the node bodies and, inside a body, the node's own order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+# Sort-value buckets, in Meilisearch's order for asc and desc alike.
+_NUMBER, _STRING, _MISSING, _HIDDEN = 0, 1, 2, 3
+
+# How each detail entry is read, decided once per entry name.
+_RELEVANCY, _SORT, _GEO, _VECTOR, _SKIPPED, _PIN = range(6)
+
+
+def _desc_string(text: str) -> tuple[int, ...]:
+    """A key that orders strings by descending bytes (UTF-8 order = code point order).
+
+    Negated code points, then a terminator larger than any of them, so a prefix sorts after
+    the strings it prefixes ("abc" before "ab" when descending).
+    """
+    return (*(-ord(ch) for ch in text), 1)
+
+
+def sort_value_key(value: Any, ascending: bool) -> tuple:
+    """The key of one `sort` detail value: numbers, then strings, then missing, either way."""
+    if value is None:
+        return (_MISSING,)
+    if isinstance(value, bool):  # booleans are string facets in Meilisearch
+        value = "true" if value else "false"
+    if isinstance(value, int | float):
+        return (_NUMBER, value if ascending else -value)
+    if isinstance(value, str):
+        if value == "<hidden>":
+            return (_HIDDEN,)
+        return (_STRING, value) if ascending else (_STRING, _desc_string(value))
+    return (_HIDDEN,)
+
+
+def _entry_kind(name: str) -> tuple[int, bool]:
+    if name.startswith("_geoPoint("):
+        return _GEO, name.endswith(":asc")
+    if name.endswith(":asc"):
+        return _SORT, True
+    if name.endswith(":desc"):
+        return _SORT, False
+    if name.startswith("<hidden-rule-"):
+        return _SORT, True  # value is "<hidden>" whatever the direction
+    if name == "vectorSort":
+        return _VECTOR, False
+    if name == "skipped":
+        return _SKIPPED, False
+    if name == "pin":
+        return _PIN, True
+    return _RELEVANCY, False
+
+
+class RankingKeys:
+    """Builds `ranking_key`s, remembering how each detail entry name is read.
+
+    One instance per merge: entry names repeat on every hit, so classifying them once keeps
+    the per-hit work to a dictionary walk.
+    """
+
+    __slots__ = ("_kinds",)
+
+    def __init__(self) -> None:
+        self._kinds: dict[str, tuple[int, bool]] = {}
+
+    def key(self, details: Mapping[str, Any]) -> tuple:
+        kinds = self._kinds
+        parts: list[Any] = []
+        for name, entry in details.items():
+            kind = kinds.get(name)
+            if kind is None:
+                kind = kinds[name] = _entry_kind(name)
+            what, ascending = kind
+            if what == _RELEVANCY:
+                parts.append((0, -entry["score"]))
+            elif what == _SORT:
+                parts.append(sort_value_key(entry.get("value"), ascending))
+            elif what == _GEO:
+                distance = entry.get("distance")
+                if entry.get("value") is None or distance is None:
+                    parts.append((_MISSING,))
+                else:
+                    parts.append((_NUMBER, distance if ascending else -distance))
+            elif what == _VECTOR:
+                parts.append((0, -(entry.get("similarity") or 0.0)))
+            elif what == _PIN:
+                parts.append((0, entry.get("position", 0)))
+            else:  # skipped: the cutoff stopped ranking here, every hit ties
+                parts.append((0, 0.0))
+        return tuple(parts)
+
+
+def details_in_order(details: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`details` in the order of their `order` fields (nodes emit them ordered already)."""
+    previous = -1
+    for entry in details.values():
+        position = entry.get("order", previous + 1) if isinstance(entry, Mapping) else previous + 1
+        if position < previous:
+            return dict(sorted(details.items(), key=lambda item: item[1].get("order", 0)))
+        previous = position
+    return details
+
+
+def ranking_key(details: Mapping[str, Any]) -> tuple:
+    """The rule-by-rule key of one hit from its `_rankingScoreDetails` (smaller sorts first)."""
+    return RankingKeys().key(details_in_order(details))
+
+
+def score_key(hit: Mapping[str, Any]) -> float:
+    """The fast-path key when no rule reports a value: global score, descending."""
+    return -hit.get("_rankingScore", 0.0)

@@ -1,0 +1,262 @@
+"""Rewriting a client's search into the query every shard answers, and what the merge must remember.
+
+Owns `plan_node_query(params, settings) -> NodePlan` and `restrict_to_shards(node_params,
+shards)`. It never sends anything and never looks at an answer: `miroir.core.merge` reads the
+plan back when the node bodies arrive.
+
+The rewrite, and why each part is needed for an exact merge:
+
+- Pagination. The client's window `[offset, offset+limit)` of the merged list can only be cut
+  after the merge, so every shard is asked for its own first `offset+limit` hits (`offset: 0`).
+  Page mode (`page`/`hitsPerPage`) is translated the same way into `page: 1,
+  hitsPerPage: offset+limit`, which keeps the nodes exhaustive (exact `totalHits`). Both are
+  first capped by `pagination.maxTotalHits` exactly as Meilisearch caps them:
+  `offset' = min(offset, M)`, `limit' = min(limit, M - offset')`.
+- Order. `showRankingScore` and `showRankingScoreDetails` are forced on: the merge compares
+  hits rule by rule from the details. The client sees them only if it asked.
+- Sort and distinct. When the client narrows `attributesToRetrieve`, the fields of its `sort`
+  and the distinct attribute are added so the merge can read them, and listed in
+  `NodePlan.added_fields` to be removed again (from the hit, `_formatted` and `_matchesPosition`).
+- Shards. A node that holds more shards than the covering set gave it must answer only for those
+  it was given: `restrict_to_shards` ANDs `_miroir_shard IN [...]` onto the client's filter
+  (array form, so the client's filter is never re-parsed). This needs `_miroir_shard` in the
+  nodes' filterableAttributes; the merge strips `_miroir_*` facets it may cause.
+
+Everything else in the request (q, filter, facets, highlighting, cropping, matchingStrategy,
+rankingScoreThreshold...) is passed through unchanged: each of those is per-document and gives
+the same answer on a shard as on one big node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from miroir.core.errors import MeiliError
+
+SHARD_FIELD = "_miroir_shard"
+DEFAULT_LIMIT = 20
+DEFAULT_HITS_PER_PAGE = 20
+DEFAULT_MAX_TOTAL_HITS = 1000
+DEFAULT_MAX_VALUES_PER_FACET = 100
+
+
+@dataclass(frozen=True, slots=True)
+class SortRule:
+    """One entry of the client's `sort`: a field (or `_geoPoint(lat, lng)`) and its direction."""
+
+    field: str
+    ascending: bool
+
+    @property
+    def is_geo(self) -> bool:
+        return self.field.startswith("_geoPoint(")
+
+
+@dataclass(frozen=True, slots=True)
+class NodePlan:
+    """The params every shard gets, and what the merge must remember about the client's request.
+
+    `offset`/`limit` are the client's window in the merged list after the maxTotalHits cap;
+    `fetch_limit` is how many hits each node was asked for (it grows on a distinct refetch).
+    """
+
+    node_params: dict[str, Any]
+    query: str
+    page_mode: bool
+    offset: int
+    limit: int
+    requested_offset: int
+    requested_limit: int
+    page: int
+    hits_per_page: int
+    fetch_limit: int
+    max_total_hits: int
+    sort: tuple[SortRule, ...]
+    distinct: str | None
+    added_fields: tuple[str, ...]
+    show_ranking_score: bool
+    show_ranking_score_details: bool
+    facets_requested: bool
+    max_values_per_facet: int
+    sort_facet_values_by: Mapping[str, str] = field(default_factory=lambda: {"*": "alpha"})
+
+    @property
+    def needed(self) -> int:
+        """How many merged (post-distinct) hits the client's window reaches into."""
+        return self.offset + self.limit
+
+
+def _bad(code: str, message: str) -> MeiliError:
+    return MeiliError(code, message)
+
+
+def _usize(params: Mapping[str, Any], name: str, code: str, default: int) -> int:
+    value = params.get(name, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _bad(
+            code,
+            f"Invalid value type at `.{name}`: expected a positive integer, "
+            f"but found `{value!r}`",
+        )
+    return value
+
+
+def _bool(params: Mapping[str, Any], name: str, code: str) -> bool:
+    value = params.get(name, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise _bad(code, f"Invalid value type at `.{name}`: expected a boolean, but found `{value!r}`")
+    return value
+
+
+def _string_list(params: Mapping[str, Any], name: str, code: str) -> list[str] | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        # GET search sends comma-separated lists; the proxy may hand them over unsplit.
+        return [part for part in value.split(",") if part]
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise _bad(
+            code, f"Invalid value type at `.{name}`: expected an array of strings, but found `{value!r}`"
+        )
+    return list(value)
+
+
+def parse_sort(entries: Sequence[str] | None) -> tuple[SortRule, ...]:
+    """The client's `sort` as rules; malformed entries give `invalid_search_sort`."""
+    rules: list[SortRule] = []
+    for entry in entries or ():
+        name, sep, direction = entry.rpartition(":")
+        if not sep or not name or direction not in ("asc", "desc"):
+            raise _bad(
+                "invalid_search_sort",
+                f"Invalid syntax for the sort parameter: expected expression ending by "
+                f"`:asc` or `:desc`, found `{entry}`.",
+            )
+        rules.append(SortRule(name, direction == "asc"))
+    return tuple(rules)
+
+
+def _settings_int(settings: Mapping[str, Any], section: str, key: str, default: int) -> int:
+    value = (settings.get(section) or {}).get(key, default)
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def plan_node_query(params: Mapping[str, Any], settings: Mapping[str, Any]) -> NodePlan:
+    """Rewrite the client's search `params` for the shards of an index with these `settings`.
+
+    `settings` is the index's GET /settings dict as the client sees it (missing keys take
+    Meilisearch's defaults). Raises MeiliError for the parameters this rewrite has to read.
+    """
+    max_total_hits = _settings_int(settings, "pagination", "maxTotalHits", DEFAULT_MAX_TOTAL_HITS)
+    max_values = _settings_int(
+        settings, "faceting", "maxValuesPerFacet", DEFAULT_MAX_VALUES_PER_FACET
+    )
+    sort_values_by = (settings.get("faceting") or {}).get("sortFacetValuesBy") or {"*": "alpha"}
+
+    page_mode = params.get("page") is not None or params.get("hitsPerPage") is not None
+    requested_offset = _usize(params, "offset", "invalid_search_offset", 0)
+    requested_limit = _usize(params, "limit", "invalid_search_limit", DEFAULT_LIMIT)
+    page = _usize(params, "page", "invalid_search_page", 1)
+    hits_per_page = _usize(params, "hitsPerPage", "invalid_search_hits_per_page", DEFAULT_HITS_PER_PAGE)
+    if page_mode:
+        # Page 0 is accepted and returns no hits (totals are still computed).
+        raw_offset = (page - 1) * hits_per_page if page > 0 else 0
+        raw_limit = hits_per_page if page > 0 else 0
+    else:
+        raw_offset, raw_limit = requested_offset, requested_limit
+    offset = min(raw_offset, max_total_hits)
+    limit = min(raw_limit, max_total_hits - offset)
+
+    sort = parse_sort(_string_list(params, "sort", "invalid_search_sort"))
+    distinct = params.get("distinct")
+    if distinct is not None and not isinstance(distinct, str):
+        raise _bad(
+            "invalid_search_distinct",
+            f"Invalid value type at `.distinct`: expected a string, but found `{distinct!r}`",
+        )
+    distinct = distinct or settings.get("distinctAttribute") or None
+
+    node_params = dict(params)
+    for name in ("offset", "limit", "page", "hitsPerPage"):
+        node_params.pop(name, None)
+    fetch_limit = offset + limit
+    if page_mode:
+        node_params["page"] = 1
+        node_params["hitsPerPage"] = fetch_limit
+    else:
+        node_params["offset"] = 0
+        node_params["limit"] = fetch_limit
+    node_params["showRankingScore"] = True
+    node_params["showRankingScoreDetails"] = True
+
+    added: list[str] = []
+    to_retrieve = _string_list(params, "attributesToRetrieve", "invalid_search_attributes_to_retrieve")
+    if to_retrieve is not None and "*" not in to_retrieve:
+        wanted = [rule.field for rule in sort if not rule.is_geo]
+        if distinct:
+            wanted.append(distinct)
+        for name in wanted:
+            if name not in to_retrieve and name not in added:
+                added.append(name)
+        node_params["attributesToRetrieve"] = to_retrieve + added
+
+    return NodePlan(
+        node_params=node_params,
+        query=params.get("q") or "",
+        page_mode=page_mode,
+        offset=offset,
+        limit=limit,
+        requested_offset=requested_offset,
+        requested_limit=requested_limit,
+        page=page,
+        hits_per_page=hits_per_page,
+        fetch_limit=fetch_limit,
+        max_total_hits=max_total_hits,
+        sort=sort,
+        distinct=distinct,
+        added_fields=tuple(added),
+        show_ranking_score=_bool(params, "showRankingScore", "invalid_search_show_ranking_score"),
+        show_ranking_score_details=_bool(
+            params, "showRankingScoreDetails", "invalid_search_show_ranking_score_details"
+        ),
+        facets_requested=params.get("facets") is not None,
+        max_values_per_facet=max_values,
+        sort_facet_values_by=dict(sort_values_by),
+    )
+
+
+def with_fetch_limit(plan: NodePlan, fetch_limit: int) -> NodePlan:
+    """The same plan asking every node for `fetch_limit` hits (a distinct refetch)."""
+    node_params = dict(plan.node_params)
+    node_params["hitsPerPage" if plan.page_mode else "limit"] = fetch_limit
+    return replace(plan, node_params=node_params, fetch_limit=fetch_limit)
+
+
+def shard_filter(shards: Sequence[int]) -> str:
+    """The filter expression selecting exactly `shards`."""
+    return f"{SHARD_FIELD} IN [{', '.join(str(int(s)) for s in sorted(shards))}]"
+
+
+def restrict_to_shards(node_params: Mapping[str, Any], shards: Sequence[int]) -> dict[str, Any]:
+    """`node_params` answering only for `shards`: the client's filter AND the shard filter.
+
+    The array form of `filter` is an AND of its elements, so the client's filter (string or
+    array) is kept verbatim and never re-parsed here.
+    """
+    restricted = dict(node_params)
+    own = shard_filter(shards)
+    current = restricted.get("filter")
+    if current is None or current == "" or current == []:
+        restricted["filter"] = own
+    elif isinstance(current, list):
+        restricted["filter"] = [*current, own]
+    else:
+        restricted["filter"] = [current, own]
+    return restricted
