@@ -1,0 +1,101 @@
+"""The health checker: probes every node on a fixed interval and reports each result to the cluster.
+
+Owns the probing loop only: which nodes to probe (whatever `cluster.node_ids()` says at the start
+of a round), how (GET /health through `cluster.transport`, every node at once in one nursery, one
+shared deadline of `timeout_ms`), and when (rounds start every `interval_ms`, at a fixed rate, so
+a slow round does not push the schedule back; a round longer than the interval starts the next one
+at once). It must never decide a node's state itself: every verdict goes to
+`cluster.record_node_result(node_id, ok, now_ms)`, which feeds the core's `HealthCounter` and the
+transition table in `miroir.core.node_state` (thresholds live there and in the config, not here).
+It never raises for a node failure and never retries a probe: the next round is the retry.
+
+A probe is healthy iff the node answered 2xx by the deadline. A 5xx, a 4xx (whatever answers 4xx
+on /health is not a Meilisearch we can use), a transport failure or the deadline are all failures.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+import trio
+
+from miroir.transport.base import Transport, TransportError
+
+HEALTH_PATH = "/health"
+
+
+class HealthCheckedCluster(Protocol):
+    """What the checker needs of `miroir.cluster.runtime.Cluster`."""
+
+    transport: Transport
+
+    def node_ids(self) -> Iterable[str]: ...
+
+    def record_node_result(self, node_id: str, ok: bool, now_ms: int) -> None: ...
+
+
+class HealthSettings(Protocol):
+    """The fields of `miroir.config.HealthConfig` the checker reads."""
+
+    interval_ms: int
+    timeout_ms: int
+
+
+def wall_clock_ms() -> int:
+    """Milliseconds since the epoch: what `record_node_result` stores as "last seen"."""
+    return time.time_ns() // 1_000_000
+
+
+class HealthChecker:
+    """Probe every node every `health_config.interval_ms`; see the module docstring."""
+
+    def __init__(
+        self,
+        cluster: HealthCheckedCluster,
+        health_config: HealthSettings,
+        *,
+        clock_ms: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        self._cluster = cluster
+        self._interval = health_config.interval_ms / 1000
+        self._timeout = health_config.timeout_ms / 1000
+        # The timestamp handed to the cluster; injectable so simulations can use virtual time.
+        self._clock_ms = clock_ms
+        self.rounds = 0
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Probe forever, one round every interval (the first one at once). Cancel to stop."""
+        task_status.started()
+        while True:
+            round_started = trio.current_time()
+            await self.probe_once()
+            await trio.sleep_until(round_started + self._interval)
+
+    async def probe_once(self) -> dict[str, bool]:
+        """One round: probe every node concurrently, then record every verdict. Returns them."""
+        node_ids = list(dict.fromkeys(self._cluster.node_ids()))
+        deadline = trio.current_time() + self._timeout
+        verdicts: dict[str, bool] = {}
+        async with trio.open_nursery() as nursery:
+            for node_id in node_ids:
+                nursery.start_soon(self._probe, node_id, deadline, verdicts)
+        now_ms = self._clock_ms()
+        for node_id in node_ids:
+            self._cluster.record_node_result(node_id, verdicts[node_id], now_ms)
+        self.rounds += 1
+        return verdicts
+
+    async def _probe(self, node_id: str, deadline: float, verdicts: dict[str, bool]) -> None:
+        verdicts[node_id] = False
+        # The transport honours the deadline; the scope is a second fence so that one
+        # misbehaving transport cannot stall the whole round.
+        with trio.move_on_at(deadline):
+            try:
+                response = await self._cluster.transport.request(
+                    node_id, "GET", HEALTH_PATH, deadline=deadline
+                )
+            except TransportError:
+                return
+            verdicts[node_id] = 200 <= response.status < 300
