@@ -1,0 +1,125 @@
+"""The in-process store: plain dicts, for the simulator (virtual time, no threads) and unit tests.
+
+Nothing survives the process and nothing is shared with another process, so it is never a
+production backend. Each method runs to completion without awaiting anything, which makes it
+atomic under trio's cooperative scheduling; that is the whole concurrency story here.
+
+This module owns only the dicts; policy comes from miroir.core.tasks and store.base.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import attrs
+
+from miroir.core.tasks import Task, TaskPage, TaskQuery, select_page
+from miroir.store.base import (
+    DEFAULT_TASK_TTL_MS,
+    IdempotencyRecord,
+    Lease,
+    lease_after_acquire,
+    lease_after_renew,
+    task_expiry_base,
+)
+
+
+class MemoryStore:
+    def __init__(self, task_ttl_ms: int = DEFAULT_TASK_TTL_MS) -> None:
+        self.task_ttl_ms = task_ttl_ms
+        self._last_task_uid = 0
+        self._tasks: dict[int, Task] = {}
+        self._idempotency: dict[str, IdempotencyRecord] = {}
+        self._settings_counters: dict[str, int] = {}
+        self._settings: dict[str, dict[str, int]] = {}
+        self._leases: dict[str, Lease] = {}
+
+    async def close(self) -> None:
+        pass
+
+    async def allocate_task_uid(self) -> int:
+        self._last_task_uid += 1
+        return self._last_task_uid
+
+    async def put_task(self, task: Task) -> None:
+        self._tasks[task.uid] = task
+        self._last_task_uid = max(self._last_task_uid, task.uid)
+
+    async def get_task(self, uid: int) -> Task | None:
+        return self._tasks.get(uid)
+
+    async def modify_task(self, uid: int, change: Callable[[Task], Task]) -> Task | None:
+        if uid not in self._tasks:
+            return None
+        changed = change(self._tasks[uid])
+        if changed.uid != uid:
+            raise ValueError("modify_task cannot change a task's uid")
+        self._tasks[uid] = changed
+        return changed
+
+    async def list_tasks(self, query: TaskQuery) -> TaskPage:
+        return select_page(filter(query.matches, self._tasks.values()), query)
+
+    async def delete_tasks(self, uids: Iterable[int]) -> int:
+        return sum(self._tasks.pop(uid, None) is not None for uid in set(uids))
+
+    async def prune_tasks(self, now: int) -> int:
+        self._idempotency = {k: r for k, r in self._idempotency.items() if r.expires_at > now}
+        cutoff = now - self.task_ttl_ms
+        old = [uid for uid, task in self._tasks.items() if task_expiry_base(task) < cutoff]
+        for uid in old:
+            del self._tasks[uid]
+        return len(old)
+
+    async def claim_idempotency_key(
+        self, key: str, body_hash: str, task_uid: int, now: int, ttl_ms: int
+    ) -> IdempotencyRecord:
+        existing = await self.get_idempotency_key(key, now)
+        if existing is not None:
+            return existing
+        record = IdempotencyRecord(key, body_hash, task_uid, now + ttl_ms)
+        self._idempotency[key] = record
+        return record
+
+    async def get_idempotency_key(self, key: str, now: int) -> IdempotencyRecord | None:
+        record = self._idempotency.get(key)
+        return record if record is not None and record.expires_at > now else None
+
+    async def allocate_settings_version(self, index_uid: str) -> int:
+        self._settings_counters[index_uid] = self._settings_counters.get(index_uid, 0) + 1
+        return self._settings_counters[index_uid]
+
+    async def get_settings_versions(self, index_uid: str) -> dict[str, int]:
+        return dict(self._settings.get(index_uid, {}))
+
+    async def record_settings_version(self, index_uid: str, node_id: str, version: int) -> int:
+        versions = self._settings.setdefault(index_uid, {})
+        versions[node_id] = max(versions.get(node_id, version), version)
+        return versions[node_id]
+
+    async def delete_settings_versions(self, index_uid: str) -> None:
+        self._settings.pop(index_uid, None)
+        self._settings_counters.pop(index_uid, None)
+
+    async def acquire_lease(self, name: str, holder: str, now: int, ttl_ms: int) -> Lease | None:
+        lease = lease_after_acquire(self._leases.get(name), name, holder, now, ttl_ms)
+        if lease is not None:
+            self._leases[name] = lease
+        return lease
+
+    async def renew_lease(self, name: str, holder: str, now: int, ttl_ms: int) -> Lease | None:
+        lease = lease_after_renew(self._leases.get(name), holder, now, ttl_ms)
+        if lease is not None:
+            self._leases[name] = lease
+        return lease
+
+    async def release_lease(self, name: str, holder: str) -> bool:
+        lease = self._leases.get(name)
+        if lease is None or lease.holder != holder or lease.expires_at <= 0:
+            return False
+        self._leases[name] = attrs.evolve(lease, expires_at=0)
+        return True
+
+    async def get_lease(self, name: str, now: int) -> Lease | None:
+        lease = self._leases.get(name)
+        return lease if lease is not None and lease.expires_at > now else None

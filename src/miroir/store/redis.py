@@ -1,0 +1,363 @@
+"""The Redis store: shared state for proxy processes on several machines.
+
+Every key starts with the configured prefix, so several Miroir clusters (or a test run) can
+share one Redis. Layout, with `p` the prefix:
+
+    p task-uid            string   last task uid handed out (INCR)
+    p task:<uid>          string   the task record (JSON, miroir.core.tasks.task_to_record)
+    p tasks               zset     uid -> uid: every stored task, for ordered listing
+    p tasks-expiry        zset     uid -> ms the task's TTL counts from (finished, else enqueued)
+    p idem:<key>          hash     body_hash, task_uid, expires_at
+    p idem-expiry         zset     key -> expires_at
+    p settings-seq        hash     index uid -> last settings version handed out (HINCRBY)
+    p settings:<index>    hash     node id -> settings version applied on that node
+    p lease:<name>        hash     holder, expires_at, token
+
+Races between proxies are settled inside Redis: counters are INCR/HINCRBY, claims, leases and
+monotone version updates are Lua scripts (atomic on the server), and `modify_task` is an
+optimistic WATCH/MULTI transaction retried when another proxy wrote the task in between.
+Expiry times are data compared with the caller's `now`, not Redis TTLs, so a store driven by
+virtual time behaves like one driven by the wall clock. The scripts touch keys they compute,
+which standalone Redis (and Sentinel) allow and Redis Cluster does not.
+
+redis-py's sync client runs in worker threads under the store's limiter (see _threads.py). This
+module owns the key layout and the scripts; it must never decide policy of its own: the lease
+rules in the scripts are the ones of store.base, and tests/store holds every backend to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+import orjson
+import redis
+from redis.exceptions import RedisError, WatchError
+
+from miroir.core.tasks import (
+    Task,
+    TaskPage,
+    TaskQuery,
+    page_after_cursor,
+    page_from_window,
+    task_from_record,
+    task_to_record,
+)
+from miroir.store._threads import ThreadRunner
+from miroir.store.base import (
+    DEFAULT_TASK_TTL_MS,
+    IdempotencyRecord,
+    Lease,
+    StoreError,
+    StoreUnavailable,
+    task_expiry_base,
+)
+
+T = TypeVar("T")
+_CHUNK = 500  # tasks per MGET while listing, keys per script call while pruning
+_MODIFY_ATTEMPTS = 100
+
+# KEYS: task key, tasks zset, expiry zset, uid counter. ARGV: uid, record, expiry base.
+_PUT_TASK = """
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+local last = tonumber(redis.call('GET', KEYS[4]) or '0')
+if tonumber(ARGV[1]) > last then redis.call('SET', KEYS[4], ARGV[1]) end
+return 1
+"""
+
+# KEYS: tasks zset, expiry zset. ARGV: task key prefix, score bound, batch size.
+_PRUNE_TASKS = """
+local uids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, uid in ipairs(uids) do
+  redis.call('DEL', ARGV[1] .. uid)
+  redis.call('ZREM', KEYS[1], uid)
+  redis.call('ZREM', KEYS[2], uid)
+end
+return #uids
+"""
+
+# KEYS: idem key, idem-expiry zset. ARGV: now, body hash, task uid, expires at, key.
+_CLAIM_IDEMPOTENCY = """
+local cur = redis.call('HMGET', KEYS[1], 'body_hash', 'task_uid', 'expires_at')
+if cur[3] and tonumber(cur[3]) > tonumber(ARGV[1]) then return cur end
+redis.call('HSET', KEYS[1], 'body_hash', ARGV[2], 'task_uid', ARGV[3], 'expires_at', ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
+return {ARGV[2], ARGV[3], ARGV[4]}
+"""
+
+# KEYS: idem-expiry zset. ARGV: idem key prefix, now, batch size.
+_PRUNE_IDEMPOTENCY = """
+local keys = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, key in ipairs(keys) do
+  redis.call('DEL', ARGV[1] .. key)
+  redis.call('ZREM', KEYS[1], key)
+end
+return #keys
+"""
+
+# KEYS: settings hash. ARGV: node id, version. Raises the version, never lowers it.
+_RECORD_SETTINGS_VERSION = """
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur and tonumber(cur) >= tonumber(ARGV[2]) then return cur end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return ARGV[2]
+"""
+
+# The lease scripts are store.base.lease_after_acquire / lease_after_renew, in Lua.
+# KEYS: lease hash. ARGV: holder, now, new expires_at.
+_ACQUIRE_LEASE = """
+local cur = redis.call('HMGET', KEYS[1], 'holder', 'expires_at', 'token')
+if cur[2] and tonumber(cur[2]) > tonumber(ARGV[2]) then
+  if cur[1] ~= ARGV[1] then return false end
+  redis.call('HSET', KEYS[1], 'expires_at', ARGV[3])
+  return {cur[1], ARGV[3], cur[3]}
+end
+local token = redis.call('HINCRBY', KEYS[1], 'token', 1)
+redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'expires_at', ARGV[3])
+return {ARGV[1], ARGV[3], tostring(token)}
+"""
+_RENEW_LEASE = """
+local cur = redis.call('HMGET', KEYS[1], 'holder', 'expires_at', 'token')
+if not cur[2] or cur[1] ~= ARGV[1] or tonumber(cur[2]) <= tonumber(ARGV[2]) then return false end
+redis.call('HSET', KEYS[1], 'expires_at', ARGV[3])
+return {cur[1], ARGV[3], cur[3]}
+"""
+# KEYS: lease hash. ARGV: holder. Keeps the hash so the token keeps counting.
+_RELEASE_LEASE = """
+local cur = redis.call('HMGET', KEYS[1], 'holder', 'expires_at')
+if not cur[2] or cur[1] ~= ARGV[1] or tonumber(cur[2]) <= 0 then return 0 end
+redis.call('HSET', KEYS[1], 'expires_at', '0')
+return 1
+"""
+
+
+class RedisStore:
+    """The Store protocol on Redis. Open with `await RedisStore.open(url, key_prefix=...)`."""
+
+    def __init__(self, client: redis.Redis, key_prefix: str, threads: int,
+                 task_ttl_ms: int) -> None:
+        self.task_ttl_ms = task_ttl_ms
+        self._client = client
+        self._p = key_prefix
+        self._runner = ThreadRunner(threads)
+        script = client.register_script
+        self._put_task = script(_PUT_TASK)
+        self._prune_tasks = script(_PRUNE_TASKS)
+        self._claim_idempotency = script(_CLAIM_IDEMPOTENCY)
+        self._prune_idempotency = script(_PRUNE_IDEMPOTENCY)
+        self._record_settings_version = script(_RECORD_SETTINGS_VERSION)
+        self._acquire_lease = script(_ACQUIRE_LEASE)
+        self._renew_lease = script(_RENEW_LEASE)
+        self._release_lease = script(_RELEASE_LEASE)
+
+    @classmethod
+    async def open(cls, url: str, *, key_prefix: str = "miroir:", timeout_s: float = 5.0,
+                   threads: int = 4, task_ttl_ms: int = DEFAULT_TASK_TTL_MS) -> RedisStore:
+        """Connect and PING. An unreachable or silent server raises StoreUnavailable within
+        about `timeout_s` (connect timeout plus socket timeout), never hangs."""
+        try:
+            client = redis.Redis.from_url(
+                url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s,
+                max_connections=threads + 2,  # +2: connections are returned a moment after use
+            )
+        except ValueError as exc:
+            raise StoreUnavailable(f"invalid Redis URL {url!r}: {exc}") from exc
+        store = cls(client, key_prefix, threads, task_ttl_ms)
+        try:
+            await store._runner.run(client.ping)
+        except (RedisError, OSError) as exc:
+            client.close()
+            raise StoreUnavailable(f"cannot reach the Redis task store at {url}: {exc}") from exc
+        return store
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            return await self._runner.run(fn, *args)
+        except RedisError as exc:
+            raise StoreError(f"Redis task store: {exc}") from exc
+
+    async def close(self) -> None:
+        self._client.close()
+
+    def _key(self, *parts: str | int) -> str:
+        return self._p + ":".join(str(part) for part in parts)
+
+    # ---- tasks
+
+    async def allocate_task_uid(self) -> int:
+        return int(await self._call(self._client.incr, self._key("task-uid")))
+
+    async def put_task(self, task: Task) -> None:
+        keys = [self._key("task", task.uid), self._key("tasks"), self._key("tasks-expiry"),
+                self._key("task-uid")]
+        args = [task.uid, orjson.dumps(task_to_record(task)), task_expiry_base(task)]
+        await self._call(self._put_task, keys, args)
+
+    async def get_task(self, uid: int) -> Task | None:
+        raw = await self._call(self._client.get, self._key("task", uid))
+        return None if raw is None else _decode_task(raw)
+
+    async def modify_task(self, uid: int, change: Callable[[Task], Task]) -> Task | None:
+        key = self._key("task", uid)
+
+        def modify() -> Task | None:
+            with self._client.pipeline(transaction=True) as pipe:
+                for _ in range(_MODIFY_ATTEMPTS):
+                    try:
+                        pipe.watch(key)
+                        raw = pipe.get(key)
+                        if raw is None:
+                            return None
+                        changed = change(_decode_task(raw))
+                        if changed.uid != uid:
+                            raise ValueError("modify_task cannot change a task's uid")
+                        pipe.multi()
+                        pipe.set(key, orjson.dumps(task_to_record(changed)))
+                        pipe.zadd(self._key("tasks-expiry"), {str(uid): task_expiry_base(changed)})
+                        pipe.execute()
+                        return changed
+                    except WatchError:
+                        continue  # another proxy wrote this task first: read it again
+            raise StoreError(f"task {uid} kept changing under {_MODIFY_ATTEMPTS} attempts")
+
+        return await self._call(modify)
+
+    async def list_tasks(self, query: TaskQuery) -> TaskPage:
+        """Filters run in Python over every stored task (O(tasks), bounded by the TTL), except a
+        `uids` filter, which reads only those tasks."""
+
+        def list_() -> TaskPage:
+            if query.uids is not None:
+                uids = sorted(query.uids, reverse=not query.reverse)
+            else:
+                uids = [int(u) for u in self._client.zrange(
+                    self._key("tasks"), 0, -1, desc=not query.reverse)]
+            total = 0
+            window: list[Task] = []
+            for task in self._read_tasks(uids):
+                if not query.matches(task):
+                    continue
+                total += 1
+                if len(window) <= query.limit and page_after_cursor(query, task.uid):
+                    window.append(task)
+            return page_from_window(window, total, query)
+
+        return await self._call(list_)
+
+    def _read_tasks(self, uids: list[int]) -> Iterator[Task]:
+        for start in range(0, len(uids), _CHUNK):
+            chunk = uids[start:start + _CHUNK]
+            for raw in self._client.mget([self._key("task", uid) for uid in chunk]):
+                if raw is not None:  # deleted since the uids were read
+                    yield _decode_task(raw)
+
+    async def delete_tasks(self, uids: Iterable[int]) -> int:
+        wanted = sorted(set(uids))
+
+        def delete() -> int:
+            with self._client.pipeline(transaction=True) as pipe:
+                for uid in wanted:
+                    pipe.delete(self._key("task", uid))
+                    pipe.zrem(self._key("tasks"), uid)
+                    pipe.zrem(self._key("tasks-expiry"), uid)
+                results = pipe.execute()
+            return sum(results[0::3])
+
+        return await self._call(delete) if wanted else 0
+
+    async def prune_tasks(self, now: int) -> int:
+        def prune() -> int:
+            while self._prune_idempotency(
+                    [self._key("idem-expiry")], [self._key("idem", ""), now, _CHUNK]) == _CHUNK:
+                pass
+            pruned = 0
+            bound = f"({now - self.task_ttl_ms}"  # exclusive: older than the TTL
+            while True:
+                batch = self._prune_tasks([self._key("tasks"), self._key("tasks-expiry")],
+                                          [self._key("task", ""), bound, _CHUNK])
+                pruned += batch
+                if batch < _CHUNK:
+                    return pruned
+
+        return await self._call(prune)
+
+    # ---- idempotency keys
+
+    async def claim_idempotency_key(
+        self, key: str, body_hash: str, task_uid: int, now: int, ttl_ms: int
+    ) -> IdempotencyRecord:
+        stored = await self._call(
+            self._claim_idempotency, [self._key("idem", key), self._key("idem-expiry")],
+            [now, body_hash, task_uid, now + ttl_ms, key],
+        )
+        return _idempotency_record(key, stored)
+
+    async def get_idempotency_key(self, key: str, now: int) -> IdempotencyRecord | None:
+        stored = await self._call(
+            self._client.hmget, self._key("idem", key), ["body_hash", "task_uid", "expires_at"])
+        if stored[2] is None or int(stored[2]) <= now:
+            return None
+        return _idempotency_record(key, stored)
+
+    # ---- settings versions
+
+    async def allocate_settings_version(self, index_uid: str) -> int:
+        return int(await self._call(self._client.hincrby, self._key("settings-seq"), index_uid, 1))
+
+    async def get_settings_versions(self, index_uid: str) -> dict[str, int]:
+        stored = await self._call(self._client.hgetall, self._key("settings", index_uid))
+        return {node.decode(): int(version) for node, version in stored.items()}
+
+    async def record_settings_version(self, index_uid: str, node_id: str, version: int) -> int:
+        stored = await self._call(
+            self._record_settings_version, [self._key("settings", index_uid)], [node_id, version])
+        return int(stored)
+
+    async def delete_settings_versions(self, index_uid: str) -> None:
+        def delete() -> None:
+            with self._client.pipeline(transaction=True) as pipe:
+                pipe.delete(self._key("settings", index_uid))
+                pipe.hdel(self._key("settings-seq"), index_uid)
+                pipe.execute()
+
+        await self._call(delete)
+
+    # ---- leases
+
+    async def acquire_lease(self, name: str, holder: str, now: int, ttl_ms: int) -> Lease | None:
+        stored = await self._call(
+            self._acquire_lease, [self._key("lease", name)], [holder, now, now + ttl_ms])
+        return _lease(name, stored)
+
+    async def renew_lease(self, name: str, holder: str, now: int, ttl_ms: int) -> Lease | None:
+        stored = await self._call(
+            self._renew_lease, [self._key("lease", name)], [holder, now, now + ttl_ms])
+        return _lease(name, stored)
+
+    async def release_lease(self, name: str, holder: str) -> bool:
+        return bool(await self._call(self._release_lease, [self._key("lease", name)], [holder]))
+
+    async def get_lease(self, name: str, now: int) -> Lease | None:
+        stored = await self._call(
+            self._client.hmget, self._key("lease", name), ["holder", "expires_at", "token"])
+        if stored[1] is None or int(stored[1]) <= now:
+            return None
+        return _lease(name, stored)
+
+
+def _decode_task(raw: bytes) -> Task:
+    return task_from_record(orjson.loads(raw))
+
+
+def _idempotency_record(key: str, stored: list[bytes]) -> IdempotencyRecord:
+    body_hash, task_uid, expires_at = stored
+    return IdempotencyRecord(key, body_hash.decode(), int(task_uid), int(expires_at))
+
+
+def _lease(name: str, stored: list[bytes] | None) -> Lease | None:
+    if not stored:
+        return None
+    holder, expires_at, token = stored
+    return Lease(name, holder.decode(), int(expires_at), int(token))
