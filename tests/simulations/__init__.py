@@ -1,0 +1,1 @@
+"""Fast tests of the placement simulations (simulations/)."""
