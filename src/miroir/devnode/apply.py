@@ -129,7 +129,9 @@ def task_cancelation(engine: Engine, task: Task) -> None:
         target.finished_at = finished_at
         target.payload = {}
         if target.details:
-            target.details = {k: (0 if v is None and _is_count(k) else v) for k, v in target.details.items()}
+            target.details = {
+                k: (0 if v is None and _is_count(k) else v) for k, v in target.details.items()
+            }
         canceled += 1
     task.details["canceledTasks"] = canceled
 
@@ -143,10 +145,18 @@ def task_deletion(engine: Engine, task: Task) -> None:
     task.details["deletedTasks"] = deleted
 
 
-_COUNTS = frozenset({
-    "receivedDocuments", "indexedDocuments", "deletedDocuments", "providedIds",
-    "matchedTasks", "canceledTasks", "deletedTasks", "editedDocuments",
-})
+_COUNTS = frozenset(
+    {
+        "receivedDocuments",
+        "indexedDocuments",
+        "deletedDocuments",
+        "providedIds",
+        "matchedTasks",
+        "canceledTasks",
+        "deletedTasks",
+        "editedDocuments",
+    }
+)
 
 
 def _is_count(key: str) -> bool:

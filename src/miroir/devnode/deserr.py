@@ -70,9 +70,7 @@ def missing_field(code: str, path: str, field: str) -> MeiliError:
     return MeiliError(code, f"Missing field `{field}`{inside}")
 
 
-def check_fields(
-    obj: Mapping[str, Any], allowed: Iterable[str], *, path: str, code: str
-) -> None:
+def check_fields(obj: Mapping[str, Any], allowed: Iterable[str], *, path: str, code: str) -> None:
     """Reject the first key of `obj` that is not in `allowed` (deserr denies unknown fields)."""
     allowed = tuple(allowed)
     for key in obj:
@@ -102,7 +100,9 @@ def parse_query_bool(code: str, name: str, text: str) -> bool:
         return True
     if text == "false":
         return False
-    raise bad_parameter(code, name, f"could not parse `{text}` as a boolean, expected either `true` or `false`")
+    raise bad_parameter(
+        code, name, f"could not parse `{text}` as a boolean, expected either `true` or `false`"
+    )
 
 
 def body_usize(code: str, path: str, value: Any) -> int:

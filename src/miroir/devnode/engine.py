@@ -50,7 +50,9 @@ class _NoSearchYet:
         pass
 
     def filter_ids(self, filter_expr: Any, *, error_code: str) -> list[int]:
-        raise MeiliError(error_code, "Filtering needs miroir.devnode.search, which is not installed.")
+        raise MeiliError(
+            error_code, "Filtering needs miroir.devnode.search, which is not installed."
+        )
 
 
 def index_not_found(uid: str) -> MeiliError:
@@ -112,7 +114,9 @@ class Engine:
             matching.reverse()
         if query.from_uid is not None:
             start = query.from_uid
-            page_source = [t for t in matching if (t.uid >= start if query.reverse else t.uid <= start)]
+            page_source = [
+                t for t in matching if (t.uid >= start if query.reverse else t.uid <= start)
+            ]
         else:
             page_source = matching
         page = page_source[: query.limit]
@@ -147,14 +151,23 @@ class Engine:
     # --------------------------------------------------------------------------------- writes
 
     def _enqueue(
-        self, index_uid: str | None, kind: str, details: dict[str, Any] | None,
-        payload: dict[str, Any], custom_metadata: str | None = None,
+        self,
+        index_uid: str | None,
+        kind: str,
+        details: dict[str, Any] | None,
+        payload: dict[str, Any],
+        custom_metadata: str | None = None,
     ) -> Task:
         if self._next_task_uid > _MAX_TASK_UID:
             raise MeiliError("internal", "The task queue is full.")
         task = Task(
-            uid=self._next_task_uid, index_uid=index_uid, type=kind, enqueued_at=self.now(),
-            details=details, payload=payload, custom_metadata=custom_metadata,
+            uid=self._next_task_uid,
+            index_uid=index_uid,
+            type=kind,
+            enqueued_at=self.now(),
+            details=details,
+            payload=payload,
+            custom_metadata=custom_metadata,
         )
         self._next_task_uid += 1
         self.tasks[task.uid] = task
@@ -162,7 +175,9 @@ class Engine:
 
     def create_index(self, uid: str, primary_key: str | None = None) -> Task:
         check_index_uid(uid)
-        return self._enqueue(uid, "indexCreation", {"primaryKey": primary_key}, {"primaryKey": primary_key})
+        return self._enqueue(
+            uid, "indexCreation", {"primaryKey": primary_key}, {"primaryKey": primary_key}
+        )
 
     def update_index(self, uid: str, primary_key: Any = _UNSET, new_uid: str | None = None) -> Task:
         check_index_uid(uid)
@@ -171,15 +186,22 @@ class Engine:
         details: dict[str, Any] = {"primaryKey": None if primary_key is _UNSET else primary_key}
         if new_uid is not None:
             details.update(oldIndexUid=uid, newIndexUid=new_uid)
-        return self._enqueue(uid, "indexUpdate", details, {"primaryKey": primary_key, "newUid": new_uid})
+        return self._enqueue(
+            uid, "indexUpdate", details, {"primaryKey": primary_key, "newUid": new_uid}
+        )
 
     def delete_index(self, uid: str) -> Task:
         check_index_uid(uid)
         return self._enqueue(uid, "indexDeletion", {"deletedDocuments": None}, {})
 
     def add_documents(
-        self, uid: str, documents: list[dict[str, Any]], *, primary_key: str | None = None,
-        replace: bool = True, custom_metadata: str | None = None,
+        self,
+        uid: str,
+        documents: list[dict[str, Any]],
+        *,
+        primary_key: str | None = None,
+        replace: bool = True,
+        custom_metadata: str | None = None,
     ) -> Task:
         """POST (replace=True) or PUT (replace=False) /indexes/{uid}/documents."""
         check_index_uid(uid)
@@ -197,7 +219,11 @@ class Engine:
     def delete_documents_by_filter(self, uid: str, filter_expr: Any) -> Task:
         check_index_uid(uid)
         self._check_filter_syntax(filter_expr)
-        details = {"providedIds": 0, "deletedDocuments": None, "originalFilter": _json_text(filter_expr)}
+        details = {
+            "providedIds": 0,
+            "deletedDocuments": None,
+            "originalFilter": _json_text(filter_expr),
+        }
         return self._enqueue(uid, "documentDeletion", details, {"filter": filter_expr})
 
     def clear_documents(self, uid: str) -> Task:
@@ -216,12 +242,20 @@ class Engine:
 
     def cancel_tasks(self, task_filter: TaskFilter, original_filter: str) -> Task:
         matched = [t.uid for t in self.tasks.values() if task_filter.matches(t)]
-        details = {"matchedTasks": len(matched), "canceledTasks": None, "originalFilter": original_filter}
+        details = {
+            "matchedTasks": len(matched),
+            "canceledTasks": None,
+            "originalFilter": original_filter,
+        }
         return self._enqueue(None, "taskCancelation", details, {"uids": matched})
 
     def delete_tasks(self, task_filter: TaskFilter, original_filter: str) -> Task:
         matched = [t.uid for t in self.tasks.values() if task_filter.matches(t)]
-        details = {"matchedTasks": len(matched), "deletedTasks": None, "originalFilter": original_filter}
+        details = {
+            "matchedTasks": len(matched),
+            "deletedTasks": None,
+            "originalFilter": original_filter,
+        }
         return self._enqueue(None, "taskDeletion", details, {"uids": matched})
 
     def _check_filter_syntax(self, filter_expr: Any) -> None:
@@ -236,7 +270,9 @@ class Engine:
             )
         permissive = settings_mod.default_settings()
         permissive["filterableAttributes"] = ["*"]
-        self.searcher_factory(permissive).filter_ids(filter_expr, error_code="invalid_document_filter")
+        self.searcher_factory(permissive).filter_ids(
+            filter_expr, error_code="invalid_document_filter"
+        )
 
     # ----------------------------------------------------------------------------- processing
 
@@ -278,8 +314,10 @@ class Engine:
             task.status = "failed"
             task.error = error.body()
             if task.details:
-                task.details = {k: (0 if v is None and k not in _NULLABLE_DETAILS else v)
-                                for k, v in task.details.items()}
+                task.details = {
+                    k: (0 if v is None and k not in _NULLABLE_DETAILS else v)
+                    for k, v in task.details.items()
+                }
         task.finished_at = self.now()
         task.payload = {}
         self._started = None
@@ -301,12 +339,21 @@ class Engine:
         return index
 
     def finished(self, uids: list[int]) -> list[Task]:
-        return [self.tasks[uid] for uid in uids if uid in self.tasks and self.tasks[uid].status in FINISHED]
+        return [
+            self.tasks[uid]
+            for uid in uids
+            if uid in self.tasks and self.tasks[uid].status in FINISHED
+        ]
 
 
 # Details keys that stay null when a task fails (they are not counts).
 _NULLABLE_DETAILS = frozenset(settings_mod.SETTINGS_KEYS) | {
-    "primaryKey", "originalFilter", "oldIndexUid", "newIndexUid", "context", "function",
+    "primaryKey",
+    "originalFilter",
+    "oldIndexUid",
+    "newIndexUid",
+    "context",
+    "function",
 }
 
 

@@ -35,7 +35,11 @@ SearcherFactory = Callable[[dict[str, Any]], Searcher]
 
 class IndexState:
     def __init__(
-        self, uid: str, primary_key: str | None, created_at: datetime, searcher_factory: SearcherFactory
+        self,
+        uid: str,
+        primary_key: str | None,
+        created_at: datetime,
+        searcher_factory: SearcherFactory,
     ) -> None:
         self.uid = uid
         self.primary_key = primary_key

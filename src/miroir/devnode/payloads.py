@@ -81,7 +81,8 @@ def _parse_json(body: bytes) -> list[dict[str, Any]]:
     for position, document in enumerate(value):
         if not isinstance(document, dict):
             raise malformed(
-                "json", f"Couldn't serialize document value: the item at index {position} is not an object"
+                "json",
+                f"Couldn't serialize document value: the item at index {position} is not an object",
             )
     return value
 
@@ -129,7 +130,9 @@ def _csv_cell(text: str, kind: str, row: int, column: str) -> Any:
     try:
         number = float(stripped)
     except ValueError:
-        raise malformed("csv", f"Error parsing number `{text}` at line {row}: column `{column}`") from None
+        raise malformed(
+            "csv", f"Error parsing number `{text}` at line {row}: column `{column}`"
+        ) from None
     if number != number or number in (float("inf"), float("-inf")):
         raise malformed("csv", f"Error parsing number `{text}` at line {row}: column `{column}`")
     return number
@@ -154,13 +157,16 @@ def _parse_csv(body: bytes, delimiter: str) -> list[dict[str, Any]]:
             continue
         if len(row) != len(headers):
             raise malformed(
-                "csv", f"CSV error: record {row_number - 1} (line {row_number}) has {len(row)} "
+                "csv",
+                f"CSV error: record {row_number - 1} (line {row_number}) has {len(row)} "
                 f"fields, but the header has {len(headers)} fields",
             )
-        documents.append({
-            name: _csv_cell(cell, kind, row_number, name)
-            for (name, kind), cell in zip(headers, row, strict=True)
-        })
+        documents.append(
+            {
+                name: _csv_cell(cell, kind, row_number, name)
+                for (name, kind), cell in zip(headers, row, strict=True)
+            }
+        )
     return documents
 
 

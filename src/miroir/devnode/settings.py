@@ -17,7 +17,13 @@ from miroir.core.errors import MeiliError
 from miroir.devnode import deserr
 
 DEFAULT_RANKING_RULES = [
-    "words", "typo", "proximity", "attributeRank", "sort", "wordPosition", "exactness",
+    "words",
+    "typo",
+    "proximity",
+    "attributeRank",
+    "sort",
+    "wordPosition",
+    "exactness",
 ]
 BUILTIN_RANKING_RULES = frozenset(DEFAULT_RANKING_RULES) | {"attribute"}
 
@@ -109,7 +115,8 @@ def _u8(value: Any, path: str, code: str) -> int:
     number = deserr.body_usize(code, path, value)
     if number > 255:
         raise deserr.invalid_value(
-            code, path,
+            code,
+            path,
             f"value: `{number}` is too large to be deserialized, maximum value authorized is `255`",
         )
     return number
@@ -136,7 +143,8 @@ def _ranking_rules(value: Any, path: str, code: str) -> list[str]:
         if rule in BUILTIN_RANKING_RULES or (name and direction in ("asc", "desc")):
             continue
         raise deserr.invalid_value(
-            code, f"{path}[{position}]",
+            code,
+            f"{path}[{position}]",
             f"`{rule}` ranking rule is invalid. Valid ranking rules are words, typo, sort, "
             "proximity, attribute, exactness and custom ranking rules.",
         )
@@ -169,7 +177,9 @@ def _filterable(value: Any, path: str, code: str) -> list[Any]:
         deserr.check_fields(rule, _RULE_FIELDS, path=item_path, code=code)
         if "attributePatterns" not in rule:
             raise deserr.missing_field(code, item_path, "attributePatterns")
-        patterns = deserr.body_string_list(code, f"{item_path}.attributePatterns", rule["attributePatterns"])
+        patterns = deserr.body_string_list(
+            code, f"{item_path}.attributePatterns", rule["attributePatterns"]
+        )
         features_in = deserr.body_object(code, f"{item_path}.features", rule.get("features", {}))
         deserr.check_fields(features_in, _FEATURE_FIELDS, path=f"{item_path}.features", code=code)
         filter_in = deserr.body_object(
@@ -184,7 +194,8 @@ def _filterable(value: Any, path: str, code: str) -> list[Any]:
             ),
             "filter": {
                 name: deserr.body_bool(
-                    code, f"{item_path}.features.filter.{name}",
+                    code,
+                    f"{item_path}.features.filter.{name}",
                     filter_in.get(name, name == "equality"),
                 )
                 for name in _FILTER_FEATURE_FIELDS
@@ -221,12 +232,14 @@ def _localized(value: Any, path: str, code: str) -> list[dict[str, Any]]:
         for required in ("attributePatterns", "locales"):
             if required not in rule:
                 raise deserr.missing_field(code, item_path, required)
-        rules.append({
-            "attributePatterns": deserr.body_string_list(
-                code, f"{item_path}.attributePatterns", rule["attributePatterns"]
-            ),
-            "locales": deserr.body_string_list(code, f"{item_path}.locales", rule["locales"]),
-        })
+        rules.append(
+            {
+                "attributePatterns": deserr.body_string_list(
+                    code, f"{item_path}.attributePatterns", rule["attributePatterns"]
+                ),
+                "locales": deserr.body_string_list(code, f"{item_path}.locales", rule["locales"]),
+            }
+        )
     return rules
 
 
@@ -258,13 +271,15 @@ _VALIDATORS: dict[str, Validator] = {
     "synonyms": _synonyms,
     "distinctAttribute": _optional_string,
     "proximityPrecision": _enum("byWord", "byAttribute"),
-    "typoTolerance": _nested({
-        "enabled": _bool,
-        "minWordSizeForTypos": _nested({"oneTypo": _u8, "twoTypos": _u8}),
-        "disableOnWords": _string_list,
-        "disableOnAttributes": _string_list,
-        "disableOnNumbers": _bool,
-    }),
+    "typoTolerance": _nested(
+        {
+            "enabled": _bool,
+            "minWordSizeForTypos": _nested({"oneTypo": _u8, "twoTypos": _u8}),
+            "disableOnWords": _string_list,
+            "disableOnAttributes": _string_list,
+            "disableOnNumbers": _bool,
+        }
+    ),
     "faceting": _nested({"maxValuesPerFacet": _usize, "sortFacetValuesBy": _sort_facet_values_by}),
     "pagination": _nested({"maxTotalHits": _usize}),
     "embedders": _embedders,
@@ -306,7 +321,13 @@ def _normalise(key: str, value: Any) -> Any:
     """The value as GET shows it (Meilisearch stores these as sets, maps or `*`)."""
     if key in ("displayedAttributes", "searchableAttributes"):
         return _star_swallows(value)
-    if key in ("sortableAttributes", "stopWords", "nonSeparatorTokens", "separatorTokens", "dictionary"):
+    if key in (
+        "sortableAttributes",
+        "stopWords",
+        "nonSeparatorTokens",
+        "separatorTokens",
+        "dictionary",
+    ):
         return _sorted_unique(value)
     if key == "synonyms":
         return {word: list(value[word]) for word in sorted(value)}

@@ -20,10 +20,22 @@ from miroir.devnode.uids import check_index_uid
 STATUSES = ("enqueued", "processing", "succeeded", "failed", "canceled")
 FINISHED = frozenset(("succeeded", "failed", "canceled"))
 TYPES = (
-    "documentAdditionOrUpdate", "documentEdition", "documentDeletion", "settingsUpdate",
-    "indexCreation", "indexDeletion", "indexUpdate", "indexSwap", "taskCancelation",
-    "taskDeletion", "dumpCreation", "snapshotCreation", "export", "upgradeDatabase",
-    "indexCompaction", "networkTopologyChange",
+    "documentAdditionOrUpdate",
+    "documentEdition",
+    "documentDeletion",
+    "settingsUpdate",
+    "indexCreation",
+    "indexDeletion",
+    "indexUpdate",
+    "indexSwap",
+    "taskCancelation",
+    "taskDeletion",
+    "dumpCreation",
+    "snapshotCreation",
+    "export",
+    "upgradeDatabase",
+    "indexCompaction",
+    "networkTopologyChange",
 )
 _STATUS_BY_LOWER = {name.lower(): name for name in STATUSES}
 _TYPE_BY_LOWER = {name.lower(): name for name in TYPES}
@@ -85,12 +97,20 @@ class Task:
 
 
 _DATE_FILTERS = (
-    ("beforeEnqueuedAt", "enqueued_at", False), ("afterEnqueuedAt", "enqueued_at", True),
-    ("beforeStartedAt", "started_at", False), ("afterStartedAt", "started_at", True),
-    ("beforeFinishedAt", "finished_at", False), ("afterFinishedAt", "finished_at", True),
+    ("beforeEnqueuedAt", "enqueued_at", False),
+    ("afterEnqueuedAt", "enqueued_at", True),
+    ("beforeStartedAt", "started_at", False),
+    ("afterStartedAt", "started_at", True),
+    ("beforeFinishedAt", "finished_at", False),
+    ("afterFinishedAt", "finished_at", True),
 )
 _FILTER_PARAMS = (
-    "batchUids", "uids", "canceledBy", "types", "statuses", "indexUids",
+    "batchUids",
+    "uids",
+    "canceledBy",
+    "types",
+    "statuses",
+    "indexUids",
     *(name for name, _, _ in _DATE_FILTERS),
 )
 _PAGING_PARAMS = ("limit", "from", "reverse")
@@ -110,8 +130,14 @@ class TaskFilter:
     def is_empty(self) -> bool:
         return not self.dates and all(
             value is None
-            for value in (self.uids, self.batch_uids, self.canceled_by, self.statuses,
-                          self.types, self.index_uids)
+            for value in (
+                self.uids,
+                self.batch_uids,
+                self.canceled_by,
+                self.statuses,
+                self.types,
+                self.index_uids,
+            )
         )
 
     def matches(self, task: Task) -> bool:
@@ -192,7 +218,9 @@ def parse_task_query(pairs: Iterable[tuple[str, str]], *, paging: bool) -> TaskQ
             attribute, is_after = next((a, after) for n, a, after in _DATE_FILTERS if n == name)
             bound = parse_filter_date(text, is_after_bound=is_after)
             if bound is None:
-                code = "invalid_task_" + "".join("_" + c.lower() if c.isupper() else c for c in name)
+                code = "invalid_task_" + "".join(
+                    "_" + c.lower() if c.isupper() else c for c in name
+                )
                 raise MeiliError(
                     code,
                     f"`{text}` is an invalid date-time. It should follow the YYYY-MM-DD or "
@@ -215,7 +243,8 @@ def _named_set(
         if name is None:
             listed = ", ".join(f"`{n}`" for n in names)
             raise deserr.bad_parameter(
-                f"invalid_task_{param}", param,
+                f"invalid_task_{param}",
+                param,
                 f"`{item}` is not a valid task {noun}. Available {param} are {listed}.",
             )
         chosen.add(name)

@@ -1,0 +1,171 @@
+"""The devnode's ASGI app: HTTP in, `Router.dispatch` in the middle, JSON out.
+
+Owns the HTTP edge of a devnode: reading the body under the payload limit, master-key auth
+(constant-time compare, key never logged), rendering responses with orjson, and the background
+trio task that applies enqueued tasks soon after they arrive, so clients see Meilisearch's
+202 enqueued -> processing -> succeeded/failed. The request path is kept lean (it sits behind
+every benchmark): headers are pre-built, nothing per request that can be hoisted. It never
+decides what a route means (the router does) and never applies a task outside its worker.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import orjson
+import trio
+
+from miroir.core.errors import MeiliError
+from miroir.devnode.engine import Engine
+from miroir.devnode.router import Request, Response, Router, error_response
+
+DEFAULT_PAYLOAD_LIMIT = 100_000_000  # Meilisearch's default --http-payload-size-limit, 100 MB
+_PUBLIC_PATHS = frozenset(("/health", "/"))
+_JSON_HEADER = (b"content-type", b"application/json")
+_WRITE_STATUSES = frozenset((202,))
+
+
+def _size_text(limit: int) -> str:
+    if limit % 1_000_000 == 0:
+        return f"{limit // 1_000_000} MB"
+    return f"{limit} B"
+
+
+class DevnodeApp:
+    """`await app(scope, receive, send)`; run `run_task_worker()` (lifespan does it) to apply tasks."""
+
+    def __init__(
+        self,
+        engine: Engine | None = None,
+        *,
+        master_key: str | None = None,
+        payload_limit: int = DEFAULT_PAYLOAD_LIMIT,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.engine = engine if engine is not None else Engine(now)
+        self.router = Router(self.engine)
+        self._master_key = master_key.encode() if master_key else None
+        self.payload_limit = payload_limit
+        self._too_large = MeiliError(
+            "payload_too_large",
+            "The provided payload reached the size limit. The maximum accepted payload size is "
+            f"{_size_text(payload_limit)}.",
+        )
+        self._wakeup = trio.Event()
+        self._worker_running = False
+
+    # ------------------------------------------------------------------------------- ASGI
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        async with trio.open_nursery() as nursery:
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    if not self._worker_running:
+                        nursery.start_soon(self.run_task_worker)
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    nursery.cancel_scope.cancel()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+
+    async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path = scope["path"]
+        content_type = None
+        authorization = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value.decode("latin-1")
+            elif name == b"authorization":
+                authorization = value
+        response = self._authorize(path, authorization)
+        if response is None:
+            body = await self._read_body(receive)
+            if body is None:
+                response = error_response(self._too_large)
+            else:
+                request = Request(
+                    scope["method"],
+                    path,
+                    scope["query_string"].decode("latin-1"),
+                    content_type,
+                    body,
+                )
+                response = self.router.dispatch(request)
+                if response.status in _WRITE_STATUSES:
+                    self._wakeup.set()
+        await _send(send, response)
+
+    async def _read_body(self, receive: Any) -> bytes | None:
+        """The whole body, or None once it passes the payload limit."""
+        message = await receive()
+        body = message.get("body", b"")
+        if not message.get("more_body"):
+            return body if len(body) <= self.payload_limit else None
+        chunks = [body]
+        size = len(body)
+        while message.get("more_body"):
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.payload_limit:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _authorize(self, path: str, authorization: bytes | None) -> Response | None:
+        if self._master_key is None:
+            if path == "/keys" or path.startswith("/keys/"):
+                return error_response(
+                    MeiliError(
+                        "missing_master_key",
+                        "Meilisearch is running without a master key. To access this API endpoint, "
+                        "you must have set a master key at launch.",
+                    )
+                )
+            return None
+        if path in _PUBLIC_PATHS:
+            return None
+        scheme, _, token = (authorization or b"").partition(b" ")
+        if authorization is None or scheme != b"Bearer":
+            return error_response(
+                MeiliError(
+                    "missing_authorization_header",
+                    "The Authorization header is missing. It must use the bearer authorization method.",
+                )
+            )
+        if not hmac.compare_digest(token.strip(), self._master_key):
+            return error_response(MeiliError("invalid_api_key", "The provided API key is invalid."))
+        return None
+
+    # ------------------------------------------------------------------------ task worker
+
+    async def run_task_worker(self) -> None:
+        """Apply enqueued tasks one at a time, yielding between start and finish of each."""
+        self._worker_running = True
+        try:
+            while True:
+                if self.engine.start_next_task() is None:
+                    wakeup = self._wakeup = trio.Event()
+                    await wakeup.wait()
+                    continue
+                await trio.sleep(0)  # a reader can now see the task `processing`
+                self.engine.finish_started_task()
+        finally:
+            self._worker_running = False
+
+
+async def _send(send: Any, response: Response) -> None:
+    payload = orjson.dumps(response.body)
+    headers = [_JSON_HEADER, (b"content-length", str(len(payload)).encode()), *response.headers]
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
