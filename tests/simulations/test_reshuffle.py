@@ -6,8 +6,6 @@ import statistics
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-
-from miroir.core.placement import assign_shard_in_group
 from simulations.common import coefficient_of_variation, node_id_set
 from simulations.reshuffle import (
     AddChange,
@@ -20,6 +18,8 @@ from simulations.reshuffle import (
     replica_counts,
     simulate,
 )
+
+from miroir.core.placement import assign_shard_in_group
 
 node_ids = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=10)
 node_sets = st.lists(node_ids, min_size=1, max_size=9, unique=True)
