@@ -1,0 +1,267 @@
+"""The Store contract, held against every backend (memory, SQLite, Redis)."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from miroir.core.tasks import (
+    FAILED,
+    PROCESSING,
+    SUCCEEDED,
+    NodeTask,
+    Task,
+    TaskQuery,
+    apply_node_updates,
+)
+
+HOUR = 3_600_000
+T0 = 1_764_000_000_000  # an arbitrary epoch-ms "now"
+
+
+def a_task(uid: int, **changes) -> Task:
+    fields = dict(
+        uid=uid, type="documentAdditionOrUpdate", enqueued_at=T0 + uid, index_uid="movies",
+        details={"receivedDocuments": 3, "indexedDocuments": None},
+        node_tasks={"node-a": NodeTask(7), "node-b": NodeTask(9), "node-c": NodeTask(None)},
+        missed_quorum=((1, 4),),
+    )
+    fields.update(changes)
+    return Task(**fields)
+
+
+# ---- tasks
+
+
+async def test_a_stored_task_reads_back_equal(store):
+    task = a_task(await store.allocate_task_uid(), error={"code": "x"}, canceled_by=3,
+                  started_at=T0 + 5, finished_at=T0 + 9, status=FAILED)
+    await store.put_task(task)
+    assert await store.get_task(task.uid) == task
+    assert await store.get_task(task.uid + 1000) is None
+
+
+async def test_task_uids_increase_and_skip_uids_put_directly(store):
+    first = await store.allocate_task_uid()
+    second = await store.allocate_task_uid()
+    assert second > first
+    await store.put_task(a_task(second + 50))
+    assert await store.allocate_task_uid() > second + 50
+
+
+async def test_modify_task_replaces_atomically_and_knows_missing_tasks(store):
+    await store.put_task(a_task(1))
+    changed = await store.modify_task(
+        1, lambda t: apply_node_updates(t, {"node-a": NodeTask(7, PROCESSING)}, T0 + 100))
+    assert changed.status == PROCESSING and changed.started_at == T0 + 100
+    assert await store.get_task(1) == changed
+    assert await store.modify_task(2, lambda t: t) is None
+    with pytest.raises(ValueError):
+        await store.modify_task(1, lambda t: a_task(5))
+
+
+async def test_delete_tasks_counts_what_existed(store):
+    for uid in (1, 2, 3):
+        await store.put_task(a_task(uid))
+    assert await store.delete_tasks([2, 3, 4, 3]) == 2
+    assert [t.uid for t in (await store.list_tasks(TaskQuery())).results] == [1]
+
+
+async def test_pruning_removes_exactly_the_tasks_older_than_the_ttl(store):
+    ttl = store.task_ttl_ms
+    now = T0 + 10 * ttl
+    # (enqueued_at, finished_at): the TTL counts from finishedAt, or enqueuedAt if unfinished.
+    shapes = {
+        1: (now - 2 * ttl, now - ttl - 1),   # finished just over a TTL ago: pruned
+        2: (now - 2 * ttl, now - ttl),       # finished exactly a TTL ago: kept
+        3: (now - 2 * ttl, None),            # never finished, enqueued long ago: pruned
+        4: (now - ttl + 1, None),            # never finished, recent: kept
+        5: (now - 3 * ttl, now - 1),         # old but finished recently: kept
+    }
+    for uid, (enqueued, finished) in shapes.items():
+        await store.put_task(a_task(uid, enqueued_at=enqueued, finished_at=finished,
+                                    started_at=finished, status=SUCCEEDED if finished else PROCESSING))
+    assert await store.prune_tasks(now) == 2
+    remaining = {t.uid for t in (await store.list_tasks(TaskQuery(limit=100))).results}
+    assert remaining == {2, 4, 5}
+    assert await store.get_task(1) is None and await store.get_task(3) is None
+
+
+async def test_a_task_finishing_later_moves_its_ttl(store):
+    ttl = store.task_ttl_ms
+    await store.put_task(a_task(1, enqueued_at=T0))
+    await store.modify_task(1, lambda t: apply_node_updates(
+        t, {"node-a": NodeTask(7, SUCCEEDED), "node-b": NodeTask(9, SUCCEEDED)}, T0 + ttl))
+    assert await store.prune_tasks(T0 + ttl + 10) == 0
+    assert await store.prune_tasks(T0 + 2 * ttl + 1) == 1
+
+
+# ---- idempotency keys
+
+
+async def test_the_first_claim_of_a_key_wins_until_it_expires(store):
+    first = await store.claim_idempotency_key("k", "hash-1", 10, now=T0, ttl_ms=HOUR)
+    assert (first.body_hash, first.task_uid, first.expires_at) == ("hash-1", 10, T0 + HOUR)
+    again = await store.claim_idempotency_key("k", "hash-2", 11, now=T0 + HOUR - 1, ttl_ms=HOUR)
+    assert again == first
+    assert await store.get_idempotency_key("k", T0 + HOUR - 1) == first
+    assert await store.get_idempotency_key("k", T0 + HOUR) is None
+    later = await store.claim_idempotency_key("k", "hash-2", 11, now=T0 + HOUR, ttl_ms=HOUR)
+    assert later.task_uid == 11
+
+
+async def test_pruning_drops_expired_idempotency_keys(store):
+    await store.claim_idempotency_key("old", "h", 1, now=T0, ttl_ms=10)
+    await store.claim_idempotency_key("new", "h", 2, now=T0, ttl_ms=HOUR)
+    await store.prune_tasks(T0 + 10)
+    assert await store.get_idempotency_key("old", T0) is None  # gone, not merely expired
+    assert (await store.get_idempotency_key("new", T0 + 10)).task_uid == 2
+
+
+# ---- settings versions
+
+
+async def test_settings_versions_are_allocated_per_index_and_only_move_up(store):
+    assert [await store.allocate_settings_version("movies") for _ in range(3)] == [1, 2, 3]
+    assert await store.allocate_settings_version("songs") == 1
+    assert await store.record_settings_version("movies", "node-a", 2) == 2
+    assert await store.record_settings_version("movies", "node-a", 1) == 2
+    assert await store.record_settings_version("movies", "node-b", 3) == 3
+    assert await store.get_settings_versions("movies") == {"node-a": 2, "node-b": 3}
+    assert await store.get_settings_versions("songs") == {}
+    await store.delete_settings_versions("movies")
+    assert await store.get_settings_versions("movies") == {}
+    assert await store.allocate_settings_version("movies") == 1
+
+
+# ---- leases
+
+
+async def test_a_lease_has_one_holder_until_it_expires_or_is_released(store):
+    lease = await store.acquire_lease("rebalancer", "proxy-1", now=T0, ttl_ms=1000)
+    assert (lease.holder, lease.expires_at) == ("proxy-1", T0 + 1000)
+    assert await store.acquire_lease("rebalancer", "proxy-2", now=T0 + 999, ttl_ms=1000) is None
+    assert await store.get_lease("rebalancer", T0 + 999) == lease
+    # The holder asking again extends it and keeps its token.
+    again = await store.acquire_lease("rebalancer", "proxy-1", now=T0 + 500, ttl_ms=1000)
+    assert (again.expires_at, again.token) == (T0 + 1500, lease.token)
+    renewed = await store.renew_lease("rebalancer", "proxy-1", now=T0 + 1000, ttl_ms=1000)
+    assert (renewed.expires_at, renewed.token) == (T0 + 2000, lease.token)
+    assert await store.renew_lease("rebalancer", "proxy-2", now=T0 + 1000, ttl_ms=1000) is None
+    # Expired: renewing fails, someone else takes it with a larger fencing token.
+    assert await store.get_lease("rebalancer", T0 + 2000) is None
+    assert await store.renew_lease("rebalancer", "proxy-1", now=T0 + 2000, ttl_ms=1000) is None
+    taken = await store.acquire_lease("rebalancer", "proxy-2", now=T0 + 2000, ttl_ms=1000)
+    assert taken.holder == "proxy-2" and taken.token > lease.token
+    # Only the holder can release; after release anyone may take it, with a new token.
+    assert not await store.release_lease("rebalancer", "proxy-1")
+    assert await store.release_lease("rebalancer", "proxy-2")
+    assert not await store.release_lease("rebalancer", "proxy-2")
+    assert await store.get_lease("rebalancer", T0 + 2001) is None
+    third = await store.acquire_lease("rebalancer", "proxy-1", now=T0 + 2001, ttl_ms=1000)
+    assert third.token > taken.token
+    assert await store.get_lease("other", T0) is None
+
+
+# ---- restart
+
+
+async def test_close_and_reopen_keeps_everything(backend):
+    if not backend.persistent:
+        pytest.skip("the memory store keeps nothing across a restart by design")
+    store = await backend.open()
+    uid = await store.allocate_task_uid()
+    task = a_task(uid)
+    await store.put_task(task)
+    await store.claim_idempotency_key("k", "h", uid, now=T0, ttl_ms=HOUR)
+    await store.allocate_settings_version("movies")
+    await store.record_settings_version("movies", "node-a", 1)
+    lease = await store.acquire_lease("leader", "proxy-1", now=T0, ttl_ms=HOUR)
+    await store.close()
+
+    reopened = await backend.open()
+    assert await reopened.get_task(uid) == task
+    assert (await reopened.list_tasks(TaskQuery())).results == (task,)
+    assert (await reopened.get_idempotency_key("k", T0)).task_uid == uid
+    assert await reopened.get_settings_versions("movies") == {"node-a": 1}
+    assert await reopened.allocate_settings_version("movies") == 2
+    assert await reopened.get_lease("leader", T0) == lease
+    assert await reopened.allocate_task_uid() > uid
+
+
+# ---- races between two store instances (two proxies)
+
+
+async def test_two_stores_racing_never_hand_out_the_same_task_uid(backend):
+    stores = [await backend.open(), await backend.open()]
+    allocated: list[list[int]] = [[], []]
+
+    async def allocate(which: int) -> None:
+        for _ in range(60):
+            allocated[which].append(await stores[which].allocate_task_uid())
+
+    async with trio.open_nursery() as nursery:
+        for which in (0, 1):
+            for _ in range(3):
+                nursery.start_soon(allocate, which)
+    every = allocated[0] + allocated[1]
+    assert len(set(every)) == len(every) == 360
+
+
+async def test_concurrent_modifications_of_one_task_lose_no_update(backend):
+    stores = [await backend.open(), await backend.open()]
+    await stores[0].put_task(a_task(1, node_tasks={}))
+    nodes = [f"node-{i}" for i in range(24)]
+
+    async def observe(node: str, store) -> None:
+        await store.modify_task(1, lambda t: apply_node_updates(t, {node: NodeTask(1)}, T0))
+
+    async with trio.open_nursery() as nursery:
+        for i, node in enumerate(nodes):
+            nursery.start_soon(observe, node, stores[i % 2])
+    assert set((await stores[1].get_task(1)).node_tasks) == set(nodes)
+
+
+async def test_two_stores_racing_for_a_lease_get_exactly_one_holder(backend):
+    stores = [await backend.open(), await backend.open()]
+    for round_ in range(3):
+        now = T0 + round_ * 10_000  # each round starts after the previous lease expired
+        winners: list = []
+
+        async def try_acquire(holder: str, store, now: int = now) -> None:
+            lease = await store.acquire_lease("leader", holder, now=now, ttl_ms=5_000)
+            if lease is not None:
+                winners.append(lease)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(8):
+                nursery.start_soon(try_acquire, f"proxy-{i}", stores[i % 2])
+        assert len({lease.holder for lease in winners}) == 1
+        assert await stores[round_ % 2].get_lease("leader", now) == winners[0]
+
+
+async def test_two_stores_racing_for_an_idempotency_key_agree_on_one_record(backend):
+    stores = [await backend.open(), await backend.open()]
+    seen: list = []
+
+    async def claim(uid: int) -> None:
+        seen.append(await stores[uid % 2].claim_idempotency_key(
+            "key", f"hash-{uid}", uid, now=T0, ttl_ms=HOUR))
+
+    async with trio.open_nursery() as nursery:
+        for uid in range(10):
+            nursery.start_soon(claim, uid)
+    assert len(set(seen)) == 1
+
+
+async def test_two_stores_racing_on_settings_versions_allocate_distinct_ones(backend):
+    stores = [await backend.open(), await backend.open()]
+    versions: list[int] = []
+
+    async def allocate(i: int) -> None:
+        versions.append(await stores[i % 2].allocate_settings_version("movies"))
+
+    async with trio.open_nursery() as nursery:
+        for i in range(20):
+            nursery.start_soon(allocate, i)
+    assert sorted(versions) == list(range(1, 21))
