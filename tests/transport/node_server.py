@@ -52,11 +52,19 @@ class Junk:
 
 
 @attrs.frozen
+class Raw:
+    """Send these exact bytes, then close the connection if `close`."""
+
+    wire: bytes
+    close: bool = True
+
+
+@attrs.frozen
 class Stall:
     """Never answer."""
 
 
-Action = Reply | Drop | HalfReply | Junk | Stall
+Action = Reply | Drop | HalfReply | Junk | Raw | Stall
 
 
 @attrs.define
@@ -112,6 +120,12 @@ class NodeServer:
                 if isinstance(action, Junk):
                     await stream.send_all(b"this is not http\r\n\r\n")
                     return
+                if isinstance(action, Raw):
+                    await stream.send_all(action.wire)
+                    if action.close:
+                        return
+                    protocol = h11.Connection(h11.SERVER)  # h11 never saw that answer
+                    continue
                 if isinstance(action, HalfReply):
                     await stream.send_all(b'HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{"half":')
                     return

@@ -17,7 +17,7 @@ from miroir.transport import (
     UnknownNode,
 )
 from miroir.transport.http import HttpTransport, _Connection, is_read_only
-from tests.transport.node_server import Drop, HalfReply, Junk, Reply, Stall, node_server
+from tests.transport.node_server import Drop, HalfReply, Junk, Raw, Reply, Stall, node_server
 
 KEY = "node-master-key"
 
@@ -234,3 +234,67 @@ async def test_set_addresses_moves_a_node_and_keeps_unchanged_pools():
         await transport.aclose()
         with pytest.raises(RuntimeError):
             await transport.request("n2", "GET", "/", deadline=deadline())
+
+
+RAW_ANSWERS = {
+    # body delimited by the node closing the socket
+    "/eof": Raw(b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{"eof": true}'),
+    # an interim 100 Continue before the real answer
+    "/interim": Raw(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\n{}",
+        close=False,
+    ),
+    # HTTP/1.0 without keep-alive: must not be pooled
+    "/http10": Raw(b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\n{}", close=False),
+    # bytes after the end of the answer: the socket is out of step, never reuse it
+    "/trailing": Raw(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}HTTP/1.1 200", close=False),
+}
+
+
+@pytest.mark.parametrize(
+    "target,status,body,pooled",
+    [
+        ("/eof", 200, b'{"eof": true}', False),
+        ("/interim", 201, b"{}", True),
+        ("/http10", 200, b"{}", False),
+        ("/trailing", 200, b"{}", False),
+    ],
+)
+async def test_unusual_framing(target, status, body, pooled):
+    async with node_server(lambda seen: RAW_ANSWERS.get(seen.target) or echo(seen)) as server:
+        transport = HttpTransport({"n1": server.url}, api_key=KEY)
+        response = await transport.request("n1", "GET", target, deadline=deadline())
+        assert (response.status, response.body) == (status, body)
+        assert transport.idle_connections("n1") == (1 if pooled else 0)
+
+
+async def test_head_answer_has_no_body_and_does_not_hang():
+    head = Raw(b"HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\n", close=False)
+    async with node_server(lambda seen: head) as server:
+        transport = HttpTransport({"n1": server.url}, api_key=KEY)
+        response = await transport.request("n1", "HEAD", "/", deadline=deadline(2))
+        assert response.status == 200 and response.body == b""
+
+
+@pytest.mark.parametrize(
+    "method,path,headers",
+    [
+        ("GET", "/x\r\nX-Injected: 1", ()),
+        ("GET", "/x y", ()),
+        ("GET", "x", ()),
+        ("GE T", "/", ()),
+        ("GET", "/", [("X-Evil", "a\r\nX-Injected: 1")]),
+        ("GET", "/", [("Bad Name", "v")]),
+    ],
+)
+async def test_unsendable_requests_are_refused_before_any_io(method, path, headers):
+    async with node_server(echo) as server:
+        transport = HttpTransport({"n1": server.url}, api_key=KEY)
+        with pytest.raises(ValueError):
+            await transport.request("n1", method, path, headers=headers, deadline=deadline())
+        assert server.connections == 0
+
+
+def test_the_key_never_appears_in_the_repr():
+    transport = HttpTransport({"n1": "http://127.0.0.1:1"}, api_key=KEY)
+    assert KEY not in repr(transport)

@@ -1,0 +1,133 @@
+"""Client-side cost of one keep-alive round trip: HttpTransport beside httpx.AsyncClient.
+
+Starts its own fast HTTP/1.1 server in a child process (asyncio, canned answer, so it sits on the
+other core and costs both clients the same), then drives the same POST through both clients,
+sequentially and with concurrent callers, all on trio. Cost is client CPU time per request
+(`time.process_time` of this process, which excludes the server); wall time is printed beside it.
+Absolute numbers drift between runs on shared machines; compare within one run.
+
+    .venv/bin/python benchmarks/bench_node_client.py [--requests 3000] [--concurrency 8]
+
+The last line is `ratio=<httpx CPU per request / HttpTransport CPU per request>` over all runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+
+import httpx
+import trio
+
+from miroir.transport.http import HttpTransport
+
+SERVER = r"""
+import asyncio, sys
+BODY = b'{"hits":[{"id":1,"title":"Carol","_rankingScore":0.91}],"query":"c","processingTimeMs":0,"limit":20,"offset":0,"estimatedTotalHits":1}'
+ANSWER = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+          + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
+
+class Node(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport, self.buffer = transport, b""
+    def data_received(self, data):
+        self.buffer += data
+        while True:
+            head_end = self.buffer.find(b"\r\n\r\n")
+            if head_end < 0:
+                return
+            head = self.buffer[:head_end].lower()
+            length = 0
+            at = head.find(b"content-length:")
+            if at >= 0:
+                length = int(head[at + 15:].split(b"\r\n", 1)[0])
+            end = head_end + 4 + length
+            if len(self.buffer) < end:
+                return
+            self.buffer = self.buffer[end:]
+            self.transport.write(ANSWER)
+
+async def main():
+    server = await asyncio.get_running_loop().create_server(Node, "127.0.0.1", 0, backlog=512)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+PATH = "/indexes/bench/search"
+BODY = b'{"q":"carol","limit":20,"offset":0,"showRankingScore":true}'
+HEADERS = [("content-type", "application/json")]
+
+
+async def run_transport(url: str, requests: int, concurrency: int) -> None:
+    transport = HttpTransport({"node": url}, api_key="bench-key")
+
+    async def caller(count: int) -> None:
+        for _ in range(count):
+            response = await transport.request(
+                "node", "POST", PATH, body=BODY, headers=HEADERS,
+                deadline=trio.current_time() + 10,
+            )
+            assert response.status == 200
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(concurrency):
+            nursery.start_soon(caller, requests // concurrency)
+    await transport.aclose()
+
+
+async def run_httpx(url: str, requests: int, concurrency: int) -> None:
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(
+        base_url=url, headers={"authorization": "Bearer bench-key"}, limits=limits
+    ) as client:
+
+        async def caller(count: int) -> None:
+            for _ in range(count):
+                response = await client.post(PATH, content=BODY, headers=HEADERS, timeout=10)
+                assert response.status_code == 200
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(concurrency):
+                nursery.start_soon(caller, requests // concurrency)
+
+
+def measure(runner, url: str, requests: int, concurrency: int) -> tuple[float, float]:
+    """(CPU µs, wall µs) per request, after a warm-up that fills the pool."""
+    trio.run(runner, url, max(concurrency * 20, 100), concurrency)
+    cpu, wall = time.process_time(), time.perf_counter()
+    trio.run(runner, url, requests, concurrency)
+    done = requests - requests % concurrency
+    return (
+        (time.process_time() - cpu) / done * 1e6,
+        (time.perf_counter() - wall) / done * 1e6,
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    server = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{server.stdout.readline().strip()}"
+        total = {"HttpTransport": 0.0, "httpx": 0.0}
+        print(f"{'scenario':<22}{'client':<15}{'CPU µs/req':>12}{'wall µs/req':>13}")
+        for label, concurrency in (("sequential", 1), (f"concurrent x{args.concurrency}", args.concurrency)):
+            for name, runner in (("httpx", run_httpx), ("HttpTransport", run_transport)):
+                cpu, wall = measure(runner, url, args.requests, concurrency)
+                total[name] += cpu
+                print(f"{label:<22}{name:<15}{cpu:>12.0f}{wall:>13.0f}")
+        print(f"ratio={total['httpx'] / total['HttpTransport']:.2f}")
+    finally:
+        server.kill()
+        server.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
