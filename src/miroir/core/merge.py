@@ -214,9 +214,13 @@ def merge_search_outcome(
             total = len(kept)
         else:
             total = max(shard_total - dropped, len(kept))
-            if len(certain_kept) < plan.needed and plan.fetch_limit < plan.max_total_hits:
-                grown = max(plan.fetch_limit * 2, plan.needed * 2, 1)
-                refetch = with_fetch_limit(plan, min(grown, plan.max_total_hits))
+            if plan.fetch_limit < plan.max_total_hits:
+                if plan.page_mode:
+                    # totalHits is exhaustive: count every distinct value, so fetch everything.
+                    refetch = with_fetch_limit(plan, plan.max_total_hits)
+                elif len(certain_kept) < plan.needed:
+                    grown = max(plan.fetch_limit * 2, plan.needed * 2, 1)
+                    refetch = with_fetch_limit(plan, min(grown, plan.max_total_hits))
     else:
         kept, total = merged, shard_total
     total = min(total, plan.max_total_hits)

@@ -1,0 +1,420 @@
+"""Laws of the search merger (miroir.core.merge, merge_order, merge_facets, search_plan).
+
+The model: a single node holding a whole generated corpus. Every document gets an integer rank
+per relevancy rule and values for the sort fields; the single node's order is the
+lexicographic order of those integers and values in the configured rule order, decided here
+with plain comparisons (never with the merger's keys). The corpus is split over shards; each
+"shard node" answers like Meilisearch would (its documents in that order, its own distinct, its
+own truncation, totals and facet counts) with details rendered in Meilisearch's JSON shape.
+The merger must then give the single node's answer, up to the order of exact ties.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from miroir.core.errors import MeiliError
+from miroir.core.merge import merge_search, merge_search_outcome
+from miroir.core.merge_facets import merge_facet_search, merge_value_counts
+from miroir.core.merge_order import ranking_key, sort_value_key
+from miroir.core.search_plan import plan_node_query, restrict_to_shards
+
+RELEVANCY = ["words", "typo", "proximity", "attributeRank", "wordPosition", "exactness"]
+SORT_VALUES = st.one_of(
+    st.none(), st.integers(-5, 5), st.sampled_from(["a", "B", "ab", "b", "ba", "é", ""])
+)
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+def compare_sort_values(a: Any, b: Any, ascending: bool) -> int:
+    """Meilisearch's sort buckets, written out: numbers, strings, then no value."""
+
+    def bucket(v: Any) -> int:
+        return 2 if v is None else (0 if isinstance(v, int | float) else 1)
+
+    if bucket(a) != bucket(b):
+        return -1 if bucket(a) < bucket(b) else 1
+    if a is None or a == b:
+        return 0
+    if isinstance(a, str):
+        smaller = a.encode() < b.encode()
+    else:
+        smaller = a < b
+    first = smaller if ascending else not smaller
+    return -1 if first else 1
+
+
+@st.composite
+def scenarios(draw, *, with_sort: bool | None = None, with_distinct: bool | None = None):
+    rules = draw(st.lists(st.sampled_from(RELEVANCY), min_size=1, max_size=5, unique=True))
+    maxes = {rule: draw(st.integers(1, 4)) for rule in rules}
+    use_sort = draw(st.booleans()) if with_sort is None else with_sort
+    sort_fields: list[tuple[str, bool]] = []
+    if use_sort:
+        rules.insert(draw(st.integers(0, len(rules))), "sort")
+        for name in draw(st.lists(st.sampled_from(["s1", "s2"]), min_size=1, max_size=2, unique=True)):
+            sort_fields.append((name, draw(st.booleans())))
+    use_distinct = draw(st.booleans()) if with_distinct is None else with_distinct
+    shards = draw(st.integers(1, 4))
+    docs = []
+    for doc_id in range(draw(st.integers(0, 30))):
+        docs.append({
+            "id": doc_id,
+            "ranks": {rule: draw(st.integers(1, maxes[rule])) for rule in maxes},
+            "s1": draw(SORT_VALUES),
+            "s2": draw(SORT_VALUES),
+            "g": draw(st.sampled_from(["x", "y", "z", "w", None])),
+            "color": draw(st.sampled_from(["red", "blue", "green", 3, 10, 2])),
+            "year": draw(st.integers(1900, 2030)),
+            "shard": draw(st.integers(0, shards - 1)),
+        })
+    page_mode = draw(st.booleans())
+    params: dict[str, Any] = {"q": "query"}
+    if page_mode:
+        params["page"] = draw(st.integers(0, 4))
+        params["hitsPerPage"] = draw(st.integers(0, 8))
+    else:
+        params["offset"] = draw(st.integers(0, 12))
+        params["limit"] = draw(st.integers(0, 12))
+    if sort_fields:
+        params["sort"] = [f"{name}:{'asc' if asc else 'desc'}" for name, asc in sort_fields]
+    if use_distinct:
+        params["distinct"] = "g"
+    params["showRankingScore"] = draw(st.booleans())
+    params["facets"] = ["color", "year"]
+    settings = {
+        "pagination": {"maxTotalHits": draw(st.sampled_from([1000, 7, 15]))},
+        "faceting": {"maxValuesPerFacet": draw(st.integers(1, 7)),
+                     "sortFacetValuesBy": {"*": "alpha"}},
+    }
+    return {"rules": rules, "maxes": maxes, "sort": sort_fields, "docs": docs,
+            "shards": shards, "params": params, "settings": settings}
+
+
+def single_node_order(sc: dict) -> list[dict]:
+    def cmp(a: dict, b: dict) -> int:
+        for rule in sc["rules"]:
+            if rule == "sort":
+                for name, asc in sc["sort"]:
+                    c = compare_sort_values(a[name], b[name], asc)
+                    if c:
+                        return c
+            elif a["ranks"][rule] != b["ranks"][rule]:
+                return -1 if a["ranks"][rule] > b["ranks"][rule] else 1
+        return a["id"] - b["id"]  # the single node's tie order: insertion
+
+    return sorted(sc["docs"], key=functools.cmp_to_key(cmp))
+
+
+def tie_class(sc: dict, doc: dict) -> tuple:
+    """Two documents in one class have identical details: their order is not specified."""
+    return (tuple(doc["ranks"][r] for r in sc["maxes"]),
+            tuple(repr(doc[name]) for name, _ in sc["sort"]))
+
+
+def global_score(sc: dict, doc: dict) -> float:
+    """Meilisearch's fold of the relevancy ranks (reference/meilisearch-ranking.md §1)."""
+    rank, maximum = 1, 1
+    for rule in sc["rules"]:
+        if rule != "sort":
+            rank = max(rank - 1, 0) * sc["maxes"][rule] + doc["ranks"][rule]
+            maximum *= sc["maxes"][rule]
+    return rank / maximum
+
+
+def render_hit(sc: dict, doc: dict) -> dict:
+    details: dict[str, Any] = {}
+    for rule in sc["rules"]:
+        if rule == "sort":
+            for name, asc in sc["sort"]:
+                value = float(doc[name]) if isinstance(doc[name], int) else doc[name]
+                details[f"{name}:{'asc' if asc else 'desc'}"] = {"order": len(details), "value": value}
+        else:
+            details[rule] = {"order": len(details),
+                             "score": doc["ranks"][rule] / sc["maxes"][rule]}
+    hit = {"id": doc["id"], "g": doc["g"], "s1": doc["s1"], "s2": doc["s2"],
+           "_miroir_shard": doc["shard"]}
+    hit["_rankingScore"] = global_score(sc, doc)
+    hit["_rankingScoreDetails"] = details
+    return hit
+
+
+def local_distinct(docs: list[dict], attribute: str | None) -> list[dict]:
+    if not attribute:
+        return docs
+    seen, kept = set(), []
+    for doc in docs:
+        if doc[attribute] is not None and doc[attribute] in seen:
+            continue
+        if doc[attribute] is not None:
+            seen.add(doc[attribute])
+        kept.append(doc)
+    return kept
+
+
+def facet_counts(docs: list[dict], name: str, max_values: int) -> dict[str, int]:
+    counts: dict[Any, int] = {}
+    for doc in docs:
+        counts[doc[name]] = counts.get(doc[name], 0) + 1
+    ordered = sorted(counts, key=lambda v: (0, v, "") if isinstance(v, int) else (1, 0, v))
+    return {str(v): counts[v] for v in ordered[:max_values]}
+
+
+def retrieve(hit: dict, attributes: list[str] | None) -> dict:
+    if attributes is None:
+        return hit
+    return {k: v for k, v in hit.items() if k in attributes or k.startswith("_ranking")}
+
+
+def node_answer(sc: dict, node_docs: list[dict], node_params: dict) -> dict:
+    """A shard node's Meilisearch-shaped answer to `node_params` (docs in its own order)."""
+    maximum = sc["settings"]["pagination"]["maxTotalHits"]
+    max_values = sc["settings"]["faceting"]["maxValuesPerFacet"]
+    ranked = local_distinct(node_docs, node_params.get("distinct"))
+    if "page" in node_params:
+        fetch = min(node_params["hitsPerPage"], maximum)
+    else:
+        fetch = min(node_params["limit"], maximum)
+    body: dict[str, Any] = {
+        "hits": [retrieve(render_hit(sc, doc), node_params.get("attributesToRetrieve"))
+                 for doc in ranked[:fetch]],
+        "query": node_params["q"],
+        "processingTimeMs": len(node_docs),
+        "facetDistribution": {
+            "color": facet_counts(node_docs, "color", max_values),
+            "year": facet_counts(node_docs, "year", max_values),
+            "_miroir_shard": facet_counts(node_docs, "shard", max_values),
+        },
+        "facetStats": ({"year": {"min": float(min(d["year"] for d in node_docs)),
+                                 "max": float(max(d["year"] for d in node_docs))}}
+                       if node_docs else {}),
+    }
+    total = min(len(ranked), maximum)
+    body["totalHits" if "page" in node_params else "estimatedTotalHits"] = total
+    return body
+
+
+def run_merge(sc: dict) -> tuple[dict, list[dict]]:
+    """Scatter the plan to every shard (refetching while distinct asks), merge, and the docs."""
+    plan = plan_node_query(sc["params"], sc["settings"])
+    order = single_node_order(sc)
+    per_shard = [[d for d in order if d["shard"] == s] for s in range(sc["shards"])]
+    for _ in range(20):
+        bodies = [node_answer(sc, docs, plan.node_params) for docs in per_shard]
+        outcome = merge_search_outcome(plan, bodies)
+        if outcome.refetch is None:
+            return outcome.response, order
+        assert outcome.refetch.fetch_limit > plan.fetch_limit
+        plan = outcome.refetch
+    raise AssertionError("distinct refetch did not converge")
+
+
+def expected_window(sc: dict, order: list[dict]) -> tuple[list[dict], int]:
+    params, maximum = sc["params"], sc["settings"]["pagination"]["maxTotalHits"]
+    kept = local_distinct(order, params.get("distinct"))
+    if "page" in params:
+        page, per_page = params["page"], params["hitsPerPage"]
+        offset, limit = ((page - 1) * per_page, per_page) if page > 0 else (0, 0)
+    else:
+        offset, limit = params["offset"], params["limit"]
+    offset = min(offset, maximum)
+    limit = min(limit, maximum - offset)
+    return kept[offset : offset + limit], min(len(kept), maximum)
+
+
+# ----------------------------------------------------------------------------- laws
+
+
+@given(scenarios())
+@example({"rules": ["words", "sort"], "maxes": {"words": 2}, "sort": [("s1", False)],
+          "docs": [{"id": 0, "ranks": {"words": 2}, "s1": "ab", "s2": None, "g": "x",
+                    "color": 3, "year": 2000, "shard": 0},
+                   {"id": 1, "ranks": {"words": 2}, "s1": "a", "s2": None, "g": "x",
+                    "color": "red", "year": 1999, "shard": 1}],
+          "shards": 2, "params": {"q": "query", "offset": 0, "limit": 5, "sort": ["s1:desc"],
+                                  "distinct": "g", "facets": ["color", "year"]},
+          "settings": {"pagination": {"maxTotalHits": 1000},
+                       "faceting": {"maxValuesPerFacet": 3, "sortFacetValuesBy": {"*": "alpha"}}}})
+def test_merged_search_equals_the_single_node_up_to_exact_ties(sc):
+    response, order = run_merge(sc)
+    window, total = expected_window(sc, order)
+    by_id = {doc["id"]: doc for doc in sc["docs"]}
+    assert [tie_class(sc, by_id[h["id"]]) for h in response["hits"]] == [
+        tie_class(sc, doc) for doc in window]
+    classes = [tie_class(sc, doc) for doc in sc["docs"]]
+    for hit, doc in zip(response["hits"], window, strict=True):
+        if classes.count(tie_class(sc, doc)) == 1:
+            assert hit["id"] == doc["id"]
+    if "page" in sc["params"] or not sc["params"].get("distinct"):
+        key = "totalHits" if "page" in sc["params"] else "estimatedTotalHits"
+        assert response[key] == total
+    else:
+        # Offset/limit with distinct: an estimate, never below the truth nor above the shards' sum.
+        maximum = sc["settings"]["pagination"]["maxTotalHits"]
+        shard_sum = sum(min(len(local_distinct([d for d in order if d["shard"] == s], "g")), maximum)
+                        for s in range(sc["shards"]))
+        assert total <= response["estimatedTotalHits"] <= min(shard_sum, maximum)
+
+
+@given(scenarios())
+def test_distinct_keeps_at_most_one_hit_per_value(sc):
+    response, _ = run_merge(sc)
+    if sc["params"].get("distinct"):
+        values = [h["g"] for h in response["hits"] if h["g"] is not None]
+        assert len(values) == len(set(values))
+    assert len({h["id"] for h in response["hits"]}) == len(response["hits"])
+
+
+@given(scenarios())
+def test_facets_are_the_single_nodes_under_alpha_order(sc):
+    response, _ = run_merge(sc)
+    max_values = sc["settings"]["faceting"]["maxValuesPerFacet"]
+    expected = {name: facet_counts(sc["docs"], name, max_values) for name in ("color", "year")}
+    got = response["facetDistribution"]
+    assert {k: list(v.items()) for k, v in got.items()} == {
+        k: list(v.items()) for k, v in expected.items()}
+    if sc["docs"]:
+        years = [d["year"] for d in sc["docs"]]
+        assert response["facetStats"] == {"year": {"min": min(years), "max": max(years)}}
+    else:
+        assert response["facetStats"] == {}
+
+
+@given(scenarios(), st.booleans())
+def test_reserved_fields_never_reach_the_client_and_scores_only_when_asked(sc, narrow):
+    if narrow:
+        sc["params"]["attributesToRetrieve"] = ["id"]
+    response, _ = run_merge(sc)
+    for hit in response["hits"]:
+        assert not any(k.startswith("_miroir_") for k in hit)
+        fields = {"id"} if narrow else {"id", "g", "s1", "s2"}
+        assert set(hit) - {"_rankingScore"} == fields
+        assert ("_rankingScore" in hit) == bool(sc["params"]["showRankingScore"])
+        assert "_rankingScoreDetails" not in hit
+
+
+@given(scenarios(with_sort=False))
+def test_without_sort_global_score_orders_like_the_rule_by_rule_key(sc):
+    hits = [render_hit(sc, d) for d in sc["docs"]]
+    by_score = sorted(hits, key=lambda h: -h["_rankingScore"])
+    by_rules = sorted(hits, key=lambda h: ranking_key(h["_rankingScoreDetails"]))
+    assert [ranking_key(h["_rankingScoreDetails"]) for h in by_score] == [
+        ranking_key(h["_rankingScoreDetails"]) for h in by_rules]
+
+
+@given(SORT_VALUES, SORT_VALUES, st.booleans())
+@example("ab", "a", False)
+@example(3, "a", False)
+@example(None, -1, True)
+def test_sort_value_key_orders_like_meilisearch(a, b, ascending):
+    expected = compare_sort_values(a, b, ascending)
+    ka, kb = sort_value_key(a, ascending), sort_value_key(b, ascending)
+    assert (ka < kb, ka == kb, ka > kb) == (expected < 0, expected == 0, expected > 0)
+
+
+@given(st.integers(0, 3000), st.integers(0, 3000), st.integers(0, 2000))
+def test_plan_asks_every_node_for_the_capped_window_from_zero(offset, limit, maximum):
+    plan = plan_node_query({"offset": offset, "limit": limit},
+                           {"pagination": {"maxTotalHits": maximum}})
+    assert plan.offset == min(offset, maximum)
+    assert plan.offset + plan.limit == min(offset + limit, maximum)
+    assert plan.node_params["offset"] == 0
+    assert plan.node_params["limit"] == plan.offset + plan.limit
+    assert plan.node_params["showRankingScore"] and plan.node_params["showRankingScoreDetails"]
+
+
+@given(st.integers(0, 50), st.integers(0, 50))
+def test_plan_translates_pages_into_the_first_page_of_the_whole_window(page, per_page):
+    plan = plan_node_query({"page": page, "hitsPerPage": per_page}, {})
+    assert plan.node_params["page"] == 1
+    assert "offset" not in plan.node_params and "limit" not in plan.node_params
+    if page == 0:
+        assert plan.limit == 0
+    else:
+        assert plan.node_params["hitsPerPage"] == min(page * per_page, 1000)
+
+
+@given(st.one_of(st.none(), st.text(max_size=10),
+                 st.lists(st.one_of(st.text(max_size=5), st.lists(st.text(max_size=5))),
+                          max_size=3)),
+       st.lists(st.integers(0, 63), min_size=1, max_size=5, unique=True))
+def test_shard_restriction_keeps_the_clients_filter_verbatim(client_filter, shards):
+    params = {"q": "x"} if client_filter is None else {"q": "x", "filter": client_filter}
+    restricted = restrict_to_shards(params, shards)
+    own = f"_miroir_shard IN [{', '.join(map(str, sorted(shards)))}]"
+    got = restricted["filter"]
+    if client_filter in (None, "", []):
+        assert got == own
+    elif isinstance(client_filter, list):
+        assert got == [*client_filter, own]
+    else:
+        assert got == [client_filter, own]
+    assert params.get("filter") == client_filter  # input untouched
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [({"offset": -1}, "invalid_search_offset"), ({"limit": "3"}, "invalid_search_limit"),
+     ({"page": True}, "invalid_search_page"), ({"hitsPerPage": 1.5}, "invalid_search_hits_per_page"),
+     ({"sort": ["year"]}, "invalid_search_sort"), ({"sort": "year:up"}, "invalid_search_sort"),
+     ({"distinct": 3}, "invalid_search_distinct"),
+     ({"attributesToRetrieve": [1]}, "invalid_search_attributes_to_retrieve"),
+     ({"showRankingScore": "yes"}, "invalid_search_show_ranking_score")],
+)
+def test_bad_parameters_are_meilisearch_errors_not_crashes(params, code):
+    with pytest.raises(MeiliError) as raised:
+        plan_node_query(params, {})
+    assert raised.value.code == code
+    assert raised.value.status == 400
+    assert set(raised.value.body()) == {"message", "code", "type", "link"}
+
+
+@given(st.lists(st.dictionaries(st.sampled_from(["a", "B", "c", "1", "20", "3.5"]),
+                                st.integers(1, 9)), max_size=4),
+       st.integers(1, 6))
+def test_count_order_sums_exactly_what_the_shards_sent(per_shard, max_values):
+    merged = merge_value_counts(per_shard, "count", max_values)
+    totals: dict[str, int] = {}
+    for counts in per_shard:
+        for value, count in counts.items():
+            totals[value] = totals.get(value, 0) + count
+    assert all(merged[v] == totals[v] for v in merged)
+    assert len(merged) == min(max_values, len(totals))
+    # Highest counts first, and nothing left out outranks what was kept.
+    assert list(merged.values()) == sorted(merged.values(), reverse=True)
+    left_out = [c for v, c in totals.items() if v not in merged]
+    assert all(c <= min(merged.values()) for c in left_out)
+
+
+@given(st.lists(st.lists(st.tuples(st.sampled_from(["x", "y", "z"]), st.integers(1, 5)),
+                         unique_by=lambda t: t[0]), max_size=3))
+def test_facet_search_sums_counts_per_value(per_shard):
+    bodies = [{"facetHits": [{"value": v, "count": c} for v, c in hits],
+               "facetQuery": "q", "processingTimeMs": i} for i, hits in enumerate(per_shard)]
+    merged = merge_facet_search({"facetName": "g", "facetQuery": "q"}, {}, bodies)
+    totals: dict[str, int] = {}
+    for hits in per_shard:
+        for v, c in hits:
+            totals[v] = totals.get(v, 0) + c
+    assert {h["value"]: h["count"] for h in merged["facetHits"]} == totals
+    assert [h["value"] for h in merged["facetHits"]] == sorted(totals)
+    assert merged["processingTimeMs"] == max(range(len(per_shard)), default=0)
+
+
+def test_page_mode_reports_pages_from_the_merged_total():
+    sc_params = {"q": "", "page": 2, "hitsPerPage": 3}
+    plan = plan_node_query(sc_params, {})
+    bodies = [{"hits": [], "totalHits": 4, "processingTimeMs": 1},
+              {"hits": [], "totalHits": 3, "processingTimeMs": 2}]
+    response = merge_search(plan, bodies)
+    assert response["totalHits"] == 7
+    assert response["totalPages"] == math.ceil(7 / 3)
+    assert (response["page"], response["hitsPerPage"]) == (2, 3)
