@@ -1,0 +1,236 @@
+"""Per-attribute facet structures: filter evaluation over sets, facet counts, sort values.
+
+Owns: for each attribute a filter, sort or facet request has touched, the map from normalized
+string value / number to internal ids, and the exists / null / empty sets, kept in step with
+every upsert and delete. Filters evaluate here as set algebra; the per-document meaning of each
+operator is `miroir.core.filters` (this module takes a document's facts from `field_facts`, and
+the tests check both agree).
+
+Must never: parse filters or check filterability (core.filters does), or rank documents.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from miroir.core import filters as f
+
+
+class FieldIndex:
+    """One attribute's facet values across the index."""
+
+    def __init__(self, attribute: str) -> None:
+        self.attribute = attribute
+        self.strings: dict[str, set[int]] = {}  # normalized value -> ids
+        self.original: dict[str, str] = {}  # normalized value -> first-seen spelling
+        self.numbers: dict[float, set[int]] = {}
+        self.exists: set[int] = set()
+        self.null: set[int] = set()
+        self.empty: set[int] = set()
+        self.facts: dict[int, f.FieldFacts] = {}
+        self._sorted_strings: list[str] | None = None
+        self._sorted_numbers: list[float] | None = None
+
+    def add(self, internal_id: int, document: Mapping[str, Any]) -> None:
+        facts = f.field_facts(document, self.attribute)
+        if not facts.exists:
+            return
+        self.facts[internal_id] = facts
+        self.exists.add(internal_id)
+        if facts.is_null:
+            self.null.add(internal_id)
+        if facts.is_empty:
+            self.empty.add(internal_id)
+        for original in facts.strings:
+            key = f.normalize_facet(original)
+            bucket = self.strings.get(key)
+            if bucket is None:
+                self.strings[key] = bucket = set()
+                self.original.setdefault(key, original)
+                self._sorted_strings = None
+            bucket.add(internal_id)
+        for number in facts.numbers:
+            bucket = self.numbers.get(number)
+            if bucket is None:
+                self.numbers[number] = bucket = set()
+                self._sorted_numbers = None
+            bucket.add(internal_id)
+
+    def remove(self, internal_id: int) -> None:
+        facts = self.facts.pop(internal_id, None)
+        if facts is None:
+            return
+        self.exists.discard(internal_id)
+        self.null.discard(internal_id)
+        self.empty.discard(internal_id)
+        for original in facts.strings:
+            key = f.normalize_facet(original)
+            bucket = self.strings.get(key)
+            if bucket is not None:
+                bucket.discard(internal_id)
+                if not bucket:
+                    del self.strings[key]
+                    self.original.pop(key, None)
+                    self._sorted_strings = None
+        for number in facts.numbers:
+            bucket = self.numbers.get(number)
+            if bucket is not None:
+                bucket.discard(internal_id)
+                if not bucket:
+                    del self.numbers[number]
+                    self._sorted_numbers = None
+
+    def sorted_strings(self) -> list[str]:
+        if self._sorted_strings is None:
+            self._sorted_strings = sorted(self.strings)
+        return self._sorted_strings
+
+    def sorted_numbers(self) -> list[float]:
+        if self._sorted_numbers is None:
+            self._sorted_numbers = sorted(self.numbers)
+        return self._sorted_numbers
+
+    # -- filter primitives -----------------------------------------------------------------
+    def equal(self, value: str) -> set[int]:
+        out = set(self.strings.get(f.normalize_facet(value), ()))
+        number = f.parse_finite_float(value)
+        if number is not None:
+            out |= self.numbers.get(number, set())
+        return out
+
+    def _union(self, buckets: Iterable[set[int]]) -> set[int]:
+        out: set[int] = set()
+        for bucket in buckets:
+            out |= bucket
+        return out
+
+    def number_range(
+        self, low: float, low_inclusive: bool, high: float, high_inclusive: bool
+    ) -> set[int]:
+        keys = self.sorted_numbers()
+        lo = bisect.bisect_left(keys, low) if low_inclusive else bisect.bisect_right(keys, low)
+        hi = bisect.bisect_right(keys, high) if high_inclusive else bisect.bisect_left(keys, high)
+        return self._union(self.numbers[k] for k in keys[lo:hi])
+
+    def string_range(
+        self, low: str | None, low_inclusive: bool, high: str | None, high_inclusive: bool
+    ) -> set[int]:
+        keys = self.sorted_strings()
+        if low is None:
+            lo = 0
+        else:
+            lo = bisect.bisect_left(keys, low) if low_inclusive else bisect.bisect_right(keys, low)
+        if high is None:
+            hi = len(keys)
+        else:
+            hi = (
+                bisect.bisect_right(keys, high)
+                if high_inclusive
+                else bisect.bisect_left(keys, high)
+            )
+        return self._union(self.strings[k] for k in keys[lo:hi])
+
+    def compare(self, op: str, value: str) -> set[int]:
+        number = f.parse_finite_float(value)
+        out: set[int] = set()
+        inf = math.inf
+        if op == ">":
+            if number is not None:
+                out |= self.number_range(number, False, inf, True)
+            out |= self.string_range(value, False, None, True)
+        elif op == ">=":
+            if number is not None:
+                out |= self.number_range(number, True, inf, True)
+            out |= self.string_range(value, True, None, True)
+        elif op == "<":
+            if number is not None:
+                out |= self.number_range(-inf, True, number, False)
+            out |= self.string_range(None, True, value, False)
+        elif op == "<=":
+            if number is not None:
+                out |= self.number_range(-inf, True, number, True)
+            out |= self.string_range(None, True, value, True)
+        return out
+
+    def between(self, low: str, high: str) -> set[int]:
+        out: set[int] = set()
+        low_number, high_number = f.parse_finite_float(low), f.parse_finite_float(high)
+        if low_number is not None and high_number is not None and low_number <= high_number:
+            out |= self.number_range(low_number, True, high_number, True)
+        if low <= high:
+            out |= self.string_range(low, True, high, True)
+        return out
+
+
+class FacetIndex:
+    """The FieldIndexes of one searcher, built on first use and maintained afterwards."""
+
+    def __init__(self, documents: Mapping[int, Mapping[str, Any]]) -> None:
+        self.documents = documents
+        self.fields: dict[str, FieldIndex] = {}
+
+    def field(self, attribute: str) -> FieldIndex:
+        index = self.fields.get(attribute)
+        if index is None:
+            index = FieldIndex(attribute)
+            for internal_id, document in self.documents.items():
+                index.add(internal_id, document)
+            self.fields[attribute] = index
+        return index
+
+    def upsert(self, internal_id: int, document: Mapping[str, Any]) -> None:
+        for index in self.fields.values():
+            index.remove(internal_id)
+            index.add(internal_id, document)
+
+    def delete(self, internal_id: int) -> None:
+        for index in self.fields.values():
+            index.remove(internal_id)
+
+    def clear(self) -> None:
+        self.fields.clear()
+
+    def evaluate(self, node: f.Node, universe: set[int]) -> set[int]:
+        """The ids in `universe` matching `node` (same meaning as `filters.matches`)."""
+        if isinstance(node, f.Not):
+            return universe - self.evaluate(node.child, universe)
+        if isinstance(node, f.And):
+            result = universe
+            for child in node.children:
+                if not result:
+                    break
+                result = self.evaluate(child, result)
+            return result
+        if isinstance(node, f.Or):
+            out: set[int] = set()
+            for child in node.children:
+                out |= self.evaluate(child, universe)
+            return out
+        if isinstance(node, (f.GeoRadius, f.GeoBoundingBox, f.Contains, f.StartsWith)):
+            return {i for i in universe if f.matches(node, self.documents[i])}
+        index = self.field(node.field)
+        if isinstance(node, f.Exists):
+            hits = index.exists
+        elif isinstance(node, f.IsNull):
+            hits = index.null
+        elif isinstance(node, f.IsEmpty):
+            hits = index.empty
+        elif isinstance(node, f.Compare):
+            if node.op == "=":
+                hits = index.equal(node.value)
+            elif node.op == "!=":
+                return universe - index.equal(node.value)
+            else:
+                hits = index.compare(node.op, node.value)
+        elif isinstance(node, f.In):
+            hits = set()
+            for value in node.values:
+                hits |= index.equal(value)
+        elif isinstance(node, f.Between):
+            hits = index.between(node.low, node.high)
+        else:
+            raise TypeError(f"not a filter node: {node!r}")
+        return universe & hits

@@ -1,0 +1,174 @@
+"""IndexSearcher: the search structures of one devnode index, kept in step with its documents.
+
+Owns: the document copies the searcher ranks and formats (by internal id), the inverted index
+(normalized word -> internal ids, and per document word -> packed (field id, position) list),
+the vocabulary trie that yields prefix and typo candidates without scanning the vocabulary,
+the per-attribute facet index, and `filter_ids`. The engine calls upsert / delete / clear /
+update_settings as tasks apply; searching is `miroir.devnode.search.engine.run_search`.
+
+Must never: assign internal ids (the engine does: order of first addition), enqueue tasks, or
+let one document's ranking depend on another document (see `ranking`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from miroir.core import filters as f
+from miroir.devnode.search.facets import FacetIndex
+from miroir.devnode.search.text import iter_text_values, normalize_word, tokenize
+from miroir.devnode.search.trie import Trie
+
+POSITION_BITS = 16
+MAX_POSITION = (1 << POSITION_BITS) - 1
+ARRAY_GAP = 8
+
+
+def pack(field_id: int, position: int) -> int:
+    return (field_id << POSITION_BITS) | min(position, MAX_POSITION)
+
+
+def unpack(code: int) -> tuple[int, int]:
+    return code >> POSITION_BITS, code & MAX_POSITION
+
+
+def pattern_matches(pattern: str, attribute: str) -> bool:
+    """A searchable/displayed pattern: `*`, the attribute itself, or one of its parents."""
+    return pattern == "*" or pattern == attribute or attribute.startswith(pattern + ".")
+
+
+def iter_fields(document: Mapping[str, Any], prefix: str = "") -> Any:
+    """(dotted path, value) for every leaf of a document; arrays of objects are walked into."""
+    for key, value in document.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            yield from iter_fields(value, path + ".")
+        elif isinstance(value, list) and any(isinstance(item, Mapping) for item in value):
+            scalars = [item for item in value if not isinstance(item, Mapping)]
+            if scalars:
+                yield path, scalars
+            for item in value:
+                if isinstance(item, Mapping):
+                    yield from iter_fields(item, path + ".")
+        else:
+            yield path, value
+
+
+class IndexSearcher:
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.documents: dict[int, dict[str, Any]] = {}
+        self.settings: dict[str, Any] = {}
+        self.update_settings(settings)
+
+    # -- the engine's interface -------------------------------------------------------------
+    def update_settings(self, settings: dict[str, Any]) -> None:
+        """Take the full settings dict and rebuild everything that depends on it."""
+        self.settings = settings
+        self.searchable: list[str] = list(settings.get("searchableAttributes") or ["*"])
+        self.stop_words = frozenset(normalize_word(w) for w in settings.get("stopWords") or ())
+        self._rebuild()
+
+    def upsert(self, internal_id: int, document: dict[str, Any]) -> None:
+        if internal_id in self.documents:
+            self._unindex(internal_id)
+        self.documents[internal_id] = document
+        self._index(internal_id, document)
+        self.facets.upsert(internal_id, document)
+
+    def delete(self, internal_id: int) -> None:
+        if internal_id not in self.documents:
+            return
+        self._unindex(internal_id)
+        del self.documents[internal_id]
+        self.facets.delete(internal_id)
+
+    def clear(self) -> None:
+        self.documents.clear()
+        self._rebuild()
+
+    def filter_ids(self, filter_expr: Any, *, error_code: str) -> list[int]:
+        """Internal ids matching `filter_expr` (string or array form), ascending."""
+        node = self.parse_filter(filter_expr, error_code=error_code)
+        if node is None:
+            return sorted(self.documents)
+        return sorted(self.facets.evaluate(node, set(self.documents)))
+
+    def parse_filter(self, filter_expr: Any, *, error_code: str) -> f.Node | None:
+        node = f.parse_filter_json(filter_expr, error_code=error_code)
+        f.ensure_filterable(
+            node, self.settings.get("filterableAttributes") or [], error_code=error_code
+        )
+        return node
+
+    # -- the inverted index -----------------------------------------------------------------
+    def _rebuild(self) -> None:
+        self.field_ids: dict[str, int] = {}
+        self.field_names: list[str] = []
+        self.field_weights: list[int | None] = []  # None: not searchable
+        self.word_docs: dict[str, set[int]] = {}
+        self.doc_words: dict[int, dict[str, list[int]]] = {}
+        self.doc_field_lengths: dict[int, dict[int, int]] = {}
+        self.trie = Trie()
+        self.facets = FacetIndex(self.documents)
+        for internal_id, document in self.documents.items():
+            self._index(internal_id, document)
+
+    def field_id(self, path: str) -> int:
+        field_id = self.field_ids.get(path)
+        if field_id is None:
+            field_id = len(self.field_names)
+            self.field_ids[path] = field_id
+            self.field_names.append(path)
+            self.field_weights.append(self.weight_of(path))
+        return field_id
+
+    def weight_of(self, path: str) -> int | None:
+        for weight, pattern in enumerate(self.searchable):
+            if pattern_matches(pattern, path):
+                return 0 if pattern == "*" and self.searchable == ["*"] else weight
+        return None
+
+    def searchable_values(self, document: Mapping[str, Any]) -> Any:
+        """(field id, [text values]) of every searchable field of a document."""
+        for path, value in iter_fields(document):
+            field_id = self.field_id(path)
+            if self.field_weights[field_id] is None:
+                continue
+            yield field_id, list(iter_text_values(value))
+
+    def _index(self, internal_id: int, document: Mapping[str, Any]) -> None:
+        words: dict[str, list[int]] = {}
+        next_start: dict[int, int] = {}
+        counts: dict[int, int] = {}
+        stop_words = self.stop_words
+        for field_id, texts in self.searchable_values(document):
+            start = next_start.get(field_id, 0)
+            for text in texts:
+                tokens = tokenize(text, start)
+                if not tokens:
+                    continue
+                counts[field_id] = counts.get(field_id, 0) + len(tokens)
+                for token in tokens:
+                    if token.word not in stop_words:
+                        words.setdefault(token.word, []).append(pack(field_id, token.position))
+                start = tokens[-1].position + ARRAY_GAP
+            next_start[field_id] = start
+        for word in words:
+            docs = self.word_docs.get(word)
+            if docs is None:
+                self.word_docs[word] = docs = set()
+                self.trie.add(word)
+            docs.add(internal_id)
+        self.doc_words[internal_id] = words
+        self.doc_field_lengths[internal_id] = counts
+
+    def _unindex(self, internal_id: int) -> None:
+        for word in self.doc_words.pop(internal_id, {}):
+            docs = self.word_docs.get(word)
+            if docs is not None:
+                docs.discard(internal_id)
+                if not docs:
+                    del self.word_docs[word]
+                    self.trie.remove(word)
+        self.doc_field_lengths.pop(internal_id, None)

@@ -1,0 +1,132 @@
+"""Tokenization and normalization shared by indexing, querying and highlighting.
+
+Owns: how text becomes words (Unicode-aware: runs of letters and digits; each CJK ideograph is
+its own word), how words are normalized (lower-case, diacritics folded), and word positions
+(+1 across soft separators, +8 across a hard separator or into the next array value, as
+Meilisearch's `tokenize_document` counts them). Also Damerau-Levenshtein distance.
+
+Must never: know about documents, settings or ranking. It is plain text in, tokens out.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+
+HARD_SEPARATORS = frozenset(".!?;\n\r…。！？；")
+HARD_GAP = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """One word of a text: its normalized form, its char span in the text, and its position."""
+
+    word: str
+    start: int
+    end: int
+    position: int
+
+
+def _is_cjk(ch: str) -> bool:
+    code = ord(ch)
+    return (
+        0x4E00 <= code <= 0x9FFF
+        or 0x3400 <= code <= 0x4DBF
+        or 0x3040 <= code <= 0x30FF
+        or 0xAC00 <= code <= 0xD7AF
+        or 0x20000 <= code <= 0x2A6DF
+    )
+
+
+@lru_cache(maxsize=200_000)
+def normalize_word(word: str) -> str:
+    """Lower-case and strip diacritics (é -> e, Ö -> o); ß and ligatures are decomposed."""
+    if word.isascii():
+        return word.lower()
+    decomposed = unicodedata.normalize("NFKD", word.lower())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _is_word_char(ch: str) -> bool:
+    return ch.isalnum() or unicodedata.category(ch) in ("Mn", "Mc")
+
+
+def tokenize(text: str, first_position: int = 0) -> list[Token]:
+    """The words of `text`, with positions starting at `first_position`."""
+    tokens: list[Token] = []
+    n = len(text)
+    i = 0
+    position = first_position
+    pending_gap = 0  # 0 before the first word, else 1 or HARD_GAP
+    while i < n:
+        ch = text[i]
+        if _is_cjk(ch):
+            if tokens:
+                position += pending_gap or 1
+            tokens.append(Token(normalize_word(ch), i, i + 1, position))
+            pending_gap = 1
+            i += 1
+            continue
+        if _is_word_char(ch):
+            j = i + 1
+            while j < n and _is_word_char(text[j]) and not _is_cjk(text[j]):
+                j += 1
+            if tokens:
+                position += pending_gap or 1
+            word = normalize_word(text[i:j])
+            if word:
+                tokens.append(Token(word, i, j, position))
+            pending_gap = 1
+            i = j
+            continue
+        if ch in HARD_SEPARATORS and tokens:
+            pending_gap = HARD_GAP
+        i += 1
+    return tokens
+
+
+def words(text: str) -> list[str]:
+    return [token.word for token in tokenize(text)]
+
+
+def damerau_levenshtein(a: str, b: str, limit: int) -> int:
+    """Optimal-string-alignment distance, or limit+1 as soon as it must exceed `limit`."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    previous_previous: list[int] | None = None
+    previous = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
+        row_min = i
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            value = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if (
+                previous_previous is not None
+                and i > 1
+                and j > 1
+                and a[i - 1] == b[j - 2]
+                and a[i - 2] == b[j - 1]
+            ):
+                value = min(value, previous_previous[j - 2] + 1)
+            current[j] = value
+            row_min = min(row_min, value)
+        if row_min > limit:
+            return limit + 1
+        previous_previous, previous = previous, current
+    return min(previous[len(b)], limit + 1)
+
+
+def iter_text_values(value: object) -> Iterator[str]:
+    """The searchable strings inside a JSON value (numbers and booleans as text)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, bool):
+        yield "true" if value else "false"
+    elif isinstance(value, (int, float)):
+        yield str(value)
+    elif isinstance(value, list):
+        for item in value:
+            yield from iter_text_values(item)
