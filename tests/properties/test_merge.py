@@ -21,7 +21,9 @@ from hypothesis import strategies as st
 
 from miroir.core.errors import MeiliError
 from miroir.core.merge import merge_search, merge_search_outcome
+from miroir.core.merge_documents import merge_documents, plan_documents_query
 from miroir.core.merge_facets import merge_facet_search, merge_value_counts
+from miroir.core.merge_federated import merge_federated, plan_federated_query
 from miroir.core.merge_order import ranking_key, sort_value_key
 from miroir.core.search_plan import plan_node_query, restrict_to_shards
 
@@ -418,3 +420,78 @@ def test_page_mode_reports_pages_from_the_merged_total():
     assert response["totalHits"] == 7
     assert response["totalPages"] == math.ceil(7 / 3)
     assert (response["page"], response["hitsPerPage"]) == (2, 3)
+
+
+# ----------------------------------------------------------------------------- documents
+
+
+PRIMARY_KEYS = st.one_of(st.integers(-50, 50), st.text("abcAB_-09", min_size=1, max_size=3))
+
+
+@given(st.lists(st.tuples(PRIMARY_KEYS, st.integers(0, 3)), unique_by=lambda t: repr(t[0]),
+                max_size=25),
+       st.integers(0, 10), st.integers(0, 10), st.booleans())
+@example([(1, 0), ("1a", 1), (-3, 1)], 0, 2, True)
+def test_documents_are_listed_by_primary_key_across_shards(docs, offset, limit, narrow):
+    def cmp(a, b):
+        return compare_sort_values(a["id"], b["id"], True)
+
+    corpus = [{"id": pk, "title": f"t{pk}", "_miroir_shard": shard} for pk, shard in docs]
+    params: dict[str, Any] = {"offset": offset, "limit": limit}
+    if narrow:
+        params["fields"] = ["title"]
+    plan = plan_documents_query(params, "id")
+    assert plan.node_params["sort"] == ["id:asc"]
+    bodies = []
+    for shard in range(4):
+        own = sorted((d for d in corpus if d["_miroir_shard"] == shard), key=functools.cmp_to_key(cmp))
+        page = own[: plan.node_params["limit"]]
+        if narrow:
+            page = [{k: d[k] for k in plan.node_params["fields"]} for d in page]
+        bodies.append({"results": page, "offset": 0, "limit": plan.node_params["limit"],
+                       "total": len(own)})
+    merged = merge_documents(plan, bodies)
+    expected = sorted(corpus, key=functools.cmp_to_key(cmp))[offset : offset + limit]
+    if narrow:
+        assert merged["results"] == [{"title": d["title"]} for d in expected]
+    else:
+        assert merged["results"] == [{"id": d["id"], "title": d["title"]} for d in expected]
+    assert (merged["offset"], merged["limit"], merged["total"]) == (offset, limit, len(corpus))
+
+
+# ----------------------------------------------------------------------------- federation
+
+
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 8), st.integers(0, 2)), max_size=25),
+       st.lists(st.sampled_from([0.5, 1.0, 2.0]), min_size=3, max_size=3),
+       st.integers(0, 6), st.integers(0, 8))
+def test_federated_merge_orders_by_weighted_score_then_query_position(hits, weights, offset, limit):
+    """Without sort, federation ranks by global x weight; full ties by queriesPosition."""
+    body = {"federation": {"offset": offset, "limit": limit},
+            "queries": [{"indexUid": "i", "q": "x", "federationOptions": {"weight": w}}
+                        for w in weights]}
+    plan = plan_federated_query(body)
+    assert plan.node_body["federation"] == {"offset": 0, "limit": offset + limit}
+    corpus = []
+    for n, (position, rank, shard) in enumerate(hits):
+        score = rank / 8
+        corpus.append({"id": n, "_miroir_shard": shard, "_rankingScore": score,
+                       "_rankingScoreDetails": {"words": {"order": 0, "score": score}},
+                       "_federation": {"indexUid": "i", "queriesPosition": position,
+                                       "weightedRankingScore": score * weights[position]}})
+
+    def single_node_key(hit):
+        return (-hit["_federation"]["weightedRankingScore"], hit["_federation"]["queriesPosition"])
+
+    bodies = []
+    for shard in range(3):
+        own = sorted((h for h in corpus if h["_miroir_shard"] == shard), key=single_node_key)
+        bodies.append({"hits": own[: offset + limit], "estimatedTotalHits": len(own),
+                       "processingTimeMs": shard})
+    merged = merge_federated(plan, bodies)
+    expected = sorted(corpus, key=single_node_key)[offset : offset + limit]
+    by_id = {h["id"]: h for h in corpus}
+    assert [single_node_key(by_id[h["id"]]) for h in merged["hits"]] == [
+        single_node_key(h) for h in expected]
+    assert all(set(h) == {"id", "_federation"} for h in merged["hits"])
+    assert merged["estimatedTotalHits"] == len(corpus)

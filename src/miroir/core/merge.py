@@ -161,13 +161,13 @@ def apply_distinct(hits: Iterable[Mapping[str, Any]], attribute: str) -> tuple[l
     return kept, dropped
 
 
-def _without_path(document: Mapping[str, Any], path: str) -> Mapping[str, Any]:
+def without_path(document: Mapping[str, Any], path: str) -> Mapping[str, Any]:
     """`document` without the (possibly dotted) `path`; an emptied parent goes too."""
     if path in document:
         return {k: v for k, v in document.items() if k != path}
     for key, value in document.items():
         if isinstance(value, Mapping) and path.startswith(key + "."):
-            inner = _without_path(value, path[len(key) + 1 :])
+            inner = without_path(value, path[len(key) + 1 :])
             if inner is value:
                 continue
             if inner:
@@ -191,10 +191,10 @@ def clean_hit(
         if (key == "_formatted" or key == "_matchesPosition") and isinstance(value, Mapping):
             value = {k: v for k, v in value.items() if not k.startswith(_RESERVED_PREFIX)}
             for path in added_fields:
-                value = _without_path(value, path)
+                value = without_path(value, path)
         cleaned[key] = value
     for path in added_fields:
-        cleaned = _without_path(cleaned, path)
+        cleaned = without_path(cleaned, path)
     return dict(cleaned)
 
 

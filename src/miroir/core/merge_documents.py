@@ -1,0 +1,127 @@
+"""GET /indexes/{uid}/documents and POST /documents/fetch across shards.
+
+Owns `plan_documents_query(params, primary_key) -> DocumentsPlan` and
+`merge_documents(plan, node_bodies) -> dict`. Pure; it never sends a request.
+
+One node lists documents in its internal id order (insertion order), which no set of shards can
+reproduce. Miroir's documented order instead is: the client's `sort` rules if it sent any,
+then the primary key ascending (Meilisearch's sort order: numbers, then strings by bytes).
+It is deterministic and stable across calls, replica groups, replicas and rebalancing, because
+it depends only on the documents.
+
+To make one scatter enough, every node is asked for its first `offset+limit` documents in that
+same order (`sort: [<client sort>..., <pk>:asc]`, `offset: 0`); the merged window is then
+exact. That needs the primary key (and the client's sort fields, as Meilisearch already
+requires) in the nodes' sortableAttributes: the proxy keeps it there without showing it.
+`total` is the sum of the nodes' totals, which is exact (each document lives on one shard).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from miroir.core.errors import MeiliError
+from miroir.core.merge import without_path
+from miroir.core.merge_order import sort_value_key
+from miroir.core.search_plan import SortRule, parse_sort
+
+DEFAULT_DOCUMENTS_LIMIT = 20
+_RESERVED_PREFIX = "_miroir_"
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentsPlan:
+    node_params: dict[str, Any]
+    offset: int
+    limit: int
+    order: tuple[SortRule, ...]
+    added_fields: tuple[str, ...]
+
+
+def _usize(params: Mapping[str, Any], name: str, code: str, default: int) -> int:
+    value = params.get(name, default)
+    if value is None:
+        return default
+    if isinstance(value, str) and value.isdigit():  # GET query strings
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise MeiliError(
+            code, f"Invalid value type at `.{name}`: expected a positive integer, but found `{value!r}`"
+        )
+    return value
+
+
+def _names(params: Mapping[str, Any], name: str, code: str) -> list[str] | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise MeiliError(
+            code, f"Invalid value type at `.{name}`: expected an array of strings, but found `{value!r}`"
+        )
+    return list(value)
+
+
+def plan_documents_query(params: Mapping[str, Any], primary_key: str) -> DocumentsPlan:
+    """Rewrite a documents listing (offset, limit, fields, filter, sort, ids) for the nodes."""
+    offset = _usize(params, "offset", "invalid_document_offset", 0)
+    limit = _usize(params, "limit", "invalid_document_limit", DEFAULT_DOCUMENTS_LIMIT)
+    try:
+        client_sort = parse_sort(_names(params, "sort", "invalid_document_sort"))
+    except MeiliError as error:
+        raise MeiliError("invalid_document_sort", error.message) from None
+    order = client_sort
+    if all(rule.field != primary_key for rule in client_sort):
+        order = (*client_sort, SortRule(primary_key, True))
+
+    node_params = dict(params)
+    node_params["offset"] = 0
+    node_params["limit"] = offset + limit
+    node_params["sort"] = [f"{r.field}:{'asc' if r.ascending else 'desc'}" for r in order]
+    added: list[str] = []
+    fields = _names(params, "fields", "invalid_document_fields")
+    if fields is not None and "*" not in fields:
+        for rule in order:
+            if rule.field not in fields and rule.field not in added:
+                added.append(rule.field)
+        node_params["fields"] = fields + added
+    return DocumentsPlan(node_params, offset, limit, order, tuple(added))
+
+
+def _sort_field_key(document: Mapping[str, Any], rule: SortRule) -> tuple:
+    value: Any = document
+    for part in rule.field.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    if isinstance(value, list):
+        # An array sorts by its best value in the rule's direction.
+        keys = [sort_value_key(v, rule.ascending) for v in value if v is not None]
+        return min(keys) if keys else sort_value_key(None, rule.ascending)
+    return sort_value_key(value, rule.ascending)
+
+
+def merge_documents(plan: DocumentsPlan, node_bodies: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """`{results, offset, limit, total}` from each node's `{results, total, ...}`."""
+    documents: list[Mapping[str, Any]] = []
+    for body in node_bodies:
+        documents.extend(body.get("results") or ())
+    order = plan.order
+    documents.sort(key=lambda doc: tuple(_sort_field_key(doc, rule) for rule in order))
+    window = documents[plan.offset : plan.offset + plan.limit]
+    results = []
+    for document in window:
+        cleaned: Mapping[str, Any] = {
+            k: v for k, v in document.items() if not k.startswith(_RESERVED_PREFIX)
+        }
+        for path in plan.added_fields:
+            cleaned = without_path(cleaned, path)
+        results.append(dict(cleaned))
+    return {
+        "results": results,
+        "offset": plan.offset,
+        "limit": plan.limit,
+        "total": sum(body.get("total", 0) for body in node_bodies),
+    }
