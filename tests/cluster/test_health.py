@@ -205,3 +205,12 @@ def test_the_recorded_verdicts_are_exactly_what_the_nodes_did(rounds):
     results = trio.run(scenario, clock=trio.testing.MockClock(autojump_threshold=0))
     expected = [(node, r[i]) for r in rounds for i, node in enumerate(nodes)]
     assert [(node, ok) for node, ok, _ in results] == expected
+
+
+async def test_the_cluster_clock_stamps_results_unless_one_is_injected(autojump_clock):
+    fake = FakeTransport(default=Answer(200))
+    cluster = RecordingCluster(fake, ["n1"])
+    cluster.now_ms = lambda: 1234
+    await HealthChecker(cluster, HEALTH).probe_once()
+    await HealthChecker(cluster, HEALTH, clock_ms=lambda: 99).probe_once()
+    assert [now for _, _, now in cluster.results] == [1234, 99]

@@ -170,14 +170,13 @@ async def _serve_until_signalled(app, hconfig, metrics, on_ready) -> None:
 
 
 def _app_registry(app: Any) -> Any:
-    """The Prometheus registry the app records into (the default one unless it says otherwise)."""
+    """The Prometheus registry the app records into: its own (`extensions["miroir"].metrics`,
+    one registry per app), else prometheus_client's default one."""
     import prometheus_client
 
-    for holder in (getattr(app, "config", None) or {}, getattr(app, "extensions", None) or {}):
-        registry = holder.get("MIROIR_METRICS_REGISTRY") if hasattr(holder, "get") else None
-        if registry is not None:
-            return registry
-    return prometheus_client.REGISTRY
+    state = (getattr(app, "extensions", None) or {}).get("miroir")
+    registry = getattr(getattr(state, "metrics", None), "registry", None)
+    return registry if registry is not None else prometheus_client.REGISTRY
 
 
 # ---- N workers ---------------------------------------------------------------------------------

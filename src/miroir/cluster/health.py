@@ -56,13 +56,14 @@ class HealthChecker:
         cluster: HealthCheckedCluster,
         health_config: HealthSettings,
         *,
-        clock_ms: Callable[[], int] = wall_clock_ms,
+        clock_ms: Callable[[], int] | None = None,
     ) -> None:
         self._cluster = cluster
         self._interval = health_config.interval_ms / 1000
         self._timeout = health_config.timeout_ms / 1000
-        # The timestamp handed to the cluster; injectable so simulations can use virtual time.
-        self._clock_ms = clock_ms
+        # The timestamp handed to the cluster: the cluster's own clock when it has one (one clock
+        # for "last seen" and task records), injectable so simulations can use virtual time.
+        self._clock_ms = clock_ms or getattr(cluster, "now_ms", None) or wall_clock_ms
         self.rounds = 0
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
