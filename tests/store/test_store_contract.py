@@ -228,7 +228,7 @@ async def test_two_stores_racing_for_a_lease_get_exactly_one_holder(backend):
         now = T0 + round_ * 10_000  # each round starts after the previous lease expired
         winners: list = []
 
-        async def try_acquire(holder: str, store, now: int = now) -> None:
+        async def try_acquire(holder: str, store, now: int = now, winners: list = winners) -> None:
             lease = await store.acquire_lease("leader", holder, now=now, ttl_ms=5_000)
             if lease is not None:
                 winners.append(lease)
