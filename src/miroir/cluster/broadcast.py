@@ -1,0 +1,269 @@
+"""Writes every node must take: index creation, index changes, settings, with rollback.
+
+Theory of operation. An index or a setting that exists on some nodes and not others is worse
+than a failed request, so two operations are carried out to the end before the client is told:
+
+- index creation sends `POST /indexes` to every node in every group, waits for every node task,
+  then makes `_miroir_shard` filterable everywhere. If any node fails, the index is deleted
+  again on the nodes that did create it, and the Miroir task fails.
+- a settings change is applied node by node: read the node's settings, apply, wait for the node
+  task; on the first failure every node already changed gets its previous settings back (in
+  reverse order) and the Miroir task fails.
+
+`_miroir_shard` can never leave filterableAttributes: every settings write that touches that
+key has it added back before it is sent, and `hide_shard_field` removes it on the way out.
+
+Other broadcasts (index delete and update, delete-by-filter, delete-all, experimental features)
+just fan out and record a task the poller follows.
+
+Must never: render HTTP, or leave a node changed after reporting failure when a rollback call
+could still reach it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from miroir.cluster.runtime import Cluster, NodeRejected, first_rejection, task_uid_of
+from miroir.cluster.tasks import record_finished_task, record_task
+from miroir.core.errors import error_body
+from miroir.core.routing import SHARD_FIELD
+from miroir.core.tasks import NodeTask, Task
+from miroir.transport.base import NodeResponse
+
+# ---- `_miroir_shard` in filterableAttributes ---------------------------------------------------
+
+
+def _mentions_shard_field(item: Any) -> bool:
+    if isinstance(item, str):
+        return item == SHARD_FIELD
+    if isinstance(item, Mapping):
+        patterns = item.get("attributePatterns")
+        return isinstance(patterns, list) and SHARD_FIELD in patterns
+    return False
+
+
+def with_shard_filterable(filterable: Any) -> Any:
+    """`filterable` with `_miroir_shard` added; a reset (None) becomes just `_miroir_shard`.
+    Anything that is not a list is left for the node to reject with its own error."""
+    if filterable is None:
+        return [SHARD_FIELD]
+    if isinstance(filterable, list):
+        if any(_mentions_shard_field(item) for item in filterable):
+            return filterable
+        return [*filterable, SHARD_FIELD]
+    return filterable
+
+
+def protect_settings_patch(patch: Mapping[str, Any]) -> dict[str, Any]:
+    """The patch a node receives: `_miroir_shard` stays filterable whatever the client sent."""
+    patch = dict(patch)
+    if "filterableAttributes" in patch:
+        patch["filterableAttributes"] = with_shard_filterable(patch["filterableAttributes"])
+    return patch
+
+
+def hide_shard_field(filterable: Any) -> Any:
+    """filterableAttributes as a client should see it: without `_miroir_shard`."""
+    if not isinstance(filterable, list):
+        return filterable
+    shown = []
+    for item in filterable:
+        if isinstance(item, str) and item == SHARD_FIELD:
+            continue
+        if isinstance(item, Mapping) and _mentions_shard_field(item):
+            patterns = [p for p in item["attributePatterns"] if p != SHARD_FIELD]
+            if not patterns:
+                continue
+            item = {**item, "attributePatterns": patterns}
+        shown.append(item)
+    return shown
+
+
+def hide_in_settings(settings: Any) -> Any:
+    if isinstance(settings, dict) and "filterableAttributes" in settings:
+        settings = {**settings, "filterableAttributes": hide_shard_field(settings["filterableAttributes"])}
+    return settings
+
+
+# ---- waiting on one step ----------------------------------------------------------------------
+
+
+async def _run_everywhere(
+    cluster: Cluster, nodes: list[str], method: str, path: str, body: Any
+) -> tuple[list[str], dict[str, Any] | None, dict[str, NodeTask]]:
+    """Send to every node and wait for the node tasks: (nodes that succeeded, first error
+    (by node id) or None, node tasks)."""
+    results = await cluster.fan_out(nodes, method, path, body)
+    acked = {n: uid for n, r in results.items() if (uid := task_uid_of(r)) is not None}
+    views = await cluster.wait_for_node_tasks(acked) if acked else {}
+    succeeded = [n for n in nodes if (views.get(n) or {}).get("status") == "succeeded"]
+    node_tasks = {
+        n: NodeTask(acked.get(n), (views.get(n) or {}).get("status", "enqueued") if n in acked
+                    else "enqueued", (views.get(n) or {}).get("error"))
+        for n in nodes
+    }
+    error = None
+    for node in sorted(nodes):
+        if node in succeeded:
+            continue
+        view = views.get(node)
+        result = results[node]
+        if view and view.get("error"):
+            error = view["error"]
+        elif isinstance(result, NodeResponse) and not result.ok and _is_error_body(result):
+            error = result.json()
+        else:
+            error = error_body(
+                "miroir_node_unavailable",
+                f"Node `{node}` did not complete `{method} {path}` in time.",
+            )
+        break
+    return succeeded, error, node_tasks
+
+
+def _is_error_body(response: NodeResponse) -> bool:
+    try:
+        body = response.json()
+    except Exception:  # noqa: BLE001 - a non-JSON error page is simply not an error body
+        return False
+    return isinstance(body, dict) and "code" in body and "message" in body
+
+
+# ---- index creation ---------------------------------------------------------------------------
+
+
+async def create_index(cluster: Cluster, uid: str, primary_key: str | None) -> Task:
+    """Create `uid` on every node with `_miroir_shard` filterable, or nowhere."""
+    nodes = cluster.all_nodes()
+    details = {"primaryKey": primary_key}
+    created, error, node_tasks = await _run_everywhere(
+        cluster, nodes, "POST", "/indexes", {"uid": uid, "primaryKey": primary_key}
+    )
+    if error is None:
+        _, error, _ = await _run_everywhere(
+            cluster, nodes, "PATCH", f"/indexes/{uid}/settings",
+            {"filterableAttributes": [SHARD_FIELD]},
+        )
+    if error is not None:
+        if created:
+            await _run_everywhere(cluster, created, "DELETE", f"/indexes/{uid}", None)
+        return await record_finished_task(
+            cluster, "indexCreation", uid, details, error=error, node_tasks=node_tasks
+        )
+    if primary_key is not None:
+        cluster.primary_keys[uid] = primary_key
+    return await record_finished_task(cluster, "indexCreation", uid, details, node_tasks=node_tasks)
+
+
+async def index_exists(cluster: Cluster, uid: str) -> dict[str, Any] | None:
+    """The index object from a serving node, None when the index does not exist.
+
+    Raises NodeRejected for any other refusal and RuntimeError when no node answered.
+    """
+    result = await cluster.first_success(cluster.serving_nodes(), "GET", f"/indexes/{uid}")
+    if isinstance(result, NodeResponse):
+        if result.ok:
+            return result.json()
+        if result.status == 404:
+            return None
+        if result.status < 500:
+            raise NodeRejected(result)
+    raise NoNodeAvailable(f"No node could answer for index `{uid}`.")
+
+
+class NoNodeAvailable(Exception):
+    """No node that serves reads answered."""
+
+
+# ---- settings ---------------------------------------------------------------------------------
+
+
+async def update_settings(cluster: Cluster, uid: str, patch: Mapping[str, Any]) -> Task:
+    """Apply a settings patch node by node, restoring every changed node if one fails.
+
+    A 4xx from the first node (an invalid setting) is raised as NodeRejected: nothing changed.
+    """
+    details = dict(patch)
+    sent = protect_settings_patch(patch)
+    if await index_exists(cluster, uid) is None:
+        # Meilisearch creates a missing index on a settings update.
+        creation = await create_index(cluster, uid, None)
+        if creation.error is not None:
+            return await record_finished_task(
+                cluster, "settingsUpdate", uid, details, error=creation.error
+            )
+    previous: dict[str, Any] = {}
+    applied: list[str] = []
+    node_tasks: dict[str, NodeTask] = {}
+    error: dict[str, Any] | None = None
+    for node in sorted(cluster.all_nodes()):
+        before = await cluster.call(node, "GET", f"/indexes/{uid}/settings")
+        if not (isinstance(before, NodeResponse) and before.ok):
+            error = _failure(node, "read its settings")
+            break
+        result = await cluster.call(node, "PATCH", f"/indexes/{uid}/settings", sent)
+        if isinstance(result, NodeResponse) and 400 <= result.status < 500 and not applied:
+            raise NodeRejected(result)
+        node_uid = task_uid_of(result)
+        if node_uid is None:
+            error = result.json() if isinstance(result, NodeResponse) and _is_error_body(result) \
+                else _failure(node, "accept the settings")
+            break
+        view = (await cluster.wait_for_node_tasks({node: node_uid})).get(node)
+        status = (view or {}).get("status", "enqueued")
+        node_tasks[node] = NodeTask(node_uid, status, (view or {}).get("error"))
+        if status != "succeeded":
+            error = (view or {}).get("error") or _failure(node, "apply the settings in time")
+            # A node that timed out may still apply the change later: restore it too.
+            applied.append(node)
+            previous[node] = before.json()
+            break
+        applied.append(node)
+        previous[node] = before.json()
+    if error is not None:
+        await _restore(cluster, uid, applied, previous)
+        return await record_finished_task(
+            cluster, "settingsUpdate", uid, details, error=error, node_tasks=node_tasks
+        )
+    return await record_finished_task(cluster, "settingsUpdate", uid, details, node_tasks=node_tasks)
+
+
+async def _restore(
+    cluster: Cluster, uid: str, applied: list[str], previous: Mapping[str, Any]
+) -> None:
+    for node in reversed(applied):
+        result = await cluster.call(node, "PATCH", f"/indexes/{uid}/settings", previous[node])
+        node_uid = task_uid_of(result)
+        if node_uid is not None:
+            await cluster.wait_for_node_tasks({node: node_uid})
+
+
+def _failure(node: str, what: str) -> dict[str, str]:
+    return error_body("miroir_node_unavailable", f"Node `{node}` did not {what}.")
+
+
+# ---- plain broadcasts -------------------------------------------------------------------------
+
+
+async def broadcast_write(
+    cluster: Cluster,
+    method: str,
+    path: str,
+    body: Any,
+    task_type: str,
+    index_uid: str | None,
+    details: Mapping[str, Any] | None,
+) -> Task:
+    """Send one write to every node that takes writes and record the task the poller follows.
+
+    When a node refuses it outright (4xx) and none accepted it, that refusal is raised as
+    NodeRejected, so the client sees exactly what one Meilisearch would have said.
+    """
+    results = await cluster.fan_out(cluster.writable_nodes(), method, path, body)
+    if not any(task_uid_of(r) is not None for r in results.values()):
+        rejection = first_rejection(results)
+        if rejection is not None:
+            raise NodeRejected(rejection)
+    return await record_task(cluster, task_type, index_uid, results, details)

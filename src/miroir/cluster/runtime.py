@@ -1,0 +1,278 @@
+"""The live cluster one proxy process talks to: topology, shard map, node calls, health.
+
+Owns the mutable runtime state of a proxy: the current `Topology` and its `ShardMap` (rebuilt
+through `ShardMap.build(topology, previous=...)` whenever a node changes state), the per-node
+`HealthCounter`s, the per-process query sequence used for round robin, and small caches
+(primary key per index). Every node call goes through `call` / `fan_out` here, so each one
+carries the node master key and a deadline from `node_timeout_ms`, and every transport failure
+on a real request is fed to the health state exactly like a failed probe.
+
+Must never: import the proxy or the config module (it is handed plain values), render HTTP
+responses, or log a key. Time for task records is read through the injected `now_ms` callable
+so a simulator can drive it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+import orjson
+import trio
+
+from miroir.core.node_state import HealthCounter, IllegalTransition, NodeState
+from miroir.core.topology import ShardMap, Topology
+from miroir.store.base import Store
+from miroir.transport.base import (
+    NodeResponse,
+    NodeResult,
+    Transport,
+    TransportError,
+    is_node_failure,
+)
+
+# Observers get (node_id, state) whenever a node's state changes: the metrics hook.
+StateObserver = Callable[[str, NodeState], None]
+# Observers of every node call: (node_id, seconds, result) -- the metrics hook.
+CallObserver = Callable[[str, float, NodeResult], None]
+
+
+@attrs.frozen
+class ClusterSettings:
+    """The plain values the cluster needs from the config (cluster must not import config)."""
+
+    node_timeout_ms: int = 5000
+    node_master_key: str | None = attrs.field(default=None, repr=False)
+    unhealthy_threshold: int = 3
+    recovery_threshold: int = 2
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Cluster:
+    """One proxy process's view of the cluster and its only way of reaching nodes."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        transport: Transport,
+        store: Store,
+        settings: ClusterSettings | None = None,
+        *,
+        now_ms: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        self.settings = settings or ClusterSettings()
+        self.transport = transport
+        self.store = store
+        self.now_ms = now_ms
+        self.topology = topology
+        self.shard_map = ShardMap.build(topology)
+        self.health = {
+            node.id: HealthCounter(
+                self.settings.unhealthy_threshold, self.settings.recovery_threshold
+            )
+            for node in topology.nodes
+        }
+        self.last_seen_ms: dict[str, int | None] = {node.id: None for node in topology.nodes}
+        self.primary_keys: dict[str, str] = {}
+        self._query_seq = 0
+        self.state_observers: list[StateObserver] = []
+        self.call_observers: list[CallObserver] = []
+        self._auth_headers: tuple[tuple[str, str], ...] = (
+            (("authorization", f"Bearer {self.settings.node_master_key}"),)
+            if self.settings.node_master_key
+            else ()
+        )
+
+    # ---- topology and health ------------------------------------------------------------
+
+    def node_ids(self) -> list[str]:
+        return [node.id for node in self.topology.nodes]
+
+    def state_of(self, node_id: str) -> NodeState:
+        return self.topology.node(node_id).state
+
+    def next_query_seq(self) -> int:
+        """A per-process sequence number for round robin over groups and replicas."""
+        self._query_seq += 1
+        return self._query_seq
+
+    def record_node_result(self, node_id: str, ok: bool, now_ms: int) -> NodeState:
+        """Feed one probe or request outcome into the node's health; returns its new state."""
+        node = self.topology.node(node_id)
+        if ok:
+            self.last_seen_ms[node_id] = now_ms
+        event = self.health[node_id].record(node.state, ok)
+        try:
+            topology = self.topology.with_event(node_id, event)
+        except IllegalTransition:
+            return node.state  # e.g. a removed node: nothing to change
+        if topology is not self.topology:
+            self.topology = topology
+            self.shard_map = ShardMap.build(topology, previous=self.shard_map)
+        new_state = self.topology.node(node_id).state
+        for observer in self.state_observers:
+            observer(node_id, new_state)
+        return new_state
+
+    def fully_covered(self) -> bool:
+        return self.shard_map.fully_covered()
+
+    def serving_nodes(self) -> list[str]:
+        """Nodes that serve reads, healthy ones first (for single-node reads like /version)."""
+        order = {NodeState.HEALTHY: 0, NodeState.ACTIVE: 1, NodeState.DEGRADED: 2}
+        nodes = [n for n in self.topology.nodes if n.state in order]
+        nodes.sort(key=lambda n: (order[n.state], n.id))
+        return [n.id for n in nodes]
+
+    def writable_nodes(self) -> list[str]:
+        """Every node a broadcast must reach: all but failed and removed ones."""
+        return [
+            n.id
+            for n in self.topology.nodes
+            if n.state not in (NodeState.FAILED, NodeState.REMOVED)
+        ]
+
+    def all_nodes(self) -> list[str]:
+        """Every node that is part of the cluster, whatever its state (removed ones excluded)."""
+        return [n.id for n in self.topology.nodes if n.state is not NodeState.REMOVED]
+
+    # ---- node calls ---------------------------------------------------------------------
+
+    async def call(
+        self,
+        node_id: str,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw_body: bytes | None = None,
+        content_type: str = "application/json",
+        timeout_ms: int | None = None,
+    ) -> NodeResult:
+        """One request to one node under its deadline; a failure is returned, not raised.
+
+        `body` is JSON-encoded (orjson); `raw_body` is sent as is. Transport failures and 5xx
+        answers count against the node's health, like a failed probe.
+        """
+        payload = raw_body if raw_body is not None else (
+            None if body is None else orjson.dumps(body)
+        )
+        headers = self._auth_headers
+        if payload is not None:
+            headers = (*headers, ("content-type", content_type))
+        timeout = (timeout_ms or self.settings.node_timeout_ms) / 1000
+        started = trio.current_time()
+        result: NodeResult
+        try:
+            result = await self.transport.request(
+                node_id, method, path, body=payload, headers=headers, deadline=started + timeout
+            )
+        except TransportError as error:
+            result = error
+        elapsed = trio.current_time() - started
+        for observer in self.call_observers:
+            observer(node_id, elapsed, result)
+        if is_node_failure(result):
+            self.record_node_result(node_id, False, self.now_ms())
+        elif self.topology.node(node_id).state is not NodeState.FAILED:
+            # A served request is evidence of life, but a failed node heals only via probes.
+            self.last_seen_ms[node_id] = self.now_ms()
+        return result
+
+    async def fan_out(
+        self,
+        node_ids: Iterable[str],
+        method: str,
+        path: str | Callable[[str], str],
+        body: Any | Callable[[str], Any] = None,
+        **kwargs: Any,
+    ) -> dict[str, NodeResult]:
+        """The same kind of call to many nodes at once; every node's result, keyed by node.
+
+        `path` and `body` may be functions of the node id (per-node batches).
+        """
+        results: dict[str, NodeResult] = {}
+
+        async def one(node_id: str) -> None:
+            node_path = path(node_id) if callable(path) else path
+            node_body = body(node_id) if callable(body) else body
+            results[node_id] = await self.call(node_id, method, node_path, node_body, **kwargs)
+
+        async with trio.open_nursery() as nursery:
+            for node_id in node_ids:
+                nursery.start_soon(one, node_id)
+        return results
+
+    async def first_success(
+        self, node_ids: Sequence[str], method: str, path: str, body: Any = None
+    ) -> NodeResult | None:
+        """Ask nodes one after another until one answers without failing (4xx counts as an
+        answer). None when `node_ids` is empty; otherwise the last failure if all failed."""
+        last: NodeResult | None = None
+        for node_id in node_ids:
+            last = await self.call(node_id, method, path, body)
+            if not is_node_failure(last):
+                return last
+        return last
+
+    # ---- node tasks ---------------------------------------------------------------------
+
+    async def wait_for_node_tasks(
+        self, task_uids: Mapping[str, int], *, timeout_ms: int | None = None, poll_s: float = 0.01
+    ) -> dict[str, dict[str, Any] | None]:
+        """Poll each node's task until it finishes; node -> final task view (None: no answer
+        before the deadline, or the node failed)."""
+        deadline = trio.current_time() + (timeout_ms or self.settings.node_timeout_ms) / 1000
+        finished: dict[str, dict[str, Any] | None] = {}
+
+        async def one(node_id: str, uid: int) -> None:
+            delay = poll_s
+            while trio.current_time() < deadline:
+                result = await self.call(node_id, "GET", f"/tasks/{uid}")
+                if isinstance(result, NodeResponse) and result.ok:
+                    view = result.json()
+                    if view.get("status") in ("succeeded", "failed", "canceled"):
+                        finished[node_id] = view
+                        return
+                await trio.sleep(delay)
+                delay = min(delay * 2, 0.2)
+            finished[node_id] = None
+
+        async with trio.open_nursery() as nursery:
+            for node_id, uid in task_uids.items():
+                nursery.start_soon(one, node_id, uid)
+        return finished
+
+
+def task_uid_of(result: NodeResult) -> int | None:
+    """The node's taskUid from a 202 answer, or None when the node did not enqueue a task."""
+    if isinstance(result, NodeResponse) and result.ok:
+        try:
+            uid = result.json().get("taskUid")
+        except (orjson.JSONDecodeError, AttributeError):
+            return None
+        return uid if isinstance(uid, int) else None
+    return None
+
+
+class NodeRejected(Exception):
+    """A node refused a request with a 4xx before enqueuing anything (bad settings, bad filter):
+    the proxy hands that answer to the client unchanged, since every node would say the same."""
+
+    def __init__(self, response: NodeResponse) -> None:
+        super().__init__(f"{response.node_id} answered {response.status}")
+        self.response = response
+
+
+def first_rejection(results: Mapping[str, NodeResult]) -> NodeResponse | None:
+    """The 4xx answer of the first node (by id) that refused, if any node did."""
+    for node_id in sorted(results):
+        result = results[node_id]
+        if isinstance(result, NodeResponse) and 400 <= result.status < 500:
+            return result
+    return None

@@ -1,0 +1,225 @@
+"""Miroir tasks over node tasks: recording, refreshing, the poller, cancel and delete.
+
+One client write becomes one Miroir task (uid from the store) holding each node's own task uid.
+The status is never guessed here: it is `miroir.core.tasks.apply_node_updates` over what the
+nodes report. `refresh_task` asks every node whose task is not finished yet; the poller does that
+in the background for every unfinished task and leaves finished ones alone.
+
+Counts in `details` (indexedDocuments, deletedDocuments) are filled in when a task finishes:
+each document lives on RG x RF nodes, so the nodes' counts are summed and divided by that.
+
+Must never: render HTTP, or decide a status itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import trio
+
+from miroir.cluster.runtime import Cluster, task_uid_of
+from miroir.core.errors import error_body
+from miroir.core.tasks import (
+    ENQUEUED,
+    FAILED,
+    FINISHED_STATUSES,
+    PROCESSING,
+    SUCCEEDED,
+    NodeTask,
+    Task,
+    TaskQuery,
+    apply_node_updates,
+)
+from miroir.transport.base import NodeResponse, NodeResult
+
+_ALL = 2**32 - 1
+# details keys that count documents, and so must be divided by the number of copies.
+_COUNT_KEYS = ("indexedDocuments", "deletedDocuments")
+
+
+async def record_task(
+    cluster: Cluster,
+    task_type: str,
+    index_uid: str | None,
+    node_results: Mapping[str, NodeResult],
+    details: Mapping[str, Any] | None = None,
+    missed_quorum: tuple[tuple[int, int], ...] = (),
+) -> Task:
+    """Store a new Miroir task for a write the nodes answered; the poller takes it from here."""
+    uid = await cluster.store.allocate_task_uid()
+    now = cluster.now_ms()
+    task = Task(
+        uid=uid,
+        type=task_type,
+        enqueued_at=now,
+        index_uid=index_uid,
+        details=None if details is None else dict(details),
+        node_tasks={node: NodeTask(task_uid_of(result)) for node, result in node_results.items()},
+        missed_quorum=missed_quorum,
+    )
+    task = apply_node_updates(task, {}, now)
+    await cluster.store.put_task(task)
+    return task
+
+
+async def record_finished_task(
+    cluster: Cluster,
+    task_type: str,
+    index_uid: str | None,
+    details: Mapping[str, Any] | None,
+    error: Mapping[str, Any] | None = None,
+    node_tasks: Mapping[str, NodeTask] | None = None,
+) -> Task:
+    """Store a task the proxy already carried out (index creation, settings) or refused
+    (a bad batch): it is `failed` with `error`, or `succeeded`."""
+    uid = await cluster.store.allocate_task_uid()
+    now = cluster.now_ms()
+    task = Task(
+        uid=uid,
+        type=task_type,
+        enqueued_at=now,
+        index_uid=index_uid,
+        status=FAILED if error is not None else SUCCEEDED,
+        details=None if details is None else dict(details),
+        error=None if error is None else dict(error),
+        started_at=now,
+        finished_at=now,
+        node_tasks=dict(node_tasks or {}),
+    )
+    await cluster.store.put_task(task)
+    return task
+
+
+def _node_task_from_view(uid: int, view: Mapping[str, Any]) -> NodeTask | None:
+    status = view.get("status")
+    if status not in (ENQUEUED, PROCESSING, *FINISHED_STATUSES):
+        return None
+    return NodeTask(uid, status, view.get("error"))
+
+
+async def refresh_task(cluster: Cluster, uid: int) -> Task | None:
+    """The task after asking every node whose part is unfinished; None if there is no task."""
+    task = await cluster.store.get_task(uid)
+    if task is None or task.is_finished:
+        return task
+    pending = {
+        node: nt.task_uid
+        for node, nt in task.node_tasks.items()
+        if nt.task_uid is not None and nt.status not in FINISHED_STATUSES
+    }
+    if not pending:
+        return task
+    results = await cluster.fan_out(pending, "GET", lambda node: f"/tasks/{pending[node]}")
+    updates: dict[str, NodeTask] = {}
+    views: dict[str, Mapping[str, Any]] = {}
+    for node, result in results.items():
+        if isinstance(result, NodeResponse) and result.ok:
+            view = result.json()
+            update = _node_task_from_view(pending[node], view)
+            if update is not None:
+                updates[node] = update
+                views[node] = view
+    if not updates:
+        return task
+    now = cluster.now_ms()
+    task = await cluster.store.modify_task(uid, lambda t: apply_node_updates(t, updates, now))
+    if task is not None and task.is_finished and task.details is not None:
+        task = await _finish_details(cluster, task)
+    return task
+
+
+async def _finish_details(cluster: Cluster, task: Task) -> Task:
+    """Fill the document counts of a task that just finished from every node's final view."""
+    if not any(key in task.details for key in _COUNT_KEYS):
+        return task
+    acked = {n: nt.task_uid for n, nt in task.node_tasks.items() if nt.task_uid is not None}
+    results = await cluster.fan_out(acked, "GET", lambda node: f"/tasks/{acked[node]}")
+    copies = max(1, cluster.topology.replica_groups * cluster.topology.replication_factor)
+    details = dict(task.details)
+    for key in _COUNT_KEYS:
+        if key not in details:
+            continue
+        if task.status != SUCCEEDED:
+            details[key] = 0
+            continue
+        total = 0
+        for result in results.values():
+            if isinstance(result, NodeResponse) and result.ok:
+                value = (result.json().get("details") or {}).get(key)
+                total += value if isinstance(value, int) else 0
+        details[key] = round(total / copies)
+    finished = await cluster.store.modify_task(task.uid, lambda t: attrs.evolve(t, details=details))
+    return finished or task
+
+
+async def unfinished_tasks(cluster: Cluster) -> list[Task]:
+    page = await cluster.store.list_tasks(
+        TaskQuery(statuses=frozenset({ENQUEUED, PROCESSING}), limit=_ALL)
+    )
+    return list(page.results)
+
+
+async def poll_tasks_forever(cluster: Cluster, interval_s: float = 0.5) -> None:
+    """Keep unfinished tasks fresh: refresh each one every `interval_s`; finished ones are left
+    alone because `unfinished_tasks` never returns them."""
+    while True:
+        for task in await unfinished_tasks(cluster):
+            await refresh_task(cluster, task.uid)
+        await trio.sleep(interval_s)
+
+
+async def matching_tasks(cluster: Cluster, query: TaskQuery) -> list[Task]:
+    page = await cluster.store.list_tasks(attrs.evolve(query, limit=_ALL, from_uid=None))
+    return list(page.results)
+
+
+def _node_uids_by_node(tasks: list[Task]) -> dict[str, list[int]]:
+    per_node: dict[str, list[int]] = {}
+    for task in tasks:
+        for node, nt in task.node_tasks.items():
+            if nt.task_uid is not None:
+                per_node.setdefault(node, []).append(nt.task_uid)
+    return per_node
+
+
+def _uids_query(uids: list[int]) -> str:
+    return "uids=" + ",".join(str(u) for u in sorted(uids))
+
+
+async def cancel_tasks(cluster: Cluster, query: TaskQuery, original_filter: str) -> Task:
+    """Cancel the unfinished tasks matching `query` on every node that holds a part of them."""
+    matched = [t for t in await matching_tasks(cluster, query) if not t.is_finished]
+    per_node = _node_uids_by_node(matched)
+    results = await cluster.fan_out(
+        per_node, "POST", lambda node: f"/tasks/cancel?{_uids_query(per_node[node])}"
+    )
+    details = {"matchedTasks": len(matched), "canceledTasks": None, "originalFilter": original_filter}
+    if not per_node:
+        return await record_finished_task(
+            cluster, "taskCancelation", None, {**details, "canceledTasks": 0}
+        )
+    # The matched tasks turn `canceled` when the poller sees their node tasks canceled.
+    return await record_task(cluster, "taskCancelation", None, results, details)
+
+
+async def delete_tasks(cluster: Cluster, query: TaskQuery, original_filter: str) -> Task:
+    """Delete the finished tasks matching `query` from the store and from the nodes."""
+    matched = [t for t in await matching_tasks(cluster, query) if t.is_finished]
+    per_node = _node_uids_by_node(matched)
+    if per_node:
+        await cluster.fan_out(
+            per_node, "DELETE", lambda node: f"/tasks?{_uids_query(per_node[node])}"
+        )
+    deleted = await cluster.store.delete_tasks(t.uid for t in matched)
+    return await record_finished_task(
+        cluster,
+        "taskDeletion",
+        None,
+        {"matchedTasks": len(matched), "deletedTasks": deleted, "originalFilter": original_filter},
+    )
+
+
+def no_quorum_error(message: str) -> dict[str, str]:
+    return error_body("miroir_no_quorum", message)

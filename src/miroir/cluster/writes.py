@@ -1,0 +1,229 @@
+"""Document writes: primary key resolution, routing, the quorum fan-out, deletes by id.
+
+Theory of operation. A batch is resolved and validated before any node sees it:
+
+1. the primary key is the index's (cached per process); else `?primaryKey=`; else inferred
+   once by Meilisearch's rule -- and then set on every node before a document is routed, so
+   every shard agrees. A missing index is created first (everywhere, with rollback).
+2. `miroir.core.routing.route_documents` checks every id and every field name, then groups the
+   documents per owning node with `_miroir_shard` injected. One bad document fails the whole
+   task with nothing sent.
+3. one request per node, all at once (`Cluster.fan_out`), each under the node deadline.
+4. quorum per (shard, group): at least floor(RF/2)+1 of the shard's owners in that group that
+   count toward quorum acknowledged. A (group, shard) below that is reported as degraded; a
+   shard that reached quorum in no group makes the write fail with `miroir_no_quorum`.
+
+Problems Meilisearch reports through a failed task (bad ids, primary-key conflicts) are
+recorded the same way here: a 202 whose task is already `failed`.
+
+Must never: send a document before the whole batch validated, or let `_miroir_*` fields in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import attrs
+
+from miroir.cluster.broadcast import create_index, index_exists
+from miroir.cluster.runtime import Cluster, NodeRejected, first_rejection, task_uid_of
+from miroir.cluster.tasks import record_finished_task, record_task
+from miroir.core.documents import canonical_document_id, infer_primary_key
+from miroir.core.errors import MeiliError
+from miroir.core.placement import shard_for_key
+from miroir.core.routing import route_documents
+from miroir.core.tasks import Task
+from miroir.transport.base import NodeResult
+
+
+@attrs.frozen
+class WriteOutcome:
+    """The recorded task, the (group, shard) pairs that missed quorum, and the shards that
+    reached quorum in no group at all (non-empty means the client gets 503)."""
+
+    task: Task
+    degraded: tuple[tuple[int, int], ...] = ()
+    lost_shards: tuple[int, ...] = ()
+
+
+def quorum_size(replication_factor: int) -> int:
+    return replication_factor // 2 + 1
+
+
+def count_quorum(
+    cluster: Cluster, shards: Iterable[int], results: Mapping[str, NodeResult]
+) -> tuple[tuple[tuple[int, int], ...], tuple[int, ...]]:
+    """(degraded (group, shard) pairs, shards with quorum in no group) for a write's answers."""
+    shard_map = cluster.shard_map
+    needed = quorum_size(cluster.topology.replication_factor)
+    acked = {node for node, result in results.items() if task_uid_of(result) is not None}
+    degraded: list[tuple[int, int]] = []
+    lost: list[int] = []
+    for shard in sorted(shards):
+        groups_ok = 0
+        for group in range(shard_map.replica_groups):
+            acks = sum(
+                1
+                for node in shard_map.owners(group, shard)
+                if node in acked and shard_map.counts_toward_quorum(node)
+            )
+            if acks >= needed:
+                groups_ok += 1
+            else:
+                degraded.append((group, shard))
+        if groups_ok == 0:
+            lost.append(shard)
+    return tuple(degraded), tuple(lost)
+
+
+async def resolve_primary_key(
+    cluster: Cluster, index_uid: str, documents: Sequence[Mapping[str, Any]], requested: str | None
+) -> str:
+    """The primary key the batch is routed by, set on every node; MeiliError if there is none.
+
+    Creates the index (everywhere) when it does not exist, as Meilisearch does on a write.
+    """
+    known = cluster.primary_keys.get(index_uid)
+    if known is None:
+        index = await index_exists(cluster, index_uid)
+        if index is None:
+            creation = await create_index(cluster, index_uid, requested)
+            if creation.error is not None:
+                raise MeiliError(creation.error["code"], creation.error["message"])
+        else:
+            known = index.get("primaryKey")
+            if known is not None:
+                cluster.primary_keys[index_uid] = known
+    known = cluster.primary_keys.get(index_uid, known)
+    if known is not None:
+        if requested is not None and requested != known:
+            raise MeiliError(
+                "index_primary_key_already_exists",
+                f"Index `{index_uid}`: primary key already set to `{known}`.",
+            )
+        return known
+    primary_key = requested if requested is not None else infer_primary_key(documents)
+    await set_primary_key(cluster, index_uid, primary_key)
+    return primary_key
+
+
+async def set_primary_key(cluster: Cluster, index_uid: str, primary_key: str) -> None:
+    """Set the primary key on every node and wait until each one did."""
+    results = await cluster.fan_out(
+        cluster.all_nodes(), "PATCH", f"/indexes/{index_uid}", {"primaryKey": primary_key}
+    )
+    acked = {n: uid for n, r in results.items() if (uid := task_uid_of(r)) is not None}
+    if len(acked) < len(results):
+        rejection = first_rejection(results)
+        if rejection is not None:
+            raise NodeRejected(rejection)
+        missing = sorted(set(results) - set(acked))
+        raise MeiliError(
+            "miroir_node_unavailable",
+            f"Could not set the primary key `{primary_key}` on node `{missing[0]}`.",
+        )
+    views = await cluster.wait_for_node_tasks(acked)
+    for node in sorted(views):
+        view = views[node]
+        if view is None or view.get("status") != "succeeded":
+            error = (view or {}).get("error")
+            if error:
+                raise MeiliError(error["code"], error["message"])
+            raise MeiliError(
+                "miroir_node_unavailable",
+                f"Node `{node}` did not set the primary key `{primary_key}` in time.",
+            )
+    cluster.primary_keys[index_uid] = primary_key
+
+
+async def write_documents(
+    cluster: Cluster,
+    index_uid: str,
+    documents: list[dict[str, Any]],
+    *,
+    requested_primary_key: str | None,
+    replace: bool,
+) -> WriteOutcome:
+    """Add (POST, `replace`) or update (PUT) documents; see the module docstring."""
+    details = {"receivedDocuments": len(documents), "indexedDocuments": None}
+    try:
+        primary_key = await resolve_primary_key(
+            cluster, index_uid, documents, requested_primary_key
+        )
+        routed = route_documents(documents, primary_key, cluster.shard_map)
+    except MeiliError as error:
+        failed = await record_finished_task(
+            cluster, "documentAdditionOrUpdate", index_uid,
+            {**details, "indexedDocuments": 0}, error=error.body(),
+        )
+        return WriteOutcome(failed)
+    path = f"/indexes/{index_uid}/documents?primaryKey={quote(primary_key)}"
+    results = await cluster.fan_out(
+        routed.per_node, "POST" if replace else "PUT", path, lambda node: routed.per_node[node]
+    )
+    return await _finish_write(
+        cluster, "documentAdditionOrUpdate", index_uid, details, routed.shards_written, results
+    )
+
+
+async def delete_documents_by_id(
+    cluster: Cluster, index_uid: str, raw_ids: Sequence[Any]
+) -> WriteOutcome:
+    """Delete documents by id on their owners only (one delete-batch per owning node)."""
+    details = {"providedIds": len(raw_ids), "deletedDocuments": None, "originalFilter": None}
+    per_node: dict[str, list[str]] = {}
+    shards: set[int] = set()
+    for raw in raw_ids:
+        # Meilisearch turns any id into a string; one that is no valid id deletes nothing.
+        text = raw if isinstance(raw, str) else _json_text(raw)
+        try:
+            doc_id = canonical_document_id(text)
+        except MeiliError:
+            continue
+        shard = shard_for_key(doc_id, cluster.shard_map.shards)
+        shards.add(shard)
+        for _, node in cluster.shard_map.write_targets(shard):
+            per_node.setdefault(node, []).append(doc_id)
+    if not per_node:
+        # Nothing any node could hold: succeed at once, as Meilisearch does for unknown ids.
+        if await index_exists(cluster, index_uid) is None:
+            error = MeiliError("index_not_found", f"Index `{index_uid}` not found.")
+            task = await record_finished_task(
+                cluster, "documentDeletion", index_uid, {**details, "deletedDocuments": 0},
+                error=error.body(),
+            )
+        else:
+            task = await record_finished_task(
+                cluster, "documentDeletion", index_uid, {**details, "deletedDocuments": 0}
+            )
+        return WriteOutcome(task)
+    results = await cluster.fan_out(
+        per_node, "POST", f"/indexes/{index_uid}/documents/delete-batch",
+        lambda node: per_node[node],
+    )
+    return await _finish_write(cluster, "documentDeletion", index_uid, details, shards, results)
+
+
+def _json_text(value: Any) -> str:
+    import orjson
+
+    return orjson.dumps(value).decode()
+
+
+async def _finish_write(
+    cluster: Cluster,
+    task_type: str,
+    index_uid: str,
+    details: Mapping[str, Any],
+    shards: Iterable[int],
+    results: Mapping[str, NodeResult],
+) -> WriteOutcome:
+    if results and not any(task_uid_of(r) is not None for r in results.values()):
+        rejection = first_rejection(results)
+        if rejection is not None:
+            raise NodeRejected(rejection)
+    degraded, lost = count_quorum(cluster, shards, results)
+    task = await record_task(cluster, task_type, index_uid, results, details, degraded)
+    return WriteOutcome(task, degraded, lost)

@@ -1,0 +1,181 @@
+"""The app factory: `create_app(config, *, transport=None, store=None) -> QuartTrio`.
+
+Owns wiring only: auth before every request, error rendering for every failure, metrics and one
+access-log line per request, the route blueprints, and the lifecycle (`before_serving` opens
+what was not injected -- HttpTransport, the configured store -- builds the `Cluster`, and starts
+the task poller and the health checker in the app's nursery; `after_serving` closes what it
+opened). Also works as `hypercorn --worker-class trio 'miroir.proxy:create_app()'`.
+
+Must never: hold routing or quorum logic (that is `miroir.cluster`), or render an error body
+other than through `proxy.errors` (one table: `miroir.core.errors`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import time
+from typing import Any
+
+import attrs
+import trio
+from quart import Response, request
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from miroir.cluster.runtime import Cluster, ClusterSettings, NodeRejected
+from miroir.cluster.tasks import poll_tasks_forever
+from miroir.config import MiroirConfig, load_config
+from miroir.core.errors import MeiliError
+from miroir.proxy import (
+    routes_admin,
+    routes_documents,
+    routes_indexes,
+    routes_settings,
+    routes_tasks,
+)
+from miroir.proxy.access_log import log_request
+from miroir.proxy.auth import Authenticator
+from miroir.proxy.errors import code_response, error_response, node_answer
+from miroir.proxy.metrics import Metrics
+from miroir.proxy.state import ProxyState
+from miroir.store.base import Store
+from miroir.transport.base import Transport
+
+logger = logging.getLogger("miroir.proxy")
+# The read path (search, multi-search, facet search) lives in its own module, owned elsewhere;
+# when it exists its `blueprint` is registered like every other route module.
+SEARCH_ROUTES_MODULE = "miroir.proxy.routes_search"
+TASK_POLL_INTERVAL_S = 0.5
+
+
+def create_app(
+    config: MiroirConfig | None = None,
+    *,
+    transport: Transport | None = None,
+    store: Store | None = None,
+    run_health_checker: bool = True,
+    run_task_poller: bool = True,
+    task_poll_interval_s: float = TASK_POLL_INTERVAL_S,
+) -> QuartTrio:
+    config = config if config is not None else load_config()
+    app = QuartTrio("miroir", static_folder=None)
+    # Quart's own limit would answer 413 with an HTML page; bodies.read_body enforces ours.
+    app.config["MAX_CONTENT_LENGTH"] = None
+    app.config["MIROIR_MAX_BODY_BYTES"] = config.server.max_body_bytes
+    state = ProxyState(config=config, metrics=Metrics())
+    app.extensions["miroir"] = state
+    authenticator = Authenticator(config.master_key, config.admin.api_key)
+    opened: dict[str, Any] = {}
+
+    @app.before_serving
+    async def open_cluster() -> None:
+        nonlocal transport, store
+        if transport is None:
+            from miroir.transport.http import HttpTransport
+
+            transport = opened["transport"] = HttpTransport(
+                {node.id: node.address for node in config.nodes},
+                api_key=config.node_master_key,
+            )
+        if store is None:
+            from miroir.store.factory import open_store
+
+            store = opened["store"] = await open_store(attrs.asdict(config.task_store))
+        cluster = Cluster(
+            config.topology(),
+            transport,
+            store,
+            ClusterSettings(
+                node_timeout_ms=config.scatter.node_timeout_ms,
+                node_master_key=config.node_master_key,
+                unhealthy_threshold=config.health.unhealthy_threshold,
+                recovery_threshold=config.health.recovery_threshold,
+            ),
+        )
+        cluster.state_observers.append(state.metrics.observe_node_state)
+        cluster.state_observers.append(lambda *_: _update_coverage(state))
+        cluster.call_observers.append(state.metrics.observe_node_call)
+        for node_id in cluster.node_ids():
+            state.metrics.observe_node_state(node_id, cluster.state_of(node_id))
+        state.cluster = cluster
+        _update_coverage(state)
+        if run_task_poller:
+            app.nursery.start_soon(poll_tasks_forever, cluster, task_poll_interval_s)
+        if run_health_checker:
+            from miroir.cluster.health import HealthChecker
+
+            app.nursery.start_soon(HealthChecker(cluster, config.health).run)
+
+    @app.after_serving
+    async def close_cluster() -> None:
+        app.nursery.cancel_scope.cancel()
+        if "transport" in opened:
+            await opened.pop("transport").aclose()
+        if "store" in opened:
+            await opened.pop("store").close()
+
+    @app.before_request
+    async def authenticate() -> None:
+        request.environ_started = time.perf_counter()  # type: ignore[attr-defined]
+        state.metrics.requests_in_flight.inc()
+        authenticator.check(request.path, request.headers)
+
+    @app.after_request
+    async def account(response: Response) -> Response:
+        started = getattr(request, "environ_started", None)
+        elapsed = time.perf_counter() - started if started is not None else 0.0
+        if started is not None:
+            state.metrics.requests_in_flight.dec()
+        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        state.metrics.requests_total.labels(request.method, route, str(response.status_code)).inc()
+        state.metrics.request_duration_seconds.labels(request.method, route).observe(elapsed)
+        log_request(request.method, request.path, response.status_code, elapsed,
+                    request.remote_addr)
+        return response
+
+    @app.errorhandler(MeiliError)
+    async def meili_error(error: MeiliError) -> Response:
+        return error_response(error)
+
+    @app.errorhandler(NodeRejected)
+    async def node_rejected(error: NodeRejected) -> Response:
+        return node_answer(error.response)
+
+    @app.errorhandler(HTTPException)
+    async def http_error(error: HTTPException) -> Response:
+        if error.code == 404:
+            return code_response("not_found", "Not found.")
+        if error.code == 405:
+            return code_response("method_not_allowed", "Method not allowed.")
+        if error.code == 413:
+            return code_response("payload_too_large", "The provided payload reached the size limit.")
+        return code_response("bad_request", error.description or "Bad request.")
+
+    @app.errorhandler(Exception)
+    async def unexpected(error: Exception) -> Response:
+        logger.exception("unexpected error answering %s %s", request.method, request.path)
+        return code_response("internal", "An internal error occurred in Miroir.")
+
+    for module in (routes_indexes, routes_documents, routes_settings, routes_tasks, routes_admin):
+        app.register_blueprint(module.blueprint)
+    if importlib.util.find_spec(SEARCH_ROUTES_MODULE) is not None:
+        app.register_blueprint(importlib.import_module(SEARCH_ROUTES_MODULE).blueprint)
+    return app
+
+
+def _update_coverage(state: ProxyState) -> None:
+    cluster = state.cluster
+    if cluster is None:
+        return
+    shard_map = cluster.shard_map
+    covered = sum(
+        1
+        for shard in range(shard_map.shards)
+        if any(shard_map.readable_owners(g, shard) for g in range(shard_map.replica_groups))
+    )
+    state.metrics.shard_coverage.set(covered / shard_map.shards)
+
+
+__all__ = ["create_app", "trio"]

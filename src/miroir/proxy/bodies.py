@@ -1,0 +1,96 @@
+"""Request bodies and query strings: reading under the size limit, JSON parsing, documents.
+
+Owns the Meilisearch errors for bodies: missing/invalid content type (415), empty body
+(`missing_payload`), malformed JSON (`malformed_payload`), too large (`payload_too_large`, 413).
+Document bodies (JSON, NDJSON, CSV) are parsed by `miroir.devnode.payloads`, the one parser in
+the project. Must never parse a body twice or accept one past `max_body_bytes`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from quart import current_app, request
+
+from miroir.core.errors import MeiliError
+from miroir.devnode import payloads
+from miroir.devnode.uids import check_index_uid
+
+
+def too_large(limit: int) -> MeiliError:
+    return MeiliError(
+        "payload_too_large",
+        f"The provided payload reached the size limit. The maximum accepted payload size is "
+        f"{limit} B.",
+    )
+
+
+async def read_body() -> bytes:
+    """The whole body, or `payload_too_large` once it passes the configured limit."""
+    limit = current_app.config["MIROIR_MAX_BODY_BYTES"]
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise too_large(limit)
+    chunks = []
+    size = 0
+    async for chunk in request.body:
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def json_body() -> Any:
+    """The JSON body of a JSON route, with Meilisearch's content-type and payload errors."""
+    payloads.check_content_type(request.headers.get("content-type"), (payloads.JSON,))
+    body = await read_body()
+    if not body.strip():
+        raise MeiliError("missing_payload", "A json payload is missing.")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise payloads.malformed("json", str(error)) from None
+
+
+async def document_body() -> list[dict[str, Any]]:
+    """The documents of a POST/PUT /documents body (JSON, NDJSON or CSV)."""
+    kind = payloads.check_content_type(
+        request.headers.get("content-type"), payloads.DOCUMENT_CONTENT_TYPES
+    )
+    delimiter = ","
+    if "csvDelimiter" in request.args:
+        delimiter = payloads.csv_delimiter_from_query(request.args["csvDelimiter"])
+        if kind != payloads.CSV:
+            raise MeiliError(
+                "invalid_document_csv_delimiter",
+                "The Content-Type must be `text/csv` to use the `csvDelimiter` parameter.",
+            )
+    body = await read_body()
+    return payloads.parse_documents(body, kind, delimiter)
+
+
+def index_uid(uid: str) -> str:
+    return check_index_uid(uid)
+
+
+def only_params(allowed: tuple[str, ...]) -> dict[str, str]:
+    """The query string as a dict; an unknown parameter is Meilisearch's `bad_request`."""
+    for name in request.args:
+        if name not in allowed:
+            expected = ", ".join(f"`{p}`" for p in allowed)
+            raise MeiliError("bad_request", f"Unknown parameter `{name}`: expected one of {expected}")
+    return {name: request.args[name] for name in request.args}
+
+
+def usize_param(params: dict[str, str], name: str, default: int, code: str) -> int:
+    raw = params.get(name)
+    if raw is None:
+        return default
+    text = raw.strip()
+    if not text.isascii() or not text.isdigit():
+        raise MeiliError(
+            code, f"Invalid value in parameter `{name}`: could not parse `{raw}` as a positive integer"
+        )
+    return int(text)

@@ -1,0 +1,33 @@
+"""Rendering errors as Meilisearch-shaped HTTP responses.
+
+Owns only the rendering: the codes, their types and statuses live in `miroir.core.errors` (one
+table). A node's own refusal (`NodeRejected`) is passed through byte for byte, since one
+Meilisearch would have said exactly that. Must never leak a traceback or a key to a client.
+"""
+
+from __future__ import annotations
+
+import orjson
+from quart import Response
+
+from miroir.core.errors import MeiliError, error_body, error_type_and_status
+from miroir.transport.base import NodeResponse
+
+JSON = "application/json"
+
+
+def json_response(payload: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(payload), status=status, content_type=JSON, headers=headers)
+
+
+def error_response(error: MeiliError) -> Response:
+    return json_response(error.body(), error.status)
+
+
+def code_response(code: str, message: str) -> Response:
+    return json_response(error_body(code, message), error_type_and_status(code)[1])
+
+
+def node_answer(response: NodeResponse) -> Response:
+    """A node's answer, as the node gave it (status and JSON body)."""
+    return Response(response.body, status=response.status, content_type=JSON)

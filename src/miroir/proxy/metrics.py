@@ -1,0 +1,79 @@
+"""Prometheus metrics: the one table of metric names, and the hooks that feed them.
+
+Names follow the Rust reference of this design. Each app gets its own `CollectorRegistry`, so
+two apps in one process (tests) never share counters. Must never put a key, a document id or a
+query into a label: labels are bounded sets (method, route template, status, node, kind).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from miroir.core.node_state import ELIGIBILITY, NodeState
+from miroir.transport.base import NodeResult, failure_kind
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class Metrics:
+    """Every metric Miroir exports, registered on one private registry."""
+
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry()
+        self.requests_total = Counter(
+            "miroir_requests_total", "Client requests answered.",
+            ("method", "route", "status"), registry=registry,
+        )
+        self.request_duration_seconds = Histogram(
+            "miroir_request_duration_seconds", "Time to answer a client request.",
+            ("method", "route"), buckets=_LATENCY_BUCKETS, registry=registry,
+        )
+        self.requests_in_flight = Gauge(
+            "miroir_requests_in_flight", "Client requests being answered.", registry=registry
+        )
+        self.node_healthy = Gauge(
+            "miroir_node_healthy", "1 when the node serves reads (healthy, active or degraded).",
+            ("node",), registry=registry,
+        )
+        self.node_request_duration_seconds = Histogram(
+            "miroir_node_request_duration_seconds", "Time of one request to one node.",
+            ("node",), buckets=_LATENCY_BUCKETS, registry=registry,
+        )
+        self.node_errors_total = Counter(
+            "miroir_node_errors_total", "Node requests that failed, by failure kind.",
+            ("node", "kind"), registry=registry,
+        )
+        self.shard_coverage = Gauge(
+            "miroir_shard_coverage", "Fraction of shards with a readable owner in some group.",
+            registry=registry,
+        )
+        self.degraded_shards_total = Counter(
+            "miroir_degraded_shards_total",
+            "(group, shard) pairs that missed write quorum, summed over writes.", registry=registry,
+        )
+        self.scatter_fan_out_size = Histogram(
+            "miroir_scatter_fan_out_size", "Nodes one client request was sent to.",
+            buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64), registry=registry,
+        )
+        self.tasks_total = Counter(
+            "miroir_tasks_total", "Miroir tasks created, by type.", ("type",), registry=registry
+        )
+
+    def observe_node_call(self, node_id: str, seconds: float, result: NodeResult) -> None:
+        self.node_request_duration_seconds.labels(node_id).observe(seconds)
+        kind = failure_kind(result)
+        if kind is not None:
+            self.node_errors_total.labels(node_id, kind.value).inc()
+
+    def observe_node_state(self, node_id: str, state: NodeState) -> None:
+        self.node_healthy.labels(node_id).set(1 if ELIGIBILITY[state].serves_reads else 0)
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,83 @@
+"""Operator routes under `/_miroir/` (admin key): topology, shards, readiness, metrics, tasks.
+
+Read-only views of the cluster runtime. Must never change the topology (that is the operator
+CLI's job through the rebalancer, not these routes).
+"""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response
+
+from miroir.core.errors import MeiliError
+from miroir.core.tasks import render_miroir_fields, render_task
+from miroir.proxy.errors import error_response, json_response
+from miroir.proxy.state import cluster, proxy_state
+
+blueprint = Blueprint("admin", __name__, url_prefix="/_miroir")
+
+
+@blueprint.get("/topology")
+async def topology() -> Response:
+    the_cluster = cluster()
+    shard_map = the_cluster.shard_map
+    nodes = [
+        {
+            "id": node.id,
+            "address": node.address,
+            "replicaGroup": node.replica_group,
+            "state": node.state.value,
+            "shardCount": len(shard_map.shards_of(node.id)),
+            "lastSeenMs": the_cluster.last_seen_ms.get(node.id),
+        }
+        for node in the_cluster.topology.nodes
+    ]
+    return json_response(
+        {
+            "shards": shard_map.shards,
+            "replicationFactor": the_cluster.topology.replication_factor,
+            "replicaGroups": the_cluster.topology.replica_groups,
+            "fullyCovered": shard_map.fully_covered(),
+            "nodes": nodes,
+        }
+    )
+
+
+@blueprint.get("/shards")
+async def shards() -> Response:
+    shard_map = cluster().shard_map
+    table = []
+    for shard in range(shard_map.shards):
+        groups = []
+        for group in range(shard_map.replica_groups):
+            groups.append(
+                {
+                    "group": group,
+                    "owners": list(shard_map.owners(group, shard)),
+                    "readable": list(shard_map.readable_owners(group, shard)),
+                }
+            )
+        table.append({"shard": shard, "groups": groups})
+    return json_response({"shards": table})
+
+
+@blueprint.get("/ready")
+async def ready() -> Response:
+    if cluster().fully_covered():
+        return json_response({"status": "ready"})
+    return error_response(
+        MeiliError("miroir_not_ready", "Some shard has no readable owner in any replica group.")
+    )
+
+
+@blueprint.get("/metrics")
+async def metrics() -> Response:
+    payload, content_type = proxy_state().metrics.render()
+    return Response(payload, status=200, content_type=content_type)
+
+
+@blueprint.get("/tasks/<int:uid>")
+async def task_with_nodes(uid: int) -> Response:
+    task = await cluster().store.get_task(uid)
+    if task is None:
+        raise MeiliError("task_not_found", f"Task `{uid}` not found.")
+    return json_response({**render_task(task), "miroir": render_miroir_fields(task)})

@@ -1,0 +1,147 @@
+"""Index lifecycle and instance routes: /indexes, /indexes/{uid}, stats, /version, /health,
+/experimental-features.
+
+Reads answer from one serving node (all nodes hold every index); creation goes through
+`broadcast.create_index` (everywhere or nowhere); update and delete broadcast. Thin handlers:
+validate, one cluster operation, render.
+"""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response, request
+
+from miroir.cluster import broadcast, stats
+from miroir.core.errors import MeiliError
+from miroir.proxy import bodies
+from miroir.proxy.errors import json_response, node_answer
+from miroir.proxy.replies import task_accepted
+from miroir.proxy.state import cluster
+
+blueprint = Blueprint("indexes", __name__)
+
+
+async def read_from_one_node(path: str) -> Response:
+    """A read any node can answer: the first serving node that answers, passed through."""
+    result = await cluster().first_success(cluster().serving_nodes(), "GET", path)
+    if result is None or not hasattr(result, "status") or result.status >= 500:
+        raise MeiliError("miroir_node_unavailable", "No node could answer this request.")
+    return node_answer(result)
+
+
+def _query_suffix() -> str:
+    text = request.query_string.decode("latin-1")
+    return f"?{text}" if text else ""
+
+
+@blueprint.get("/health")
+async def health() -> Response:
+    return json_response({"status": "available"})
+
+
+@blueprint.get("/version")
+async def version() -> Response:
+    return await read_from_one_node("/version")
+
+
+@blueprint.get("/experimental-features")
+async def get_experimental_features() -> Response:
+    return await read_from_one_node("/experimental-features")
+
+
+@blueprint.patch("/experimental-features")
+async def patch_experimental_features() -> Response:
+    body = await bodies.json_body()
+    results = await cluster().fan_out(cluster().all_nodes(), "PATCH", "/experimental-features", body)
+    answered = [results[n] for n in sorted(results) if hasattr(results[n], "status")]
+    for result in answered:
+        if result.status < 500:
+            return node_answer(result)
+    raise MeiliError("miroir_node_unavailable", "No node took the experimental features.")
+
+
+@blueprint.get("/indexes")
+async def list_indexes() -> Response:
+    bodies.only_params(("offset", "limit"))
+    return await read_from_one_node("/indexes" + _query_suffix())
+
+
+@blueprint.post("/indexes")
+async def create_index() -> Response:
+    body = await bodies.json_body()
+    if not isinstance(body, dict):
+        raise MeiliError(
+            "bad_request", "Invalid value type: expected an object, but found something else."
+        )
+    for key in body:
+        if key not in ("uid", "primaryKey"):
+            raise MeiliError(
+                "bad_request", f"Unknown field `{key}`: expected one of `uid`, `primaryKey`"
+            )
+    if "uid" not in body:
+        raise MeiliError("missing_index_uid", "Missing field `uid`")
+    uid = body["uid"]
+    if not isinstance(uid, str):
+        raise MeiliError("invalid_index_uid", "Invalid value type at `.uid`: expected a string.")
+    bodies.index_uid(uid)
+    primary_key = body.get("primaryKey")
+    if primary_key is not None and not isinstance(primary_key, str):
+        raise MeiliError(
+            "invalid_index_primary_key",
+            "Invalid value type at `.primaryKey`: expected a string.",
+        )
+    return task_accepted(await broadcast.create_index(cluster(), uid, primary_key))
+
+
+@blueprint.get("/indexes/<uid>")
+async def get_index(uid: str) -> Response:
+    bodies.index_uid(uid)
+    return await read_from_one_node(f"/indexes/{uid}")
+
+
+@blueprint.patch("/indexes/<uid>")
+async def update_index(uid: str) -> Response:
+    bodies.index_uid(uid)
+    body = await bodies.json_body()
+    details = {"primaryKey": body.get("primaryKey")} if isinstance(body, dict) else None
+    if isinstance(body, dict) and "uid" in body:
+        details = {**(details or {}), "oldIndexUid": uid, "newIndexUid": body["uid"]}
+    task = await broadcast.broadcast_write(
+        cluster(), "PATCH", f"/indexes/{uid}", body, "indexUpdate", uid, details
+    )
+    cluster().primary_keys.pop(uid, None)
+    return task_accepted(task)
+
+
+@blueprint.delete("/indexes/<uid>")
+async def delete_index(uid: str) -> Response:
+    bodies.index_uid(uid)
+    task = await broadcast.broadcast_write(
+        cluster(), "DELETE", f"/indexes/{uid}", None, "indexDeletion", uid,
+        {"deletedDocuments": None},
+    )
+    cluster().primary_keys.pop(uid, None)
+    return task_accepted(task)
+
+
+@blueprint.get("/indexes/<uid>/stats")
+async def get_index_stats(uid: str) -> Response:
+    bodies.index_uid(uid)
+    try:
+        return json_response(await stats.index_stats(cluster(), uid))
+    except stats.StatsUnavailable as missing:
+        raise _shards_unavailable(missing) from None
+
+
+@blueprint.get("/stats")
+async def get_stats() -> Response:
+    try:
+        return json_response(await stats.global_stats(cluster()))
+    except stats.StatsUnavailable as missing:
+        raise _shards_unavailable(missing) from None
+
+
+def _shards_unavailable(missing: stats.StatsUnavailable) -> MeiliError:
+    shards = ", ".join(map(str, missing.shards[:10])) or "(no node answered)"
+    return MeiliError(
+        "miroir_shard_unavailable", f"No replica could be reached for shard(s) {shards}."
+    )

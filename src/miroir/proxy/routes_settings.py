@@ -1,0 +1,105 @@
+"""Settings routes: GET/PATCH/DELETE /indexes/{uid}/settings and every sub-route.
+
+Every write becomes one settings patch applied by `broadcast.update_settings` (node by node,
+rolled back on failure); a reset is a patch of nulls. Reads come from one serving node with
+`_miroir_shard` hidden from filterableAttributes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint, Response
+
+from miroir.cluster import broadcast
+from miroir.core.errors import MeiliError
+from miroir.devnode.settings import SETTINGS_KEYS, SUBROUTES
+from miroir.proxy import bodies
+from miroir.proxy.errors import json_response, node_answer
+from miroir.proxy.replies import task_accepted
+from miroir.proxy.state import cluster
+from miroir.transport.base import NodeResponse
+
+blueprint = Blueprint("settings", __name__)
+
+
+def _subroute(slug: str) -> tuple[str, str]:
+    found = SUBROUTES.get(slug)
+    if found is None:
+        raise MeiliError("not_found", "Not found.")
+    return found
+
+
+async def _read_settings(uid: str) -> Any | Response:
+    the_cluster = cluster()
+    result = await the_cluster.first_success(
+        the_cluster.serving_nodes(), "GET", f"/indexes/{uid}/settings"
+    )
+    if not isinstance(result, NodeResponse) or result.status >= 500:
+        raise MeiliError("miroir_node_unavailable", "No node could answer this request.")
+    if not result.ok:
+        return node_answer(result)
+    return broadcast.hide_in_settings(result.json())
+
+
+async def _apply(uid: str, patch: dict[str, Any]) -> Response:
+    return task_accepted(await broadcast.update_settings(cluster(), uid, patch))
+
+
+@blueprint.get("/indexes/<uid>/settings")
+async def get_settings(uid: str) -> Response:
+    bodies.index_uid(uid)
+    settings = await _read_settings(uid)
+    return settings if isinstance(settings, Response) else json_response(settings)
+
+
+@blueprint.patch("/indexes/<uid>/settings")
+async def patch_settings(uid: str) -> Response:
+    bodies.index_uid(uid)
+    body = await bodies.json_body()
+    if not isinstance(body, dict):
+        raise MeiliError(
+            "bad_request", "Invalid value type: expected an object, but found something else."
+        )
+    return await _apply(uid, body)
+
+
+@blueprint.delete("/indexes/<uid>/settings")
+async def reset_settings(uid: str) -> Response:
+    bodies.index_uid(uid)
+    return await _apply(uid, {key: None for key in SETTINGS_KEYS})
+
+
+@blueprint.get("/indexes/<uid>/settings/<slug>")
+async def get_setting(uid: str, slug: str) -> Response:
+    bodies.index_uid(uid)
+    key, _ = _subroute(slug)
+    settings = await _read_settings(uid)
+    if isinstance(settings, Response):
+        return settings
+    return json_response(settings.get(key))
+
+
+async def _write_setting(uid: str, slug: str, method: str) -> Response:
+    bodies.index_uid(uid)
+    key, write_method = _subroute(slug)
+    if write_method != method:
+        raise MeiliError("method_not_allowed", "Method not allowed.")
+    return await _apply(uid, {key: await bodies.json_body()})
+
+
+@blueprint.put("/indexes/<uid>/settings/<slug>")
+async def put_setting(uid: str, slug: str) -> Response:
+    return await _write_setting(uid, slug, "PUT")
+
+
+@blueprint.patch("/indexes/<uid>/settings/<slug>")
+async def patch_setting(uid: str, slug: str) -> Response:
+    return await _write_setting(uid, slug, "PATCH")
+
+
+@blueprint.delete("/indexes/<uid>/settings/<slug>")
+async def reset_setting(uid: str, slug: str) -> Response:
+    bodies.index_uid(uid)
+    key, _ = _subroute(slug)
+    return await _apply(uid, {key: None})

@@ -1,0 +1,162 @@
+"""A Miroir proxy over in-process devnodes, for the proxy tests.
+
+`AsgiTransport` is a real `Transport`: it hands each request to a devnode's ASGI app in the same
+process (no sockets), honours the absolute deadline, and can be told to refuse calls to a node
+(`down`), which looks to Miroir exactly like a node that stopped answering.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import orjson
+import trio
+
+from miroir.config import config_from_dict
+from miroir.devnode.app import DevnodeApp
+from miroir.proxy import create_app
+from miroir.store.memory import MemoryStore
+from miroir.transport.base import NodeRefused, NodeResponse, NodeTimeout, UnknownNode
+
+
+class AsgiTransport:
+    def __init__(self, apps: dict[str, DevnodeApp]) -> None:
+        self.apps = apps
+        self.down: set[str] = set()
+        self.calls: list[tuple[str, str, str]] = []
+
+    async def request(
+        self,
+        node_id: str,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        headers: Sequence[tuple[str, str]] = (),
+        deadline: float,
+    ) -> NodeResponse:
+        self.calls.append((node_id, method, path))
+        app = self.apps.get(node_id)
+        if app is None:
+            raise UnknownNode(node_id, "no such devnode")
+        if node_id in self.down:
+            raise NodeRefused(node_id, "connection refused (test)")
+        raw_path, _, query = path.partition("?")
+        scope = {
+            "type": "http",
+            "method": method,
+            "path": raw_path,
+            "query_string": query.encode(),
+            "headers": [(k.lower().encode(), v.encode()) for k, v in headers],
+        }
+        sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                await trio.sleep_forever()
+            sent = True
+            return {"type": "http.request", "body": body or b"", "more_body": False}
+
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            else:
+                chunks.append(message.get("body", b""))
+
+        with trio.move_on_at(deadline):
+            await app(scope, receive, send)
+            return NodeResponse(
+                node_id,
+                start["status"],
+                [(k.decode().lower(), v.decode()) for k, v in start.get("headers", [])],
+                b"".join(chunks),
+            )
+        raise NodeTimeout(node_id, "deadline passed")
+
+    async def aclose(self) -> None:
+        pass
+
+
+@attrs.define
+class Harness:
+    app: Any
+    client: Any
+    nodes: dict[str, DevnodeApp]
+    transport: AsgiTransport
+    store: MemoryStore
+
+    @property
+    def cluster(self):
+        return self.app.extensions["miroir"].cluster
+
+    async def wait_task(self, uid: int, headers: dict[str, str] | None = None) -> dict[str, Any]:
+        with trio.fail_after(10):
+            while True:
+                response = await self.client.get(f"/tasks/{uid}", headers=headers)
+                task = await response.get_json()
+                if task["status"] in ("succeeded", "failed", "canceled"):
+                    return task
+                await trio.sleep(0.005)
+
+    async def send(self, method: str, path: str, body: Any = None, **kwargs: Any):
+        headers = dict(kwargs.pop("headers", {}) or {})
+        data = None
+        if body is not None:
+            data = body if isinstance(body, bytes) else orjson.dumps(body)
+            headers.setdefault("Content-Type", "application/json")
+        response = await self.client.open(path, method=method, data=data, headers=headers, **kwargs)
+        return response.status_code, await response.get_json(), response.headers
+
+
+def node_config(count: int, groups: int = 1) -> list[dict[str, Any]]:
+    return [
+        {"id": f"n{i}", "address": f"http://node{i}.invalid:7700", "replica_group": i % groups}
+        for i in range(count)
+    ]
+
+
+@asynccontextmanager
+async def running_proxy(
+    *,
+    nodes: int = 3,
+    shards: int = 8,
+    replication_factor: int = 1,
+    replica_groups: int = 1,
+    master_key: str | None = None,
+    admin_key: str | None = None,
+    max_body_bytes: int | None = None,
+    node_timeout_ms: int = 2000,
+) -> AsyncIterator[Harness]:
+    raw: dict[str, Any] = {
+        "shards": shards,
+        "replication_factor": replication_factor,
+        "replica_groups": replica_groups,
+        "nodes": node_config(nodes, replica_groups),
+        "scatter": {"node_timeout_ms": node_timeout_ms},
+    }
+    if master_key:
+        raw["master_key"] = master_key
+    if admin_key:
+        raw["admin"] = {"api_key": admin_key}
+    if max_body_bytes:
+        raw["server"] = {"max_body_bytes": max_body_bytes}
+    config = config_from_dict(raw, env={})
+    apps = {node["id"]: DevnodeApp() for node in raw["nodes"]}
+    transport = AsgiTransport(apps)
+    store = MemoryStore()
+    app = create_app(
+        config, transport=transport, store=store, run_health_checker=False, run_task_poller=False
+    )
+    async with trio.open_nursery() as nursery:
+        for devnode in apps.values():
+            nursery.start_soon(devnode.run_task_worker)
+        async with app.test_app() as test_app:
+            yield Harness(app, test_app.test_client(), apps, transport, store)
+        nursery.cancel_scope.cancel()
