@@ -27,8 +27,9 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -108,8 +109,12 @@ def build_config(
     port: int = 7700,
     task_store_path: str,
     metrics_port: int = 0,
+    sections: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> MiroirConfig:
-    """The proxy's config for these nodes, validated like a YAML file (env overrides ignored)."""
+    """The proxy's config for these nodes, validated like a YAML file (env overrides ignored).
+
+    `sections` adds or replaces keys inside config sections, e.g. {"health": {"interval_ms": 200}}.
+    """
     raw = {
         "master_key": master_key,
         "node_master_key": node_master_key,
@@ -125,6 +130,8 @@ def build_config(
         "admin": {"enabled": True, "api_key": admin_key},
         "metrics": {"enabled": True, "port": metrics_port},
     }
+    for section, values in (sections or {}).items():
+        raw[section] = {**raw.get(section, {}), **values}
     try:
         return config_from_dict(raw, env={})
     except ConfigError as error:
@@ -324,6 +331,74 @@ def wait_for_health(base_url: str, timeout: float, process: subprocess.Popen | N
         if time.monotonic() > give_up_at:
             raise DevError(f"{base_url}/health did not answer within {timeout:.0f}s")
         time.sleep(0.05)
+
+
+# ---- a whole cluster as child processes (acceptance tests, benchmarks) -------------------------
+
+
+PROXY_READY_TIMEOUT = 30.0
+
+
+@attrs.define
+class LocalCluster:
+    """Nodes plus a `miroir serve` process in front of them, all children of this process."""
+
+    url: str
+    config: MiroirConfig
+    config_path: Path
+    nodes: list[NodeProcess]
+    proxy: subprocess.Popen
+    proxy_log: Path
+
+    def node(self, node_id: str) -> NodeProcess:
+        return next(n for n in self.nodes if n.node_id == node_id)
+
+    def stop(self) -> None:
+        stop_process(self.proxy)
+        stop_all(self.nodes)
+
+
+@contextlib.contextmanager
+def local_cluster(
+    workdir: Path,
+    *,
+    nodes: int = 3,
+    groups: int = 1,
+    rf: int = 1,
+    shards: int = 16,
+    master_key: str | None = None,
+    admin_key: str | None = None,
+    sections: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Iterator[LocalCluster]:
+    """Start nodes and `miroir serve` on free loopback ports; stop them all on exit."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    node_master_key = secrets.token_urlsafe(24)
+    started: list[NodeProcess] = []
+    proxy: subprocess.Popen | None = None
+    try:
+        started = start_nodes(
+            plan_nodes(nodes, groups, rf), master_key=node_master_key, workdir=workdir
+        )
+        port = free_port()
+        config = build_config(
+            started, shards=shards, rf=rf, groups=groups, node_master_key=node_master_key,
+            master_key=master_key, admin_key=admin_key, port=port,
+            task_store_path=str(workdir / "miroir-tasks.sqlite3"), sections=sections,
+        )
+        config_path = write_config(config, workdir / "miroir.yaml")
+        proxy_log = workdir / "miroir-serve.log"
+        proxy = spawn(miroir_command("serve", "--config", str(config_path)), proxy_log)
+        url = f"http://{LOOPBACK}:{port}"
+        try:
+            wait_for_health(url, PROXY_READY_TIMEOUT, proxy)
+        except DevError as error:
+            tail = "\n".join(proxy_log.read_text(errors="replace").splitlines()[-30:])
+            raise DevError(f"miroir serve did not start: {error}; its log ends with:\n{tail}") from None
+        yield LocalCluster(url, config, config_path, started, proxy, proxy_log)
+    finally:
+        if proxy is not None:
+            stop_process(proxy)
+        stop_all(started)
 
 
 # ---- the command ------------------------------------------------------------------------------
