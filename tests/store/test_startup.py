@@ -56,11 +56,21 @@ async def test_open_store_picks_the_backend_and_reads_its_settings(tmp_path):
     assert isinstance(memory_store, MemoryStore) and memory_store.task_ttl_ms == 2000
 
 
+async def test_open_store_takes_the_services_own_config_object(tmp_path):
+    from miroir.config import TaskStoreConfig
+
+    section = TaskStoreConfig(backend="sqlite", path=str(tmp_path / "t.db"), ttl_seconds=90)
+    store = await open_store(section)
+    assert isinstance(store, SqliteStore) and store.task_ttl_ms == 90_000
+    await store.close()
+
+
 @pytest.mark.parametrize(
     ("section", "complaint"),
     [({"backend": "postgres"}, "backend must be one of"),
      ({"ttl_seconds": 0}, "ttl_seconds must be a positive number"),
      ({"threads": 0}, "threads must be a positive integer"),
+     ({"backend": "redis"}, "url is required"),
      ({"pth": "x.db"}, "unknown task_store settings: pth")],
 )
 def test_bad_store_settings_are_named(section, complaint):

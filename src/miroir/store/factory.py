@@ -4,14 +4,16 @@ The config section (YAML or a dict), with its defaults:
 
     task_store:
       backend: sqlite            # sqlite | redis | memory
-      path: miroir-state.db      # sqlite: the database file (":memory:" for a private one)
-      url: redis://127.0.0.1:6379/0   # redis
+      path: miroir-tasks.sqlite3 # sqlite: the database file (":memory:" for a private one)
+      url: null                  # redis: redis://host:6379/0, required
       key_prefix: "miroir:"      # redis: every key starts with this
       ttl_seconds: 604800        # tasks finished longer ago than this are pruned (7 days)
       timeout_seconds: 5         # sqlite busy timeout; redis connect and socket timeout
       threads: 4                 # worker threads (and connections) per store
 
-This module owns the defaults and their validation. It must never hold an open store itself.
+miroir.config (TaskStoreConfig) is where the service's defaults live; the same values are
+repeated here only so that a bare dict (tests, the simulator, scripts) can open a store.
+This module owns that validation; it must never hold an open store itself.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from miroir.store.base import DEFAULT_TASK_TTL_MS, Store
 
 DEFAULTS: dict[str, Any] = {
     "backend": "sqlite",
-    "path": "miroir-state.db",
-    "url": "redis://127.0.0.1:6379/0",
+    "path": "miroir-tasks.sqlite3",
+    "url": None,
     "key_prefix": "miroir:",
     "ttl_seconds": DEFAULT_TASK_TTL_MS // 1000,
     "timeout_seconds": 5.0,
@@ -39,7 +41,7 @@ BACKENDS = ("sqlite", "redis", "memory")
 class StoreConfig:
     backend: str
     path: str
-    url: str
+    url: str | None
     key_prefix: str
     ttl_seconds: float
     timeout_seconds: float
@@ -62,17 +64,20 @@ class StoreConfig:
                 raise ValueError(f"task_store.{name} must be a positive number")
         if not isinstance(values["threads"], int) or values["threads"] < 1:
             raise ValueError("task_store.threads must be a positive integer")
+        if values["backend"] == "redis" and not values["url"]:
+            raise ValueError("task_store.url is required when the backend is redis")
         return cls(**values)
 
 
 async def open_store(config: Mapping[str, Any] | object) -> Store:
     """Open the configured store. Raises StoreUnavailable (fast) when the backend is unreachable.
 
-    `config` is the `task_store` section, a whole config holding one, or an object (such as an
-    argparse namespace) whose attributes are the section's keys.
+    `config` is the `task_store` section as a dict, a whole config dict holding one, or an object
+    whose attributes are the section's keys (miroir.config.TaskStoreConfig, an argparse
+    namespace); attributes it lacks take the defaults.
     """
     if not isinstance(config, Mapping):
-        config = {k: v for k, v in vars(config).items() if k in DEFAULTS}
+        config = {k: getattr(config, k) for k in DEFAULTS if hasattr(config, k)}
     settings = StoreConfig.from_mapping(config)
     ttl_ms = int(settings.ttl_seconds * 1000)
     if settings.backend == "sqlite":
