@@ -7,7 +7,7 @@ process (no sockets), honours the absolute deadline, and can be told to refuse c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -26,6 +26,8 @@ class AsgiTransport:
     def __init__(self, apps: dict[str, DevnodeApp]) -> None:
         self.apps = apps
         self.down: set[str] = set()
+        # (node, method, path) -> True makes that one call fail as if the node were down.
+        self.refuse: Callable[[str, str, str], bool] = lambda node, method, path: False
         self.calls: list[tuple[str, str, str]] = []
 
     async def request(
@@ -42,7 +44,7 @@ class AsgiTransport:
         app = self.apps.get(node_id)
         if app is None:
             raise UnknownNode(node_id, "no such devnode")
-        if node_id in self.down:
+        if node_id in self.down or self.refuse(node_id, method, path):
             raise NodeRefused(node_id, "connection refused (test)")
         raw_path, _, query = path.partition("?")
         scope = {

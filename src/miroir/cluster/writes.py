@@ -9,8 +9,8 @@ Theory of operation. A batch is resolved and validated before any node sees it:
    documents per owning node with `_miroir_shard` injected. One bad document fails the whole
    task with nothing sent.
 3. one request per node, all at once (`Cluster.fan_out`), each under the node deadline.
-4. quorum per (shard, group): at least floor(RF/2)+1 of the shard's owners in that group that
-   count toward quorum acknowledged. A (group, shard) below that is reported as degraded; a
+4. quorum per (shard, group), by `miroir.core.quorum`: at least floor(RF/2)+1 of the shard's
+   owners in that group that count toward quorum acknowledged. A (group, shard) below that is reported as degraded; a
    shard that reached quorum in no group makes the write fail with `miroir_no_quorum`.
 
 Problems Meilisearch reports through a failed task (bad ids, primary-key conflicts) are
@@ -33,6 +33,7 @@ from miroir.cluster.tasks import record_finished_task, record_task
 from miroir.core.documents import canonical_document_id, infer_primary_key
 from miroir.core.errors import MeiliError
 from miroir.core.placement import shard_for_key
+from miroir.core.quorum import WriteTally
 from miroir.core.routing import route_documents
 from miroir.core.tasks import Task
 from miroir.transport.base import NodeResult
@@ -48,34 +49,26 @@ class WriteOutcome:
     lost_shards: tuple[int, ...] = ()
 
 
-def quorum_size(replication_factor: int) -> int:
-    return replication_factor // 2 + 1
-
-
 def count_quorum(
     cluster: Cluster, shards: Iterable[int], results: Mapping[str, NodeResult]
 ) -> tuple[tuple[tuple[int, int], ...], tuple[int, ...]]:
-    """(degraded (group, shard) pairs, shards with quorum in no group) for a write's answers."""
+    """(degraded (group, shard) pairs, shards with quorum in no group) for a write's answers,
+    by the core's quorum rule (`miroir.core.quorum`)."""
     shard_map = cluster.shard_map
-    needed = quorum_size(cluster.topology.replication_factor)
-    acked = {node for node, result in results.items() if task_uid_of(result) is not None}
-    degraded: list[tuple[int, int]] = []
-    lost: list[int] = []
-    for shard in sorted(shards):
-        groups_ok = 0
-        for group in range(shard_map.replica_groups):
-            acks = sum(
-                1
-                for node in shard_map.owners(group, shard)
-                if node in acked and shard_map.counts_toward_quorum(node)
-            )
-            if acks >= needed:
-                groups_ok += 1
-            else:
-                degraded.append((group, shard))
-        if groups_ok == 0:
-            lost.append(shard)
-    return tuple(degraded), tuple(lost)
+    targets = {
+        (shard, group): [
+            node for node in shard_map.owners(group, shard) if shard_map.counts_toward_quorum(node)
+        ]
+        for shard in shards
+        for group in range(shard_map.replica_groups)
+    }
+    tally = WriteTally(targets, cluster.topology.replication_factor)
+    for node in tally.nodes:
+        result = results.get(node)
+        tally.record(node, result is not None and task_uid_of(result) is not None)
+    verdict = tally.finish()
+    degraded = tuple(sorted((group, shard) for shard, group in verdict.missed))
+    return degraded, tuple(sorted(verdict.shards_without_quorum))
 
 
 async def resolve_primary_key(

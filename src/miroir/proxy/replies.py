@@ -20,8 +20,11 @@ DEGRADED_HEADER = "X-Miroir-Degraded"
 
 
 def task_accepted(task: Task, status: int = 202) -> Response:
+    """The summarized task. Its status is always `enqueued`, as Meilisearch's always is, even
+    when Miroir already carried the task out (index creation, settings): clients read the real
+    status from GET /tasks/{uid}."""
     proxy_state().metrics.tasks_total.labels(task.type).inc()
-    return json_response(render_task_summary(task), status)
+    return json_response({**render_task_summary(task), "status": "enqueued"}, status)
 
 
 def write_accepted(outcome: WriteOutcome) -> Response:
