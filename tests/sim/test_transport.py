@@ -290,6 +290,8 @@ def test_fault_model_rejects_impossible_rates():
         FaultModel(drop_rate=-0.1)
     with pytest.raises(ValueError):
         FaultModel(latency=(0.2, 0.1))
+    with pytest.raises(ValueError):
+        FaultModel(spike=-1.0)
 
 
 async def test_the_real_scatter_runs_unchanged_over_sim_transport(autojump_clock):

@@ -87,7 +87,7 @@ class FaultModel:
 
     latency: tuple[float, float] = attrs.field(default=(0.001, 0.001), validator=_seconds_range)
     spike_rate: float = attrs.field(default=0.0, validator=_probability)
-    spike: float = attrs.field(default=1.0)  # extra latency of a spiking call, seconds
+    spike: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))  # extra seconds
     error_rate: float = attrs.field(default=0.0, validator=_probability)
     stall_rate: float = attrs.field(default=0.0, validator=_probability)
     drop_rate: float = attrs.field(default=0.0, validator=_probability)
