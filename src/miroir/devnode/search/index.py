@@ -110,6 +110,8 @@ class IndexSearcher:
         self.doc_words: dict[int, dict[str, list[int]]] = {}
         self.doc_field_lengths: dict[int, dict[int, int]] = {}
         self.trie = Trie()
+        self._typo_off: frozenset[int] = frozenset()
+        self._typo_off_for = -1
         self.facets = FacetIndex(self.documents)
         for internal_id, document in self.documents.items():
             self._index(internal_id, document)
@@ -122,6 +124,18 @@ class IndexSearcher:
             self.field_names.append(path)
             self.field_weights.append(self.weight_of(path))
         return field_id
+
+    def typo_disabled_fields(self) -> frozenset[int]:
+        """Field ids where typo'd words do not count (`typoTolerance.disableOnAttributes`)."""
+        if self._typo_off_for != len(self.field_names):
+            disabled = (self.settings.get("typoTolerance") or {}).get("disableOnAttributes") or ()
+            self._typo_off = frozenset(
+                field_id
+                for field_id, path in enumerate(self.field_names)
+                if any(pattern_matches(p, path) for p in disabled)
+            )
+            self._typo_off_for = len(self.field_names)
+        return self._typo_off
 
     def weight_of(self, path: str) -> int | None:
         for weight, pattern in enumerate(self.searchable):

@@ -1,0 +1,352 @@
+"""Running one search against an IndexSearcher: candidates, bucket sort, window, facets.
+
+Owns: which documents match (required terms, filter, negative terms, attributesToSearchOn),
+the bucket sort (rule by rule, best bucket first; a bucket is only refined while it can still
+reach the requested window; the last tie-break is internal id ascending, i.e. the order
+documents were first added), distinct, rankingScoreThreshold, and the facet distribution and
+stats over every matching document.
+
+Must never: validate request JSON (search_routes does) or format hits (formatting does).
+Totals count matches, never the size of the window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from miroir.core import filters as f
+from miroir.core.errors import MeiliError
+from miroir.devnode.search.index import IndexSearcher, pattern_matches
+from miroir.devnode.search.query import ParsedQuery, Term, derive, parse_query
+from miroir.devnode.search.ranking import DocRanking, Rule, build_rules
+
+
+@dataclass
+class SearchRequest:
+    q: str | None = None
+    offset: int = 0
+    limit: int = 20
+    filter: Any = None
+    sort: list[tuple[str, bool]] = field(default_factory=list)
+    facets: list[str] | None = None
+    distinct: str | None = None
+    matching_strategy: str = "last"
+    attributes_to_search_on: list[str] | None = None
+    ranking_score_threshold: float | None = None
+    filter_error_code: str = "invalid_search_filter"
+
+
+@dataclass
+class Hit:
+    internal_id: int
+    score: float
+    details: dict[str, Any]
+
+
+@dataclass
+class SearchOutcome:
+    hits: list[Hit]
+    total: int
+    query: ParsedQuery
+    rules: list[Rule]
+    facet_distribution: dict[str, dict[str, int]] | None = None
+    facet_stats: dict[str, dict[str, float]] | None = None
+    matched_ids: set[int] = field(default_factory=set)  # every match (before distinct)
+
+
+def format_number(value: float) -> str:
+    """A number facet value as Meilisearch prints it (Rust's f64 Display: 1.0 -> "1")."""
+    if value == int(value) and abs(value) < 1e17:
+        return str(int(value))
+    return repr(value)
+
+
+def displayed_predicate(settings: dict[str, Any]) -> Any:
+    displayed = settings.get("displayedAttributes") or ["*"]
+    return lambda path: any(pattern_matches(p, path) for p in displayed)
+
+
+def check_sortable(searcher: IndexSearcher, sort: list[tuple[str, bool]]) -> None:
+    sortable = list(searcher.settings.get("sortableAttributes") or [])
+    for field_name, _ in sort:
+        if any(pattern_matches(p, field_name) for p in sortable):
+            continue
+        if sortable:
+            available = f"Available sortable attributes are: `{', '.join(sorted(sortable))}`."
+        else:
+            available = "This index does not have configured sortable attributes."
+        raise MeiliError(
+            "invalid_search_sort", f"Attribute `{field_name}` is not sortable. {available}"
+        )
+
+
+def check_facets(searcher: IndexSearcher, facets: list[str]) -> list[str]:
+    """The facet attributes to count (`*` expands to every filterable attribute seen)."""
+    filterable = searcher.settings.get("filterableAttributes") or []
+    out: list[str] = []
+    for name in facets:
+        if name == "*":
+            for path in searcher.field_names:
+                features = f.matching_features(path, filterable)
+                if features is not None and features.filterable and path not in out:
+                    out.append(path)
+            continue
+        features = f.matching_features(name, filterable)
+        if features is None or not features.filterable:
+            patterns = f.filterable_patterns(filterable)
+            if patterns:
+                tail = (
+                    "Available facetable attributes patterns are: "
+                    + ", ".join(f"`{p}`" for p in patterns)
+                    + "."
+                )
+            else:
+                tail = "This index does not have configured filterable attributes."
+            raise MeiliError(
+                "invalid_search_facets",
+                f"Invalid facet distribution: Attribute `{name}` is not filterable. {tail}",
+            )
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def searchable_field_ids(searcher: IndexSearcher, attributes: list[str]) -> set[int]:
+    searchable = searcher.searchable
+    for name in attributes:
+        if not any(pattern_matches(p, name) for p in searchable):
+            raise MeiliError(
+                "invalid_search_attributes_to_search_on",
+                f"Attribute `{name}` is not searchable. Available searchable attributes are: "
+                f"`{', '.join(searchable)}`.",
+            )
+    return {
+        field_id
+        for field_id, path in enumerate(searcher.field_names)
+        if any(pattern_matches(name, path) for name in attributes)
+    }
+
+
+def _term_docs(searcher: IndexSearcher, term: Term) -> set[int]:
+    word_docs = searcher.word_docs
+    if term.is_phrase:
+        sets = [word_docs.get(w, set()) for w in term.words if w not in searcher.stop_words]
+        if not sets:
+            return set()
+        return set.intersection(*sets) if len(sets) > 1 else set(sets[0])
+    out: set[int] = set()
+    for word in term.derivations:
+        out |= word_docs.get(word, set())
+    for phrase in term.synonym_phrases:
+        out |= word_docs.get(phrase[0], set())
+    return out
+
+
+def run_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome:
+    settings = searcher.settings
+    filter_node = searcher.parse_filter(request.filter, error_code=request.filter_error_code)
+    check_sortable(searcher, request.sort)
+    facet_names = check_facets(searcher, request.facets) if request.facets is not None else None
+    allowed_fields = (
+        searchable_field_ids(searcher, request.attributes_to_search_on)
+        if request.attributes_to_search_on is not None
+        else None
+    )
+    query = parse_query(request.q or "", settings)
+    prefix_search = settings.get("prefixSearch", "indexingTime") != "disabled"
+    for term in query.terms:
+        derive(term, searcher.trie, settings, prefix_search=prefix_search)
+    strategy = request.matching_strategy
+    if strategy == "frequency":
+        # Corpus frequencies would make a document's rank depend on its neighbours (and on
+        # the shard it lives on); see docs/devnode.md, "Search". Words drop from the end.
+        strategy = "last"
+    rules = build_rules(settings, query, request.sort, strategy)
+
+    universe = set(searcher.documents)
+    if filter_node is not None:
+        universe = searcher.facets.evaluate(filter_node, universe)
+    rankings: dict[int, DocRanking] = {}
+    if query.is_placeholder:
+        candidates = universe
+    else:
+        probe = DocRanking(searcher, query, strategy, -1)
+        required = (
+            range(len(query.terms))
+            if strategy == "all"
+            else [i for i in range(len(query.terms)) if i not in probe.removal_order()]
+        )
+        candidates = universe
+        for i in sorted(required, key=lambda i: len(query.terms[i].derivations)):
+            candidates = candidates & _term_docs(searcher, query.terms[i])
+            if not candidates:
+                break
+        if not required:
+            candidates = set()
+        verified = set()
+        for internal_id in candidates:
+            ranking = DocRanking(searcher, query, strategy, internal_id, allowed_fields)
+            if ranking.kept is not None and not ranking.excluded():
+                rankings[internal_id] = ranking
+                verified.add(internal_id)
+        candidates = verified
+
+    def ranking_of(internal_id: int) -> DocRanking:
+        ranking = rankings.get(internal_id)
+        if ranking is None:
+            ranking = rankings[internal_id] = DocRanking(
+                searcher, query, strategy, internal_id, allowed_fields
+            )
+        return ranking
+
+    displayed = displayed_predicate(settings)
+    distinct = request.distinct
+    if distinct is None:
+        distinct = settings.get("distinctAttribute")
+    threshold = request.ranking_score_threshold
+    window_end = request.offset + request.limit
+
+    ordered = _bucket_sort(sorted(candidates), rules, ranking_of)
+    scored: dict[int, tuple[float, dict]] = {}
+
+    def score(internal_id: int) -> tuple[float, dict]:
+        value = scored.get(internal_id)
+        if value is None:
+            value = scored[internal_id] = ranking_of(internal_id).score_and_details(
+                rules, displayed
+            )
+        return value
+
+    if threshold is not None:
+        # Every candidate's score is needed for the total; walk the whole order.
+        ordered_list = [i for i in ordered if score(i)[0] >= threshold]
+        counted = set(ordered_list)
+        ordered = iter(ordered_list)
+    else:
+        counted = candidates
+
+    if distinct:
+        ordered, total = _apply_distinct(searcher, ordered, counted, distinct)
+    else:
+        total = len(counted)
+
+    hits: list[Hit] = []
+    for position, internal_id in enumerate(ordered):
+        if position >= window_end:
+            break
+        if position >= request.offset:
+            hit_score, details = score(internal_id)
+            hits.append(Hit(internal_id, hit_score, details))
+
+    outcome = SearchOutcome(hits, total, query, rules, matched_ids=counted)
+    if facet_names is not None:
+        facet_ids = counted
+        outcome.facet_distribution, outcome.facet_stats = facet_counts(
+            searcher, facet_names, facet_ids
+        )
+    return outcome
+
+
+def _bucket_sort(
+    ids: list[int], rules: list[Rule], ranking_of: Any, level: int = 0
+) -> Iterator[int]:
+    """ids in rule order; a bucket is refined by the next rule only when it is reached."""
+    if level == len(rules) or len(ids) <= 1:
+        yield from ids
+        return
+    rule = rules[level]
+    buckets: dict[Any, list[int]] = {}
+    for internal_id in ids:  # ids are ascending, so each bucket stays ascending
+        buckets.setdefault(ranking_of(internal_id).rule_key(rule), []).append(internal_id)
+    for key in sorted(buckets):
+        yield from _bucket_sort(buckets[key], rules, ranking_of, level + 1)
+
+
+def _distinct_keys(searcher: IndexSearcher, internal_id: int, attribute: str) -> set[Any]:
+    facts = searcher.facets.field(attribute).facts.get(internal_id)
+    if facts is None:
+        return set()
+    return {("s", f.normalize_facet(s)) for s in facts.strings} | {("n", n) for n in facts.numbers}
+
+
+def _apply_distinct(
+    searcher: IndexSearcher, ordered: Iterator[int], counted: set[int], attribute: str
+) -> tuple[Iterator[int], int]:
+    # The total: documents kept when each value keeps one document (internal-id order).
+    seen: set[Any] = set()
+    total = 0
+    for internal_id in sorted(counted):
+        keys = _distinct_keys(searcher, internal_id, attribute)
+        if not keys:
+            total += 1
+        elif not keys & seen:
+            total += 1
+            seen |= keys
+        else:
+            seen |= keys
+
+    def kept() -> Iterator[int]:
+        taken: set[Any] = set()
+        for internal_id in ordered:
+            keys = _distinct_keys(searcher, internal_id, attribute)
+            if keys & taken:
+                continue
+            taken |= keys
+            yield internal_id
+
+    return kept(), total
+
+
+_SETTING = object()
+
+
+def facet_counts(
+    searcher: IndexSearcher, names: list[str], ids: set[int], *, max_values: Any = _SETTING
+) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, float]]]:
+    """facetDistribution and facetStats of `names` over the documents `ids`."""
+    faceting = searcher.settings.get("faceting") or {}
+    if max_values is _SETTING:
+        max_values = faceting.get("maxValuesPerFacet", 100)
+    sort_by = faceting.get("sortFacetValuesBy") or {"*": "alpha"}
+    distribution: dict[str, dict[str, int]] = {}
+    stats: dict[str, dict[str, float]] = {}
+    for name in names:
+        index = searcher.facets.field(name)
+        string_counts: dict[str, int] = {}
+        number_counts: dict[float, int] = {}
+        if len(index.strings) + len(index.numbers) < len(ids) // 4:
+            for key, bucket in index.strings.items():
+                count = len(bucket & ids)
+                if count:
+                    string_counts[key] = count
+            for number, bucket in index.numbers.items():
+                count = len(bucket & ids)
+                if count:
+                    number_counts[number] = count
+        else:
+            for internal_id in ids:
+                facts = index.facts.get(internal_id)
+                if facts is None:
+                    continue
+                for key in {f.normalize_facet(s) for s in facts.strings}:
+                    string_counts[key] = string_counts.get(key, 0) + 1
+                for number in set(facts.numbers):
+                    number_counts[number] = number_counts.get(number, 0) + 1
+        order = sort_by.get(name, sort_by.get("*", "alpha"))
+        numbers = sorted(number_counts.items())
+        strings = sorted(string_counts.items())
+        if order == "count":
+            numbers.sort(key=lambda item: -item[1])
+            strings.sort(key=lambda item: -item[1])
+        values: dict[str, int] = {}
+        for number, count in numbers:
+            values[format_number(number)] = count
+        for key, count in strings:
+            values[index.original.get(key, key)] = count
+        items = list(values.items())
+        distribution[name] = dict(items if max_values is None else items[:max_values])
+        if number_counts:
+            stats[name] = {"min": float(min(number_counts)), "max": float(max(number_counts))}
+    return distribution, stats
