@@ -118,7 +118,7 @@ def test_simulate_covers_the_plan_in_layout_then_size_order():
 
 
 def test_quick_run_writes_the_same_report_twice(tmp_path):
-    flags = [] if HAVE_MATPLOTLIB else ["--no-plot"]
+    flags = ["--no-plot"]  # the plot has its own test; matplotlib is slow to draw
     for name in ("one", "two"):
         assert main(["--out", str(tmp_path / name), "--quick", *flags]) == 0
     first = (tmp_path / "one" / "reshard_load.md").read_bytes()
