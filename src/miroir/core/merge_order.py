@@ -24,6 +24,7 @@ order of the node bodies and, inside a body, the node's own order.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from operator import itemgetter
 from typing import Any
 
 # Sort-value buckets, in Meilisearch's order for asc and desc alike.
@@ -76,42 +77,97 @@ def _entry_kind(name: str) -> tuple[int, bool]:
 
 
 class RankingKeys:
-    """Builds `ranking_key`s, remembering how each detail entry name is read.
+    """Builds `ranking_key`s for the hits of one merge.
 
-    One instance per merge: entry names repeat on every hit, so classifying them once keeps
-    the per-hit work to a dictionary walk.
+    The key is a tuple of segments: each run of consecutive relevancy rules becomes one tuple
+    of negated scores, each other rule one element. All hits of one query carry the same detail
+    names in the same order, so the first hit's names give a specialised key whose relevancy
+    runs are read with `itemgetter`/`map` at C speed; a hit with other names (a cutoff's
+    `skipped`, say) takes the general path, which yields the same shape.
     """
 
-    __slots__ = ("_kinds",)
+    __slots__ = ("_kinds", "_names", "_plan")
 
     def __init__(self) -> None:
         self._kinds: dict[str, tuple[int, bool]] = {}
+        self._names: tuple[str, ...] | None = None
+        self._plan: list[tuple[Any, ...]] = []
+
+    def _kind(self, name: str) -> tuple[int, bool]:
+        kind = self._kinds.get(name)
+        if kind is None:
+            kind = self._kinds[name] = _entry_kind(name)
+        return kind
+
+    def _specialise(self, names: tuple[str, ...]) -> None:
+        self._names = names
+        plan: list[tuple[Any, ...]] = []
+        run: list[str] = []
+        for name in names:
+            what, ascending = self._kind(name)
+            if what == _RELEVANCY:
+                run.append(name)
+                continue
+            if run:
+                plan.append((_RELEVANCY, itemgetter(*run) if len(run) > 1 else _one(run[0])))
+                run = []
+            plan.append((what, name, ascending))
+        if run:
+            plan.append((_RELEVANCY, itemgetter(*run) if len(run) > 1 else _one(run[0])))
+        self._plan = plan
 
     def key(self, details: Mapping[str, Any]) -> tuple:
-        kinds = self._kinds
-        parts: list[Any] = []
-        for name, entry in details.items():
-            kind = kinds.get(name)
-            if kind is None:
-                kind = kinds[name] = _entry_kind(name)
-            what, ascending = kind
-            if what == _RELEVANCY:
-                parts.append((0, -entry["score"]))
-            elif what == _SORT:
-                parts.append(sort_value_key(entry.get("value"), ascending))
-            elif what == _GEO:
-                distance = entry.get("distance")
-                if entry.get("value") is None or distance is None:
-                    parts.append((_MISSING,))
+        if self._names is None:
+            self._specialise(tuple(details))
+        try:
+            parts: list[Any] = []
+            for step in self._plan:
+                if step[0] == _RELEVANCY:
+                    parts.append(tuple([-entry["score"] for entry in step[1](details)]))
                 else:
-                    parts.append((_NUMBER, distance if ascending else -distance))
-            elif what == _VECTOR:
-                parts.append((0, -(entry.get("similarity") or 0.0)))
-            elif what == _PIN:
-                parts.append((0, entry.get("position", 0)))
-            else:  # skipped: the cutoff stopped ranking here, every hit ties
-                parts.append((0, 0.0))
+                    parts.append(_other_part(step[0], step[2], details[step[1]]))
+            if len(details) == len(self._names):
+                return tuple(parts)
+        except (KeyError, TypeError):
+            pass
+        return self._general_key(details)
+
+    def _general_key(self, details: Mapping[str, Any]) -> tuple:
+        parts: list[Any] = []
+        run: list[float] = []
+        for name, entry in details.items():
+            what, ascending = self._kind(name)
+            if what == _RELEVANCY:
+                run.append(-entry["score"])
+                continue
+            if run:
+                parts.append(tuple(run))
+                run = []
+            parts.append(_other_part(what, ascending, entry))
+        if run:
+            parts.append(tuple(run))
         return tuple(parts)
+
+
+
+def _one(name: str):
+    """`itemgetter` of one name, returning a 1-tuple like the multi-name form does."""
+    return lambda details: (details[name],)
+
+
+def _other_part(what: int, ascending: bool, entry: Mapping[str, Any]) -> tuple:
+    if what == _SORT:
+        return sort_value_key(entry.get("value"), ascending)
+    if what == _GEO:
+        distance = entry.get("distance")
+        if entry.get("value") is None or distance is None:
+            return (_MISSING,)
+        return (_NUMBER, distance if ascending else -distance)
+    if what == _VECTOR:
+        return (0, -(entry.get("similarity") or 0.0))
+    if what == _PIN:
+        return (0, entry.get("position", 0))
+    return (0, 0.0)  # skipped: the cutoff stopped ranking here, every hit ties
 
 
 def details_in_order(details: Mapping[str, Any]) -> Mapping[str, Any]:
