@@ -135,6 +135,7 @@ async def running_proxy(
     admin_key: str | None = None,
     max_body_bytes: int | None = None,
     node_timeout_ms: int = 2000,
+    task_poll_interval_s: float | None = None,
 ) -> AsyncIterator[Harness]:
     raw: dict[str, Any] = {
         "shards": shards,
@@ -154,7 +155,12 @@ async def running_proxy(
     transport = AsgiTransport(apps)
     store = MemoryStore()
     app = create_app(
-        config, transport=transport, store=store, run_health_checker=False, run_task_poller=False
+        config,
+        transport=transport,
+        store=store,
+        run_health_checker=False,
+        run_task_poller=task_poll_interval_s is not None,
+        task_poll_interval_s=task_poll_interval_s or 0.5,
     )
     async with trio.open_nursery() as nursery:
         for devnode in apps.values():

@@ -1,0 +1,155 @@
+"""Tasks: Miroir uids from the store, aggregation over node tasks, list, cancel, delete, poller."""
+
+import attrs
+import pytest
+import trio
+
+from miroir.config import config_from_dict
+from miroir.proxy import create_app
+from miroir.store.memory import MemoryStore
+from miroir.transport.fake import Answer, FakeTransport, Hang
+from tests.proxy.harness import node_config, running_proxy
+
+
+async def test_task_uids_come_from_the_store_and_the_list_is_meilisearch_shaped():
+    async with running_proxy(nodes=3) as h:
+        uids = []
+        for uid in ("a", "b", "c"):
+            body = (await h.send("POST", "/indexes", {"uid": uid}))[1]
+            uids.append(body["taskUid"])
+        assert uids == sorted(uids) and len(set(uids)) == 3
+        stored = [await h.store.get_task(uid) for uid in uids]
+        assert all(task is not None for task in stored)
+        status, page, _ = await h.send("GET", "/tasks?limit=2")
+        assert status == 200
+        assert set(page) == {"results", "total", "limit", "from", "next"}
+        assert [t["uid"] for t in page["results"]] == uids[::-1][:2]
+        assert page["next"] == uids[0] and page["total"] == 3
+        status, page, _ = await h.send("GET", "/tasks?indexUids=b")
+        assert [t["indexUid"] for t in page["results"]] == ["b"]
+        task = page["results"][0]
+        assert list(task) == [
+            "uid", "batchUid", "indexUid", "status", "type", "canceledBy", "details", "error",
+            "duration", "enqueuedAt", "startedAt", "finishedAt",
+        ]
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "code"),
+    [
+        ("/tasks/abc", 400, "invalid_task_uids"),
+        ("/tasks/-1", 400, "invalid_task_uids"),
+        ("/tasks/99999", 404, "task_not_found"),
+        ("/tasks?limit=x", 400, "invalid_task_limit"),
+        ("/tasks?statuses=done", 400, "invalid_task_statuses"),
+        ("/tasks?what=1", 400, "bad_request"),
+    ],
+)
+async def test_bad_task_queries(path, status, code):
+    async with running_proxy(nodes=1) as h:
+        got, body, _ = await h.send("GET", path)
+        assert (got, body["code"]) == (status, code)
+
+
+async def test_cancel_and_delete_need_a_filter():
+    async with running_proxy(nodes=1) as h:
+        for method, path in (("POST", "/tasks/cancel"), ("DELETE", "/tasks")):
+            status, body, _ = await h.send(method, path)
+            assert (status, body["code"]) == (400, "missing_task_filters")
+
+
+async def test_the_poller_finishes_tasks_nobody_asks_about():
+    async with running_proxy(nodes=2, task_poll_interval_s=0.01) as h:
+        body = (await h.send("POST", "/indexes/m/documents", [{"id": 1}]))[1]
+        with trio.fail_after(10):
+            while not (await h.store.get_task(body["taskUid"])).is_finished:
+                await trio.sleep(0.01)
+        assert (await h.store.get_task(body["taskUid"])).status == "succeeded"
+
+
+async def test_delete_tasks_removes_finished_tasks_from_the_store_and_the_nodes():
+    async with running_proxy(nodes=2) as h:
+        body = (await h.send("POST", "/indexes/m/documents", [{"id": 1}]))[1]
+        await h.wait_task(body["taskUid"])
+        node_uids = {
+            node: nt.task_uid for node, nt in (await h.store.get_task(body["taskUid"])).node_tasks.items()
+        }
+        status, deletion, _ = await h.send("DELETE", f"/tasks?uids={body['taskUid']}")
+        assert status == 200 and deletion["type"] == "taskDeletion"
+        task = await h.wait_task(deletion["taskUid"])
+        assert task["details"]["deletedTasks"] == 1
+        assert task["details"]["originalFilter"] == f"?uids={body['taskUid']}"
+        assert (await h.send("GET", f"/tasks/{body['taskUid']}"))[0] == 404
+        for node, uid in node_uids.items():
+            assert ("DELETE" , f"/tasks?uids={uid}") in [(c[1], c[2]) for c in h.transport.calls
+                                                          if c[0] == node]
+
+
+def _fake_node(node_task_status: str):
+    """A scripted node: the index exists with primary key `id`; writes get node task 7."""
+
+    def handle(call):
+        if call.method == "GET" and call.path == "/indexes/m":
+            return Answer(200, json={"uid": "m", "primaryKey": "id"})
+        if call.method in ("POST", "PUT") and call.path.startswith("/indexes/m/documents"):
+            return Answer(202, json={"taskUid": 7, "status": "enqueued"})
+        if call.method == "GET" and call.path == "/tasks/7":
+            return Answer(200, json={"uid": 7, "status": node_task_status, "error": None})
+        if call.method == "POST" and call.path.startswith("/tasks/cancel"):
+            return Answer(200, json={"taskUid": 8, "status": "enqueued"})
+        return Answer(404, json={"message": "?", "code": "not_found", "type": "invalid_request",
+                                 "link": ""})
+
+    return handle
+
+
+@pytest.fixture
+def fake_cluster():
+    config = config_from_dict(
+        {"shards": 4, "replica_groups": 1, "replication_factor": 2, "nodes": node_config(2),
+         "scatter": {"node_timeout_ms": 1000}},
+        env={},
+    )
+    transport = FakeTransport()
+    store = MemoryStore()
+    app = create_app(config, transport=transport, store=store, run_health_checker=False,
+                     run_task_poller=False)
+    return app, transport, store
+
+
+async def test_a_timing_out_replica_degrades_the_write_and_the_task_follows_the_other(
+    fake_cluster, autojump_clock
+):
+    app, transport, store = fake_cluster
+    transport.handle("n0", _fake_node("processing"))
+    slow = _fake_node("processing")
+    transport.handle("n1", lambda call: Hang() if call.path.startswith("/indexes/m/documents")
+                     else slow(call))
+    async with app.test_app() as test_app:
+        client = test_app.test_client()
+        response = await client.post("/indexes/m/documents", json=[{"id": 1}, {"id": 2}])
+        # RF=2 needs both owners (quorum 2 of 2): every written shard missed quorum in group 0,
+        # and no other group exists, so this is a lost write.
+        assert response.status_code == 503
+        body = await response.get_json()
+        assert body["code"] == "miroir_no_quorum"
+        timed_out = [c for c in transport.calls_to("n1") if c.outcome == "timeout"]
+        assert timed_out
+        task = (await store.list_tasks(attrs.evolve(_all_tasks(), limit=10))).results[0]
+        assert task.node_tasks["n1"].task_uid is None
+        assert task.node_tasks["n0"].task_uid == 7
+        # The task the proxy recorded follows n0's node task.
+        response = await client.get(f"/tasks/{task.uid}")
+        assert (await response.get_json())["status"] == "processing"
+        # Cancel reaches n0 with n0's own task uid.
+        response = await client.post(f"/tasks/cancel?uids={task.uid}")
+        assert response.status_code == 200
+        assert [c.path for c in transport.calls_to("n0") if c.path.startswith("/tasks/cancel")] == [
+            "/tasks/cancel?uids=7"
+        ]
+
+
+def _all_tasks():
+    from miroir.core.tasks import TaskQuery
+
+    return TaskQuery()
