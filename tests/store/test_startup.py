@@ -71,6 +71,7 @@ async def test_open_store_takes_the_services_own_config_object(tmp_path):
      ({"ttl_seconds": 0}, "ttl_seconds must be a positive number"),
      ({"threads": 0}, "threads must be a positive integer"),
      ({"backend": "redis"}, "url is required"),
+     ({"sqlite_synchronous": "off"}, "must be 'full' or 'normal'"),
      ({"pth": "x.db"}, "unknown task_store settings: pth")],
 )
 def test_bad_store_settings_are_named(section, complaint):

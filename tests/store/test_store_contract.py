@@ -49,6 +49,15 @@ async def test_task_uids_increase_and_skip_uids_put_directly(store):
     assert await store.allocate_task_uid() > second + 50
 
 
+async def test_create_task_allocates_and_stores_in_one_step(store):
+    before = await store.allocate_task_uid()
+    created = await store.create_task(lambda uid: a_task(uid))
+    assert created.uid > before and await store.get_task(created.uid) == created
+    assert await store.allocate_task_uid() > created.uid
+    with pytest.raises(ValueError):
+        await store.create_task(lambda uid: a_task(uid + 1))
+
+
 async def test_modify_task_replaces_atomically_and_knows_missing_tasks(store):
     await store.put_task(a_task(1))
     changed = await store.modify_task(
@@ -197,8 +206,12 @@ async def test_two_stores_racing_never_hand_out_the_same_task_uid(backend):
     allocated: list[list[int]] = [[], []]
 
     async def allocate(which: int) -> None:
-        for _ in range(60):
-            allocated[which].append(await stores[which].allocate_task_uid())
+        for i in range(60):
+            if i % 2:
+                allocated[which].append(await stores[which].allocate_task_uid())
+            else:
+                task = await stores[which].create_task(lambda uid: a_task(uid))
+                allocated[which].append(task.uid)
 
     async with trio.open_nursery() as nursery:
         for which in (0, 1):

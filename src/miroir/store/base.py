@@ -68,6 +68,13 @@ class Store(Protocol):
         Uids increase: a uid allocated after another one returned is larger.
         """
 
+    async def create_task(self, make: Callable[[int], Task]) -> Task:
+        """Allocate a task uid and store `make(uid)` in one step (one commit on SQLite).
+
+        The usual way to record a new write: `await store.create_task(lambda uid: Task(...))`.
+        `make` must return a task with that uid and must be pure.
+        """
+
     async def put_task(self, task: Task) -> None:
         """Insert or replace the task with `task.uid`."""
 

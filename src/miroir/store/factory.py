@@ -10,6 +10,8 @@ The config section (YAML or a dict), with its defaults:
       ttl_seconds: 604800        # tasks finished longer ago than this are pruned (7 days)
       timeout_seconds: 5         # sqlite busy timeout; redis connect and socket timeout
       threads: 4                 # worker threads (and connections) per store
+      sqlite_synchronous: full   # full: fsync every commit; normal: faster, may lose the last
+                                 # commits (and reuse their task uids) on a power cut
 
 miroir.config (TaskStoreConfig) is where the service's defaults live; the same values are
 repeated here only so that a bare dict (tests, the simulator, scripts) can open a store.
@@ -33,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "ttl_seconds": DEFAULT_TASK_TTL_MS // 1000,
     "timeout_seconds": 5.0,
     "threads": 4,
+    "sqlite_synchronous": "full",
 }
 BACKENDS = ("sqlite", "redis", "memory")
 
@@ -46,6 +49,7 @@ class StoreConfig:
     ttl_seconds: float
     timeout_seconds: float
     threads: int
+    sqlite_synchronous: str
 
     @classmethod
     def from_mapping(cls, section: Mapping[str, Any]) -> StoreConfig:
@@ -64,6 +68,8 @@ class StoreConfig:
                 raise ValueError(f"task_store.{name} must be a positive number")
         if not isinstance(values["threads"], int) or values["threads"] < 1:
             raise ValueError("task_store.threads must be a positive integer")
+        if values["sqlite_synchronous"] not in ("full", "normal"):
+            raise ValueError("task_store.sqlite_synchronous must be 'full' or 'normal'")
         if values["backend"] == "redis" and not values["url"]:
             raise ValueError("task_store.url is required when the backend is redis")
         return cls(**values)
@@ -84,7 +90,8 @@ async def open_store(config: Mapping[str, Any] | object) -> Store:
         from miroir.store.sqlite import SqliteStore
 
         return await SqliteStore.open(settings.path, busy_timeout_s=settings.timeout_seconds,
-                                      threads=settings.threads, task_ttl_ms=ttl_ms)
+                                      threads=settings.threads, task_ttl_ms=ttl_ms,
+                                      synchronous=settings.sqlite_synchronous)
     if settings.backend == "redis":
         from miroir.store.redis import RedisStore
 

@@ -41,6 +41,13 @@ class MemoryStore:
         self._last_task_uid += 1
         return self._last_task_uid
 
+    async def create_task(self, make: Callable[[int], Task]) -> Task:
+        task = make(self._last_task_uid + 1)
+        if task.uid != self._last_task_uid + 1:
+            raise ValueError("create_task: make(uid) must return a task with that uid")
+        await self.put_task(task)
+        return task
+
     async def put_task(self, task: Task) -> None:
         self._tasks[task.uid] = task
         self._last_task_uid = max(self._last_task_uid, task.uid)

@@ -189,6 +189,14 @@ class RedisStore:
     async def allocate_task_uid(self) -> int:
         return int(await self._call(self._client.incr, self._key("task-uid")))
 
+    async def create_task(self, make: Callable[[int], Task]) -> Task:
+        uid = await self.allocate_task_uid()
+        task = make(uid)
+        if task.uid != uid:
+            raise ValueError("create_task: make(uid) must return a task with that uid")
+        await self.put_task(task)
+        return task
+
     async def put_task(self, task: Task) -> None:
         keys = [self._key("task", task.uid), self._key("tasks"), self._key("tasks-expiry"),
                 self._key("task-uid")]

@@ -1,7 +1,11 @@
 """The SQLite store: the embedded default, one file shared by the proxy processes of one machine.
 
-The file is opened in WAL mode (readers never block the writer) with `synchronous=FULL`: a task
-uid handed out is durable even across a power cut, so a uid is never handed out twice. Several
+The file is opened in WAL mode (readers never block the writer) with `synchronous=FULL` by
+default: every commit is fsynced, so a task uid handed out survives even a power cut and is never
+handed out twice. That costs one fsync per write (about 100 commits/s on the team's machine,
+docs/benchmarks.md); `synchronous="normal"` commits without fsync (tens of times faster) and
+stays safe across process crashes, but a power cut or kernel crash may lose the last commits,
+and with them uids that clients already saw. Several
 hypercorn workers share the file; SQLite's own locking serializes their writes and
 `busy_timeout` makes a writer wait its turn instead of failing. Every read-modify-write runs
 inside `BEGIN IMMEDIATE`, which takes the write lock up front, so two processes can never
@@ -83,7 +87,10 @@ class SqliteStore:
     """The Store protocol on one SQLite file. Open with `await SqliteStore.open(path)`."""
 
     def __init__(self, target: str, uri: bool, in_memory: bool, busy_timeout_s: float,
-                 threads: int, task_ttl_ms: int) -> None:
+                 threads: int, task_ttl_ms: int, synchronous: str = "full") -> None:
+        if synchronous not in ("full", "normal"):
+            raise ValueError("synchronous must be 'full' or 'normal'")
+        self._synchronous = synchronous.upper()
         self.task_ttl_ms = task_ttl_ms
         self._target = target
         self._uri = uri
@@ -97,15 +104,16 @@ class SqliteStore:
 
     @classmethod
     async def open(cls, path: str, *, busy_timeout_s: float = 5.0, threads: int = 4,
-                   task_ttl_ms: int = DEFAULT_TASK_TTL_MS) -> SqliteStore:
+                   task_ttl_ms: int = DEFAULT_TASK_TTL_MS, synchronous: str = "full",
+                   ) -> SqliteStore:
         """Open (creating if needed) the store at `path`; `:memory:` gives a private database."""
         if path == ":memory:":
             # A named shared-cache memory database, so the pooled connections see one database.
             target = f"file:miroir-store-{next(_memory_names)}?mode=memory&cache=shared"
             # Shared-cache locks are not covered by busy_timeout: one connection, one thread.
-            store = cls(target, True, True, busy_timeout_s, 1, task_ttl_ms)
+            store = cls(target, True, True, busy_timeout_s, 1, task_ttl_ms, synchronous)
         else:
-            store = cls(path, False, False, busy_timeout_s, threads, task_ttl_ms)
+            store = cls(path, False, False, busy_timeout_s, threads, task_ttl_ms, synchronous)
         try:
             await store._runner.run(store._create_schema)
         except sqlite3.Error as exc:
@@ -120,7 +128,7 @@ class SqliteStore:
                                isolation_level=None, check_same_thread=False)
         if not self._in_memory:
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
         return conn
 
     @contextmanager
@@ -188,12 +196,18 @@ class SqliteStore:
     def _bump_counter(self, name: str) -> int:
         # One statement in autocommit mode: atomic across every process sharing the file.
         with self._connection() as conn:
-            (value,) = conn.execute(
-                "INSERT INTO counters (name, value) VALUES (?, 1) "
-                "ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
-                (name,),
-            ).fetchall()[0]
-            return value
+            return _bump(conn, name)
+
+    async def create_task(self, make: Callable[[int], Task]) -> Task:
+        def create(conn: sqlite3.Connection) -> Task:
+            uid = _bump(conn, _TASK_UID_COUNTER)
+            task = make(uid)
+            if task.uid != uid:
+                raise ValueError("create_task: make(uid) must return a task with that uid")
+            _upsert_task(conn, task)
+            return task
+
+        return await self._runner.run(self._write, create)
 
     async def put_task(self, task: Task) -> None:
         def put(conn: sqlite3.Connection) -> None:
@@ -351,6 +365,16 @@ class SqliteStore:
             return lease if lease is not None and lease.expires_at > now else None
 
         return await self._runner.run(self._read, get)
+
+
+def _bump(conn: sqlite3.Connection, name: str) -> int:
+    # fetchall: a RETURNING statement holds its write until it is stepped to the end.
+    (value,) = conn.execute(
+        "INSERT INTO counters (name, value) VALUES (?, 1) "
+        "ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
+        (name,),
+    ).fetchall()[0]
+    return value
 
 
 def _decode_task(blob: bytes) -> Task:
