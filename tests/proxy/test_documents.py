@@ -177,3 +177,28 @@ async def test_body_over_the_limit_is_payload_too_large_and_nothing_is_written()
         status, body, _ = await h.send("POST", "/indexes/movies/documents", docs)
         assert status == 413 and body["code"] == "payload_too_large"
         assert h.transport.calls == []
+
+
+async def test_concurrent_first_writes_to_a_new_index_both_succeed():
+    import trio
+
+    async with running_proxy(nodes=3) as h:
+        replies = []
+
+        async def write(start):
+            docs = [{"id": start + i} for i in range(10)]
+            replies.append((await h.send("POST", "/indexes/movies/documents", docs))[1])
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(write, 0)
+            nursery.start_soon(write, 100)
+        for reply in replies:
+            assert (await h.wait_task(reply["taskUid"]))["status"] == "succeeded"
+        assert len(all_ids(h)) == 20
+
+
+async def test_a_write_when_no_node_answers_is_503_at_once():
+    async with running_proxy(nodes=2) as h:
+        h.transport.down = {"n0", "n1"}
+        status, body, _ = await h.send("POST", "/indexes/movies/documents", [{"id": 1}])
+        assert (status, body["code"]) == (503, "miroir_node_unavailable")

@@ -27,7 +27,7 @@ from typing import Any
 
 from miroir.cluster.runtime import Cluster, NodeRejected, first_rejection, task_uid_of
 from miroir.cluster.tasks import record_finished_task, record_task
-from miroir.core.errors import error_body
+from miroir.core.errors import MeiliError, error_body
 from miroir.core.routing import SHARD_FIELD
 from miroir.core.tasks import NodeTask, Task
 from miroir.transport.base import NodeResponse
@@ -160,7 +160,8 @@ async def create_index(cluster: Cluster, uid: str, primary_key: str | None) -> T
 async def index_exists(cluster: Cluster, uid: str) -> dict[str, Any] | None:
     """The index object from a serving node, None when the index does not exist.
 
-    Raises NodeRejected for any other refusal and RuntimeError when no node answered.
+    Raises NodeRejected for any other refusal and `miroir_node_unavailable` when no node
+    answered.
     """
     result = await cluster.first_success(cluster.serving_nodes(), "GET", f"/indexes/{uid}")
     if isinstance(result, NodeResponse):
@@ -170,11 +171,7 @@ async def index_exists(cluster: Cluster, uid: str) -> dict[str, Any] | None:
             return None
         if result.status < 500:
             raise NodeRejected(result)
-    raise NoNodeAvailable(f"No node could answer for index `{uid}`.")
-
-
-class NoNodeAvailable(Exception):
-    """No node that serves reads answered."""
+    raise MeiliError("miroir_node_unavailable", f"No node could answer for index `{uid}`.")
 
 
 # ---- settings ---------------------------------------------------------------------------------

@@ -79,6 +79,7 @@ class Cluster:
         }
         self.last_seen_ms: dict[str, int | None] = {node.id: None for node in topology.nodes}
         self.primary_keys: dict[str, str] = {}
+        self._index_locks: dict[str, trio.Lock] = {}
         self._query_seq = 0
         self.state_observers: list[StateObserver] = []
         self.call_observers: list[CallObserver] = []
@@ -140,6 +141,14 @@ class Cluster:
     def all_nodes(self) -> list[str]:
         """Every node that is part of the cluster, whatever its state (removed ones excluded)."""
         return [n.id for n in self.topology.nodes if n.state is not NodeState.REMOVED]
+
+    def index_lock(self, index_uid: str) -> trio.Lock:
+        """Serialises this process's index creation / primary-key setting for one index, so two
+        concurrent first writes do not both try to create it."""
+        lock = self._index_locks.get(index_uid)
+        if lock is None:
+            lock = self._index_locks[index_uid] = trio.Lock()
+        return lock
 
     # ---- node calls ---------------------------------------------------------------------
 

@@ -80,6 +80,21 @@ async def resolve_primary_key(
     """
     known = cluster.primary_keys.get(index_uid)
     if known is None:
+        async with cluster.index_lock(index_uid):
+            return await _resolve_uncached(cluster, index_uid, documents, requested)
+    if requested is not None and requested != known:
+        raise MeiliError(
+            "index_primary_key_already_exists",
+            f"Index `{index_uid}`: primary key already set to `{known}`.",
+        )
+    return known
+
+
+async def _resolve_uncached(
+    cluster: Cluster, index_uid: str, documents: Sequence[Mapping[str, Any]], requested: str | None
+) -> str:
+    known = cluster.primary_keys.get(index_uid)  # another write may have set it meanwhile
+    if known is None:
         index = await index_exists(cluster, index_uid)
         if index is None:
             creation = await create_index(cluster, index_uid, requested)
@@ -147,6 +162,8 @@ async def write_documents(
         )
         routed = route_documents(documents, primary_key, cluster.shard_map)
     except MeiliError as error:
+        if error.status >= 500:
+            raise  # no node could be asked: the client gets the 503 now, no task
         failed = await record_finished_task(
             cluster, "documentAdditionOrUpdate", index_uid,
             {**details, "indexedDocuments": 0}, error=error.body(),
