@@ -119,3 +119,41 @@ def test_processes_sharing_one_sqlite_file_never_collide(tmp_path):
     assert sorted(uids) == list(range(1, 451))
     assert all(answer["uids"] == sorted(answer["uids"]) for answer in answers)
     assert sum(answer["leader"] for answer in answers) == 1
+
+
+async def test_a_locked_sqlite_file_never_blocks_the_event_loop(tmp_path):
+    """Another process holds the write lock: the write waits in its thread while trio runs on,
+    and when the busy timeout runs out the caller gets a StoreError, not a hang or a crash."""
+    import sqlite3
+
+    import trio
+
+    from miroir.core.tasks import Task
+    from miroir.store import StoreError
+
+    path = str(tmp_path / "locked.db")
+    store = await open_store({"backend": "sqlite", "path": path, "timeout_seconds": 0.5})
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # holds the write lock
+    ticks = 0
+    outcome: list[BaseException | None] = []
+
+    async def write() -> None:
+        try:
+            await store.put_task(Task(uid=1, type="indexCreation", enqueued_at=0))
+            outcome.append(None)
+        except StoreError as exc:
+            outcome.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(write)
+        while not outcome:
+            ticks += 1
+            await trio.sleep(0.01)
+    assert ticks > 1  # the loop kept running while the write waited for the lock
+    assert isinstance(outcome[0], StoreError) and "locked" in str(outcome[0])
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    await store.put_task(Task(uid=1, type="indexCreation", enqueued_at=0))  # lock gone: works
+    assert (await store.get_task(1)).uid == 1
+    await store.close()

@@ -16,14 +16,23 @@ from typing import TypeVar
 
 import trio
 
+from miroir.store.base import StoreError
+
 T = TypeVar("T")
 
 
 class ThreadRunner:
-    def __init__(self, limit: int) -> None:
+    """Runs blocking calls in worker threads; the backend's own exceptions become StoreError."""
+
+    def __init__(self, limit: int, backend_errors: tuple[type[Exception], ...], label: str) -> None:
         if limit < 1:
             raise ValueError("the store needs at least one worker thread")
         self.limiter = trio.CapacityLimiter(limit)
+        self._backend_errors = backend_errors
+        self._label = label
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
-        return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+        try:
+            return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+        except self._backend_errors as exc:
+            raise StoreError(f"{self._label}: {exc}") from exc

@@ -141,7 +141,7 @@ class RedisStore:
         self.task_ttl_ms = task_ttl_ms
         self._client = client
         self._p = key_prefix
-        self._runner = ThreadRunner(threads)
+        self._runner = ThreadRunner(threads, (RedisError,), "Redis task store")
         script = client.register_script
         self._put_task = script(_PUT_TASK)
         self._prune_tasks = script(_PRUNE_TASKS)
@@ -167,16 +167,13 @@ class RedisStore:
         store = cls(client, key_prefix, threads, task_ttl_ms)
         try:
             await store._runner.run(client.ping)
-        except (RedisError, OSError) as exc:
+        except (StoreError, OSError) as exc:
             client.close()
             raise StoreUnavailable(f"cannot reach the Redis task store at {url}: {exc}") from exc
         return store
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        try:
-            return await self._runner.run(fn, *args)
-        except RedisError as exc:
-            raise StoreError(f"Redis task store: {exc}") from exc
+        return await self._runner.run(fn, *args)
 
     async def close(self) -> None:
         self._client.close()

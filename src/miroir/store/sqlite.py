@@ -40,6 +40,7 @@ from miroir.store.base import (
     DEFAULT_TASK_TTL_MS,
     IdempotencyRecord,
     Lease,
+    StoreError,
     StoreUnavailable,
     lease_after_acquire,
     lease_after_renew,
@@ -96,7 +97,7 @@ class SqliteStore:
         self._uri = uri
         self._in_memory = in_memory
         self._busy_timeout_s = busy_timeout_s
-        self._runner = ThreadRunner(threads)
+        self._runner = ThreadRunner(threads, (sqlite3.Error,), "SQLite task store")
         self._idle: list[sqlite3.Connection] = []
         self._all: list[sqlite3.Connection] = []
         self._pool_lock = threading.Lock()
@@ -116,7 +117,7 @@ class SqliteStore:
             store = cls(path, False, False, busy_timeout_s, threads, task_ttl_ms, synchronous)
         try:
             await store._runner.run(store._create_schema)
-        except sqlite3.Error as exc:
+        except StoreError as exc:
             await store.close()
             raise StoreUnavailable(f"cannot open the SQLite task store at {path!r}: {exc}") from exc
         return store
