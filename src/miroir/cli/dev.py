@@ -209,6 +209,7 @@ class NodeProcess:
     port: int
     process: subprocess.Popen
     log_path: Path
+    argv: list[str]
 
     @property
     def address(self) -> str:
@@ -224,6 +225,11 @@ class NodeProcess:
         """Die at once, as a crashed node would (no graceful shutdown)."""
         _signal_group(self.process, signal.SIGKILL)
         self.process.wait()
+
+    def restart(self) -> None:
+        """Start the node again, same address and data directory (after stop or kill)."""
+        self.stop()
+        self.process = spawn(self.argv, self.log_path)
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -268,7 +274,7 @@ def start_nodes(
         data_dir.mkdir(parents=True, exist_ok=True)
         log_path = workdir / f"{node_id}.log"
         argv = node_command(host, port, master_key, data_dir, meilisearch_bin)
-        return NodeProcess(node_id, group, host, port, spawn(argv, log_path), log_path)
+        return NodeProcess(node_id, group, host, port, spawn(argv, log_path), log_path, argv)
 
     try:
         for node_id, group in plan:
