@@ -136,6 +136,8 @@ async def running_proxy(
     max_body_bytes: int | None = None,
     node_timeout_ms: int = 2000,
     task_poll_interval_s: float | None = None,
+    node_master_key: str | None = None,
+    health_interval_ms: int | None = None,
 ) -> AsyncIterator[Harness]:
     raw: dict[str, Any] = {
         "shards": shards,
@@ -148,17 +150,21 @@ async def running_proxy(
         raw["master_key"] = master_key
     if admin_key:
         raw["admin"] = {"api_key": admin_key}
+    if node_master_key:
+        raw["node_master_key"] = node_master_key
+    if health_interval_ms:
+        raw["health"] = {"interval_ms": health_interval_ms, "timeout_ms": health_interval_ms}
     if max_body_bytes:
         raw["server"] = {"max_body_bytes": max_body_bytes}
     config = config_from_dict(raw, env={})
-    apps = {node["id"]: DevnodeApp() for node in raw["nodes"]}
+    apps = {node["id"]: DevnodeApp(master_key=node_master_key) for node in raw["nodes"]}
     transport = AsgiTransport(apps)
     store = MemoryStore()
     app = create_app(
         config,
         transport=transport,
         store=store,
-        run_health_checker=False,
+        run_health_checker=health_interval_ms is not None,
         run_task_poller=task_poll_interval_s is not None,
         task_poll_interval_s=task_poll_interval_s or 0.5,
     )
