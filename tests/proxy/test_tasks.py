@@ -153,3 +153,17 @@ def _all_tasks():
     from miroir.core.tasks import TaskQuery
 
     return TaskQuery()
+
+
+async def test_a_failing_task_store_is_503_miroir_store_unavailable():
+    from miroir.store.base import StoreError
+
+    async with running_proxy(nodes=1) as h:
+
+        async def broken(*args, **kwargs):
+            raise StoreError("disk on fire")
+
+        h.store.get_task = broken
+        status, body, _ = await h.send("GET", "/tasks/1")
+        assert (status, body["code"]) == (503, "miroir_store_unavailable")
+        assert "fire" not in body["message"]

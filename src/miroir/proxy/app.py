@@ -40,7 +40,7 @@ from miroir.proxy.auth import Authenticator
 from miroir.proxy.errors import code_response, error_response, node_answer
 from miroir.proxy.metrics import Metrics
 from miroir.proxy.state import ProxyState
-from miroir.store.base import Store
+from miroir.store.base import Store, StoreError
 from miroir.transport.base import Transport
 
 logger = logging.getLogger("miroir.proxy")
@@ -142,6 +142,13 @@ def create_app(
     @app.errorhandler(NodeRejected)
     async def node_rejected(error: NodeRejected) -> Response:
         return node_answer(error.response)
+
+    @app.errorhandler(StoreError)
+    async def store_failed(error: StoreError) -> Response:
+        logger.error("task store failed answering %s %s: %s", request.method, request.path, error)
+        return code_response(
+            "miroir_store_unavailable", "The task store could not be reached; try again."
+        )
 
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:
