@@ -150,7 +150,7 @@ class FakeTransport:
         ready_at = (
             float("inf") if isinstance(behaviour, Hang) else call.started_at + behaviour.delay
         )
-        if ready_at > call.deadline:
+        if ready_at >= call.deadline:  # an answer due exactly at the deadline is too late
             await trio.sleep_until(call.deadline)
             raise NodeTimeout(call.node_id, "deadline passed (scripted)")
         await trio.sleep_until(ready_at)
