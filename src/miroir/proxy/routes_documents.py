@@ -130,16 +130,7 @@ async def get_one(uid: str, document_id: str) -> Response:
     return json_response(strip_internal_fields(result.json()))
 
 
-@blueprint.get("/indexes/<uid>/documents")
-async def browse(uid: str) -> Response:
-    # Browsing needs a merge across shards (offset/limit over a global order); that is the
-    # read path's job and is not done yet. Answer honestly rather than with one shard's part.
-    bodies.index_uid(uid)
-    raise MeiliError(
-        "miroir_not_implemented",
-        "GET /indexes/{uid}/documents is not available through Miroir yet; "
-        "use search or GET /indexes/{uid}/documents/{id}.",
-    )
+# GET /indexes/{uid}/documents and POST /documents/fetch are scatter reads: routes_search.
 
 
 __all__ = ["blueprint", "request"]

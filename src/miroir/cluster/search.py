@@ -1,0 +1,407 @@
+"""The read path's scatter: ask one replica group's covering set, fall back shard by shard.
+
+Owns `gather_shards` (the covering-set scatter with group fallback every read route uses), the
+per-cluster cache of index settings the merge needs, and the four searches built on it:
+`search_index`, `multi_search` (plain: every query in one request per node), `federated_search`
+and `facet_search`. It must never render HTTP (the proxy does), never merge anything itself (that
+is `miroir.core.merge*`, which is pure), and never let a node call outlive the request's deadline.
+
+Theory of operation
+-------------------
+A read takes the next query number `seq` of this process. Group `seq % RG` is asked first: the
+core's `covering_plan` picks one readable owner per shard (rotated by `seq`, so replicas share
+the load) and groups the shards per node. Every node is sent its request at once, each call
+under the one deadline of the whole read (`node_timeout_ms` from its start).
+
+A node that fails (transport error or 5xx) does not fail the read: each of its shards moves on,
+as soon as that failure is known and while the others are still in flight, to its next
+candidate -- the other readable replicas of the same group, then the replicas of the other
+groups in round-robin order -- grouped per node again. Shards with no readable owner in the
+first group start on the other groups straight away. Everything runs in one nursery under a
+cancel scope at the deadline, so a fallback never extends the read. A shard whose candidates
+are exhausted, or whose node had not answered by the deadline, is *missing*: the caller's policy
+decides between a partial answer (with the missing shards listed) and `miroir_shard_unavailable`.
+
+A 4xx answer is the node's verdict on the request (bad filter, unknown index) that every node
+would repeat: the read stops and that answer is raised as `NodeRejected`, passed to the client.
+
+A node holding more shards than it was given answers only for its share: its body is built with
+the shards listed (`restrict_to_shards` in the core). When its share is exactly what it owns, the
+body goes unrestricted, which is the common case (RF=1) and spares the node a filter.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+import orjson
+import trio
+
+from miroir.cluster.runtime import Cluster, NodeRejected
+from miroir.core.errors import MeiliError
+from miroir.core.merge import merge_search_outcome
+from miroir.core.merge_facets import merge_facet_search
+from miroir.core.merge_federated import (
+    merge_federated,
+    plan_federated_query,
+    restrict_federated_to_shards,
+)
+from miroir.core.placement import query_group
+from miroir.core.search_plan import NodePlan, plan_node_query, restrict_to_shards
+from miroir.core.topology import ShardMap
+from miroir.transport.base import NodeResponse, is_node_failure
+
+# How long a fetched copy of an index's settings is used for merging. Only the settings the merge
+# reads matter (distinctAttribute, pagination, faceting); a change reaches the merge at most this
+# long after it is applied on the nodes.
+SETTINGS_TTL_S = 1.0
+PARTIAL = "partial"
+ERROR = "error"
+
+# body_for(shards) -> request body; `shards` is None when the node owns exactly its share.
+BodyFor = Callable[[Sequence[int] | None], bytes]
+
+
+@attrs.frozen
+class ShardAnswer:
+    """One node's 2xx answer for `shards`."""
+
+    node_id: str
+    shards: tuple[int, ...]
+    response: NodeResponse
+
+
+@attrs.frozen
+class Gathered:
+    """Every answer (ordered by the first shard each covers) and the shards nobody answered."""
+
+    answers: list[ShardAnswer]
+    missing: tuple[int, ...]
+
+    def bodies(self) -> list[Any]:
+        return [answer.response.json() for answer in self.answers]
+
+
+@attrs.frozen
+class ReadResult:
+    """A merged answer and the shards it lacks (empty unless the policy is `partial`)."""
+
+    response: dict[str, Any]
+    missing: tuple[int, ...] = ()
+
+
+def fallback_candidates(shard_map: ShardMap, shard: int, seq: int) -> list[str]:
+    """Readable owners of `shard`: group `seq % RG` first, then the next groups in turn; inside a
+    group rotated by `seq + shard`, the same rotation `covering_set` uses for its first pick."""
+    groups = shard_map.replica_groups
+    first = query_group(seq, groups)
+    candidates: list[str] = []
+    for step in range(groups):
+        owners = shard_map.readable_owners((first + step) % groups, shard)
+        if owners:
+            turn = (seq + shard) % len(owners)
+            candidates.extend(owners[turn:] + owners[:turn])
+    return candidates
+
+
+async def gather_shards(
+    cluster: Cluster, method: str, path: str, body_for: BodyFor, *, timeout_ms: int | None = None
+) -> Gathered:
+    """Every shard answered once, by the first group's covering set or a fallback replica.
+
+    Raises `NodeRejected` on the first 4xx answer. Never raises for failed or slow nodes: their
+    shards end up in `Gathered.missing` when no other replica answered before the deadline.
+    """
+    shard_map = cluster.shard_map  # one snapshot for the whole read
+    seq = cluster.next_query_seq()
+    group = query_group(seq, shard_map.replica_groups)
+    timeout_s = (timeout_ms or cluster.settings.node_timeout_ms) / 1000
+    deadline = trio.current_time() + timeout_s
+    tried: dict[int, set[str]] = {}
+    answers: list[ShardAnswer] = []
+    exhausted: list[int] = []
+    rejection: NodeResponse | None = None
+
+    async def ask(node_id: str, shards: list[int]) -> None:
+        nonlocal rejection
+        owned = shard_map.shards_of(node_id)
+        exact = len(owned) == len(shards) and set(owned) == set(shards)
+        body = body_for(None if exact else shards)
+        remaining_ms = max(1, int((deadline - trio.current_time()) * 1000))
+        result = await cluster.call(node_id, method, path, raw_body=body, timeout_ms=remaining_ms)
+        if not is_node_failure(result):
+            assert isinstance(result, NodeResponse)
+            if result.ok:
+                answers.append(ShardAnswer(node_id, tuple(shards), result))
+            elif rejection is None:
+                rejection = result
+                nursery.cancel_scope.cancel()
+            return
+        dispatch(shards)
+
+    def dispatch(shards: Sequence[int]) -> None:
+        """Send each shard to its next untried candidate (one call per node)."""
+        by_node: dict[str, list[int]] = {}
+        for shard in shards:
+            seen = tried.setdefault(shard, set())
+            for node_id in fallback_candidates(shard_map, shard, seq):
+                if node_id not in seen:
+                    seen.add(node_id)
+                    by_node.setdefault(node_id, []).append(shard)
+                    break
+            else:
+                exhausted.append(shard)
+        for node_id, node_shards in by_node.items():
+            nursery.start_soon(ask, node_id, node_shards)
+
+    first_plan, uncovered = shard_map.covering_plan(group, seq)
+    with trio.move_on_at(deadline):
+        async with trio.open_nursery() as nursery:
+            for node_id in sorted(first_plan):
+                shards = first_plan[node_id]
+                for shard in shards:
+                    tried[shard] = {node_id}
+                nursery.start_soon(ask, node_id, shards)
+            if uncovered:
+                dispatch(uncovered)
+    if rejection is not None:
+        raise NodeRejected(_without_shard_field(rejection))
+    answers.sort(key=lambda answer: min(answer.shards))
+    answered = {shard for answer in answers for shard in answer.shards}
+    missing = tuple(s for s in range(shard_map.shards) if s not in answered)
+    return Gathered(answers, missing)
+
+
+def _without_shard_field(response: NodeResponse) -> NodeResponse:
+    """A node's refusal with `_miroir_shard` taken out of its message (e.g. the list of
+    filterable attributes in `invalid_search_filter`): clients never see Miroir's field."""
+    if b"_miroir_shard" not in response.body:
+        return response
+    try:
+        body = orjson.loads(response.body)
+        message = body["message"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return response
+    if isinstance(message, str):
+        body["message"] = message.replace("`_miroir_shard`, ", "").replace(", `_miroir_shard`", "")
+    return NodeResponse(response.node_id, response.status, response.headers, orjson.dumps(body))
+
+
+def check_coverage(gathered: Gathered, policy: str) -> None:
+    """Raise `miroir_shard_unavailable` unless the policy accepts what was gathered."""
+    if not gathered.missing:
+        return
+    if policy == PARTIAL and gathered.answers:
+        return
+    listed = ", ".join(str(s) for s in gathered.missing)
+    raise MeiliError(
+        "miroir_shard_unavailable",
+        f"No replica in any replica group answered for shard(s) {listed} in time.",
+    )
+
+
+# ---- index settings the merge needs ---------------------------------------------------------
+
+
+class _SettingsCache:
+    def __init__(self) -> None:
+        self.entries: dict[str, tuple[float, dict[str, Any]]] = {}
+
+
+_CACHES: weakref.WeakKeyDictionary[Cluster, _SettingsCache] = weakref.WeakKeyDictionary()
+
+
+async def index_settings(cluster: Cluster, uid: str) -> dict[str, Any]:
+    """The index's settings as one node reports them (cached for SETTINGS_TTL_S).
+
+    Raises `NodeRejected` with the node's answer when it refuses (e.g. `index_not_found`), and
+    `miroir_node_unavailable` when no serving node answers.
+    """
+    cache = _CACHES.get(cluster)
+    if cache is None:
+        cache = _CACHES[cluster] = _SettingsCache()
+    now = trio.current_time()
+    entry = cache.entries.get(uid)
+    if entry is not None and entry[0] > now:
+        return entry[1]
+    result = await cluster.first_success(cluster.serving_nodes(), "GET", f"/indexes/{uid}/settings")
+    if not isinstance(result, NodeResponse) or is_node_failure(result):
+        raise MeiliError("miroir_node_unavailable", "No node could be reached for the index settings.")
+    if not result.ok:
+        raise NodeRejected(result)
+    settings = result.json()
+    cache.entries[uid] = (now + SETTINGS_TTL_S, settings)
+    return settings
+
+
+def forget_settings(cluster: Cluster, uid: str | None = None) -> None:
+    """Drop cached settings (one index, or all): the next read fetches them again."""
+    cache = _CACHES.get(cluster)
+    if cache is not None:
+        if uid is None:
+            cache.entries.clear()
+        else:
+            cache.entries.pop(uid, None)
+
+
+# ---- the searches ---------------------------------------------------------------------------
+
+
+def _params_body(params: Mapping[str, Any]) -> BodyFor:
+    # The unrestricted body is the same for every node that owns exactly its share: encode once.
+    full = orjson.dumps(params)
+    return lambda shards: full if shards is None else orjson.dumps(restrict_to_shards(params, shards))
+
+
+async def search_index(
+    cluster: Cluster, uid: str, params: Mapping[str, Any], *, policy: str = PARTIAL
+) -> ReadResult:
+    """POST /indexes/{uid}/search across the shards: plan, scatter, merge (refetching while a
+    cross-shard distinct leaves the window short)."""
+    settings = await index_settings(cluster, uid)
+    plan: NodePlan | None = plan_node_query(params, settings)
+    path = f"/indexes/{uid}/search"
+    while True:
+        assert plan is not None
+        gathered = await gather_shards(cluster, "POST", path, _params_body(plan.node_params))
+        check_coverage(gathered, policy)
+        outcome = merge_search_outcome(plan, gathered.bodies())
+        if outcome.refetch is None:
+            return ReadResult(outcome.response, gathered.missing)
+        plan = outcome.refetch
+
+
+def _inside(position: int, error: MeiliError) -> MeiliError:
+    return MeiliError(error.code, f"Inside `.queries[{position}]`: {error.message}")
+
+
+def _query_objects(body: Any) -> list[dict[str, Any]]:
+    if not isinstance(body, Mapping):
+        raise MeiliError("bad_request", "Invalid value type: expected an object, but found something else.")
+    queries = body.get("queries")
+    if queries is None:
+        raise MeiliError("bad_request", "Missing field `queries`")
+    if not isinstance(queries, list):
+        raise MeiliError("bad_request", "Invalid value type at `.queries`: expected an array.")
+    for position, query in enumerate(queries):
+        if not isinstance(query, Mapping):
+            raise MeiliError(
+                "bad_request", f"Invalid value type at `.queries[{position}]`: expected an object."
+            )
+        uid = query.get("indexUid")
+        if uid is None:
+            raise MeiliError("missing_index_uid", f"Missing field `indexUid` inside `.queries[{position}]`")
+        if not isinstance(uid, str):
+            raise MeiliError(
+                "invalid_index_uid",
+                f"Invalid value type at `.queries[{position}].indexUid`: expected a string.",
+            )
+    return queries
+
+
+async def _settings_by_index(cluster: Cluster, uids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for position, uid in enumerate(uids):
+        if uid in found:
+            continue
+        try:
+            found[uid] = await index_settings(cluster, uid)
+        except NodeRejected as rejected:
+            raise _inside(position, _rejection_error(rejected)) from None
+    return found
+
+
+def _rejection_error(rejected: NodeRejected) -> MeiliError:
+    body = rejected.response.json()
+    return MeiliError(body.get("code", "bad_request"), body.get("message", ""))
+
+
+async def multi_search(cluster: Cluster, body: Any, *, policy: str = PARTIAL) -> ReadResult:
+    """POST /multi-search. Federated bodies are merged into one list (`federated_search`);
+    otherwise every query is planned, all of them go to each node in one /multi-search request,
+    and each query's answers are merged on their own, in input order."""
+    queries = _query_objects(body)
+    if body.get("federation") is not None:
+        return await federated_search(cluster, body, policy=policy)
+    uids = [query["indexUid"] for query in queries]
+    settings = await _settings_by_index(cluster, uids)
+    plans: list[NodePlan] = []
+    for position, query in enumerate(queries):
+        params = {k: v for k, v in query.items() if k != "indexUid"}
+        try:
+            plans.append(plan_node_query(params, settings[query["indexUid"]]))
+        except MeiliError as error:
+            raise _inside(position, error) from None
+
+    def node_body(shards: Sequence[int] | None) -> bytes:
+        node_queries = [
+            {"indexUid": uid, **(plan.node_params if shards is None
+                                 else restrict_to_shards(plan.node_params, shards))}
+            for uid, plan in zip(uids, plans, strict=True)
+        ]
+        return orjson.dumps({"queries": node_queries})
+
+    gathered = await gather_shards(cluster, "POST", "/multi-search", node_body)
+    check_coverage(gathered, policy)
+    per_node = [body["results"] for body in gathered.bodies()]
+    results: list[dict[str, Any]] = []
+    missing = set(gathered.missing)
+    for position, (uid, plan) in enumerate(zip(uids, plans, strict=True)):
+        outcome = merge_search_outcome(plan, [node_results[position] for node_results in per_node])
+        if outcome.refetch is not None:
+            # Rare (cross-shard distinct left the window short): finish this query on its own.
+            again = await _finish_refetch(cluster, uid, outcome.refetch, policy)
+            response, more_missing = again.response, again.missing
+            missing.update(more_missing)
+        else:
+            response = outcome.response
+        results.append({"indexUid": uid, **response})
+    return ReadResult({"results": results}, tuple(sorted(missing)))
+
+
+async def _finish_refetch(cluster: Cluster, uid: str, plan: NodePlan, policy: str) -> ReadResult:
+    path = f"/indexes/{uid}/search"
+    current: NodePlan | None = plan
+    while True:
+        assert current is not None
+        gathered = await gather_shards(cluster, "POST", path, _params_body(current.node_params))
+        check_coverage(gathered, policy)
+        outcome = merge_search_outcome(current, gathered.bodies())
+        if outcome.refetch is None:
+            return ReadResult(outcome.response, gathered.missing)
+        current = outcome.refetch
+
+
+async def federated_search(cluster: Cluster, body: Any, *, policy: str = PARTIAL) -> ReadResult:
+    """Federated POST /multi-search: each node federates over its shards, the core merges."""
+    queries = _query_objects(body)
+    plan = plan_federated_query(body)
+    settings = await _settings_by_index(cluster, [query["indexUid"] for query in queries])
+    faceting = {uid: value.get("faceting") or {} for uid, value in settings.items()}
+    full = orjson.dumps(plan.node_body)
+
+    def node_body(shards: Sequence[int] | None) -> bytes:
+        if shards is None:
+            return full
+        return orjson.dumps(restrict_federated_to_shards(plan.node_body, shards))
+
+    gathered = await gather_shards(cluster, "POST", "/multi-search", node_body)
+    check_coverage(gathered, policy)
+    return ReadResult(merge_federated(plan, gathered.bodies(), faceting), gathered.missing)
+
+
+async def facet_search(
+    cluster: Cluster, uid: str, params: Mapping[str, Any], *, policy: str = PARTIAL
+) -> ReadResult:
+    """POST /indexes/{uid}/facet-search: every shard's facet hits, counts summed per value."""
+    if not isinstance(params, Mapping):
+        raise MeiliError("bad_request", "Invalid value type: expected an object, but found something else.")
+    settings = await index_settings(cluster, uid)
+    gathered = await gather_shards(
+        cluster, "POST", f"/indexes/{uid}/facet-search", _params_body(params)
+    )
+    check_coverage(gathered, policy)
+    return ReadResult(merge_facet_search(params, settings, gathered.bodies()), gathered.missing)
