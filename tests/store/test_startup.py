@@ -157,3 +157,15 @@ async def test_a_locked_sqlite_file_never_blocks_the_event_loop(tmp_path):
     await store.put_task(Task(uid=1, type="indexCreation", enqueued_at=0))  # lock gone: works
     assert (await store.get_task(1)).uid == 1
     await store.close()
+
+
+async def test_an_in_memory_sqlite_store_works_and_is_private():
+    from miroir.core.tasks import Task
+
+    first = await open_store({"backend": "sqlite", "path": ":memory:"})
+    second = await open_store({"backend": "sqlite", "path": ":memory:"})
+    created = await first.create_task(lambda uid: Task(uid=uid, type="indexCreation", enqueued_at=0))
+    assert await first.get_task(created.uid) == created
+    assert await second.get_task(created.uid) is None
+    await first.close()
+    await second.close()
