@@ -93,6 +93,23 @@ class Harness:
     nodes: dict[str, DevnodeApp]
     transport: AsgiTransport
     store: MemoryStore
+    nursery: Any = None
+    _workers: Any = None
+
+    def start_node_workers(self) -> None:
+        """Let the devnodes apply their enqueued tasks (they do from the start)."""
+
+        async def run_all() -> None:
+            async with trio.open_nursery() as workers:
+                self._workers = workers.cancel_scope
+                for devnode in self.nodes.values():
+                    workers.start_soon(devnode.run_task_worker)
+
+        self.nursery.start_soon(run_all)
+
+    def pause_node_workers(self) -> None:
+        """Node tasks stay `enqueued` until `start_node_workers` (to catch tasks mid-flight)."""
+        self._workers.cancel()
 
     @property
     def cluster(self):
@@ -169,8 +186,8 @@ async def running_proxy(
         task_poll_interval_s=task_poll_interval_s or 0.5,
     )
     async with trio.open_nursery() as nursery:
-        for devnode in apps.values():
-            nursery.start_soon(devnode.run_task_worker)
         async with app.test_app() as test_app:
-            yield Harness(app, test_app.test_client(), apps, transport, store)
+            harness = Harness(app, test_app.test_client(), apps, transport, store, nursery)
+            harness.start_node_workers()
+            yield harness
         nursery.cancel_scope.cancel()

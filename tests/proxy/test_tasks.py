@@ -167,3 +167,22 @@ async def test_a_failing_task_store_is_503_miroir_store_unavailable():
         status, body, _ = await h.send("GET", "/tasks/1")
         assert (status, body["code"]) == (503, "miroir_store_unavailable")
         assert "fire" not in body["message"]
+
+
+async def test_cancel_reaches_the_nodes_and_the_task_ends_canceled_by_the_cancelation():
+    async with running_proxy(nodes=2) as h:
+        created = (await h.send("POST", "/indexes", {"uid": "m", "primaryKey": "id"}))[1]
+        await h.wait_task(created["taskUid"])
+        h.pause_node_workers()
+        write = (await h.send("POST", "/indexes/m/documents", [{"id": i} for i in range(10)]))[1]
+        assert (await h.send("GET", f"/tasks/{write['taskUid']}"))[1]["status"] == "enqueued"
+        status, cancel, _ = await h.send("POST", f"/tasks/cancel?uids={write['taskUid']}")
+        assert status == 200 and cancel["type"] == "taskCancelation"
+        h.start_node_workers()
+        task = await h.wait_task(write["taskUid"])
+        assert task["status"] == "canceled"
+        assert task["canceledBy"] == cancel["taskUid"]
+        cancelation = await h.wait_task(cancel["taskUid"])
+        assert cancelation["status"] == "succeeded"
+        assert cancelation["details"]["matchedTasks"] == 1
+        assert all(not app.engine.indexes["m"].documents for app in h.nodes.values())

@@ -7,6 +7,8 @@ in the background for every unfinished task and leaves finished ones alone.
 
 Counts in `details` (indexedDocuments, deletedDocuments) are filled in when a task finishes:
 each document lives on RG x RF nodes, so the nodes' counts are summed and divided by that.
+A task that ends `canceled` gets `canceledBy`: the Miroir cancelation task holding the node
+task that canceled it.
 
 Must never: render HTTP, or decide a status itself.
 """
@@ -22,6 +24,7 @@ import trio
 from miroir.cluster.runtime import Cluster, task_uid_of
 from miroir.core.errors import error_body
 from miroir.core.tasks import (
+    CANCELED,
     ENQUEUED,
     FAILED,
     FINISHED_STATUSES,
@@ -125,17 +128,56 @@ async def refresh_task(cluster: Cluster, uid: int) -> Task | None:
         return task
     now = cluster.now_ms()
     task = await cluster.store.modify_task(uid, lambda t: apply_node_updates(t, updates, now))
-    if task is not None and task.is_finished and task.details is not None:
-        task = await _finish_details(cluster, task)
+    if task is not None and task.is_finished:
+        task = await _on_finish(cluster, task)
     return task
 
 
-async def _finish_details(cluster: Cluster, task: Task) -> Task:
-    """Fill the document counts of a task that just finished from every node's final view."""
-    if not any(key in task.details for key in _COUNT_KEYS):
+async def _on_finish(cluster: Cluster, task: Task) -> Task:
+    """Complete what the node tasks only tell at the end, from every node's final view: the
+    document counts in `details`, and `canceledBy` (the Miroir cancelation task that holds the
+    node's canceling task)."""
+    counts = task.details is not None and any(key in task.details for key in _COUNT_KEYS)
+    canceled = task.status == CANCELED and task.canceled_by is None
+    if not counts and not canceled:
         return task
     acked = {n: nt.task_uid for n, nt in task.node_tasks.items() if nt.task_uid is not None}
     results = await cluster.fan_out(acked, "GET", lambda node: f"/tasks/{acked[node]}")
+    views = {
+        node: result.json()
+        for node, result in results.items()
+        if isinstance(result, NodeResponse) and result.ok
+    }
+    change: dict[str, Any] = {}
+    if counts:
+        change["details"] = _final_counts(cluster, task, views)
+    if canceled:
+        change["canceled_by"] = await _canceler(cluster, views)
+    finished = await cluster.store.modify_task(task.uid, lambda t: attrs.evolve(t, **change))
+    return finished or task
+
+
+async def _canceler(cluster: Cluster, views: Mapping[str, Mapping[str, Any]]) -> int | None:
+    by_node = {
+        node: view["canceledBy"] for node, view in views.items()
+        if isinstance(view.get("canceledBy"), int)
+    }
+    if not by_node:
+        return None
+    page = await cluster.store.list_tasks(
+        TaskQuery(types=frozenset({"taskCancelation"}), limit=_ALL)
+    )
+    for cancelation in page.results:
+        for node, node_uid in by_node.items():
+            node_task = cancelation.node_tasks.get(node)
+            if node_task is not None and node_task.task_uid == node_uid:
+                return cancelation.uid
+    return None
+
+
+def _final_counts(
+    cluster: Cluster, task: Task, views: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
     copies = max(1, cluster.topology.replica_groups * cluster.topology.replication_factor)
     details = dict(task.details)
     for key in _COUNT_KEYS:
@@ -145,13 +187,11 @@ async def _finish_details(cluster: Cluster, task: Task) -> Task:
             details[key] = 0
             continue
         total = 0
-        for result in results.values():
-            if isinstance(result, NodeResponse) and result.ok:
-                value = (result.json().get("details") or {}).get(key)
-                total += value if isinstance(value, int) else 0
+        for view in views.values():
+            value = (view.get("details") or {}).get(key)
+            total += value if isinstance(value, int) else 0
         details[key] = round(total / copies)
-    finished = await cluster.store.modify_task(task.uid, lambda t: attrs.evolve(t, details=details))
-    return finished or task
+    return details
 
 
 async def unfinished_tasks(cluster: Cluster) -> list[Task]:
