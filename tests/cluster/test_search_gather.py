@@ -1,0 +1,236 @@
+"""`miroir.cluster.search.gather_shards`: the covering-set scatter with per-shard fallback.
+
+Driven through the real `Cluster` over a FakeTransport under trio's MockClock (autojump), so a
+hung node costs no real time. Each fake node answers with the shards its request names (or the
+shards it owns when the body is unrestricted), which lets the laws below check exactly which
+node answered for which shard.
+"""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+import trio
+import trio.testing
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from miroir.cluster.runtime import Cluster, ClusterSettings, NodeRejected
+from miroir.cluster.search import (
+    PARTIAL,
+    check_coverage,
+    fallback_candidates,
+    gather_shards,
+)
+from miroir.core.errors import MeiliError
+from miroir.core.node_state import NodeState
+from miroir.core.topology import Node, Topology
+from miroir.store.memory import MemoryStore
+from miroir.transport.base import FailureKind
+from miroir.transport.fake import Answer, Fail, FakeTransport, Hang
+
+TIMEOUT_MS = 1000
+
+
+def make_cluster(transport, *, shards, rf, groups, per_group, states=None) -> Cluster:
+    nodes = tuple(
+        Node(f"g{g}n{i}", f"http://g{g}n{i}.invalid", g, (states or {}).get(f"g{g}n{i}", NodeState.ACTIVE))
+        for g in range(groups)
+        for i in range(per_group)
+    )
+    topology = Topology(shards=shards, replication_factor=rf, replica_groups=groups, nodes=nodes)
+    # A high unhealthy threshold: these tests look at one read, not at health transitions.
+    return Cluster(topology, transport, MemoryStore(),
+                   ClusterSettings(node_timeout_ms=TIMEOUT_MS, unhealthy_threshold=100))
+
+
+def body_for(shards):
+    return orjson.dumps({"shards": None if shards is None else list(shards)})
+
+
+def echo(cluster: Cluster, node_id: str, delay: float = 0.0):
+    """A node that answers 200 naming the shards it answered for."""
+
+    def handler(call):
+        asked = orjson.loads(call.body)["shards"]
+        answered = list(cluster.shard_map.shards_of(node_id)) if asked is None else asked
+        return Answer(200, json={"node": node_id, "shards": answered}, delay=delay)
+
+    return handler
+
+
+def run(async_fn):
+    return trio.run(async_fn, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+topologies = st.fixed_dictionaries({
+    "shards": st.integers(1, 12),
+    "rf": st.integers(1, 2),
+    "groups": st.integers(1, 3),
+    "per_group": st.integers(2, 3),
+})
+
+
+@settings(max_examples=40, deadline=None)
+@given(topologies, st.data())
+@example({"shards": 4, "rf": 1, "groups": 2, "per_group": 2}, None)
+def test_every_shard_is_answered_exactly_once_by_a_live_owner_or_reported_missing(shape, data):
+    """Law: with any set of refusing nodes, each shard is answered by exactly one node that owns
+    it (in any group) and that did not fail; a shard is missing iff every owner failed."""
+    transport = FakeTransport()
+    cluster = make_cluster(transport, **shape)
+    node_ids = cluster.node_ids()
+    if data is None:  # the @example: every node of group 0 refuses
+        failing = {n for n in node_ids if n.startswith("g0")}
+    else:
+        failing = data.draw(st.sets(st.sampled_from(node_ids)), label="failing")
+    for node_id in node_ids:
+        if node_id in failing:
+            transport.script(node_id, Fail(FailureKind.REFUSED))
+        else:
+            transport.handle(node_id, echo(cluster, node_id))
+
+    gathered = run(lambda: gather_shards(cluster, "POST", "/indexes/i/search", body_for))
+
+    answered: dict[int, str] = {}
+    for answer in gathered.answers:
+        body = answer.response.json()
+        assert sorted(body["shards"]) == sorted(answer.shards)
+        for shard in answer.shards:
+            assert shard not in answered, f"shard {shard} answered twice"
+            answered[shard] = answer.node_id
+    shard_map = cluster.shard_map
+    for shard in range(shape["shards"]):
+        owners = {n for _, n in shard_map.all_owners(shard)}
+        live = owners - failing
+        if live:
+            assert answered[shard] in live
+        else:
+            assert shard in gathered.missing
+    assert set(gathered.missing) == set(range(shape["shards"])) - set(answered)
+
+
+def test_first_group_alone_answers_when_healthy_and_bodies_are_unrestricted_at_rf1():
+    transport = FakeTransport()
+    cluster = make_cluster(transport, shards=8, rf=1, groups=2, per_group=2)
+    for node_id in cluster.node_ids():
+        transport.handle(node_id, echo(cluster, node_id))
+    gathered = run(lambda: gather_shards(cluster, "POST", "/x", body_for))
+    groups = {cluster.topology.node(a.node_id).replica_group for a in gathered.answers}
+    assert len(groups) == 1 and not gathered.missing
+    # At RF=1 each node's share is all it owns, so no shard filter is sent.
+    assert all(orjson.loads(call.body)["shards"] is None for call in transport.calls)
+
+
+def test_round_robin_alternates_groups():
+    transport = FakeTransport()
+    cluster = make_cluster(transport, shards=4, rf=1, groups=2, per_group=2)
+    for node_id in cluster.node_ids():
+        transport.handle(node_id, echo(cluster, node_id))
+    used = []
+    for _ in range(4):
+        gathered = run(lambda: gather_shards(cluster, "POST", "/x", body_for))
+        used.append({cluster.topology.node(a.node_id).replica_group for a in gathered.answers})
+    assert used[0] != used[1] and used[0] == used[2] and used[1] == used[3]
+
+
+def test_replica_that_shares_shards_with_its_peer_gets_a_restricted_body():
+    transport = FakeTransport()
+    cluster = make_cluster(transport, shards=6, rf=2, groups=1, per_group=2)
+    for node_id in cluster.node_ids():
+        transport.handle(node_id, echo(cluster, node_id))
+    gathered = run(lambda: gather_shards(cluster, "POST", "/x", body_for))
+    assert not gathered.missing
+    for call in transport.calls:
+        # Both nodes own all 6 shards (RF=2 of 2), each was given only part of them.
+        assert orjson.loads(call.body)["shards"] is not None
+
+
+def test_failed_node_falls_back_to_other_group_inside_the_same_deadline():
+    transport = FakeTransport()
+    cluster = make_cluster(transport, shards=8, rf=1, groups=2, per_group=2)
+    for node_id in cluster.node_ids():
+        transport.handle(node_id, echo(cluster, node_id, delay=0.1))
+    # The process's first query is number 1, so group 1 is asked first; one of its nodes
+    # answers 500 after 0.3 s.
+    transport.script("g1n0", Answer(500, json={"message": "boom"}, delay=0.3))
+
+    async def read():
+        started = trio.current_time()
+        gathered = await gather_shards(cluster, "POST", "/x", body_for)
+        return gathered, trio.current_time() - started
+
+    gathered, elapsed = run(read)
+    assert not gathered.missing
+    fallback = [a for a in gathered.answers if a.node_id.startswith("g0")]
+    assert fallback and set().union(*(a.shards for a in fallback)) == set(
+        cluster.shard_map.shards_of("g1n0"))
+    assert elapsed == pytest.approx(0.4)  # 0.3 s failure + 0.1 s fallback, in trio time
+
+
+def test_hung_node_leaves_its_shards_missing_at_the_deadline_and_is_cancelled():
+    transport = FakeTransport()
+    cluster = make_cluster(transport, shards=8, rf=1, groups=1, per_group=3)
+    for node_id in cluster.node_ids():
+        transport.handle(node_id, echo(cluster, node_id))
+    hung = max(cluster.node_ids(), key=lambda n: len(cluster.shard_map.shards_of(n)))
+    transport.script(hung, Hang())
+    gathered = run(lambda: gather_shards(cluster, "POST", "/x", body_for))
+    assert gathered.missing and set(gathered.missing) == set(cluster.shard_map.shards_of(hung))
+    assert not transport.in_flight()
+    check_coverage(gathered, PARTIAL)  # partial: the answers are usable
+    with pytest.raises(MeiliError) as raised:
+        check_coverage(gathered, "error")
+    assert raised.value.code == "miroir_shard_unavailable" and raised.value.status == 503
+
+
+def test_no_answer_at_all_is_unavailable_even_under_partial():
+    transport = FakeTransport(default=Fail(FailureKind.REFUSED))
+    cluster = make_cluster(transport, shards=4, rf=1, groups=1, per_group=2)
+    gathered = run(lambda: gather_shards(cluster, "POST", "/x", body_for))
+    assert gathered.missing == (0, 1, 2, 3)
+    with pytest.raises(MeiliError):
+        check_coverage(gathered, PARTIAL)
+
+
+def test_a_4xx_is_raised_as_the_nodes_verdict_and_cancels_the_rest():
+    transport = FakeTransport()
+    cluster = make_cluster(transport, shards=8, rf=1, groups=1, per_group=3)
+    transport.script("g0n0", Answer(400, json={
+        "message": "Attribute `x` is not filterable. Available filterable attribute patterns "
+                   "are: `_miroir_shard`, `genre`.", "code": "invalid_search_filter",
+        "type": "invalid_request", "link": "l"}))
+    transport.script("g0n1", Hang())
+    transport.script("g0n2", Hang())
+    with pytest.raises(NodeRejected) as raised:
+        run(lambda: gather_shards(cluster, "POST", "/x", body_for))
+    body = raised.value.response.json()
+    assert body["code"] == "invalid_search_filter"
+    assert "_miroir_shard" not in body["message"] and "`genre`" in body["message"]
+    assert not transport.in_flight()
+
+
+def test_unreadable_first_group_starts_on_the_next_group_at_once():
+    transport = FakeTransport()
+    states = {"g0n0": NodeState.FAILED, "g0n1": NodeState.FAILED}
+    cluster = make_cluster(transport, shards=6, rf=1, groups=2, per_group=2, states=states)
+    for node_id in cluster.node_ids():
+        transport.handle(node_id, echo(cluster, node_id))
+    for _ in range(2):  # whichever group round robin picks first
+        gathered = run(lambda: gather_shards(cluster, "POST", "/x", body_for))
+        assert not gathered.missing
+    assert {call.node_id for call in transport.calls} <= {"g1n0", "g1n1"}
+
+
+@given(st.integers(1, 16), st.integers(0, 50))
+def test_fallback_candidates_start_with_the_covering_sets_choice(shards, seq):
+    transport = FakeTransport()
+    cluster = make_cluster(transport, shards=shards, rf=2, groups=2, per_group=3)
+    shard_map = cluster.shard_map
+    group = seq % 2
+    plan, _ = shard_map.covering_plan(group, seq)
+    for node_id, node_shards in plan.items():
+        for shard in node_shards:
+            candidates = fallback_candidates(shard_map, shard, seq)
+            assert candidates[0] == node_id
+            assert sorted(candidates) == sorted(n for _, n in shard_map.all_owners(shard))
