@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import attrs
 import trio
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from miroir.core.tasks import (
@@ -216,8 +216,8 @@ async def test_listing_matches_the_brute_force_oracle(store):
     await load_corpus(store)
 
     # Hypothesis drives the queries from a worker thread; each store call hops back to the trio
-    # loop that owns the store, so one loaded store serves every example.
-    @settings(max_examples=60)
+    # loop that owns the store, so one loaded store serves every example. Example counts come
+    # from the active profile (tests/conftest.py).
     @given(query=structured_queries(), upper_case=st.booleans())
     def check(query, upper_case):
         parsed = parse_task_query(render_params(query, upper_case))
