@@ -57,6 +57,7 @@ class Raw:
 
     wire: bytes
     close: bool = True
+    cuts: tuple[int, ...] = ()  # send the wire in pieces split at these offsets
 
 
 @attrs.frozen
@@ -121,7 +122,10 @@ class NodeServer:
                     await stream.send_all(b"this is not http\r\n\r\n")
                     return
                 if isinstance(action, Raw):
-                    await stream.send_all(action.wire)
+                    edges = [0, *sorted(action.cuts), len(action.wire)]
+                    for begin, end in zip(edges, edges[1:], strict=False):
+                        await stream.send_all(action.wire[begin:end])
+                        await trio.sleep(0.001)  # let the pieces arrive as separate reads
                     if action.close:
                         return
                     protocol = h11.Connection(h11.SERVER)  # h11 never saw that answer

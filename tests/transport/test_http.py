@@ -298,3 +298,56 @@ async def test_unsendable_requests_are_refused_before_any_io(method, path, heade
 def test_the_key_never_appears_in_the_repr():
     transport = HttpTransport({"n1": "http://127.0.0.1:1"}, api_key=KEY)
     assert KEY not in repr(transport)
+
+
+async def test_connect_timeout_is_a_timeout_well_before_the_call_deadline():
+    # A listener whose accept queue is full: the kernel drops further SYNs, so connect hangs.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        try:
+            filler.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fillers.append(filler)
+    await trio.sleep(0.05)
+    transport = HttpTransport({"n1": f"http://127.0.0.1:{port}"}, api_key=KEY, connect_timeout=0.1)
+    try:
+        with pytest.raises(NodeTimeout, match="connect"):
+            await transport.request("n1", "GET", "/", deadline=deadline(30))
+    finally:
+        for sock in [*fillers, listener]:
+            sock.close()
+
+
+async def test_a_cancelled_call_gives_its_connection_slot_back():
+    async with node_server(
+        lambda seen: Stall() if seen.target == "/stall" else echo(seen)
+    ) as server:
+        transport = HttpTransport({"n1": server.url}, api_key=KEY, max_connections_per_node=1)
+        with trio.move_on_after(0.05):
+            await transport.request("n1", "GET", "/stall", deadline=deadline())
+        response = await transport.request("n1", "GET", "/next", deadline=deadline())
+        assert response.json()["target"] == "/next"
+
+
+async def test_waiting_for_a_connection_slot_counts_against_the_deadline():
+    async with node_server(lambda seen: Stall()) as server:
+        transport = HttpTransport({"n1": server.url}, api_key=KEY, max_connections_per_node=1)
+        outcomes = []
+
+        async def call():
+            try:
+                await transport.request("n1", "GET", "/", deadline=deadline(0.2))
+            except NodeTimeout as error:
+                outcomes.append(error)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(call)
+            nursery.start_soon(call)
+        assert len(outcomes) == 2 and server.connections == 1
