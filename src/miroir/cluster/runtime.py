@@ -4,8 +4,9 @@ Owns the mutable runtime state of a proxy: the current `Topology` and its `Shard
 through `ShardMap.build(topology, previous=...)` whenever a node changes state), the per-node
 `HealthCounter`s, the per-process query sequence used for round robin, and small caches
 (primary key per index). Every node call goes through `call` / `fan_out` here, so each one
-carries the node master key and a deadline from `node_timeout_ms`, and every transport failure
-on a real request is fed to the health state exactly like a failed probe.
+carries the node master key and a deadline from `node_timeout_ms`, runs through the scatter
+helpers (`miroir.cluster.scatter`), and every transport failure on a real request is fed to the
+health state exactly like a failed probe.
 
 Must never: import the proxy or the config module (it is handed plain values), render HTTP
 responses, or log a key. Time for task records is read through the injected `now_ms` callable
@@ -22,6 +23,7 @@ import attrs
 import orjson
 import trio
 
+from miroir.cluster.scatter import NodeCall, call_node, scatter
 from miroir.core.node_state import HealthCounter, IllegalTransition, NodeState
 from miroir.core.topology import ShardMap, Topology
 from miroir.store.base import Store
@@ -29,7 +31,6 @@ from miroir.transport.base import (
     NodeResponse,
     NodeResult,
     Transport,
-    TransportError,
     is_node_failure,
 )
 
@@ -152,6 +153,31 @@ class Cluster:
 
     # ---- node calls ---------------------------------------------------------------------
 
+    def _node_call(
+        self, method: str, path: str, body: Any, raw_body: bytes | None, content_type: str
+    ) -> NodeCall:
+        payload = raw_body if raw_body is not None else (
+            None if body is None else orjson.dumps(body)
+        )
+        headers = self._auth_headers
+        if payload is not None:
+            headers = (*headers, ("content-type", content_type))
+        return NodeCall(method, path, payload, headers)
+
+    def _deadline(self, timeout_ms: int | None) -> float:
+        return trio.current_time() + (timeout_ms or self.settings.node_timeout_ms) / 1000
+
+    def _observe(self, node_id: str, elapsed: float, result: NodeResult) -> None:
+        """Every node answer on a real request: metrics, and health (5xx or no answer counts
+        as a failed probe; a served request is evidence of life, but a failed node heals only
+        through probes)."""
+        for observer in self.call_observers:
+            observer(node_id, elapsed, result)
+        if is_node_failure(result):
+            self.record_node_result(node_id, False, self.now_ms())
+        elif self.topology.node(node_id).state is not NodeState.FAILED:
+            self.last_seen_ms[node_id] = self.now_ms()
+
     async def call(
         self,
         node_id: str,
@@ -165,32 +191,13 @@ class Cluster:
     ) -> NodeResult:
         """One request to one node under its deadline; a failure is returned, not raised.
 
-        `body` is JSON-encoded (orjson); `raw_body` is sent as is. Transport failures and 5xx
-        answers count against the node's health, like a failed probe.
+        `body` is JSON-encoded (orjson); `raw_body` is sent as is. The deadline is enforced by
+        `scatter.call_node` (a cancel scope), even against a transport that ignores it.
         """
-        payload = raw_body if raw_body is not None else (
-            None if body is None else orjson.dumps(body)
-        )
-        headers = self._auth_headers
-        if payload is not None:
-            headers = (*headers, ("content-type", content_type))
-        timeout = (timeout_ms or self.settings.node_timeout_ms) / 1000
+        call = self._node_call(method, path, body, raw_body, content_type)
         started = trio.current_time()
-        result: NodeResult
-        try:
-            result = await self.transport.request(
-                node_id, method, path, body=payload, headers=headers, deadline=started + timeout
-            )
-        except TransportError as error:
-            result = error
-        elapsed = trio.current_time() - started
-        for observer in self.call_observers:
-            observer(node_id, elapsed, result)
-        if is_node_failure(result):
-            self.record_node_result(node_id, False, self.now_ms())
-        elif self.topology.node(node_id).state is not NodeState.FAILED:
-            # A served request is evidence of life, but a failed node heals only via probes.
-            self.last_seen_ms[node_id] = self.now_ms()
+        result = await call_node(self.transport, node_id, call, self._deadline(timeout_ms))
+        self._observe(node_id, trio.current_time() - started, result)
         return result
 
     async def fan_out(
@@ -199,23 +206,34 @@ class Cluster:
         method: str,
         path: str | Callable[[str], str],
         body: Any | Callable[[str], Any] = None,
-        **kwargs: Any,
+        *,
+        raw_body: bytes | None = None,
+        content_type: str = "application/json",
+        timeout_ms: int | None = None,
     ) -> dict[str, NodeResult]:
-        """The same kind of call to many nodes at once; every node's result, keyed by node.
-
-        `path` and `body` may be functions of the node id (per-node batches).
-        """
-        results: dict[str, NodeResult] = {}
-
-        async def one(node_id: str) -> None:
-            node_path = path(node_id) if callable(path) else path
-            node_body = body(node_id) if callable(body) else body
-            results[node_id] = await self.call(node_id, method, node_path, node_body, **kwargs)
-
-        async with trio.open_nursery() as nursery:
-            for node_id in node_ids:
-                nursery.start_soon(one, node_id)
-        return results
+        """The same kind of call to many nodes at once (`scatter.scatter`): every node's result,
+        keyed by node. `path` and `body` may be functions of the node id (per-node batches)."""
+        calls = {
+            node_id: self._node_call(
+                method,
+                path(node_id) if callable(path) else path,
+                body(node_id) if callable(body) else body,
+                raw_body,
+                content_type,
+            )
+            for node_id in node_ids
+        }
+        if not calls:
+            return {}
+        started = trio.current_time()
+        return await scatter(
+            self.transport,
+            calls,
+            deadline=self._deadline(timeout_ms),
+            on_result=lambda node_id, result: self._observe(
+                node_id, trio.current_time() - started, result
+            ),
+        )
 
     async def first_success(
         self, node_ids: Sequence[str], method: str, path: str, body: Any = None
