@@ -8,7 +8,9 @@ Absolute numbers drift between runs on shared machines; compare within one run.
 
     .venv/bin/python benchmarks/bench_node_client.py [--requests 3000] [--concurrency 8]
 
-The last line is `ratio=<httpx CPU per request / HttpTransport CPU per request>` over all runs.
+The last line is `ratio=<httpx CPU per request / HttpTransport CPU per request>` over the
+sequential and concurrent runs. A 3-node scatter (one `miroir.cluster.scatter` call beside a trio
+nursery of three httpx posts) is printed for reference; its cost is per scatter, not per request.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 import httpx
 import trio
 
+from miroir.cluster.scatter import NodeCall, scatter
 from miroir.transport.http import HttpTransport
 
 SERVER = r"""
@@ -68,7 +71,11 @@ async def run_transport(url: str, requests: int, concurrency: int) -> None:
     async def caller(count: int) -> None:
         for _ in range(count):
             response = await transport.request(
-                "node", "POST", PATH, body=BODY, headers=HEADERS,
+                "node",
+                "POST",
+                PATH,
+                body=BODY,
+                headers=HEADERS,
                 deadline=trio.current_time() + 10,
             )
             assert response.status == 200
@@ -95,6 +102,31 @@ async def run_httpx(url: str, requests: int, concurrency: int) -> None:
                 nursery.start_soon(caller, requests // concurrency)
 
 
+async def scatter_transport(url: str, requests: int, concurrency: int) -> None:
+    """`requests` 3-node scatters through `miroir.cluster.scatter` (3 ids, one server)."""
+    transport = HttpTransport({f"n{i}": url for i in range(3)}, api_key="bench-key")
+    calls = {f"n{i}": NodeCall("POST", PATH, body=BODY, headers=HEADERS) for i in range(3)}
+    for _ in range(requests):
+        results = await scatter(transport, calls, deadline=trio.current_time() + 10)
+        assert all(result.status == 200 for result in results.values())
+    await transport.aclose()
+
+
+async def scatter_httpx(url: str, requests: int, concurrency: int) -> None:
+    async with httpx.AsyncClient(
+        base_url=url, headers={"authorization": "Bearer bench-key"}
+    ) as client:
+
+        async def one() -> None:
+            response = await client.post(PATH, content=BODY, headers=HEADERS, timeout=10)
+            assert response.status_code == 200
+
+        for _ in range(requests):
+            async with trio.open_nursery() as nursery:
+                for _ in range(3):
+                    nursery.start_soon(one)
+
+
 def measure(runner, url: str, requests: int, concurrency: int) -> tuple[float, float]:
     """(CPU µs, wall µs) per request, after a warm-up that fills the pool."""
     trio.run(runner, url, max(concurrency * 20, 100), concurrency)
@@ -117,11 +149,18 @@ def main() -> int:
         url = f"http://127.0.0.1:{server.stdout.readline().strip()}"
         total = {"HttpTransport": 0.0, "httpx": 0.0}
         print(f"{'scenario':<22}{'client':<15}{'CPU µs/req':>12}{'wall µs/req':>13}")
-        for label, concurrency in (("sequential", 1), (f"concurrent x{args.concurrency}", args.concurrency)):
+        for label, concurrency in (
+            ("sequential", 1),
+            (f"concurrent x{args.concurrency}", args.concurrency),
+        ):
             for name, runner in (("httpx", run_httpx), ("HttpTransport", run_transport)):
                 cpu, wall = measure(runner, url, args.requests, concurrency)
                 total[name] += cpu
                 print(f"{label:<22}{name:<15}{cpu:>12.0f}{wall:>13.0f}")
+        # One 3-node scatter per "request" (for reference; not part of the ratio).
+        for name, runner in (("httpx", scatter_httpx), ("HttpTransport", scatter_transport)):
+            cpu, wall = measure(runner, url, args.requests // 3, 1)
+            print(f"{'3-node scatter':<22}{name:<15}{cpu:>12.0f}{wall:>13.0f}")
         print(f"ratio={total['httpx'] / total['HttpTransport']:.2f}")
     finally:
         server.kill()
