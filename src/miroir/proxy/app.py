@@ -35,7 +35,7 @@ from miroir.proxy import (
     routes_settings,
     routes_tasks,
 )
-from miroir.proxy.access_log import log_request
+from miroir.proxy.access_log import ensure_output, log_request
 from miroir.proxy.auth import Authenticator
 from miroir.proxy.errors import code_response, error_response, node_answer
 from miroir.proxy.metrics import Metrics
@@ -72,6 +72,7 @@ def create_app(
     @app.before_serving
     async def open_cluster() -> None:
         nonlocal transport, store
+        ensure_output()
         if transport is None:
             from miroir.transport.http import HttpTransport
 
