@@ -188,3 +188,25 @@ async def test_cancel_reaches_the_nodes_and_the_task_ends_canceled_by_the_cancel
         assert cancelation["status"] == "succeeded"
         assert cancelation["details"]["matchedTasks"] == 1
         assert all(not app.engine.indexes["m"].documents for app in h.nodes.values())
+
+
+async def test_the_poller_survives_a_failing_store():
+    from miroir.store.base import StoreError
+
+    async with running_proxy(nodes=1, task_poll_interval_s=0.01) as h:
+        real_list = h.store.list_tasks
+        failures = 0
+
+        async def flaky(query):
+            nonlocal failures
+            if failures < 3:
+                failures += 1
+                raise StoreError("blip")
+            return await real_list(query)
+
+        h.store.list_tasks = flaky
+        body = (await h.send("POST", "/indexes/m/documents", [{"id": 1}]))[1]
+        with trio.fail_after(10):
+            while not (await h.store.get_task(body["taskUid"])).is_finished:
+                await trio.sleep(0.01)
+        assert failures == 3

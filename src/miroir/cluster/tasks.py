@@ -15,6 +15,7 @@ Must never: render HTTP, or decide a status itself.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,6 +38,7 @@ from miroir.core.tasks import (
 )
 from miroir.transport.base import NodeResponse, NodeResult
 
+logger = logging.getLogger("miroir.tasks")
 _ALL = 2**32 - 1
 # details keys that count documents, and so must be divided by the number of copies.
 _COUNT_KEYS = ("indexedDocuments", "deletedDocuments")
@@ -205,8 +207,11 @@ async def poll_tasks_forever(cluster: Cluster, interval_s: float = 0.5) -> None:
     """Keep unfinished tasks fresh: refresh each one every `interval_s`; finished ones are left
     alone because `unfinished_tasks` never returns them."""
     while True:
-        for task in await unfinished_tasks(cluster):
-            await refresh_task(cluster, task.uid)
+        try:
+            for task in await unfinished_tasks(cluster):
+                await refresh_task(cluster, task.uid)
+        except Exception:  # noqa: BLE001 - a store hiccup must not take the server down
+            logger.exception("task poller round failed; retrying in %.1fs", interval_s)
         await trio.sleep(interval_s)
 
 

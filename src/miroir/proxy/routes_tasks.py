@@ -7,7 +7,6 @@ one task never waits for the background poller.
 
 from __future__ import annotations
 
-import trio
 from quart import Blueprint, Response, request
 
 from miroir.cluster import tasks as cluster_tasks
@@ -31,9 +30,10 @@ async def list_tasks() -> Response:
     page = await the_cluster.store.list_tasks(query)
     unfinished = [task.uid for task in page.results if not task.is_finished]
     if unfinished:
-        async with trio.open_nursery() as nursery:
-            for uid in unfinished:
-                nursery.start_soon(cluster_tasks.refresh_task, the_cluster, uid)
+        # One after another (each refresh already asks its nodes at once): at most `limit`
+        # tasks, and a store failure surfaces as itself rather than inside an exception group.
+        for uid in unfinished:
+            await cluster_tasks.refresh_task(the_cluster, uid)
         page = await the_cluster.store.list_tasks(query)
     return json_response(render_task_page(page))
 
