@@ -351,3 +351,15 @@ async def test_waiting_for_a_connection_slot_counts_against_the_deadline():
             nursery.start_soon(call)
             nursery.start_soon(call)
         assert len(outcomes) == 2 and server.connections == 1
+
+
+async def test_idle_connections_past_keepalive_expiry_are_closed_not_reused():
+    async with node_server(echo) as server:
+        transport = HttpTransport({"n1": server.url}, api_key=KEY, keepalive_expiry=0.05)
+        async with trio.open_nursery() as nursery:  # two idle connections
+            for _ in range(2):
+                nursery.start_soon(lambda: transport.request("n1", "GET", "/", deadline=deadline()))
+        assert transport.idle_connections("n1") == 2
+        await trio.sleep(0.1)
+        await transport.request("n1", "GET", "/", deadline=deadline())
+        assert server.connections == 3 and transport.idle_connections("n1") == 1

@@ -340,8 +340,12 @@ class HttpTransport:
             connection.close()
             return
         connection.reused = True
-        connection.idle_since = trio.current_time()
+        now = connection.idle_since = trio.current_time()
         pool.idle.append(connection)
+        # The oldest idle sockets sit at the left; close the expired ones now rather than
+        # holding their file descriptors until the next call to this node.
+        while now - pool.idle[0].idle_since > self._keepalive_expiry:
+            pool.idle.popleft().close()
 
     async def _connect(self, pool: _NodePool, deadline: float) -> _Connection:
         connect_deadline = min(deadline, trio.current_time() + self._connect_timeout)
