@@ -43,6 +43,8 @@ def test_an_empty_file_gives_the_documented_defaults():
         ({"scatter": {"unavailable_shard_policy": "maybe"}}, "scatter.unavailable_shard_policy", "partial"),
         ({"task_store": {"backend": "redis"}}, "task_store.url", "required"),
         ({"task_store": {"backend": "mongo"}}, "task_store.backend", "sqlite"),
+        ({"task_store": {"sqlite_synchronous": "off"}}, "task_store.sqlite_synchronous", "full"),
+        ({"task_store": {"threads": 0}}, "task_store.threads", "at least 1"),
         ({"server": {"port": 70000}}, "server.port", "TCP port"),
     ],
 )

@@ -59,11 +59,14 @@ class ServerConfig:
 
 @attrs.frozen
 class TaskStoreConfig:
-    backend: str = "sqlite"  # sqlite | redis
+    backend: str = "sqlite"  # sqlite | redis | memory (tests and simulation only: not durable)
     path: str = "miroir-tasks.sqlite3"
     url: str | None = None
     key_prefix: str = "miroir:"
     ttl_seconds: int = 7 * 24 * 3600
+    timeout_seconds: int = 5  # SQLite busy timeout; Redis connect and socket timeout
+    threads: int = 4  # worker threads (and connections) per store
+    sqlite_synchronous: str = "full"  # full | normal (faster; a power cut may lose recent tasks)
 
 
 @attrs.frozen
@@ -260,8 +263,10 @@ def _check_semantics(config: MiroirConfig) -> None:
                 )
     if config.scatter.unavailable_shard_policy not in ("partial", "error"):
         raise ConfigError("scatter.unavailable_shard_policy", "must be 'partial' or 'error'")
-    if config.task_store.backend not in ("sqlite", "redis"):
-        raise ConfigError("task_store.backend", "must be 'sqlite' or 'redis'")
+    if config.task_store.backend not in ("sqlite", "redis", "memory"):
+        raise ConfigError("task_store.backend", "must be 'sqlite', 'redis' or 'memory'")
+    if config.task_store.sqlite_synchronous not in ("full", "normal"):
+        raise ConfigError("task_store.sqlite_synchronous", "must be 'full' or 'normal'")
     if config.task_store.backend == "redis" and not config.task_store.url:
         raise ConfigError("task_store.url", "is required when backend is 'redis'")
     for field, value in (
@@ -272,6 +277,9 @@ def _check_semantics(config: MiroirConfig) -> None:
         ("scatter.node_timeout_ms", config.scatter.node_timeout_ms),
         ("server.max_body_bytes", config.server.max_body_bytes),
         ("server.workers", config.server.workers),
+        ("task_store.ttl_seconds", config.task_store.ttl_seconds),
+        ("task_store.timeout_seconds", config.task_store.timeout_seconds),
+        ("task_store.threads", config.task_store.threads),
     ):
         if value < 1:
             raise ConfigError(field, "must be at least 1")
