@@ -67,12 +67,13 @@ async def quorum_write(
     that receives writes early): they are sent and reported, but not counted.
     """
     tally = WriteTally(targets, replication_factor)
-    missing = tally.nodes - calls.keys()
+    counted = tally.nodes
+    missing = counted - calls.keys()
     if missing:
         raise ValueError(f"quorum targets without a call: {sorted(missing)}")
 
     def count(node_id: str, result: NodeResult) -> None:
-        if node_id in tally.nodes:
+        if node_id in counted:
             tally.record(node_id, is_acknowledgement(result))
             if on_verdict is not None:
                 on_verdict(tally.verdict())
