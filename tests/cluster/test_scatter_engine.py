@@ -148,3 +148,19 @@ async def test_scatter_over_real_sockets_classifies_each_node():
         assert isinstance(results["stalled"], NodeTimeout)
         assert isinstance(results["down"], NodeRefused)
         await transport.aclose()
+
+
+async def test_a_node_outside_the_targets_is_written_but_not_counted(autojump_clock):
+    fake = FakeTransport()
+    fake.script("owner", Fail(FailureKind.RESET))
+    fake.script("joining", Answer(202))
+    result = await quorum_write(
+        fake,
+        {"owner": WRITE, "joining": WRITE},
+        {(0, 0): ["owner"]},
+        replication_factor=1,
+        deadline=trio.current_time() + 1,
+    )
+    assert [call.node_id for call in fake.calls] == ["owner", "joining"]
+    assert result.verdict.shards_without_quorum == {0}  # the joining node's ack did not count
+    assert result.acked_nodes() == ["joining"]
