@@ -42,7 +42,6 @@ _NON_DEFAULT: dict[str, tuple[str, int]] = {
     "miroir_reserved_field": ("invalid_request", 400),
     "miroir_node_error": ("system", 502),
     "miroir_store_unavailable": ("system", 503),  # the task store (SQLite/Redis) failed a call
-    "miroir_not_implemented": ("system", 501),
 }
 
 
