@@ -25,7 +25,6 @@ from miroir.devnode.router import Request, Response, Router, error_response
 DEFAULT_PAYLOAD_LIMIT = 100_000_000  # Meilisearch's default --http-payload-size-limit, 100 MB
 _PUBLIC_PATHS = frozenset(("/health", "/"))
 _JSON_HEADER = (b"content-type", b"application/json")
-_WRITE_STATUSES = frozenset((202,))
 
 
 def _size_text(limit: int) -> str:
@@ -101,7 +100,7 @@ class DevnodeApp:
                     body,
                 )
                 response = self.router.dispatch(request)
-                if response.status in _WRITE_STATUSES:
+                if response.enqueued:
                     self._wakeup.set()
         await _send(send, response)
 

@@ -66,10 +66,11 @@ class Response:
     status: int
     body: Any
     headers: tuple[tuple[bytes, bytes], ...] = ()
+    enqueued: bool = False  # a task was enqueued: the app wakes its task worker
 
 
-def accepted(task: Any) -> Response:
-    return Response(202, task.summary())
+def accepted(task: Any, status: int = 202) -> Response:
+    return Response(status, task.summary(), enqueued=True)
 
 
 def ok(body: Any) -> Response:

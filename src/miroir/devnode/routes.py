@@ -148,7 +148,7 @@ def _filtered_task_write(action: str, enqueue_name: str):
 
             raise missing_filters_error(action)
         task = getattr(router.engine, enqueue_name)(query.filter, "?" + request.query_string)
-        return Response(200, task.summary())
+        return accepted(task, 200)  # Meilisearch answers these two writes with 200
 
     return write
 
