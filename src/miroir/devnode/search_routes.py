@@ -333,7 +333,7 @@ def _render_hits(index: Any, params: SearchParams, outcome: Any) -> list[dict[st
     for hit in outcome.hits:
         document = documents[hit.internal_id]
         shown = select_attributes(document, displayed)
-        rendered = select_attributes(shown, retrieve) if retrieve != ["*"] else shown
+        rendered = select_attributes(shown, retrieve) if retrieve != ["*"] else dict(shown)
         if matcher is not None and want_formatted:
             highlight = [p for p in params.attributes_to_highlight]
             rendered["_formatted"] = formatted(
