@@ -36,7 +36,9 @@ time out at their deadline; a reply due while partitioned is lost (the request i
 
 Determinism: every random draw comes from a per-node stream seeded by (seed, node id), in the
 order the node sees calls. Two runs are identical when trio schedules concurrent calls to the
-same node in the same order.
+same node in the same order; `miroir.sim.cluster.seed_trio_scheduler` makes it do so. A
+`tracer` callable, if given, receives one line per call (virtual start time, node, request,
+fate, latency): the node-level half of the simulator's event trace.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ import hmac
 import itertools
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import attrs
@@ -246,9 +248,16 @@ class SimTransport:
     seeded fault schedule is a trio task that sleeps and calls them.
     """
 
-    def __init__(self, seed: int = 0, *, default_faults: FaultModel | None = None) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        *,
+        default_faults: FaultModel | None = None,
+        tracer: Callable[[str], None] | None = None,
+    ) -> None:
         self.seed = seed
         self.default_faults = default_faults or FaultModel()
+        self.tracer = tracer
         self.nodes: dict[str, SimNode] = {}
         self.closed = False
         self._sequence = itertools.count()
@@ -341,13 +350,19 @@ class SimTransport:
         start = trio.current_time()
         if not node.up:
             node.stats["refused"] += 1
+            if self.tracer is not None:
+                self.tracer(f"{start:.6f} node {node_id} {method} {path} refused")
             raise NodeRefused(node_id, "connection refused (node crashed)")
         if node.partitioned:
             node.stats["partitioned"] += 1
+            if self.tracer is not None:
+                self.tracer(f"{start:.6f} node {node_id} {method} {path} partitioned")
             await trio.sleep_until(deadline)
             raise NodeTimeout(node_id, "deadline passed (partitioned)")
         fate, latency = node.faults.sample_call(node.call_rng)
         node.stats[fate] += 1
+        if self.tracer is not None:
+            self.tracer(f"{start:.6f} node {node_id} {method} {path} {fate} {latency:.6f}")
         crashed = node.crashed
         deliver_at, answer_at = start + latency / 2, start + latency
 
