@@ -7,6 +7,7 @@ nothing: no task enqueued, no document, setting or index touched.
 from __future__ import annotations
 
 import copy
+from datetime import datetime
 
 import httpx
 import orjson
@@ -460,3 +461,57 @@ async def test_no_master_key_means_open_except_keys():
             assert (await client.get("/indexes")).status_code == 200
             keys = await client.get("/keys")
             assert (keys.status_code, keys.json()["code"]) == (401, "missing_master_key")
+
+
+async def test_document_filters_use_the_search_engine(node):
+    _, client = node
+    settings = await client.patch(
+        "/indexes/movies/settings", json={"filterableAttributes": ["genre"]}
+    )
+    added = await client.post(
+        "/indexes/movies/documents",
+        json=[{"id": n, "genre": "drama" if n % 3 else "comedy"} for n in range(2, 9)],
+    )
+    await wait_task(client, settings.json()["taskUid"])
+    await wait_task(client, added.json()["taskUid"])
+    browsed = (
+        await client.get("/indexes/movies/documents?filter=genre%20%3D%20comedy&fields=id")
+    ).json()
+    assert browsed["results"] == [{"id": 3}, {"id": 6}] and browsed["total"] == 2
+    fetched = (
+        await client.post(
+            "/indexes/movies/documents/fetch",
+            json={"filter": [["genre = comedy", "genre = drama"]], "fields": ["id"], "limit": 2},
+        )
+    ).json()
+    assert fetched["total"] == 7 and fetched["results"] == [{"id": 2}, {"id": 3}]
+    not_filterable = await client.get("/indexes/movies/documents?filter=title%20%3D%20a")
+    assert not_filterable.json()["code"] == "invalid_document_filter"
+    deleted = await client.post(
+        "/indexes/movies/documents/delete", json={"filter": "genre = drama"}
+    )
+    task = await wait_task(client, deleted.json()["taskUid"])
+    assert task["details"] == {
+        "providedIds": 0,
+        "deletedDocuments": 5,
+        "originalFilter": '"genre = drama"',
+    }
+
+
+async def test_concurrent_writes_apply_once_each_in_uid_order(node):
+    running, client = node
+    uids = []
+
+    async def write(n: int) -> None:
+        response = await client.post("/indexes/movies/documents", json=[{"id": 100 + n}])
+        uids.append(response.json()["taskUid"])
+
+    async with trio.open_nursery() as nursery:
+        for n in range(20):
+            nursery.start_soon(write, n)
+    tasks = [await wait_task(client, uid) for uid in sorted(uids)]
+    assert all(task["status"] == "succeeded" for task in tasks)
+    finished = [datetime.fromisoformat(task["finishedAt"]) for task in tasks]
+    assert finished == sorted(finished)
+    assert [task["batchUid"] for task in tasks] == sorted(task["batchUid"] for task in tasks)
+    assert len(running.engine.get_index("movies").documents) == 21

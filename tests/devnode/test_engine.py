@@ -351,3 +351,16 @@ def test_reads_of_missing_or_invalid_index(engine):
     with pytest.raises(MeiliError) as caught:
         engine.get_index("bad uid")
     assert caught.value.code == "invalid_index_uid"
+
+
+def test_a_started_task_shows_processing_until_finished(engine):
+    task = engine.create_index("i")
+    started = engine.start_next_task()
+    assert started is task
+    view = engine.get_task(task.uid).view()
+    assert (view["status"], view["duration"], view["finishedAt"]) == ("processing", None, None)
+    assert view["startedAt"] is not None and view["batchUid"] == 0
+    assert engine.start_next_task() is task  # one task at a time
+    assert "i" not in engine.indexes
+    engine.finish_started_task()
+    assert engine.get_task(task.uid).view()["status"] == "succeeded"

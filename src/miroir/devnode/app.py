@@ -69,8 +69,7 @@ class DevnodeApp:
             while True:
                 message = await receive()
                 if message["type"] == "lifespan.startup":
-                    if not self._worker_running:
-                        nursery.start_soon(self.run_task_worker)
+                    self.start_task_worker(nursery)
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
                     nursery.cancel_scope.cancel()
@@ -147,6 +146,12 @@ class DevnodeApp:
         return None
 
     # ------------------------------------------------------------------------ task worker
+
+    def start_task_worker(self, nursery: trio.Nursery) -> None:
+        """Start the one task worker in `nursery`, unless one is already running."""
+        if not self._worker_running:
+            self._worker_running = True  # set now, not when the task first runs: no second worker
+            nursery.start_soon(self.run_task_worker)
 
     async def run_task_worker(self) -> None:
         """Apply enqueued tasks one at a time, yielding between start and finish of each."""

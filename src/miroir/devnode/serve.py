@@ -50,7 +50,7 @@ async def serve_devnode(
     app = DevnodeApp(engine, master_key=master_key, payload_limit=payload_limit)
     shutdown = trio.Event()
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(app.run_task_worker)
+        app.start_task_worker(nursery)
         binds = await nursery.start(
             lambda task_status: serve(
                 app,
