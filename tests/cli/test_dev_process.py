@@ -6,9 +6,11 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
+import uuid
 
 import httpx
 import meilisearch
@@ -34,6 +36,21 @@ def children_of(pid: int) -> list[int]:
             continue
         if int(fields[1]) == pid:
             found.append(int(entry))
+    return found
+
+
+def processes_with_marker(marker: str) -> list[int]:
+    """Live processes whose environment carries `marker` (children inherit it)."""
+    needle = f"MIROIR_TEST_MARKER={marker}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as environ:
+                    if needle in environ.read().split(b"\0") and alive(int(entry)):
+                        found.append(int(entry))
+            except OSError:
+                continue
     return found
 
 
@@ -75,12 +92,14 @@ class Output:
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_miroir_dev_serves_a_working_cluster_and_stops_everything_on_a_signal(stop_signal):
     port = free_port()
+    marker = uuid.uuid4().hex
     dev = subprocess.Popen(
         miroir_command(
             "dev", "--port", str(port), "--nodes", "3", "--groups", "1", "--rf", "1",
             "--shards", "8", "--master-key", "dev-master-key", "--admin-key", "dev-admin-key",
         ),
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+        env={**os.environ, "MIROIR_TEST_MARKER": marker},
     )
     nodes: list[int] = []
     try:
@@ -92,6 +111,7 @@ def test_miroir_dev_serves_a_working_cluster_and_stops_everything_on_a_signal(st
         assert len(re.findall(r"node-\d: http://127\.0\.0\.1:\d+ \(group 0\)", banner)) == 3
         nodes = children_of(dev.pid)
         assert len(nodes) == 3, "one child process per devnode"
+        assert sorted(processes_with_marker(marker)) == sorted([dev.pid, *nodes])
 
         client = meilisearch.Client(endpoint, "dev-master-key")
         index = client.index("things")
@@ -106,9 +126,9 @@ def test_miroir_dev_serves_a_working_cluster_and_stops_everything_on_a_signal(st
         assert dev.wait(STOP_PATIENCE_SECONDS) == 0
         assert "miroir dev: stopped" in output.read_until("miroir dev: stopped")
         give_up = time.monotonic() + STOP_PATIENCE_SECONDS
-        while any(alive(pid) for pid in nodes) and time.monotonic() < give_up:
+        while processes_with_marker(marker) and time.monotonic() < give_up:
             time.sleep(0.05)
-        assert not any(alive(pid) for pid in nodes), "devnodes outlived miroir dev"
+        assert processes_with_marker(marker) == [], "a devnode outlived miroir dev"
     finally:
         if dev.poll() is None:
             os.killpg(dev.pid, signal.SIGKILL)
@@ -117,3 +137,28 @@ def test_miroir_dev_serves_a_working_cluster_and_stops_everything_on_a_signal(st
             if alive(pid):
                 os.killpg(pid, signal.SIGKILL)
         dev.stdout.close()
+
+
+def test_a_busy_proxy_port_is_a_clear_error_and_leaves_no_devnode():
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    try:
+        port = squatter.getsockname()[1]
+        marker = uuid.uuid4().hex
+        dev = subprocess.Popen(
+            miroir_command("dev", "--port", str(port), "--nodes", "2"),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+            env={**os.environ, "MIROIR_TEST_MARKER": marker},
+        )
+        try:
+            _, err = dev.communicate(timeout=START_PATIENCE_SECONDS)
+        finally:
+            if dev.poll() is None:
+                os.killpg(dev.pid, signal.SIGKILL)
+                dev.wait()
+        assert dev.returncode == 1
+        assert f"cannot serve on 127.0.0.1:{port}" in err and "Traceback" not in err
+        assert processes_with_marker(marker) == [], "a devnode outlived miroir dev"
+    finally:
+        squatter.close()

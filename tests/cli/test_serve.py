@@ -68,3 +68,13 @@ def test_a_config_without_nodes_exits_2(tmp_path, capsys):
     path.write_text("shards: 4\n")
     assert main(["serve", "--config", str(path)]) == 2
     assert "no nodes" in capsys.readouterr().err
+
+
+def test_a_single_startup_error_is_unwrapped_from_trios_exception_groups():
+    from miroir.cli.serve import single_error
+
+    leaf = OSError(98, "Address already in use")
+    nested = ExceptionGroup("outer", [ExceptionGroup("inner", [leaf])])
+    assert single_error(nested) is leaf
+    several = ExceptionGroup("outer", [OSError(), ValueError()])
+    assert single_error(several) is several

@@ -70,7 +70,11 @@ def run_serve(args: argparse.Namespace) -> int:
         # Worker processes (and anything else calling create_app() bare) read the same file.
         os.environ["MIROIR_CONFIG"] = os.path.abspath(path)
     if config.server.workers == 1:
-        return serve_in_process(config)
+        try:
+            return serve_in_process(config)
+        except OSError as error:  # typically: the port is in use
+            print(f"miroir serve: cannot serve: {error}", file=sys.stderr)
+            return 1
     if not path:
         print("miroir serve: --workers > 1 needs a config file", file=sys.stderr)
         return 2
@@ -135,10 +139,29 @@ def serve_in_process(
     metrics = _start_metrics(config, registry=_app_registry(app))
     try:
         trio.run(_serve_until_signalled, app, hypercorn_config(config), metrics, on_ready)
+    except BaseExceptionGroup as group:
+        # trio wraps everything in groups; a start-up failure (port in use, store unreachable)
+        # is one plain error for the caller to report.
+        raise single_error(group) from None
     finally:
         if metrics is not None:
             metrics.stop()
     return 0
+
+
+def single_error(group: BaseExceptionGroup) -> BaseException:
+    """The one leaf error of a (nested) exception group, or the group if there are several."""
+    leaves: list[BaseException] = []
+
+    def collect(error: BaseException) -> None:
+        if isinstance(error, BaseExceptionGroup):
+            for inner in error.exceptions:
+                collect(inner)
+        else:
+            leaves.append(error)
+
+    collect(group)
+    return leaves[0] if len(leaves) == 1 else group
 
 
 async def _serve_until_signalled(app, hconfig, metrics, on_ready) -> None:
