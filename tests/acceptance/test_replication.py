@@ -17,7 +17,7 @@ from meilisearch.errors import MeilisearchApiError
 
 from miroir.core.placement import shard_for_key
 
-from .conftest import ADMIN_KEY, MASTER_KEY, owners, sdk, wait
+from .conftest import ADMIN_KEY, MASTER_KEY, node_sdk, owners, sdk, wait
 
 pytestmark = pytest.mark.acceptance
 
@@ -62,6 +62,21 @@ def wait_for_state(cluster, node_id: str, wanted: str) -> None:
         time.sleep(0.05)
 
 
+def assert_placement(cluster, index_uid: str, ids: set[str]) -> None:
+    """Behind Miroir's back: each document is on exactly its RF owners in every group."""
+    config = cluster.config
+    copies: dict[tuple[int, str], int] = {}
+    for node in config.nodes:
+        stored = node_sdk(cluster, node.id).index(index_uid).get_documents({"limit": 10_000})
+        for doc in stored.results:
+            shard = shard_for_key(doc.id, config.shards)
+            assert node.id in owners(cluster, node.replica_group, shard), (doc.id, node.id)
+            key = (node.replica_group, doc.id)
+            copies[key] = copies.get(key, 0) + 1
+    expected = {(g, i): config.replication_factor for g in range(config.replica_groups) for i in ids}
+    assert copies == expected
+
+
 def test_rf2_over_two_groups_survives_a_dead_node_and_flags_exactly_the_degraded_shards(launch):
     shards = 16
     cluster = launch(nodes=6, groups=2, rf=2, shards=shards)
@@ -74,6 +89,7 @@ def test_rf2_over_two_groups_survives_a_dead_node_and_flags_exactly_the_degraded
     assert answer.status_code == 202
     assert degraded_pairs(answer) is None, "a healthy cluster reported a degraded write"
     assert wait(client, answer.json()["taskUid"]).status == "succeeded"
+    assert_placement(cluster, "items", {d["id"] for d in before})
 
     dead = "node-1"
     assert cluster.node(dead).replica_group == 0
