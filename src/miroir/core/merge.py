@@ -15,7 +15,7 @@ Contract, in the order the merge applies it:
 2. Distinct. With a distinct attribute (query `distinct` or the setting), the first hit of each
    distinct value in the global order is kept, exactly as Meilisearch keeps the best document
    of each value; hits without the attribute are always kept. Values compare like facet values
-   (numbers by value, strings trimmed and lower-cased; an array is several values).
+   (numbers by value, strings by `normalize_facet`; an array is several values).
    Each shard already removed its own duplicates, but two shards may both return a value, so
    the merged list can come up short. `merge_search_outcome` then returns a refetch plan asking
    every node for more hits; the proxy repeats the scatter until it gets None back.
@@ -42,6 +42,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from miroir.core.filters import normalize_facet
 from miroir.core.merge_facets import merge_facet_distributions, merge_facet_stats
 from miroir.core.merge_order import RankingKeys, score_key
 from miroir.core.search_plan import NodePlan, with_fetch_limit
@@ -142,7 +143,7 @@ def distinct_values(hit: Mapping[str, Any], attribute: str) -> set[Any]:
         elif isinstance(value, int | float):
             values.add(("n", float(value)))
         elif isinstance(value, str):
-            values.add(("s", value.strip().lower()))
+            values.add(("s", normalize_facet(value)))
     return values
 
 

@@ -12,7 +12,8 @@ the merged counts are then a lower bound. The proxy can make `count` exact by gi
 a larger `maxValuesPerFacet` than the client sees (the merge truncates to the client's value).
 
 Value order (Meilisearch's): number values first, ascending, then strings by their normalized
-form (`alpha`); or by count descending, ties in `alpha` order (`count`). Number values arrive
+form (`alpha`); or numbers then strings, each by count descending with ties in `alpha` order
+(`count`). Number values arrive
 as JSON object keys, so they are recognised by their decimal spelling.
 """
 
@@ -22,6 +23,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from miroir.core.filters import normalize_facet
+
 _NUMBER_KEY = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 _RESERVED_PREFIX = "_miroir_"
 
@@ -30,7 +33,13 @@ def facet_value_order_key(value: str) -> tuple:
     """Meilisearch's `alpha` order of facet values: numbers ascending, then strings."""
     if _NUMBER_KEY.fullmatch(value):
         return (0, float(value), "")
-    return (1, 0.0, value.lower())
+    return (1, 0.0, normalize_facet(value))
+
+
+def facet_value_count_key(value: str, count: int) -> tuple:
+    """Meilisearch's `count` order: numbers first, then strings, each by count descending."""
+    number = _NUMBER_KEY.fullmatch(value) is not None
+    return (0 if number else 1, -count, *facet_value_order_key(value)[1:])
 
 
 def _ordering(sort_by: Mapping[str, str], attribute: str) -> str:
@@ -46,7 +55,7 @@ def merge_value_counts(
         for value, count in per_shard.items():
             total[value] = total.get(value, 0) + count
     if order == "count":
-        ranked = sorted(total, key=lambda v: (-total[v], facet_value_order_key(v)))
+        ranked = sorted(total, key=lambda v: facet_value_count_key(v, total[v]))
     else:
         ranked = sorted(total, key=facet_value_order_key)
     return {value: total[value] for value in ranked[:max_values]}

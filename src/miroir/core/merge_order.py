@@ -155,7 +155,9 @@ def _one(name: str):
     return lambda details: (details[name],)
 
 
-def _other_part(what: int, ascending: bool, entry: Mapping[str, Any]) -> tuple:
+def _other_part(what: int, ascending: bool, entry: Any) -> tuple:
+    if not isinstance(entry, Mapping):  # a bare "<hidden>" in place of {order, value}
+        return sort_value_key(entry, ascending) if what == _SORT else (_HIDDEN,)
     if what == _SORT:
         return sort_value_key(entry.get("value"), ascending)
     if what == _GEO:
