@@ -10,6 +10,7 @@ from the injected `now`; the engine never reads a clock, never sleeps, never tou
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -72,6 +73,9 @@ class Engine:
         self._next_task_uid = 0
         self._next_batch_uid = 0
         self._started: Task | None = None
+        # Enqueued task uids by priority: cancelations, then deletions, then the rest (FIFO);
+        # a uid whose task was canceled or deleted meanwhile is skipped when popped.
+        self._queues: tuple[deque[int], deque[int], deque[int]] = (deque(), deque(), deque())
         self.last_update: datetime | None = None
 
     # ---------------------------------------------------------------------------------- reads
@@ -146,7 +150,11 @@ class Engine:
         return self._started is not None and self._started.index_uid == uid
 
     def has_pending_tasks(self) -> bool:
-        return any(task.status == "enqueued" for task in self.tasks.values())
+        return any(
+            uid in self.tasks and self.tasks[uid].status == "enqueued"
+            for queue in self._queues
+            for uid in queue
+        )
 
     # --------------------------------------------------------------------------------- writes
 
@@ -171,6 +179,7 @@ class Engine:
         )
         self._next_task_uid += 1
         self.tasks[task.uid] = task
+        self._queues[_PRIORITY.get(kind, 2)].append(task.uid)
         return task
 
     def create_index(self, uid: str, primary_key: str | None = None) -> Task:
@@ -290,17 +299,23 @@ class Engine:
         """Mark the next task `processing` (the app yields between this and finishing it)."""
         if self._started is not None:
             return self._started
-        pending = [t for t in self.tasks.values() if t.status == "enqueued"]
-        if not pending:
+        task = self._pop_enqueued()
+        if task is None:
             return None
-        priority = {"taskCancelation": 0, "taskDeletion": 1}
-        task = min(pending, key=lambda t: (priority.get(t.type, 2), t.uid))
         task.status = "processing"
         task.started_at = self.now()
         task.batch_uid = self._next_batch_uid
         self._next_batch_uid += 1
         self._started = task
         return task
+
+    def _pop_enqueued(self) -> Task | None:
+        for queue in self._queues:
+            while queue:
+                task = self.tasks.get(queue.popleft())
+                if task is not None and task.status == "enqueued":
+                    return task
+        return None
 
     def finish_started_task(self) -> Task:
         task = self._started
@@ -345,6 +360,9 @@ class Engine:
             if uid in self.tasks and self.tasks[uid].status in FINISHED
         ]
 
+
+# Scheduler priorities (Meilisearch runs task cancelations first, then task deletions).
+_PRIORITY = {"taskCancelation": 0, "taskDeletion": 1}
 
 # Details keys that stay null when a task fails (they are not counts).
 _NULLABLE_DETAILS = frozenset(settings_mod.SETTINGS_KEYS) | {

@@ -151,13 +151,16 @@ class IndexState:
             for field in document:
                 distribution[field] = distribution.get(field, 0) + 1
         raw = sum(sizes)
+        # Field order of Meilisearch's own example (OpenAPI IndexStats); sizes are JSON bytes.
         return {
             "numberOfDocuments": len(self.documents),
+            "indexSize": raw,
+            "usedIndexSize": raw,
             "rawDocumentDbSize": raw,
             "avgDocumentSize": raw // len(sizes) if sizes else 0,
-            "isIndexing": is_indexing,
             "numberOfEmbeddings": 0,
             "numberOfEmbeddedDocuments": 0,
+            "isIndexing": is_indexing,
             "fieldDistribution": dict(sorted(distribution.items())),
         }
 
