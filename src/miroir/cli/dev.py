@@ -441,13 +441,14 @@ def run_dev(args: argparse.Namespace) -> int:
             config_path = write_config(config, workdir / "miroir.yaml")
 
             def announce(binds: list[str], metrics_url: str | None) -> None:
-                print(describe(config, binds, metrics_url, config_path), flush=True)
+                kind = "Meilisearch nodes" if os.environ.get(MEILISEARCH_BIN_ENV) else "devnodes"
+                print(describe(config, binds, metrics_url, config_path, kind), flush=True)
 
             signal.signal(signal.SIGTERM, previous)  # trio handles signals from here on
             try:
                 serve_in_process(config, on_ready=announce)
             except OSError as error:  # typically: the proxy port is in use
-                print(f"miroir dev: cannot serve on {args.bind}:{args.port}: {error}", file=sys.stderr)
+                print(f"miroir dev: cannot serve: {error}", file=sys.stderr)
                 return 1
             print("miroir dev: stopped", flush=True)
             return 0
@@ -459,7 +460,11 @@ def run_dev(args: argparse.Namespace) -> int:
 
 
 def describe(
-    config: MiroirConfig, binds: list[str], metrics_url: str | None, config_path: Path
+    config: MiroirConfig,
+    binds: list[str],
+    metrics_url: str | None,
+    config_path: Path,
+    node_kind: str = "devnodes",
 ) -> str:
     """What `miroir dev` prints once the proxy accepts connections (the first line is parsed by
     tests: keep its shape)."""
@@ -468,7 +473,7 @@ def describe(
         f"Miroir is running at {endpoint}",
         f"  master key: {config.master_key or '(none: the API is open)'}",
         f"  admin key:  {config.admin.api_key}",
-        f"  cluster:    {len(config.nodes)} devnodes, {config.replica_groups} replica group(s), "
+        f"  cluster:    {len(config.nodes)} {node_kind}, {config.replica_groups} replica group(s), "
         f"RF {config.replication_factor}, {config.shards} shards",
     ]
     lines += [f"  {n.id}: {n.address} (group {n.replica_group})" for n in config.nodes]

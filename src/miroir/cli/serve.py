@@ -142,7 +142,11 @@ def serve_in_process(
     except BaseExceptionGroup as group:
         # trio wraps everything in groups; a start-up failure (port in use, store unreachable)
         # is one plain error for the caller to report.
-        raise single_error(group) from None
+        error = single_error(group)
+        if isinstance(error, OSError) and error.strerror:
+            address = _host_port(config.server.bind, config.server.port)
+            raise OSError(error.errno, f"{address}: {error.strerror}") from None
+        raise error from None
     finally:
         if metrics is not None:
             metrics.stop()
@@ -247,8 +251,11 @@ def _start_metrics(config: MiroirConfig, *, registry: Any) -> MetricsServer | No
         return None
     import prometheus_client
 
-    server, thread = prometheus_client.start_http_server(
-        config.metrics.port, addr=config.server.bind, registry=registry
-    )
+    try:
+        server, thread = prometheus_client.start_http_server(
+            config.metrics.port, addr=config.server.bind, registry=registry
+        )
+    except OSError as error:
+        raise OSError(error.errno, f"metrics port {config.metrics.port}: {error.strerror}") from None
     host, port = server.server_address[:2]
     return MetricsServer(server, thread, f"http://{_host_port(host, port)}/metrics")
