@@ -136,7 +136,12 @@ def list_tasks(router: Router, request: Request) -> Response:
 
 
 def get_task(router: Router, request: Request, task_uid: str) -> Response:
-    uid = deserr.parse_query_usize("invalid_task_uids", "taskUid", task_uid)
+    if not (task_uid.isascii() and task_uid.isdigit()):
+        raise MeiliError(
+            "invalid_task_uids",
+            f"Task uid `{task_uid}` is invalid. It should only contain numeric characters.",
+        )
+    uid = int(task_uid)
     return ok(router.engine.get_task(uid).view())
 
 

@@ -221,8 +221,9 @@ def parse_task_query(pairs: Iterable[tuple[str, str]], *, paging: bool) -> TaskQ
                 code = "invalid_task_" + "".join(
                     "_" + c.lower() if c.isupper() else c for c in name
                 )
-                raise MeiliError(
+                raise deserr.bad_parameter(
                     code,
+                    name,
                     f"`{text}` is an invalid date-time. It should follow the YYYY-MM-DD or "
                     "RFC 3339 date-time format.",
                 )
