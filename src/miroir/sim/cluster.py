@@ -1,0 +1,223 @@
+"""SimCluster: the real Miroir proxy over simulated nodes, used as a client under virtual time.
+
+Owns the assembly of one simulated deployment: a `SimTransport` with one devnode engine per node,
+the in-memory task store, the unmodified proxy app from `miroir.proxy.create_app` with both
+injected, the real `HealthChecker` and task poller, and trio's clock as the only clock (the
+cluster's `now_ms` and the health checker's `clock_ms` read virtual time). It also owns the
+client side: one request at a time through Quart's test client, returning what a client saw
+(status, body, `X-Miroir-Degraded`), and the event trace.
+
+Must never: decide anything a cluster module decides (routing, quorum, fallback, health), call a
+cluster function instead of the app, read the wall clock, or draw unseeded randomness. There is
+no `if simulated:` anywhere above the transport; the only things swapped are the transport, the
+store and the clock, which `create_app` and `Cluster` take as parameters.
+
+Why the app and not `Cluster` directly: the issue's invariants are about what clients see
+(the degraded header, 503 bodies), and the route handlers are where those are rendered. Driving
+the app costs throughput (measured in docs/simulation.md); that is the price of observing the
+real answers.
+
+Determinism: trio runs tasks that became runnable in the same scheduler pass in an order it
+randomises with a private RNG (`trio._core._run._r`: one coin flip per batch, or a shuffle under
+hypothesis). `seed_trio_scheduler` seeds it, which with seeded faults and virtual time makes a
+run a function of its seed; tests/sim/test_sim_cluster.py proves it on the traces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import orjson
+import trio
+
+from miroir.cluster.health import HealthChecker
+from miroir.config import MiroirConfig, config_from_dict
+from miroir.proxy import create_app
+from miroir.sim.transport import SIM_EPOCH, FaultModel, SimTransport
+from miroir.store.memory import MemoryStore
+
+SIM_EPOCH_MS = int(SIM_EPOCH.timestamp() * 1000)
+DEGRADED_HEADER = "X-Miroir-Degraded"
+# Fields of a client answer that are unique per request by design, left out of trace digests.
+_UNSTABLE_FIELDS = ("requestUid",)
+
+
+def seed_trio_scheduler(seed: int) -> None:
+    """Make trio's choice of order among simultaneously runnable tasks a function of `seed`.
+
+    Trio's scheduler draws from one module-level `random.Random` (the same one its hypothesis
+    plugin registers); seeding it is the documented-in-source hook for reproducible runs.
+    """
+    from trio._core import _run
+
+    _run._r.seed(f"miroir-sim-scheduler:{seed}")
+
+
+def virtual_ms() -> int:
+    """Milliseconds since the Unix epoch in simulated time (trio time 0 is `SIM_EPOCH`)."""
+    return SIM_EPOCH_MS + round(trio.current_time() * 1000)
+
+
+@attrs.frozen
+class SimSpec:
+    """The shape of a simulated deployment and the timings its proxy is configured with."""
+
+    nodes: int = 3
+    groups: int = 1
+    rf: int = 2
+    shards: int = 8
+    node_timeout_ms: int = 500
+    health_interval_ms: int = 200
+    health_timeout_ms: int = 100
+    unhealthy_threshold: int = 3
+    recovery_threshold: int = 2
+    policy: str = "partial"
+    task_poll_interval_s: float = 0.2
+
+    def node_ids(self) -> list[str]:
+        return [f"n{i}" for i in range(self.nodes)]
+
+    def group_of(self, node_id: str) -> int:
+        return int(node_id[1:]) % self.groups
+
+    def config(self) -> MiroirConfig:
+        raw = {
+            "shards": self.shards,
+            "replication_factor": self.rf,
+            "replica_groups": self.groups,
+            "nodes": [
+                {"id": node, "address": f"http://{node}.sim.invalid:7700",
+                 "replica_group": self.group_of(node)}
+                for node in self.node_ids()
+            ],
+            "scatter": {"node_timeout_ms": self.node_timeout_ms,
+                        "unavailable_shard_policy": self.policy},
+            "health": {"interval_ms": self.health_interval_ms,
+                       "timeout_ms": self.health_timeout_ms,
+                       "unhealthy_threshold": self.unhealthy_threshold,
+                       "recovery_threshold": self.recovery_threshold},
+            "task_store": {"backend": "memory"},
+        }
+        return config_from_dict(raw, env={})
+
+    def recovery_s(self) -> float:
+        """Virtual time after which a healed node is surely back in service: enough health
+        rounds for `recovery_threshold` successes, plus one round of slack."""
+        return (self.recovery_threshold + 2) * self.health_interval_ms / 1000
+
+
+@attrs.frozen
+class Answer:
+    """What one client request got back, and when (virtual seconds)."""
+
+    method: str
+    path: str
+    status: int
+    body: Any
+    degraded: str | None
+    started: float
+    finished: float
+
+    @property
+    def code(self) -> str | None:
+        return self.body.get("code") if isinstance(self.body, dict) else None
+
+    @property
+    def duration(self) -> float:
+        return self.finished - self.started
+
+
+class SimCluster:
+    """One simulated deployment; see the module docstring. Build it with `open_sim_cluster`."""
+
+    def __init__(self, spec: SimSpec, transport: SimTransport, app: Any, client: Any,
+                 trace: list[str] | None) -> None:
+        self.spec = spec
+        self.transport = transport
+        self.app = app
+        self.client = client
+        self.trace = trace
+
+    @property
+    def cluster(self) -> Any:
+        """The app's live `Cluster` (read-only use: node states for reports)."""
+        return self.app.extensions["miroir"].cluster
+
+    def note(self, text: str) -> None:
+        if self.trace is not None:
+            self.trace.append(f"{trio.current_time():.6f} {text}")
+
+    async def request(self, method: str, path: str, body: Any = None) -> Answer:
+        data = None if body is None else orjson.dumps(body)
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        started = trio.current_time()
+        response = await self.client.open(path, method=method, data=data, headers=headers)
+        raw = await response.get_data()
+        parsed = orjson.loads(raw) if raw else None
+        answer = Answer(method, path, response.status_code, parsed,
+                        response.headers.get(DEGRADED_HEADER), started, trio.current_time())
+        if self.trace is not None:
+            self.trace.append(
+                f"{started:.6f} client {method} {path} {_digest(data)} -> {answer.status} "
+                f"degraded={answer.degraded or '-'} body={_digest_answer(parsed)} "
+                f"at {answer.finished:.6f}"
+            )
+        return answer
+
+
+def _digest(data: bytes | None) -> str:
+    return hashlib.sha1(data).hexdigest()[:12] if data else "-"
+
+
+def _digest_answer(parsed: Any) -> str:
+    if isinstance(parsed, dict) and any(field in parsed for field in _UNSTABLE_FIELDS):
+        parsed = {k: v for k, v in parsed.items() if k not in _UNSTABLE_FIELDS}
+    if parsed is None:
+        return "-"
+    return _digest(orjson.dumps(parsed, option=orjson.OPT_SORT_KEYS))
+
+
+@asynccontextmanager
+async def open_sim_cluster(
+    spec: SimSpec,
+    *,
+    seed: int,
+    trace: list[str] | None = None,
+    faults: FaultModel | None = None,
+) -> AsyncIterator[SimCluster]:
+    """A running simulated deployment. Call under `trio.testing.MockClock(autojump_threshold=0)`
+    (or another clock that only virtual events move)."""
+    seed_trio_scheduler(seed)
+    config = spec.config()
+    tracer = None if trace is None else trace.append
+    transport = SimTransport(seed, default_faults=faults or FaultModel(), tracer=tracer)
+    for node in spec.node_ids():
+        transport.add_node(node)
+    app = create_app(
+        config,
+        transport=transport,
+        store=MemoryStore(),
+        run_health_checker=False,  # started below on the virtual clock
+        run_task_poller=True,
+        task_poll_interval_s=spec.task_poll_interval_s,
+    )
+    access = logging.getLogger("miroir.access")
+    level = access.level
+    access.setLevel(logging.WARNING)  # one line per request would be most of a run's cost
+    try:
+        async with app.test_app() as test_app:
+            cluster = app.extensions["miroir"].cluster
+            cluster.now_ms = virtual_ms  # the Cluster's clock seam: task times in virtual time
+            sim = SimCluster(spec, transport, app, test_app.test_client(), trace)
+            async with trio.open_nursery() as nursery:
+                checker = HealthChecker(cluster, config.health, clock_ms=virtual_ms)
+                nursery.start_soon(checker.run)
+                yield sim
+                nursery.cancel_scope.cancel()
+    finally:
+        access.setLevel(level)

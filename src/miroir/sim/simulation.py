@@ -1,0 +1,424 @@
+"""Simulation: client operations and faults on a `SimCluster`, each followed by its invariants.
+
+Owns the vocabulary shared by `miroir simulate` (a seeded random program) and the hypothesis
+state machine (a shrinkable program): the operations (add, update, delete, get, search, change
+settings), the faults (crash, restart, partition, heal, slow, flaky), `advance` of virtual time,
+and `checkpoint` (heal everything, wait until the cluster is surely recovered and every task
+finished, re-send ambiguous writes, then check the heavy invariants). Every check that fails is
+recorded in `report.violations` as one line; nothing raises, so a run always reaches its summary.
+
+Must never: look inside the cluster to decide what is right. Expectations come from the model
+(`miroir.sim.model`), from placement recomputed by `miroir.core.placement` (which node owns
+which shard is public knowledge: it is the documented hash), and from which faults *this module*
+injected. The app's own state is read only for reports.
+
+Invariants (the issue's list, as checked here)
+----------------------------------------------
+after every operation:
+  I1  every answer is Meilisearch-shaped: an error body has exactly message/code/type/link, and
+      no answer is a 500;
+  I2  a read by id, a search hit, returns only versions some client once sent;
+  I3  `X-Miroir-Degraded` / 503 only when an owner of a listed (group, shard) was disturbed by
+      an injected fault, and, in the other direction, always when an owner of the shard was down
+      (crashed or partitioned) for the whole request and RF <= 2 (quorum needs every owner);
+  I4  `miroir_no_quorum` only when every group of some written shard had a disturbed owner;
+  I5  no request outlives its deadline: its virtual duration is within the bound that the
+      cluster code's deadlines imply (see `DEADLINE_BOUNDS`);
+  I6  with no fault since the last checkpoint, every write is confirmed (no header, no 503)
+      and every read is complete.
+at a checkpoint, once faults heal:
+  I7  every task a client was given reaches succeeded/failed/canceled;
+  I8  every acknowledged write is readable by id: the answer is one of the model's possible
+      versions, and after the re-sends exactly the newest acknowledged one;
+  I9  with full coverage, a search equals the single-node reference over the settled corpus.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import trio
+
+from miroir.core.placement import assign_shard_in_group, shard_for_key
+from miroir.sim.cluster import Answer, SimCluster
+from miroir.sim.model import (
+    ABSENT,
+    DocumentModel,
+    reference_engine,
+    reference_search,
+    search_difference,
+    version_of,
+)
+from miroir.sim.transport import FaultModel
+
+INDEX = "sim"
+ERROR_FIELDS = {"message", "code", "type", "link"}
+TERMINAL = ("succeeded", "failed", "canceled")
+# Upper bound of a client operation's virtual duration, in node timeouts (T), from the deadlines
+# in miroir.cluster: a document write is one fan-out (T); a search may first fetch the index
+# settings (T) then scatter (T); a read by id asks the candidates one after another (RG x RF x T,
+# written here for the largest deployment the simulator builds); a settings change is node by
+# node: read, apply, wait (3T each) and the same again to roll back; a task read refreshes and
+# then completes the task (2T).
+DEADLINE_BOUNDS = {"add": 1, "update": 1, "delete": 1, "search": 2, "get": None,
+                   "settings": None, "task": 2}
+SETTINGS_CHOICES = (
+    {"filterableAttributes": ["genre"]},
+    {"filterableAttributes": ["genre", "year"], "sortableAttributes": ["year"]},
+    {"searchableAttributes": ["title"]},
+    {"searchableAttributes": ["*"], "filterableAttributes": []},
+)
+WORDS = ("red", "blue", "night", "sun", "river", "stone", "wolf", "light")
+GENRES = ("drama", "comedy", "horror")
+
+
+@attrs.define
+class Report:
+    operations: Counter[str] = attrs.field(factory=Counter)
+    faults: Counter[str] = attrs.field(factory=Counter)
+    checks: Counter[str] = attrs.field(factory=Counter)
+    outcomes: Counter[str] = attrs.field(factory=Counter)
+    violations: list[str] = attrs.field(factory=list)
+
+
+def make_document(doc_id: int, words: list[str], genre: str, year: int) -> dict[str, Any]:
+    return {"id": doc_id, "title": " ".join(words), "genre": genre, "year": year}
+
+
+class Simulation:
+    """A SimCluster, its model and its report; see the module docstring."""
+
+    def __init__(self, sim: SimCluster, *, max_latency_s: float) -> None:
+        self.sim = sim
+        self.spec = sim.spec
+        self.model = DocumentModel(settle_s=max_latency_s / 2 + 0.001)
+        self.report = Report()
+        self.settings: dict[str, Any] = {}
+        self.settings_certain = True
+        self.tasks: set[int] = set()
+        self.down: set[str] = set()  # crashed or partitioned now
+        self.crashed: set[str] = set()
+        self.partitioned: set[str] = set()
+        self.disturbed: set[str] = set()  # touched by a fault since the last checkpoint
+        self._timeout_s = self.spec.node_timeout_ms / 1000
+        self._owners = {
+            (group, shard): assign_shard_in_group(
+                shard, [n for n in self.spec.node_ids() if self.spec.group_of(n) == group],
+                self.spec.rf)
+            for group in range(self.spec.groups) for shard in range(self.spec.shards)
+        }
+
+    # ------------------------------------------------------------------ bookkeeping helpers
+
+    def violation(self, text: str) -> None:
+        self.report.violations.append(f"t={trio.current_time():.6f} {text}")
+        self.sim.note(f"VIOLATION {text}")
+
+    def _check(self, name: str, ok: bool, text: str) -> bool:
+        self.report.checks[name] += 1
+        if not ok:
+            self.violation(f"{name}: {text}")
+        return ok
+
+    def _shard_of(self, doc_id: str) -> int:
+        return shard_for_key(doc_id, self.spec.shards)
+
+    def _bound(self, kind: str) -> float:
+        multiple = DEADLINE_BOUNDS[kind]
+        if kind == "get":
+            multiple = self.spec.groups * self.spec.rf
+        elif kind == "settings":
+            multiple = 6 * self.spec.nodes
+        return multiple * self._timeout_s + 1e-6
+
+    def _common_checks(self, kind: str, answer: Answer) -> None:
+        self.report.outcomes[f"{kind} {answer.status}"] += 1
+        if answer.status >= 400:
+            body = answer.body
+            self._check("I1 error shape", isinstance(body, dict) and set(body) == ERROR_FIELDS,
+                        f"{answer.method} {answer.path} -> {answer.status} {body!r}")
+        self._check("I1 no 500", answer.status != 500,
+                    f"{answer.method} {answer.path} -> 500 {answer.body!r}")
+        self._check("I5 deadline", answer.duration <= self._bound(kind),
+                    f"{kind} took {answer.duration:.6f}s > {self._bound(kind):.6f}s")
+        if not self.disturbed:
+            self._check("I6 quiet cluster answers fully",
+                        answer.status < 500 and answer.degraded is None,
+                        f"{answer.method} {answer.path} -> {answer.status} "
+                        f"degraded={answer.degraded} {answer.code}")
+
+    # --------------------------------------------------------------------------- writes
+
+    async def write(self, kind: str, documents: list[dict[str, Any]]) -> Answer:
+        """`kind` add (POST, replace) or update (PUT, merge: the model sends full documents, so
+        both end in the same version)."""
+        self.report.operations[kind] += 1
+        method = "POST" if kind == "add" else "PUT"
+        for document in documents:
+            self.model.sent(str(document["id"]), version_of(document))
+        answer = await self.sim.request(method, f"/indexes/{INDEX}/documents", documents)
+        self._after_write(kind, answer, {str(d["id"]): version_of(d) for d in documents})
+        return answer
+
+    async def delete(self, doc_ids: list[int]) -> Answer:
+        self.report.operations["delete"] += 1
+        for doc_id in doc_ids:
+            self.model.sent(str(doc_id), ABSENT)
+        answer = await self.sim.request("POST", f"/indexes/{INDEX}/documents/delete-batch",
+                                        doc_ids)
+        self._after_write("delete", answer, {str(d): ABSENT for d in doc_ids})
+        return answer
+
+    def _after_write(self, kind: str, answer: Answer, versions: Mapping[str, bytes]) -> None:
+        self._common_checks(kind, answer)
+        shards = {self._shard_of(doc_id) for doc_id in versions}
+        accepted = answer.status == 202
+        if accepted:
+            self.tasks.add(answer.body["taskUid"])
+        pairs = _parse_write_header(answer.degraded) if answer.degraded else set()
+        for group, shard in sorted(pairs):
+            self._check("I3 degraded write is explained", self._pair_disturbed(group, shard),
+                        f"{kind}: ({group}, {shard}) missed quorum but no owner was disturbed")
+        if self.spec.rf <= 2 and accepted:
+            for shard in sorted(shards):
+                for group in range(self.spec.groups):
+                    down = [n for n in self._owners[(group, shard)] if n in self.down]
+                    self._check("I3 down owner is reported", not down or (group, shard) in pairs,
+                                f"{kind}: owners {down} of ({group}, {shard}) were down but the "
+                                f"answer had degraded={answer.degraded}")
+        if answer.code == "miroir_no_quorum":
+            explained = any(
+                all(self._pair_disturbed(g, s) for g in range(self.spec.groups)) for s in shards)
+            self._check("I4 no_quorum is explained", explained,
+                        f"{kind}: miroir_no_quorum but every shard had an undisturbed group")
+        confirmed = accepted and not pairs and self.spec.rf <= 2
+        for doc_id, version in versions.items():
+            if confirmed:
+                self.model.confirmed(doc_id, version, answer.started)
+            else:
+                self.model.uncertain(doc_id, version, answer.started, acknowledged=accepted)
+
+    def _pair_disturbed(self, group: int, shard: int) -> bool:
+        return any(node in self.disturbed for node in self._owners[(group, shard)])
+
+    async def change_settings(self, patch: Mapping[str, Any]) -> Answer:
+        self.report.operations["settings"] += 1
+        answer = await self.sim.request("PATCH", f"/indexes/{INDEX}/settings", dict(patch))
+        self._common_checks("settings", answer)
+        status = None
+        if answer.status == 202:
+            uid = answer.body["taskUid"]
+            self.tasks.add(uid)
+            task = await self.sim.request("GET", f"/tasks/{uid}")
+            status = task.body.get("status") if task.status == 200 else None
+        if status == "succeeded":
+            self.settings.update(patch)
+            self.settings_certain = True  # applied on every node, by the task's own account
+        elif status != "failed" or self.disturbed:
+            # A failed change is rolled back, but a rollback that cannot reach a node leaves it.
+            self.settings_certain = False
+        return answer
+
+    # ---------------------------------------------------------------------------- reads
+
+    async def get(self, doc_id: int) -> Answer:
+        self.report.operations["get"] += 1
+        answer = await self.sim.request("GET", f"/indexes/{INDEX}/documents/{doc_id}")
+        self._common_checks("get", answer)
+        key = str(doc_id)
+        version = _read_version(answer)
+        if version is not None:
+            history = self.model.history.get(key, {ABSENT})
+            self._check("I2 read returns a written version", version in history,
+                        f"get {doc_id} returned {version[:80]!r}, never written")
+        return answer
+
+    async def search(self, query: Mapping[str, Any]) -> Answer:
+        self.report.operations["search"] += 1
+        answer = await self.sim.request("POST", f"/indexes/{INDEX}/search", dict(query))
+        self._common_checks("search", answer)
+        if answer.status == 200:
+            for hit in answer.body.get("hits", []):
+                doc = {k: v for k, v in hit.items() if not k.startswith("_")}
+                ok = version_of(doc) in self.model.history.get(str(hit.get("id")), set())
+                self._check("I2 search hit is a written version", ok,
+                            f"search {dict(query)} returned {doc}, never written")
+            missing = _parse_search_header(answer.degraded) if answer.degraded else set()
+            for shard in sorted(missing):
+                explained = any(self._pair_disturbed(g, shard) for g in range(self.spec.groups))
+                self._check("I3 missing shard is explained", explained,
+                            f"search: shard {shard} missing but no owner was disturbed")
+            for shard in range(self.spec.shards):
+                all_down = all(n in self.down for g in range(self.spec.groups)
+                               for n in self._owners[(g, shard)])
+                if all_down:
+                    self._check("I3 uncovered shard is reported", shard in missing,
+                                f"search: every owner of shard {shard} was down, header "
+                                f"{answer.degraded}")
+        return answer
+
+    # ---------------------------------------------------------------------------- faults
+
+    def _disturb(self, kind: str, node: str) -> None:
+        self.report.faults[kind] += 1
+        self.disturbed.add(node)
+        self.sim.note(f"fault {kind} {node}")
+
+    def crash(self, node: str) -> None:
+        if node in self.crashed:
+            return
+        self.sim.transport.crash(node)
+        self.crashed.add(node)
+        self.down.add(node)
+        self._disturb("crash", node)
+
+    def restart(self, node: str) -> None:
+        if node not in self.crashed:
+            return
+        self.sim.transport.restart(node)
+        self.crashed.discard(node)
+        if node not in self.partitioned:
+            self.down.discard(node)
+        self._disturb("restart", node)
+
+    def partition(self, node: str) -> None:
+        if node in self.partitioned:
+            return
+        self.sim.transport.partition(node)
+        self.partitioned.add(node)
+        self.down.add(node)
+        self._disturb("partition", node)
+
+    def heal(self, node: str) -> None:
+        if node not in self.partitioned:
+            return
+        self.sim.transport.heal(node)
+        self.partitioned.discard(node)
+        if node not in self.crashed:
+            self.down.discard(node)
+        self._disturb("heal", node)
+
+    def set_faults(self, kind: str, node: str, faults: FaultModel) -> None:
+        """`kind` names the fault for the report: slow, flaky, ..."""
+        self.sim.transport.set_faults(node, faults)
+        self._disturb(kind, node)
+
+    async def advance(self, seconds: float) -> None:
+        self.report.operations["advance"] += 1
+        await trio.sleep(seconds)
+
+    # ------------------------------------------------------------------------ checkpoint
+
+    async def checkpoint(self, queries: list[Mapping[str, Any]]) -> None:
+        """Heal every fault, wait for recovery, then check I7-I9 (see the module docstring)."""
+        self.report.operations["checkpoint"] += 1
+        self.sim.note("checkpoint: heal all")
+        for node in sorted(self.crashed):
+            self.sim.transport.restart(node)
+        for node in self.spec.node_ids():
+            self.sim.transport.set_faults(node, self.sim.transport.default_faults)
+        self.sim.transport.heal()
+        self.crashed.clear()
+        self.partitioned.clear()
+        self.down.clear()
+        await trio.sleep(self.spec.recovery_s() + self.model.settle_s)
+        await self._wait_tasks()
+        # Re-send what is ambiguous, as a client retrying its failed writes would.
+        resend = self.model.uncertain_ids()
+        documents = [orjson_loads(self.model.newest[i]) for i in resend
+                     if self.model.newest[i] != ABSENT]
+        deleted = [int(i) for i in resend if self.model.newest[i] == ABSENT]
+        self.disturbed.clear()
+        if documents:
+            await self.write("add", documents)
+        if deleted:
+            await self.delete(deleted)
+        if not self.settings_certain:
+            await self.change_settings(self.settings or {"filterableAttributes": []})
+        await self._wait_tasks()
+        await self._check_reads()
+        await self._check_searches(queries)
+
+    async def _wait_tasks(self) -> None:
+        """I7: every task a client was given reaches a terminal state. Asked through the proxy's
+        task list (one request per poll; listing refreshes unfinished tasks), then each given
+        uid is looked up in the final listing."""
+        waited = 0.0
+        budget = 20 * self._timeout_s + 10 * self.spec.task_poll_interval_s
+        path = "/tasks?statuses=enqueued,processing&limit=1000"
+        while True:
+            answer = await self.sim.request("GET", path)
+            self._common_checks("task", answer)
+            unfinished = {t["uid"] for t in answer.body.get("results", [])} \
+                if answer.status == 200 else set(self.tasks)
+            if not unfinished & self.tasks or waited > budget:
+                break
+            await trio.sleep(self.spec.task_poll_interval_s)
+            waited += self.spec.task_poll_interval_s
+        listing = await self.sim.request("GET", "/tasks?limit=100000")
+        self._common_checks("task", listing)
+        statuses = {t["uid"]: t["status"] for t in listing.body.get("results", [])} \
+            if listing.status == 200 else {}
+        for uid in sorted(self.tasks):
+            self._check("I7 task terminal", statuses.get(uid) in TERMINAL,
+                        f"task {uid} is {statuses.get(uid)} after {waited:.1f}s of healing")
+        self.tasks = {uid for uid in self.tasks if statuses.get(uid) not in TERMINAL}
+
+    async def _check_reads(self) -> None:
+        for doc_id in self.model.ids():
+            answer = await self.sim.request("GET", f"/indexes/{INDEX}/documents/{doc_id}")
+            self._common_checks("get", answer)
+            version = _read_version(answer)
+            self._check("I8 readable after heal", version == self.model.newest[doc_id],
+                        f"get {doc_id} -> {answer.status} {version!r:.100}, expected "
+                        f"{self.model.newest[doc_id]!r:.100}")
+
+    async def _check_searches(self, queries: list[Mapping[str, Any]]) -> None:
+        corpus = self.model.settled_corpus()
+        if corpus is None or not self.settings_certain:
+            self.report.checks["I9 skipped (corpus not settled)"] += 1
+            return
+        reference = reference_engine(corpus, self.settings)
+        for query in queries:
+            full = {**query, "limit": 1000, "offset": 0, "showRankingScore": True}
+            answer = await self.sim.request("POST", f"/indexes/{INDEX}/search", full)
+            self._common_checks("search", answer)
+            status, expected = reference_search(reference, full)
+            if not self._check("I9 search status equals reference", answer.status == status,
+                               f"search {query}: {answer.status} vs reference {status}"):
+                continue
+            if status == 200:
+                difference = search_difference(answer.body, expected)
+                self._check("I9 search equals reference", difference is None,
+                            f"search {query}: {difference}")
+
+
+def orjson_loads(version: bytes) -> Any:
+    import orjson
+
+    return orjson.loads(version)
+
+
+def _read_version(answer: Answer) -> bytes | None:
+    """The version a read by id saw: the document, ABSENT for 404, None for no answer."""
+    if answer.status == 200 and isinstance(answer.body, dict):
+        return version_of(answer.body)
+    if answer.status == 404 and answer.code == "document_not_found":
+        return ABSENT
+    return None
+
+
+def _parse_write_header(value: str) -> set[tuple[int, int]]:
+    pairs = set()
+    for item in value.split(","):
+        group, _, shard = item.partition("/")
+        pairs.add((int(group), int(shard)))
+    return pairs
+
+
+def _parse_search_header(value: str) -> set[int]:
+    _, _, shards = value.partition("shards=")
+    return {int(s) for s in shards.split(",") if s}
