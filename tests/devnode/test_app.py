@@ -269,6 +269,23 @@ BAD_REQUESTS = [
     ("POST", "/tasks/cancel", None, b"", 400, "missing_task_filters"),
     ("POST", "/tasks/cancel?limit=1", None, b"", 400, "bad_request"),
     ("GET", "/no-such-route", None, b"", 404, "not_found"),
+    (
+        "POST",
+        "/swap-indexes",
+        "application/json",
+        b'[{"indexes": ["movies"]}]',
+        400,
+        "invalid_swap_indexes",
+    ),
+    ("POST", "/swap-indexes", "application/json", b"[{}]", 400, "missing_swap_indexes"),
+    (
+        "POST",
+        "/swap-indexes",
+        "application/json",
+        b'[{"indexes": ["a", "b"], "x": 1}]',
+        400,
+        "bad_request",
+    ),
 ] + [
     (
         "PATCH",

@@ -364,3 +364,27 @@ def test_a_started_task_shows_processing_until_finished(engine):
     assert "i" not in engine.indexes
     engine.finish_started_task()
     assert engine.get_task(task.uid).view()["status"] == "succeeded"
+
+
+def test_swap_and_rename_indexes(engine):
+    engine.add_documents("a", [{"id": "in-a"}])
+    engine.add_documents("b", [{"id": "in-b"}])
+    engine.process()
+    view = run(engine, engine.swap_indexes([("a", "b", False)]))
+    assert (view["indexUid"], view["details"]) == (
+        None,
+        {"swaps": [{"indexes": ["a", "b"], "rename": False}]},
+    )
+    assert list(engine.get_index("a").documents) == ["in-b"]
+    assert engine.get_index("b").uid == "b" and list(engine.get_index("b").documents) == ["in-a"]
+    assert run(engine, engine.swap_indexes([("a", "c", False)]))["error"]["message"] == (
+        "Indexes `c` not found."
+    )
+    run(engine, engine.swap_indexes([("a", "c", True)]))
+    assert sorted(engine.indexes) == ["b", "c"]
+    assert run(engine, engine.swap_indexes([("b", "c", True)]))["error"]["code"] == (
+        "invalid_swap_rename"
+    )
+    with pytest.raises(MeiliError) as caught:
+        engine.swap_indexes([("b", "c", False), ("c", "d", False)])
+    assert caught.value.code == "invalid_swap_duplicate_index_found"

@@ -117,6 +117,34 @@ def settings_update(engine: Engine, task: Task) -> None:
     index.updated_at = engine.now()
 
 
+def index_swap(engine: Engine, task: Task) -> None:
+    swaps: list[tuple[str, str, bool]] = task.payload["swaps"]
+    missing = [
+        uid
+        for a, b, rename in swaps
+        for uid in ((a,) if rename else (a, b))
+        if uid not in engine.indexes
+    ]
+    if missing:
+        listed = ", ".join(f"`{uid}`" for uid in missing)
+        raise MeiliError("index_not_found", f"Indexes {listed} not found.")
+    for a, b, rename in swaps:
+        if rename and b in engine.indexes:
+            raise MeiliError(
+                "invalid_swap_rename",
+                f"Cannot rename `{a}` to `{b}` as the index already exists.",
+            )
+    now = engine.now()
+    for a, b, rename in swaps:
+        first = engine.indexes.pop(a)
+        second = None if rename else engine.indexes.pop(b)
+        first.uid, first.updated_at = b, now
+        engine.indexes[b] = first
+        if second is not None:
+            second.uid, second.updated_at = a, now
+            engine.indexes[a] = second
+
+
 def task_cancelation(engine: Engine, task: Task) -> None:
     canceled = 0
     finished_at = engine.now()
@@ -170,6 +198,7 @@ APPLY: dict[str, Callable[[Engine, Task], None]] = {
     "documentAdditionOrUpdate": document_addition,
     "documentDeletion": document_deletion,
     "settingsUpdate": settings_update,
+    "indexSwap": index_swap,
     "taskCancelation": task_cancelation,
     "taskDeletion": task_deletion,
 }

@@ -249,6 +249,22 @@ class Engine:
         patch = dict.fromkeys(keys)
         return self._enqueue(uid, "settingsUpdate", dict(patch), {"patch": patch, "creates": False})
 
+    def swap_indexes(self, swaps: list[tuple[str, str, bool]]) -> Task:
+        """POST /swap-indexes: each (a, b, rename) swaps a and b, or renames a to b."""
+        seen: set[str] = set()
+        for pair in swaps:
+            for uid in pair[:2]:
+                check_index_uid(uid)
+                if uid in seen:
+                    raise MeiliError(
+                        "invalid_swap_duplicate_index_found",
+                        "Indexes must be declared only once during a swap. "
+                        f"`{uid}` was specified several times.",
+                    )
+                seen.add(uid)
+        details = {"swaps": [{"indexes": [a, b], "rename": rename} for a, b, rename in swaps]}
+        return self._enqueue(None, "indexSwap", details, {"swaps": list(swaps)})
+
     def cancel_tasks(self, task_filter: TaskFilter, original_filter: str) -> Task:
         matched = [t.uid for t in self.tasks.values() if task_filter.matches(t)]
         details = {

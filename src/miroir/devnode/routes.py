@@ -82,6 +82,31 @@ def index_stats(router: Router, request: Request, uid: str) -> Response:
     return ok(router.engine.index_stats(uid))
 
 
+def swap_indexes(router: Router, request: Request) -> Response:
+    body = request.json()
+    if not isinstance(body, list):
+        raise deserr.type_error("bad_request", "", "an array", body)
+    swaps = []
+    for position, item in enumerate(body):
+        path = f"[{position}]"
+        entry = deserr.body_object("bad_request", path, item)
+        deserr.check_fields(entry, ("indexes", "rename"), path=path, code="bad_request")
+        if "indexes" not in entry:
+            raise deserr.missing_field("missing_swap_indexes", path, "indexes")
+        pair = deserr.body_string_list("invalid_swap_indexes", f"{path}.indexes", entry["indexes"])
+        if len(pair) != 2:
+            raise MeiliError(
+                "invalid_swap_indexes",
+                f"Two indexes must be given for each swap. The list `{deserr.render_json(pair)}` "
+                f"contains {len(pair)} indexes.",
+            )
+        rename = deserr.body_bool(
+            "invalid_swap_rename", f"{path}.rename", entry.get("rename", False)
+        )
+        swaps.append((pair[0], pair[1], rename))
+    return accepted(router.engine.swap_indexes(swaps))
+
+
 # ----------------------------------------------------------------------------------- settings
 
 
@@ -251,6 +276,7 @@ ROUTES = (
     ("PATCH", "/indexes/{}", update_index),
     ("DELETE", "/indexes/{}", delete_index),
     ("GET", "/indexes/{}/stats", index_stats),
+    ("POST", "/swap-indexes", swap_indexes),
     ("GET", "/indexes/{}/settings", get_settings),
     ("PATCH", "/indexes/{}/settings", patch_settings),
     ("DELETE", "/indexes/{}/settings", reset_settings),
