@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS: tuple[str, ...] = ("devnode", "serve", "dev")
+SUBCOMMANDS: tuple[str, ...] = ("devnode", "serve", "dev", "simulate")
 
 
 def build_parser() -> argparse.ArgumentParser:
