@@ -20,7 +20,13 @@ from miroir.core import filters as f
 from miroir.core.errors import MeiliError
 from miroir.devnode.search.index import IndexSearcher, pattern_matches
 from miroir.devnode.search.query import ParsedQuery, Term, derive, parse_query
-from miroir.devnode.search.ranking import DocRanking, Rule, build_rules
+from miroir.devnode.search.ranking import (
+    DocRanking,
+    QueryPlan,
+    Rule,
+    build_rules,
+    is_constant,
+)
 
 
 @dataclass
@@ -144,6 +150,36 @@ def _term_docs(searcher: IndexSearcher, term: Term) -> set[int]:
     return out
 
 
+def query_plan(
+    searcher: IndexSearcher, query: ParsedQuery, allowed_fields: set[int] | None
+) -> QueryPlan:
+    """The per-term document sets the ranking may use instead of reading positions."""
+    word_docs = searcher.word_docs
+    typo_off = bool(searcher.typo_disabled_fields())
+    term_docs, typo_docs, exact_docs, fast = [], [], [], []
+    for term in query.terms:
+        term_docs.append(_term_docs(searcher, term))
+        groups: dict[int, set[int]] = {}
+        exact: set[int] = set()
+        for word, derivation in term.derivations.items():
+            docs = word_docs.get(word)
+            if not docs:
+                continue
+            groups.setdefault(derivation.typos, set()).update(docs)
+            if derivation.exact:
+                exact = docs
+        typo_docs.append(sorted(groups.items()))
+        exact_docs.append(exact)
+        has_typos = any(typos for typos in groups)
+        fast.append(
+            not term.is_phrase
+            and not term.synonym_phrases
+            and allowed_fields is None
+            and not (typo_off and has_typos)
+        )
+    return QueryPlan(term_docs, typo_docs, exact_docs, fast)
+
+
 def run_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome:
     settings = searcher.settings
     filter_node = searcher.parse_filter(request.filter, error_code=request.filter_error_code)
@@ -169,6 +205,7 @@ def run_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome
     if filter_node is not None:
         universe = searcher.facets.evaluate(filter_node, universe)
     rankings: dict[int, DocRanking] = {}
+    plan = query_plan(searcher, query, allowed_fields)
     if query.is_placeholder:
         candidates = universe
     else:
@@ -179,15 +216,15 @@ def run_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome
             else [i for i in range(len(query.terms)) if i not in probe.removal_order()]
         )
         candidates = universe
-        for i in sorted(required, key=lambda i: len(query.terms[i].derivations)):
-            candidates = candidates & _term_docs(searcher, query.terms[i])
+        for i in sorted(required, key=lambda i: len(plan.term_docs[i])):
+            candidates = candidates & plan.term_docs[i]
             if not candidates:
                 break
         if not required:
             candidates = set()
         verified = set()
         for internal_id in candidates:
-            ranking = DocRanking(searcher, query, strategy, internal_id, allowed_fields)
+            ranking = DocRanking(searcher, query, strategy, internal_id, allowed_fields, plan)
             if ranking.kept is not None and not ranking.excluded():
                 rankings[internal_id] = ranking
                 verified.add(internal_id)
@@ -197,7 +234,7 @@ def run_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome
         ranking = rankings.get(internal_id)
         if ranking is None:
             ranking = rankings[internal_id] = DocRanking(
-                searcher, query, strategy, internal_id, allowed_fields
+                searcher, query, strategy, internal_id, allowed_fields, plan
             )
         return ranking
 
@@ -208,7 +245,8 @@ def run_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome
     threshold = request.ranking_score_threshold
     window_end = request.offset + request.limit
 
-    ordered = _bucket_sort(sorted(candidates), rules, ranking_of)
+    sorting_rules = [r for r in rules if not is_constant(r, query, searcher.searchable)]
+    ordered = _bucket_sort(sorted(candidates), sorting_rules, ranking_of)
     scored: dict[int, tuple[float, dict]] = {}
 
     def score(internal_id: int) -> tuple[float, dict]:

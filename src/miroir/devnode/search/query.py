@@ -58,6 +58,7 @@ class ParsedQuery:
     negative_words: list[str]
     negative_phrases: list[tuple[str, ...]]
     has_phrase: bool
+    cache: dict[str, Any] = field(default_factory=dict)  # per-query constants of the ranking
 
     @property
     def is_placeholder(self) -> bool:

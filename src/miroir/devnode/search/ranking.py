@@ -91,6 +91,15 @@ def bucketed_position(position: int) -> int:
     return 1 << (position - 1).bit_length()
 
 
+def is_constant(rule: Rule, query: ParsedQuery, searchable: list[str]) -> bool:
+    """Whether a rule ranks every document of this query the same (so sorting may skip it)."""
+    if rule.kind == "proximity":
+        return len(query.terms) <= 1
+    if rule.kind == "attributeRank":
+        return searchable == ["*"]
+    return False
+
+
 def build_rules(
     settings: dict[str, Any], query: ParsedQuery, sort: list[tuple[str, bool]], strategy: str
 ) -> list[Rule]:
@@ -121,13 +130,24 @@ def build_rules(
     return rules
 
 
-@dataclass(frozen=True, slots=True)
-class Occurrence:
-    field_id: int
-    start: int
-    end: int  # last word position (== start for a word)
-    typos: int
-    exact: bool
+# An occurrence of a term in a document: a plain tuple, as there are millions of them.
+# (field id, first word position, last word position, typos, is the original word)
+Occurrence = tuple[int, int, int, int, bool]
+FIELD, START, END, TYPOS, EXACT = range(5)
+
+
+@dataclass
+class QueryPlan:
+    """Per-query sets shared by every document's ranking (derived from the index, not ranks).
+
+    They only answer "does this document contain one of these words" faster than looking at
+    its positions; every rank computed from them equals the one computed from positions.
+    """
+
+    term_docs: list[set[int]]
+    typo_docs: list[list[tuple[int, set[int]]]]  # per term: (typos, docs) ascending
+    exact_docs: list[set[int]]
+    fast: list[bool]  # per term: the sets above are exact for this term
 
 
 class DocRanking:
@@ -140,8 +160,10 @@ class DocRanking:
         strategy: str,
         internal_id: int,
         allowed_fields: set[int] | None = None,
+        plan: QueryPlan | None = None,
     ) -> None:
         self.searcher = searcher
+        self.plan = plan
         self.allowed_fields = allowed_fields
         self.query = query
         self.strategy = strategy
@@ -162,7 +184,7 @@ class DocRanking:
             for start_code, length in self._phrase_codes(term.words):
                 out.append(self._occ(start_code, length, 0, True))
             if self.allowed_fields is not None:
-                out = [o for o in out if o.field_id in self.allowed_fields]
+                out = [o for o in out if o[FIELD] in self.allowed_fields]
             return out
         doc_words = self.doc_words
         derivations = term.derivations
@@ -175,24 +197,26 @@ class DocRanking:
         for codes, derivation in pairs:
             if codes is None or derivation is None:
                 continue
+            typos, exact = derivation.typos, derivation.exact
             for code in codes:
                 field_id = code >> POSITION_BITS
-                if derivation.typos and field_id in typo_off:
+                if typos and field_id in typo_off:
                     continue
                 if allowed is not None and field_id not in allowed:
                     continue
-                out.append(self._occ(code, 1, derivation.typos, derivation.exact))
+                start = code & POSITION_MASK
+                out.append((field_id, start, start, typos, exact))
         for phrase in term.synonym_phrases:
             for start_code, length in self._phrase_codes(phrase):
                 out.append(self._occ(start_code, length, 0, False))
         if allowed is not None:
-            out = [o for o in out if o.field_id in allowed]
+            out = [o for o in out if o[FIELD] in allowed]
         return out
 
     @staticmethod
     def _occ(code: int, length: int, typos: int, exact: bool) -> Occurrence:
         start = code & POSITION_MASK
-        return Occurrence(code >> POSITION_BITS, start, start + length - 1, typos, exact)
+        return (code >> POSITION_BITS, start, start + length - 1, typos, exact)
 
     def _phrase_codes(self, phrase: tuple[str, ...]) -> list[tuple[int, int]]:
         stop_words = self.searcher.stop_words
@@ -212,7 +236,24 @@ class DocRanking:
         return out
 
     def matched(self, index: int) -> bool:
+        plan = self.plan
+        if plan is not None and plan.fast[index]:
+            return self.internal_id in plan.term_docs[index]
         return bool(self.occurrences(index))
+
+    def term_typos(self, index: int) -> int:
+        plan = self.plan
+        if plan is not None and plan.fast[index]:
+            for typos, docs in plan.typo_docs[index]:
+                if self.internal_id in docs:
+                    return typos
+        return min(o[TYPOS] for o in self.occurrences(index))
+
+    def term_exact(self, index: int) -> bool:
+        plan = self.plan
+        if plan is not None and plan.fast[index]:
+            return self.internal_id in plan.exact_docs[index]
+        return any(o[EXACT] for o in self.occurrences(index))
 
     def excluded(self) -> bool:
         """Whether a negative term removes this document."""
@@ -222,10 +263,13 @@ class DocRanking:
 
     # -- words --------------------------------------------------------------------------------
     def removal_order(self) -> list[int]:
-        terms = self.query.terms
-        order = [i for i in reversed(range(len(terms))) if not terms[i].is_phrase]
-        if not self.query.has_phrase and order and order[-1] == 0:
-            order.pop()  # the first word is never dropped unless the query has a phrase
+        order = self.query.cache.get("removal")
+        if order is None:
+            terms = self.query.terms
+            order = [i for i in reversed(range(len(terms))) if not terms[i].is_phrase]
+            if not self.query.has_phrase and order and order[-1] == 0:
+                order.pop()  # the first word is never dropped unless the query has a phrase
+            self.query.cache["removal"] = order
         return order
 
     @cached_property
@@ -247,11 +291,16 @@ class DocRanking:
     def words_rank(self) -> tuple[tuple[int, int], dict[str, Any]]:
         terms = self.query.terms
         kept = self.kept or []
-        removable_words = sum(terms[i].word_count for i in self.removal_order())
-        phrase_words = sum(t.word_count for t in terms if t.is_phrase)
-        max_rank = 1 + removable_words + max(0, phrase_words - 1)
-        dropped_words = sum(t.word_count for i, t in enumerate(terms) if i not in kept)
-        total_words = sum(t.word_count for t in terms)
+        constants = self.query.cache.get("words")
+        if constants is None:
+            removable_words = sum(terms[i].word_count for i in self.removal_order())
+            phrase_words = sum(t.word_count for t in terms if t.is_phrase)
+            constants = self.query.cache["words"] = (
+                1 + removable_words + max(0, phrase_words - 1),
+                sum(t.word_count for t in terms),
+            )
+        max_rank, total_words = constants
+        dropped_words = total_words - sum(terms[i].word_count for i in kept)
         rank = max_rank - dropped_words
         return (rank, max_rank), {
             "matchingWords": total_words - dropped_words,
@@ -263,7 +312,7 @@ class DocRanking:
         terms = self.query.terms
         kept = self.kept or []
         max_typos = sum(terms[i].max_typo_cost for i in kept)
-        typos = sum(min(o.typos for o in self.occurrences(i)) for i in kept)
+        typos = sum(self.term_typos(i) for i in kept)
         return (1 + max_typos - typos, 1 + max_typos), {
             "typoCount": typos,
             "maxTypoCount": max_typos,
@@ -273,6 +322,8 @@ class DocRanking:
     def proximity_rank(self) -> tuple[int, int]:
         kept = self.kept or []
         pairs = max(0, len(kept) - 1)
+        if not pairs:
+            return 1, 1
         by_attribute = self.searcher.settings.get("proximityPrecision") == "byAttribute"
         cost = 0
         for left, right in zip(kept, kept[1:], strict=False):
@@ -285,11 +336,12 @@ class DocRanking:
         best = 3
         for a in self.occurrences(left):
             for b in self.occurrences(right):
-                if a.field_id != b.field_id:
+                if a[FIELD] != b[FIELD]:
                     continue
                 if by_attribute:
                     return 0
-                distance = b.start - a.end if b.start > a.end else a.end - b.start + 1
+                a_end, b_start = a[END], b[START]
+                distance = b_start - a_end if b_start > a_end else a_end - b_start + 1
                 if distance <= 3:
                     best = min(best, distance - 1)
                     if best == 0:
@@ -301,8 +353,10 @@ class DocRanking:
         kept = self.kept or []
         searchable = self.searcher.searchable
         per_term_max = 0 if searchable == ["*"] else len(searchable) - 1
+        if not per_term_max:
+            return 1, 1
         weights = self.searcher.field_weights
-        cost = sum(min(weights[o.field_id] or 0 for o in self.occurrences(i)) for i in kept)
+        cost = sum(min(weights[o[FIELD]] or 0 for o in self.occurrences(i)) for i in kept)
         max_rank = 1 + per_term_max * len(kept)
         return max_rank - cost, max_rank
 
@@ -312,17 +366,17 @@ class DocRanking:
         cost = 0
         for i in kept:
             query_position = terms[i].position
-            cost += min(
-                position_cost(abs(bucketed_position(o.start) - query_position))
-                for o in self.occurrences(i)
+            distance = min(
+                abs(bucketed_position(o[START]) - query_position) for o in self.occurrences(i)
             )
+            cost += position_cost(distance)
         max_rank = 1 + 10 * len(kept)
         return max_rank - cost, max_rank
 
     # -- exactness ------------------------------------------------------------------------------
     def exactness_ranks(self) -> tuple[tuple[int, int], tuple[int, int], dict[str, Any]]:
         kept = self.kept or []
-        exact_words = sum(1 for i in kept if any(o.exact for o in self.occurrences(i)))
+        exact_words = sum(1 for i in kept if self.term_exact(i))
         n = len(kept)
         match = self._exact_attribute(kept)
         if match > 1:
@@ -338,13 +392,15 @@ class DocRanking:
         terms = self.query.terms
         query_words = sum(terms[i].word_count for i in kept)
         best = 1
-        candidate_fields = {o.field_id for o in self.occurrences(kept[0]) if o.exact}
+        candidate_fields = {
+            o[FIELD] for o in self.occurrences(kept[0]) if o[EXACT] and o[START] == 0
+        }
         for field_id in candidate_fields:
             expected = 0
             ok = True
             for i in kept:
                 if not any(
-                    o.exact and o.field_id == field_id and o.start == expected
+                    o[EXACT] and o[FIELD] == field_id and o[START] == expected
                     for o in self.occurrences(i)
                 ):
                     ok = False
