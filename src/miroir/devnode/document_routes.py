@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from miroir.core.documents import canonical_document_id
 from miroir.core.errors import MeiliError
 from miroir.devnode import deserr
-from miroir.devnode.engine import document_id_from_path
 from miroir.devnode.payloads import (
     CSV,
     DOCUMENT_CONTENT_TYPES,
@@ -57,6 +57,15 @@ def _write(replace: bool):
         return accepted(task)
 
     return write
+
+
+def document_id_from_path(text: str) -> str:
+    """A document id from a URL or a fetch body: `007` stays `007`; an invalid id simply
+    matches no document."""
+    try:
+        return canonical_document_id(text)
+    except MeiliError:
+        return text
 
 
 def _comma_list(text: str) -> list[str]:

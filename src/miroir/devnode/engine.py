@@ -15,10 +15,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from miroir.core.documents import canonical_document_id, infer_primary_key
+import orjson
+
 from miroir.core.errors import MeiliError
 from miroir.devnode import settings as settings_mod
-from miroir.devnode.index import IndexState, Searcher, SearcherFactory, document_not_found
+from miroir.devnode.apply import APPLY
+from miroir.devnode.index import (
+    IndexState,
+    Searcher,
+    SearcherFactory,
+    document_not_found,
+    select_fields,
+)
 from miroir.devnode.tasks import FINISHED, Task, TaskFilter, TaskQuery
 from miroir.devnode.timefmt import rfc3339
 from miroir.devnode.uids import check_index_uid
@@ -97,8 +105,6 @@ class Engine:
         }
 
     def get_document(self, index_uid: str, doc_id: str, fields: list[str] | None = None) -> dict:
-        from miroir.devnode.index import select_fields
-
         index = self.get_index(index_uid)
         document = index.documents.get(doc_id)
         if document is None:
@@ -337,8 +343,6 @@ class Engine:
         task = self._started
         assert task is not None, "finish_started_task without start_next_task"
         try:
-            from miroir.devnode.apply import APPLY
-
             APPLY[task.type](self, task)
             task.status = "succeeded"
         except MeiliError as error:
@@ -392,17 +396,4 @@ _NULLABLE_DETAILS = frozenset(settings_mod.SETTINGS_KEYS) | {
 
 
 def _json_text(value: Any) -> str:
-    import orjson
-
     return orjson.dumps(value).decode()
-
-
-def document_id_from_path(text: str) -> str:
-    """A document id from a URL: any text is looked up as is (invalid ids simply don't exist)."""
-    try:
-        return canonical_document_id(text)
-    except MeiliError:
-        return text
-
-
-__all__ = ["Engine", "IndexState", "index_not_found", "infer_primary_key"]
