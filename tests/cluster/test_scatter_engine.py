@@ -164,3 +164,35 @@ async def test_a_node_outside_the_targets_is_written_but_not_counted(autojump_cl
     assert sorted(call.node_id for call in fake.calls) == ["joining", "owner"]
     assert result.verdict.shards_without_quorum == {0}  # the joining node's ack did not count
     assert result.acked_nodes() == ["joining"]
+
+
+async def test_quorum_write_counts_by_the_callers_acknowledgement_rule(autojump_clock):
+    fake = FakeTransport()
+    fake.script("a", Answer(202, json={"taskUid": 1}))
+    fake.script("b", Answer(202, json={}))
+    result = await quorum_write(
+        fake,
+        {"a": WRITE, "b": WRITE},
+        {(0, 0): ["a"], (1, 0): ["b"]},
+        replication_factor=1,
+        deadline=trio.current_time() + 1,
+        acknowledged=lambda r: isinstance(r, NodeResponse) and "taskUid" in r.json(),
+    )
+    assert result.verdict.met == {(0, 0)} and result.verdict.shards_without_quorum == {1}
+    assert result.acked_nodes() == ["a"]
+
+
+async def test_a_bug_in_the_race_observer_is_raised_alone_and_stops_the_race(autojump_clock):
+    fake = FakeTransport()
+    fake.script("r0", Fail(FailureKind.RESET))
+    fake.script("r1", Hang())
+
+    def observer(node_id, result):
+        raise KeyError(node_id)
+
+    with pytest.raises(KeyError, match="r0"):
+        await first_success(
+            fake, ["r0", "r1"], NodeCall("GET", "/"), deadline=trio.current_time() + 1,
+            on_result=observer,
+        )
+    assert not fake.in_flight()

@@ -225,13 +225,17 @@ def test_quorum_verdict_matches_a_brute_force_oracle(write):
 
     async def main():
         start = trio.current_time()
+        seen = []
         result = await quorum_write(
             fake,
             {node: NodeCall("POST", "/indexes/i/documents", body=b"[]") for node in schedule},
             targets,
             replication_factor=rf,
             deadline=start + DEADLINE,
+            on_result=lambda node, node_result: seen.append((node, node_result)),
         )
+        # on_result saw every node's result exactly once, as it was returned
+        assert len(seen) == len(schedule) and all(result.results[n] is r for n, r in seen)
         assert result.verdict.met == met and result.verdict.missed == set(targets) - met
         assert result.verdict.shards_without_quorum == lost
         assert result.verdict.degraded_groups == {g for (_, g) in set(targets) - met}
@@ -278,13 +282,22 @@ def test_race_winner_matches_the_oracle_and_losers_are_cancelled(schedule, stagg
 
     async def main():
         start = trio.current_time()
+        seen = {}
         result = await first_success(
             fake,
             order,
             NodeCall("POST", "/indexes/i/search"),
             deadline=start + DEADLINE,
             stagger=stagger,
+            on_result=lambda node, node_result: seen.setdefault(node, []).append(node_result),
         )
+        # on_result saw each result once: every failure and the winner (and, at most, answers
+        # that arrived at the very instant the winner did)
+        assert all(len(results) == 1 for results in seen.values())
+        assert set(seen) <= set(result.started)
+        assert all(seen[node][0] is failure for node, failure in result.failures.items())
+        if result.winner is not None:
+            assert seen[result.winner][0] is result.response
         best = race_oracle(order, schedule, stagger)
         assert not fake.in_flight()  # every loser was cancelled (or had finished)
         assert all(call.ended_at <= start + DEADLINE for call in fake.calls)
@@ -297,6 +310,7 @@ def test_race_winner_matches_the_oracle_and_losers_are_cancelled(schedule, stagg
                 result.started
             )
         if stagger is None:  # pure failover: never two calls at once
+            assert list(seen) == [*result.failures, *([result.winner] if result.winner else [])]
             calls = sorted(fake.calls, key=lambda call: call.started_at)
             assert all(a.ended_at <= b.started_at for a, b in zip(calls, calls[1:], strict=False))
 

@@ -21,7 +21,10 @@ Three reasons:
 
 Callers that want to act on the verdict early (say, to log a lost shard) can watch `on_verdict`,
 which runs after every answer with the verdict so far; decided pairs never change (see
-`miroir.core.quorum`).
+`miroir.core.quorum`). `on_result` sees every node's result as it arrives (counted or not): the
+cluster runtime feeds metrics and health from it. What counts as an acknowledgement is
+`is_acknowledgement` unless the caller passes a stricter `acknowledged` (the runtime requires
+the node's task uid, without which the write could not be followed).
 """
 
 from __future__ import annotations
@@ -30,25 +33,30 @@ from collections.abc import Callable, Iterable, Mapping
 
 import attrs
 
-from miroir.cluster.scatter import NodeCall, scatter
+from miroir.cluster.scatter import NodeCall, ResultObserver, scatter
 from miroir.core.quorum import Pair, QuorumVerdict, WriteTally
 from miroir.transport.base import NodeResult, Outcome, Transport, classify
-
-
-@attrs.frozen
-class QuorumWriteResult:
-    """The final verdict and every node's result (answers carry the node task uids)."""
-
-    verdict: QuorumVerdict
-    results: Mapping[str, NodeResult]
-
-    def acked_nodes(self) -> list[str]:
-        return sorted(n for n, r in self.results.items() if classify(r) is Outcome.OK)
 
 
 def is_acknowledgement(result: NodeResult) -> bool:
     """A node acknowledged the write: it answered 2xx (Meilisearch answers 202 Accepted)."""
     return classify(result) is Outcome.OK
+
+
+@attrs.frozen
+class QuorumWriteResult:
+    """The final verdict and every node's result (answers carry the node task uids).
+
+    `acknowledged` is the rule the write was counted with."""
+
+    verdict: QuorumVerdict
+    results: Mapping[str, NodeResult]
+    acknowledged: Callable[[NodeResult], bool] = attrs.field(
+        default=is_acknowledgement, eq=False, repr=False
+    )
+
+    def acked_nodes(self) -> list[str]:
+        return sorted(n for n, r in self.results.items() if self.acknowledged(r))
 
 
 async def quorum_write(
@@ -59,6 +67,8 @@ async def quorum_write(
     replication_factor: int,
     deadline: float,
     on_verdict: Callable[[QuorumVerdict], None] | None = None,
+    on_result: ResultObserver | None = None,
+    acknowledged: Callable[[NodeResult], bool] = is_acknowledgement,
 ) -> QuorumWriteResult:
     """Send `calls` (one per node: its batch of the write) and count quorum per (shard, group).
 
@@ -73,10 +83,12 @@ async def quorum_write(
         raise ValueError(f"quorum targets without a call: {sorted(missing)}")
 
     def count(node_id: str, result: NodeResult) -> None:
+        if on_result is not None:
+            on_result(node_id, result)
         if node_id in counted:
-            tally.record(node_id, is_acknowledgement(result))
+            tally.record(node_id, acknowledged(result))
             if on_verdict is not None:
                 on_verdict(tally.verdict())
 
     results = await scatter(transport, calls, deadline=deadline, on_result=count)
-    return QuorumWriteResult(tally.finish(), results)
+    return QuorumWriteResult(tally.finish(), results, acknowledged)

@@ -11,6 +11,13 @@ It must never choose the candidates or their order (the policy lives with the ca
 
 By default an answer is acceptable unless it says the node is failing (5xx): a 4xx is the node's
 correct answer to a bad request, and asking another replica would only repeat it.
+
+What a caller can hang off it (the cluster runtime does, for headers, deadlines and health):
+`call` may be a function, called as each attempt *starts*, so each attempt can carry its own
+`NodeCall.deadline` counted from its own start; `on_result` sees every attempt that ended with a
+result (the winner and every failure, not the cancelled losers), as it arrives. As in `scatter`,
+an exception that is not a transport failure (a bug, in the transport or in `on_result`) stops
+the race and is raised as itself, not inside an exception group.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from collections.abc import Callable, Sequence
 import attrs
 import trio
 
-from miroir.cluster.scatter import NodeCall, call_node
+from miroir.cluster.scatter import NodeCall, ResultObserver, call_node
 from miroir.transport.base import NodeResponse, NodeResult, Transport, is_node_failure
 
 
@@ -55,23 +62,36 @@ async def first_success(
     deadline: float,
     stagger: float | None = None,
     accept: Callable[[NodeResponse], bool] = _served,
+    on_result: ResultObserver | None = None,
 ) -> RaceResult:
     """Race `candidates` in order for one acceptable answer to `call`.
 
-    `call` is one request for every candidate, or a function building each candidate's own.
-    `stagger=None` is pure failover; a number also starts the next candidate after that many
-    seconds of silence (a hedged read). Every attempt runs under `deadline`.
+    `call` is one request for every candidate, or a function building each candidate's own
+    (called when that attempt starts). `stagger=None` is pure failover; a number also starts the
+    next candidate after that many seconds of silence (a hedged read). No candidate starts at or
+    after `deadline`, and every attempt ends by it (or by its own `NodeCall.deadline`, if
+    earlier). `on_result(node_id, result)` runs for every attempt that ends with a result.
     """
     build = call if callable(call) else (lambda _node: call)
     winner: tuple[str, NodeResponse] | None = None
     failures: dict[str, NodeResult] = {}
     started: list[str] = []
     patience = math.inf if stagger is None else stagger
+    bug: BaseException | None = None
 
     async def attempt(node_id: str, failed: trio.Event) -> None:
-        nonlocal winner
-        result = await call_node(transport, node_id, build(node_id), deadline)
-        if isinstance(result, NodeResponse) and accept(result):
+        nonlocal winner, bug
+        try:
+            result = await call_node(transport, node_id, build(node_id), deadline)
+            if on_result is not None:
+                on_result(node_id, result)
+            won = isinstance(result, NodeResponse) and accept(result)
+        except Exception as error:  # a bug: stop the race and raise it alone
+            if bug is None:
+                bug = error
+            nursery.cancel_scope.cancel()
+            return
+        if won:
             if winner is None:
                 winner = (node_id, result)
             nursery.cancel_scope.cancel()
@@ -91,6 +111,8 @@ async def first_success(
             nursery.start_soon(attempt, node_id, failed)
             with trio.move_on_after(patience):
                 await failed.wait()
+    if bug is not None:
+        raise bug
     if winner is None:
         return RaceResult(None, None, failures, started)
     return RaceResult(winner[0], winner[1], failures, started)

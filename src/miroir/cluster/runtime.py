@@ -23,8 +23,11 @@ import attrs
 import orjson
 import trio
 
+from miroir.cluster.quorum_write import QuorumWriteResult, quorum_write
+from miroir.cluster.race import first_success
 from miroir.cluster.scatter import NodeCall, call_node, scatter
 from miroir.core.node_state import HealthCounter, IllegalTransition, NodeState
+from miroir.core.quorum import Pair
 from miroir.core.topology import ShardMap, Topology
 from miroir.store.base import Store
 from miroir.transport.base import (
@@ -164,6 +167,26 @@ class Cluster:
             headers = (*headers, ("content-type", content_type))
         return NodeCall(method, path, payload, headers)
 
+    def _node_calls(
+        self,
+        node_ids: Iterable[str],
+        method: str,
+        path: str | Callable[[str], str],
+        body: Any | Callable[[str], Any],
+        raw_body: bytes | None,
+        content_type: str,
+    ) -> dict[str, NodeCall]:
+        return {
+            node_id: self._node_call(
+                method,
+                path(node_id) if callable(path) else path,
+                body(node_id) if callable(body) else body,
+                raw_body,
+                content_type,
+            )
+            for node_id in node_ids
+        }
+
     def _deadline(self, timeout_ms: int | None) -> float:
         return trio.current_time() + (timeout_ms or self.settings.node_timeout_ms) / 1000
 
@@ -177,6 +200,12 @@ class Cluster:
             self.record_node_result(node_id, False, self.now_ms())
         elif self.topology.node(node_id).state is not NodeState.FAILED:
             self.last_seen_ms[node_id] = self.now_ms()
+
+    def _observer_from(self, started: float) -> Callable[[str, NodeResult], None]:
+        """`_observe` for calls that all started at `started` (one scatter)."""
+        return lambda node_id, result: self._observe(
+            node_id, trio.current_time() - started, result
+        )
 
     async def call(
         self,
@@ -213,39 +242,82 @@ class Cluster:
     ) -> dict[str, NodeResult]:
         """The same kind of call to many nodes at once (`scatter.scatter`): every node's result,
         keyed by node. `path` and `body` may be functions of the node id (per-node batches)."""
-        calls = {
-            node_id: self._node_call(
-                method,
-                path(node_id) if callable(path) else path,
-                body(node_id) if callable(body) else body,
-                raw_body,
-                content_type,
-            )
-            for node_id in node_ids
-        }
+        calls = self._node_calls(node_ids, method, path, body, raw_body, content_type)
         if not calls:
             return {}
-        started = trio.current_time()
         return await scatter(
             self.transport,
             calls,
             deadline=self._deadline(timeout_ms),
-            on_result=lambda node_id, result: self._observe(
-                node_id, trio.current_time() - started, result
-            ),
+            on_result=self._observer_from(trio.current_time()),
+        )
+
+    async def quorum_write(
+        self,
+        node_ids: Iterable[str],
+        method: str,
+        path: str,
+        body: Any | Callable[[str], Any],
+        targets: Mapping[Pair, Iterable[str]],
+        *,
+        timeout_ms: int | None = None,
+    ) -> QuorumWriteResult:
+        """A write fanned out like `fan_out`, with quorum counted per (shard, group) as the
+        answers arrive (`quorum_write.quorum_write`, at this topology's RF).
+
+        `targets` are the nodes whose acknowledgement counts for each pair; an acknowledgement
+        is a 2xx carrying the node's task uid (a write Miroir could not follow is no ack)."""
+        return await quorum_write(
+            self.transport,
+            self._node_calls(node_ids, method, path, body, None, "application/json"),
+            targets,
+            replication_factor=self.topology.replication_factor,
+            deadline=self._deadline(timeout_ms),
+            on_result=self._observer_from(trio.current_time()),
+            acknowledged=enqueued_a_task,
         )
 
     async def first_success(
-        self, node_ids: Sequence[str], method: str, path: str, body: Any = None
+        self,
+        node_ids: Sequence[str],
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        stagger_s: float | None = None,
     ) -> NodeResult | None:
-        """Ask nodes one after another until one answers without failing (4xx counts as an
-        answer). None when `node_ids` is empty; otherwise the last failure if all failed."""
-        last: NodeResult | None = None
-        for node_id in node_ids:
-            last = await self.call(node_id, method, path, body)
-            if not is_node_failure(last):
-                return last
-        return last
+        """Ask `node_ids` in the caller's order until one answers without failing (a 4xx counts
+        as an answer): `race.first_success` with this runtime's headers, deadlines and health.
+
+        The next node is asked when the previous one fails or times out; with `stagger_s`, also
+        after that many seconds of silence (a hedged read: the slower attempt is cancelled once
+        one answers). Every attempt gets the full node deadline from its own start, as if it were
+        called alone, so a hung first node delays the answer but does not lose it.
+
+        Returns the winning answer; None when `node_ids` is empty; otherwise the last failure.
+        """
+        call = self._node_call(method, path, body, None, "application/json")
+        started_at: dict[str, float] = {}
+
+        def attempt(node_id: str) -> NodeCall:  # race.first_success calls it as the attempt starts
+            started_at[node_id] = trio.current_time()
+            return attrs.evolve(call, deadline=self._deadline(None))
+
+        race = await first_success(
+            self.transport,
+            node_ids,
+            attempt,
+            # attempts end by their own deadlines; this only bounds the race as a whole by the
+            # worst case of asking every node one after another.
+            deadline=self._deadline(self.settings.node_timeout_ms * max(len(node_ids), 1)),
+            stagger=stagger_s,
+            on_result=lambda node_id, result: self._observe(
+                node_id, trio.current_time() - started_at[node_id], result
+            ),
+        )
+        if race.response is not None:
+            return race.response
+        return next(reversed(race.failures.values()), None)
 
     # ---- node tasks ---------------------------------------------------------------------
 
@@ -274,6 +346,11 @@ class Cluster:
             for node_id, uid in task_uids.items():
                 nursery.start_soon(one, node_id, uid)
         return finished
+
+
+def enqueued_a_task(result: NodeResult) -> bool:
+    """A write acknowledgement: the node answered 2xx with the uid of the task it enqueued."""
+    return task_uid_of(result) is not None
 
 
 def task_uid_of(result: NodeResult) -> int | None:

@@ -8,10 +8,12 @@ Theory of operation. A batch is resolved and validated before any node sees it:
 2. `miroir.core.routing.route_documents` checks every id and every field name, then groups the
    documents per owning node with `_miroir_shard` injected. One bad document fails the whole
    task with nothing sent.
-3. one request per node, all at once (`Cluster.fan_out`), each under the node deadline.
+3. one request per node, all at once, each under the node deadline, with quorum counted as the
+   answers arrive (`Cluster.quorum_write` over `miroir.cluster.quorum_write`).
 4. quorum per (shard, group), by `miroir.core.quorum`: at least floor(RF/2)+1 of the shard's
-   owners in that group that count toward quorum acknowledged. A (group, shard) below that is reported as degraded; a
-   shard that reached quorum in no group makes the write fail with `miroir_no_quorum`.
+   owners in that group that count toward quorum acknowledged (answered with a task uid). A
+   (group, shard) below that is reported as degraded; a shard that reached quorum in no group
+   makes the write fail with `miroir_no_quorum`.
 
 Problems Meilisearch reports through a failed task (bad ids, primary-key conflicts) are
 recorded the same way here: a 202 whose task is already `failed`.
@@ -28,15 +30,16 @@ from urllib.parse import quote
 import attrs
 
 from miroir.cluster.broadcast import create_index, index_exists
+from miroir.cluster.quorum_write import QuorumWriteResult
 from miroir.cluster.runtime import Cluster, NodeRejected, first_rejection, task_uid_of
 from miroir.cluster.tasks import record_finished_task, record_task
 from miroir.core.documents import canonical_document_id, infer_primary_key
 from miroir.core.errors import MeiliError
 from miroir.core.placement import shard_for_key
-from miroir.core.quorum import WriteTally
+from miroir.core.quorum import Pair
 from miroir.core.routing import route_documents
 from miroir.core.tasks import Task
-from miroir.transport.base import NodeResult
+from miroir.core.topology import ShardMap
 
 
 @attrs.frozen
@@ -49,26 +52,16 @@ class WriteOutcome:
     lost_shards: tuple[int, ...] = ()
 
 
-def count_quorum(
-    cluster: Cluster, shards: Iterable[int], results: Mapping[str, NodeResult]
-) -> tuple[tuple[tuple[int, int], ...], tuple[int, ...]]:
-    """(degraded (group, shard) pairs, shards with quorum in no group) for a write's answers,
-    by the core's quorum rule (`miroir.core.quorum`)."""
-    shard_map = cluster.shard_map
-    targets = {
+def quorum_targets(shard_map: ShardMap, shards: Iterable[int]) -> dict[Pair, list[str]]:
+    """For each (shard, group) of a write, the owners whose acknowledgement counts toward its
+    quorum (`ShardMap.counts_toward_quorum`: a joining node is written to but not counted)."""
+    return {
         (shard, group): [
             node for node in shard_map.owners(group, shard) if shard_map.counts_toward_quorum(node)
         ]
         for shard in shards
         for group in range(shard_map.replica_groups)
     }
-    tally = WriteTally(targets, cluster.topology.replication_factor)
-    for node in tally.nodes:
-        result = results.get(node)
-        tally.record(node, result is not None and task_uid_of(result) is not None)
-    verdict = tally.finish()
-    degraded = tuple(sorted((group, shard) for shard, group in verdict.missed))
-    return degraded, tuple(sorted(verdict.shards_without_quorum))
 
 
 async def resolve_primary_key(
@@ -160,7 +153,9 @@ async def write_documents(
         primary_key = await resolve_primary_key(
             cluster, index_uid, documents, requested_primary_key
         )
-        routed = route_documents(documents, primary_key, cluster.shard_map)
+        # One snapshot of the shard map routes the batch and names the quorum targets.
+        shard_map = cluster.shard_map
+        routed = route_documents(documents, primary_key, shard_map)
     except MeiliError as error:
         if error.status >= 500:
             raise  # no node could be asked: the client gets the 503 now, no task
@@ -170,12 +165,14 @@ async def write_documents(
         )
         return WriteOutcome(failed)
     path = f"/indexes/{index_uid}/documents?primaryKey={quote(primary_key)}"
-    results = await cluster.fan_out(
-        routed.per_node, "POST" if replace else "PUT", path, lambda node: routed.per_node[node]
+    written = await cluster.quorum_write(
+        routed.per_node,
+        "POST" if replace else "PUT",
+        path,
+        lambda node: routed.per_node[node],
+        quorum_targets(shard_map, routed.shards_written),
     )
-    return await _finish_write(
-        cluster, "documentAdditionOrUpdate", index_uid, details, routed.shards_written, results
-    )
+    return await _finish_write(cluster, "documentAdditionOrUpdate", index_uid, details, written)
 
 
 async def delete_documents_by_id(
@@ -183,6 +180,7 @@ async def delete_documents_by_id(
 ) -> WriteOutcome:
     """Delete documents by id on their owners only (one delete-batch per owning node)."""
     details = {"providedIds": len(raw_ids), "deletedDocuments": None, "originalFilter": None}
+    shard_map = cluster.shard_map
     per_node: dict[str, list[str]] = {}
     shards: set[int] = set()
     for raw in raw_ids:
@@ -192,9 +190,9 @@ async def delete_documents_by_id(
             doc_id = canonical_document_id(text)
         except MeiliError:
             continue
-        shard = shard_for_key(doc_id, cluster.shard_map.shards)
+        shard = shard_for_key(doc_id, shard_map.shards)
         shards.add(shard)
-        for _, node in cluster.shard_map.write_targets(shard):
+        for _, node in shard_map.write_targets(shard):
             per_node.setdefault(node, []).append(doc_id)
     if not per_node:
         # Nothing any node could hold: succeed at once, as Meilisearch does for unknown ids.
@@ -209,11 +207,11 @@ async def delete_documents_by_id(
                 cluster, "documentDeletion", index_uid, {**details, "deletedDocuments": 0}
             )
         return WriteOutcome(task)
-    results = await cluster.fan_out(
+    written = await cluster.quorum_write(
         per_node, "POST", f"/indexes/{index_uid}/documents/delete-batch",
-        lambda node: per_node[node],
+        lambda node: per_node[node], quorum_targets(shard_map, shards),
     )
-    return await _finish_write(cluster, "documentDeletion", index_uid, details, shards, results)
+    return await _finish_write(cluster, "documentDeletion", index_uid, details, written)
 
 
 def _json_text(value: Any) -> str:
@@ -227,13 +225,14 @@ async def _finish_write(
     task_type: str,
     index_uid: str,
     details: Mapping[str, Any],
-    shards: Iterable[int],
-    results: Mapping[str, NodeResult],
+    written: QuorumWriteResult,
 ) -> WriteOutcome:
-    if results and not any(task_uid_of(r) is not None for r in results.values()):
+    results = written.results
+    if results and not written.acked_nodes():
         rejection = first_rejection(results)
         if rejection is not None:
             raise NodeRejected(rejection)
-    degraded, lost = count_quorum(cluster, shards, results)
+    verdict = written.verdict
+    degraded = tuple(sorted((group, shard) for shard, group in verdict.missed))
     task = await record_task(cluster, task_type, index_uid, results, details, degraded)
-    return WriteOutcome(task, degraded, lost)
+    return WriteOutcome(task, degraded, tuple(sorted(verdict.shards_without_quorum)))
