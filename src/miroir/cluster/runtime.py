@@ -3,10 +3,11 @@
 Owns the mutable runtime state of a proxy: the current `Topology` and its `ShardMap` (rebuilt
 through `ShardMap.build(topology, previous=...)` whenever a node changes state), the per-node
 `HealthCounter`s, the per-process query sequence used for round robin, and small caches
-(primary key per index). Every node call goes through `call` / `fan_out` here, so each one
-carries the node master key and a deadline from `node_timeout_ms`, runs through the scatter
-helpers (`miroir.cluster.scatter`), and every transport failure on a real request is fed to the
-health state exactly like a failed probe.
+(primary key per index). Every node call goes through `call`, `fan_out`, `first_success` or
+`quorum_write` here, so each one carries the node master key and a deadline from
+`node_timeout_ms`, runs through the one mechanism for its shape (`scatter.call_node`,
+`scatter.scatter`, `race.first_success`, `quorum_write.quorum_write`), and every result on a
+real request is observed: metrics, and a transport failure fed to health like a failed probe.
 
 Must never: import the proxy or the config module (it is handed plain values), render HTTP
 responses, or log a key. Time for task records is read through the injected `now_ms` callable
@@ -15,7 +16,6 @@ so a simulator can drive it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -23,6 +23,7 @@ import attrs
 import orjson
 import trio
 
+from miroir.cluster.health import wall_clock_ms  # one wall clock for health and tasks
 from miroir.cluster.quorum_write import QuorumWriteResult, quorum_write
 from miroir.cluster.race import first_success
 from miroir.cluster.scatter import NodeCall, call_node, scatter
@@ -51,10 +52,6 @@ class ClusterSettings:
     node_master_key: str | None = attrs.field(default=None, repr=False)
     unhealthy_threshold: int = 3
     recovery_threshold: int = 2
-
-
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class Cluster:
