@@ -90,6 +90,8 @@ def test_rf2_over_two_groups_survives_a_dead_node_and_flags_exactly_the_degraded
     assert degraded_pairs(answer) is None, "a healthy cluster reported a degraded write"
     assert wait(client, answer.json()["taskUid"]).status == "succeeded"
     assert_placement(cluster, "items", {d["id"] for d in before})
+    # Four copies of every document in the cluster, but the index counts each one once.
+    assert client.index("items").get_stats().number_of_documents == len(before)
 
     dead = "node-1"
     assert cluster.node(dead).replica_group == 0
