@@ -109,6 +109,8 @@ class Router:
             return self._dispatch(request)
         except MeiliError as error:
             return error_response(error)
+        except Exception as error:  # noqa: BLE001 - a bug answers 500 `internal`, as Meilisearch
+            return error_response(MeiliError("internal", f"{type(error).__name__}: {error}"))
 
     def _dispatch(self, request: Request) -> Response:
         path = request.path.strip("/")
