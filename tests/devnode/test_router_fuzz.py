@@ -76,3 +76,54 @@ def test_any_json_gets_an_error_or_a_task_never_a_fault(program):
     for task in engine.tasks.values():
         assert task.status in ("succeeded", "failed")
         assert task.error is None or task.error["code"] != "internal", task.error
+
+
+query_names = st.sampled_from(
+    [
+        "limit",
+        "from",
+        "reverse",
+        "uids",
+        "statuses",
+        "types",
+        "indexUids",
+        "canceledBy",
+        "batchUids",
+        "afterEnqueuedAt",
+        "beforeFinishedAt",
+        "offset",
+        "fields",
+        "ids",
+        "filter",
+        "unknown",
+    ]
+)
+query_values = st.text(max_size=12) | st.sampled_from(["*", "1,2", "2024-01-01", "true", "-1"])
+
+
+@given(
+    st.sampled_from(
+        [
+            ("GET", "/tasks"),
+            ("DELETE", "/tasks"),
+            ("POST", "/tasks/cancel"),
+            ("GET", "/indexes"),
+            ("GET", "/indexes/i/documents"),
+            ("GET", "/indexes/i/documents/0"),
+        ]
+    ),
+    st.lists(st.tuples(query_names, query_values), max_size=4),
+)
+def test_any_query_string_gets_an_answer_never_a_fault(route, pairs):
+    from urllib.parse import urlencode
+
+    engine = Engine(now=SteppingClock())
+    router = Router(engine)
+    router.dispatch(Request("POST", "/indexes/i/documents", "", "application/json", b'[{"id": 0}]'))
+    engine.process()
+    response = router.dispatch(Request(route[0], route[1], urlencode(pairs)))
+    assert response.status < 500, response.body
+    engine.process()
+    assert all(
+        task.error is None or task.error["code"] != "internal" for task in engine.tasks.values()
+    )
