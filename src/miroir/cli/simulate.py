@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from miroir.config import ConfigError
     from miroir.sim.cluster import SimSpec
-    from miroir.sim.workload import RunArgs, run as run_simulation, summary
+    from miroir.sim.workload import RunArgs, summary
+    from miroir.sim.workload import run as run_simulation
 
     if args.ops < 1 or args.nodes < 1 or args.groups < 1 or args.rf < 1 or args.shards < 1:
         print("miroir simulate: --ops, --nodes, --groups, --rf and --shards must be >= 1",
