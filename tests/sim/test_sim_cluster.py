@@ -72,9 +72,9 @@ async def test_a_crashed_owner_shows_as_degraded_write_and_failover_read(autojum
         answer = await simulation.write("add", documents)
         assert answer.status == 202
         pairs = {tuple(map(int, item.split("/"))) for item in answer.degraded.split(",")}
-        owned_by_n1 = {(1, shard) for (group, shard), nodes in simulation._owners.items()
+        owned_by_n1 = {(1, shard) for (group, shard), nodes in simulation.owners.items()
                        if "n1" in nodes}
-        written = {(1, s) for s in {simulation._shard_of(str(d["id"])) for d in documents}}
+        written = {(1, s) for s in {simulation.shard_of(str(d["id"])) for d in documents}}
         assert pairs == owned_by_n1 & written
         await simulation.advance(2.0)
         search = await simulation.search({"q": "sun"})

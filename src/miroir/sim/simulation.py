@@ -104,7 +104,7 @@ class Simulation:
         self.partitioned: set[str] = set()
         self.disturbed: set[str] = set()  # touched by a fault since the last checkpoint
         self._timeout_s = self.spec.node_timeout_ms / 1000
-        self._owners = {
+        self.owners = {
             (group, shard): assign_shard_in_group(
                 shard, [n for n in self.spec.node_ids() if self.spec.group_of(n) == group],
                 self.spec.rf)
@@ -123,7 +123,7 @@ class Simulation:
             self.violation(f"{name}: {text}")
         return ok
 
-    def _shard_of(self, doc_id: str) -> int:
+    def shard_of(self, doc_id: str) -> int:
         return shard_for_key(doc_id, self.spec.shards)
 
     def _bound(self, kind: str) -> float:
@@ -174,7 +174,7 @@ class Simulation:
 
     def _after_write(self, kind: str, answer: Answer, versions: Mapping[str, bytes]) -> None:
         self._common_checks(kind, answer)
-        shards = {self._shard_of(doc_id) for doc_id in versions}
+        shards = {self.shard_of(doc_id) for doc_id in versions}
         accepted = answer.status == 202
         if accepted:
             self.tasks.add(answer.body["taskUid"])
@@ -185,7 +185,7 @@ class Simulation:
         if self.spec.rf <= 2 and accepted:
             for shard in sorted(shards):
                 for group in range(self.spec.groups):
-                    down = [n for n in self._owners[(group, shard)] if n in self.down]
+                    down = [n for n in self.owners[(group, shard)] if n in self.down]
                     self._check("I3 down owner is reported", not down or (group, shard) in pairs,
                                 f"{kind}: owners {down} of ({group}, {shard}) were down but the "
                                 f"answer had degraded={answer.degraded}")
@@ -202,7 +202,7 @@ class Simulation:
                 self.model.uncertain(doc_id, version, answer.started, acknowledged=accepted)
 
     def _pair_disturbed(self, group: int, shard: int) -> bool:
-        return any(node in self.disturbed for node in self._owners[(group, shard)])
+        return any(node in self.disturbed for node in self.owners[(group, shard)])
 
     async def change_settings(self, patch: Mapping[str, Any]) -> Answer:
         self.report.operations["settings"] += 1
@@ -253,7 +253,7 @@ class Simulation:
                             f"search: shard {shard} missing but no owner was disturbed")
             for shard in range(self.spec.shards):
                 all_down = all(n in self.down for g in range(self.spec.groups)
-                               for n in self._owners[(g, shard)])
+                               for n in self.owners[(g, shard)])
                 if all_down:
                     self._check("I3 uncovered shard is reported", shard in missing,
                                 f"search: every owner of shard {shard} was down, header "
