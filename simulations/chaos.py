@@ -46,7 +46,6 @@ from miroir.core.node_state import NodeState  # noqa: E402
 from miroir.sim.cluster import SimSpec, open_sim_cluster  # noqa: E402
 from miroir.sim.model import reference_engine, reference_search, search_difference  # noqa: E402
 from miroir.sim.simulation import GENRES, WORDS, Simulation, make_document  # noqa: E402
-from miroir.sim.transport import FaultModel  # noqa: E402
 from simulations.common import markdown_table  # noqa: E402
 
 REPORT_NAME = "chaos.md"
