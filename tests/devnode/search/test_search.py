@@ -99,6 +99,7 @@ def test_phrases_negatives_stop_words_and_synonyms() -> None:
     assert titles(searcher, '"knight dark"') == []
     assert titles(searcher, "batman -joker") == ["Batman Returns", "Gotham City"]
     assert titles(searcher, 'knight -"dark knight"') == ["Knight and Day"]
+    assert titles(searcher, "-joker") == ["Batman Returns", "Knight and Day", "Gotham City"]
     stop = searcher_with(DOCS, stopWords=["the"])
     assert set(titles(stop, "the joker")) == {"The Dark Knight"}
     synonyms = searcher_with(DOCS, synonyms={"bruce": ["batman"]})

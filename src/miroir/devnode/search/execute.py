@@ -208,6 +208,12 @@ def run_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome
     plan = query_plan(searcher, query, allowed_fields)
     if query.is_placeholder:
         candidates = universe
+        if query.negative_words or query.negative_phrases:
+            candidates = {
+                internal_id
+                for internal_id in universe
+                if not DocRanking(searcher, query, strategy, internal_id).excluded()
+            }
     else:
         probe = DocRanking(searcher, query, strategy, -1)
         required = (

@@ -129,7 +129,8 @@ def parse_query(q: str, settings: dict[str, Any]) -> ParsedQuery:
     negative_phrases: list[tuple[str, ...]] = []
     position = 0
     chunks = _split(q)
-    trailing_free = bool(q) and not (q[-1].isspace() or not (q[-1].isalnum()))
+    # The last word is a prefix only if nothing (not even a space or punctuation) follows it.
+    trailing_free = bool(q) and q[-1].isalnum()
     for chunk_index, (text, is_phrase, negative) in enumerate(chunks):
         if negative:
             chunk_words = words(text)

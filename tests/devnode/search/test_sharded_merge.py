@@ -1,0 +1,64 @@
+"""The property the devnode exists for: shards searched separately and merged by
+`miroir.core.merge` answer what one devnode holding the whole corpus answers (up to the order
+of exact score ties)."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from miroir.core.merge import merge_search
+from miroir.core.search_plan import plan_node_query
+from miroir.devnode import search_routes as routes
+
+from .helpers import engine_with
+
+WORDS = ["batman", "batmobile", "dark", "knight", "night", "gotham", "joker", "city", "robin"]
+documents = st.lists(
+    st.fixed_dictionaries(
+        {
+            "title": st.lists(st.sampled_from(WORDS), min_size=1, max_size=4).map(" ".join),
+            "genre": st.sampled_from(["action", "drama", "Action"]),
+            "year": st.integers(1990, 1994),
+        }
+    ),
+    min_size=1,
+    max_size=12,
+).map(lambda docs: [dict(doc, id=i) for i, doc in enumerate(docs)])
+query_params = st.fixed_dictionaries(
+    {"q": st.lists(st.sampled_from(WORDS + ["batm", "nigth", "knigt"]), max_size=3).map(" ".join)},
+    optional={
+        "sort": st.sampled_from([["year:asc"], ["year:desc"], ["title:asc"]]),
+        "filter": st.sampled_from(["year > 1991", "genre = action", "NOT year = 1990"]),
+        "facets": st.just(["genre", "year"]),
+        "limit": st.integers(1, 15),
+        "offset": st.integers(0, 3),
+    },
+)
+SETTINGS = {"filterableAttributes": ["genre", "year"], "sortableAttributes": ["year", "title"]}
+
+
+def _key(hit: dict) -> tuple:
+    return (round(hit["_rankingScore"], 12),)
+
+
+@settings(max_examples=30)
+@given(documents, query_params, st.integers(2, 3))
+def test_merged_shards_answer_like_one_node(docs, params, shard_count) -> None:
+    params = dict(params, showRankingScore=True)
+    whole = engine_with("w", docs, **SETTINGS)
+    shards = [engine_with("w", docs[k::shard_count], **SETTINGS) for k in range(shard_count)]
+    single = routes.search(whole, "w", params)
+    plan = plan_node_query(params, whole.get_index("w").settings)
+    merged = merge_search(plan, [routes.search(shard, "w", plan.node_params) for shard in shards])
+    assert merged["estimatedTotalHits"] == single["estimatedTotalHits"]
+    if "sort" not in params:
+        assert [_key(h) for h in merged["hits"]] == [_key(h) for h in single["hits"]]
+    else:
+        field = params["sort"][0].split(":")[0]
+        assert [h[field] for h in merged["hits"]] == [h[field] for h in single["hits"]]
+    if "facets" in params:
+        merged_counts = {k: sum(v.values()) for k, v in merged["facetDistribution"].items()}
+        single_counts = {k: sum(v.values()) for k, v in single["facetDistribution"].items()}
+        assert merged_counts == single_counts
+        assert merged["facetStats"] == single["facetStats"]
