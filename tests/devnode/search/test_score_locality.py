@@ -111,3 +111,29 @@ def test_score_is_the_lexicographic_fold_of_the_details(target, q) -> None:
         assert orders == list(range(len(orders)))
         for entry in hit.details.values():
             assert 0.0 <= entry["score"] <= 1.0
+
+
+@given(st.lists(documents, min_size=1, max_size=8), queries, st.sampled_from(["last", "all"]))
+def test_set_shortcuts_rank_exactly_like_positions(docs, q, strategy) -> None:
+    """The per-query document sets are an optimisation: switching them off changes nothing."""
+    from miroir.devnode.search import execute
+
+    searcher = searcher_with(docs)
+    request = SearchRequest(q=q, limit=100, matching_strategy=strategy)
+    fast = run_search(searcher, request)
+    original = execute.query_plan
+
+    def positions_only(*args, **kwargs):
+        plan = original(*args, **kwargs)
+        plan.fast = [False] * len(plan.fast)
+        return plan
+
+    execute.query_plan = positions_only
+    try:
+        slow = run_search(searcher, request)
+    finally:
+        execute.query_plan = original
+    assert fast.total == slow.total
+    assert [(h.internal_id, h.score, h.details) for h in fast.hits] == [
+        (h.internal_id, h.score, h.details) for h in slow.hits
+    ]

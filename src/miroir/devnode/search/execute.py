@@ -205,6 +205,7 @@ def run_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome
     if filter_node is not None:
         universe = searcher.facets.evaluate(filter_node, universe)
     rankings: dict[int, DocRanking] = {}
+    kept_counts: dict[int, int] | None = None  # set when matching needed no positions
     plan = query_plan(searcher, query, allowed_fields)
     if query.is_placeholder:
         candidates = universe
@@ -228,13 +229,27 @@ def run_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome
                 break
         if not required:
             candidates = set()
-        verified = set()
-        for internal_id in candidates:
-            ranking = DocRanking(searcher, query, strategy, internal_id, allowed_fields, plan)
-            if ranking.kept is not None and not ranking.excluded():
-                rankings[internal_id] = ranking
-                verified.add(internal_id)
-        candidates = verified
+        if all(plan.fast) and not query.negative_phrases:
+            # Plain words only: the sets are exact, so matching needs no positions, and the
+            # terms each document keeps under `last` are the longest prefix it contains.
+            for word in query.negative_words:
+                candidates = candidates - searcher.word_docs.get(word, set())
+            kept_counts = dict.fromkeys(candidates, len(query.terms))
+            if strategy != "all":
+                kept_counts = dict.fromkeys(candidates, 1)
+                level = candidates
+                for i in range(1, len(query.terms)):
+                    level = level & plan.term_docs[i]
+                    for internal_id in level:
+                        kept_counts[internal_id] = i + 1
+        else:
+            verified = set()
+            for internal_id in candidates:
+                ranking = DocRanking(searcher, query, strategy, internal_id, allowed_fields, plan)
+                if ranking.kept is not None and not ranking.excluded():
+                    rankings[internal_id] = ranking
+                    verified.add(internal_id)
+            candidates = verified
 
     def ranking_of(internal_id: int) -> DocRanking:
         ranking = rankings.get(internal_id)
@@ -242,6 +257,8 @@ def run_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome
             ranking = rankings[internal_id] = DocRanking(
                 searcher, query, strategy, internal_id, allowed_fields, plan
             )
+            if kept_counts is not None:
+                ranking.__dict__["kept"] = list(range(kept_counts[internal_id]))
         return ranking
 
     displayed = displayed_predicate(settings)
@@ -251,8 +268,23 @@ def run_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome
     threshold = request.ranking_score_threshold
     window_end = request.offset + request.limit
 
+    def key_of(rule: Rule, internal_id: int) -> Any:
+        # Same order as DocRanking.rule_key, from the per-query sets when they are exact.
+        if kept_counts is not None and rule.kind in ("words", "typo"):
+            kept = kept_counts[internal_id]
+            if rule.kind == "words":
+                return -kept
+            total = 0
+            for index in range(kept):
+                for typos, docs in plan.typo_docs[index]:
+                    if internal_id in docs:
+                        total += typos
+                        break
+            return total
+        return ranking_of(internal_id).rule_key(rule)
+
     sorting_rules = [r for r in rules if not is_constant(r, query, searcher.searchable)]
-    ordered = _bucket_sort(sorted(candidates), sorting_rules, ranking_of)
+    ordered = _bucket_sort(sorted(candidates), sorting_rules, key_of)
     scored: dict[int, tuple[float, dict]] = {}
 
     def score(internal_id: int) -> tuple[float, dict]:
@@ -293,9 +325,7 @@ def run_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome
     return outcome
 
 
-def _bucket_sort(
-    ids: list[int], rules: list[Rule], ranking_of: Any, level: int = 0
-) -> Iterator[int]:
+def _bucket_sort(ids: list[int], rules: list[Rule], key_of: Any, level: int = 0) -> Iterator[int]:
     """ids in rule order; a bucket is refined by the next rule only when it is reached."""
     if level == len(rules) or len(ids) <= 1:
         yield from ids
@@ -303,9 +333,9 @@ def _bucket_sort(
     rule = rules[level]
     buckets: dict[Any, list[int]] = {}
     for internal_id in ids:  # ids are ascending, so each bucket stays ascending
-        buckets.setdefault(ranking_of(internal_id).rule_key(rule), []).append(internal_id)
+        buckets.setdefault(key_of(rule, internal_id), []).append(internal_id)
     for key in sorted(buckets):
-        yield from _bucket_sort(buckets[key], rules, ranking_of, level + 1)
+        yield from _bucket_sort(buckets[key], rules, key_of, level + 1)
 
 
 def _distinct_keys(searcher: IndexSearcher, internal_id: int, attribute: str) -> set[Any]:
