@@ -275,14 +275,23 @@ class Simulation:
         self.down.add(node)
         self._disturb("crash", node)
 
-    def restart(self, node: str) -> None:
+    def restart(self, node: str, *, wipe: bool = False) -> None:
+        """Restart a crashed node; `wipe` starts it with an empty engine (its disk was lost):
+        every document it owned may now be missing from it, and so may its settings."""
         if node not in self.crashed:
             return
-        self.sim.transport.restart(node)
+        self.sim.transport.restart(node, wipe=wipe)
         self.crashed.discard(node)
         if node not in self.partitioned:
             self.down.discard(node)
-        self._disturb("restart", node)
+        if wipe:
+            now = trio.current_time()
+            for doc_id in self.model.ids():
+                shard = self.shard_of(doc_id)
+                if any(node in self.owners[(g, shard)] for g in range(self.spec.groups)):
+                    self.model.uncertain(doc_id, ABSENT, now, acknowledged=False)
+            self.settings_certain = False
+        self._disturb("restart wiped" if wipe else "restart", node)
 
     def partition(self, node: str) -> None:
         if node in self.partitioned:

@@ -31,7 +31,7 @@ from miroir.sim.simulation import (
 )
 from miroir.sim.transport import FaultModel
 
-FAULT_MODES = ("none", "crash", "latency", "partition", "chaos")
+FAULT_MODES = ("none", "crash", "latency", "partition", "chaos", "wipe")
 DOCUMENT_IDS = 40
 CHECKPOINT_EVERY = 100
 SLOW = FaultModel(latency=(0.05, 0.3), spike_rate=0.1, spike=0.5)
@@ -48,6 +48,7 @@ FAULT_RATES: Mapping[str, tuple[tuple[str, float], ...]] = {
     "crash": (("crash", 0.02), ("restart", 0.03)),
     "latency": (("slow", 0.03), ("unslow", 0.03)),
     "partition": (("partition", 0.02), ("heal", 0.03)),
+    "wipe": (("crash", 0.02), ("restart wiped", 0.03)),
     "chaos": (("crash", 0.01), ("restart", 0.015), ("slow", 0.01), ("unslow", 0.01),
               ("partition", 0.01), ("heal", 0.015), ("flaky", 0.01), ("unflaky", 0.01)),
 }
@@ -114,11 +115,19 @@ async def run_program(args: RunArgs, trace: list[str] | None) -> tuple[Report, f
 
 
 def _inject(simulation: Simulation, fault: str, node: str) -> None:
+    """Inject `fault` on `node`; a restart or heal picks a node it applies to, if there is one
+    (the lowest id, so the choice stays a function of the state)."""
     nodes = simulation.spec.nodes
+    if fault.startswith("restart") and simulation.crashed:
+        node = min(simulation.crashed)
+    elif fault == "heal" and simulation.partitioned:
+        node = min(simulation.partitioned)
     if fault == "crash" and len(simulation.down | {node}) < nodes:
         simulation.crash(node)
     elif fault == "restart":
         simulation.restart(node)
+    elif fault == "restart wiped":
+        simulation.restart(node, wipe=True)
     elif fault == "partition" and len(simulation.down | {node}) < nodes:
         simulation.partition(node)
     elif fault == "heal":
