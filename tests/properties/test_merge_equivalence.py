@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from hypothesis import example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
+from miroir.core.filters import normalize_facet
 from miroir.core.merge import merge_search_outcome
 from miroir.core.placement import assign_shard_in_group, covering_set, shard_for_key
 from miroir.core.search_plan import plan_node_query, restrict_to_shards
@@ -174,15 +175,29 @@ def merged_answer(params, index_settings, engines, cover):
     raise AssertionError("refetch did not converge")
 
 
-def tie_classes(single: Engine, params: dict) -> dict[Any, bytes]:
-    """Every matching document's score details: hits with equal details may swap places."""
+def tie_classes(single: Engine, params: dict) -> dict[Any, bytes] | None:
+    """Every matching document's score details (None if maxTotalHits hides some of them)."""
     probe = {k: v for k, v in params.items()
              if k not in ("offset", "limit", "page", "hitsPerPage", "distinct",
                           "attributesToRetrieve", "facets")}
     probe.update(limit=1000, showRankingScoreDetails=True, attributesToRetrieve=["id"])
     answer = search(single, INDEX, probe)
+    if answer["estimatedTotalHits"] > len(answer["hits"]) or len(answer["hits"]) >= (
+            single.get_index(INDEX).settings["pagination"]["maxTotalHits"]):
+        return None
     return {h["id"]: orjson.dumps(h["_rankingScoreDetails"], option=orjson.OPT_SORT_KEYS)
             for h in answer["hits"]}
+
+
+def single_counts(single: Engine, params: dict, name: str) -> dict[str, int]:
+    """Every value count of facet `name` on the single engine (no maxValuesPerFacet cut)."""
+    from miroir.devnode.search.execute import SearchRequest, facet_counts, run_search
+
+    searcher = single.get_index(INDEX).searcher
+    request = SearchRequest(q=params.get("q"), limit=0, filter=params.get("filter"),
+                            matching_strategy=params.get("matchingStrategy", "last"))
+    matched = run_search(searcher, request).matched_ids
+    return facet_counts(searcher, [name], matched, max_values=None)[0][name]
 
 
 def strip_reserved(hit: dict) -> dict:
@@ -210,10 +225,11 @@ def assert_equivalent(single, engines, cover, index_settings, params):
     assert [details_class(h) for h in got_probe] == [details_class(h) for h in expected_probe]
     got_ids = [h["id"] for h in got_probe]
     assert len(set(got_ids)) == len(got_ids)
-    if not distinct:
+    classes = None if distinct else tie_classes(single, params)
+    if classes is not None:
         # A hit whose details no other matching document shares has one place only.
         counts: dict[bytes, int] = {}
-        for cls in tie_classes(single, params).values():
+        for cls in classes.values():
             counts[cls] = counts.get(cls, 0) + 1
         for got_hit, expected_hit in zip(got_probe, expected_probe, strict=True):
             if counts[details_class(expected_hit)] == 1:
@@ -232,11 +248,20 @@ def assert_equivalent(single, engines, cover, index_settings, params):
             assert got["estimatedTotalHits"] == expected["estimatedTotalHits"]
     if "facets" in params:
         def ordered(distribution):
-            return {name: list(values.items()) for name, values in distribution.items()}
+            # "B" and "b" are one value; which spelling shows depends on insertion order.
+            return {name: [(normalize_facet(v), c) for v, c in values.items()]
+                    for name, values in distribution.items()}
 
         exact = index_settings["faceting"]["sortFacetValuesBy"]["*"] == "alpha"
         if exact:
             assert ordered(got["facetDistribution"]) == ordered(expected["facetDistribution"])
+        else:
+            # `count`: a value cut on one shard may be missing or under-counted, never inflated.
+            for name, values in got["facetDistribution"].items():
+                whole = {normalize_facet(v): c
+                         for v, c in single_counts(single, params, name).items()}
+                assert all(count <= whole.get(normalize_facet(value), 0)
+                           for value, count in values.items())
         assert got["facetStats"] == expected["facetStats"]
 
 
@@ -249,7 +274,6 @@ REGRESSION_SETTINGS = {
 }
 
 
-@settings(max_examples=40)
 @given(st.data(), corpora(), index_settings(), topologies())
 @example([{"q": "dark", "offset": 0, "limit": 5, "facets": ["genre"]}],
          [{"id": 0, "title": "dark", "overview": "", "genre": "action", "year": 1990}],
@@ -267,6 +291,22 @@ REGRESSION_SETTINGS = {
          {**REGRESSION_SETTINGS, "rankingRules": ["typo", "sort", "proximity", "attributeRank",
                                                   "wordPosition", "exactness", "words"]},
          {"shards": 5, "nodes": ["node-0", "node-1"], "rf": 1, "seq": 0})
+# Found by this property (a defect of the test's tie bookkeeping, kept as a guard): more
+# matching documents than maxTotalHits, all tied, so the tie classes must not be counted.
+@example([{"q": "", "offset": 0, "limit": 20, "sort": ["year:desc"], "matchingStrategy": "all"}],
+         [{"id": n, "title": "dark", "overview": "", "genre": "action",
+           "year": 1990 if n < 3 else 1991} for n in range(14)],
+         {**REGRESSION_SETTINGS, "pagination": {"maxTotalHits": 12},
+          "rankingRules": ["typo", "words", "proximity", "attributeRank", "sort",
+                           "wordPosition", "exactness"]},
+         {"shards": 2, "nodes": ["node-0", "node-1"], "rf": 1, "seq": 0})
+# Found by this property: "B" on one shard and "b" on another are one facet value.
+@example([{"q": "", "offset": 3, "limit": 3, "facets": ["tag"]}],
+         [{"id": n, "title": "dark", "overview": "", "genre": "action", "year": 1990,
+           "tag": tag} for n, tag in enumerate(["B", "B", "b", 1, "B", "b"])],
+         {**REGRESSION_SETTINGS, "faceting": {"maxValuesPerFacet": 5,
+                                              "sortFacetValuesBy": {"*": "alpha"}}},
+         {"shards": 2, "nodes": ["node-0", "node-1"], "rf": 1, "seq": 0})
 def test_merged_search_equals_one_devnode_holding_everything(data, docs, index_settings,
                                                              topology):
     single, engines, cover = build_cluster(docs, index_settings, topology)

@@ -49,16 +49,24 @@ def _ordering(sort_by: Mapping[str, str], attribute: str) -> str:
 def merge_value_counts(
     counts: Iterable[Mapping[str, int]], order: str, max_values: int
 ) -> dict[str, int]:
-    """One attribute's `{value: count}` maps summed, ordered and truncated to `max_values`."""
+    """One attribute's `{value: count}` maps summed, ordered and truncated to `max_values`.
+
+    String values are one value when their normalized forms are equal ("B" and "b"); the
+    spelling shown is the first one met, in `counts` order (a node shows the spelling of the
+    document it indexed first, which the shards cannot tell apart).
+    """
     total: dict[str, int] = {}
+    shown: dict[str, str] = {}
     for per_shard in counts:
         for value, count in per_shard.items():
-            total[value] = total.get(value, 0) + count
+            key = value if _NUMBER_KEY.fullmatch(value) else normalize_facet(value)
+            total[key] = total.get(key, 0) + count
+            shown.setdefault(key, value)
     if order == "count":
-        ranked = sorted(total, key=lambda v: facet_value_count_key(v, total[v]))
+        ranked = sorted(total, key=lambda k: facet_value_count_key(shown[k], total[k]))
     else:
-        ranked = sorted(total, key=facet_value_order_key)
-    return {value: total[value] for value in ranked[:max_values]}
+        ranked = sorted(total, key=lambda k: facet_value_order_key(shown[k]))
+    return {shown[key]: total[key] for key in ranked[:max_values]}
 
 
 def merge_facet_distributions(
