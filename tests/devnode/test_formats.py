@@ -22,9 +22,9 @@ instants = st.datetimes(
 @given(instants)
 @example(datetime(2024, 8, 8, 17, 5, 55, 500000, tzinfo=UTC))
 @example(datetime(2024, 8, 8, 17, 5, 55, tzinfo=UTC))
-def test_rfc3339_round_trips_without_trailing_zeros(instant):
+def test_rfc3339_round_trips_with_a_fixed_fraction(instant):
     text = rfc3339(instant)
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d*[1-9])?Z", text)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", text)
     assert datetime.fromisoformat(text) == instant
     assert parse_filter_date(text, is_after_bound=True) == instant
 

@@ -218,13 +218,14 @@ def apply_node_updates(task: Task, updates: Mapping[str, NodeTask], now: int) ->
 
 
 def format_timestamp(ms: int) -> str:
-    """RFC 3339 in UTC with a `Z`, fraction trimmed of trailing zeros, as Meilisearch prints it."""
+    """RFC 3339 in UTC with a `Z` and always three fraction digits.
+
+    Meilisearch trims trailing zeros and drops the fraction on a whole second; the official
+    Python SDK (0.43) cannot parse a timestamp without a fraction, and at millisecond precision
+    one task in a thousand lands on a whole second, so Miroir always prints the milliseconds.
+    """
     moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    fraction = ms % 1000
-    if fraction:
-        text += "." + f"{fraction:03d}".rstrip("0")
-    return text + "Z"
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{ms % 1000:03d}Z"
 
 
 def format_duration(ms: int | None) -> str | None:

@@ -11,12 +11,13 @@ from datetime import UTC, date, datetime, timedelta
 
 
 def rfc3339(instant: datetime) -> str:
-    """`2024-08-08T17:05:55.5Z`: UTC, fraction without trailing zeros, none on a whole second."""
+    """`2024-08-08T17:05:55.500000Z`: UTC, always six fraction digits.
+
+    Meilisearch drops the fraction on a whole second, which the official Python SDK cannot
+    parse; a fixed fraction is valid RFC 3339 and parses everywhere.
+    """
     instant = instant.astimezone(UTC)
-    text = instant.strftime("%Y-%m-%dT%H:%M:%S")
-    if instant.microsecond:
-        text += "." + f"{instant.microsecond:06d}".rstrip("0")
-    return text + "Z"
+    return instant.strftime("%Y-%m-%dT%H:%M:%S") + f".{instant.microsecond:06d}Z"
 
 
 def iso_duration(span: timedelta) -> str | None:
