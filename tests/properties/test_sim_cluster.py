@@ -221,11 +221,6 @@ SimulatedCluster.TestCase.settings = settings(
 TestSimulatedCluster = pytest.mark.filterwarnings("ignore")(SimulatedCluster.TestCase)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known bug in miroir.cluster.writes.delete_documents_by_id: when every owner of the ids' "
-    "shards is failed, no node is asked and the delete is recorded as succeeded (202, no "
-    "X-Miroir-Degraded); after the nodes heal the documents are still there. Found by this "
-    "machine; remove the marker when the delete answers 503 miroir_no_quorum instead."))
 def test_regression_delete_when_every_owner_failed_is_reported():
     """The shortest program hypothesis found (kept verbatim as a regression)."""
     state = SimulatedCluster()

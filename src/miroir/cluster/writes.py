@@ -194,8 +194,9 @@ async def delete_documents_by_id(
         shards.add(shard)
         for _, node in shard_map.write_targets(shard):
             per_node.setdefault(node, []).append(doc_id)
-    if not per_node:
-        # Nothing any node could hold: succeed at once, as Meilisearch does for unknown ids.
+    if not shards:
+        # No valid id, so nothing any node could hold: succeed at once, as Meilisearch does.
+        # (Valid ids whose owners are all failed fall through: quorum reports them lost.)
         if await index_exists(cluster, index_uid) is None:
             error = MeiliError("index_not_found", f"Index `{index_uid}` not found.")
             task = await record_finished_task(
