@@ -1,6 +1,6 @@
 """The search merger alone, beside a baseline measured in the same run.
 
-Usage: .venv/bin/python benchmarks/bench_merge.py [--repeat N]
+Usage: .venv/bin/python benchmarks/bench_merge.py [--rounds N]
 
 Node responses are generated deterministically (seeded) in Meilisearch's shape: hits with a
 title, a year, `_miroir_shard`, `_rankingScore` and `_rankingScoreDetails` under the default
@@ -60,41 +60,51 @@ def node_bodies(per_shard: int, shards: int, sort: bool, seed: int = 7) -> list[
     return bodies
 
 
-def best_of(fn, repeat: int) -> float:
-    """Median seconds per call over `repeat` timed batches."""
-    batch = 20
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(batch):
-            fn()
-        samples.append((time.perf_counter() - start) / batch)
-    return statistics.median(samples)
+def interleaved(baseline, candidate, rounds: int, batch: int = 20) -> tuple[float, float]:
+    """Median seconds per call of each, measured in alternating batches (drift hits both)."""
+    base_samples, cand_samples = [], []
+    for _ in range(rounds):
+        for fn, samples in ((baseline, base_samples), (candidate, cand_samples)):
+            start = time.perf_counter()
+            for _ in range(batch):
+                fn()
+            samples.append((time.perf_counter() - start) / batch)
+    return statistics.median(base_samples), statistics.median(cand_samples)
+
+
+CASES = [
+    ("1,000 hits from 3 shards, no sort", 334, 1000, False),
+    ("1,000 hits from 3 shards, sort year:desc", 334, 1000, True),
+    ("3 x 1,000 hits, client limit 1,000, no sort", 1000, 1000, False),
+    ("3 x 1,000 hits, client limit 1,000, sort", 1000, 1000, True),
+    ("3 x 20 hits, client limit 20 (typical)", 20, 20, False),
+]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
     print(f"{'case':44} {'orjson.loads':>13} {'merge':>10} {'ratio':>7}")
-    for label, per_shard, client_limit, sort in [
-        ("1,000 hits from 3 shards, no sort", 334, 1000, False),
-        ("1,000 hits from 3 shards, sort year:desc", 334, 1000, True),
-        ("3 x 1,000 hits, client limit 1,000, no sort", 1000, 1000, False),
-        ("3 x 1,000 hits, client limit 1,000, sort", 1000, 1000, True),
-        ("3 x 20 hits, client limit 20 (typical)", 20, 20, False),
-    ]:
+    headline = None
+    for label, per_shard, client_limit, sort in CASES:
         raw = node_bodies(per_shard, 3, sort)
-        params = {"q": "q", "limit": client_limit}
+        params: dict = {"q": "q", "limit": client_limit}
         if sort:
             params["sort"] = ["year:desc"]
         plan = plan_node_query(params, {})
         parsed = [orjson.loads(b) for b in raw]
         merged = merge_search(plan, parsed)
         assert len(merged["hits"]) == min(client_limit, per_shard * 3)
-        baseline = best_of(lambda: [orjson.loads(b) for b in raw], args.repeat)
-        merge = best_of(lambda: merge_search(plan, parsed), args.repeat)
+        baseline, merge = interleaved(lambda raw=raw: [orjson.loads(b) for b in raw],
+                                      lambda plan=plan, parsed=parsed: merge_search(plan, parsed),
+                                      args.rounds)
         print(f"{label:44} {baseline * 1e3:10.3f} ms {merge * 1e3:7.3f} ms {merge / baseline:6.2f}x")
+        if headline is None:
+            headline = (merge, baseline)
+    merge, baseline = headline
+    print(f"ratio={merge / baseline:.2f} (merge of 1,000 hits from 3 shards / orjson.loads of "
+          f"the same responses; merge {merge * 1e3:.3f} ms)")
 
 
 if __name__ == "__main__":
