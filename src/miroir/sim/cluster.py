@@ -26,9 +26,10 @@ run a function of its seed; tests/sim/test_sim_cluster.py proves it on the trace
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import attrs
@@ -56,6 +57,35 @@ def seed_trio_scheduler(seed: int) -> None:
     from trio._core import _run
 
     _run._r.seed(f"miroir-sim-scheduler:{seed}")
+
+
+@contextmanager
+def deterministic_deadline_ties() -> Iterator[None]:
+    """While active, cancel scopes whose deadlines are equal expire in the order they were
+    registered, instead of trio's default tie-break by `id(scope)` (a memory address, which
+    differs between processes). Virtual time makes equal deadlines common (a health round and a
+    1 ms node answer landing on the same instant), so without this the wake-up order -- and
+    from there the whole trace -- could differ between two runs of the same seed.
+
+    Patches `trio._core._run.Deadlines.add` for the duration; the tie-break is only an order
+    among equal deadlines, so any other trio code running meanwhile is unaffected in meaning.
+    """
+    from heapq import heappush
+
+    from trio._core import _run
+
+    original = _run.Deadlines.add
+    registration = itertools.count()
+
+    def add(self: Any, deadline: float, cancel_scope: Any) -> None:
+        heappush(self._heap, (deadline, next(registration), cancel_scope))
+        self._active += 1
+
+    _run.Deadlines.add = add
+    try:
+        yield
+    finally:
+        _run.Deadlines.add = original
 
 
 def virtual_ms() -> int:
@@ -210,14 +240,15 @@ async def open_sim_cluster(
     level = access.level
     access.setLevel(logging.WARNING)  # one line per request would be most of a run's cost
     try:
-        async with app.test_app() as test_app:
-            cluster = app.extensions["miroir"].cluster
-            cluster.now_ms = virtual_ms  # the Cluster's clock seam: task times in virtual time
-            sim = SimCluster(spec, transport, app, test_app.test_client(), trace)
-            async with trio.open_nursery() as nursery:
-                checker = HealthChecker(cluster, config.health, clock_ms=virtual_ms)
-                nursery.start_soon(checker.run)
-                yield sim
-                nursery.cancel_scope.cancel()
+        with deterministic_deadline_ties():
+            async with app.test_app() as test_app:
+                cluster = app.extensions["miroir"].cluster
+                cluster.now_ms = virtual_ms  # the Cluster's clock seam: task times, virtual
+                sim = SimCluster(spec, transport, app, test_app.test_client(), trace)
+                async with trio.open_nursery() as nursery:
+                    checker = HealthChecker(cluster, config.health, clock_ms=virtual_ms)
+                    nursery.start_soon(checker.run)
+                    yield sim
+                    nursery.cancel_scope.cancel()
     finally:
         access.setLevel(level)
