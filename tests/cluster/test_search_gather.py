@@ -234,3 +234,21 @@ def test_fallback_candidates_start_with_the_covering_sets_choice(shards, seq):
             candidates = fallback_candidates(shard_map, shard, seq)
             assert candidates[0] == node_id
             assert sorted(candidates) == sorted(n for _, n in shard_map.all_owners(shard))
+
+
+def test_cached_first_plans_still_rotate_replicas_and_follow_state_changes():
+    transport = FakeTransport()
+    cluster = make_cluster(transport, shards=8, rf=2, groups=1, per_group=2)
+    for node_id in cluster.node_ids():
+        transport.handle(node_id, echo(cluster, node_id))
+    owners = []
+    for _ in range(4):
+        gathered = run(lambda: gather_shards(cluster, "POST", "/x", body_for))
+        owners.append({shard: a.node_id for a in gathered.answers for shard in a.shards})
+    assert owners[0] != owners[1] and owners[0] == owners[2] and owners[1] == owners[3]
+    # A node marked failed leaves the (cached) plan at once: a new shard map, a new plan.
+    for _ in range(100):
+        cluster.record_node_result("g0n0", False, 0)
+    transport.calls.clear()
+    gathered = run(lambda: gather_shards(cluster, "POST", "/x", body_for))
+    assert not gathered.missing and {call.node_id for call in transport.calls} == {"g0n1"}

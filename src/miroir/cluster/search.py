@@ -32,6 +32,7 @@ body goes unrestricted, which is the common case (RF=1) and spares the node a fi
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -125,10 +126,10 @@ async def gather_shards(
     exhausted: list[int] = []
     rejection: NodeResponse | None = None
 
-    async def ask(node_id: str, shards: list[int]) -> None:
+    async def ask(node_id: str, shards: list[int], exact: bool | None = None) -> None:
         nonlocal rejection
-        owned = shard_map.shards_of(node_id)
-        exact = len(owned) == len(shards) and set(owned) == set(shards)
+        if exact is None:
+            exact = _owns_exactly(shard_map, node_id, shards)
         body = body_for(None if exact else shards)
         remaining_ms = max(1, int((deadline - trio.current_time()) * 1000))
         result = await cluster.call(node_id, method, path, raw_body=body, timeout_ms=remaining_ms)
@@ -157,14 +158,13 @@ async def gather_shards(
         for node_id, node_shards in by_node.items():
             nursery.start_soon(ask, node_id, node_shards)
 
-    first_plan, uncovered = shard_map.covering_plan(group, seq)
+    first_plan, uncovered = _first_plan(cluster, shard_map, group, seq)
     with trio.move_on_at(deadline):
         async with trio.open_nursery() as nursery:
-            for node_id in sorted(first_plan):
-                shards = first_plan[node_id]
+            for node_id, shards, exact in first_plan:
                 for shard in shards:
                     tried[shard] = {node_id}
-                nursery.start_soon(ask, node_id, shards)
+                nursery.start_soon(ask, node_id, shards, exact)
             if uncovered:
                 dispatch(uncovered)
     if rejection is not None:
@@ -173,6 +173,45 @@ async def gather_shards(
     answered = {shard for answer in answers for shard in answer.shards}
     missing = tuple(s for s in range(shard_map.shards) if s not in answered)
     return Gathered(answers, missing)
+
+
+def _owns_exactly(shard_map: ShardMap, node_id: str, shards: Sequence[int]) -> bool:
+    owned = shard_map.shards_of(node_id)
+    return len(owned) == len(shards) and set(owned) == set(shards)
+
+
+# The first covering plan depends only on the shard map, the group and the replica rotation,
+# and computing it costs a readable-owners lookup per shard: it is kept per shard map (a new map,
+# after any node state change, starts a new cache). Rotation repeats every lcm(1..RF) queries.
+FirstPlan = tuple[tuple[tuple[str, list[int], bool], ...], list[int]]
+
+
+class _PlanCache:
+    def __init__(self, shard_map: ShardMap) -> None:
+        self.shard_map = shard_map
+        self.period = math.lcm(*range(1, shard_map.placement.replication_factor + 1))
+        self.plans: dict[tuple[int, int], FirstPlan] = {}
+
+
+_PLANS: weakref.WeakKeyDictionary[Cluster, _PlanCache] = weakref.WeakKeyDictionary()
+
+
+def _first_plan(cluster: Cluster, shard_map: ShardMap, group: int, seq: int) -> FirstPlan:
+    """(node, its shards, whether it owns exactly those) per node of the group's covering set,
+    in node order, and the shards the group cannot serve."""
+    cache = _PLANS.get(cluster)
+    if cache is None or cache.shard_map is not shard_map:
+        cache = _PLANS[cluster] = _PlanCache(shard_map)
+    key = (group, seq % cache.period)
+    found = cache.plans.get(key)
+    if found is None:
+        plan, uncovered = shard_map.covering_plan(group, seq)
+        nodes = tuple(
+            (node_id, plan[node_id], _owns_exactly(shard_map, node_id, plan[node_id]))
+            for node_id in sorted(plan)
+        )
+        found = cache.plans[key] = (nodes, uncovered)
+    return found
 
 
 def _without_shard_field(response: NodeResponse) -> NodeResponse:

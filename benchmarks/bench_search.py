@@ -1,0 +1,381 @@
+"""Search throughput through Miroir beside a static Quart-trio app, the merger alone, and latency.
+
+1. Throughput (the ratio). `miroir serve` (one hypercorn trio worker) over 3 canned nodes
+   (RG=1, RF=1, S=64) that answer instantly with prebuilt, realistic search answers (20 hits of
+   ~0.6 KB with `_rankingScoreDetails`, so the merge does real work), against a Quart-trio app
+   that returns a static body of the same size as Miroir's answer, served by hypercorn with the
+   same settings. Same run, same load generator (wrk, same connections and duration), rounds
+   interleaved; the median round of each is compared. Bar: ratio >= 0.75.
+2. The merger alone: `merge_search` over 1,000 hits from 3 shards (nodes' bodies pre-parsed),
+   best of many; target under 1 ms. JSON parsing of the same bodies is printed beside it.
+3. Latency at concurrency 1: median of sequential searches through Miroir over 3 devnodes
+   against the same searches sent to one devnode holding the whole corpus; target <= 2x.
+
+    .venv/bin/python benchmarks/bench_search.py [--seconds 4] [--rounds 3] [--connections 16]
+
+Needs `wrk` on PATH (Debian: apt-get install wrk). Everything listens on loopback and every
+child process is stopped on exit. The last line is `ratio=<Miroir searches/s / static
+responses/s>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import types
+from pathlib import Path
+
+import httpx
+import orjson
+
+from miroir.cli.dev import (
+    build_config,
+    free_port,
+    local_cluster,
+    miroir_command,
+    spawn,
+    start_nodes,
+    stop_all,
+    stop_process,
+    wait_for_health,
+    write_config,
+)
+from miroir.core.merge import merge_search
+from miroir.core.search_plan import plan_node_query
+
+SHARDS = 64
+HITS = 20
+WORDS = ("night", "river", "stone", "light", "dark", "wolf", "city", "love", "war", "dream",
+         "star", "road", "house", "king", "storm", "blood", "fire", "ghost", "summer", "last")
+QUERY = {"q": "night river", "limit": HITS}
+
+# ---- canned nodes -------------------------------------------------------------------------------
+
+
+def canned_hit(rng: random.Random, doc_id: int, score: float) -> dict:
+    title = " ".join(rng.choices(WORDS, k=4))
+    return {
+        "id": doc_id,
+        "title": title.title(),
+        "overview": " ".join(rng.choices(WORDS, k=60)),
+        "genres": rng.sample(["Drama", "Comedy", "Action", "Horror", "Romance", "Thriller"], 2),
+        "release_date": rng.randint(0, 1_700_000_000),
+        "poster": f"https://image.example.org/t/p/w500/{doc_id:08d}.jpg",
+        "_miroir_shard": doc_id % SHARDS,
+        "_rankingScore": score,
+        "_rankingScoreDetails": {
+            "words": {"order": 0, "matchingWords": 2, "maxMatchingWords": 2, "score": 1.0},
+            "typo": {"order": 1, "typoCount": 0, "maxTypoCount": 2, "score": 1.0},
+            "proximity": {"order": 2, "score": round(score, 6)},
+            "attributeRank": {"order": 3, "attributeRankingOrderScore": 1.0, "score": 1.0},
+            "wordPosition": {"order": 4, "score": 0.9},
+            "exactness": {"order": 5, "matchType": "noExactMatch", "score": 0.5},
+        },
+    }
+
+
+def canned_search_body(node: int, hits: int, seed: int = 7) -> bytes:
+    rng = random.Random(seed + node)
+    scores = sorted((rng.random() for _ in range(hits)), reverse=True)
+    body = {
+        "hits": [canned_hit(rng, node * 100_000 + i, s) for i, s in enumerate(scores)],
+        "query": QUERY["q"], "processingTimeMs": 1, "limit": hits, "offset": 0,
+        "estimatedTotalHits": 5000 + node,
+    }
+    return orjson.dumps(body)
+
+
+SETTINGS_BODY = orjson.dumps({
+    "displayedAttributes": ["*"], "searchableAttributes": ["*"],
+    "filterableAttributes": ["_miroir_shard"], "sortableAttributes": [],
+    "rankingRules": ["words", "typo", "proximity", "attributeRank", "sort", "wordPosition",
+                     "exactness"],
+    "stopWords": [], "synonyms": {}, "distinctAttribute": None,
+    "typoTolerance": {"enabled": True}, "faceting": {"maxValuesPerFacet": 100,
+                                                     "sortFacetValuesBy": {"*": "alpha"}},
+    "pagination": {"maxTotalHits": 1000},
+})
+
+# One asyncio process serves all three canned nodes (one port each): GET .../settings gets the
+# settings, any other GET (health probes) `available`, any POST the node's search answer.
+NODE_SERVER = r"""
+import asyncio, sys
+bodies = [open(p, "rb").read() for p in sys.argv[2:]]
+settings = open(sys.argv[1], "rb").read()
+
+def answer(body):
+    return (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+            + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+SETTINGS = answer(settings)
+HEALTH = answer(b'{"status":"available"}')
+
+def factory(search):
+    class Node(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport, self.buffer = transport, b""
+        def data_received(self, data):
+            self.buffer += data
+            while True:
+                head_end = self.buffer.find(b"\r\n\r\n")
+                if head_end < 0:
+                    return
+                head = self.buffer[:head_end].lower()
+                length = 0
+                at = head.find(b"content-length:")
+                if at >= 0:
+                    length = int(head[at + 15:].split(b"\r\n", 1)[0])
+                end = head_end + 4 + length
+                if len(self.buffer) < end:
+                    return
+                self.buffer = self.buffer[end:]
+                if head.startswith(b"post"):
+                    self.transport.write(search)
+                elif b"/settings" in head.split(b"\r\n", 1)[0]:
+                    self.transport.write(SETTINGS)
+                else:
+                    self.transport.write(HEALTH)
+    return Node
+
+async def main():
+    loop = asyncio.get_running_loop()
+    ports = []
+    for body in bodies:
+        server = await loop.create_server(factory(answer(body)), "127.0.0.1", 0, backlog=1024)
+        ports.append(str(server.sockets[0].getsockname()[1]))
+    print(" ".join(ports), flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+# The static baseline: Quart-trio, one route, reads the body and returns a prebuilt answer,
+# under hypercorn with the settings `miroir serve` uses (trio worker, 1 worker, no access log).
+STATIC_APP = r"""
+import sys
+import trio
+import hypercorn.trio
+from hypercorn.config import Config
+from quart import Response, request
+from quart_trio import QuartTrio
+
+BODY = open(sys.argv[1], "rb").read()
+app = QuartTrio("static", static_folder=None)
+
+@app.post("/indexes/movies/search")
+async def search():
+    await request.get_data()
+    return Response(BODY, content_type="application/json")
+
+@app.get("/health")
+async def health():
+    return Response(b'{"status":"available"}', content_type="application/json")
+
+config = Config()
+config.bind = [f"127.0.0.1:{sys.argv[2]}"]
+config.worker_class = "trio"
+config.workers = 1
+config.accesslog = None
+trio.run(hypercorn.trio.serve, app, config)
+"""
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = '{body}'
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url: str, script: Path, seconds: int, connections: int, pid: int) -> tuple[float, float]:
+    """(requests/s, CPU µs per request of process `pid`) of one wrk run; fails on any non-2xx."""
+    cpu_before = cpu_seconds(pid)
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
+        capture_output=True, text=True, check=True, timeout=seconds + 30,
+    ).stdout
+    cpu = cpu_seconds(pid) - cpu_before
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    assert bad is None, f"{url}: {bad.group(1)} answers were not 2xx"
+    return rate, cpu / (rate * seconds) * 1e6
+
+
+def throughput(args: argparse.Namespace, workdir: Path) -> float:
+    bodies = []
+    for node in range(3):
+        path = workdir / f"node{node}.json"
+        path.write_bytes(canned_search_body(node, HITS))
+        bodies.append(path)
+    settings_path = workdir / "settings.json"
+    settings_path.write_bytes(SETTINGS_BODY)
+    node_script = workdir / "nodes.py"
+    node_script.write_text(NODE_SERVER)
+    nodes = subprocess.Popen(
+        [sys.executable, str(node_script), str(settings_path), *map(str, bodies)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+    )
+    processes = [nodes]
+    try:
+        ports = nodes.stdout.readline().split()
+        fake_nodes = [types.SimpleNamespace(node_id=f"node-{i}", address=f"http://127.0.0.1:{p}",
+                                            replica_group=0) for i, p in enumerate(ports)]
+        miroir_port = free_port()
+        config = build_config(
+            fake_nodes, shards=SHARDS, rf=1, groups=1, node_master_key="bench-node-key",
+            port=miroir_port, task_store_path=str(workdir / "tasks.sqlite3"),
+        )
+        config_path = write_config(config, workdir / "miroir.yaml")
+        miroir = spawn(miroir_command("serve", "--config", str(config_path)),
+                       workdir / "miroir.log")
+        processes.append(miroir)
+        miroir_url = f"http://127.0.0.1:{miroir_port}"
+        wait_for_health(miroir_url, 30, miroir)
+        sample = httpx.post(f"{miroir_url}/indexes/movies/search", json=QUERY, timeout=10)
+        sample.raise_for_status()
+        assert len(sample.json()["hits"]) == HITS
+
+        static_body = workdir / "static.json"
+        static_body.write_bytes(sample.content)
+        static_script = workdir / "static_app.py"
+        static_script.write_text(STATIC_APP)
+        static_port = free_port()
+        static = spawn([sys.executable, str(static_script), str(static_body), str(static_port)],
+                       workdir / "static.log")
+        processes.append(static)
+        static_url = f"http://127.0.0.1:{static_port}"
+        wait_for_health(static_url, 30, static)
+
+        script = workdir / "post.lua"
+        script.write_text(WRK_SCRIPT.format(body=orjson.dumps(QUERY).decode()))
+        print(f"throughput: wrk -t1 -c{args.connections} -d{args.seconds}s, "
+              f"{args.rounds} interleaved rounds; Miroir answer {len(sample.content)} B, "
+              f"node answers {[p.stat().st_size for p in bodies]} B")
+        miroir_search = f"{miroir_url}/indexes/movies/search"
+        static_search = f"{static_url}/indexes/movies/search"
+        # Warm both (connection pools, settings cache, import-time caches).
+        wrk(miroir_search, script, 1, args.connections, miroir.pid)
+        wrk(static_search, script, 1, args.connections, static.pid)
+        miroir_runs, static_runs = [], []
+        for round_no in range(args.rounds):
+            m_rate, m_cpu = wrk(miroir_search, script, args.seconds, args.connections, miroir.pid)
+            s_rate, s_cpu = wrk(static_search, script, args.seconds, args.connections, static.pid)
+            miroir_runs.append((m_rate, m_cpu))
+            static_runs.append((s_rate, s_cpu))
+            print(f"  round {round_no + 1}: miroir {m_rate:7.1f} searches/s ({m_cpu:6.0f} µs CPU "
+                  f"each)   static {s_rate:7.1f} responses/s ({s_cpu:6.0f} µs CPU each)   "
+                  f"ratio {m_rate / s_rate:.2f}")
+        m = statistics.median(rate for rate, _ in miroir_runs)
+        s = statistics.median(rate for rate, _ in static_runs)
+        m_cpu = statistics.median(cpu for _, cpu in miroir_runs)
+        s_cpu = statistics.median(cpu for _, cpu in static_runs)
+        print(f"  median:  miroir {m:7.1f} searches/s ({m_cpu:6.0f} µs CPU each)   static "
+              f"{s:7.1f} responses/s ({s_cpu:6.0f} µs CPU each)")
+        print(f"  CPU-bound ratio (static CPU per response / Miroir CPU per search): "
+              f"{s_cpu / m_cpu:.2f}")
+        return m / s
+    finally:
+        for process in reversed(processes):
+            stop_process(process)
+
+
+def merger_alone() -> None:
+    plan = plan_node_query({"q": "night river", "limit": 1000}, {})
+    raw = [canned_search_body(node, n) for node, n in enumerate((334, 333, 333))]
+    parsed = [orjson.loads(body) for body in raw]
+
+    def best(fn, repeat=60) -> float:
+        times = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - started)
+        return min(times) * 1000
+
+    parse_ms = best(lambda: [orjson.loads(body) for body in raw])
+    merge_ms = best(lambda: merge_search(plan, parsed))
+    merged = merge_search(plan, parsed)
+    assert len(merged["hits"]) == 1000
+    print(f"merger alone: 1,000 hits from 3 shards: merge {merge_ms:.3f} ms "
+          f"(orjson.loads of the same {sum(map(len, raw)) // 1024} KiB: {parse_ms:.3f} ms); "
+          "target < 1 ms")
+
+
+def latency(args: argparse.Namespace, workdir: Path) -> None:
+    rng = random.Random(11)
+    docs = [{"id": i, "title": " ".join(rng.choices(WORDS, k=4)),
+             "overview": " ".join(rng.choices(WORDS, k=30)), "year": rng.randint(1950, 2025)}
+            for i in range(args.corpus)]
+    queries = [{"q": " ".join(rng.sample(WORDS, 2)), "limit": 20} for _ in range(40)]
+    key = "bench-master-key-0123456789"
+    with local_cluster(workdir / "cluster", nodes=3, groups=1, rf=1, shards=SHARDS,
+                       master_key=key) as cluster:
+        single = start_nodes([("single", 0)], master_key=key, workdir=workdir / "single")
+        try:
+            timings = {}
+            for name, url in (("miroir", cluster.url), ("devnode", single[0].address)):
+                with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"},
+                                  timeout=60) as client:
+                    task = client.post("/indexes/movies/documents?primaryKey=id", json=docs).json()
+                    uid = task["taskUid"]
+                    while client.get(f"/tasks/{uid}").json()["status"] not in ("succeeded",
+                                                                               "failed"):
+                        time.sleep(0.05)
+                    for query in queries[:5]:  # warm-up
+                        client.post("/indexes/movies/search", json=query)
+                    samples = []
+                    for _ in range(args.latency_passes):
+                        for query in queries:
+                            started = time.perf_counter()
+                            answer = client.post("/indexes/movies/search", json=query)
+                            samples.append(time.perf_counter() - started)
+                            answer.raise_for_status()
+                    timings[name] = statistics.median(samples) * 1000
+            print(f"latency at concurrency 1 ({args.corpus} documents, median of "
+                  f"{len(queries) * args.latency_passes} searches): through Miroir over 3 "
+                  f"devnodes {timings['miroir']:.2f} ms, one devnode directly "
+                  f"{timings['devnode']:.2f} ms ({timings['miroir'] / timings['devnode']:.2f}x; "
+                  "target <= 2x)")
+        finally:
+            stop_all(single)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--corpus", type=int, default=3000)
+    parser.add_argument("--latency-passes", type=int, default=3)
+    parser.add_argument("--skip-latency", action="store_true")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk not found on PATH (Debian: apt-get install wrk)", file=sys.stderr)
+        return 2
+    merger_alone()
+    with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
+        workdir = Path(tmp)
+        if not args.skip_latency:
+            with contextlib.suppress(KeyboardInterrupt):
+                latency(args, workdir)
+        ratio = throughput(args, workdir)
+    print(f"ratio={ratio:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
