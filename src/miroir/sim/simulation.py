@@ -397,7 +397,8 @@ class Simulation:
             self._common_checks("search", answer)
             status, expected = reference_search(reference, full)
             if not self._check("I9 search status equals reference", answer.status == status,
-                               f"search {query}: {answer.status} vs reference {status}"):
+                               f"search {query}: {answer.status} {answer.code} vs reference "
+                               f"{status}"):
                 continue
             if status == 200:
                 difference = search_difference(answer.body, expected)
