@@ -462,7 +462,7 @@ class DocRanking:
             if rule.kind == "sort":
                 key = f"{rule.field}:{'asc' if rule.ascending else 'desc'}"
                 if not displayed(rule.field):
-                    details[f"<hidden-rule-{order}>"] = "<hidden>"
+                    details[f"<hidden-rule-{order}>"] = {"order": order, "value": "<hidden>"}
                 else:
                     _, value = self.sort_value(rule)
                     details[key] = {"order": order, "value": value}
