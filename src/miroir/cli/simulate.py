@@ -30,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--rf", type=int, default=2, help="replication factor (default 2)")
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--trace", type=Path, help="write the event trace to this file")
+    parser.add_argument("--baseline", action="store_true",
+                        help="also time GET /health through the same app (stderr): the floor "
+                             "any simulated operation costs")
     parser.set_defaults(func=run)
 
 
@@ -56,6 +59,28 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.write(summary(result))
     if args.trace is not None:
         args.trace.write_text("\n".join(result.trace or ()) + "\n")
-    print(f"wall clock: {elapsed:.2f} s, {result.client_operations / elapsed:.0f} simulated "
-          f"client operations per second", file=sys.stderr)
+    rate = result.client_operations / elapsed
+    print(f"wall clock: {elapsed:.2f} s, {rate:.0f} simulated client operations per second",
+          file=sys.stderr)
+    if args.baseline:
+        floor = baseline_requests_per_second(spec)
+        print(f"baseline: {floor:.0f} GET /health per second through the same app; "
+              f"ratio={rate / floor:.2f}", file=sys.stderr)
     return 1 if result.report.violations else 0
+
+
+def baseline_requests_per_second(spec, requests: int = 1000) -> float:
+    """Requests per second of the cheapest route (no node call) through a simulated app."""
+    import trio
+    import trio.testing
+
+    from miroir.sim.cluster import open_sim_cluster
+
+    async def measure() -> float:
+        async with open_sim_cluster(spec, seed=0) as sim:
+            started = time.perf_counter()
+            for _ in range(requests):
+                await sim.request("GET", "/health")
+            return requests / (time.perf_counter() - started)
+
+    return trio.run(measure, clock=trio.testing.MockClock(autojump_threshold=0))
