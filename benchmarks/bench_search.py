@@ -61,12 +61,12 @@ QUERY = {"q": "night river", "limit": HITS}
 # ---- canned nodes -------------------------------------------------------------------------------
 
 
-def canned_hit(rng: random.Random, doc_id: int, score: float) -> dict:
+def canned_hit(rng: random.Random, doc_id: int, score: float, overview_words: int) -> dict:
     title = " ".join(rng.choices(WORDS, k=4))
     return {
         "id": doc_id,
         "title": title.title(),
-        "overview": " ".join(rng.choices(WORDS, k=60)),
+        "overview": " ".join(rng.choices(WORDS, k=overview_words)),
         "genres": rng.sample(["Drama", "Comedy", "Action", "Horror", "Romance", "Thriller"], 2),
         "release_date": rng.randint(0, 1_700_000_000),
         "poster": f"https://image.example.org/t/p/w500/{doc_id:08d}.jpg",
@@ -83,11 +83,12 @@ def canned_hit(rng: random.Random, doc_id: int, score: float) -> dict:
     }
 
 
-def canned_search_body(node: int, hits: int, seed: int = 7) -> bytes:
+def canned_search_body(node: int, hits: int, overview_words: int = 60, seed: int = 7) -> bytes:
     rng = random.Random(seed + node)
     scores = sorted((rng.random() for _ in range(hits)), reverse=True)
     body = {
-        "hits": [canned_hit(rng, node * 100_000 + i, s) for i, s in enumerate(scores)],
+        "hits": [canned_hit(rng, node * 100_000 + i, s, overview_words)
+                 for i, s in enumerate(scores)],
         "query": QUERY["q"], "processingTimeMs": 1, "limit": hits, "offset": 0,
         "estimatedTotalHits": 5000 + node,
     }
@@ -219,7 +220,7 @@ def throughput(args: argparse.Namespace, workdir: Path) -> float:
     bodies = []
     for node in range(3):
         path = workdir / f"node{node}.json"
-        path.write_bytes(canned_search_body(node, HITS))
+        path.write_bytes(canned_search_body(node, HITS, args.overview_words))
         bodies.append(path)
     settings_path = workdir / "settings.json"
     settings_path.write_bytes(SETTINGS_BODY)
@@ -362,6 +363,8 @@ def main() -> int:
     parser.add_argument("--corpus", type=int, default=3000)
     parser.add_argument("--latency-passes", type=int, default=3)
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--overview-words", type=int, default=60,
+                        help="words in each canned hit's overview (60: ~0.9 KB per hit)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk not found on PATH (Debian: apt-get install wrk)", file=sys.stderr)
