@@ -11,6 +11,7 @@ The merger must then give the single node's answer, up to the order of exact tie
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 from typing import Any
@@ -514,3 +515,26 @@ def test_a_hidden_sort_value_ties_instead_of_failing():
     assert ranking_key(shaped) == ranking_key(bare)
     better = {"words": {"order": 0, "score": 0.75}, "<hidden-rule-1>": "<hidden>"}
     assert ranking_key(better) < ranking_key(bare)
+
+
+@given(st.dictionaries(st.sampled_from(["title", "year", "_miroir_shard", "_miroir_version",
+                                        "_rankingScore", "a_miroir_"]),
+                       st.integers(0, 3), min_size=1), st.booleans())
+def test_every_reserved_field_is_stripped_from_hits_and_formatting(fields, keep_score):
+    hits = []
+    for n in range(3):
+        hit = {"id": n, **fields, "_rankingScore": 0.5,
+               "_rankingScoreDetails": {"words": {"order": 0, "score": 0.5}}}
+        hit["_formatted"] = {k: str(v) for k, v in hit.items() if not k.startswith("_ranking")}
+        hit["_matchesPosition"] = {k: [] for k in fields}
+        hits.append(hit)
+    plan = plan_node_query({"q": "x", "showRankingScore": keep_score}, {})
+    before = copy.deepcopy(hits)
+    response = merge_search(plan, [{"hits": hits, "estimatedTotalHits": 3}])
+    assert hits == before  # the node bodies are not mutated
+    for hit in response["hits"]:
+        for part in (hit, hit["_formatted"], hit["_matchesPosition"]):
+            assert not any(k.startswith("_miroir_") for k in part)
+        assert ("_rankingScore" in hit) == keep_score
+        assert set(hit) - {"_formatted", "_matchesPosition", "_rankingScore"} == {
+            k for k in fields if not k.startswith("_")} | {"id"}

@@ -45,7 +45,7 @@ from typing import Any
 from miroir.core.filters import normalize_facet
 from miroir.core.merge_facets import merge_facet_distributions, merge_facet_stats
 from miroir.core.merge_order import RankingKeys, score_key
-from miroir.core.search_plan import NodePlan, with_fetch_limit
+from miroir.core.search_plan import SHARD_FIELD, NodePlan, with_fetch_limit
 
 _RESERVED_PREFIX = "_miroir_"
 _SCORE = "_rankingScore"
@@ -177,34 +177,56 @@ def without_path(document: Mapping[str, Any], path: str) -> Mapping[str, Any]:
     return document
 
 
-def _strip_reserved(mapping: dict[str, Any]) -> None:
-    # Joining the keys is a C-speed test for the rare hit that carries a reserved field.
-    if _RESERVED_PREFIX in "\0".join(mapping):
-        for key in [k for k in mapping if k.startswith(_RESERVED_PREFIX)]:
-            del mapping[key]
+class _ReservedStripper:
+    """Removes `_miroir_*` keys, remembering the field names already known to be clean.
+
+    Hits of one index share their field names, so after the first hit the test is one C-speed
+    subset check; a name never seen before is looked at once.
+    """
+
+    __slots__ = ("clean",)
+
+    def __init__(self) -> None:
+        self.clean: set[str] = set()
+
+    def strip(self, mapping: dict[str, Any]) -> None:
+        mapping.pop(SHARD_FIELD, None)  # every stored document carries it
+        if mapping.keys() <= self.clean:
+            return
+        for key in list(mapping):
+            if key.startswith(_RESERVED_PREFIX):
+                del mapping[key]
+            else:
+                self.clean.add(key)
 
 
 def clean_hit(
-    hit: Mapping[str, Any], added_fields: Sequence[str], keep_score: bool, keep_details: bool
+    hit: Mapping[str, Any],
+    added_fields: Sequence[str],
+    keep_score: bool,
+    keep_details: bool,
+    stripper: _ReservedStripper | None = None,
 ) -> dict[str, Any]:
     """A hit as the client sees it (step 6 of the contract); `hit` itself is not changed."""
+    stripper = stripper or _ReservedStripper()
     cleaned = dict(hit)
     if not keep_score:
         cleaned.pop(_SCORE, None)
     if not keep_details:
         cleaned.pop(_DETAILS, None)
-    _strip_reserved(cleaned)
-    for nested in ("_formatted", "_matchesPosition"):
-        value = cleaned.get(nested)
-        if isinstance(value, Mapping):
-            value = dict(value)
-            _strip_reserved(value)
-            for path in added_fields:
-                value = without_path(value, path)
-            cleaned[nested] = value
+    stripper.strip(cleaned)
+    if "_formatted" in cleaned or "_matchesPosition" in cleaned:
+        for nested in ("_formatted", "_matchesPosition"):
+            value = cleaned.get(nested)
+            if isinstance(value, Mapping):
+                value = dict(value)
+                stripper.strip(value)
+                for path in added_fields:
+                    value = without_path(value, path)
+                cleaned[nested] = value
     for path in added_fields:
-        cleaned = without_path(cleaned, path)
-    return dict(cleaned)
+        cleaned = dict(without_path(cleaned, path))
+    return cleaned
 
 
 def merge_search_outcome(
@@ -235,8 +257,10 @@ def merge_search_outcome(
     total = min(total, plan.max_total_hits)
 
     window = kept[plan.offset : plan.offset + plan.limit]
+    stripper = _ReservedStripper()
     hits = [
-        clean_hit(hit, plan.added_fields, plan.show_ranking_score, plan.show_ranking_score_details)
+        clean_hit(hit, plan.added_fields, plan.show_ranking_score,
+                  plan.show_ranking_score_details, stripper)
         for hit in window
     ]
     response: dict[str, Any] = {
