@@ -123,7 +123,6 @@ async def gather_shards(
     deadline = trio.current_time() + timeout_s
     tried: dict[int, set[str]] = {}
     answers: list[ShardAnswer] = []
-    exhausted: list[int] = []
     rejection: NodeResponse | None = None
 
     async def ask(node_id: str, shards: list[int], exact: bool | None = None) -> None:
@@ -149,12 +148,10 @@ async def gather_shards(
         for shard in shards:
             seen = tried.setdefault(shard, set())
             for node_id in fallback_candidates(shard_map, shard, seq):
-                if node_id not in seen:
+                if node_id not in seen:  # a shard with no untried candidate stays missing
                     seen.add(node_id)
                     by_node.setdefault(node_id, []).append(shard)
                     break
-            else:
-                exhausted.append(shard)
         for node_id, node_shards in by_node.items():
             nursery.start_soon(ask, node_id, node_shards)
 
