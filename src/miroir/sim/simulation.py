@@ -23,7 +23,7 @@ after every operation:
       (crashed or partitioned) for the whole request and RF <= 2 (quorum needs every owner);
   I4  `miroir_no_quorum` only when every group of some written shard had a disturbed owner;
   I5  no request outlives its deadline: its virtual duration is within the bound that the
-      cluster code's deadlines imply (see `DEADLINE_BOUNDS`);
+      cluster code's deadlines imply (see `deadline_bound_s`);
   I6  with no fault since the last checkpoint, every write is confirmed (no header, no 503)
       and every read is complete.
 at a checkpoint, once faults heal:
@@ -40,10 +40,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
+import orjson
 import trio
 
 from miroir.core.placement import assign_shard_in_group, shard_for_key
-from miroir.sim.cluster import Answer, SimCluster
+from miroir.sim.cluster import Answer, SimCluster, SimSpec
 from miroir.sim.model import (
     ABSENT,
     DocumentModel,
@@ -57,14 +58,19 @@ from miroir.sim.transport import FaultModel
 INDEX = "sim"
 ERROR_FIELDS = {"message", "code", "type", "link"}
 TERMINAL = ("succeeded", "failed", "canceled")
-# Upper bound of a client operation's virtual duration, in node timeouts (T), from the deadlines
-# in miroir.cluster: a document write is one fan-out (T); a search may first fetch the index
-# settings (T) then scatter (T); a read by id asks the candidates one after another (RG x RF x T,
-# written here for the largest deployment the simulator builds); a settings change is node by
-# node: read, apply, wait (3T each) and the same again to roll back; a task read refreshes and
-# then completes the task (2T).
-DEADLINE_BOUNDS = {"add": 1, "update": 1, "delete": 1, "search": 2, "get": None,
-                   "settings": None, "task": 2}
+
+
+def deadline_bound_s(kind: str, spec: SimSpec) -> float:
+    """I5: the longest a client operation of `kind` may take in virtual time, from the deadlines
+    in miroir.cluster, in node timeouts T: a document write is one fan-out (T); a search may
+    fetch the index settings (T) and then scatter (T); a task read refreshes and then completes
+    the task (2T); a read by id asks its RG x RF candidates one after another; a settings change
+    goes node by node -- read, apply, wait (3T) -- and may roll back the same way (3T more)."""
+    timeouts = {"add": 1, "update": 1, "delete": 1, "search": 2, "task": 2,
+                "get": spec.groups * spec.rf, "settings": 6 * spec.nodes}[kind]
+    return timeouts * spec.node_timeout_ms / 1000 + 1e-6
+
+
 SETTINGS_CHOICES = (
     {"filterableAttributes": ["genre"]},
     {"filterableAttributes": ["genre", "year"], "sortableAttributes": ["year"]},
@@ -126,14 +132,6 @@ class Simulation:
     def shard_of(self, doc_id: str) -> int:
         return shard_for_key(doc_id, self.spec.shards)
 
-    def _bound(self, kind: str) -> float:
-        multiple = DEADLINE_BOUNDS[kind]
-        if kind == "get":
-            multiple = self.spec.groups * self.spec.rf
-        elif kind == "settings":
-            multiple = 6 * self.spec.nodes
-        return multiple * self._timeout_s + 1e-6
-
     def _common_checks(self, kind: str, answer: Answer) -> None:
         self.report.outcomes[f"{kind} {answer.status}"] += 1
         if answer.status >= 400:
@@ -142,8 +140,9 @@ class Simulation:
                         f"{answer.method} {answer.path} -> {answer.status} {body!r}")
         self._check("I1 no 500", answer.status != 500,
                     f"{answer.method} {answer.path} -> 500 {answer.body!r}")
-        self._check("I5 deadline", answer.duration <= self._bound(kind),
-                    f"{kind} took {answer.duration:.6f}s > {self._bound(kind):.6f}s")
+        bound = deadline_bound_s(kind, self.spec)
+        self._check("I5 deadline", answer.duration <= bound,
+                    f"{kind} took {answer.duration:.6f}s > {bound:.6f}s")
         if not self.disturbed:
             self._check("I6 quiet cluster answers fully",
                         answer.status < 500 and answer.degraded is None,
@@ -337,7 +336,7 @@ class Simulation:
         await self._wait_tasks()
         # Re-send what is ambiguous, as a client retrying its failed writes would.
         resend = self.model.uncertain_ids()
-        documents = [orjson_loads(self.model.newest[i]) for i in resend
+        documents = [orjson.loads(self.model.newest[i]) for i in resend
                      if self.model.newest[i] != ABSENT]
         deleted = [int(i) for i in resend if self.model.newest[i] == ABSENT]
         self.disturbed.clear()
@@ -404,12 +403,6 @@ class Simulation:
                 difference = search_difference(answer.body, expected)
                 self._check("I9 search equals reference", difference is None,
                             f"search {query}: {difference}")
-
-
-def orjson_loads(version: bytes) -> Any:
-    import orjson
-
-    return orjson.loads(version)
 
 
 def _read_version(answer: Answer) -> bytes | None:
