@@ -21,6 +21,7 @@ call, whichever group or replica answers. Two ways to get each node's part of it
 
 from __future__ import annotations
 
+import inspect
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -37,6 +38,12 @@ from miroir.transport.base import NodeResponse, is_node_failure
 # The exhaustive fallback asks for everything; Meilisearch's `limit` is a usize.
 EXHAUSTIVE_LIMIT = 2**31 - 1
 _UNSORTABLE: weakref.WeakKeyDictionary[Cluster, set[str]] = weakref.WeakKeyDictionary()
+# The core planner may offer several documented orders; this module serves the primary-key one
+# (stable across replicas, whatever order each node inserted its documents in).
+_ORDER_ARGS = (
+    {"order": "primary_key"} if "order" in inspect.signature(plan_documents_query).parameters
+    else {}
+)
 
 
 async def primary_key(cluster: Cluster, uid: str) -> str | None:
@@ -89,9 +96,9 @@ async def fetch_documents(
     key = await primary_key(cluster, uid)
     if key is None:
         # No primary key yet means no document yet; still validate the parameters.
-        plan = plan_documents_query(params, "id")
+        plan = plan_documents_query(params, "id", **_ORDER_ARGS)
         return ReadResult({"results": [], "offset": plan.offset, "limit": plan.limit, "total": 0})
-    plan = plan_documents_query(params, key)
+    plan = plan_documents_query(params, key, **_ORDER_ARGS)
     client_sorts = params.get("sort") not in (None, "", [])
     unsortable = _UNSORTABLE.setdefault(cluster, set())
     if not client_sorts and uid in unsortable:
