@@ -71,8 +71,9 @@ _GEO_BBOX_ARGS = (
 )
 EARTH_RADIUS_METERS = 6371008.8
 # Rust's f64::from_str for finite values; Python's float() also takes "1_0" and spaces.
+# (nom's `recognize_float` accepts the same shapes inside `_geoRadius(...)`.)
 _FINITE_FLOAT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-_FLOAT_TOKEN = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_FLOAT_TOKEN = _FINITE_FLOAT
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,7 +294,7 @@ class _Parser:
         raise _Hard(f"missing:{quote}", i, self.n)
 
     def geo_call(self, i: int, name: str, exact_word: bool) -> int | None:
-        """If `name(` starts at i, the end of a well-formed `name(f, f, ...)`, else raise."""
+        """Where the keyword `name` (after optional spaces) ends, or None if it is not there."""
         j = self.ws(i)
         try:
             k = self.word_exact(j, name) if exact_word else self.tag(j, name)

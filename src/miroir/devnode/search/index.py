@@ -4,7 +4,7 @@ Owns: the document copies the searcher ranks and formats (by internal id), the i
 (normalized word -> internal ids, and per document word -> packed (field id, position) list),
 the vocabulary trie that yields prefix and typo candidates without scanning the vocabulary,
 the per-attribute facet index, and `filter_ids`. The engine calls upsert / delete / clear /
-update_settings as tasks apply; searching is `miroir.devnode.search.engine.run_search`.
+update_settings as tasks apply; searching is `miroir.devnode.search.execute.run_search`.
 
 Must never: assign internal ids (the engine does: order of first addition), enqueue tasks, or
 let one document's ranking depend on another document (see `ranking`).
