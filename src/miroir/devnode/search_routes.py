@@ -278,13 +278,9 @@ def _run(index: Any, params: SearchParams, *, extra_limit: int | None = None) ->
         if features is None or not features.filterable:
             patterns = f.filterable_patterns(settings.get("filterableAttributes") or [])
             tail = (
-                (
-                    "Available filterable attributes patterns are: "
-                    + ", ".join(f"`{p}`" for p in patterns)
-                    + "."
-                )
+                f"Available filterable attributes patterns are: `{', '.join(patterns)}`."
                 if patterns
-                else ("This index does not have configured filterable attributes.")
+                else "This index does not have configured filterable attributes."
             )
             raise MeiliError(
                 "invalid_search_distinct",
@@ -544,13 +540,9 @@ def facet_search(engine: Any, index_uid: str, body: Any) -> dict:
             for p in patterns
         )
         tail = (
-            (
-                "Available facet-searchable attributes patterns are: "
-                + ", ".join(f"`{p}`" for p in patterns)
-                + "."
-            )
+            f"Available facet-searchable attributes patterns are: `{', '.join(patterns)}`."
             if patterns
-            else ("This index does not have configured facet-searchable attributes.")
+            else "This index does not have configured facet-searchable attributes."
         )
         raise MeiliError(
             "invalid_facet_search_facet_name",

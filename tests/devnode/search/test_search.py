@@ -425,3 +425,19 @@ def test_merging_shards_gives_the_single_node_answer(params) -> None:
     )
     assert merged["estimatedTotalHits"] == single["estimatedTotalHits"]
     assert merged.get("facetDistribution") == single.get("facetDistribution")
+
+
+def test_facets_on_non_filterable_attributes_are_refused_with_meilisearchs_message() -> None:
+    searcher = searcher_with(DOCS, filterableAttributes=["genre", "year"])
+    with pytest.raises(MeiliError) as err:
+        run_search(searcher, SearchRequest(facets=["title"]))
+    assert err.value.message == (
+        "Invalid facet distribution: Attribute `title` is not filterable. Available filterable "
+        "attributes patterns are: `genre, year`."
+    )
+    with pytest.raises(MeiliError) as err:
+        run_search(searcher_with(DOCS), SearchRequest(facets=["title", "id"]))
+    assert err.value.message == (
+        "Invalid facet distribution: Attributes `id, title` are not filterable. This index does "
+        "not have configured filterable attributes."
+    )

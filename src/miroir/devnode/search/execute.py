@@ -92,6 +92,7 @@ def check_facets(searcher: IndexSearcher, facets: list[str]) -> list[str]:
     """The facet attributes to count (`*` expands to every filterable attribute seen)."""
     filterable = searcher.settings.get("filterableAttributes") or []
     out: list[str] = []
+    invalid: set[str] = set()
     for name in facets:
         if name == "*":
             for path in searcher.field_names:
@@ -101,21 +102,21 @@ def check_facets(searcher: IndexSearcher, facets: list[str]) -> list[str]:
             continue
         features = f.matching_features(name, filterable)
         if features is None or not features.filterable:
-            patterns = f.filterable_patterns(filterable)
-            if patterns:
-                tail = (
-                    "Available facetable attributes patterns are: "
-                    + ", ".join(f"`{p}`" for p in patterns)
-                    + "."
-                )
-            else:
-                tail = "This index does not have configured filterable attributes."
-            raise MeiliError(
-                "invalid_search_facets",
-                f"Invalid facet distribution: Attribute `{name}` is not filterable. {tail}",
-            )
-        if name not in out:
+            invalid.add(name)
+        elif name not in out:
             out.append(name)
+    if invalid:
+        patterns = f.filterable_patterns(filterable)
+        if patterns:
+            tail = f"Available filterable attributes patterns are: `{', '.join(patterns)}`."
+        else:
+            tail = "This index does not have configured filterable attributes."
+        names = sorted(invalid)
+        if len(names) == 1:
+            head = f"Attribute `{names[0]}` is not filterable."
+        else:
+            head = f"Attributes `{', '.join(names)}` are not filterable."
+        raise MeiliError("invalid_search_facets", f"Invalid facet distribution: {head} {tail}")
     return out
 
 
