@@ -451,7 +451,7 @@ def test_documents_are_listed_by_primary_key_across_shards(docs, offset, limit, 
     params: dict[str, Any] = {"offset": offset, "limit": limit}
     if narrow:
         params["fields"] = ["title"]
-    plan = plan_documents_query(params, "id")
+    plan = plan_documents_query(params, "id", order="primary_key")
     assert plan.node_params["sort"] == ["id:asc"]
     bodies = []
     for shard in range(4):

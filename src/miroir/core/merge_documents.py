@@ -1,19 +1,24 @@
 """GET /indexes/{uid}/documents and POST /documents/fetch across shards.
 
-Owns `plan_documents_query(params, primary_key) -> DocumentsPlan` and
+Owns `plan_documents_query(params, primary_key, order) -> DocumentsPlan` and
 `merge_documents(plan, node_bodies) -> dict`. Pure; it never sends a request.
 
 One node lists documents in its internal id order (insertion order), which no set of shards can
-reproduce. Miroir's documented order instead is: the client's `sort` rules if it sent any,
-then the primary key ascending (Meilisearch's sort order: numbers, then strings by bytes).
-It is deterministic and stable across calls, replica groups, replicas and rebalancing, because
-it depends only on the documents.
+reproduce. Miroir documents one of two deterministic orders instead; both give an exact page
+from one scatter in which every request asks for the first `offset+limit` documents:
 
-To make one scatter enough, every node is asked for its first `offset+limit` documents in that
-same order (`sort: [<client sort>..., <pk>:asc]`, `offset: 0`); the merged window is then
-exact. That needs the primary key (and the client's sort fields, as Meilisearch already
-requires) in the nodes' sortableAttributes: the proxy keeps it there without showing it.
-`total` is the sum of the nodes' totals, which is exact (each document lives on one shard).
+- `order="shard"` (the default; works with any node): shard by shard in ascending shard id,
+  and inside a shard in the order of the node that serves it (its insertion order; replicas
+  receive the same batches in the same order, so a replica gives the same order). The proxy
+  sends one request per shard, `restrict_to_shards(plan.node_params, [shard])`, and passes the
+  bodies in ascending shard order. The page is cut from their concatenation.
+- `order="primary_key"`: the client's `sort` rules if any, then the primary key ascending
+  (Meilisearch's sort order: numbers, then strings by bytes). It depends only on the documents,
+  so it is stable across replicas, groups and rebalancing, and needs one request per node; but
+  the nodes must sort documents (`sort` on the documents routes, with the primary key in their
+  sortableAttributes). The devnode does not sort documents, so this mode needs real nodes.
+
+`total` is the sum of the bodies' totals, which is exact (each document lives on one shard).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class DocumentsPlan:
     node_params: dict[str, Any]
     offset: int
     limit: int
+    by_shard: bool
     order: tuple[SortRule, ...]
     added_fields: tuple[str, ...]
 
@@ -66,10 +72,22 @@ def _names(params: Mapping[str, Any], name: str, code: str) -> list[str] | None:
     return list(value)
 
 
-def plan_documents_query(params: Mapping[str, Any], primary_key: str) -> DocumentsPlan:
+def plan_documents_query(
+    params: Mapping[str, Any], primary_key: str, order: str = "shard"
+) -> DocumentsPlan:
     """Rewrite a documents listing (offset, limit, fields, filter, sort, ids) for the nodes."""
     offset = _usize(params, "offset", "invalid_document_offset", 0)
     limit = _usize(params, "limit", "invalid_document_limit", DEFAULT_DOCUMENTS_LIMIT)
+    if order == "shard":
+        if params.get("sort") is not None:
+            raise MeiliError(
+                "invalid_document_sort",
+                "Sorting documents needs nodes that sort documents (order=\"primary_key\").",
+            )
+        node_params = {**params, "offset": 0, "limit": offset + limit}
+        return DocumentsPlan(node_params, offset, limit, True, (), ())
+    if order != "primary_key":
+        raise ValueError(f"unknown documents order {order!r}")
     try:
         client_sort = parse_sort(_names(params, "sort", "invalid_document_sort"))
     except MeiliError as error:
@@ -89,7 +107,7 @@ def plan_documents_query(params: Mapping[str, Any], primary_key: str) -> Documen
             if rule.field not in fields and rule.field not in added:
                 added.append(rule.field)
         node_params["fields"] = fields + added
-    return DocumentsPlan(node_params, offset, limit, order, tuple(added))
+    return DocumentsPlan(node_params, offset, limit, False, order, tuple(added))
 
 
 def _sort_field_key(document: Mapping[str, Any], rule: SortRule) -> tuple:
@@ -104,12 +122,16 @@ def _sort_field_key(document: Mapping[str, Any], rule: SortRule) -> tuple:
 
 
 def merge_documents(plan: DocumentsPlan, node_bodies: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """`{results, offset, limit, total}` from each node's `{results, total, ...}`."""
+    """`{results, offset, limit, total}` from the bodies' `{results, total, ...}`.
+
+    With `by_shard`, `node_bodies` are one per shard in ascending shard order.
+    """
     documents: list[Mapping[str, Any]] = []
     for body in node_bodies:
         documents.extend(body.get("results") or ())
-    order = plan.order
-    documents.sort(key=lambda doc: tuple(_sort_field_key(doc, rule) for rule in order))
+    if not plan.by_shard:  # shard order is the concatenation itself
+        order = plan.order
+        documents.sort(key=lambda doc: tuple(_sort_field_key(doc, rule) for rule in order))
     window = documents[plan.offset : plan.offset + plan.limit]
     results = []
     for document in window:
