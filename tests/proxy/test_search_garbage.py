@@ -1,6 +1,8 @@
 """Garbage into the read routes: the Meilisearch error (a node's own or Miroir's validation),
 with its exact code and status, the standard envelope, never a 500."""
 
+import json
+
 import pytest
 
 from tests.proxy.harness import running_proxy
@@ -58,6 +60,16 @@ CASES = [
      JSON, 400, "invalid_multi_search_weight"),
     ("POST", "/multi-search", b'{"federation": {"limit": "x"}, "queries": []}', JSON, 400,
      "invalid_multi_search_federated"),
+    ("POST", "/multi-search", b'{"federation": 5, "queries": [{"indexUid": "seed"}]}', JSON, 400,
+     "invalid_multi_search_federated"),
+    ("POST", "/multi-search", b'{"federation": "x", "queries": []}', JSON, 400,
+     "invalid_multi_search_federated"),
+    ("POST", "/multi-search",
+     b'{"federation": {}, "queries": [{"indexUid": "seed", "federationOptions": 5}]}', JSON, 400,
+     "invalid_multi_search_federation_options"),
+    ("POST", "/multi-search", b'{"queries": [], "extra": 1}', JSON, 400, "bad_request"),
+    ("POST", "/multi-search", b'{"queries": [{"indexUid": "seed", "federationOptions": {}}]}',
+     JSON, 400, "invalid_multi_search_federation_options"),
     ("POST", "/indexes/seed/facet-search", b"[]", JSON, 400, "bad_request"),
     ("POST", "/indexes/seed/facet-search", b"{}", JSON, 400, "missing_facet_search_facet_name"),
     ("POST", "/indexes/seed/facet-search", b'{"facetName": "nope"}', JSON, 400,
@@ -100,3 +112,48 @@ async def test_garbage_into_read_routes_gets_the_meilisearch_error(
         assert set(reply) == {"message", "code", "type", "link"}
         assert reply["link"] == "https://docs.meilisearch.com/errors#" + code
         assert "_miroir" not in reply["message"]
+
+
+SEARCH_FIELDS = ("q", "offset", "limit", "page", "hitsPerPage", "attributesToRetrieve",
+                 "attributesToCrop", "cropLength", "attributesToHighlight", "showMatchesPosition",
+                 "showRankingScore", "showRankingScoreDetails", "filter", "sort", "distinct",
+                 "facets", "highlightPreTag", "highlightPostTag", "cropMarker",
+                 "matchingStrategy", "attributesToSearchOn", "rankingScoreThreshold", "locales")
+GARBAGE = (None, -1, 1.5, True, "x", "", [], [1], ["x:asc"], {}, {"a": 1}, 10**20)
+
+
+def encode(body) -> bytes:
+    return json.dumps(body).encode()  # json, not orjson: 10**20 is valid JSON
+
+
+async def test_every_search_field_with_any_json_value_never_answers_500():
+    """Law: whatever JSON value a field holds, every read route answers a Meilisearch error
+    body or a 200 -- never a 500."""
+    async with running_proxy(nodes=2, shards=4) as h:
+        added = (await h.send("POST", "/indexes/seed/documents",
+                              [{"id": 1, "title": "a", "genre": "x"}]))[1]
+        await h.wait_task(added["taskUid"])
+        for field in SEARCH_FIELDS:
+            for value in GARBAGE:
+                query = {field: value}
+                for path, body in (
+                    ("/indexes/seed/search", query),
+                    ("/multi-search", {"queries": [{"indexUid": "seed", **query}]}),
+                    ("/multi-search", {"federation": {}, "queries": [{"indexUid": "seed", **query}]}),
+                    ("/indexes/seed/facet-search", {"facetName": "genre", **query}),
+                ):
+                    status, reply, _ = await h.send("POST", path, encode(body))
+                    assert status < 500, (path, body, reply)
+                    if status >= 400:
+                        assert set(reply) == {"message", "code", "type", "link"}, (path, body)
+        for field in ("offset", "limit", "fields", "filter", "ids", "sort", "retrieveVectors"):
+            for value in GARBAGE:
+                status, reply, _ = await h.send("POST", "/indexes/seed/documents/fetch",
+                                                encode({field: value}))
+                assert status < 500, (field, value, reply)
+        for value in GARBAGE:
+            status, reply, _ = await h.send("POST", "/multi-search",
+                                            encode({"federation": {"offset": value, "limit": value,
+                                                                   "facetsByIndex": value},
+                                                    "queries": [{"indexUid": "seed"}]}))
+            assert status < 500, (value, reply)

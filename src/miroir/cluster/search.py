@@ -317,6 +317,17 @@ def _inside(position: int, error: MeiliError) -> MeiliError:
 def _query_objects(body: Any) -> list[dict[str, Any]]:
     if not isinstance(body, Mapping):
         raise MeiliError("bad_request", "Invalid value type: expected an object, but found something else.")
+    for name in body:
+        if name not in ("queries", "federation"):
+            raise MeiliError(
+                "bad_request", f"Unknown field `{name}`: expected one of `queries`, `federation`"
+            )
+    federation = body.get("federation")
+    if federation is not None and not isinstance(federation, Mapping):
+        raise MeiliError(
+            "invalid_multi_search_federated",
+            "Invalid value type at `.federation`: expected an object, but found something else.",
+        )
     queries = body.get("queries")
     if queries is None:
         raise MeiliError("bad_request", "Missing field `queries`")
@@ -334,6 +345,13 @@ def _query_objects(body: Any) -> list[dict[str, Any]]:
             raise MeiliError(
                 "invalid_index_uid",
                 f"Invalid value type at `.queries[{position}].indexUid`: expected a string.",
+            )
+        options = query.get("federationOptions")
+        if options is not None and not isinstance(options, Mapping):
+            raise MeiliError(
+                "invalid_multi_search_federation_options",
+                f"Invalid value type at `.queries[{position}].federationOptions`: "
+                "expected an object, but found something else.",
             )
     return queries
 
