@@ -33,6 +33,7 @@ body goes unrestricted, which is the common case (RF=1) and spares the node a fi
 from __future__ import annotations
 
 import math
+import re
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -211,6 +212,11 @@ def _first_plan(cluster: Cluster, shard_map: ShardMap, group: int, seq: int) -> 
     return found
 
 
+# `_miroir_shard` as an item of a list in a node's message, in either of the spellings
+# Meilisearch uses: "`a`, `b`" or "`a, b`".
+_SHARD_FIELD_IN_LIST = re.compile(r"`_miroir_shard`, |, `_miroir_shard`|_miroir_shard, |, _miroir_shard")
+
+
 def _without_shard_field(response: NodeResponse) -> NodeResponse:
     """A node's refusal with `_miroir_shard` taken out of its message (e.g. the list of
     filterable attributes in `invalid_search_filter`): clients never see Miroir's field."""
@@ -222,7 +228,7 @@ def _without_shard_field(response: NodeResponse) -> NodeResponse:
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return response
     if isinstance(message, str):
-        body["message"] = message.replace("`_miroir_shard`, ", "").replace(", `_miroir_shard`", "")
+        body["message"] = _SHARD_FIELD_IN_LIST.sub("", message)
     return NodeResponse(response.node_id, response.status, response.headers, orjson.dumps(body))
 
 
