@@ -25,10 +25,15 @@ from miroir.core.filters import normalize_facet
 from miroir.core.merge import merge_search_outcome
 from miroir.core.merge_documents import merge_documents, plan_documents_query
 from miroir.core.merge_facets import merge_facet_search
+from miroir.core.merge_federated import (
+    merge_federated,
+    plan_federated_query,
+    restrict_federated_to_shards,
+)
 from miroir.core.placement import assign_shard_in_group, covering_set, shard_for_key
 from miroir.core.search_plan import plan_node_query, restrict_to_shards
 from miroir.devnode.engine import Engine
-from miroir.devnode.search_routes import facet_search, search
+from miroir.devnode.search_routes import facet_search, multi_search, search
 
 WORDS = ["dark", "knight", "returns", "batman", "superhero", "magic", "night", "kingdom",
          "thunder", "wonder"]
@@ -392,3 +397,45 @@ def test_facet_search_sums_the_shards_like_one_devnode(docs, index_settings, top
         whole = {normalize_facet(v): c for v, c in single_counts(single, body, name).items()}
         assert all(count <= whole.get(value, 0)
                    for value, count in normalized(merged["facetHits"]))
+
+
+# ----------------------------------------------------------------------------- federation
+
+
+@given(corpora(), topologies(min_nodes=2),
+       st.lists(st.tuples(st.sampled_from(["dark", "knight", "thunder magic", "", "wonder"]),
+                          st.sampled_from([1.0, 0.5, 2.0, 0.0])), min_size=1, max_size=3),
+       st.sampled_from([0, 0, 2, 5]), st.sampled_from([20, 3, 1, 0]), st.booleans())
+# Found by this property: a placeholder query's hits carry no rule details; they rank by
+# global score x weight instead of losing to every keyword hit.
+@example([{"id": 0, "title": "thunder", "overview": "", "genre": "action", "year": 1990},
+          {"id": 1, "title": "dark", "overview": "", "genre": "action", "year": 1990}],
+         {"shards": 1, "nodes": ["node-0", "node-1"], "rf": 1, "seq": 0},
+         [("thunder magic", 1.0), ("", 1.0)], 0, 20, False)
+def test_federated_search_merges_like_one_devnode(docs, topology, queries_, offset, limit,
+                                                  show_score):
+    settings_ = {**REGRESSION_SETTINGS, "faceting": {"maxValuesPerFacet": 10,
+                                                     "sortFacetValuesBy": {"*": "alpha"}}}
+    single, engines, cover = build_cluster(docs, settings_, topology)
+    body = {"federation": {"offset": offset, "limit": limit},
+            "queries": [{"indexUid": INDEX, "q": q, "showRankingScore": show_score,
+                         "federationOptions": {"weight": w}} for q, w in queries_]}
+    expected = multi_search(single, body)
+    plan = plan_federated_query(body)
+    bodies = [orjson.loads(orjson.dumps(
+        multi_search(engines[node], restrict_federated_to_shards(plan.node_body, shards))))
+        for node, shards in sorted(cover.items())]
+    got = merge_federated(plan, bodies)
+
+    def tie_class(hit):  # Meilisearch's federated order without sort: weighted score, query
+        federation = hit["_federation"]
+        return (federation["weightedRankingScore"], federation["queriesPosition"])
+
+    assert [tie_class(h) for h in got["hits"]] == [tie_class(h) for h in expected["hits"]]
+    classes = [tie_class(h) for h in expected["hits"]]
+    for got_hit, expected_hit in zip(got["hits"], expected["hits"], strict=True):
+        if classes.count(tie_class(expected_hit)) == 1:
+            assert got_hit == strip_reserved(expected_hit)
+        assert not any(k.startswith("_miroir_") for k in got_hit)
+    for key in ("limit", "offset", "estimatedTotalHits"):
+        assert got[key] == expected[key], key

@@ -140,6 +140,9 @@ def _weighted_values(hit: Mapping[str, Any], weight: float) -> list[tuple]:
     if group:
         values.append(("score", tuple(group)))
         relevancy_groups += 1
+    if not values:
+        # A placeholder query has no rule to report: its hits rank by global score x weight.
+        return [("score", (hit.get("_rankingScore", 1.0) * weight,))]
     if relevancy_groups == 1:
         # One group: its score is the global score, which Meilisearch compares (not the rules).
         score = hit.get("_rankingScore", 0.0) * weight
