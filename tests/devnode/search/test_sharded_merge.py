@@ -7,7 +7,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from miroir.core.merge import merge_search
+from miroir.core.merge import merge_search, merge_search_outcome
 from miroir.core.search_plan import plan_node_query
 from miroir.devnode import search_routes as routes
 
@@ -62,3 +62,37 @@ def test_merged_shards_answer_like_one_node(docs, params, shard_count) -> None:
         single_counts = {k: sum(v.values()) for k, v in single["facetDistribution"].items()}
         assert merged_counts == single_counts
         assert merged["facetStats"] == single["facetStats"]
+
+
+@settings(max_examples=30)
+@given(
+    documents,
+    st.lists(st.sampled_from(WORDS), min_size=1, max_size=2).map(" ".join),
+    st.integers(2, 3),
+    st.booleans(),
+    st.integers(1, 4),
+)
+def test_distinct_and_pages_merge_like_one_node(docs, q, shard_count, page_mode, size) -> None:
+    params = {"q": q, "distinct": "genre", "showRankingScore": True}
+    params.update({"page": 1, "hitsPerPage": size} if page_mode else {"limit": size})
+    settings_ = dict(SETTINGS, distinctAttribute=None)
+    whole = engine_with("w", docs, **settings_)
+    shards = [engine_with("w", docs[k::shard_count], **settings_) for k in range(shard_count)]
+    single = routes.search(whole, "w", params)
+    plan = plan_node_query(params, whole.get_index("w").settings)
+    outcome = merge_search_outcome(
+        plan, [routes.search(shard, "w", plan.node_params) for shard in shards]
+    )
+    while outcome.refetch is not None:
+        plan = outcome.refetch
+        outcome = merge_search_outcome(
+            plan, [routes.search(shard, "w", plan.node_params) for shard in shards]
+        )
+    merged = outcome.response
+    assert [_key(h) for h in merged["hits"]] == [_key(h) for h in single["hits"]]
+    # Distinct keeps one document per value, so both answers hold the same genres.
+    assert sorted(h["genre"].lower() for h in merged["hits"]) == sorted(
+        h["genre"].lower() for h in single["hits"]
+    )
+    if page_mode:
+        assert merged["totalHits"] == single["totalHits"]
