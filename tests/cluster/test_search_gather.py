@@ -252,3 +252,21 @@ def test_cached_first_plans_still_rotate_replicas_and_follow_state_changes():
     transport.calls.clear()
     gathered = run(lambda: gather_shards(cluster, "POST", "/x", body_for))
     assert not gathered.missing and {call.node_id for call in transport.calls} == {"g0n1"}
+
+
+def test_hung_node_falls_back_to_the_other_group_before_the_deadline():
+    transport = FakeTransport()
+    cluster = make_cluster(transport, shards=8, rf=1, groups=2, per_group=2)
+    for node_id in cluster.node_ids():
+        transport.handle(node_id, echo(cluster, node_id, delay=0.1))
+    transport.script("g1n0", Hang())  # group 1 is asked first (the first query is number 1)
+
+    async def read():
+        started = trio.current_time()
+        gathered = await gather_shards(cluster, "POST", "/x", body_for)
+        return gathered, trio.current_time() - started
+
+    gathered, elapsed = run(read)
+    assert not gathered.missing
+    assert elapsed == pytest.approx(TIMEOUT_MS / 1000 / 2 + 0.1)  # half the budget, then 0.1 s
+    assert not transport.in_flight()

@@ -11,7 +11,10 @@ Theory of operation
 A read takes the next query number `seq` of this process. Group `seq % RG` is asked first: the
 core's `covering_plan` picks one readable owner per shard (rotated by `seq`, so replicas share
 the load) and groups the shards per node. Every node is sent its request at once, each call
-under the one deadline of the whole read (`node_timeout_ms` from its start).
+under the one deadline of the whole read (`node_timeout_ms` from its start). When any shard has
+another replica (RF > 1 or RG > 1), a call gets only half the time left (`ATTEMPT_SHARE`), so a
+node that hangs instead of failing still leaves time for a fallback; with RF = RG = 1 there is
+nobody to fall back to and each call gets all of it.
 
 A node that fails (transport error or 5xx) does not fail the read: each of its shards moves on,
 as soon as that failure is known and while the others are still in flight, to its next
@@ -60,6 +63,8 @@ from miroir.transport.base import NodeResponse, is_node_failure
 # reads matter (distinctAttribute, pagination, faceting); a change reaches the merge at most this
 # long after it is applied on the nodes.
 SETTINGS_TTL_S = 1.0
+# The share of the time left that one node call gets when another replica could take over.
+ATTEMPT_SHARE = 0.5
 PARTIAL = "partial"
 ERROR = "error"
 
@@ -122,6 +127,9 @@ async def gather_shards(
     group = query_group(seq, shard_map.replica_groups)
     timeout_s = (timeout_ms or cluster.settings.node_timeout_ms) / 1000
     deadline = trio.current_time() + timeout_s
+    # With a second replica somewhere, an attempt gets only part of the time left, so that a
+    # node that hangs (rather than failing fast) still leaves time to ask another replica.
+    may_fall_back = shard_map.replica_groups > 1 or shard_map.placement.replication_factor > 1
     tried: dict[int, set[str]] = {}
     answers: list[ShardAnswer] = []
     rejection: NodeResponse | None = None
@@ -131,8 +139,12 @@ async def gather_shards(
         if exact is None:
             exact = _owns_exactly(shard_map, node_id, shards)
         body = body_for(None if exact else shards)
-        remaining_ms = max(1, int((deadline - trio.current_time()) * 1000))
-        result = await cluster.call(node_id, method, path, raw_body=body, timeout_ms=remaining_ms)
+        remaining_ms = (deadline - trio.current_time()) * 1000
+        if may_fall_back:
+            remaining_ms *= ATTEMPT_SHARE  # leave the rest of the deadline to a fallback
+        result = await cluster.call(
+            node_id, method, path, raw_body=body, timeout_ms=max(1, int(remaining_ms))
+        )
         if not is_node_failure(result):
             assert isinstance(result, NodeResponse)
             if result.ok:
