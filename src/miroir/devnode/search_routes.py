@@ -105,11 +105,14 @@ class SearchParams:
             None if get("hitsPerPage") is None else self._usize(body, "hitsPerPage", 20, at)
         )
         self.page_mode = self.page is not None or self.hits_per_page is not None
-        if federated and any(k in body for k in ("offset", "limit", "page", "hitsPerPage")):
+        paging = [k for k in ("limit", "offset", "page", "hitsPerPage") if k in body]
+        if federated and paging:
+            position = path.rpartition("[")[2].rstrip("]")
             raise MeiliError(
                 "invalid_multi_search_query_pagination",
                 f"Inside `{path}`: Using pagination options is not allowed in federated queries."
-                "\n - Hint: remove `limit` from query #0 or remove `federation` from the request"
+                f"\n - Hint: remove `{paging[0]}` from query #{position} or remove `federation` "
+                "from the request"
                 "\n - Hint: pass `federation.limit` and `federation.offset` for pagination in "
                 "federated search",
             )

@@ -441,3 +441,56 @@ def test_facets_on_non_filterable_attributes_are_refused_with_meilisearchs_messa
         "Invalid facet distribution: Attributes `id, title` are not filterable. This index does "
         "not have configured filterable attributes."
     )
+
+
+def test_crop_without_a_match_keeps_the_start_and_nested_values_are_formatted() -> None:
+    engine = engine_with(
+        "c",
+        [
+            {
+                "id": 1,
+                "title": "one two three four five six",
+                "meta": {"tags": ["dark knight", "other"]},
+            }
+        ],
+    )
+    hit = routes.search(
+        engine,
+        "c",
+        {
+            "q": "knight",
+            "attributesToCrop": ["title:2"],
+            "attributesToHighlight": ["meta"],
+            "attributesToRetrieve": ["title", "meta.tags"],
+        },
+    )["hits"][0]
+    assert hit["_formatted"]["title"] == "one two…"
+    assert hit["_formatted"]["meta"] == {"tags": ["dark <em>knight</em>", "other"]}
+    assert set(hit) == {"title", "meta", "_formatted"}
+
+
+def test_get_query_strings_are_converted_with_meilisearch_errors() -> None:
+    body = routes.search_params_from_query(
+        [
+            ("q", "x"),
+            ("limit", "3"),
+            ("showRankingScore", "true"),
+            ("facets", "a,b"),
+            ("rankingScoreThreshold", "0.5"),
+        ]
+    )
+    assert body == {
+        "q": "x",
+        "limit": 3,
+        "showRankingScore": True,
+        "facets": ["a", "b"],
+        "rankingScoreThreshold": 0.5,
+    }
+    for query, code in [
+        ([("limit", "-1")], "invalid_search_limit"),
+        ([("showRankingScore", "yes")], "invalid_search_show_ranking_score"),
+        ([("nope", "1")], "bad_request"),
+    ]:
+        with pytest.raises(MeiliError) as err:
+            routes.search_params_from_query(query)
+        assert err.value.code == code
