@@ -21,7 +21,9 @@ import orjson
 from miroir.core import filters as f
 from miroir.core.errors import MeiliError
 from miroir.devnode import deserr
-from miroir.devnode.search.execute import SearchRequest, facet_counts, run_search
+from miroir.devnode.search.execute import SearchRequest, check_facets, facet_counts, run_search
+from miroir.devnode.search.federation import FederatedHit
+from miroir.devnode.search.federation import ordered as federated_order
 from miroir.devnode.search.formatting import (
     Matcher,
     formatted,
@@ -137,6 +139,15 @@ class SearchParams:
             else deserr.body_string(_code("distinct"), at("distinct"), get("distinct"))
         )
         self.facets = self._strings(body, "facets", at)
+        if federated and self.facets is not None:
+            position = path.rpartition("[")[2].rstrip("]")
+            raise MeiliError(
+                "invalid_multi_search_query_facets",
+                f"Inside `{path}`: Using facet options is not allowed in federated queries.\n"
+                f" - Hint: remove `facets` from query #{position} or remove `federation` from "
+                "the request\n - Hint: pass `federation.facetsByIndex.<index>: [...]` for "
+                "facets in federated search",
+            )
         self.pre_tag = self._string(body, "highlightPreTag", "<em>", at)
         self.post_tag = self._string(body, "highlightPostTag", "</em>", at)
         self.crop_marker = self._string(body, "cropMarker", "…", at)
@@ -448,30 +459,43 @@ def multi_search(engine: Any, body: Any) -> dict:
 
 
 def _federated(prepared: list, federation: Any) -> dict:
+    """One list of hits from every query, ordered as Meilisearch orders federated hits."""
     federation = deserr.body_object("invalid_multi_search_federated", ".federation", federation)
-    deserr.check_fields(
-        federation,
-        ("offset", "limit", "facetsByIndex", "mergeFacets"),
-        path=".federation",
-        code="bad_request",
-    )
-    offset = deserr.body_usize(
-        "invalid_multi_search_federated", ".federation.offset", federation.get("offset", 0)
-    )
-    limit = deserr.body_usize(
-        "invalid_multi_search_federated", ".federation.limit", federation.get("limit", 20)
-    )
-    merged: list[tuple[float, int, int, dict]] = []
+    allowed = ("offset", "limit", "page", "hitsPerPage", "facetsByIndex", "mergeFacets")
+    deserr.check_fields(federation, allowed, path=".federation", code="bad_request")
+
+    def usize(name: str, default: int) -> int:
+        value = federation.get(name)
+        if value is None:
+            return default
+        return deserr.body_usize("invalid_multi_search_federated", f".federation.{name}", value)
+
+    page_mode = federation.get("page") is not None or federation.get("hitsPerPage") is not None
+    page, hits_per_page = usize("page", 1), usize("hitsPerPage", 20)
+    if page_mode:
+        offset, limit = ((page - 1) * hits_per_page, hits_per_page) if page > 0 else (0, 0)
+    else:
+        offset, limit = usize("offset", 0), usize("limit", 20)
+
+    candidates: list[FederatedHit] = []
     total = 0
-    seen: set[tuple[str, int]] = set()
+    matched_by_index: dict[str, set[int]] = {}
+    indexes: dict[str, Any] = {}
     for position, index_uid, index, params in prepared:
         options = params.federation_options or {}
+        if not isinstance(options, dict):
+            raise deserr.type_error(
+                "invalid_multi_search_federation_options",
+                f".queries[{position}].federationOptions",
+                "an object",
+                options,
+            )
         weight = options.get("weight", 1.0)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
             raise MeiliError(
                 "invalid_multi_search_weight",
                 f"Invalid value at `.queries[{position}].federationOptions.weight`: the value "
-                f"of `weight` is invalid, expected a positive float (>= 0.0).",
+                "of `weight` is invalid, expected a positive float (>= 0.0).",
             )
         try:
             outcome, window = _run(index, params, extra_limit=offset + limit)
@@ -480,28 +504,122 @@ def _federated(prepared: list, federation: Any) -> dict:
                 error.code, f"Inside `.queries[{position}]`: {error.message}"
             ) from None
         total += window["total"]
-        hits = _render_hits(index, params, outcome)
-        for rank, (hit, rendered) in enumerate(zip(outcome.hits, hits, strict=True)):
-            key = (index_uid, hit.internal_id)
-            if key in seen:
-                continue
-            seen.add(key)
-            weighted = hit.score * weight
+        indexes[index_uid] = index
+        matched_by_index.setdefault(index_uid, set()).update(outcome.matched_ids)
+        rendered_hits = _render_hits(index, params, outcome)
+        for rank, (hit, rendered) in enumerate(zip(outcome.hits, rendered_hits, strict=True)):
             rendered["_federation"] = {
                 "indexUid": index_uid,
                 "queriesPosition": position,
-                "weightedRankingScore": weighted,
+                "weightedRankingScore": hit.score * float(weight),
             }
-            merged.append((-weighted, position, rank, rendered))
-    merged.sort(key=lambda item: item[:3])
-    return {
-        "hits": [item[3] for item in merged[offset : offset + limit]],
-        "processingTimeMs": 0,
-        "limit": limit,
-        "offset": offset,
-        "estimatedTotalHits": total,
-        "requestUid": _request_uid("federated", [p.raw for *_, p in prepared]),
+            candidates.append(
+                FederatedHit(
+                    hit.values,
+                    float(weight),
+                    hit.score,
+                    position,
+                    rank,
+                    rendered | {"_miroir_key": (index_uid, hit.internal_id)},
+                )
+            )
+    seen: set[tuple[str, int]] = set()
+    merged = []
+    for hit in federated_order(candidates):
+        key = hit.rendered.pop("_miroir_key")
+        if key in seen:
+            continue  # a document found by several queries of one index is kept once
+        seen.add(key)
+        merged.append(hit.rendered)
+    response: dict[str, Any] = {"hits": merged[offset : offset + limit], "processingTimeMs": 0}
+    if page_mode:
+        response.update(
+            hitsPerPage=hits_per_page,
+            page=page,
+            totalPages=math.ceil(total / hits_per_page) if hits_per_page else 0,
+            totalHits=total,
+        )
+    else:
+        response.update(limit=limit, offset=offset, estimatedTotalHits=total)
+    _federated_facets(response, federation, indexes, matched_by_index)
+    response["requestUid"] = _request_uid("federated", [p.raw for *_, p in prepared])
+    return response
+
+
+def _federated_facets(
+    response: dict, federation: dict, indexes: dict[str, Any], matched: dict[str, set[int]]
+) -> None:
+    by_index = federation.get("facetsByIndex")
+    if by_index is None:
+        return
+    by_index = deserr.body_object(
+        "invalid_multi_search_facets_by_index", ".federation.facetsByIndex", by_index
+    )
+    computed: dict[str, dict[str, Any]] = {}
+    for uid, names in by_index.items():
+        if names is None:
+            continue
+        names = deserr.body_string_list(
+            "invalid_multi_search_facets_by_index", f".federation.facetsByIndex.{uid}", names
+        )
+        index = indexes.get(uid)
+        if index is None:
+            raise MeiliError(
+                "invalid_multi_search_facets_by_index",
+                f"Inside `.federation.facetsByIndex.{uid}`: Index `{uid}` is not used in queries.",
+            )
+        try:
+            attributes = check_facets(index.searcher, names)
+        except MeiliError as error:
+            raise MeiliError(
+                "invalid_multi_search_facets",
+                f"Inside `.federation.facetsByIndex.{uid}`: {error.message}",
+            ) from None
+        distribution, stats = facet_counts(index.searcher, attributes, matched.get(uid, set()))
+        computed[uid] = {"distribution": distribution, "stats": stats}
+    merge = federation.get("mergeFacets")
+    if merge is None:
+        response["facetsByIndex"] = computed
+        return
+    merge = deserr.body_object(
+        "invalid_multi_search_merge_facets", ".federation.mergeFacets", merge
+    )
+    max_values = merge.get("maxValuesPerFacet")
+    if max_values is not None:
+        max_values = deserr.body_usize(
+            "invalid_multi_search_max_values_per_facet",
+            ".federation.mergeFacets.maxValuesPerFacet",
+            max_values,
+        )
+    distribution: dict[str, dict[str, int]] = {}
+    stats: dict[str, dict[str, float]] = {}
+    for part in computed.values():
+        for name, values in part["distribution"].items():
+            target = distribution.setdefault(name, {})
+            for value, count in values.items():
+                target[value] = target.get(value, 0) + count
+        for name, bounds in part["stats"].items():
+            current = stats.get(name)
+            stats[name] = (
+                dict(bounds)
+                if current is None
+                else {
+                    "min": min(current["min"], bounds["min"]),
+                    "max": max(current["max"], bounds["max"]),
+                }
+            )
+    limit = 100 if max_values is None else max_values
+    response["facetDistribution"] = {
+        name: dict(sorted(values.items(), key=_alpha_facet_key)[:limit])
+        for name, values in distribution.items()
     }
+    response["facetStats"] = stats
+
+
+def _alpha_facet_key(item: tuple[str, int]) -> tuple:
+    value = item[0]
+    number = f.parse_finite_float(value)
+    return (0, number, "") if number is not None else (1, 0.0, f.normalize_facet(value))
 
 
 # ----------------------------------------------------------------------------- facet search

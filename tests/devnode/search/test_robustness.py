@@ -15,24 +15,36 @@ ENGINE = engine_with(
     "r",
     [
         {"id": 1, "title": "Batman Returns", "tags": ["a", "b"], "n": 3, "o": {"p": None}},
-        {"id": 2, "title": "Élan \"quoted\" -minus", "tags": [], "n": 2.5, "o": {"p": "x"}},
+        {"id": 2, "title": 'Élan "quoted" -minus', "tags": [], "n": 2.5, "o": {"p": "x"}},
     ],
     filterableAttributes=["tags", "n", "o"],
     sortableAttributes=["n"],
 )
-json_scalars = st.none() | st.booleans() | st.integers(-3, 30) | st.floats(-2, 2) | st.text(
-    max_size=8
+json_scalars = (
+    st.none() | st.booleans() | st.integers(-3, 30) | st.floats(-2, 2) | st.text(max_size=8)
 )
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
-                                                                 max_size=2),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=2)
+    ),
     max_leaves=6,
 )
 KEYS = list(routes.SEARCH_FIELDS) + ["unknown"]
 bodies = st.dictionaries(st.sampled_from(KEYS), json_values, max_size=4)
-PIECES = list('ab -"\'()=<>![],.é\\_') + ["AND", " OR ", "NOT ", "IN", "TO", " n", "tags",
-                                           " IS ", "EXISTS", "_geoRadius(", "1"]
+PIECES = list("ab -\"'()=<>![],.é\\_") + [
+    "AND",
+    " OR ",
+    "NOT ",
+    "IN",
+    "TO",
+    " n",
+    "tags",
+    " IS ",
+    "EXISTS",
+    "_geoRadius(",
+    "1",
+]
 texty = st.lists(st.sampled_from(PIECES), max_size=12).map("".join)
 
 
@@ -52,9 +64,19 @@ def test_random_search_bodies_never_raise_anything_but_meili_errors(body) -> Non
 
 @given(texty, texty)
 def test_random_queries_and_filters_never_raise_anything_but_meili_errors(q, filter_expr) -> None:
-    _call(routes.search, ENGINE, "r", {"q": q, "filter": filter_expr, "facets": ["*"],
-                                       "attributesToHighlight": ["*"], "attributesToCrop": ["*"],
-                                       "showMatchesPosition": True})
+    _call(
+        routes.search,
+        ENGINE,
+        "r",
+        {
+            "q": q,
+            "filter": filter_expr,
+            "facets": ["*"],
+            "attributesToHighlight": ["*"],
+            "attributesToCrop": ["*"],
+            "showMatchesPosition": True,
+        },
+    )
 
 
 @given(texty)
@@ -74,7 +96,10 @@ def test_random_multi_search_bodies(body) -> None:
     _call(routes.multi_search, ENGINE, body)
 
 
-@given(st.dictionaries(st.sampled_from(list(routes.FACET_SEARCH_FIELDS) + ["x"]), json_values,
-                       max_size=3))
+@given(
+    st.dictionaries(
+        st.sampled_from(list(routes.FACET_SEARCH_FIELDS) + ["x"]), json_values, max_size=3
+    )
+)
 def test_random_facet_search_bodies(body) -> None:
     _call(routes.facet_search, ENGINE, "r", body)

@@ -494,3 +494,40 @@ def test_get_query_strings_are_converted_with_meilisearch_errors() -> None:
         with pytest.raises(MeiliError) as err:
             routes.search_params_from_query(query)
         assert err.value.code == code
+
+
+def test_federated_sorts_compare_by_value_facets_by_index_and_pages() -> None:
+    docs = [
+        {"id": i, "title": "shoe" if i % 2 else "boot", "price": p, "genre": g}
+        for i, (p, g) in enumerate([(30, "a"), (10, "b"), (20, "a"), (5, "b")])
+    ]
+    engine = engine_with("s", docs, sortableAttributes=["price"], filterableAttributes=["genre"])
+    answer = routes.multi_search(
+        engine,
+        {
+            "federation": {"page": 1, "hitsPerPage": 3, "facetsByIndex": {"s": ["genre"]}},
+            "queries": [
+                {"indexUid": "s", "q": "shoe", "sort": ["price:asc"]},
+                {"indexUid": "s", "q": "boot", "sort": ["price:asc"]},
+            ],
+        },
+    )
+    assert [h["price"] for h in answer["hits"]] == [5, 10, 20]
+    assert (answer["totalHits"], answer["totalPages"]) == (4, 2)
+    assert answer["facetsByIndex"] == {
+        "s": {"distribution": {"genre": {"a": 2, "b": 2}}, "stats": {}}
+    }
+    merged = routes.multi_search(
+        engine,
+        {
+            "federation": {"facetsByIndex": {"s": ["genre"]}, "mergeFacets": {}},
+            "queries": [{"indexUid": "s", "q": "shoe"}],
+        },
+    )
+    assert merged["facetDistribution"] == {"genre": {"b": 2}} and "facetsByIndex" not in merged
+    with pytest.raises(MeiliError) as err:
+        routes.multi_search(
+            engine,
+            {"federation": {}, "queries": [{"indexUid": "s", "q": "x", "facets": ["genre"]}]},
+        )
+    assert err.value.code == "invalid_multi_search_query_facets"

@@ -96,3 +96,47 @@ def test_distinct_and_pages_merge_like_one_node(docs, q, shard_count, page_mode,
     )
     if page_mode:
         assert merged["totalHits"] == single["totalHits"]
+
+
+@settings(max_examples=30)
+@given(
+    documents,
+    st.lists(
+        st.tuples(
+            st.lists(st.sampled_from(WORDS), max_size=2).map(" ".join),
+            st.sampled_from([None, ["year:asc"], ["year:desc"]]),
+            st.sampled_from([1.0, 0.5, 2.0]),
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    st.integers(2, 3),
+)
+def test_federated_search_merged_across_shards_answers_like_one_node(docs, queries, shard_count):
+    from miroir.core.merge_federated import merge_federated, plan_federated_query
+
+    body = {
+        "federation": {"limit": 10},
+        "queries": [
+            {
+                "indexUid": "w",
+                "q": q,
+                "showRankingScore": True,
+                **({"sort": sort} if sort else {}),
+                "federationOptions": {"weight": weight},
+            }
+            for q, sort, weight in queries
+        ],
+    }
+    whole = engine_with("w", docs, **SETTINGS)
+    shards = [engine_with("w", docs[k::shard_count], **SETTINGS) for k in range(shard_count)]
+    single = routes.multi_search(whole, body)
+    plan = plan_federated_query(body)
+    merged = merge_federated(plan, [routes.multi_search(shard, plan.node_body) for shard in shards])
+    key = lambda h: (
+        round(h["_federation"]["weightedRankingScore"], 12),  # noqa: E731
+        h["_federation"]["queriesPosition"],
+        h.get("year"),
+    )
+    assert [key(h) for h in merged["hits"]] == [key(h) for h in single["hits"]]
+    assert merged["estimatedTotalHits"] == single["estimatedTotalHits"]

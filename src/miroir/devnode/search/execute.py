@@ -49,6 +49,7 @@ class Hit:
     internal_id: int
     score: float
     details: dict[str, Any]
+    values: list[tuple] = field(default_factory=list)  # for federated merging
 
 
 @dataclass
@@ -315,7 +316,8 @@ def run_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome
             break
         if position >= request.offset:
             hit_score, details = score(internal_id)
-            hits.append(Hit(internal_id, hit_score, details))
+            values = ranking_of(internal_id).federation_values(rules)
+            hits.append(Hit(internal_id, hit_score, details, values))
 
     outcome = SearchOutcome(hits, total, query, rules, matched_ids=counted)
     if facet_names is not None:

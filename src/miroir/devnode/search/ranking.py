@@ -454,6 +454,24 @@ class DocRanking:
             return [outer, inner]
         return []
 
+    def federation_values(self, rules: list[Rule]) -> list[tuple]:
+        """Meilisearch's weighted score values, unweighted: consecutive relevancy rules make one
+        ("score", global score of the group); a sort rule is ("sort", ascending, bucket, value).
+        """
+        values: list[tuple] = []
+        group: list[tuple[int, int]] = []
+        for rule in rules:
+            if rule.kind == "sort":
+                if group:
+                    values.append(("score", global_score(group)))
+                    group = []
+                values.append(("sort", rule.ascending, *self.sort_value(rule)))
+            else:
+                group.extend(self.rule_ranks(rule))
+        if group:
+            values.append(("score", global_score(group)))
+        return values or [("score", 1.0)]
+
     def score_and_details(self, rules: list[Rule], displayed: Any) -> tuple[float, dict]:
         ranks: list[tuple[int, int]] = []
         details: dict[str, Any] = {}
