@@ -90,10 +90,6 @@ def test_distinct_and_pages_merge_like_one_node(docs, q, shard_count, page_mode,
         )
     merged = outcome.response
     assert [_key(h) for h in merged["hits"]] == [_key(h) for h in single["hits"]]
-    # Distinct keeps one document per value, so both answers hold the same genres.
-    assert sorted(h["genre"].lower() for h in merged["hits"]) == sorted(
-        h["genre"].lower() for h in single["hits"]
-    )
     if page_mode:
         assert merged["totalHits"] == single["totalHits"]
 
@@ -133,10 +129,13 @@ def test_federated_search_merged_across_shards_answers_like_one_node(docs, queri
     single = routes.multi_search(whole, body)
     plan = plan_federated_query(body)
     merged = merge_federated(plan, [routes.multi_search(shard, plan.node_body) for shard in shards])
-    key = lambda h: (
-        round(h["_federation"]["weightedRankingScore"], 12),  # noqa: E731
-        h["_federation"]["queriesPosition"],
-        h.get("year"),
-    )
+    sorted_queries = {i for i, (_, sort, _) in enumerate(queries) if sort}
+
+    def key(hit: dict) -> tuple:
+        # Exact ties may come in any order; a hit's year only ranks it when its query sorts.
+        position = hit["_federation"]["queriesPosition"]
+        year = hit["year"] if position in sorted_queries else None
+        return (round(hit["_federation"]["weightedRankingScore"], 12), position, year)
+
     assert [key(h) for h in merged["hits"]] == [key(h) for h in single["hits"]]
     assert merged["estimatedTotalHits"] == single["estimatedTotalHits"]
