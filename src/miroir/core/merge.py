@@ -84,8 +84,7 @@ def order_hits(plan: NodePlan, node_bodies: Sequence[Mapping[str, Any]]) -> list
     if not plan.sort:
         all_hits.sort(key=score_key)
     else:
-        keys = RankingKeys()
-        all_hits.sort(key=lambda hit: keys.key(hit.get(_DETAILS) or {}))
+        all_hits.sort(key=RankingKeys().hit_key)
     return all_hits
 
 

@@ -77,21 +77,26 @@ def _entry_kind(name: str) -> tuple[int, bool]:
 
 
 class RankingKeys:
-    """Builds `ranking_key`s for the hits of one merge.
+    """Builds rule-by-rule keys for the hits of one merge.
 
     The key is a tuple of segments: each run of consecutive relevancy rules becomes one tuple
     of negated scores, each other rule one element. All hits of one query carry the same detail
-    names in the same order, so the first hit's names give a specialised key whose relevancy
-    runs are read with `itemgetter`/`map` at C speed; a hit with other names (a cutoff's
-    `skipped`, say) takes the general path, which yields the same shape.
+    names in the same order, so the first hit's names give a specialised plan whose relevancy
+    runs are read with `itemgetter`; a hit with other names (a cutoff's `skipped`, say) takes
+    the general path, which yields the same shape.
+
+    `hit_key` also replaces a relevancy run that ends the rules (after a sort) by
+    `-_rankingScore`: when everything before it ties, the global score, a fold of all the
+    relevancy ranks, orders exactly by that last run, and one lookup is cheaper than a run.
     """
 
-    __slots__ = ("_kinds", "_names", "_plan")
+    __slots__ = ("_kinds", "_names", "_plan", "_sort_cache")
 
     def __init__(self) -> None:
         self._kinds: dict[str, tuple[int, bool]] = {}
         self._names: tuple[str, ...] | None = None
         self._plan: list[tuple[Any, ...]] = []
+        self._sort_cache: dict[tuple[Any, bool], tuple] = {}
 
     def _kind(self, name: str) -> tuple[int, bool]:
         kind = self._kinds.get(name)
@@ -116,23 +121,50 @@ class RankingKeys:
             plan.append((_RELEVANCY, itemgetter(*run) if len(run) > 1 else _one(run[0])))
         self._plan = plan
 
+    def _sort_part(self, value: Any, ascending: bool) -> tuple:
+        try:
+            return self._sort_cache[(value, ascending)]
+        except KeyError:
+            part = self._sort_cache[(value, ascending)] = sort_value_key(value, ascending)
+            return part
+        except TypeError:  # an unhashable value
+            return sort_value_key(value, ascending)
+
     def key(self, details: Mapping[str, Any]) -> tuple:
+        """The key from the details alone (every run spelled out)."""
+        return self._key(details, None)
+
+    def hit_key(self, hit: Mapping[str, Any]) -> tuple:
+        """The key of a hit (a trailing run read from `_rankingScore`)."""
+        return self._key(hit.get("_rankingScoreDetails") or {}, -hit.get("_rankingScore", 0.0))
+
+    def _key(self, details: Mapping[str, Any], negated_score: float | None) -> tuple:
         if self._names is None:
             self._specialise(tuple(details))
+        plan = self._plan
         try:
             parts: list[Any] = []
-            for step in self._plan:
-                if step[0] == _RELEVANCY:
-                    parts.append(tuple([-entry["score"] for entry in step[1](details)]))
+            last = len(plan) - 1
+            for index, step in enumerate(plan):
+                what = step[0]
+                if what == _RELEVANCY:
+                    if index == last and index and negated_score is not None:
+                        parts.append((negated_score,))
+                    else:
+                        parts.append(tuple([-entry["score"] for entry in step[1](details)]))
+                elif what == _SORT:
+                    entry = details[step[1]]
+                    value = entry["value"] if isinstance(entry, Mapping) else entry
+                    parts.append(self._sort_part(value, step[2]))
                 else:
-                    parts.append(_other_part(step[0], step[2], details[step[1]]))
+                    parts.append(_other_part(what, step[2], details[step[1]]))
             if len(details) == len(self._names):
                 return tuple(parts)
         except (KeyError, TypeError):
             pass
-        return self._general_key(details)
+        return self._general_key(details, negated_score)
 
-    def _general_key(self, details: Mapping[str, Any]) -> tuple:
+    def _general_key(self, details: Mapping[str, Any], negated_score: float | None) -> tuple:
         parts: list[Any] = []
         run: list[float] = []
         for name, entry in details.items():
@@ -145,9 +177,8 @@ class RankingKeys:
                 run = []
             parts.append(_other_part(what, ascending, entry))
         if run:
-            parts.append(tuple(run))
+            parts.append((negated_score,) if parts and negated_score is not None else tuple(run))
         return tuple(parts)
-
 
 
 def _one(name: str):
