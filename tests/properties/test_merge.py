@@ -538,3 +538,27 @@ def test_every_reserved_field_is_stripped_from_hits_and_formatting(fields, keep_
         assert ("_rankingScore" in hit) == keep_score
         assert set(hit) - {"_formatted", "_matchesPosition", "_rankingScore"} == {
             k for k in fields if not k.startswith("_")} | {"id"}
+
+
+@given(st.lists(st.tuples(st.one_of(st.none(), st.floats(0, 1e6)), st.integers(0, 2)),
+                max_size=12), st.booleans())
+def test_geo_sort_orders_by_distance_with_missing_points_last(points, ascending):
+    direction = "asc" if ascending else "desc"
+    name = f"_geoPoint(48.8, 2.3):{direction}"
+    hits = [{"id": n, "_rankingScore": 1.0, "_miroir_shard": shard, "_rankingScoreDetails": {
+        name: {"order": 0, "value": None if d is None else {"lat": 1.0, "lng": 2.0},
+               "distance": d}}} for n, (d, shard) in enumerate(points)]
+    bodies = []
+    for shard in range(3):
+        own = [h for h in hits if h["_miroir_shard"] == shard]
+        own.sort(key=lambda h: (h["_rankingScoreDetails"][name]["distance"] is None,
+                                (1 if ascending else -1)
+                                * (h["_rankingScoreDetails"][name]["distance"] or 0)))
+        bodies.append({"hits": own, "estimatedTotalHits": len(own)})
+    plan = plan_node_query({"q": "", "sort": [f"_geoPoint(48.8, 2.3):{direction}"],
+                            "limit": 20}, {})
+    got = [points[h["id"]][0] for h in merge_search(plan, bodies)["hits"]]
+    present = [d for d in got if d is not None]
+    assert present == sorted(present, reverse=not ascending)
+    assert got == present + [None] * (len(got) - len(present))
+    assert len(got) == len(points)
