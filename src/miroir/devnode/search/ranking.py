@@ -91,6 +91,9 @@ def bucketed_position(position: int) -> int:
     return 1 << (position - 1).bit_length()
 
 
+BUCKETED = [bucketed_position(p) for p in range(POSITION_MASK + 1)]
+
+
 def is_constant(rule: Rule, query: ParsedQuery, searchable: list[str]) -> bool:
     """Whether a rule ranks every document of this query the same (so sorting may skip it)."""
     if rule.kind == "proximity":
@@ -190,14 +193,18 @@ class DocRanking:
         derivations = term.derivations
         typo_off = self.searcher.typo_disabled_fields()
         allowed = self.allowed_fields
-        if len(derivations) <= len(doc_words):
-            pairs = ((doc_words.get(w), d) for w, d in derivations.items())
-        else:
-            pairs = ((codes, derivations.get(w)) for w, codes in doc_words.items())
-        for codes, derivation in pairs:
-            if codes is None or derivation is None:
-                continue
+        for word in derivations.keys() & doc_words.keys():
+            derivation = derivations[word]
             typos, exact = derivation.typos, derivation.exact
+            codes = doc_words[word]
+            if not (typos and typo_off) and allowed is None:
+                out.extend(
+                    [
+                        (c >> POSITION_BITS, c & POSITION_MASK, c & POSITION_MASK, typos, exact)
+                        for c in codes
+                    ]
+                )
+                continue
             for code in codes:
                 field_id = code >> POSITION_BITS
                 if typos and field_id in typo_off:
@@ -332,7 +339,36 @@ class DocRanking:
             cost += self._pair_cost(left, right, by_attribute)
         return 1 + 3 * pairs - cost, 1 + 3 * pairs
 
+    def _word_codes(self, index: int) -> list[int] | None:
+        """The packed (field, position) codes of a plain word term, or None if not plain."""
+        plan = self.plan
+        if plan is None or not plan.fast[index]:
+            return None
+        doc_words = self.doc_words
+        return [
+            code
+            for word in self.query.terms[index].derivations.keys() & doc_words.keys()
+            for code in doc_words[word]
+        ]
+
     def _pair_cost(self, left: int, right: int, by_attribute: bool) -> int:
+        left_codes = self._word_codes(left)
+        right_codes = self._word_codes(right) if left_codes is not None else None
+        if right_codes is not None and not by_attribute:
+            # Both plain words: a code is field << 16 | position, so in one field the
+            # difference of codes is the difference of positions.
+            best = 3
+            for a in left_codes:
+                field = a >> POSITION_BITS
+                for b in right_codes:
+                    if b >> POSITION_BITS != field:
+                        continue
+                    distance = b - a if b > a else a - b + 1
+                    if distance <= 3:
+                        if distance == 1:
+                            return 0
+                        best = min(best, distance - 1)
+            return best
         best = 3
         for a in self.occurrences(left):
             for b in self.occurrences(right):
@@ -364,11 +400,20 @@ class DocRanking:
         kept = self.kept or []
         terms = self.query.terms
         cost = 0
+        plan = self.plan
         for i in kept:
             query_position = terms[i].position
-            distance = min(
-                abs(bucketed_position(o[START]) - query_position) for o in self.occurrences(i)
-            )
+            if i not in self._occurrences and plan is not None and plan.fast[i]:
+                # A plain word: its start positions straight from the index, no tuples.
+                doc_words = self.doc_words
+                starts = [
+                    code & POSITION_MASK
+                    for word in terms[i].derivations.keys() & doc_words.keys()
+                    for code in doc_words[word]
+                ]
+            else:
+                starts = [o[START] for o in self.occurrences(i)]
+            distance = min(abs(BUCKETED[p] - query_position) for p in starts)
             cost += position_cost(distance)
         max_rank = 1 + 10 * len(kept)
         return max_rank - cost, max_rank
