@@ -21,11 +21,11 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from miroir.core.errors import MeiliError
-from miroir.core.merge import merge_search, merge_search_outcome
+from miroir.core.merge import merge_search, merge_search_outcome, order_hits
 from miroir.core.merge_documents import merge_documents, plan_documents_query
 from miroir.core.merge_facets import merge_facet_search, merge_value_counts
 from miroir.core.merge_federated import merge_federated, plan_federated_query
-from miroir.core.merge_order import ranking_key, sort_value_key
+from miroir.core.merge_order import RankingKeys, ranking_key, sort_value_key
 from miroir.core.search_plan import plan_node_query, restrict_to_shards
 
 RELEVANCY = ["words", "typo", "proximity", "attributeRank", "wordPosition", "exactness"]
@@ -562,3 +562,17 @@ def test_geo_sort_orders_by_distance_with_missing_points_last(points, ascending)
     assert present == sorted(present, reverse=not ascending)
     assert got == present + [None] * (len(got) - len(present))
     assert len(got) == len(points)
+
+
+@given(scenarios(with_sort=True), st.data())
+def test_compiled_keys_order_like_the_general_keys_even_when_shapes_differ(sc, data):
+    hits = [render_hit(sc, d) for d in single_node_order(sc)]
+    for hit in hits:
+        if data.draw(st.integers(0, 9)) == 0:  # a cutoff adds an entry to some hits
+            hit["_rankingScoreDetails"] = {**hit["_rankingScoreDetails"],
+                                           "skipped": {"order": 99}}
+    plan = plan_node_query({"q": "x", "sort": sc["params"]["sort"], "limit": 1000}, {})
+    ordered = order_hits(plan, [{"hits": hits[::2]}, {"hits": hits[1::2]}])
+    general = RankingKeys()
+    keys = [general.hit_key(h) for h in ordered]
+    assert keys == sorted(keys)

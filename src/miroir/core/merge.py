@@ -44,7 +44,7 @@ from typing import Any
 
 from miroir.core.filters import normalize_facet
 from miroir.core.merge_facets import merge_facet_distributions, merge_facet_stats
-from miroir.core.merge_order import RankingKeys, score_key
+from miroir.core.merge_order import KeyShapeMismatch, RankingKeys, compile_hit_key, score_key
 from miroir.core.search_plan import SHARD_FIELD, NodePlan, with_fetch_limit
 
 _RESERVED_PREFIX = "_miroir_"
@@ -81,9 +81,15 @@ def order_hits(plan: NodePlan, node_bodies: Sequence[Mapping[str, Any]]) -> list
     all_hits: list[Mapping[str, Any]] = []
     for body in node_bodies:
         all_hits.extend(body.get("hits") or ())
-    if not plan.sort:
+    if not plan.sort or not all_hits:
         all_hits.sort(key=score_key)
-    else:
+        return all_hits
+    names = tuple(all_hits[0].get(_DETAILS) or ())
+    try:
+        all_hits.sort(key=compile_hit_key(names))
+    except (KeyShapeMismatch, KeyError, TypeError, AttributeError):
+        # Some hit has other detail names (a cutoff's `skipped`, say): the general keys.
+        all_hits = [hit for body in node_bodies for hit in body.get("hits") or ()]
         all_hits.sort(key=RankingKeys().hit_key)
     return all_hits
 

@@ -1,7 +1,8 @@
 """The global order of hits from different shards: one sort key per hit, read from its details.
 
-Owns `ranking_key(details)`, `sort_value_key(value, ascending)` and `score_key(hit)`. It never
-reorders anything itself; `miroir.core.merge` sorts with these keys.
+Owns `ranking_key(details)`, `RankingKeys`, `compile_hit_key(names)`, `sort_value_key(value,
+ascending)` and `score_key(hit)`. It never reorders anything itself; `miroir.core.merge` sorts
+with these keys.
 
 Theory. Inside one index Meilisearch's bucket sort orders hits lexicographically by the
 ranking rules in their configured order (reference/meilisearch-ranking.md §1, §5). Every
@@ -179,6 +180,58 @@ class RankingKeys:
         if run:
             parts.append((negated_score,) if parts and negated_score is not None else tuple(run))
         return tuple(parts)
+
+
+class KeyShapeMismatch(Exception):
+    """A hit's details do not have the names the compiled key was built for."""
+
+
+def compile_hit_key(names: tuple[str, ...]) -> Any:
+    """A fast key for hits whose details have exactly `names`, in that order.
+
+    The key is flat: a float per relevancy rule (negated score), a tuple per other rule, and
+    `-_rankingScore` for a relevancy run that ends the rules after a sort (see `RankingKeys`).
+    It orders exactly like `RankingKeys.hit_key`; a hit with other names raises
+    `KeyShapeMismatch`, and the caller then sorts everything with `RankingKeys`.
+
+    Why generated code: one merge builds a key per hit (a thousand per page of 1,000), and
+    an unrolled function is about three times faster than a loop over the rules. The source text
+    holds only generated identifiers (`n0`, `e0`, ...); every field name and direction is
+    bound in the namespace, so nothing a client or a node sends becomes code.
+    """
+    kinds = [_entry_kind(name) for name in names]
+    namespace: dict[str, Any] = {
+        "expected": len(names), "Mismatch": KeyShapeMismatch, "other": _other_part,
+        "sort_value_key": sort_value_key, "dict": dict,
+    }
+    body = ["d = h['_rankingScoreDetails']", "if len(d) != expected: raise Mismatch"]
+    parts: list[str] = []
+    last_relevancy_run = [i for i, (what, _) in enumerate(kinds) if what != _RELEVANCY]
+    trailing_from = (last_relevancy_run[-1] + 1) if last_relevancy_run else len(names)
+    for i, (name, (what, ascending)) in enumerate(zip(names, kinds, strict=True)):
+        namespace[f"n{i}"] = name
+        namespace[f"a{i}"] = ascending
+        if what == _RELEVANCY:
+            if last_relevancy_run and i >= trailing_from:
+                body.append(f"d[n{i}]")  # the name must be there even if the score stands in
+                if i == trailing_from:
+                    parts.append("-h['_rankingScore']")
+                continue
+            parts.append(f"-d[n{i}]['score']")
+        elif what == _SORT:
+            namespace[f"c{i}"] = {}
+            body += [
+                f"x{i} = d[n{i}]",
+                f"x{i} = x{i}['value'] if x{i}.__class__ is dict else x{i}",
+                f"s{i} = c{i}.get(x{i})",
+                f"if s{i} is None: s{i} = c{i}[x{i}] = sort_value_key(x{i}, a{i})",
+            ]
+            parts.append(f"s{i}")
+        else:
+            parts.append(f"other({what}, a{i}, d[n{i}])")
+    source = "def key(h):\n    " + "\n    ".join(body) + f"\n    return ({', '.join(parts)},)\n"
+    exec(compile(source, "<miroir.merge_order.compiled_key>", "exec"), namespace)
+    return namespace["key"]
 
 
 def _one(name: str):
