@@ -16,7 +16,8 @@ from miroir.transport import (
     Transport,
     UnknownNode,
 )
-from miroir.transport.http import HttpTransport, _Connection, is_read_only
+from miroir.transport.http import HttpTransport, is_read_only
+from miroir.transport.http_wire import Connection
 from tests.transport.node_server import Drop, HalfReply, Junk, Raw, Reply, Stall, node_server
 
 KEY = "node-master-key"
@@ -108,7 +109,7 @@ async def test_a_connection_the_node_closed_while_idle_is_detected_before_reuse(
 
 async def test_undetected_stale_connection_retries_reads_but_never_repeats_writes(monkeypatch):
     # Model the race the idle poll cannot close: the node's FIN arrives after the poll.
-    monkeypatch.setattr(_Connection, "looks_stale", lambda self: False)
+    monkeypatch.setattr(Connection, "looks_stale", lambda self: False)
     async with node_server(lambda seen: Reply(202, b"{}", close_silently=True)) as server:
         transport = HttpTransport({"n1": server.url}, api_key=KEY)
         await transport.request("n1", "GET", "/stats", deadline=deadline())

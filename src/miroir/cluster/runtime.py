@@ -3,7 +3,7 @@
 Owns the mutable runtime state of a proxy: the current `Topology` and its `ShardMap` (rebuilt
 through `ShardMap.build(topology, previous=...)` whenever a node changes state), the per-node
 `HealthCounter`s, the per-process query sequence used for round robin, and small caches
-(primary key per index). Every node call goes through `call`, `fan_out`, `first_success` or
+(primary key per index). Every node call goes through `call`, `call_each`, `fan_out`, `first_success` or
 `quorum_write` here, so each one carries the node master key and a deadline from
 `node_timeout_ms`, runs through the one mechanism for its shape (`scatter.call_node`,
 `scatter.scatter`, `race.first_success`, `quorum_write.quorum_write`), and every result on a
@@ -225,6 +225,37 @@ class Cluster:
         result = await call_node(self.transport, node_id, call, self._deadline(timeout_ms))
         self._observe(node_id, trio.current_time() - started, result)
         return result
+
+    async def call_each(
+        self,
+        method: str,
+        path: str,
+        bodies: Mapping[str, bytes | None],
+        *,
+        content_type: str = "application/json",
+        timeout_ms: int | None = None,
+        on_result: Callable[[str, NodeResult], None] | None = None,
+    ) -> dict[str, NodeResult]:
+        """The read path's batch: `method path` to every node of `bodies`, each with its own raw
+        body, all under one deadline (`scatter.scatter`, so one task drives them when the
+        transport offers `request_many`). Every result is observed like `call`'s, then handed
+        to `on_result` as it arrives."""
+        calls = {
+            node_id: self._node_call(method, path, None, body, content_type)
+            for node_id, body in bodies.items()
+        }
+        if not calls:
+            return {}
+        started = trio.current_time()
+
+        def observed(node_id: str, result: NodeResult) -> None:
+            self._observe(node_id, trio.current_time() - started, result)
+            if on_result is not None:
+                on_result(node_id, result)
+
+        return await scatter(
+            self.transport, calls, deadline=self._deadline(timeout_ms), on_result=observed
+        )
 
     async def fan_out(
         self,

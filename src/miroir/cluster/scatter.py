@@ -1,7 +1,9 @@
 """Scatter: call a set of nodes at once and collect one result per node.
 
 Owns the shape every fan-out in Miroir takes: one nursery, one task per node, each call inside
-its own cancel scope whose deadline is the earlier of its own and the scatter's. Transport failures
+its own cancel scope whose deadline is the earlier of its own and the scatter's. When the
+transport offers `request_many` (`HttpTransport` does), the same contract is kept by one task
+that sends every request before reading any answer (`scatter_many`): no nursery, no task per node. Transport failures
 (and timeouts) become per-node results, so a caller always gets a dict keyed by node and never an
 exception group. It must never decide what a result *means* (that is `classify` and the callers'
 business), never retry, and never let a call run past its deadline.
@@ -18,7 +20,13 @@ from collections.abc import Callable, Mapping, Sequence
 import attrs
 import trio
 
-from miroir.transport.base import NodeResult, NodeTimeout, Transport, TransportError
+from miroir.transport.base import (
+    ManyTransport,
+    NodeResult,
+    NodeTimeout,
+    Transport,
+    TransportError,
+)
 
 
 @attrs.frozen
@@ -73,6 +81,8 @@ async def scatter(
     `on_result(node_id, result)` runs as each result arrives, in arrival order; quorum counting
     hangs off it. It must not raise (an exception there is treated as a bug, see module doc).
     """
+    if getattr(transport, "request_many", None) is not None:  # cheaper than isinstance(Protocol)
+        return await scatter_many(transport, calls, deadline=deadline, on_result=on_result)  # type: ignore[arg-type]
     results: dict[str, NodeResult] = {}
     bug: BaseException | None = None
 
@@ -93,4 +103,33 @@ async def scatter(
             nursery.start_soon(one, node_id, call)
     if bug is not None:
         raise bug
+    return results
+
+
+async def scatter_many(
+    transport: ManyTransport,
+    calls: Mapping[str, NodeCall],
+    *,
+    deadline: float,
+    on_result: ResultObserver | None = None,
+) -> dict[str, NodeResult]:
+    """`scatter` through a transport's `request_many`: the same contract, driven by one task.
+
+    The transport enforces each call's deadline itself (`HttpTransport` does, per exchange, and
+    tests/transport holds it to that), so no extra cancel scope is entered here: on the hot
+    path each scope costs as much as a node's bookkeeping. A call the transport left without a
+    result (it cannot happen with `HttpTransport`) is reported as a timeout all the same.
+    """
+    results: dict[str, NodeResult] = {}
+
+    def arrived(node_id: str, result: NodeResult) -> None:
+        results[node_id] = result
+        if on_result is not None:
+            on_result(node_id, result)
+
+    await transport.request_many(calls, deadline=deadline, on_result=arrived)
+    if len(results) < len(calls):
+        for node_id, call in calls.items():
+            if node_id not in results:
+                arrived(node_id, NodeTimeout(node_id, f"{call.method} {call.path}: no result"))
     return results

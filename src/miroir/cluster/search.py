@@ -11,7 +11,9 @@ Theory of operation
 A read takes the next query number `seq` of this process. Group `seq % RG` is asked first: the
 core's `covering_plan` picks one readable owner per shard (rotated by `seq`, so replicas share
 the load) and groups the shards per node. Every node is sent its request at once, each call
-under the one deadline of the whole read (`node_timeout_ms` from its start). When any shard has
+under the one deadline of the whole read (`node_timeout_ms` from its start). The first plan
+goes out as one batch (`Cluster.call_each`): over `HttpTransport` one task sends every request
+and then reads every answer, which is most of what makes a search cheap (docs/benchmarks.md). When any shard has
 another replica (RF > 1 or RG > 1), a call gets only half the time left (`ATTEMPT_SHARE`), so a
 node that hangs instead of failing still leaves time for a fallback; with RF = RG = 1 there is
 nobody to fall back to and each call gets all of it.
@@ -57,7 +59,7 @@ from miroir.core.merge_federated import (
 from miroir.core.placement import query_group
 from miroir.core.search_plan import NodePlan, plan_node_query, restrict_to_shards
 from miroir.core.topology import ShardMap
-from miroir.transport.base import NodeResponse, is_node_failure
+from miroir.transport.base import NodeResponse, NodeResult, is_node_failure
 
 # How long a fetched copy of an index's settings is used for merging. Only the settings the merge
 # reads matter (distinctAttribute, pagination, faceting); a change reaches the merge at most this
@@ -134,17 +136,14 @@ async def gather_shards(
     answers: list[ShardAnswer] = []
     rejection: NodeResponse | None = None
 
-    async def ask(node_id: str, shards: list[int], exact: bool | None = None) -> None:
-        nonlocal rejection
-        if exact is None:
-            exact = _owns_exactly(shard_map, node_id, shards)
-        body = body_for(None if exact else shards)
+    def attempt_timeout_ms() -> int:
         remaining_ms = (deadline - trio.current_time()) * 1000
         if may_fall_back:
             remaining_ms *= ATTEMPT_SHARE  # leave the rest of the deadline to a fallback
-        result = await cluster.call(
-            node_id, method, path, raw_body=body, timeout_ms=max(1, int(remaining_ms))
-        )
+        return max(1, int(remaining_ms))
+
+    def settle(node_id: str, shards: list[int], result: NodeResult) -> None:
+        nonlocal rejection
         if not is_node_failure(result):
             assert isinstance(result, NodeResponse)
             if result.ok:
@@ -154,6 +153,13 @@ async def gather_shards(
                 nursery.cancel_scope.cancel()
             return
         dispatch(shards)
+
+    async def ask(node_id: str, shards: list[int]) -> None:
+        body = body_for(None if _owns_exactly(shard_map, node_id, shards) else shards)
+        result = await cluster.call(
+            node_id, method, path, raw_body=body, timeout_ms=attempt_timeout_ms()
+        )
+        settle(node_id, shards, result)
 
     def dispatch(shards: Sequence[int]) -> None:
         """Send each shard to its next untried candidate (one call per node)."""
@@ -169,14 +175,27 @@ async def gather_shards(
             nursery.start_soon(ask, node_id, node_shards)
 
     first_plan, uncovered = _first_plan(cluster, shard_map, group, seq)
-    with trio.move_on_at(deadline):
+    first_shards: dict[str, list[int]] = {}
+    first_bodies: dict[str, bytes] = {}
+    for node_id, shards, exact in first_plan:
+        for shard in shards:
+            tried[shard] = {node_id}
+        first_shards[node_id] = shards
+        first_bodies[node_id] = body_for(None if exact else shards)
+    with trio.CancelScope(deadline=deadline):  # move_on_at without its contextlib wrapper
         async with trio.open_nursery() as nursery:
-            for node_id, shards, exact in first_plan:
-                for shard in shards:
-                    tried[shard] = {node_id}
-                nursery.start_soon(ask, node_id, shards, exact)
             if uncovered:
                 dispatch(uncovered)
+            # The first plan goes out as one batch driven by this task (no task per node when
+            # the transport offers it); a failure's fallback starts in the nursery as soon as
+            # that failure is known, while the other answers are still being read.
+            await cluster.call_each(
+                method,
+                path,
+                first_bodies,
+                timeout_ms=attempt_timeout_ms(),
+                on_result=lambda node_id, result: settle(node_id, first_shards[node_id], result),
+            )
     if rejection is not None:
         raise NodeRejected(_without_shard_field(rejection))
     answers.sort(key=lambda answer: min(answer.shards))

@@ -20,7 +20,7 @@ returns a `NodeResponse`, raises a `TransportError` subclass, or is cancelled (t
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
@@ -188,4 +188,37 @@ class Transport(Protocol):
 
     async def aclose(self) -> None:
         """Release every connection. Calls made afterwards fail."""
+        ...
+
+
+class CallSpec(Protocol):
+    """One call of `request_many` (`miroir.cluster.scatter.NodeCall` fits): the arguments of
+    `Transport.request`, and an optional own deadline that may only shorten the batch's."""
+
+    method: str
+    path: str
+    body: bytes | None
+    headers: Sequence[tuple[str, str]]
+    deadline: float | None
+
+
+@runtime_checkable
+class ManyTransport(Protocol):
+    """Optional: a transport that can drive one call to each of several nodes at once more
+    cheaply than one task per call (`HttpTransport`). Callers use it when offered and fall back
+    to `request` per node otherwise; the contract is the same as N `request`s in a nursery."""
+
+    async def request_many(
+        self,
+        calls: Mapping[str, CallSpec],
+        *,
+        deadline: float,
+        on_result: Callable[[str, NodeResult], None] | None = None,
+    ) -> dict[str, NodeResult]:
+        """{node_id: NodeResponse | TransportError} for every call, never raising a
+        `TransportError`: failures are classified exactly as `request` raises them, and a call
+        with no answer by its deadline (the earlier of `deadline` and its own) is a
+        `NodeTimeout`. `on_result(node_id, result)` runs as each result is known. Cancellation
+        passes through; every connection it interrupts is closed, never reused. Raises
+        ValueError before any I/O for a call that cannot be sent safely."""
         ...

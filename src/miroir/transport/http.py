@@ -35,23 +35,23 @@ Deadlines are absolute `trio.current_time()` values, so everything here also run
 from __future__ import annotations
 
 import re
-import select
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
-import httptools
 import trio
 
 from miroir.transport.base import (
-    NodeProtocolError,
+    CallSpec,
     NodeRefused,
-    NodeReset,
     NodeResponse,
+    NodeResult,
     NodeTimeout,
     TransportError,
     UnknownNode,
 )
+from miroir.transport.http_wire import Connection, Exchange, ExchangeFailed, drive
 
 _READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Meilisearch POST routes that only read: repeating them cannot change a node's state.
@@ -61,7 +61,6 @@ _TRANSPORT_HEADERS = frozenset({"host", "content-length", "connection", "transfe
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FORBIDDEN_IN_VALUE = re.compile(r"[\x00\r\n]")
 _FORBIDDEN_IN_TARGET = re.compile(r"[\x00-\x20\x7f]")
-_RECEIVE_SIZE = 65536
 
 
 def is_read_only(method: str, path: str) -> bool:
@@ -71,95 +70,6 @@ def is_read_only(method: str, path: str) -> bool:
     if method == "POST":
         return path.split("?", 1)[0].endswith(_READ_ONLY_POST_SUFFIXES)
     return False
-
-
-class _ExchangeFailed(Exception):
-    """Internal: an exchange broke. `answer_started` says whether any answer byte arrived."""
-
-    def __init__(self, error: TransportError, *, answer_started: bool, send_failed: bool) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.answer_started = answer_started
-        self.send_failed = send_failed
-
-
-class _Connection:
-    __slots__ = ("stream", "idle_since", "reused")
-
-    def __init__(self, stream: trio.SocketStream) -> None:
-        self.stream = stream
-        self.idle_since = 0.0
-        self.reused = False
-
-    def looks_stale(self) -> bool:
-        """An idle keep-alive socket that is readable has been closed (or fed junk) by the node."""
-        poller = select.poll()
-        poller.register(self.stream.socket.fileno(), select.POLLIN | select.POLLERR)
-        return bool(poller.poll(0))
-
-    def close(self) -> None:
-        # Synchronous on purpose: it must also work inside a cancelled scope and in `finally`.
-        self.stream.socket.close()
-
-
-class _Answer:
-    """httptools callback target: collects one answer. 1xx interim answers are skipped."""
-
-    __slots__ = (
-        "parser",
-        "headers",
-        "chunks",
-        "messages",
-        "headers_done",
-        "complete",
-        "framed",
-        "is_head",
-        "node_keeps_alive",
-    )
-
-    def __init__(self, is_head: bool) -> None:
-        self.parser = httptools.HttpResponseParser(self)
-        self.headers: list[tuple[str, str]] = []
-        self.chunks: list[bytes] = []
-        self.messages = 0  # final (non-1xx) answers begun: more than one means trailing junk
-        self.headers_done = False
-        self.complete = False
-        self.framed = False  # Content-Length or chunked; otherwise the body ends at EOF
-        self.is_head = is_head
-        self.node_keeps_alive = False  # llhttp forgets this once the message is complete
-
-    def on_message_begin(self) -> None:
-        self.messages += 1
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        lowered = name.decode("latin-1").lower()
-        if lowered in ("content-length", "transfer-encoding"):
-            self.framed = True
-        self.headers.append((lowered, value.decode("latin-1")))
-
-    def on_headers_complete(self) -> None:
-        status = self.parser.get_status_code()
-        if status < 200:
-            return
-        self.headers_done = True
-        self.node_keeps_alive = self.parser.should_keep_alive()
-        if self.is_head or status in (204, 304):
-            self.framed = True
-            if self.is_head:
-                self.complete = True  # llhttp cannot be told the request was HEAD
-
-    def on_body(self, body: bytes) -> None:
-        self.chunks.append(body)
-
-    def on_message_complete(self) -> None:
-        if self.parser.get_status_code() < 200:
-            self.messages -= 1
-            self.headers.clear()
-            return
-        self.complete = True
-
-    def keep_alive(self) -> bool:
-        return self.framed and self.messages == 1 and self.node_keeps_alive
 
 
 class _NodePool:
@@ -191,7 +101,7 @@ class _NodePool:
             fixed += f"authorization: {auth}\r\n"
         self.fixed_head = fixed
         self.limit = trio.Semaphore(max_connections)
-        self.idle: deque[_Connection] = deque()
+        self.idle: deque[Connection] = deque()
         self.closed = False
 
     def close_idle(self) -> None:
@@ -290,6 +200,7 @@ class HttpTransport:
     async def _request(
         self, pool: _NodePool, method: str, path: str, wire: bytes, deadline: float
     ) -> NodeResponse:
+        await trio.lowlevel.checkpoint_if_cancelled()
         try:
             pool.limit.acquire_nowait()
         except trio.WouldBlock:
@@ -299,30 +210,40 @@ class HttpTransport:
                 connection = self._take_idle(pool)
                 if connection is None:
                     connection = await self._connect(pool, deadline)
+                exchange = Exchange(
+                    pool.node_id, connection, wire, method, path, deadline,
+                    self._max_response_bytes,
+                )
                 try:
-                    response, keep_alive = await self._exchange(pool, connection, wire, method)
-                except _ExchangeFailed as failed:
+                    await exchange.send_all()
+                    await exchange.receive_all()
+                except ExchangeFailed as failed:
                     connection.close()
-                    retry = (
-                        attempt == 1
-                        and connection.reused
-                        and not failed.answer_started
-                        and (failed.send_failed or self._is_read_only(method, path))
-                    )
-                    if retry:
+                    if attempt == 1 and self._may_retry(failed, connection, method, path):
                         continue
                     raise failed.error from None
                 except BaseException:
                     # Cancelled (or a bug) mid-exchange: the socket may hold half an answer.
                     connection.close()
                     raise
-                self._release(pool, connection, keep_alive)
-                return response
+                self._release(pool, connection, exchange.answer.keep_alive())
+                return exchange.response()
             raise AssertionError("unreachable: the second attempt never retries")
         finally:
             pool.limit.release()
 
-    def _take_idle(self, pool: _NodePool) -> _Connection | None:
+    def _may_retry(
+        self, failed: ExchangeFailed, connection: Connection, method: str, path: str
+    ) -> bool:
+        """A reused connection that broke before any answer byte: the node closed it while it
+        sat idle. Safe to repeat when the request never fully left, or when it only reads."""
+        return (
+            connection.reused
+            and not failed.answer_started
+            and (failed.send_failed or self._is_read_only(method, path))
+        )
+
+    def _take_idle(self, pool: _NodePool) -> Connection | None:
         now = trio.current_time()
         while pool.idle:
             connection = pool.idle.pop()
@@ -332,7 +253,7 @@ class HttpTransport:
             return connection
         return None
 
-    def _release(self, pool: _NodePool, connection: _Connection, keep_alive: bool) -> None:
+    def _release(self, pool: _NodePool, connection: Connection, keep_alive: bool) -> None:
         reusable = (
             keep_alive and not pool.closed and not self._closed and len(pool.idle) < self._max_idle
         )
@@ -347,67 +268,133 @@ class HttpTransport:
         while now - pool.idle[0].idle_since > self._keepalive_expiry:
             pool.idle.popleft().close()
 
-    async def _connect(self, pool: _NodePool, deadline: float) -> _Connection:
+    async def _connect(self, pool: _NodePool, deadline: float) -> Connection:
         connect_deadline = min(deadline, trio.current_time() + self._connect_timeout)
         with trio.move_on_at(connect_deadline):
             try:
                 stream = await trio.open_tcp_stream(pool.host, pool.port)
             except OSError as error:
                 raise NodeRefused(pool.node_id, f"connect failed: {error}") from None
-            return _Connection(stream)
+            return Connection.from_stream(stream)
         raise NodeTimeout(pool.node_id, "connect timed out")
 
-    async def _exchange(
-        self, pool: _NodePool, connection: _Connection, wire: bytes, method: str
-    ) -> tuple[NodeResponse, bool]:
-        """Send `wire`, read one answer. Returns it and whether the socket may be reused."""
-        stream = connection.stream
-        node_id = pool.node_id
+    # -- many calls from one task -------------------------------------------------------------
+
+    async def request_many(
+        self,
+        calls: Mapping[str, CallSpec],
+        *,
+        deadline: float,
+        on_result: Callable[[str, NodeResult], None] | None = None,
+    ) -> dict[str, NodeResult]:
+        """See `ManyTransport.request_many`: one call per node, all sent before any answer is
+        read, answers read by this one task (`http_wire.drive`); a node without an idle pooled
+        connection (or whose reused connection turns out stale) goes through `request` in a
+        task of its own. Raises ValueError, before any I/O, like `request`."""
+        if self._closed:
+            raise RuntimeError("HttpTransport is closed")
+        await trio.lowlevel.checkpoint_if_cancelled()
+        results: dict[str, NodeResult] = {}
+        prepared: list[tuple[str, _NodePool | None, Any, bytes, float]] = []
+        for node_id, call in calls.items():
+            pool = self._pools.get(node_id)
+            wire = b"" if pool is None else _format_request(
+                pool, call.method, call.path, call.body, call.headers
+            )
+            own = call.deadline
+            prepared.append(
+                (node_id, pool, call, wire, deadline if own is None else min(deadline, own))
+            )
+
+        def report(node_id: str, result: NodeResult) -> None:
+            results[node_id] = result
+            if on_result is not None:
+                on_result(node_id, result)
+
+        exchanges: list[Exchange] = []
+        slow: list[tuple[str, Any, float]] = []  # (node, call, deadline): via `request`
+        retry: list[tuple[str, Any, float]] = []  # stale pooled sockets found while reading
+        holding: dict[Exchange, tuple[_NodePool, Any]] = {}  # exchanges holding a pool slot
+
+        def finished(exchange: Exchange, failed: ExchangeFailed | None) -> None:
+            pool, call = holding.pop(exchange)
+            pool.limit.release()
+            if failed is None:
+                self._release(pool, exchange.connection, exchange.answer.keep_alive())
+                report(exchange.node_id, exchange.response())
+            elif self._may_retry(failed, exchange.connection, call.method, call.path):
+                retry.append((exchange.node_id, call, exchange.deadline))
+            else:
+                report(exchange.node_id, failed.error)
+
         try:
-            await stream.send_all(wire)
-        except (trio.BrokenResourceError, OSError) as error:
-            raise _ExchangeFailed(
-                NodeReset(node_id, f"send failed: {error}"), answer_started=False, send_failed=True
-            ) from None
-        answer = _Answer(is_head=method == "HEAD")
-        received = 0
-        while not answer.complete:
-            try:
-                data = await stream.receive_some(_RECEIVE_SIZE)
-            except (trio.BrokenResourceError, OSError) as error:
-                raise _ExchangeFailed(
-                    NodeReset(node_id, f"receive failed: {error}"),
-                    answer_started=received > 0,
-                    send_failed=False,
-                ) from None
-            if not data:
-                if answer.headers_done and not answer.framed:
-                    answer.complete = True  # an answer delimited by the node closing
-                    break
-                raise _ExchangeFailed(
-                    NodeReset(node_id, "connection closed before the answer was complete"),
-                    answer_started=received > 0,
-                    send_failed=False,
+            for node_id, pool, call, wire, call_deadline in prepared:
+                if pool is None:
+                    report(node_id, UnknownNode(node_id, "no address for this node id"))
+                    continue
+                connection = self._take_idle_slot(pool)
+                if connection is None:
+                    slow.append((node_id, call, call_deadline))
+                    continue
+                exchange = Exchange(
+                    node_id, connection, wire, call.method, call.path, call_deadline,
+                    self._max_response_bytes,
                 )
-            received += len(data)
-            if received > self._max_response_bytes:
-                raise _ExchangeFailed(
-                    NodeProtocolError(node_id, "answer larger than max_response_bytes"),
-                    answer_started=True,
-                    send_failed=False,
-                )
-            try:
-                answer.parser.feed_data(data)
-            except httptools.HttpParserError as error:
-                raise _ExchangeFailed(
-                    NodeProtocolError(node_id, f"bad answer: {error}"),
-                    answer_started=True,
-                    send_failed=False,
-                ) from None
-        chunks = answer.chunks
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        status = answer.parser.get_status_code()
-        return NodeResponse(node_id, status, answer.headers, body), answer.keep_alive()
+                holding[exchange] = (pool, call)
+                try:
+                    exchange.send_available()
+                except ExchangeFailed:
+                    # A pooled socket the node had closed: nothing reached it, ask afresh.
+                    connection.close()
+                    pool.limit.release()
+                    del holding[exchange]
+                    slow.append((node_id, call, call_deadline))
+                    continue
+                exchanges.append(exchange)
+
+            if slow:
+                async with trio.open_nursery() as nursery:
+                    for node_id, call, call_deadline in slow:
+                        nursery.start_soon(self._one, node_id, call, call_deadline, report)
+                    await drive(exchanges, finished)
+            else:
+                await drive(exchanges, finished)
+            if retry:
+                async with trio.open_nursery() as nursery:
+                    for node_id, call, call_deadline in retry:
+                        nursery.start_soon(self._one, node_id, call, call_deadline, report)
+        finally:
+            for exchange, (pool, _) in holding.items():  # cancelled mid-way
+                exchange.connection.close()
+                pool.limit.release()
+        return results
+
+    def _take_idle_slot(self, pool: _NodePool) -> Connection | None:
+        """A slot of the pool's limit and an idle connection, both without waiting, or None."""
+        try:
+            pool.limit.acquire_nowait()
+        except trio.WouldBlock:
+            return None
+        connection = self._take_idle(pool)
+        if connection is None:
+            pool.limit.release()
+        return connection
+
+    async def _one(
+        self,
+        node_id: str,
+        call: CallSpec,
+        deadline: float,
+        report: Callable[[str, NodeResult], None],
+    ) -> None:
+        try:
+            result: NodeResult = await self.request(
+                node_id, call.method, call.path, body=call.body, headers=call.headers,
+                deadline=deadline,
+            )
+        except TransportError as error:
+            result = error
+        report(node_id, result)
 
 
 def _format_request(
