@@ -208,10 +208,13 @@ async def _set(event: trio.Event) -> None:
     event.set()
 
 
-# Each example starts an app and runs ~30 steps (~0.5 s): a modest count by default, more when
-# exploring (HYPOTHESIS_PROFILE=explore) or when asked (MIROIR_SIM_EXAMPLES).
+# Each example starts an app and runs up to 30 steps (0.05-0.4 s): a modest count by default
+# (about 5 s), more when exploring (HYPOTHESIS_PROFILE=explore) or when asked
+# (MIROIR_SIM_EXAMPLES). At 60 the derandomized run currently finds a search that outlives its
+# bound (I5: the settings fetch asks nodes one after another; see docs/simulation.md, Findings)
+# and spends minutes shrinking it.
 _EXAMPLES = int(os.environ.get("MIROIR_SIM_EXAMPLES", "0")) or (
-    200 if os.environ.get("HYPOTHESIS_PROFILE") == "explore" else 10)
+    200 if os.environ.get("HYPOTHESIS_PROFILE") == "explore" else 25)
 SimulatedCluster.TestCase.settings = settings(
     max_examples=_EXAMPLES,
     stateful_step_count=30,
