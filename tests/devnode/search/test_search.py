@@ -531,3 +531,18 @@ def test_federated_sorts_compare_by_value_facets_by_index_and_pages() -> None:
             {"federation": {}, "queries": [{"indexUid": "s", "q": "x", "facets": ["genre"]}]},
         )
     assert err.value.code == "invalid_multi_search_query_facets"
+
+
+def test_settings_changes_reindex_only_when_the_index_depends_on_them() -> None:
+    engine = engine_with("u", DOCS)
+    searcher = engine.get_index("u").searcher
+    trie = searcher.trie
+    engine.update_settings("u", {"filterableAttributes": ["id"]})
+    engine.process()
+    assert searcher.trie is trie  # filterable attributes do not shape the inverted index
+    assert [h["id"] for h in routes.search(engine, "u", {"filter": "id > 2"})["hits"]] == [3, 4]
+    engine.update_settings("u", {"searchableAttributes": ["title"]})
+    engine.process()
+    assert searcher.trie is not trie
+    assert [h["id"] for h in routes.search(engine, "u", {"q": "joker"})["hits"]] == []
+    assert [h["id"] for h in routes.search(engine, "u", {"q": "gotham"})["hits"]] == [4]

@@ -63,11 +63,25 @@ class IndexSearcher:
 
     # -- the engine's interface -------------------------------------------------------------
     def update_settings(self, settings: dict[str, Any]) -> None:
-        """Take the full settings dict and rebuild everything that depends on it."""
+        """Take the full settings dict and rebuild everything that depends on it.
+
+        Only searchableAttributes and stopWords shape the inverted index; any other change
+        keeps it and only drops the caches that read settings (facets are rebuilt lazily).
+        """
+        searchable = list(settings.get("searchableAttributes") or ["*"])
+        stop_words = frozenset(normalize_word(w) for w in settings.get("stopWords") or ())
+        reindex = not self.settings or (searchable, stop_words) != (
+            self.searchable,
+            self.stop_words,
+        )
         self.settings = settings
-        self.searchable: list[str] = list(settings.get("searchableAttributes") or ["*"])
-        self.stop_words = frozenset(normalize_word(w) for w in settings.get("stopWords") or ())
-        self._rebuild()
+        self.searchable: list[str] = searchable
+        self.stop_words = stop_words
+        if reindex:
+            self._rebuild()
+        else:
+            self._typo_off_for = -1
+            self.facets = FacetIndex(self.documents)
 
     def upsert(self, internal_id: int, document: dict[str, Any]) -> None:
         if internal_id in self.documents:
