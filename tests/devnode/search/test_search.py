@@ -546,3 +546,18 @@ def test_settings_changes_reindex_only_when_the_index_depends_on_them() -> None:
     assert searcher.trie is not trie
     assert [h["id"] for h in routes.search(engine, "u", {"q": "joker"})["hits"]] == []
     assert [h["id"] for h in routes.search(engine, "u", {"q": "gotham"})["hits"]] == [4]
+
+
+def test_geo_filters_need_geo_filterable_and_select_by_distance_and_box() -> None:
+    docs = [
+        {"id": 1, "title": "paris", "_geo": {"lat": 48.8566, "lng": 2.3522}},
+        {"id": 2, "title": "lyon", "_geo": {"lat": 45.764, "lng": 4.8357}},
+        {"id": 3, "title": "nowhere"},
+    ]
+    searcher = searcher_with(docs, filterableAttributes=["_geo"])
+    assert titles(searcher, "", filter="_geoRadius(48.85, 2.35, 5000)") == ["paris"]
+    assert titles(searcher, "", filter="_geoBoundingBox([50, 5], [45, 2])") == ["paris", "lyon"]
+    assert titles(searcher, "", filter="NOT _geoRadius(48.85, 2.35, 5000)") == ["lyon", "nowhere"]
+    with pytest.raises(MeiliError) as err:
+        run_search(searcher_with(docs), SearchRequest(filter="_geoRadius(1, 2, 3)"))
+    assert err.value.message.startswith("Attribute `_geo` is not filterable.")
