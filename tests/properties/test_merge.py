@@ -87,8 +87,10 @@ def scenarios(draw, *, with_sort: bool | None = None, with_distinct: bool | None
     else:
         params["offset"] = draw(st.integers(0, 12))
         params["limit"] = draw(st.integers(0, 12))
-    if sort_fields:
+    if sort_fields and draw(st.integers(0, 3)):
         params["sort"] = [f"{name}:{'asc' if asc else 'desc'}" for name, asc in sort_fields]
+    # Otherwise the sort fields act as custom `field:asc` ranking rules of the settings: the
+    # details report them although the query has no `sort`.
     if use_distinct:
         params["distinct"] = "g"
     params["showRankingScore"] = draw(st.booleans())
@@ -244,6 +246,16 @@ def expected_window(sc: dict, order: list[dict]) -> tuple[list[dict], int]:
                     "color": "red", "year": 1999, "shard": 1}],
           "shards": 2, "params": {"q": "query", "offset": 0, "limit": 5, "sort": ["s1:desc"],
                                   "distinct": "g", "facets": ["color", "year"]},
+          "settings": {"pagination": {"maxTotalHits": 1000},
+                       "faceting": {"maxValuesPerFacet": 3, "sortFacetValuesBy": {"*": "alpha"}}}})
+# Found by this property: a custom `s1:desc` ranking rule reports values with no query `sort`.
+@example({"rules": ["sort", "words"], "maxes": {"words": 2}, "sort": [("s1", False)],
+          "docs": [{"id": 0, "ranks": {"words": 2}, "s1": 1, "s2": None, "g": None,
+                    "color": 3, "year": 2000, "shard": 0},
+                   {"id": 1, "ranks": {"words": 1}, "s1": 5, "s2": None, "g": None,
+                    "color": 3, "year": 2000, "shard": 1}],
+          "shards": 2, "params": {"q": "query", "offset": 0, "limit": 5,
+                                  "facets": ["color", "year"]},
           "settings": {"pagination": {"maxTotalHits": 1000},
                        "faceting": {"maxValuesPerFacet": 3, "sortFacetValuesBy": {"*": "alpha"}}}})
 def test_merged_search_equals_the_single_node_up_to_exact_ties(sc):
@@ -571,7 +583,7 @@ def test_compiled_keys_order_like_the_general_keys_even_when_shapes_differ(sc, d
         if data.draw(st.integers(0, 9)) == 0:  # a cutoff adds an entry to some hits
             hit["_rankingScoreDetails"] = {**hit["_rankingScoreDetails"],
                                            "skipped": {"order": 99}}
-    plan = plan_node_query({"q": "x", "sort": sc["params"]["sort"], "limit": 1000}, {})
+    plan = plan_node_query({"q": "x", "sort": sc["params"].get("sort"), "limit": 1000}, {})
     ordered = order_hits(plan, [{"hits": hits[::2]}, {"hits": hits[1::2]}])
     general = RankingKeys()
     keys = [general.hit_key(h) for h in ordered]

@@ -8,9 +8,9 @@ node's shards), in the covering set's order.
 Contract, in the order the merge applies it:
 
 1. Order. All hits are sorted by one key (`miroir.core.merge_order`): `_rankingScore`
-   descending when the query has no `sort`, otherwise rule by rule from
-   `_rankingScoreDetails` (relevancy rules by score, sort rules by value, in the configured rule
-   order). The sort is stable over the bodies concatenated in order, so exact ties keep the
+   descending when the details report relevancy rules only, otherwise rule by rule from
+   `_rankingScoreDetails` (relevancy rules by score, sort rules, from the query or custom
+   `field:asc` ranking rules, by value, in the configured rule order). The sort is stable over the bodies concatenated in order, so exact ties keep the
    order of `node_bodies` and each node's own order: deterministic for a given covering set.
 2. Distinct. With a distinct attribute (query `distinct` or the setting), the first hit of each
    distinct value in the global order is kept, exactly as Meilisearch keeps the best document
@@ -44,7 +44,13 @@ from typing import Any
 
 from miroir.core.filters import normalize_facet
 from miroir.core.merge_facets import merge_facet_distributions, merge_facet_stats
-from miroir.core.merge_order import KeyShapeMismatch, RankingKeys, compile_hit_key, score_key
+from miroir.core.merge_order import (
+    KeyShapeMismatch,
+    RankingKeys,
+    compile_hit_key,
+    reports_values,
+    score_key,
+)
 from miroir.core.search_plan import SHARD_FIELD, NodePlan, with_fetch_limit
 
 _RESERVED_PREFIX = "_miroir_"
@@ -81,10 +87,15 @@ def order_hits(plan: NodePlan, node_bodies: Sequence[Mapping[str, Any]]) -> list
     all_hits: list[Mapping[str, Any]] = []
     for body in node_bodies:
         all_hits.extend(body.get("hits") or ())
-    if not plan.sort or not all_hits:
-        all_hits.sort(key=score_key)
+    if not all_hits:
         return all_hits
     names = tuple(all_hits[0].get(_DETAILS) or ())
+    if not reports_values(names):
+        # Relevancy rules only: `_rankingScore` is their lexicographic fold. Decided from the
+        # details, not from the query's `sort`: a custom `field:desc` ranking rule in the
+        # settings reports values too.
+        all_hits.sort(key=score_key)
+        return all_hits
     try:
         all_hits.sort(key=compile_hit_key(names))
     except (KeyShapeMismatch, KeyError, TypeError, AttributeError):
@@ -119,6 +130,8 @@ def _exact_prefix(
 
 def _field_values(document: Any, path: str) -> list[Any]:
     """Values at a dotted `path`, arrays flattened (Meilisearch's facet view of a field)."""
+    if isinstance(document, list):  # an array of objects on the way: each element counts
+        return [value for element in document for value in _field_values(element, path)]
     if not isinstance(document, Mapping):
         return []
     if path in document:

@@ -1,7 +1,7 @@
 """The global order of hits from different shards: one sort key per hit, read from its details.
 
-Owns `ranking_key(details)`, `RankingKeys`, `compile_hit_key(names)`, `sort_value_key(value,
-ascending)` and `score_key(hit)`. It never reorders anything itself; `miroir.core.merge` sorts
+Owns `ranking_key(details)`, `RankingKeys`, `compile_hit_key(names)`, `reports_values(names)`,
+`sort_value_key(value, ascending)` and `score_key(hit)`. It never reorders anything itself; `miroir.core.merge` sorts
 with these keys.
 
 Theory. Inside one index Meilisearch's bucket sort orders hits lexicographically by the
@@ -84,7 +84,8 @@ class RankingKeys:
     of negated scores, each other rule one element. All hits of one query carry the same detail
     names in the same order, so the first hit's names give a specialised plan whose relevancy
     runs are read with `itemgetter`; a hit with other names (a cutoff's `skipped`, say) takes
-    the general path, which yields the same shape.
+    the general path, which yields the same shape. (`compile_hit_key` is the faster flat form
+    the merge tries first; this class is its fallback and the readable reference.)
 
     `hit_key` also replaces a relevancy run that ends the rules (after a sort) by
     `-_rankingScore`: when everything before it ties, the global score, a fold of all the
@@ -270,6 +271,11 @@ def details_in_order(details: Mapping[str, Any]) -> Mapping[str, Any]:
 def ranking_key(details: Mapping[str, Any]) -> tuple:
     """The rule-by-rule key of one hit from its `_rankingScoreDetails` (smaller sorts first)."""
     return RankingKeys().key(details_in_order(details))
+
+
+def reports_values(names: tuple[str, ...]) -> bool:
+    """Whether details with these entry names contain a rule that `_rankingScore` skips."""
+    return any(_entry_kind(name)[0] != _RELEVANCY for name in names)
 
 
 def score_key(hit: Mapping[str, Any]) -> float:
