@@ -312,9 +312,12 @@ class HttpTransport:
                 on_result(node_id, result)
 
         exchanges: list[Exchange] = []
-        slow: list[tuple[str, Any, float]] = []  # (node, call, deadline): via `request`
-        retry: list[tuple[str, Any, float]] = []  # stale pooled sockets found while reading
+        # Calls that go through `request` in a task of their own: no idle pooled connection
+        # (`slow`), or a pooled one found stale while reading (`retry`, started at once so the
+        # retry gets the time a per-call `request` would have given it).
+        later: list[tuple[str, Any, float]] = []
         holding: dict[Exchange, tuple[_NodePool, Any]] = {}  # exchanges holding a pool slot
+        nursery: trio.Nursery | None = None
 
         def finished(exchange: Exchange, failed: ExchangeFailed | None) -> None:
             pool, call = holding.pop(exchange)
@@ -323,7 +326,10 @@ class HttpTransport:
                 self._release(pool, exchange.connection, exchange.answer.keep_alive())
                 report(exchange.node_id, exchange.response())
             elif self._may_retry(failed, exchange.connection, call.method, call.path):
-                retry.append((exchange.node_id, call, exchange.deadline))
+                if nursery is not None:
+                    nursery.start_soon(self._one, exchange.node_id, call, exchange.deadline, report)
+                else:
+                    later.append((exchange.node_id, call, exchange.deadline))
             else:
                 report(exchange.node_id, failed.error)
 
@@ -334,7 +340,7 @@ class HttpTransport:
                     continue
                 connection = self._take_idle_slot(pool)
                 if connection is None:
-                    slow.append((node_id, call, call_deadline))
+                    later.append((node_id, call, call_deadline))
                     continue
                 exchange = Exchange(
                     node_id, connection, wire, call.method, call.path, call_deadline,
@@ -348,21 +354,17 @@ class HttpTransport:
                     connection.close()
                     pool.limit.release()
                     del holding[exchange]
-                    slow.append((node_id, call, call_deadline))
+                    later.append((node_id, call, call_deadline))
                     continue
                 exchanges.append(exchange)
-
-            if slow:
+            if not later:  # the common case: every node had a pooled connection
+                exchanges = await drive(exchanges, finished, stop=lambda: bool(later))
+            if later:
                 async with trio.open_nursery() as nursery:
-                    for node_id, call, call_deadline in slow:
+                    for node_id, call, call_deadline in later:
                         nursery.start_soon(self._one, node_id, call, call_deadline, report)
+                    later.clear()
                     await drive(exchanges, finished)
-            else:
-                await drive(exchanges, finished)
-            if retry:
-                async with trio.open_nursery() as nursery:
-                    for node_id, call, call_deadline in retry:
-                        nursery.start_soon(self._one, node_id, call, call_deadline, report)
         finally:
             for exchange, (pool, _) in holding.items():  # cancelled mid-way
                 exchange.connection.close()

@@ -269,12 +269,16 @@ class Exchange:
 Finished = Callable[[Exchange, ExchangeFailed | None], None]
 
 
-async def drive(exchanges: list[Exchange], finished: Finished) -> None:
+async def drive(
+    exchanges: list[Exchange], finished: Finished, *, stop: Callable[[], bool] | None = None
+) -> list[Exchange]:
     """Read every exchange's answer in this task; report each through `finished` as it ends.
 
     A timeout is reported as an `ExchangeFailed` holding a `NodeTimeout`. The connection of a
     failed or timed-out exchange is closed before `finished` sees it; on cancellation every
-    exchange still pending is closed and not reported.
+    exchange still pending is closed and not reported. When `stop()` turns true (checked after
+    each round of reports) the exchanges still in flight are returned untouched, for the caller
+    to drive on once it has done what it stopped for; otherwise the result is empty.
     """
     pending = list(exchanges)
     watch = _Watch() if _HAS_EPOLL and len(pending) > 1 else None
@@ -282,11 +286,13 @@ async def drive(exchanges: list[Exchange], finished: Finished) -> None:
     # each (entering a scope per wait cost more than the wait's bookkeeping); a scope that fired
     # is spent, so the next round opens a new one.
     scope = trio.CancelScope()
+    handed_back = False
     try:
         while pending:
             pending = _settle_ready(pending, watch, finished)
-            if not pending:
-                return
+            if not pending or (stop is not None and stop()):
+                handed_back = True
+                return pending
             if scope.cancel_called:
                 scope = trio.CancelScope()
             with scope:
@@ -301,9 +307,15 @@ async def drive(exchanges: list[Exchange], finished: Finished) -> None:
                     else:
                         await watch.wait(pending)
                     pending = _settle_ready(pending, watch, finished)
+                    if stop is not None and stop():
+                        handed_back = True
+                        return pending
+        handed_back = True
+        return pending
     finally:
-        for exchange in pending:  # only left here when cancelled or a callback raised
-            exchange.connection.close()
+        if not handed_back:  # cancelled, or a callback raised
+            for exchange in pending:
+                exchange.connection.close()
         if watch is not None:
             watch.close()
 
