@@ -8,7 +8,7 @@ from __future__ import annotations
 import trio
 import trio.testing
 
-from miroir.sim.cluster import SimSpec, open_sim_cluster
+from miroir.sim.cluster import Answer, SimSpec, open_sim_cluster
 from miroir.sim.model import version_of
 from miroir.sim.simulation import Simulation, make_document
 from miroir.sim.workload import RunArgs, run
@@ -81,3 +81,24 @@ async def test_a_crashed_owner_shows_as_degraded_write_and_failover_read(autojum
         assert search.status == 200 and search.degraded is None  # group 0 covers everything
         await simulation.checkpoint([{"q": "sun"}])
     assert simulation.report.violations == []
+
+
+async def test_the_exact_write_check_flags_a_wrong_header_or_a_missing_503(autojump_clock):
+    spec = SimSpec(nodes=4, groups=2, rf=1, shards=4)
+    async with open_sim_cluster(spec, seed=5) as sim:
+        simulation = Simulation(sim, max_latency_s=0.01)
+        (g0, g1) = simulation.owners[(0, 2)][0], simulation.owners[(1, 2)][0]
+
+        def answer(status, degraded=None, code=None):
+            body = {"taskUid": 1} if status == 202 else {"code": code}
+            return Answer("POST", "/x", status, body, degraded, 0.0, 0.0)
+
+        everyone = {g0: True, g1: True}
+        simulation._check_write_verdict("add", answer(202), {2}, set(), everyone)
+        simulation._check_write_verdict("add", answer(202, "1/2"), {2}, {(1, 2)}, {g0: True})
+        assert simulation.report.violations == []
+        simulation._check_write_verdict("add", answer(202, "1/2"), {2}, {(1, 2)}, everyone)
+        simulation._check_write_verdict("add", answer(202), {2}, set(), {})
+        simulation._check_write_verdict("add", answer(503, code="miroir_no_quorum"), {2}, set(),
+                                        everyone)
+    assert len(simulation.report.violations) == 3

@@ -44,6 +44,7 @@ import orjson
 import trio
 
 from miroir.core.placement import assign_shard_in_group, shard_for_key
+from miroir.core.quorum import quorum_size
 from miroir.sim.cluster import Answer, SimCluster, SimSpec
 from miroir.sim.model import (
     ABSENT,
@@ -109,6 +110,9 @@ class Simulation:
         self.crashed: set[str] = set()
         self.partitioned: set[str] = set()
         self.disturbed: set[str] = set()  # touched by a fault since the last checkpoint
+        # While a client write runs: node -> "answered a document write with 2xx" (I3 exact).
+        self._write_acks: dict[str, bool] | None = None
+        sim.transport.observers.append(self._observe_node_answer)
         self._timeout_s = self.spec.node_timeout_ms / 1000
         self.owners = {
             (group, shard): assign_shard_in_group(
@@ -128,6 +132,22 @@ class Simulation:
         if not ok:
             self.violation(f"{name}: {text}")
         return ok
+
+    def _observe_node_answer(self, node: str, method: str, path: str, status: int | None) -> None:
+        """What the proxy got from each node for the document write in flight (only client
+        writes send POST/PUT under /documents; the poller and health checker only GET)."""
+        if self._write_acks is not None and method in ("POST", "PUT") \
+                and path.startswith(f"/indexes/{INDEX}/documents"):
+            acked = status is not None and 200 <= status < 300
+            self._write_acks[node] = self._write_acks.get(node, False) or acked
+
+    async def _send_write(self, method: str, path: str, body: Any) -> tuple[Answer, dict]:
+        self._write_acks = {}
+        try:
+            answer = await self.sim.request(method, path, body)
+            return answer, self._write_acks
+        finally:
+            self._write_acks = None
 
     def shard_of(self, doc_id: str) -> int:
         return shard_for_key(doc_id, self.spec.shards)
@@ -158,26 +178,28 @@ class Simulation:
         method = "POST" if kind == "add" else "PUT"
         for document in documents:
             self.model.sent(str(document["id"]), version_of(document))
-        answer = await self.sim.request(method, f"/indexes/{INDEX}/documents", documents)
-        self._after_write(kind, answer, {str(d["id"]): version_of(d) for d in documents})
+        answer, acks = await self._send_write(method, f"/indexes/{INDEX}/documents", documents)
+        self._after_write(kind, answer, {str(d["id"]): version_of(d) for d in documents}, acks)
         return answer
 
     async def delete(self, doc_ids: list[int]) -> Answer:
         self.report.operations["delete"] += 1
         for doc_id in doc_ids:
             self.model.sent(str(doc_id), ABSENT)
-        answer = await self.sim.request("POST", f"/indexes/{INDEX}/documents/delete-batch",
-                                        doc_ids)
-        self._after_write("delete", answer, {str(d): ABSENT for d in doc_ids})
+        answer, acks = await self._send_write(
+            "POST", f"/indexes/{INDEX}/documents/delete-batch", doc_ids)
+        self._after_write("delete", answer, {str(d): ABSENT for d in doc_ids}, acks)
         return answer
 
-    def _after_write(self, kind: str, answer: Answer, versions: Mapping[str, bytes]) -> None:
+    def _after_write(self, kind: str, answer: Answer, versions: Mapping[str, bytes],
+                     acks: Mapping[str, bool]) -> None:
         self._common_checks(kind, answer)
         shards = {self.shard_of(doc_id) for doc_id in versions}
         accepted = answer.status == 202
         if accepted:
             self.tasks.add(answer.body["taskUid"])
         pairs = _parse_write_header(answer.degraded) if answer.degraded else set()
+        self._check_write_verdict(kind, answer, shards, pairs, acks)
         for group, shard in sorted(pairs):
             self._check("I3 degraded write is explained", self._pair_disturbed(group, shard),
                         f"{kind}: ({group}, {shard}) missed quorum but no owner was disturbed")
@@ -199,6 +221,30 @@ class Simulation:
                 self.model.confirmed(doc_id, version, answer.started)
             else:
                 self.model.uncertain(doc_id, version, answer.started, acknowledged=accepted)
+
+    def _check_write_verdict(self, kind: str, answer: Answer, shards: set[int],
+                             pairs: set[tuple[int, int]], acks: Mapping[str, bool]) -> None:
+        """I3/I4 exactly: from what each owner answered (as the proxy saw it) and the quorum
+        rule, the (group, shard) pairs that missed quorum are exactly the header's, and the
+        answer is 503 `miroir_no_quorum` exactly when some shard met quorum in no group."""
+        needed = quorum_size(self.spec.rf)
+        missed = {(g, s) for s in shards for g in range(self.spec.groups)
+                  if sum(acks.get(n, False) for n in self.owners[(g, s)]) < needed}
+        lost = sorted(s for s in shards if all((g, s) in missed for g in range(self.spec.groups)))
+        if lost:
+            self._check("I4 no_quorum exactly when a shard met quorum nowhere",
+                        answer.status == 503 and answer.code == "miroir_no_quorum",
+                        f"{kind}: shards {lost} met quorum in no group (acks {dict(acks)}) but "
+                        f"the answer was {answer.status} {answer.code}")
+        elif answer.status == 202:
+            self._check("I3 write header lists exactly the missed pairs", pairs == missed,
+                        f"{kind}: header {sorted(pairs)} but missed {sorted(missed)} "
+                        f"(acks {dict(acks)})")
+        else:
+            self._check("I4 no_quorum exactly when a shard met quorum nowhere",
+                        answer.code != "miroir_no_quorum",
+                        f"{kind}: miroir_no_quorum but every shard met quorum somewhere "
+                        f"(acks {dict(acks)})")
 
     def _pair_disturbed(self, group: int, shard: int) -> bool:
         return any(node in self.disturbed for node in self.owners[(group, shard)])

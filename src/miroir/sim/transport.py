@@ -38,7 +38,9 @@ Determinism: every random draw comes from a per-node stream seeded by (seed, nod
 order the node sees calls. Two runs are identical when trio schedules concurrent calls to the
 same node in the same order; `miroir.sim.cluster.seed_trio_scheduler` makes it do so. A
 `tracer` callable, if given, receives one line per call (virtual start time, node, request,
-fate, latency): the node-level half of the simulator's event trace.
+fate, latency): the node-level half of the simulator's event trace. Each callable in
+`observers` is told what every caller got: `(node_id, method, path, status or None)`, None
+when the call raised a transport error (a cancelled call reports nothing).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ from miroir.transport.base import (
     NodeReset,
     NodeResponse,
     NodeTimeout,
+    TransportError,
     UnknownNode,
 )
 
@@ -258,6 +261,7 @@ class SimTransport:
         self.seed = seed
         self.default_faults = default_faults or FaultModel()
         self.tracer = tracer
+        self.observers: list[Callable[[str, str, str, int | None], None]] = []
         self.nodes: dict[str, SimNode] = {}
         self.closed = False
         self._sequence = itertools.count()
@@ -340,6 +344,27 @@ class SimTransport:
         *,
         body: bytes | None = None,
         headers: Sequence[tuple[str, str]] = (),
+        deadline: float,
+    ) -> NodeResponse:
+        if not self.observers:
+            return await self._request(node_id, method, path, body, headers, deadline)
+        try:
+            response = await self._request(node_id, method, path, body, headers, deadline)
+        except TransportError:
+            for observer in self.observers:
+                observer(node_id, method, path, None)
+            raise
+        for observer in self.observers:
+            observer(node_id, method, path, response.status)
+        return response
+
+    async def _request(
+        self,
+        node_id: str,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: Sequence[tuple[str, str]],
         deadline: float,
     ) -> NodeResponse:
         if self.closed:
