@@ -18,10 +18,12 @@ after every operation:
   I1  every answer is Meilisearch-shaped: an error body has exactly message/code/type/link, and
       no answer is a 500;
   I2  a read by id, a search hit, returns only versions some client once sent;
-  I3  `X-Miroir-Degraded` / 503 only when an owner of a listed (group, shard) was disturbed by
-      an injected fault, and, in the other direction, always when an owner of the shard was down
-      (crashed or partitioned) for the whole request and RF <= 2 (quorum needs every owner);
-  I4  `miroir_no_quorum` only when every group of some written shard had a disturbed owner;
+  I3  a write's `X-Miroir-Degraded` lists exactly the (group, shard) pairs that missed quorum
+      by what each owner answered the proxy (seen by SimTransport) and the core's quorum rule;
+      a listed pair, or a shard missing from a search, has an owner an injected fault
+      disturbed; a down owner (RF <= 2) or a shard with every owner down is always reported;
+  I4  `miroir_no_quorum` exactly when some written shard met quorum in no group, and only when
+      every group of that shard had a disturbed owner;
   I5  no request outlives its deadline: its virtual duration is within the bound that the
       cluster code's deadlines imply (see `deadline_bound_s`);
   I6  with no fault since the last checkpoint, every write is confirmed (no header, no 503)
