@@ -9,7 +9,9 @@ recorded in `report.violations` as one line; nothing raises, so a run always rea
 
 Must never: look inside the cluster to decide what is right. Expectations come from the model
 (`miroir.sim.model`), from placement recomputed by `miroir.core.placement` (which node owns
-which shard is public knowledge: it is the documented hash), and from which faults *this module*
+which shard is public knowledge: it is the documented hash) and the core's quorum rule, from
+what the simulated network saw each node answer (SimTransport's observers: the ground truth of
+the simulated world, not the cluster's belief about it), and from which faults *this module*
 injected. The app's own state is read only for reports.
 
 Invariants (the issue's list, as checked here)
