@@ -102,3 +102,26 @@ async def test_the_exact_write_check_flags_a_wrong_header_or_a_missing_503(autoj
         simulation._check_write_verdict("add", answer(503, code="miroir_no_quorum"), {2}, set(),
                                         everyone)
     assert len(simulation.report.violations) == 3
+
+
+async def test_the_search_header_is_exactly_the_shards_no_node_answered(autojump_clock):
+    """Two groups at RF=1: with both owners of some shards down the header must name exactly
+    those shards, and a planted lie about which shards were answered is caught."""
+    spec = SimSpec(nodes=4, groups=2, rf=1, shards=8)
+    async with open_sim_cluster(spec, seed=6) as sim:
+        simulation = Simulation(sim, max_latency_s=0.01)
+        await create_index(simulation)
+        await simulation.write("add", [make_document(i, ["sun"], "drama", 2000) for i in range(20)])
+        await simulation.advance(1.0)
+        simulation.crash("n0")
+        simulation.crash("n1")  # n0 is in group 0, n1 in group 1
+        both_down = {s for s in range(spec.shards)
+                     if {simulation.owners[(0, s)][0], simulation.owners[(1, s)][0]} == {"n0", "n1"}}
+        assert both_down and len(both_down) < spec.shards  # this seed's placement has some
+        answer = await simulation.search({"q": "sun"})
+        assert answer.status == 200
+        assert {int(s) for s in answer.degraded.split("=")[1].split(",")} == both_down
+        assert simulation.report.violations == []
+        simulation._shards_asked = lambda node, body: set()  # pretend no node answered anything
+        await simulation.search({"q": "sun"})
+    assert any("I3 search header" in v for v in simulation.report.violations)

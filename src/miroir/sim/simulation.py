@@ -39,6 +39,7 @@ at a checkpoint, once faults heal:
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -114,8 +115,10 @@ class Simulation:
         self.crashed: set[str] = set()
         self.partitioned: set[str] = set()
         self.disturbed: set[str] = set()  # touched by a fault since the last checkpoint
-        # While a client write runs: node -> "answered a document write with 2xx" (I3 exact).
+        # While a client write runs: node -> "answered a document write with 2xx" (I3 exact);
+        # while a search runs: the shards some node answered 2xx for.
         self._write_acks: dict[str, bool] | None = None
+        self._searched: set[int] | None = None
         sim.transport.observers.append(self._observe_node_answer)
         self._timeout_s = self.spec.node_timeout_ms / 1000
         self.owners = {
@@ -137,13 +140,27 @@ class Simulation:
             self.violation(f"{name}: {text}")
         return ok
 
-    def _observe_node_answer(self, node: str, method: str, path: str, status: int | None) -> None:
-        """What the proxy got from each node for the document write in flight (only client
-        writes send POST/PUT under /documents; the poller and health checker only GET)."""
+    def _observe_node_answer(self, node: str, method: str, path: str, body: bytes | None,
+                             status: int | None) -> None:
+        """What the proxy got from each node for the client request in flight (only client
+        writes send POST/PUT under /documents and only searches POST /search; the poller and
+        the health checker only GET)."""
+        answered = status is not None and 200 <= status < 300
         if self._write_acks is not None and method in ("POST", "PUT") \
                 and path.startswith(f"/indexes/{INDEX}/documents"):
-            acked = status is not None and 200 <= status < 300
-            self._write_acks[node] = self._write_acks.get(node, False) or acked
+            self._write_acks[node] = self._write_acks.get(node, False) or answered
+        elif self._searched is not None and answered and method == "POST" \
+                and path == f"/indexes/{INDEX}/search":
+            self._searched.update(self._shards_asked(node, body))
+
+    def _shards_asked(self, node: str, body: bytes | None) -> set[int]:
+        """The shards a node search answers for: the `_miroir_shard IN [...]` restriction in its
+        body, or every shard the node owns when the body is unrestricted."""
+        restriction = _SHARD_RESTRICTION.search((body or b"").decode())
+        if restriction:
+            return {int(s) for s in restriction.group(1).split(",") if s.strip()}
+        group = self.spec.group_of(node)
+        return {s for s in range(self.spec.shards) if node in self.owners[(group, s)]}
 
     async def _send_write(self, method: str, path: str, body: Any) -> tuple[Answer, dict]:
         self._write_acks = {}
@@ -287,8 +304,24 @@ class Simulation:
 
     async def search(self, query: Mapping[str, Any]) -> Answer:
         self.report.operations["search"] += 1
-        answer = await self.sim.request("POST", f"/indexes/{INDEX}/search", dict(query))
+        self._searched = set()
+        try:
+            answer = await self.sim.request("POST", f"/indexes/{INDEX}/search", dict(query))
+            searched = self._searched
+        finally:
+            self._searched = None
         self._common_checks("search", answer)
+        uncovered = set(range(self.spec.shards)) - searched
+        if answer.status == 200:
+            listed = _parse_search_header(answer.degraded) if answer.degraded else set()
+            self._check("I3 search header lists exactly the unanswered shards",
+                        listed == uncovered,
+                        f"search: header {sorted(listed)} but no node answered for "
+                        f"{sorted(uncovered)}")
+        elif answer.code == "miroir_shard_unavailable":
+            self._check("I3 shard_unavailable exactly when a shard went unanswered",
+                        bool(uncovered), "search: miroir_shard_unavailable but every shard "
+                        "was answered")
         if answer.status == 200:
             for hit in answer.body.get("hits", []):
                 doc = {k: v for k, v in hit.items() if not k.startswith("_")}
@@ -470,6 +503,9 @@ def _parse_write_header(value: str) -> set[tuple[int, int]]:
         group, _, shard = item.partition("/")
         pairs.add((int(group), int(shard)))
     return pairs
+
+
+_SHARD_RESTRICTION = re.compile(r"_miroir_shard IN \[([0-9, ]*)\]")
 
 
 def _parse_search_header(value: str) -> set[int]:

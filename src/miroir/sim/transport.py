@@ -39,8 +39,8 @@ order the node sees calls. Two runs are identical when trio schedules concurrent
 same node in the same order; `miroir.sim.cluster.seed_trio_scheduler` makes it do so. A
 `tracer` callable, if given, receives one line per call (virtual start time, node, request,
 fate, latency): the node-level half of the simulator's event trace. Each callable in
-`observers` is told what every caller got: `(node_id, method, path, status or None)`, None
-when the call raised a transport error (a cancelled call reports nothing).
+`observers` is told what every caller sent and got: `(node_id, method, path, body, status or
+None)`, None when the call raised a transport error (a cancelled call reports nothing).
 """
 
 from __future__ import annotations
@@ -261,7 +261,7 @@ class SimTransport:
         self.seed = seed
         self.default_faults = default_faults or FaultModel()
         self.tracer = tracer
-        self.observers: list[Callable[[str, str, str, int | None], None]] = []
+        self.observers: list[Callable[[str, str, str, bytes | None, int | None], None]] = []
         self.nodes: dict[str, SimNode] = {}
         self.closed = False
         self._sequence = itertools.count()
@@ -352,10 +352,10 @@ class SimTransport:
             response = await self._request(node_id, method, path, body, headers, deadline)
         except TransportError:
             for observer in self.observers:
-                observer(node_id, method, path, None)
+                observer(node_id, method, path, body, None)
             raise
         for observer in self.observers:
-            observer(node_id, method, path, response.status)
+            observer(node_id, method, path, body, response.status)
         return response
 
     async def _request(
