@@ -22,8 +22,9 @@ after every operation:
   I2  a read by id, a search hit, returns only versions some client once sent;
   I3  a write's `X-Miroir-Degraded` lists exactly the (group, shard) pairs that missed quorum
       by what each owner answered the proxy (seen by SimTransport) and the core's quorum rule;
-      a listed pair, or a shard missing from a search, has an owner an injected fault
-      disturbed; a down owner (RF <= 2) or a shard with every owner down is always reported;
+      a search's lists exactly the shards no node answered 2xx for; a listed pair or shard has
+      an owner an injected fault disturbed; a down owner (RF <= 2) or a shard with every owner
+      down is always reported;
   I4  `miroir_no_quorum` exactly when some written shard met quorum in no group, and only when
       every group of that shard had a disturbed owner;
   I5  no request outlives its deadline: its virtual duration is within the bound that the
