@@ -71,11 +71,14 @@ def corpora(draw):
 
 @st.composite
 def index_settings(draw):
-    rules = draw(st.permutations(DEFAULT_RULES))
+    rules = list(draw(st.permutations(DEFAULT_RULES)))
+    if draw(st.integers(0, 3)) == 0:  # a custom sort rule: details report its value
+        rules.insert(draw(st.integers(0, len(rules))),
+                     draw(st.sampled_from(["year:desc", "tag:asc"])))
     searchable = draw(st.sampled_from([["*"], ["title", "overview"], ["overview", "title"],
                                        ["title"]]))
     return {
-        "rankingRules": list(rules),
+        "rankingRules": rules,
         "searchableAttributes": searchable,
         "filterableAttributes": ["genre", "year", "tag", "_miroir_shard"],
         "sortableAttributes": ["year", "tag", "title"],
@@ -104,7 +107,7 @@ def typo(word: str, how: int) -> str:
 
 
 def words_ranks_first(rules: list[str]) -> bool:
-    relevancy = [r for r in rules if r != "sort"]
+    relevancy = [r for r in rules if r != "sort" and ":" not in r]
     return relevancy[0] == "words"
 
 
