@@ -54,6 +54,29 @@ async def json_body() -> Any:
         raise payloads.malformed("json", str(error)) from None
 
 
+def wrong_body_type(expected: str) -> MeiliError:
+    """Meilisearch's error for a JSON body whose top level is not `expected` ("an object")."""
+    return MeiliError(
+        "bad_request", f"Invalid value type: expected {expected}, but found something else."
+    )
+
+
+async def json_object_body() -> dict[str, Any]:
+    """The JSON body of a route that takes an object (settings, index creation, filters)."""
+    body = await json_body()
+    if not isinstance(body, dict):
+        raise wrong_body_type("an object")
+    return body
+
+
+async def json_array_body() -> list[Any]:
+    """The JSON body of a route that takes an array (delete-batch)."""
+    body = await json_body()
+    if not isinstance(body, list):
+        raise wrong_body_type("an array")
+    return body
+
+
 async def document_body() -> list[dict[str, Any]]:
     """The documents of a POST/PUT /documents body (JSON, NDJSON or CSV)."""
     kind = payloads.check_content_type(

@@ -61,11 +61,7 @@ async def delete_all(uid: str) -> Response:
 @blueprint.post("/indexes/<uid>/documents/delete")
 async def delete_by_filter(uid: str) -> Response:
     bodies.index_uid(uid)
-    body = await bodies.json_body()
-    if not isinstance(body, dict):
-        raise MeiliError(
-            "bad_request", "Invalid value type: expected an object, but found something else."
-        )
+    body = await bodies.json_object_body()
     if "filter" not in body:
         raise MeiliError("missing_document_filter", "Missing field `filter`")
     details = {
@@ -83,11 +79,7 @@ async def delete_by_filter(uid: str) -> Response:
 @blueprint.post("/indexes/<uid>/documents/delete-batch")
 async def delete_batch(uid: str) -> Response:
     bodies.index_uid(uid)
-    body = await bodies.json_body()
-    if not isinstance(body, list):
-        raise MeiliError(
-            "bad_request", "Invalid value type: expected an array, but found something else."
-        )
+    body = await bodies.json_array_body()
     return write_accepted(await writes.delete_documents_by_id(cluster(), uid, body))
 
 

@@ -67,11 +67,7 @@ async def list_indexes() -> Response:
 
 @blueprint.post("/indexes")
 async def create_index() -> Response:
-    body = await bodies.json_body()
-    if not isinstance(body, dict):
-        raise MeiliError(
-            "bad_request", "Invalid value type: expected an object, but found something else."
-        )
+    body = await bodies.json_object_body()
     for key in body:
         if key not in ("uid", "primaryKey"):
             raise MeiliError(

@@ -56,11 +56,7 @@ async def get_settings(uid: str) -> Response:
 @blueprint.patch("/indexes/<uid>/settings")
 async def patch_settings(uid: str) -> Response:
     bodies.index_uid(uid)
-    body = await bodies.json_body()
-    if not isinstance(body, dict):
-        raise MeiliError(
-            "bad_request", "Invalid value type: expected an object, but found something else."
-        )
+    body = await bodies.json_object_body()
     return await _apply(uid, body)
 
 
