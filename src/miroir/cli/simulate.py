@@ -24,11 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="the run's seed (default 0)")
     parser.add_argument("--ops", type=int, default=1000, help="client operations (default 1000)")
     parser.add_argument("--faults", choices=FAULT_MODES, default="chaos",
-                        help="which faults to inject (default chaos: all of them)")
-    parser.add_argument("--nodes", type=int, default=3)
+                        help="which faults to inject (default chaos: every kind but wipe)")
+    parser.add_argument("--nodes", type=int, default=3, help="nodes (default 3)")
     parser.add_argument("--groups", type=int, default=1, help="replica groups (default 1)")
     parser.add_argument("--rf", type=int, default=2, help="replication factor (default 2)")
-    parser.add_argument("--shards", type=int, default=8)
+    parser.add_argument("--shards", type=int, default=8, help="shards (default 8)")
     parser.add_argument("--trace", type=Path, help="write the event trace to this file")
     parser.add_argument("--baseline", action="store_true",
                         help="also time GET /health through the same app (stderr): the floor "
