@@ -22,43 +22,19 @@ import time
 
 import httpx
 import trio
+from _canned_http import child_script
 
 from miroir.cluster.scatter import NodeCall, scatter
 from miroir.transport.http import HttpTransport
 
-SERVER = r"""
-import asyncio, sys
+# One canned node (see _canned_http) answering every request with the same search answer.
+SERVER = child_script(r"""
+import asyncio
+from _canned_http import http_answer, serve_forever
 BODY = b'{"hits":[{"id":1,"title":"Carol","_rankingScore":0.91}],"query":"c","processingTimeMs":0,"limit":20,"offset":0,"estimatedTotalHits":1}'
-ANSWER = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
-          + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
-
-class Node(asyncio.Protocol):
-    def connection_made(self, transport):
-        self.transport, self.buffer = transport, b""
-    def data_received(self, data):
-        self.buffer += data
-        while True:
-            head_end = self.buffer.find(b"\r\n\r\n")
-            if head_end < 0:
-                return
-            head = self.buffer[:head_end].lower()
-            length = 0
-            at = head.find(b"content-length:")
-            if at >= 0:
-                length = int(head[at + 15:].split(b"\r\n", 1)[0])
-            end = head_end + 4 + length
-            if len(self.buffer) < end:
-                return
-            self.buffer = self.buffer[end:]
-            self.transport.write(ANSWER)
-
-async def main():
-    server = await asyncio.get_running_loop().create_server(Node, "127.0.0.1", 0, backlog=512)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    await asyncio.Event().wait()
-
-asyncio.run(main())
-"""
+ANSWER = http_answer(BODY)
+asyncio.run(serve_forever([lambda head: ANSWER], backlog=512))
+""")
 
 PATH = "/indexes/bench/search"
 BODY = b'{"q":"carol","limit":20,"offset":0,"showRankingScore":true}'

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+from _canned_http import child_script
 
 from miroir.cli.dev import (
     build_config,
@@ -108,56 +109,24 @@ SETTINGS_BODY = orjson.dumps({
 
 # One asyncio process serves all three canned nodes (one port each): GET .../settings gets the
 # settings, any other GET (health probes) `available`, any POST the node's search answer.
-NODE_SERVER = r"""
+NODE_SERVER = child_script(r"""
 import asyncio, sys
-bodies = [open(p, "rb").read() for p in sys.argv[2:]]
-settings = open(sys.argv[1], "rb").read()
+from _canned_http import http_answer, serve_forever
+settings = http_answer(open(sys.argv[1], "rb").read())
+health = http_answer(b'{"status":"available"}')
 
-def answer(body):
-    return (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
-            + str(len(body)).encode() + b"\r\n\r\n" + body)
+def chooser(search):
+    def choose(head):
+        if head.startswith(b"post"):
+            return search
+        if b"/settings" in head.split(b"\r\n", 1)[0]:
+            return settings
+        return health
+    return choose
 
-SETTINGS = answer(settings)
-HEALTH = answer(b'{"status":"available"}')
-
-def factory(search):
-    class Node(asyncio.Protocol):
-        def connection_made(self, transport):
-            self.transport, self.buffer = transport, b""
-        def data_received(self, data):
-            self.buffer += data
-            while True:
-                head_end = self.buffer.find(b"\r\n\r\n")
-                if head_end < 0:
-                    return
-                head = self.buffer[:head_end].lower()
-                length = 0
-                at = head.find(b"content-length:")
-                if at >= 0:
-                    length = int(head[at + 15:].split(b"\r\n", 1)[0])
-                end = head_end + 4 + length
-                if len(self.buffer) < end:
-                    return
-                self.buffer = self.buffer[end:]
-                if head.startswith(b"post"):
-                    self.transport.write(search)
-                elif b"/settings" in head.split(b"\r\n", 1)[0]:
-                    self.transport.write(SETTINGS)
-                else:
-                    self.transport.write(HEALTH)
-    return Node
-
-async def main():
-    loop = asyncio.get_running_loop()
-    ports = []
-    for body in bodies:
-        server = await loop.create_server(factory(answer(body)), "127.0.0.1", 0, backlog=1024)
-        ports.append(str(server.sockets[0].getsockname()[1]))
-    print(" ".join(ports), flush=True)
-    await asyncio.Event().wait()
-
-asyncio.run(main())
-"""
+searches = [http_answer(open(path, "rb").read()) for path in sys.argv[2:]]
+asyncio.run(serve_forever([chooser(search) for search in searches]))
+""")
 
 # The static baseline: Quart-trio, one route, reads the body and returns a prebuilt answer,
 # under hypercorn with the settings `miroir serve` uses (trio worker, 1 worker, no access log).
