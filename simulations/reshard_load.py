@@ -34,10 +34,8 @@ Owns the corpus generator, the counting and the report. Must never reimplement r
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
-import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -53,7 +51,9 @@ from simulations.common import (  # noqa: E402
     markdown_table,
     node_id_set,
     root_mean_square,
+    run_and_report,
     save_png,
+    simulation_parser,
 )
 
 REPORT_NAME = "reshard_load.md"
@@ -323,33 +323,23 @@ def write_plot(results: Mapping[tuple[Layout, int], Sequence[Measurement]], path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True, help="directory for report and plot")
-    parser.add_argument("--quick", action="store_true", help="small plan (tests, docs)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = simulation_parser(__doc__.splitlines()[0], "small plan (tests, docs)")
     parser.add_argument("--factor", type=int, default=2, help="S_new = factor * S_old")
     parser.add_argument("--node-sets", type=int, help="node-id sets per row (default: plan's)")
-    parser.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib)")
     args = parser.parse_args(argv)
     if args.factor < 2:
         parser.error("--factor must be at least 2")
     if args.node_sets is not None and args.node_sets < 1:
         parser.error("--node-sets must be at least 1")
     plan = make_plan(args.quick, args.factor, args.node_sets)
-    if not args.no_plot:
-        import_pyplot()  # fail before the work, not after it
-    args.out.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    results = simulate(plan, args.seed)
-    elapsed = time.perf_counter() - started
-    if not args.no_plot:
-        write_plot(results, args.out / PLOT_NAME)
-    report = render_report(results, plan, args.seed, args.quick, plot_written=not args.no_plot)
-    (args.out / REPORT_NAME).write_text(report, encoding="utf-8")
-    # Timing goes to stderr only: the report must not change between identical runs.
-    print(f"reshard_load: {len(results)} rows x {plan.node_sets} node sets in {elapsed:.1f}s "
-          f"-> {args.out / REPORT_NAME}", file=sys.stderr)
-    return 0
+    return run_and_report(
+        args, name="reshard_load", compute=lambda: simulate(plan, args.seed),
+        write_plot=write_plot,
+        render_report=lambda results, plot_written: render_report(
+            results, plan, args.seed, args.quick, plot_written=plot_written),
+        report_name=REPORT_NAME, plot_name=PLOT_NAME,
+        describe=lambda results: f"{len(results)} rows x {plan.node_sets} node sets",
+    )
 
 
 if __name__ == "__main__":

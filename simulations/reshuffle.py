@@ -30,11 +30,9 @@ comes from `assign_shard_in_group` (the full ranking, whose RF-prefix is exactly
 
 from __future__ import annotations
 
-import argparse
 import math
 import random
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +47,9 @@ from simulations.common import (  # noqa: E402
     markdown_table,
     node_id_set,
     root_mean_square,
+    run_and_report,
     save_png,
+    simulation_parser,
 )
 
 REPORT_NAME = "reshuffle.md"
@@ -334,32 +334,22 @@ def _plot_moves(axis, cells, rf, fractions, theory) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True, help="directory for report and plot")
-    parser.add_argument("--quick", action="store_true", help="small grid (tests, docs)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = simulation_parser(__doc__.splitlines()[0], "small grid (tests, docs)")
     parser.add_argument("--samples", type=int, help="node-id sets per cell (default: grid's)")
-    parser.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib)")
     args = parser.parse_args(argv)
     grid = QUICK_GRID if args.quick else FULL_GRID
     if args.samples is not None:
         if args.samples < 1:
             parser.error("--samples must be at least 1")
         grid = Grid(grid.shard_counts, grid.node_counts, grid.replication_factors, args.samples)
-    if not args.no_plot:
-        import_pyplot()  # fail before the work, not after it
-    args.out.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    results = simulate(grid, args.seed)
-    elapsed = time.perf_counter() - started
-    if not args.no_plot:
-        write_plot(results, args.out / PLOT_NAME)
-    report = render_report(results, grid, args.seed, args.quick, plot_written=not args.no_plot)
-    (args.out / REPORT_NAME).write_text(report, encoding="utf-8")
-    # Timing goes to stderr only: the report must not change between identical runs.
-    print(f"reshuffle: {len(results)} cells x {grid.samples} node sets in {elapsed:.1f}s "
-          f"-> {args.out / REPORT_NAME}", file=sys.stderr)
-    return 0
+    return run_and_report(
+        args, name="reshuffle", compute=lambda: simulate(grid, args.seed),
+        write_plot=write_plot,
+        render_report=lambda results, plot_written: render_report(
+            results, grid, args.seed, args.quick, plot_written=plot_written),
+        report_name=REPORT_NAME, plot_name=PLOT_NAME,
+        describe=lambda results: f"{len(results)} cells x {grid.samples} node sets",
+    )
 
 
 if __name__ == "__main__":
