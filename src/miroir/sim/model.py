@@ -35,7 +35,7 @@ of `possible[id]`.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -140,33 +140,40 @@ def _call(router: Router, method: str, path: str, body: Any) -> Any:
     return router.dispatch(Request(method, path, "", "application/json", orjson.dumps(body)))
 
 
-def ranked_hits(answer: Mapping[str, Any]) -> list[tuple[float, frozenset[str]]]:
-    """Hits as runs of equal `_rankingScore`, each run a set of ids: the order the merge must
-    reproduce, where hits of exactly equal score may come in any order."""
-    runs: list[tuple[float, set[str]]] = []
+def ranked_hits(answer: Mapping[str, Any],
+                sort: Sequence[str] = ()) -> list[tuple[tuple, frozenset[str]]]:
+    """Hits as runs of equal rank, each run a set of ids: the order the merge must reproduce,
+    where hits of exactly equal rank may come in any order. A hit's rank is its values for the
+    query's `sort` rules (`field:asc|desc`), then its `_rankingScore`."""
+    fields = [rule.partition(":")[0] for rule in sort]
+    runs: list[tuple[tuple, set[str]]] = []
     for hit in answer.get("hits", []):
-        score = round(hit.get("_rankingScore", 0.0), 12)
+        rank = (*(repr(hit.get(f)) for f in fields), round(hit.get("_rankingScore", 0.0), 12))
         doc_id = str(hit.get("id"))
-        if runs and runs[-1][0] == score:
+        if runs and runs[-1][0] == rank:
             runs[-1][1].add(doc_id)
         else:
-            runs.append((score, {doc_id}))
-    return [(score, frozenset(ids)) for score, ids in runs]
+            runs.append((rank, {doc_id}))
+    return [(rank, frozenset(ids)) for rank, ids in runs]
 
 
-def search_difference(merged: Mapping[str, Any], reference: Mapping[str, Any]) -> str | None:
+def search_difference(merged: Mapping[str, Any], reference: Mapping[str, Any],
+                      sort: Sequence[str] = ()) -> str | None:
     """Why a merged search answer differs from the single-node one, or None if it does not.
 
-    Callers ask for every hit (a limit above the corpus size), so no run of equal scores is cut
-    by the window and every run must match exactly.
+    Callers ask for every hit (a limit above the corpus size), so no run of equal rank is cut
+    by the window and every run must match exactly; facet counts must match too.
     """
     if merged.get("estimatedTotalHits") != reference.get("estimatedTotalHits"):
         return (f"estimatedTotalHits {merged.get('estimatedTotalHits')} != "
                 f"{reference.get('estimatedTotalHits')}")
-    got, want = ranked_hits(merged), ranked_hits(reference)
+    if merged.get("facetDistribution") != reference.get("facetDistribution"):
+        return (f"facetDistribution {merged.get('facetDistribution')} != "
+                f"{reference.get('facetDistribution')}")
+    got, want = ranked_hits(merged, sort), ranked_hits(reference, sort)
     if sum(len(ids) for _, ids in got) != sum(len(ids) for _, ids in want):
         return f"{sum(len(i) for _, i in got)} hits != {sum(len(i) for _, i in want)}"
-    for index, ((score, ids), (want_score, want_ids)) in enumerate(zip(got, want, strict=False)):
-        if score != want_score or ids != want_ids:
-            return f"rank run {index}: {score} {sorted(ids)} != {want_score} {sorted(want_ids)}"
+    for index, ((rank, ids), (want_rank, want_ids)) in enumerate(zip(got, want, strict=False)):
+        if rank != want_rank or ids != want_ids:
+            return f"rank run {index}: {rank} {sorted(ids)} != {want_rank} {sorted(want_ids)}"
     return None

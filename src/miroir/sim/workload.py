@@ -84,6 +84,10 @@ def random_query(rng: random.Random) -> dict[str, Any]:
     query: dict[str, Any] = {"q": " ".join(rng.sample(WORDS, rng.randint(0, 2)))}
     if rng.random() < 0.25:
         query["filter"] = f"genre = {rng.choice(GENRES)}"
+    if rng.random() < 0.25:
+        query["facets"] = ["genre"]
+    if rng.random() < 0.2:
+        query["sort"] = [rng.choice(["year:asc", "year:desc"])]
     return query
 
 
@@ -98,7 +102,7 @@ async def run_program(args: RunArgs, trace: list[str] | None) -> tuple[Report, f
         simulation = Simulation(sim, max_latency_s=MAX_LATENCY_S)
         created = await sim.request("POST", "/indexes", {"uid": INDEX, "primaryKey": "id"})
         simulation.tasks.add(created.body["taskUid"])
-        queries = [random_query(rng) for _ in range(4)] + [{"q": ""}]
+        queries = [random_query(rng) for _ in range(8)] + [{"q": ""}]
         kinds = [kind for kind, _ in OPERATIONS]
         weights = [weight for _, weight in OPERATIONS]
         nodes = args.spec.node_ids()
