@@ -53,18 +53,12 @@ async def record_task(
     missed_quorum: tuple[tuple[int, int], ...] = (),
 ) -> Task:
     """Store a new Miroir task for a write the nodes answered; the poller takes it from here."""
-    uid = await cluster.store.allocate_task_uid()
-    now = cluster.now_ms()
-    task = Task(
-        uid=uid,
-        type=task_type,
-        enqueued_at=now,
-        index_uid=index_uid,
-        details=None if details is None else dict(details),
+    task = attrs.evolve(
+        await _new_task(cluster, task_type, index_uid, details),
         node_tasks={node: NodeTask(task_uid_of(result)) for node, result in node_results.items()},
         missed_quorum=missed_quorum,
     )
-    task = apply_node_updates(task, {}, now)
+    task = apply_node_updates(task, {}, task.enqueued_at)
     await cluster.store.put_task(task)
     return task
 
@@ -79,22 +73,31 @@ async def record_finished_task(
 ) -> Task:
     """Store a task the proxy already carried out (index creation, settings) or refused
     (a bad batch): it is `failed` with `error`, or `succeeded`."""
-    uid = await cluster.store.allocate_task_uid()
-    now = cluster.now_ms()
-    task = Task(
-        uid=uid,
-        type=task_type,
-        enqueued_at=now,
-        index_uid=index_uid,
+    task = await _new_task(cluster, task_type, index_uid, details)
+    task = attrs.evolve(
+        task,
         status=FAILED if error is not None else SUCCEEDED,
-        details=None if details is None else dict(details),
         error=None if error is None else dict(error),
-        started_at=now,
-        finished_at=now,
+        started_at=task.enqueued_at,
+        finished_at=task.enqueued_at,
         node_tasks=dict(node_tasks or {}),
     )
     await cluster.store.put_task(task)
     return task
+
+
+async def _new_task(
+    cluster: Cluster, task_type: str, index_uid: str | None, details: Mapping[str, Any] | None
+) -> Task:
+    """An enqueued task with a fresh uid, enqueued now (read after the uid: the store may block).
+
+    Not stored yet; `details` is copied so the caller's dict may change afterwards.
+    """
+    uid = await cluster.store.allocate_task_uid()
+    return Task(
+        uid=uid, type=task_type, enqueued_at=cluster.now_ms(), index_uid=index_uid,
+        details=None if details is None else dict(details),
+    )
 
 
 def _node_task_from_view(uid: int, view: Mapping[str, Any]) -> NodeTask | None:
