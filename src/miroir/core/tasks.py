@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 
@@ -51,7 +51,6 @@ TASK_TYPES: tuple[str, ...] = (
     "taskDeletion", "dumpCreation", "snapshotCreation", "export", "upgradeDatabase",
     "indexCompaction", "networkTopologyChange", "dsrUpdate", "dsrClear",
 )
-_TYPES_BY_LOWER = {name.lower(): name for name in TASK_TYPES}
 
 DEFAULT_TASK_LIMIT = 20
 _U32_MAX = 2**32 - 1
@@ -368,18 +367,41 @@ class TaskQuery:
         )
 
 
+class Numbered(Protocol):
+    """Anything listed by uid: a Miroir task here, the devnode's own task record there."""
+
+    @property
+    def uid(self) -> int: ...
+
+
+class PageRequest(Protocol):
+    """The paging part of a task query (this module's TaskQuery, or the devnode's)."""
+
+    @property
+    def limit(self) -> int: ...
+
+    @property
+    def from_uid(self) -> int | None: ...
+
+    @property
+    def reverse(self) -> bool: ...
+
+
+Listed = TypeVar("Listed", bound=Numbered)
+
+
 @attrs.frozen
-class TaskPage:
+class TaskPage(Generic[Listed]):
     """One page of GET /tasks: `from_` is the first uid shown, `next` the uid of the next page."""
 
-    results: tuple[Task, ...]
+    results: tuple[Listed, ...]
     total: int
     limit: int
     from_: int | None
     next: int | None
 
 
-def render_task_page(page: TaskPage) -> dict[str, Any]:
+def render_task_page(page: TaskPage[Task]) -> dict[str, Any]:
     return {
         "results": [render_task(task) for task in page.results],
         "total": page.total,
@@ -389,14 +411,14 @@ def render_task_page(page: TaskPage) -> dict[str, Any]:
     }
 
 
-def page_after_cursor(query: TaskQuery, uid: int) -> bool:
+def page_after_cursor(query: PageRequest, uid: int) -> bool:
     """Whether `uid` is at or past the `from` cursor in the query's direction."""
     if query.from_uid is None:
         return True
     return uid >= query.from_uid if query.reverse else uid <= query.from_uid
 
 
-def select_page(matching: Iterable[Task], query: TaskQuery) -> TaskPage:
+def select_page(matching: Iterable[Listed], query: PageRequest) -> TaskPage[Listed]:
     """The page of `matching` (tasks that already passed `query.matches`) the query asks for.
 
     Order is uid descending (newest first), ascending with `reverse`. `total` ignores from and
@@ -407,7 +429,9 @@ def select_page(matching: Iterable[Task], query: TaskQuery) -> TaskPage:
     return page_from_window(window, total=len(ordered), query=query)
 
 
-def page_from_window(window: Sequence[Task], total: int, query: TaskQuery) -> TaskPage:
+def page_from_window(
+    window: Sequence[Listed], total: int, query: PageRequest
+) -> TaskPage[Listed]:
     """Build the page from up to limit+1 tasks in display order, starting at the cursor."""
     results = tuple(window[: query.limit])
     next_uid = window[query.limit].uid if len(window) > query.limit else None
@@ -501,28 +525,47 @@ def _parse_bool(name: str, raw: str) -> bool:
     raise _invalid(name, f"could not parse `{raw}` as a boolean, expected either `true` or `false`")
 
 
-def _parse_list(name: str, raw: str) -> frozenset[Any] | None:
+def split_task_list(raw: str) -> list[str] | None:
+    """The items of a comma-separated task filter, stripped; None (no filter) if one is `*`."""
     items = [item.strip() for item in raw.split(",")]
-    if "*" in items:
+    return None if "*" in items else items
+
+
+def parse_name_set(
+    param: str, raw: str, names: Sequence[str], noun: str
+) -> frozenset[str] | None:
+    """`statuses` or `types`: names matched case-insensitively, returned as spelled in `names`.
+
+    An unknown name is `invalid_task_<param>` with Meilisearch's message listing `names`.
+    """
+    items = split_task_list(raw)
+    if items is None:
+        return None
+    by_lower = {name.lower(): name for name in names}
+    chosen = set()
+    for item in items:
+        name = by_lower.get(item.lower())
+        if name is None:
+            listed = ", ".join(f"`{n}`" for n in names)
+            raise MeiliError(
+                f"invalid_task_{param}",
+                f"Invalid value in parameter `{param}`: `{item}` is not a valid task {noun}. "
+                f"Available {param} are {listed}.",
+            )
+        chosen.add(name)
+    return frozenset(chosen)
+
+
+def _parse_list(name: str, raw: str) -> frozenset[Any] | None:
+    if name == "statuses":
+        return parse_name_set(name, raw, STATUSES, "status")
+    if name == "types":
+        return parse_name_set(name, raw, TASK_TYPES, "type")
+    items = split_task_list(raw)
+    if items is None:
         return None
     if name in ("uids", "batchUids", "canceledBy"):
         return frozenset(_parse_u32(name, item) for item in items)
-    if name == "statuses":
-        parsed = set()
-        for item in items:
-            if item.lower() not in STATUSES:
-                raise _invalid(name, f"`{item}` is not a valid task status. Available statuses are "
-                               + ", ".join(f"`{s}`" for s in STATUSES) + ".")
-            parsed.add(item.lower())
-        return frozenset(parsed)
-    if name == "types":
-        parsed = set()
-        for item in items:
-            if item.lower() not in _TYPES_BY_LOWER:
-                raise _invalid(name, f"`{item}` is not a valid task type. Available types are "
-                               + ", ".join(f"`{t}`" for t in TASK_TYPES) + ".")
-            parsed.add(_TYPES_BY_LOWER[item.lower()])
-        return frozenset(parsed)
     for item in items:  # indexUids
         if not _INDEX_UID.fullmatch(item):
             raise MeiliError(

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from miroir.core.errors import MeiliError
+from miroir.core.tasks import FINISHED_STATUSES, select_page
 from miroir.devnode import settings as settings_mod
 from miroir.devnode.apply import APPLY
 from miroir.devnode.index import (
@@ -27,7 +28,7 @@ from miroir.devnode.index import (
     document_not_found,
     select_fields,
 )
-from miroir.devnode.tasks import FINISHED, Task, TaskFilter, TaskQuery
+from miroir.devnode.tasks import Task, TaskFilter, TaskQuery
 from miroir.devnode.timefmt import rfc3339
 from miroir.devnode.uids import check_index_uid
 
@@ -119,24 +120,14 @@ class Engine:
 
     def list_tasks(self, query: TaskQuery) -> dict[str, Any]:
         """`{results, total, limit, from, next}`: newest first unless `reverse`."""
-        matching = [task for task in self.tasks.values() if query.filter.matches(task)]
-        if not query.reverse:
-            matching.reverse()
-        if query.from_uid is not None:
-            start = query.from_uid
-            page_source = [
-                t for t in matching if (t.uid >= start if query.reverse else t.uid <= start)
-            ]
-        else:
-            page_source = matching
-        page = page_source[: query.limit]
-        following = page_source[query.limit] if len(page_source) > query.limit else None
+        matching = (task for task in self.tasks.values() if query.filter.matches(task))
+        page = select_page(matching, query)
         return {
-            "results": [task.view() for task in page],
-            "total": len(matching),
-            "limit": query.limit,
-            "from": page[0].uid if page else None,
-            "next": following.uid if following else None,
+            "results": [task.view() for task in page.results],
+            "total": page.total,
+            "limit": page.limit,
+            "from": page.from_,
+            "next": page.next,
         }
 
     def index_stats(self, uid: str) -> dict[str, Any]:
@@ -380,7 +371,7 @@ class Engine:
         return [
             self.tasks[uid]
             for uid in uids
-            if uid in self.tasks and self.tasks[uid].status in FINISHED
+            if uid in self.tasks and self.tasks[uid].status in FINISHED_STATUSES
         ]
 
 

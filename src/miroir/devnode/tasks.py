@@ -2,6 +2,9 @@
 
 Owns the shape of a task as Meilisearch shows it (summary on enqueue, full view later; field
 order from reference/meilisearch-api.md §2) and the parsing/matching of task query filters.
+The parts GET /tasks shares with Miroir's own tasks come from miroir.core.tasks: the statuses,
+comma lists with `*`, status/type name sets, and paging (`select_page`, used by the engine).
+Kept here because the devnode differs: datetime task times, batches, customMetadata.
 It never applies a task: the engine decides when a task runs and what it does.
 """
 
@@ -13,12 +16,11 @@ from datetime import datetime
 from typing import Any
 
 from miroir.core.errors import MeiliError
+from miroir.core.tasks import STATUSES, parse_name_set, split_task_list
 from miroir.devnode import deserr
 from miroir.devnode.timefmt import iso_duration, parse_filter_date, rfc3339
 from miroir.devnode.uids import check_index_uid
 
-STATUSES = ("enqueued", "processing", "succeeded", "failed", "canceled")
-FINISHED = frozenset(("succeeded", "failed", "canceled"))
 TYPES = (
     "documentAdditionOrUpdate",
     "documentEdition",
@@ -37,8 +39,6 @@ TYPES = (
     "indexCompaction",
     "networkTopologyChange",
 )
-_STATUS_BY_LOWER = {name.lower(): name for name in STATUSES}
-_TYPE_BY_LOWER = {name.lower(): name for name in TYPES}
 
 
 @dataclass(eq=False)
@@ -170,14 +170,8 @@ class TaskQuery:
     reverse: bool = False
 
 
-def _items(text: str) -> list[str] | None:
-    """A comma list; `*` anywhere means no filter."""
-    items = [item.strip() for item in text.split(",")]
-    return None if "*" in items else items
-
-
 def _uid_set(code: str, name: str, text: str) -> frozenset[int] | None:
-    items = _items(text)
+    items = split_task_list(text)
     if items is None:
         return None
     return frozenset(deserr.parse_query_usize(code, name, item) for item in items)
@@ -205,11 +199,11 @@ def parse_task_query(pairs: Iterable[tuple[str, str]], *, paging: bool) -> TaskQ
         elif name == "canceledBy":
             found.canceled_by = _uid_set("invalid_task_canceled_by", name, text)
         elif name == "statuses":
-            found.statuses = _named_set(text, _STATUS_BY_LOWER, "statuses", "status", STATUSES)
+            found.statuses = parse_name_set(name, text, STATUSES, "status")
         elif name == "types":
-            found.types = _named_set(text, _TYPE_BY_LOWER, "types", "type", TYPES)
+            found.types = parse_name_set(name, text, TYPES, "type")
         elif name == "indexUids":
-            items = _items(text)
+            items = split_task_list(text)
             if items is not None:
                 for item in items:
                     check_index_uid(item)
@@ -230,26 +224,6 @@ def parse_task_query(pairs: Iterable[tuple[str, str]], *, paging: bool) -> TaskQ
             dates.append((attribute, bound, is_after))
     found.dates = tuple(dates)
     return query
-
-
-def _named_set(
-    text: str, by_lower: dict[str, str], param: str, noun: str, names: tuple[str, ...]
-) -> frozenset[str] | None:
-    items = _items(text)
-    if items is None:
-        return None
-    chosen = set()
-    for item in items:
-        name = by_lower.get(item.lower())
-        if name is None:
-            listed = ", ".join(f"`{n}`" for n in names)
-            raise deserr.bad_parameter(
-                f"invalid_task_{param}",
-                param,
-                f"`{item}` is not a valid task {noun}. Available {param} are {listed}.",
-            )
-        chosen.add(name)
-    return frozenset(chosen)
 
 
 def missing_filters_error(action: str) -> MeiliError:
