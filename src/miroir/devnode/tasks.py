@@ -2,9 +2,9 @@
 
 Owns the shape of a task as Meilisearch shows it (summary on enqueue, full view later; field
 order from reference/meilisearch-api.md §2) and the parsing/matching of task query filters.
-The parts GET /tasks shares with Miroir's own tasks come from miroir.core.tasks: the statuses,
-comma lists with `*`, status/type name sets, and paging (`select_page`, used by the engine).
-Kept here because the devnode differs: datetime task times, batches, customMetadata.
+The parts GET /tasks shares with Miroir's own tasks come from miroir.core.tasks: the statuses
+and types, comma lists with `*`, status/type name sets, and paging (`select_page`, used by the
+engine). Kept here because the devnode differs: datetime task times, batches, customMetadata.
 It never applies a task: the engine decides when a task runs and what it does.
 """
 
@@ -16,29 +16,10 @@ from datetime import datetime
 from typing import Any
 
 from miroir.core.errors import MeiliError
-from miroir.core.tasks import STATUSES, parse_name_set, split_task_list
+from miroir.core.tasks import STATUSES, TASK_TYPES, parse_name_set, split_task_list
 from miroir.devnode import deserr
 from miroir.devnode.timefmt import iso_duration, parse_filter_date, rfc3339
 from miroir.devnode.uids import check_index_uid
-
-TYPES = (
-    "documentAdditionOrUpdate",
-    "documentEdition",
-    "documentDeletion",
-    "settingsUpdate",
-    "indexCreation",
-    "indexDeletion",
-    "indexUpdate",
-    "indexSwap",
-    "taskCancelation",
-    "taskDeletion",
-    "dumpCreation",
-    "snapshotCreation",
-    "export",
-    "upgradeDatabase",
-    "indexCompaction",
-    "networkTopologyChange",
-)
 
 
 @dataclass(eq=False)
@@ -201,7 +182,7 @@ def parse_task_query(pairs: Iterable[tuple[str, str]], *, paging: bool) -> TaskQ
         elif name == "statuses":
             found.statuses = parse_name_set(name, text, STATUSES, "status")
         elif name == "types":
-            found.types = parse_name_set(name, text, TYPES, "type")
+            found.types = parse_name_set(name, text, TASK_TYPES, "type")
         elif name == "indexUids":
             items = split_task_list(text)
             if items is not None:
