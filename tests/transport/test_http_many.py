@@ -269,3 +269,31 @@ async def test_a_cancelled_batch_gives_every_connection_slot_back():
         )
         assert all(isinstance(r, NodeResponse) and r.ok for r in results.values())
         await transport.aclose()
+
+
+async def test_answers_are_freed_without_the_cyclic_collector():
+    """Law: an answer read by the transport holds no reference cycle (the httptools parser and
+    its callback target point at each other until the answer is handed out)."""
+    import gc
+
+    async with node_server(by_target) as server:
+        transport = HttpTransport({"a": server.url, "b": server.url}, api_key=None)
+        await warm(transport, ["a", "b"])
+        gc.collect()
+        gc.disable()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            for _ in range(3):
+                await transport.request_many(
+                    {"a": Call("GET", "/a/ok"), "b": Call("GET", "/b/ok")},
+                    deadline=trio.current_time() + 5,
+                )
+                await transport.request("a", "GET", "/a/ok", deadline=trio.current_time() + 5)
+            gc.collect()
+            leaked = {type(thing).__name__ for thing in gc.garbage}
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
+        assert not {"Answer", "Exchange", "NodeResponse", "HttpResponseParser"} & leaked, leaked
+        await transport.aclose()

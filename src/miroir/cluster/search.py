@@ -124,84 +124,116 @@ async def gather_shards(
     Raises `NodeRejected` on the first 4xx answer. Never raises for failed or slow nodes: their
     shards end up in `Gathered.missing` when no other replica answered before the deadline.
     """
-    shard_map = cluster.shard_map  # one snapshot for the whole read
-    seq = cluster.next_query_seq()
-    group = query_group(seq, shard_map.replica_groups)
-    timeout_s = (timeout_ms or cluster.settings.node_timeout_ms) / 1000
-    deadline = trio.current_time() + timeout_s
-    # With a second replica somewhere, an attempt gets only part of the time left, so that a
-    # node that hangs (rather than failing fast) still leaves time to ask another replica.
-    may_fall_back = shard_map.replica_groups > 1 or shard_map.placement.replication_factor > 1
-    tried: dict[int, set[str]] = {}
-    answers: list[ShardAnswer] = []
-    rejection: NodeResponse | None = None
+    return await _Gathering(cluster, method, path, body_for, timeout_ms).run()
 
-    def attempt_timeout_ms() -> int:
-        remaining_ms = (deadline - trio.current_time()) * 1000
-        if may_fall_back:
+
+class _Gathering:
+    """The state of one `gather_shards`. A class rather than closures on purpose: closures that
+    call each other (ask -> settle -> dispatch -> ask) form a reference cycle through their
+    cells, which left every read's answers to the cyclic garbage collector; under load that cost
+    ~10% of a search's CPU (docs/benchmarks.md). Bound methods hold no such cycle."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        method: str,
+        path: str,
+        body_for: BodyFor,
+        timeout_ms: int | None,
+    ) -> None:
+        self.cluster = cluster
+        self.method = method
+        self.path = path
+        self.body_for = body_for
+        self.shard_map = shard_map = cluster.shard_map  # one snapshot for the whole read
+        self.seq = cluster.next_query_seq()
+        timeout_s = (timeout_ms or cluster.settings.node_timeout_ms) / 1000
+        self.deadline = trio.current_time() + timeout_s
+        # With a second replica somewhere, an attempt gets only part of the time left, so that
+        # a node that hangs (rather than failing fast) still leaves time to ask another replica.
+        self.may_fall_back = (
+            shard_map.replica_groups > 1 or shard_map.placement.replication_factor > 1
+        )
+        self.tried: dict[int, set[str]] = {}
+        self.answers: list[ShardAnswer] = []
+        self.rejection: NodeResponse | None = None
+        self.first_shards: dict[str, list[int]] = {}
+        self.nursery: trio.Nursery | None = None
+
+    async def run(self) -> Gathered:
+        shard_map = self.shard_map
+        group = query_group(self.seq, shard_map.replica_groups)
+        first_plan, uncovered = _first_plan(self.cluster, shard_map, group, self.seq)
+        first_bodies: dict[str, bytes] = {}
+        for node_id, shards, exact in first_plan:
+            for shard in shards:
+                self.tried[shard] = {node_id}
+            self.first_shards[node_id] = shards
+            first_bodies[node_id] = self.body_for(None if exact else shards)
+        with trio.CancelScope(deadline=self.deadline):  # move_on_at without contextlib's wrapper
+            async with trio.open_nursery() as self.nursery:
+                if uncovered:
+                    self.dispatch(uncovered)
+                # The first plan goes out as one batch driven by this task (no task per node
+                # when the transport offers it); a failure's fallback starts in the nursery as
+                # soon as that failure is known, while the other answers are still being read.
+                await self.cluster.call_each(
+                    self.method,
+                    self.path,
+                    first_bodies,
+                    timeout_ms=self.attempt_timeout_ms(),
+                    on_result=self.settle_first,
+                )
+        self.nursery = None
+        if self.rejection is not None:
+            raise NodeRejected(_without_shard_field(self.rejection))
+        answers = self.answers
+        answers.sort(key=lambda answer: min(answer.shards))
+        answered = {shard for answer in answers for shard in answer.shards}
+        missing = tuple(s for s in range(shard_map.shards) if s not in answered)
+        return Gathered(answers, missing)
+
+    def attempt_timeout_ms(self) -> int:
+        remaining_ms = (self.deadline - trio.current_time()) * 1000
+        if self.may_fall_back:
             remaining_ms *= ATTEMPT_SHARE  # leave the rest of the deadline to a fallback
         return max(1, int(remaining_ms))
 
-    def settle(node_id: str, shards: list[int], result: NodeResult) -> None:
-        nonlocal rejection
+    def settle_first(self, node_id: str, result: NodeResult) -> None:
+        self.settle(node_id, self.first_shards[node_id], result)
+
+    def settle(self, node_id: str, shards: list[int], result: NodeResult) -> None:
         if not is_node_failure(result):
             assert isinstance(result, NodeResponse)
             if result.ok:
-                answers.append(ShardAnswer(node_id, tuple(shards), result))
-            elif rejection is None:
-                rejection = result
-                nursery.cancel_scope.cancel()
+                self.answers.append(ShardAnswer(node_id, tuple(shards), result))
+            elif self.rejection is None:
+                self.rejection = result
+                assert self.nursery is not None
+                self.nursery.cancel_scope.cancel()
             return
-        dispatch(shards)
+        self.dispatch(shards)
 
-    async def ask(node_id: str, shards: list[int]) -> None:
-        body = body_for(None if _owns_exactly(shard_map, node_id, shards) else shards)
-        result = await cluster.call(
-            node_id, method, path, raw_body=body, timeout_ms=attempt_timeout_ms()
+    async def ask(self, node_id: str, shards: list[int]) -> None:
+        body = self.body_for(None if _owns_exactly(self.shard_map, node_id, shards) else shards)
+        result = await self.cluster.call(
+            node_id, self.method, self.path, raw_body=body, timeout_ms=self.attempt_timeout_ms()
         )
-        settle(node_id, shards, result)
+        self.settle(node_id, shards, result)
 
-    def dispatch(shards: Sequence[int]) -> None:
+    def dispatch(self, shards: Sequence[int]) -> None:
         """Send each shard to its next untried candidate (one call per node)."""
         by_node: dict[str, list[int]] = {}
         for shard in shards:
-            seen = tried.setdefault(shard, set())
-            for node_id in fallback_candidates(shard_map, shard, seq):
+            seen = self.tried.setdefault(shard, set())
+            for node_id in fallback_candidates(self.shard_map, shard, self.seq):
                 if node_id not in seen:  # a shard with no untried candidate stays missing
                     seen.add(node_id)
                     by_node.setdefault(node_id, []).append(shard)
                     break
+        assert self.nursery is not None
         for node_id, node_shards in by_node.items():
-            nursery.start_soon(ask, node_id, node_shards)
-
-    first_plan, uncovered = _first_plan(cluster, shard_map, group, seq)
-    first_shards: dict[str, list[int]] = {}
-    first_bodies: dict[str, bytes] = {}
-    for node_id, shards, exact in first_plan:
-        for shard in shards:
-            tried[shard] = {node_id}
-        first_shards[node_id] = shards
-        first_bodies[node_id] = body_for(None if exact else shards)
-    with trio.CancelScope(deadline=deadline):  # move_on_at without its contextlib wrapper
-        async with trio.open_nursery() as nursery:
-            if uncovered:
-                dispatch(uncovered)
-            # The first plan goes out as one batch driven by this task (no task per node when
-            # the transport offers it); a failure's fallback starts in the nursery as soon as
-            # that failure is known, while the other answers are still being read.
-            await cluster.call_each(
-                method,
-                path,
-                first_bodies,
-                timeout_ms=attempt_timeout_ms(),
-                on_result=lambda node_id, result: settle(node_id, first_shards[node_id], result),
-            )
-    if rejection is not None:
-        raise NodeRejected(_without_shard_field(rejection))
-    answers.sort(key=lambda answer: min(answer.shards))
-    answered = {shard for answer in answers for shard in answer.shards}
-    missing = tuple(s for s in range(shard_map.shards) if s not in answered)
-    return Gathered(answers, missing)
+            self.nursery.start_soon(self.ask, node_id, node_shards)
 
 
 def _owns_exactly(shard_map: ShardMap, node_id: str, shards: Sequence[int]) -> bool:
