@@ -161,6 +161,14 @@ def lease_after_renew(current: Lease | None, holder: str, now: int, ttl_ms: int)
     return attrs.evolve(current, expires_at=now + ttl_ms)
 
 
+def make_task(make: Callable[[int], Task], uid: int) -> Task:
+    """`make(uid)`, refused unless it kept that uid (the `create_task` contract, for backends)."""
+    task = make(uid)
+    if task.uid != uid:
+        raise ValueError("create_task: make(uid) must return a task with that uid")
+    return task
+
+
 def task_expiry_base(task: Task) -> int:
     """The moment a task's TTL counts from: when it finished, or when it was enqueued."""
     return task.enqueued_at if task.finished_at is None else task.finished_at

@@ -20,6 +20,7 @@ from miroir.store.base import (
     Lease,
     lease_after_acquire,
     lease_after_renew,
+    make_task,
     task_expiry_base,
 )
 
@@ -42,9 +43,7 @@ class MemoryStore:
         return self._last_task_uid
 
     async def create_task(self, make: Callable[[int], Task]) -> Task:
-        task = make(self._last_task_uid + 1)
-        if task.uid != self._last_task_uid + 1:
-            raise ValueError("create_task: make(uid) must return a task with that uid")
+        task = make_task(make, self._last_task_uid + 1)
         await self.put_task(task)
         return task
 

@@ -50,6 +50,7 @@ from miroir.store.base import (
     Lease,
     StoreError,
     StoreUnavailable,
+    make_task,
     task_expiry_base,
 )
 
@@ -187,10 +188,7 @@ class RedisStore:
         return int(await self._call(self._client.incr, self._key("task-uid")))
 
     async def create_task(self, make: Callable[[int], Task]) -> Task:
-        uid = await self.allocate_task_uid()
-        task = make(uid)
-        if task.uid != uid:
-            raise ValueError("create_task: make(uid) must return a task with that uid")
+        task = make_task(make, await self.allocate_task_uid())
         await self.put_task(task)
         return task
 

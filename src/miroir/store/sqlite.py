@@ -44,6 +44,7 @@ from miroir.store.base import (
     StoreUnavailable,
     lease_after_acquire,
     lease_after_renew,
+    make_task,
     task_expiry_base,
 )
 
@@ -201,10 +202,7 @@ class SqliteStore:
 
     async def create_task(self, make: Callable[[int], Task]) -> Task:
         def create(conn: sqlite3.Connection) -> Task:
-            uid = _bump(conn, _TASK_UID_COUNTER)
-            task = make(uid)
-            if task.uid != uid:
-                raise ValueError("create_task: make(uid) must return a task with that uid")
+            task = make_task(make, _bump(conn, _TASK_UID_COUNTER))
             _upsert_task(conn, task)
             return task
 
