@@ -75,6 +75,11 @@ async def resolve_primary_key(
     if known is None:
         async with cluster.index_lock(index_uid):
             return await _resolve_uncached(cluster, index_uid, documents, requested)
+    return _keep_known_primary_key(index_uid, known, requested)
+
+
+def _keep_known_primary_key(index_uid: str, known: str, requested: str | None) -> str:
+    """`known`, unless the write asks for another key: Meilisearch refuses to change it."""
     if requested is not None and requested != known:
         raise MeiliError(
             "index_primary_key_already_exists",
@@ -99,12 +104,7 @@ async def _resolve_uncached(
                 cluster.primary_keys[index_uid] = known
     known = cluster.primary_keys.get(index_uid, known)
     if known is not None:
-        if requested is not None and requested != known:
-            raise MeiliError(
-                "index_primary_key_already_exists",
-                f"Index `{index_uid}`: primary key already set to `{known}`.",
-            )
-        return known
+        return _keep_known_primary_key(index_uid, known, requested)
     primary_key = requested if requested is not None else infer_primary_key(documents)
     await set_primary_key(cluster, index_uid, primary_key)
     return primary_key
