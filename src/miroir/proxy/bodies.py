@@ -14,7 +14,7 @@ import orjson
 from quart import current_app, request
 
 from miroir.core.errors import MeiliError
-from miroir.devnode import payloads
+from miroir.devnode import deserr, payloads
 from miroir.devnode.uids import check_index_uid
 
 
@@ -102,8 +102,7 @@ def only_params(allowed: tuple[str, ...]) -> dict[str, str]:
     """The query string as a dict; an unknown parameter is Meilisearch's `bad_request`."""
     for name in request.args:
         if name not in allowed:
-            expected = ", ".join(f"`{p}`" for p in allowed)
-            raise MeiliError("bad_request", f"Unknown parameter `{name}`: expected one of {expected}")
+            raise deserr.unknown_parameter(name, allowed)
     return {name: request.args[name] for name in request.args}
 
 
