@@ -131,21 +131,24 @@ def create_app(
 
     @app.before_request
     async def authenticate() -> None:
-        request.environ_started = time.perf_counter()  # type: ignore[attr-defined]
+        current = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
+        current.environ_started = time.perf_counter()
         state.metrics.requests_in_flight.inc()
-        authenticator.check(request.path, request.headers)
+        authenticator.check(current.path, current.headers)
 
     @app.after_request
     async def account(response: Response) -> Response:
-        started = getattr(request, "environ_started", None)
+        # The request proxy resolves the context on every attribute; resolve it once.
+        current = request._get_current_object()  # type: ignore[attr-defined]
+        started = getattr(current, "environ_started", None)
         elapsed = time.perf_counter() - started if started is not None else 0.0
         if started is not None:
             state.metrics.requests_in_flight.dec()
-        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        state.metrics.requests_total.labels(request.method, route, str(response.status_code)).inc()
-        state.metrics.request_duration_seconds.labels(request.method, route).observe(elapsed)
-        log_request(request.method, request.path, response.status_code, elapsed,
-                    request.remote_addr)
+        rule = current.url_rule
+        route = rule.rule if rule is not None else "unmatched"
+        method, status = current.method, response.status_code
+        state.metrics.observe_request(method, route, status, elapsed)
+        log_request(method, current.path, status, elapsed, current.remote_addr)
         return response
 
     @app.errorhandler(MeiliError)

@@ -7,6 +7,8 @@ query into a label: labels are bounded sets (method, route template, status, nod
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -65,9 +67,29 @@ class Metrics:
         self.tasks_total = Counter(
             "miroir_tasks_total", "Miroir tasks created, by type.", ("type",), registry=registry
         )
+        # `labels(...)` takes a lock and builds a key on every call; the label sets are bounded
+        # (see the module doc), so the children are looked up once and kept.
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._node_durations: dict[str, Any] = {}
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One answered client request: counted by (method, route, status), timed by route."""
+        children = self._request_children.get((method, route, status))
+        if children is None:
+            children = self._request_children[(method, route, status)] = (
+                self.requests_total.labels(method, route, str(status)),
+                self.request_duration_seconds.labels(method, route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_node_call(self, node_id: str, seconds: float, result: NodeResult) -> None:
-        self.node_request_duration_seconds.labels(node_id).observe(seconds)
+        durations = self._node_durations.get(node_id)
+        if durations is None:
+            durations = self._node_durations[node_id] = (
+                self.node_request_duration_seconds.labels(node_id)
+            )
+        durations.observe(seconds)
         kind = failure_kind(result)
         if kind is not None:
             self.node_errors_total.labels(node_id, kind.value).inc()
