@@ -239,41 +239,87 @@ def format_duration(ms: int | None) -> str | None:
     return text
 
 
-def render_task(task: Task) -> dict[str, Any]:
-    """Meilisearch's full task object (GET /tasks/{uid}), fields in Meilisearch's order.
+def task_object(
+    *,
+    uid: int,
+    batch_uid: int | None,
+    index_uid: str | None,
+    status: str,
+    type: str,
+    canceled_by: int | None,
+    details: Mapping[str, Any] | None,
+    error: Mapping[str, Any] | None,
+    duration: str | None,
+    enqueued_at: str,
+    started_at: str | None,
+    finished_at: str | None,
+) -> dict[str, Any]:
+    """Meilisearch's full task object, fields in its order, from values already formatted.
 
-    Miroir has no batches, so `batchUid` is always null. `details` is left out when absent.
+    Shared with the devnode, whose times have another precision. `details` is left out when
+    absent (and copied when present); `error` is used as given.
+    """
+    body: dict[str, Any] = {
+        "uid": uid,
+        "batchUid": batch_uid,
+        "indexUid": index_uid,
+        "status": status,
+        "type": type,
+        "canceledBy": canceled_by,
+    }
+    if details is not None:
+        body["details"] = dict(details)
+    body["error"] = error
+    body["duration"] = duration
+    body["enqueuedAt"] = enqueued_at
+    body["startedAt"] = started_at
+    body["finishedAt"] = finished_at
+    return body
+
+
+def task_summary(
+    *, uid: int, index_uid: str | None, status: str, type: str, enqueued_at: str
+) -> dict[str, Any]:
+    """Meilisearch's summarized task (the answer to a write), fields in its order."""
+    return {
+        "taskUid": uid,
+        "indexUid": index_uid,
+        "status": status,
+        "type": type,
+        "enqueuedAt": enqueued_at,
+    }
+
+
+def render_task(task: Task) -> dict[str, Any]:
+    """Meilisearch's full task object (GET /tasks/{uid}) for a Miroir task.
+
+    Miroir has no batches, so `batchUid` is always null.
     """
     duration = None
     if task.started_at is not None and task.finished_at is not None:
         duration = task.finished_at - task.started_at
-    body: dict[str, Any] = {
-        "uid": task.uid,
-        "batchUid": None,
-        "indexUid": task.index_uid,
-        "status": task.status,
-        "type": task.type,
-        "canceledBy": task.canceled_by,
-    }
-    if task.details is not None:
-        body["details"] = dict(task.details)
-    body["error"] = None if task.error is None else dict(task.error)
-    body["duration"] = format_duration(duration)
-    body["enqueuedAt"] = format_timestamp(task.enqueued_at)
-    body["startedAt"] = None if task.started_at is None else format_timestamp(task.started_at)
-    body["finishedAt"] = None if task.finished_at is None else format_timestamp(task.finished_at)
-    return body
+    return task_object(
+        uid=task.uid,
+        batch_uid=None,
+        index_uid=task.index_uid,
+        status=task.status,
+        type=task.type,
+        canceled_by=task.canceled_by,
+        details=task.details,
+        error=None if task.error is None else dict(task.error),
+        duration=format_duration(duration),
+        enqueued_at=format_timestamp(task.enqueued_at),
+        started_at=None if task.started_at is None else format_timestamp(task.started_at),
+        finished_at=None if task.finished_at is None else format_timestamp(task.finished_at),
+    )
 
 
 def render_task_summary(task: Task) -> dict[str, Any]:
     """The summarized task every write answers with."""
-    return {
-        "taskUid": task.uid,
-        "indexUid": task.index_uid,
-        "status": task.status,
-        "type": task.type,
-        "enqueuedAt": format_timestamp(task.enqueued_at),
-    }
+    return task_summary(
+        uid=task.uid, index_uid=task.index_uid, status=task.status, type=task.type,
+        enqueued_at=format_timestamp(task.enqueued_at),
+    )
 
 
 def render_miroir_fields(task: Task) -> dict[str, Any]:

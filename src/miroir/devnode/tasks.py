@@ -1,10 +1,10 @@
 """Task records, their JSON views, and the task filters of GET/DELETE /tasks and /tasks/cancel.
 
-Owns the shape of a task as Meilisearch shows it (summary on enqueue, full view later; field
-order from reference/meilisearch-api.md §2) and the parsing/matching of task query filters.
-The parts GET /tasks shares with Miroir's own tasks come from miroir.core.tasks: the statuses
-and types, comma lists with `*`, status/type name sets, and paging (`select_page`, used by the
-engine). Kept here because the devnode differs: datetime task times, batches, customMetadata.
+Owns the devnode's task record (datetime times, batches, customMetadata, the engine's private
+payload), its JSON views and the parsing/matching of task query filters. What Meilisearch's
+GET /tasks means on both sides comes from miroir.core.tasks: statuses and types, comma lists
+with `*`, status/type name sets, the field order of the task object and summary
+(`task_object`, `task_summary`), and paging (`select_page`, used by the engine).
 It never applies a task: the engine decides when a task runs and what it does.
 """
 
@@ -16,7 +16,14 @@ from datetime import datetime
 from typing import Any
 
 from miroir.core.errors import MeiliError
-from miroir.core.tasks import STATUSES, TASK_TYPES, parse_name_set, split_task_list
+from miroir.core.tasks import (
+    STATUSES,
+    TASK_TYPES,
+    parse_name_set,
+    split_task_list,
+    task_object,
+    task_summary,
+)
 from miroir.devnode import deserr
 from miroir.devnode.timefmt import iso_duration, parse_filter_date, rfc3339
 from miroir.devnode.uids import check_index_uid
@@ -41,37 +48,33 @@ class Task:
 
     def summary(self) -> dict[str, Any]:
         """The 202 body of the write that enqueued this task."""
-        view: dict[str, Any] = {
-            "taskUid": self.uid,
-            "indexUid": self.index_uid,
-            "status": "enqueued",
-            "type": self.type,
-            "enqueuedAt": rfc3339(self.enqueued_at),
-        }
+        view = task_summary(
+            uid=self.uid, index_uid=self.index_uid, status="enqueued", type=self.type,
+            enqueued_at=rfc3339(self.enqueued_at),
+        )
         if self.custom_metadata is not None:
             view["customMetadata"] = self.custom_metadata
         return view
 
     def view(self) -> dict[str, Any]:
         """GET /tasks/{uid}: the full task."""
-        view: dict[str, Any] = {
-            "uid": self.uid,
-            "batchUid": self.batch_uid,
-            "indexUid": self.index_uid,
-            "status": self.status,
-            "type": self.type,
-            "canceledBy": self.canceled_by,
-        }
-        if self.details is not None:
-            view["details"] = dict(self.details)
-        view["error"] = self.error
+        duration = None
         if self.started_at is not None and self.finished_at is not None:
-            view["duration"] = iso_duration(self.finished_at - self.started_at)
-        else:
-            view["duration"] = None
-        view["enqueuedAt"] = rfc3339(self.enqueued_at)
-        view["startedAt"] = rfc3339(self.started_at) if self.started_at else None
-        view["finishedAt"] = rfc3339(self.finished_at) if self.finished_at else None
+            duration = iso_duration(self.finished_at - self.started_at)
+        view = task_object(
+            uid=self.uid,
+            batch_uid=self.batch_uid,
+            index_uid=self.index_uid,
+            status=self.status,
+            type=self.type,
+            canceled_by=self.canceled_by,
+            details=self.details,
+            error=self.error,
+            duration=duration,
+            enqueued_at=rfc3339(self.enqueued_at),
+            started_at=rfc3339(self.started_at) if self.started_at else None,
+            finished_at=rfc3339(self.finished_at) if self.finished_at else None,
+        )
         if self.custom_metadata is not None:
             view["customMetadata"] = self.custom_metadata
         return view
