@@ -335,6 +335,58 @@ def render_miroir_fields(task: Task) -> dict[str, Any]:
 # The GET /tasks query
 
 
+class ValueFilters(Protocol):
+    """The filters on one task value each; None means "no filter"."""
+
+    @property
+    def uids(self) -> frozenset[int] | None: ...
+
+    @property
+    def statuses(self) -> frozenset[str] | None: ...
+
+    @property
+    def types(self) -> frozenset[str] | None: ...
+
+    @property
+    def index_uids(self) -> frozenset[str] | None: ...
+
+    @property
+    def canceled_by(self) -> frozenset[int] | None: ...
+
+
+class TaskValues(Protocol):
+    """What those filters look at: a Miroir task here, the devnode's task record there."""
+
+    @property
+    def uid(self) -> int: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def index_uid(self) -> str | None: ...
+
+    @property
+    def canceled_by(self) -> int | None: ...
+
+
+def matches_value_filters(filters: ValueFilters, task: TaskValues) -> bool:
+    """Whether `task` passes the uids, statuses, types, indexUids and canceledBy filters.
+
+    Batches and dates are left to the caller: their meaning and time type differ per side.
+    """
+    return (
+        (filters.uids is None or task.uid in filters.uids)
+        and (filters.statuses is None or task.status in filters.statuses)
+        and (filters.types is None or task.type in filters.types)
+        and (filters.index_uids is None or task.index_uid in filters.index_uids)
+        and (filters.canceled_by is None or task.canceled_by in filters.canceled_by)
+    )
+
+
 @attrs.frozen
 class TaskQuery:
     """A parsed task filter. None means "no filter"; date bounds are exclusive, in nanoseconds.
@@ -361,17 +413,9 @@ class TaskQuery:
 
     def matches(self, task: Task) -> bool:
         """Whether `task` passes every filter (ignores limit, from and reverse)."""
-        if self.uids is not None and task.uid not in self.uids:
-            return False
         if self.batch_uids is not None:
             return False  # Miroir tasks are never batched, so no batch uid can match.
-        if self.statuses is not None and task.status not in self.statuses:
-            return False
-        if self.types is not None and task.type not in self.types:
-            return False
-        if self.index_uids is not None and task.index_uid not in self.index_uids:
-            return False
-        if self.canceled_by is not None and task.canceled_by not in self.canceled_by:
+        if not matches_value_filters(self, task):
             return False
         for moment, after, before in self.time_bounds(task):
             if after is None and before is None:

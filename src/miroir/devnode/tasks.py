@@ -3,8 +3,9 @@
 Owns the devnode's task record (datetime times, batches, customMetadata, the engine's private
 payload), its JSON views and the parsing/matching of task query filters. What Meilisearch's
 GET /tasks means on both sides comes from miroir.core.tasks: statuses and types, comma lists
-with `*`, status/type name sets, the field order of the task object and summary
-(`task_object`, `task_summary`), and paging (`select_page`, used by the engine).
+with `*`, status/type name sets, the value filters (`matches_value_filters`), the field order
+of the task object and summary (`task_object`, `task_summary`), and paging (`select_page`,
+used by the engine).
 It never applies a task: the engine decides when a task runs and what it does.
 """
 
@@ -19,6 +20,7 @@ from miroir.core.errors import MeiliError
 from miroir.core.tasks import (
     STATUSES,
     TASK_TYPES,
+    matches_value_filters,
     parse_name_set,
     split_task_list,
     task_object,
@@ -125,17 +127,9 @@ class TaskFilter:
         )
 
     def matches(self, task: Task) -> bool:
-        if self.uids is not None and task.uid not in self.uids:
-            return False
         if self.batch_uids is not None and task.batch_uid not in self.batch_uids:
             return False
-        if self.canceled_by is not None and task.canceled_by not in self.canceled_by:
-            return False
-        if self.statuses is not None and task.status not in self.statuses:
-            return False
-        if self.types is not None and task.type not in self.types:
-            return False
-        if self.index_uids is not None and task.index_uid not in self.index_uids:
+        if not matches_value_filters(self, task):
             return False
         for attribute, bound, is_after in self.dates:
             instant = getattr(task, attribute)
