@@ -544,7 +544,8 @@ _PARAM_ORDER = (
     "indexUids", "afterEnqueuedAt", "beforeEnqueuedAt", "afterStartedAt", "beforeStartedAt",
     "afterFinishedAt", "beforeFinishedAt",
 )
-_ERROR_CODES = {
+# Meilisearch's error code for a bad value of each GET /tasks parameter (the devnode's too).
+TASK_PARAM_ERROR_CODES = {
     "limit": "invalid_task_limit", "from": "invalid_task_from", "reverse": "invalid_task_reverse",
     "uids": "invalid_task_uids", "batchUids": "invalid_batch_uids",
     "canceledBy": "invalid_task_canceled_by", "statuses": "invalid_task_statuses",
@@ -599,7 +600,7 @@ def parse_task_query(params: Mapping[str, str], *, for_cancel_or_delete: bool = 
 
 
 def _invalid(name: str, detail: str) -> MeiliError:
-    return MeiliError(_ERROR_CODES[name], f"Invalid value in parameter `{name}`: {detail}")
+    return MeiliError(TASK_PARAM_ERROR_CODES[name], f"Invalid value in parameter `{name}`: {detail}")
 
 
 def _parse_u32(name: str, raw: str) -> int:

@@ -19,6 +19,7 @@ from typing import Any
 from miroir.core.errors import MeiliError
 from miroir.core.tasks import (
     STATUSES,
+    TASK_PARAM_ERROR_CODES,
     TASK_TYPES,
     matches_value_filters,
     parse_name_set,
@@ -165,17 +166,17 @@ def parse_task_query(pairs: Iterable[tuple[str, str]], *, paging: bool) -> TaskQ
         if name not in allowed:
             raise deserr.unknown_parameter(name, allowed)
         if name == "limit":
-            query.limit = deserr.parse_query_usize("invalid_task_limit", name, text)
+            query.limit = deserr.parse_query_usize(TASK_PARAM_ERROR_CODES[name], name, text)
         elif name == "from":
-            query.from_uid = deserr.parse_query_usize("invalid_task_from", name, text)
+            query.from_uid = deserr.parse_query_usize(TASK_PARAM_ERROR_CODES[name], name, text)
         elif name == "reverse":
-            query.reverse = deserr.parse_query_bool("invalid_task_reverse", name, text)
+            query.reverse = deserr.parse_query_bool(TASK_PARAM_ERROR_CODES[name], name, text)
         elif name == "uids":
-            found.uids = _uid_set("invalid_task_uids", name, text)
+            found.uids = _uid_set(TASK_PARAM_ERROR_CODES[name], name, text)
         elif name == "batchUids":
-            found.batch_uids = _uid_set("invalid_batch_uids", name, text)
+            found.batch_uids = _uid_set(TASK_PARAM_ERROR_CODES[name], name, text)
         elif name == "canceledBy":
-            found.canceled_by = _uid_set("invalid_task_canceled_by", name, text)
+            found.canceled_by = _uid_set(TASK_PARAM_ERROR_CODES[name], name, text)
         elif name == "statuses":
             found.statuses = parse_name_set(name, text, STATUSES, "status")
         elif name == "types":
@@ -190,11 +191,8 @@ def parse_task_query(pairs: Iterable[tuple[str, str]], *, paging: bool) -> TaskQ
             attribute, is_after = next((a, after) for n, a, after in _DATE_FILTERS if n == name)
             bound = parse_filter_date(text, is_after_bound=is_after)
             if bound is None:
-                code = "invalid_task_" + "".join(
-                    "_" + c.lower() if c.isupper() else c for c in name
-                )
                 raise deserr.bad_parameter(
-                    code,
+                    TASK_PARAM_ERROR_CODES[name],
                     name,
                     f"`{text}` is an invalid date-time. It should follow the YYYY-MM-DD or "
                     "RFC 3339 date-time format.",
