@@ -247,13 +247,21 @@ def test_bad_query_values_get_meilisearchs_codes(params, code):
 
 
 def test_cancel_and_delete_need_a_filter_and_take_no_pagination():
+    for operation in ("cancel", "delete"):
+        with pytest.raises(MeiliError) as raised:
+            parse_task_query({}, operation=operation)
+        assert raised.value.code == "missing_task_filters"
+        # Meilisearch's wording names the operation and the filters it accepts.
+        assert raised.value.message.startswith(
+            f"Query parameters to filter the tasks to {operation} are missing. "
+            "Available query parameters are: `uids`, `indexUids`, `statuses`, `types`, "
+        )
     with pytest.raises(MeiliError) as raised:
-        parse_task_query({}, for_cancel_or_delete=True)
-    assert raised.value.code == "missing_task_filters"
-    with pytest.raises(MeiliError) as raised:
-        parse_task_query({"limit": "3", "uids": "1"}, for_cancel_or_delete=True)
+        parse_task_query({"limit": "3", "uids": "1"}, operation="delete")
     assert raised.value.code == "bad_request"
-    assert parse_task_query({"statuses": "failed"}, for_cancel_or_delete=True).statuses == {FAILED}
+    assert parse_task_query({"statuses": "failed"}, operation="cancel").statuses == {FAILED}
+    # A wildcard is a filter that matches everything, as in Meilisearch, not a missing one.
+    assert isinstance(parse_task_query({"statuses": "*"}, operation="delete"), TaskQuery)
 
 
 @pytest.mark.parametrize(

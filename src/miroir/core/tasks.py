@@ -565,13 +565,34 @@ _BARE_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def parse_task_query(params: Mapping[str, str], *, for_cancel_or_delete: bool = False) -> TaskQuery:
-    """Parse GET /tasks (or, with `for_cancel_or_delete`, POST /tasks/cancel and DELETE /tasks).
+# The filters Meilisearch's missing_task_filters message names, in its order.
+_NAMED_TASK_FILTERS = (
+    "uids", "indexUids", "statuses", "types", "canceledBy", "beforeEnqueuedAt",
+    "afterEnqueuedAt", "beforeStartedAt", "afterStartedAt", "beforeFinishedAt", "afterFinishedAt",
+)
+
+
+def missing_task_filters_error(operation: str) -> MeiliError:
+    """Meilisearch's error for POST /tasks/cancel (`cancel`) or DELETE /tasks (`delete`)
+    sent with no query parameter at all."""
+    names = ", ".join(f"`{p}`" for p in _NAMED_TASK_FILTERS)
+    return MeiliError(
+        "missing_task_filters",
+        f"Query parameters to filter the tasks to {operation} are missing. "
+        f"Available query parameters are: {names}.",
+    )
+
+
+def parse_task_query(params: Mapping[str, str], *, operation: str | None = None) -> TaskQuery:
+    """Parse GET /tasks, or with `operation` ("cancel" / "delete") POST /tasks/cancel and
+    DELETE /tasks.
 
     Raises MeiliError with Meilisearch's code: `bad_request` for an unknown parameter, the
     parameter's own `invalid_*` code for a bad value, `missing_task_filters` when cancel/delete
-    has no filter at all.
+    has no query parameter at all (Meilisearch counts parameters sent, so `statuses=*` is a
+    filter that matches everything, not a missing one).
     """
+    for_cancel_or_delete = operation is not None
     allowed = [p for p in _PARAM_ORDER if not (for_cancel_or_delete and p in _PAGINATION_PARAMS)]
     fields: dict[str, Any] = {}
     for name, raw in params.items():
@@ -588,15 +609,9 @@ def parse_task_query(params: Mapping[str, str], *, for_cancel_or_delete: bool = 
             fields[_LIST_PARAMS[name]] = _parse_list(name, raw)
         else:
             fields[_DATE_PARAMS[name]] = _parse_date(name, raw)
-    query = TaskQuery(**fields)
-    if for_cancel_or_delete and not query.has_filters:
-        # Meilisearch's message names the filters that would have been accepted.
-        names = ", ".join(f"`{p}`" for p in allowed if p != "batchUids")
-        raise MeiliError(
-            "missing_task_filters",
-            f"Query parameters to filter the tasks are missing. Available query parameters are: {names}.",
-        )
-    return query
+    if operation is not None and not params:
+        raise missing_task_filters_error(operation)
+    return TaskQuery(**fields)
 
 
 def _invalid(name: str, detail: str) -> MeiliError:

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from miroir.core.errors import MeiliError
 from miroir.core.tasks import (
     STATUSES,
     TASK_PARAM_ERROR_CODES,
     TASK_TYPES,
     matches_value_filters,
+    missing_task_filters_error,
     parse_name_set,
     split_task_list,
     task_object,
@@ -202,10 +202,5 @@ def parse_task_query(pairs: Iterable[tuple[str, str]], *, paging: bool) -> TaskQ
     return query
 
 
-def missing_filters_error(action: str) -> MeiliError:
-    listed = ", ".join(f"`{name}`" for name in _FILTER_PARAMS)
-    return MeiliError(
-        "missing_task_filters",
-        f"Query parameters to filter the tasks to {action} are missing. Available query "
-        f"parameters are: {listed}.",
-    )
+# The same error and wording as the proxy's (one place for the message).
+missing_filters_error = missing_task_filters_error

@@ -59,13 +59,13 @@ def _original_filter() -> str:
 
 @blueprint.post("/tasks/cancel")
 async def cancel_tasks() -> Response:
-    query = parse_task_query(_params(), for_cancel_or_delete=True)
+    query = parse_task_query(_params(), operation="cancel")
     task = await cluster_tasks.cancel_tasks(cluster(), query, _original_filter())
     return task_accepted(task, 200)
 
 
 @blueprint.delete("/tasks")
 async def delete_tasks() -> Response:
-    query = parse_task_query(_params(), for_cancel_or_delete=True)
+    query = parse_task_query(_params(), operation="delete")
     task = await cluster_tasks.delete_tasks(cluster(), query, _original_filter())
     return task_accepted(task, 200)
