@@ -16,7 +16,7 @@ Must never: render HTTP, or decide a status itself.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -121,21 +121,90 @@ async def refresh_task(cluster: Cluster, uid: int) -> Task | None:
         return task
     results = await cluster.fan_out(pending, "GET", lambda node: f"/tasks/{pending[node]}")
     updates: dict[str, NodeTask] = {}
-    views: dict[str, Mapping[str, Any]] = {}
+    lost: list[str] = []
     for node, result in results.items():
         if isinstance(result, NodeResponse) and result.ok:
-            view = result.json()
-            update = _node_task_from_view(pending[node], view)
+            update = _node_task_from_view(pending[node], result.json())
             if update is not None:
                 updates[node] = update
-                views[node] = view
-    if not updates:
+        elif _task_not_found(result):
+            lost.append(node)
+    if not updates and not lost:
         return task
     now = cluster.now_ms()
-    task = await cluster.store.modify_task(uid, lambda t: apply_node_updates(t, updates, now))
+    shard_map = cluster.shard_map
+
+    def observe(current: Task) -> Task:
+        return apply_node_updates(
+            _with_lost_parts(current, lost, shard_map.shards_of, shard_map.all_owners), updates,
+            now,
+        )
+
+    task = await cluster.store.modify_task(uid, observe)
     if task is not None and task.is_finished:
         task = await _on_finish(cluster, task)
     return task
+
+
+# ---- node tasks a node no longer knows ----------------------------------------------------------
+#
+# A node that restarts with its state lost answers 404 task_not_found for the task uid it gave
+# us. That part will never finish, so it is made final here. How it counts follows core.tasks'
+# rule for a node that never acknowledged ("it holds no task to wait for, and the write already
+# counted its quorum without it"): when every shard the node owns has another owner that
+# acknowledged the same task and did not lose it, the lost part is left out of the aggregate
+# (recorded with `task_uid` None, status failed and a `miroir_node_task_lost` error, so operators
+# see it in the task's nodeTasks): the write is durable elsewhere, and the repair worker copies it
+# back onto the node. Otherwise the part stays acknowledged and failed with that error, and the
+# client's task fails: some shard's only copies of the write are gone.
+
+
+def _task_not_found(result: NodeResult) -> bool:
+    if not (isinstance(result, NodeResponse) and result.status == 404):
+        return False
+    try:
+        return result.json().get("code") == "task_not_found"
+    except Exception:  # noqa: BLE001 - a non-JSON 404 page is not Meilisearch's answer
+        return False
+
+
+def lost_node_task(node: str, node_uid: int | None) -> dict[str, str]:
+    return error_body(
+        "miroir_node_task_lost",
+        f"Node `{node}` no longer knows its task `{node_uid}` for this write (it restarted "
+        "with its state lost).",
+    )
+
+
+def _with_lost_parts(
+    task: Task,
+    lost: list[str],
+    shards_of: Callable[[str], Sequence[int]],
+    owners_of: Callable[[int], Sequence[tuple[int, str]]],
+) -> Task:
+    """`task` with each node of `lost` made final (see above); pure, so it runs in modify_task."""
+    node_tasks = dict(task.node_tasks)
+    for node in sorted(lost):
+        part = node_tasks.get(node)
+        if part is None or part.task_uid is None or part.status in FINISHED_STATUSES:
+            continue
+        error = lost_node_task(node, part.task_uid)
+
+        def kept_elsewhere(shard: int) -> bool:
+            return any(
+                owner not in lost and (other := node_tasks.get(owner)) is not None
+                and other.acknowledged and other.status != FAILED
+                for _, owner in owners_of(shard)
+            )
+
+        covered = all(kept_elsewhere(shard) for shard in shards_of(node))
+        node_tasks[node] = NodeTask(None if covered else part.task_uid, FAILED, error)
+    if not any(nt.acknowledged for nt in node_tasks.values()) and lost:
+        # Every acknowledged part was lost and left out: core would call it "no quorum".
+        first = min(lost)
+        node_tasks[first] = NodeTask(task.node_tasks[first].task_uid, FAILED,
+                                     lost_node_task(first, task.node_tasks[first].task_uid))
+    return attrs.evolve(task, node_tasks=node_tasks)
 
 
 async def _on_finish(cluster: Cluster, task: Task) -> Task:

@@ -41,6 +41,8 @@ _NON_DEFAULT: dict[str, tuple[str, int]] = {
     "miroir_not_ready": ("system", 503),
     "miroir_reserved_field": ("invalid_request", 400),
     "miroir_node_error": ("system", 502),
+    # a node no longer knows a task it acknowledged (it restarted with its state lost)
+    "miroir_node_task_lost": ("system", 502),
     "miroir_store_unavailable": ("system", 503),  # the task store (SQLite/Redis) failed a call
 }
 

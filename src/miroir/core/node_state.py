@@ -10,6 +10,12 @@ real requests) into events with the configured thresholds: one failure makes a n
 a failed node needs `recovery_threshold` consecutive successes. Operator events (`caught_up`,
 `drain`, `remove`) come from topology changes.
 
+The one tricky case: a node that comes back from `failed` missed every write made while it was
+failed, and may have come back empty (a replaced disk). `rejoin` sends it from any in-service
+state (or `failed`) back to `joining`: it takes writes again but serves no reads until the
+repair worker (`miroir.cluster.repair`) has re-provisioned its indexes, copied its shards from
+healthy replicas and sent `caught_up`.
+
 Placement does not look at states: a failed node keeps its shards (rendezvous moves shards only
 when membership changes); the eligibility rules below decide who is written to, read from and
 counted toward quorum.
@@ -40,6 +46,7 @@ class NodeEvent(enum.Enum):
     MARKED_UNHEALTHY = "marked_unhealthy"
     DRAIN = "drain"
     REMOVE = "remove"
+    REJOIN = "rejoin"
 
 
 S, E = NodeState, NodeEvent
@@ -50,10 +57,12 @@ _IN_SERVICE_HEALTH = {
     E.MARKED_UNHEALTHY: S.FAILED,
     E.DRAIN: S.DRAINING,
     E.REMOVE: S.REMOVED,
+    E.REJOIN: S.JOINING,
 }
 TRANSITIONS: dict[NodeState, dict[NodeEvent, NodeState]] = {
     S.JOINING: {
         E.CAUGHT_UP: S.ACTIVE,
+        E.REJOIN: S.JOINING,  # a repair started again (the node failed and came back mid-repair)
         E.PROBE_OK: S.JOINING,
         E.PROBE_FAILED: S.JOINING,
         E.MARKED_HEALTHY: S.JOINING,
@@ -77,6 +86,7 @@ TRANSITIONS: dict[NodeState, dict[NodeEvent, NodeState]] = {
         E.MARKED_UNHEALTHY: S.FAILED,
         E.DRAIN: S.DRAINING,
         E.REMOVE: S.REMOVED,
+        E.REJOIN: S.JOINING,
     },
     S.REMOVED: {},
 }
