@@ -27,7 +27,7 @@ from miroir.cluster.health import wall_clock_ms  # one wall clock for health and
 from miroir.cluster.quorum_write import QuorumWriteResult, quorum_write
 from miroir.cluster.race import first_success
 from miroir.cluster.scatter import NodeCall, call_node, scatter
-from miroir.core.node_state import HealthCounter, IllegalTransition, NodeState
+from miroir.core.node_state import HealthCounter, IllegalTransition, NodeEvent, NodeState
 from miroir.core.quorum import Pair
 from miroir.core.topology import ShardMap, Topology
 from miroir.store.base import Store
@@ -110,16 +110,25 @@ class Cluster:
             self.last_seen_ms[node_id] = now_ms
         event = self.health[node_id].record(node.state, ok)
         try:
-            topology = self.topology.with_event(node_id, event)
+            return self.apply_node_event(node_id, event)
         except IllegalTransition:
             return node.state  # e.g. a removed node: nothing to change
+
+    def apply_node_event(self, node_id: str, event: NodeEvent) -> NodeState:
+        """Apply one event to a node (the transition table decides; IllegalTransition if it has
+        no row) and tell every state observer; returns the node's new state. Health results come
+        through `record_node_result`; the repair worker sends `rejoin` and `caught_up` here.
+
+        Observers are told the node's state as it is when each one is called, so an observer
+        that applies an event itself (the repair worker's `rejoin`) is not contradicted by the
+        observers after it."""
+        topology = self.topology.with_event(node_id, event)
         if topology is not self.topology:
             self.topology = topology
             self.shard_map = ShardMap.build(topology, previous=self.shard_map)
-        new_state = self.topology.node(node_id).state
-        for observer in self.state_observers:
-            observer(node_id, new_state)
-        return new_state
+        for observer in list(self.state_observers):
+            observer(node_id, self.topology.node(node_id).state)
+        return self.topology.node(node_id).state
 
     def fully_covered(self) -> bool:
         return self.shard_map.fully_covered()

@@ -116,7 +116,10 @@ def create_app(
             app.nursery.start_soon(poll_tasks_forever, cluster, task_poll_interval_s)
         if run_health_checker:
             from miroir.cluster.health import HealthChecker
+            from miroir.cluster.repair import RepairWorker
 
+            # Beside the checker that notices a node's return: re-provision and catch it up.
+            app.nursery.start_soon(RepairWorker(cluster).run)
             app.nursery.start_soon(HealthChecker(cluster, config.health).run)
 
     @app.after_serving

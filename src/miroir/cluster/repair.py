@@ -1,0 +1,294 @@
+"""The repair worker: a node that comes back from `failed` is re-provisioned and caught up.
+
+Theory of operation. A node that was `failed` missed every write made meanwhile, and may have
+come back empty (a devnode always does; so does a Meilisearch whose disk was replaced). So every
+return from `failed` is treated alike, whether the node kept its data or not:
+
+1. `observe` (a `Cluster` state observer) sees the node go `failed` -> `healthy` and at once, in
+   the same synchronous call, sends it `rejoin` -> `joining`: it takes writes from then on (so
+   nothing written during the repair is missed) but serves no reads and counts toward no quorum.
+   No read can reach it between the two events because no `await` separates them.
+2. `repair_node` asks a serving node for the cluster's indexes (GET /indexes) and each one's
+   settings; creates on the returning node what it lacks with the same primary key, applies the
+   cluster's settings (`_miroir_shard` kept filterable by `broadcast.protect_settings_patch`) and
+   deletes the indexes the cluster no longer has.
+3. Backfill, per index and per shard the node owns: the documents are paged from a readable
+   replica of that shard (any group) with POST /documents/fetch filtered on `_miroir_shard` and
+   written to the node with the index's primary key; then the node's tasks are waited for.
+4. Reconcile, because a copy is a snapshot and writes kept arriving: list the shard's ids on the
+   node, then on the source. Ids the source has and the node lacks are copied again (offset
+   paging can skip a document when a delete shifts the pages). Ids the node has and the source
+   does not are deleted on the node, but only among the ids the node held before the backfill
+   or that the backfill copied: a document deleted on the source during the backfill may have
+   been copied after its delete reached the node, and this is what keeps it from being
+   resurrected; a document created during the backfill was never copied, so it is never a
+   candidate even when the node applied its write before the source did.
+5. When every shard had a source, `caught_up` -> `active`. A shard with no readable replica
+   anywhere leaves the node `joining` (visible as its state in GET /_miroir/topology, and in
+   `waiting`), and the worker tries again every `retry_s`.
+
+Residual race, accepted: a document copied, then deleted and re-created during the backfill,
+whose re-creation the node applied but the source had not yet when the source was listed, is
+deleted on this node only; the source keeps it and the next repair of the node restores it.
+
+Must never: change a node's state other than through `Cluster.apply_node_event`, serve reads
+from a `joining` node, or raise out of `run` for a node failure (the next round retries).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import trio
+
+from miroir.cluster.broadcast import _run_everywhere, protect_settings_patch
+from miroir.cluster.runtime import Cluster, task_uid_of
+from miroir.core.node_state import NodeEvent, NodeState
+from miroir.core.routing import SHARD_FIELD
+from miroir.transport.base import NodeResponse
+
+logger = logging.getLogger("miroir.repair")
+
+PAGE_SIZE = 1000
+# A backfill batch can take a node a while to index; waiting longer than a request is fine here.
+NODE_TASK_TIMEOUT_MS = 60_000
+
+
+class RepairIncomplete(Exception):
+    """The repair could not finish this round (no source, a node did not answer): retry later."""
+
+
+class RepairWorker:
+    """Watches node states through `cluster.state_observers` and repairs returning nodes."""
+
+    def __init__(self, cluster: Cluster, *, retry_s: float = 1.0, page_size: int = PAGE_SIZE):
+        self.cluster = cluster
+        self.retry_s = retry_s
+        self.page_size = page_size
+        self._last_state = {node: cluster.state_of(node) for node in cluster.node_ids()}
+        self._wanted: set[str] = set()
+        self._wake: trio.Event | None = None
+        # node -> index uid -> shards no readable replica could be found for (last attempt).
+        self.waiting: dict[str, dict[str, list[int]]] = {}
+        self.repairs_done = 0
+        cluster.state_observers.append(self.observe)
+
+    def observe(self, node_id: str, state: NodeState) -> None:
+        previous = self._last_state.get(node_id)
+        self._last_state[node_id] = state
+        if previous is NodeState.FAILED and state is NodeState.HEALTHY:
+            self.cluster.apply_node_event(node_id, NodeEvent.REJOIN)
+            self.request_repair(node_id)
+
+    def request_repair(self, node_id: str) -> None:
+        self._wanted.add(node_id)
+        if self._wake is not None:
+            self._wake.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Repair every node that asks for it, retrying unfinished ones every `retry_s`."""
+        self._wake = trio.Event()
+        task_status.started()
+        while True:
+            if not self._wanted:
+                await self._wake.wait()
+            self._wake = trio.Event()
+            for node_id in sorted(self._wanted):
+                if self.cluster.state_of(node_id) is not NodeState.JOINING:
+                    self._wanted.discard(node_id)  # failed again (it will rejoin) or removed
+                    continue
+                try:
+                    done = await self.repair_node(node_id)
+                except Exception:  # noqa: BLE001 - a node or store hiccup: the next round retries
+                    logger.exception("repair of node %s failed; retrying", node_id)
+                    done = False
+                if done:
+                    self._wanted.discard(node_id)
+            if self._wanted:
+                with trio.move_on_after(self.retry_s):
+                    await self._wake.wait()
+
+    async def repair_node(self, node_id: str) -> bool:
+        """One attempt: re-provision, backfill, reconcile; `caught_up` if every shard had a
+        source. Returns whether the node is caught up."""
+        cluster = self.cluster
+        sources = [n for n in cluster.serving_nodes() if n != node_id]
+        try:
+            indexes = await _list_indexes(cluster, sources)
+            await _provision(cluster, node_id, sources, indexes)
+            waiting: dict[str, list[int]] = {}
+            for index in indexes:
+                missing = await _backfill(
+                    cluster, node_id, index["uid"], index.get("primaryKey"), self.page_size
+                )
+                if missing:
+                    waiting[index["uid"]] = missing
+        except RepairIncomplete as why:
+            logger.warning("repair of node %s incomplete: %s", node_id, why)
+            return False
+        if waiting:
+            self.waiting[node_id] = waiting
+            logger.warning("node %s stays joining: no readable replica for %s", node_id, waiting)
+            return False
+        self.waiting.pop(node_id, None)
+        if cluster.state_of(node_id) is not NodeState.JOINING:
+            return True  # failed during the repair: it rejoins, and is repaired, when back
+        cluster.apply_node_event(node_id, NodeEvent.CAUGHT_UP)
+        self.repairs_done += 1
+        logger.info("node %s re-provisioned and caught up", node_id)
+        return True
+
+
+# ---- the cluster's indexes onto the node ------------------------------------------------------
+
+
+async def _read(cluster: Cluster, nodes: list[str], method: str, path: str, body: Any = None) -> Any:
+    result = await cluster.first_success(nodes, method, path, body)
+    if isinstance(result, NodeResponse) and result.ok:
+        return result.json()
+    raise RepairIncomplete(f"no serving node answered {method} {path}")
+
+
+async def _list_indexes(cluster: Cluster, sources: list[str]) -> list[dict[str, Any]]:
+    indexes: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        page = await _read(cluster, sources, "GET", f"/indexes?offset={offset}&limit={PAGE_SIZE}")
+        indexes.extend(page["results"])
+        offset += PAGE_SIZE
+        if offset >= page["total"]:
+            return indexes
+
+
+async def _provision(
+    cluster: Cluster, node_id: str, sources: list[str], indexes: list[dict[str, Any]]
+) -> None:
+    """Create the missing indexes on the node, apply the cluster's settings to every index,
+    and delete the indexes the cluster no longer has."""
+    present = {index["uid"]: index for index in await _list_indexes(cluster, [node_id])}
+    wanted = {index["uid"] for index in indexes}
+    for uid in sorted(set(present) - wanted):
+        await _step(cluster, node_id, "DELETE", f"/indexes/{uid}", None)
+    for index in indexes:
+        uid = index["uid"]
+        if uid not in present:
+            await _step(cluster, node_id, "POST", "/indexes",
+                        {"uid": uid, "primaryKey": index.get("primaryKey")})
+        elif present[uid].get("primaryKey") is None and index.get("primaryKey") is not None:
+            await _step(cluster, node_id, "PATCH", f"/indexes/{uid}",
+                        {"primaryKey": index["primaryKey"]})
+        settings = await _read(cluster, sources, "GET", f"/indexes/{uid}/settings")
+        await _step(cluster, node_id, "PATCH", f"/indexes/{uid}/settings",
+                    protect_settings_patch(settings))
+
+
+async def _step(cluster: Cluster, node_id: str, method: str, path: str, body: Any) -> None:
+    """One write on the node, waited for (broadcast's helper, on one node)."""
+    _, error, _ = await _run_everywhere(cluster, [node_id], method, path, body)
+    if error is not None:
+        raise RepairIncomplete(f"{method} {path} on {node_id}: {error.get('message')}")
+
+
+# ---- documents ----------------------------------------------------------------------------------
+
+
+def _sources_by_shard(cluster: Cluster, node_id: str) -> tuple[dict[str, list[int]], list[int]]:
+    """source node -> the node's shards it will copy; and the shards nobody can serve."""
+    shard_map = cluster.shard_map
+    by_source: dict[str, list[int]] = {}
+    missing: list[int] = []
+    for shard in shard_map.shards_of(node_id):
+        readable = [
+            owner
+            for group in range(shard_map.replica_groups)
+            for owner in shard_map.readable_owners(group, shard)
+            if owner != node_id
+        ]
+        if readable:
+            by_source.setdefault(readable[0], []).append(shard)
+        else:
+            missing.append(shard)
+    return by_source, missing
+
+
+def _shard_filter(shards: Iterable[int]) -> str:
+    return f"{SHARD_FIELD} IN [{', '.join(str(s) for s in sorted(shards))}]"
+
+
+async def _fetch_pages(
+    cluster: Cluster, node_id: str, uid: str, body: Mapping[str, Any], page_size: int
+) -> list[dict[str, Any]]:
+    documents: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        result = await cluster.call(
+            node_id, "POST", f"/indexes/{uid}/documents/fetch",
+            {**body, "offset": offset, "limit": page_size},
+        )
+        if not (isinstance(result, NodeResponse) and result.ok):
+            raise RepairIncomplete(f"{node_id} did not answer a documents fetch on {uid}")
+        page = result.json()
+        documents.extend(page["results"])
+        offset += page_size
+        if offset >= page["total"] or not page["results"]:
+            return documents
+
+
+async def _ids(cluster: Cluster, node_id: str, uid: str, pk: str, shards: list[int],
+               page_size: int) -> set[Any]:
+    docs = await _fetch_pages(
+        cluster, node_id, uid, {"filter": _shard_filter(shards), "fields": [pk]}, page_size
+    )
+    return {doc[pk] for doc in docs if pk in doc}
+
+
+async def _write(cluster: Cluster, node_id: str, uid: str, method: str, path: str,
+                 body: Any) -> None:
+    result = await cluster.call(node_id, method, path, body)
+    node_uid = task_uid_of(result)
+    if node_uid is None:
+        raise RepairIncomplete(f"{node_id} refused {method} {path}")
+    view = (await cluster.wait_for_node_tasks(
+        {node_id: node_uid}, timeout_ms=NODE_TASK_TIMEOUT_MS
+    )).get(node_id)
+    if (view or {}).get("status") != "succeeded":
+        raise RepairIncomplete(f"{node_id} did not apply {method} {path}: {view}")
+
+
+async def _copy(cluster: Cluster, source: str, node_id: str, uid: str, pk: str,
+                body: Mapping[str, Any], page_size: int) -> set[Any]:
+    """Copy the documents `body` selects from `source` to the node; returns their ids."""
+    copied: set[Any] = set()
+    documents = await _fetch_pages(cluster, source, uid, body, page_size)
+    for start in range(0, len(documents), page_size):
+        batch = documents[start:start + page_size]
+        await _write(cluster, node_id, uid, "POST", f"/indexes/{uid}/documents?primaryKey={pk}",
+                     batch)
+        copied.update(doc[pk] for doc in batch if pk in doc)
+    return copied
+
+
+async def _backfill(
+    cluster: Cluster, node_id: str, uid: str, pk: str | None, page_size: int
+) -> list[int]:
+    """Copy and reconcile every shard of `uid` the node owns; returns the shards left waiting
+    for a readable replica (see the module docstring for the order and why)."""
+    by_source, missing = _sources_by_shard(cluster, node_id)
+    if pk is None:
+        return missing  # no document was ever written to this index
+    for source, shards in sorted(by_source.items()):
+        before = await _ids(cluster, node_id, uid, pk, shards, page_size)
+        copied = await _copy(cluster, source, node_id, uid, pk,
+                             {"filter": _shard_filter(shards)}, page_size)
+        on_node = await _ids(cluster, node_id, uid, pk, shards, page_size)
+        on_source = await _ids(cluster, source, uid, pk, shards, page_size)
+        skipped = sorted(str(i) for i in on_source - on_node)
+        if skipped:
+            await _copy(cluster, source, node_id, uid, pk, {"ids": skipped}, page_size)
+        stale = sorted(((before | copied) & on_node) - on_source, key=str)
+        for start in range(0, len(stale), page_size):
+            await _write(cluster, node_id, uid, "POST", f"/indexes/{uid}/documents/delete-batch",
+                         stale[start:start + page_size])
+    return missing

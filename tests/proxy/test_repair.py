@@ -1,0 +1,177 @@
+"""A node that comes back empty is re-provisioned, backfilled and serves reads again; tasks whose
+node part was on it finish; deletes made during a backfill are not resurrected."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from miroir.cluster.repair import RepairWorker
+from miroir.core.node_state import NodeEvent, NodeState
+from miroir.core.placement import shard_for_key
+from miroir.devnode.app import DevnodeApp
+from tests.proxy.harness import Harness, running_proxy
+
+SETTINGS = {"filterableAttributes": ["genre"], "sortableAttributes": ["year"],
+            "searchableAttributes": ["title"]}
+
+
+def movie(i: int) -> dict[str, Any]:
+    return {"id": i, "title": f"movie {i}", "genre": ["drama", "comedy"][i % 2], "year": 1990 + i}
+
+
+def wipe(h: Harness, node: str) -> DevnodeApp:
+    """The node restarts with its state lost: a fresh devnode under the same id."""
+    fresh = DevnodeApp()
+    h.nodes[node] = fresh
+    h.transport.apps[node] = fresh
+    h.nursery.start_soon(fresh.run_task_worker)
+    return fresh
+
+
+async def wait_state(h: Harness, node: str, state: NodeState) -> None:
+    with trio.fail_after(20):
+        while h.cluster.state_of(node) is not state:
+            await trio.sleep(0.01)
+
+
+async def write(h: Harness, method: str, path: str, body: Any = None) -> dict[str, Any]:
+    status, answer, _ = await h.send(method, path, body)
+    assert status == 202, answer
+    task = await h.wait_task(answer["taskUid"])
+    assert task["status"] == "succeeded", task
+    return task
+
+
+async def node_documents(app: DevnodeApp, uid: str) -> dict[int, dict[str, Any]]:
+    """Every document a devnode holds, asked over its own HTTP API (no Miroir in between)."""
+    from tests.proxy.harness import AsgiTransport
+
+    response = await AsgiTransport({"x": app}).request(
+        "x", "POST", f"/indexes/{uid}/documents/fetch",
+        body=b'{"limit": 100000}', headers=[("content-type", "application/json")],
+        deadline=trio.current_time() + 5,
+    )
+    assert response.status == 200, response.body
+    return {doc["id"]: doc for doc in response.json()["results"]}
+
+
+def owned_by(h: Harness, node: str, ids: range | list[int]) -> set[int]:
+    shards = set(h.cluster.shard_map.shards_of(node))
+    return {i for i in ids if shard_for_key(str(i), h.cluster.topology.shards) in shards}
+
+
+async def test_a_wiped_node_is_reprovisioned_backfilled_and_serves_every_document():
+    async with running_proxy(nodes=4, replica_groups=2, shards=8, health_interval_ms=10,
+                             task_poll_interval_s=0.02) as h:
+        await write(h, "POST", "/indexes", {"uid": "movies", "primaryKey": "id"})
+        await write(h, "PATCH", "/indexes/movies/settings", SETTINGS)
+        await write(h, "POST", "/indexes/movies/documents", [movie(i) for i in range(60)])
+        await wait_state(h, "n0", NodeState.HEALTHY)
+
+        h.transport.down.add("n0")
+        await wait_state(h, "n0", NodeState.FAILED)
+        fresh = wipe(h, "n0")
+        # Writes while the node is away: it misses them.
+        await write(h, "POST", "/indexes/movies/documents", [movie(i) for i in range(60, 80)])
+        await write(h, "POST", "/indexes/movies/documents/delete-batch", list(range(0, 10)))
+        h.transport.down.discard("n0")
+        await wait_state(h, "n0", NodeState.ACTIVE)
+
+        settings = (await h.send("GET", "/indexes/movies/settings"))[1]
+        on_node = await node_documents(fresh, "movies")
+        expected = owned_by(h, "n0", range(10, 80))
+        assert expected and set(on_node) == expected
+        assert all(on_node[i]["title"] == f"movie {i}" for i in expected)
+        # The node got the cluster's settings, with `_miroir_shard` filterable.
+        node_settings = (await h.transport.request(
+            "n0", "GET", "/indexes/movies/settings", deadline=trio.current_time() + 5)).json()
+        assert node_settings["sortableAttributes"] == settings["sortableAttributes"]
+        assert "_miroir_shard" in node_settings["filterableAttributes"]
+
+        # Group 1 goes away: every read now comes from group 0, the repaired node included.
+        h.transport.down.update({"n1", "n3"})
+        await wait_state(h, "n1", NodeState.FAILED)
+        await wait_state(h, "n3", NodeState.FAILED)
+        status, body, _ = await h.send("POST", "/indexes/movies/search",
+                                       {"q": "", "limit": 100, "filter": "genre = drama"})
+        assert status == 200, body
+        assert sorted(hit["id"] for hit in body["hits"]) == [
+            i for i in range(10, 80) if i % 2 == 0
+        ]
+
+
+async def test_a_document_deleted_during_the_backfill_is_not_resurrected():
+    async with running_proxy(nodes=2, replica_groups=2, shards=4) as h:
+        await write(h, "POST", "/indexes", {"uid": "movies", "primaryKey": "id"})
+        await write(h, "POST", "/indexes/movies/documents", [movie(i) for i in range(30)])
+        victim = min(owned_by(h, "n0", range(30)))
+        real_request = h.transport.request
+        deleted = False
+
+        async def delete_after_the_copy_fetch(node_id, method, path, **kwargs):
+            nonlocal deleted
+            answer = await real_request(node_id, method, path, **kwargs)
+            if node_id == "n1" and path.endswith("/documents/fetch") and not deleted:
+                deleted = True  # the client's delete lands on both replicas mid-backfill
+                for node in ("n0", "n1"):
+                    sent = await real_request(node, "DELETE",
+                                              f"/indexes/movies/documents/{victim}",
+                                              deadline=trio.current_time() + 5)
+                    assert sent.status == 202
+                await trio.sleep(0.05)  # both devnodes apply it before the copy is written
+            return answer
+
+        wipe(h, "n0")
+        h.transport.request = delete_after_the_copy_fetch
+        worker = RepairWorker(h.cluster, page_size=7)
+        h.cluster.apply_node_event("n0", NodeEvent.REJOIN)
+        assert await worker.repair_node("n0")
+        assert deleted
+        assert h.cluster.state_of("n0") is NodeState.ACTIVE
+        on_node = await node_documents(h.nodes["n0"], "movies")
+        assert victim not in on_node
+        assert set(on_node) == owned_by(h, "n0", range(30)) - {victim}
+
+
+async def test_a_shard_without_a_readable_replica_keeps_the_node_joining():
+    # group 0 = n0, n2; group 1 = n1: n0's shards have their other copy on n1 alone.
+    async with running_proxy(nodes=3, replica_groups=2, shards=4) as h:
+        await write(h, "POST", "/indexes", {"uid": "movies", "primaryKey": "id"})
+        await write(h, "POST", "/indexes/movies/documents", [movie(i) for i in range(10)])
+        worker = RepairWorker(h.cluster)
+        h.cluster.apply_node_event("n0", NodeEvent.REJOIN)
+        h.cluster.apply_node_event("n1", NodeEvent.REJOIN)
+        assert not await worker.repair_node("n0")
+        assert h.cluster.state_of("n0") is NodeState.JOINING
+        assert worker.waiting["n0"] == {"movies": list(h.cluster.shard_map.shards_of("n0"))}
+
+
+async def test_a_write_whose_node_part_was_wiped_finishes():
+    # RG=2: every shard has a copy in the other group, so the client's write stands.
+    async with running_proxy(nodes=2, replica_groups=2, shards=4, task_poll_interval_s=0.02) as h:
+        await write(h, "POST", "/indexes", {"uid": "movies", "primaryKey": "id"})
+        h.pause_node_workers()
+        h.nursery.start_soon(h.nodes["n1"].run_task_worker)
+        status, answer, _ = await h.send("POST", "/indexes/movies/documents",
+                                         [movie(i) for i in range(10)])
+        assert status == 202
+        wipe(h, "n0")  # n0's part was still enqueued: its task uid is gone with it
+        task = await h.wait_task(answer["taskUid"])
+        assert task["status"] == "succeeded", task
+        stored = await h.store.get_task(answer["taskUid"])
+        assert stored.node_tasks["n0"].error["code"] == "miroir_node_task_lost"
+
+
+async def test_a_write_whose_only_copy_was_wiped_fails_with_node_task_lost():
+    async with running_proxy(nodes=1, shards=4, task_poll_interval_s=0.02) as h:
+        await write(h, "POST", "/indexes", {"uid": "movies", "primaryKey": "id"})
+        h.pause_node_workers()
+        status, answer, _ = await h.send("POST", "/indexes/movies/documents", [movie(1)])
+        assert status == 202
+        wipe(h, "n0")
+        task = await h.wait_task(answer["taskUid"])
+        assert task["status"] == "failed"
+        assert task["error"]["code"] == "miroir_node_task_lost"
+        assert task["error"]["type"] == "system"
