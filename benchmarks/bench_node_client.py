@@ -9,8 +9,10 @@ Absolute numbers drift between runs on shared machines; compare within one run.
     .venv/bin/python benchmarks/bench_node_client.py [--requests 3000] [--concurrency 8]
 
 The last line is `ratio=<httpx CPU per request / HttpTransport CPU per request>` over the
-sequential and concurrent runs. A 3-node scatter (one `miroir.cluster.scatter` call beside a trio
-nursery of three httpx posts) is printed for reference; its cost is per scatter, not per request.
+sequential and concurrent runs. A 3-node scatter is printed for reference, its cost per scatter,
+not per request: three httpx posts in a trio nursery; three `HttpTransport.request` calls, one
+task per node; and one `miroir.cluster.scatter` call, which drives all three from one task
+through `HttpTransport.request_many`.
 """
 
 from __future__ import annotations
@@ -88,6 +90,24 @@ async def scatter_transport(url: str, requests: int, concurrency: int) -> None:
     await transport.aclose()
 
 
+async def scatter_tasks(url: str, requests: int, concurrency: int) -> None:
+    """The same scatters as one task per node calling `HttpTransport.request` (the path every
+    transport without `request_many` takes), to show what driving them from one task saves."""
+    transport = HttpTransport({f"n{i}": url for i in range(3)}, api_key="bench-key")
+
+    async def one(node_id: str) -> None:
+        response = await transport.request(
+            node_id, "POST", PATH, body=BODY, headers=HEADERS, deadline=trio.current_time() + 10
+        )
+        assert response.status == 200
+
+    for _ in range(requests):
+        async with trio.open_nursery() as nursery:
+            for i in range(3):
+                nursery.start_soon(one, f"n{i}")
+    await transport.aclose()
+
+
 async def scatter_httpx(url: str, requests: int, concurrency: int) -> None:
     async with httpx.AsyncClient(
         base_url=url, headers={"authorization": "Bearer bench-key"}
@@ -134,7 +154,11 @@ def main() -> int:
                 total[name] += cpu
                 print(f"{label:<22}{name:<15}{cpu:>12.0f}{wall:>13.0f}")
         # One 3-node scatter per "request" (for reference; not part of the ratio).
-        for name, runner in (("httpx", scatter_httpx), ("HttpTransport", scatter_transport)):
+        for name, runner in (
+            ("httpx", scatter_httpx),
+            ("task per node", scatter_tasks),
+            ("request_many", scatter_transport),
+        ):
             cpu, wall = measure(runner, url, args.requests // 3, 1)
             print(f"{'3-node scatter':<22}{name:<15}{cpu:>12.0f}{wall:>13.0f}")
         print(f"ratio={total['httpx'] / total['HttpTransport']:.2f}")
