@@ -30,9 +30,9 @@ def wipe(h: Harness, node: str) -> DevnodeApp:
     return fresh
 
 
-async def wait_state(h: Harness, node: str, state: NodeState) -> None:
+async def wait_state(h: Harness, node: str, *states: NodeState) -> None:
     with trio.fail_after(20):
-        while h.cluster.state_of(node) is not state:
+        while h.cluster.state_of(node) not in states:
             await trio.sleep(0.01)
 
 
@@ -70,6 +70,8 @@ async def test_a_wiped_node_is_reprovisioned_backfilled_and_serves_every_documen
         await write(h, "POST", "/indexes/movies/documents", [movie(i) for i in range(60)])
         await wait_state(h, "n0", NodeState.HEALTHY)
 
+        seen: list[NodeState] = []
+        h.cluster.state_observers.append(lambda node, state: node == "n0" and seen.append(state))
         h.transport.down.add("n0")
         await wait_state(h, "n0", NodeState.FAILED)
         fresh = wipe(h, "n0")
@@ -77,7 +79,11 @@ async def test_a_wiped_node_is_reprovisioned_backfilled_and_serves_every_documen
         await write(h, "POST", "/indexes/movies/documents", [movie(i) for i in range(60, 80)])
         await write(h, "POST", "/indexes/movies/documents/delete-batch", list(range(0, 10)))
         h.transport.down.discard("n0")
-        await wait_state(h, "n0", NodeState.ACTIVE)
+        # failed -> healthy -> joining happens in one call, so no read sees it healthy and empty;
+        # caught_up makes it active, and the next probe healthy.
+        await wait_state(h, "n0", NodeState.ACTIVE, NodeState.HEALTHY)
+        assert NodeState.JOINING in seen[seen.index(NodeState.FAILED):]
+        assert seen.index(NodeState.ACTIVE) > seen.index(NodeState.JOINING)
 
         settings = (await h.send("GET", "/indexes/movies/settings"))[1]
         on_node = await node_documents(fresh, "movies")
@@ -140,12 +146,56 @@ async def test_a_shard_without_a_readable_replica_keeps_the_node_joining():
     async with running_proxy(nodes=3, replica_groups=2, shards=4) as h:
         await write(h, "POST", "/indexes", {"uid": "movies", "primaryKey": "id"})
         await write(h, "POST", "/indexes/movies/documents", [movie(i) for i in range(10)])
+        wipe(h, "n0")
+        h.transport.down.add("n1")  # the other copy is on a failed node: it may come back
+        h.cluster.apply_node_event("n1", NodeEvent.MARKED_UNHEALTHY)
         worker = RepairWorker(h.cluster)
         h.cluster.apply_node_event("n0", NodeEvent.REJOIN)
-        h.cluster.apply_node_event("n1", NodeEvent.REJOIN)
         assert not await worker.repair_node("n0")
         assert h.cluster.state_of("n0") is NodeState.JOINING
         assert worker.waiting["n0"] == {"movies": list(h.cluster.shard_map.shards_of("n0"))}
+        # Provisioned all the same (the index is back, with no documents yet).
+        assert (await node_documents(h.nodes["n0"], "movies")) == {}
+        topology = (await h.send("GET", "/_miroir/topology"))[1]
+        assert {n["id"]: n["state"] for n in topology["nodes"]}["n0"] == "joining"
+        assert topology["fullyCovered"] is False
+        # n1 comes back with its data: the next attempt copies from it.
+        h.transport.down.discard("n1")
+        h.cluster.apply_node_event("n1", NodeEvent.MARKED_HEALTHY)  # the worker: n1 rejoins
+        assert h.cluster.state_of("n1") is NodeState.JOINING
+        assert await worker.repair_node("n1")  # intact: its own copy of n0's shards stands
+        assert await worker.repair_node("n0")
+        assert set(await node_documents(h.nodes["n0"], "movies")) == owned_by(h, "n0", range(10))
+
+
+async def test_when_every_copy_of_a_shard_was_wiped_the_node_catches_up_and_says_so():
+    async with running_proxy(nodes=3, replica_groups=2, shards=4) as h:
+        await write(h, "POST", "/indexes", {"uid": "movies", "primaryKey": "id"})
+        await write(h, "POST", "/indexes/movies/documents", [movie(i) for i in range(10)])
+        wipe(h, "n0")
+        wipe(h, "n1")  # n0's shards have their only other copy on n1
+        worker = RepairWorker(h.cluster)
+        h.cluster.apply_node_event("n0", NodeEvent.REJOIN)
+        h.cluster.apply_node_event("n1", NodeEvent.REJOIN)
+        # Waiting could never bring the data back and would refuse the writes that can.
+        assert await worker.repair_node("n0")
+        assert worker.lost["n0"] == {"movies": list(h.cluster.shard_map.shards_of("n0"))}
+        assert await worker.repair_node("n1")
+        status, body, _ = await h.send("POST", "/indexes/movies/documents", [movie(1)])
+        assert status == 202 and (await h.wait_task(body["taskUid"]))["status"] == "succeeded"
+
+
+async def test_two_returning_replicas_that_kept_their_data_do_not_wait_for_each_other():
+    async with running_proxy(nodes=3, replica_groups=2, shards=4) as h:
+        await write(h, "POST", "/indexes", {"uid": "movies", "primaryKey": "id"})
+        await write(h, "POST", "/indexes/movies/documents", [movie(i) for i in range(10)])
+        worker = RepairWorker(h.cluster)
+        h.cluster.apply_node_event("n0", NodeEvent.REJOIN)
+        h.cluster.apply_node_event("n1", NodeEvent.REJOIN)
+        assert await worker.repair_node("n1")
+        assert await worker.repair_node("n0")
+        assert {h.cluster.state_of(n) for n in ("n0", "n1")} == {NodeState.ACTIVE}
+        assert set(await node_documents(h.nodes["n0"], "movies")) == owned_by(h, "n0", range(10))
 
 
 async def test_a_write_whose_node_part_was_wiped_finishes():

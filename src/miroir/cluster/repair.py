@@ -23,9 +23,18 @@ return from `failed` is treated alike, whether the node kept its data or not:
    been copied after its delete reached the node, and this is what keeps it from being
    resurrected; a document created during the backfill was never copied, so it is never a
    candidate even when the node applied its write before the source did.
-5. When every shard had a source, `caught_up` -> `active`. A shard with no readable replica
-   anywhere leaves the node `joining` (visible as its state in GET /_miroir/topology, and in
-   `waiting`), and the worker tries again every `retry_s`.
+5. When every shard had a source, `caught_up` -> `active`.
+
+Sources. A shard's source is a readable owner in any group. When every other owner of it is
+`joining` too (several nodes came back at once), a joining owner that answered GET /indexes with
+at least one index when its repair began ("intact": it kept its state) is used instead, and an
+intact node needs no copy of a shard nobody else can serve: its own copy is the best one left.
+Without that rule two returning replicas of a shard would wait for each other forever. A shard
+with no source at all (every copy was wiped) leaves the node `joining`: visible as its state in
+GET /_miroir/topology (with `fullyCovered` false when that shard has no reader left), in the
+log, and in `RepairWorker.waiting`; the worker tries again every `retry_s`. The "intact" test is
+coarse: a wiped node that received a write re-creating an index before its repair began passes
+it; the worker looks as soon as the node rejoins to keep that window short.
 
 Residual race, accepted: a document copied, then deleted and re-created during the backfill,
 whose re-creation the node applied but the source had not yet when the source was listed, is
@@ -52,6 +61,8 @@ from miroir.transport.base import NodeResponse
 logger = logging.getLogger("miroir.repair")
 
 PAGE_SIZE = 1000
+# How often every serving node is asked for its newest task uid (one small GET each).
+SWEEP_S = 2.0
 # A backfill batch can take a node a while to index; waiting longer than a request is fine here.
 NODE_TASK_TIMEOUT_MS = 60_000
 
@@ -63,15 +74,35 @@ class RepairIncomplete(Exception):
 class RepairWorker:
     """Watches node states through `cluster.state_observers` and repairs returning nodes."""
 
-    def __init__(self, cluster: Cluster, *, retry_s: float = 1.0, page_size: int = PAGE_SIZE):
+    def __init__(
+        self,
+        cluster: Cluster,
+        *,
+        retry_s: float = 1.0,
+        sweep_s: float = SWEEP_S,
+        page_size: int = PAGE_SIZE,
+    ):
         self.cluster = cluster
         self.retry_s = retry_s
+        self.sweep_s = sweep_s
+        # node -> the newest task uid it showed (GET /tasks?limit=1); a node whose newest uid
+        # went down lost its task queue, which only a restart with its state lost does.
+        self.newest_task_uid: dict[str, int] = {}
         self.page_size = page_size
         self._last_state = {node: cluster.state_of(node) for node in cluster.node_ids()}
         self._wanted: set[str] = set()
+        self._suspects: set[str] = set()  # nodes to check for a lost state at once
+        # node -> whether it looked intact when it rejoined (see `_looks_intact`): it kept its
+        # state, so it is the best copy left of a shard whose every owner is joining.
+        self.intact: dict[str, bool] = {}
+        # Nodes whose repair began and has not finished: a node that fails mid-repair and comes
+        # back holds a partial copy, so it is never taken for intact.
+        self.unfinished: set[str] = set()
         self._wake: trio.Event | None = None
         # node -> index uid -> shards no readable replica could be found for (last attempt).
         self.waiting: dict[str, dict[str, list[int]]] = {}
+        # node -> index uid -> shards whose every copy was lost, accepted when it caught up.
+        self.lost: dict[str, dict[str, list[int]]] = {}
         self.repairs_done = 0
         cluster.state_observers.append(self.observe)
 
@@ -81,20 +112,47 @@ class RepairWorker:
         if previous is NodeState.FAILED and state is NodeState.HEALTHY:
             self.cluster.apply_node_event(node_id, NodeEvent.REJOIN)
             self.request_repair(node_id)
+        elif previous is NodeState.DEGRADED and state is NodeState.HEALTHY:
+            # A restart quicker than the unhealthy threshold never reaches `failed`: look now
+            # rather than at the next sweep.
+            self._suspects.add(node_id)
+            if self._wake is not None:
+                self._wake.set()
 
     def request_repair(self, node_id: str) -> None:
         self._wanted.add(node_id)
+        self.intact.pop(node_id, None)
+        self.newest_task_uid.pop(node_id, None)  # a new baseline once it is back in service
         if self._wake is not None:
             self._wake.set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Repair every node that asks for it, retrying unfinished ones every `retry_s`."""
+        """Repair every node that asks for it, retrying unfinished ones every `retry_s`, and
+        look at every serving node every `sweep_s` for a lost task queue."""
         self._wake = trio.Event()
-        task_status.started()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._sweep_forever)
+            task_status.started()
+            await self._repair_forever()
+
+    async def _sweep_forever(self) -> None:
         while True:
-            if not self._wanted:
+            await trio.sleep(self.sweep_s)
+            self._suspects.update(self.cluster.serving_nodes())
+            if self._wake is not None:
+                self._wake.set()
+
+    async def _repair_forever(self) -> None:
+        assert self._wake is not None
+        while True:
+            if not self._wanted and not self._suspects:
                 await self._wake.wait()
             self._wake = trio.Event()
+            for node_id in sorted(self._suspects):
+                self._suspects.discard(node_id)
+                await self._check_suspect(node_id)
+            for node_id in sorted(self._wanted - set(self.intact)):
+                await self._judge(node_id)
             for node_id in sorted(self._wanted):
                 if self.cluster.state_of(node_id) is not NodeState.JOINING:
                     self._wanted.discard(node_id)  # failed again (it will rejoin) or removed
@@ -110,21 +168,63 @@ class RepairWorker:
                 with trio.move_on_after(self.retry_s):
                     await self._wake.wait()
 
+    async def _check_suspect(self, node_id: str) -> None:
+        """Rejoin a serving node whose newest task uid went down since the last look: it
+        restarted with its state lost without ever being marked failed (a restart quicker than
+        the unhealthy threshold). Until a look notices, it serves what it has: at most one
+        sweep interval, or one round trip after a probe failure."""
+        cluster = self.cluster
+        if node_id not in cluster.serving_nodes():
+            return
+        newest = await _newest_task_uid(cluster, node_id)
+        if newest is None or node_id not in cluster.serving_nodes():
+            return
+        known = self.newest_task_uid.get(node_id)
+        self.newest_task_uid[node_id] = newest
+        if known is not None and newest < known:
+            logger.warning("node %s lost its task queue (newest task %s, was %s): repairing",
+                           node_id, newest, known)
+            cluster.apply_node_event(node_id, NodeEvent.REJOIN)
+            self.request_repair(node_id)
+            self.intact[node_id] = False
+
+    async def _judge(self, node_id: str) -> None:
+        """Decide once per rejoin, before any repair step touches it, whether the node kept its
+        state (a node that does not answer is judged again on its next rejoin)."""
+        looks = node_id not in self.unfinished and await _looks_intact(self.cluster, node_id)
+        self.intact[node_id] = looks
+
     async def repair_node(self, node_id: str) -> bool:
         """One attempt: re-provision, backfill, reconcile; `caught_up` if every shard had a
         source. Returns whether the node is caught up."""
         cluster = self.cluster
-        sources = [n for n in cluster.serving_nodes() if n != node_id]
+        for joining in cluster.node_ids():  # every joining node, so sources are known
+            if joining not in self.intact and cluster.state_of(joining) is NodeState.JOINING:
+                await self._judge(joining)
+        self.unfinished.add(node_id)
+        fallbacks = [n for n, kept in sorted(self.intact.items())
+                     if kept and cluster.state_of(n) is NodeState.JOINING]
+        sources = (
+            [n for n in cluster.serving_nodes() if n != node_id]
+            or [n for n in fallbacks if n != node_id]
+            or [n for n in fallbacks if n == node_id]  # nobody else: its own copy is the best
+        )
         try:
             indexes = await _list_indexes(cluster, sources)
-            await _provision(cluster, node_id, sources, indexes)
+            if sources != [node_id]:
+                await _provision(cluster, node_id, sources, indexes)
             waiting: dict[str, list[int]] = {}
             for index in indexes:
-                missing = await _backfill(
-                    cluster, node_id, index["uid"], index.get("primaryKey"), self.page_size
+                waits, lost = await _backfill(
+                    cluster, node_id, index["uid"], index.get("primaryKey"), self.page_size,
+                    self.intact,
                 )
-                if missing:
-                    waiting[index["uid"]] = missing
+                if waits:
+                    waiting[index["uid"]] = waits
+                if lost:
+                    self.lost.setdefault(node_id, {})[index["uid"]] = lost
+                    logger.error("index %s shards %s: every copy is gone (no owner kept its "
+                                 "state); node %s serves them empty", index["uid"], lost, node_id)
         except RepairIncomplete as why:
             logger.warning("repair of node %s incomplete: %s", node_id, why)
             return False
@@ -133,6 +233,7 @@ class RepairWorker:
             logger.warning("node %s stays joining: no readable replica for %s", node_id, waiting)
             return False
         self.waiting.pop(node_id, None)
+        self.unfinished.discard(node_id)
         if cluster.state_of(node_id) is not NodeState.JOINING:
             return True  # failed during the repair: it rejoins, and is repaired, when back
         cluster.apply_node_event(node_id, NodeEvent.CAUGHT_UP)
@@ -144,11 +245,41 @@ class RepairWorker:
 # ---- the cluster's indexes onto the node ------------------------------------------------------
 
 
-async def _read(cluster: Cluster, nodes: list[str], method: str, path: str, body: Any = None) -> Any:
+async def _read(
+    cluster: Cluster, nodes: list[str], method: str, path: str, body: Any = None
+) -> Any:
     result = await cluster.first_success(nodes, method, path, body)
     if isinstance(result, NodeResponse) and result.ok:
         return result.json()
     raise RepairIncomplete(f"no serving node answered {method} {path}")
+
+
+async def _newest_task_uid(cluster: Cluster, node_id: str) -> int | None:
+    """The node's newest task uid (-1 for an empty queue), None when it did not answer.
+    Meilisearch never reuses a uid, and deleting tasks enqueues a newer one, so this number only
+    goes down when the queue itself was lost."""
+    result = await cluster.call(node_id, "GET", "/tasks?limit=1")
+    if not (isinstance(result, NodeResponse) and result.ok):
+        return None
+    results = result.json().get("results") or []
+    uid = results[0].get("uid") if results else -1
+    return uid if isinstance(uid, int) else None
+
+
+async def _looks_intact(cluster: Cluster, node_id: str) -> bool:
+    """Whether the node has an index that Miroir provisioned: its first index exists and has
+    `_miroir_shard` filterable. An index a document write re-created on a wiped node (Meilisearch
+    creates a missing index on a write) has not, so that node is not taken for intact."""
+    listed = await cluster.call(node_id, "GET", "/indexes?limit=1")
+    if not (isinstance(listed, NodeResponse) and listed.ok and listed.json().get("results")):
+        return False
+    uid = listed.json()["results"][0]["uid"]
+    settings = await cluster.call(node_id, "GET", f"/indexes/{uid}/settings")
+    if not (isinstance(settings, NodeResponse) and settings.ok):
+        return False
+    filterable = settings.json().get("filterableAttributes")
+    return isinstance(filterable, list) and protect_settings_patch(
+        {"filterableAttributes": filterable})["filterableAttributes"] is filterable
 
 
 async def _list_indexes(cluster: Cluster, sources: list[str]) -> list[dict[str, Any]]:
@@ -174,8 +305,10 @@ async def _provision(
     for index in indexes:
         uid = index["uid"]
         if uid not in present:
+            # A write may re-create the index on the node meanwhile: that is as good.
             await _step(cluster, node_id, "POST", "/indexes",
-                        {"uid": uid, "primaryKey": index.get("primaryKey")})
+                        {"uid": uid, "primaryKey": index.get("primaryKey")},
+                        tolerated="index_already_exists")
         elif present[uid].get("primaryKey") is None and index.get("primaryKey") is not None:
             await _step(cluster, node_id, "PATCH", f"/indexes/{uid}",
                         {"primaryKey": index["primaryKey"]})
@@ -184,33 +317,57 @@ async def _provision(
                     protect_settings_patch(settings))
 
 
-async def _step(cluster: Cluster, node_id: str, method: str, path: str, body: Any) -> None:
+async def _step(cluster: Cluster, node_id: str, method: str, path: str, body: Any,
+                tolerated: str | None = None) -> None:
     """One write on the node, waited for (broadcast's helper, on one node)."""
     _, error, _ = await _run_everywhere(cluster, [node_id], method, path, body)
-    if error is not None:
+    if error is not None and error.get("code") != tolerated:
         raise RepairIncomplete(f"{method} {path} on {node_id}: {error.get('message')}")
 
 
 # ---- documents ----------------------------------------------------------------------------------
 
 
-def _sources_by_shard(cluster: Cluster, node_id: str) -> tuple[dict[str, list[int]], list[int]]:
-    """source node -> the node's shards it will copy; and the shards nobody can serve."""
+def _sources_by_shard(
+    cluster: Cluster, node_id: str, intact: Mapping[str, bool]
+) -> tuple[dict[str, list[int]], list[int], list[int]]:
+    """(source node -> the node's shards it will copy, shards that wait, shards lost).
+
+    A shard's source is a readable owner (any group); failing that, a draining owner (it still
+    holds its data) or a joining owner judged intact. When the node itself is judged intact, its
+    own copy is the best there is and the shard needs no copy. Otherwise the shard is lost when
+    every other owner is joining and was judged to have come back empty too, and waits in every
+    other case (an owner is `failed` and may come back with its data, or is not judged yet)."""
+    fallbacks = [
+        n for n, kept in intact.items() if kept and cluster.state_of(n) is NodeState.JOINING
+    ]
     shard_map = cluster.shard_map
     by_source: dict[str, list[int]] = {}
-    missing: list[int] = []
+    waiting: list[int] = []
+    lost: list[int] = []
     for shard in shard_map.shards_of(node_id):
+        owners = [owner for _, owner in shard_map.all_owners(shard) if owner != node_id]
         readable = [
             owner
             for group in range(shard_map.replica_groups)
             for owner in shard_map.readable_owners(group, shard)
             if owner != node_id
+        ] or [
+            owner for owner in owners
+            if owner in fallbacks or cluster.state_of(owner) is NodeState.DRAINING
         ]
         if readable:
             by_source.setdefault(readable[0], []).append(shard)
+        elif node_id in fallbacks:
+            continue
+        elif all(
+            cluster.state_of(owner) is NodeState.JOINING and intact.get(owner) is False
+            for owner in owners
+        ):
+            lost.append(shard)
         else:
-            missing.append(shard)
-    return by_source, missing
+            waiting.append(shard)
+    return by_source, waiting, lost
 
 
 def _shard_filter(shards: Iterable[int]) -> str:
@@ -271,13 +428,14 @@ async def _copy(cluster: Cluster, source: str, node_id: str, uid: str, pk: str,
 
 
 async def _backfill(
-    cluster: Cluster, node_id: str, uid: str, pk: str | None, page_size: int
-) -> list[int]:
+    cluster: Cluster, node_id: str, uid: str, pk: str | None, page_size: int,
+    intact: Mapping[str, bool],
+) -> tuple[list[int], list[int]]:
     """Copy and reconcile every shard of `uid` the node owns; returns the shards left waiting
-    for a readable replica (see the module docstring for the order and why)."""
-    by_source, missing = _sources_by_shard(cluster, node_id)
+    for a source and the shards lost (see the module docstring for the order and why)."""
     if pk is None:
-        return missing  # no document was ever written to this index
+        return [], []  # no document was ever written to this index: nothing to copy or lose
+    by_source, waiting, lost = _sources_by_shard(cluster, node_id, intact)
     for source, shards in sorted(by_source.items()):
         before = await _ids(cluster, node_id, uid, pk, shards, page_size)
         copied = await _copy(cluster, source, node_id, uid, pk,
@@ -291,4 +449,4 @@ async def _backfill(
         for start in range(0, len(stale), page_size):
             await _write(cluster, node_id, uid, "POST", f"/indexes/{uid}/documents/delete-batch",
                          stale[start:start + page_size])
-    return missing
+    return waiting, lost

@@ -2,10 +2,10 @@
 
 Owns the assembly of one simulated deployment: a `SimTransport` with one devnode engine per node,
 the in-memory task store, the unmodified proxy app from `miroir.proxy.create_app` with both
-injected, the real `HealthChecker` and task poller, and trio's clock as the only clock (the
-cluster's `now_ms` and the health checker's `clock_ms` read virtual time). It also owns the
-client side: one request at a time through the app's ASGI interface (as hypercorn calls it),
-returning what a client saw (status, body, `X-Miroir-Degraded`), and the event trace.
+injected, the real `HealthChecker`, `RepairWorker` and task poller, and trio's clock as the only
+clock (the cluster's `now_ms` and the health checker's `clock_ms` read virtual time). It also
+owns the client side: one request at a time through the app's ASGI interface (as hypercorn calls
+it), returning what a client saw (status, body, `X-Miroir-Degraded`), and the event trace.
 
 Must never: decide anything a cluster module decides (routing, quorum, fallback, health), call a
 cluster function instead of the app, read the wall clock, or draw unseeded randomness. There is
@@ -37,6 +37,7 @@ import orjson
 import trio
 
 from miroir.cluster.health import HealthChecker
+from miroir.cluster.repair import RepairWorker
 from miroir.config import MiroirConfig, config_from_dict
 from miroir.proxy import create_app
 from miroir.sim.transport import SIM_EPOCH, FaultModel, SimTransport
@@ -287,6 +288,11 @@ async def open_sim_cluster(
                 sim = SimCluster(spec, transport, app, trace)
                 async with trio.open_nursery() as nursery:
                     checker = HealthChecker(cluster, config.health, clock_ms=virtual_ms)
+                    # As the app does beside its checker: nodes back from `failed` are repaired.
+                    # It sweeps for lost task queues once per health round, so a node wiped and
+                    # restarted between two probes is found within a checkpoint's recovery wait.
+                    repair = RepairWorker(cluster, sweep_s=spec.health_interval_ms / 1000)
+                    nursery.start_soon(repair.run)
                     nursery.start_soon(checker.run)
                     yield sim
                     nursery.cancel_scope.cancel()

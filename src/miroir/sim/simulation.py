@@ -35,7 +35,12 @@ at a checkpoint, once faults heal:
   I7  every task a client was given reaches succeeded/failed/canceled;
   I8  every acknowledged write is readable by id: the answer is one of the model's possible
       versions, and after the re-sends exactly the newest acknowledged one;
-  I9  with full coverage, a search equals the single-node reference over the settled corpus.
+  I9  with full coverage, a search equals the single-node reference over the settled corpus;
+  I10 every node back from `failed` (wiped or not) is repaired and leaves `joining`.
+
+Which nodes are `joining` (their acknowledgements count toward no quorum, so I3/I4 leave them
+out) is read from GET /_miroir/topology, the operator's view, before and after each write made
+while some node is disturbed; a write during which that set changed gets no exact I3/I4 verdict.
 """
 
 from __future__ import annotations
@@ -119,6 +124,8 @@ class Simulation:
         # While a client write runs: node -> "answered a document write with 2xx" (I3 exact);
         # while a search runs: the shards some node answered 2xx for.
         self._write_acks: dict[str, bool] | None = None
+        # The joining nodes during the write in flight; None when that changed mid-write.
+        self._joining: frozenset[str] | None = frozenset()
         self._searched: set[int] | None = None
         sim.transport.observers.append(self._observe_node_answer)
         self._timeout_s = self.spec.node_timeout_ms / 1000
@@ -164,12 +171,25 @@ class Simulation:
         return {s for s in range(self.spec.shards) if node in self.owners[(group, s)]}
 
     async def _send_write(self, method: str, path: str, body: Any) -> tuple[Answer, dict]:
+        joining_before = await self.joining_nodes() if self.disturbed else frozenset()
         self._write_acks = {}
         try:
             answer = await self.sim.request(method, path, body)
-            return answer, self._write_acks
+            acks = self._write_acks
         finally:
             self._write_acks = None
+        self._joining = joining_before
+        if self.disturbed and await self.joining_nodes() != joining_before:
+            self._joining = None  # a node joined or caught up mid-write: no exact verdict
+        return answer, acks
+
+    async def joining_nodes(self) -> frozenset[str]:
+        """The nodes GET /_miroir/topology shows `joining` (what an operator sees): they take
+        writes but their acknowledgements count toward no quorum. Asked only after a fault,
+        since only a node back from `failed` joins."""
+        answer = await self.sim.request("GET", "/_miroir/topology")
+        return frozenset(node["id"] for node in answer.body["nodes"]
+                         if node["state"] == "joining")
 
     def shard_of(self, doc_id: str) -> int:
         return shard_for_key(doc_id, self.spec.shards)
@@ -249,9 +269,13 @@ class Simulation:
         """I3/I4 exactly: from what each owner answered (as the proxy saw it) and the quorum
         rule, the (group, shard) pairs that missed quorum are exactly the header's, and the
         answer is 503 `miroir_no_quorum` exactly when some shard met quorum in no group."""
+        if self._joining is None:
+            self.report.checks["I3/I4 exact skipped (a node joined or caught up mid-write)"] += 1
+            return
         needed = quorum_size(self.spec.rf)
         missed = {(g, s) for s in shards for g in range(self.spec.groups)
-                  if sum(acks.get(n, False) for n in self.owners[(g, s)]) < needed}
+                  if sum(acks.get(n, False) for n in self.owners[(g, s)]
+                         if n not in self._joining) < needed}
         lost = sorted(s for s in shards if all((g, s) in missed for g in range(self.spec.groups)))
         if lost:
             self._check("I4 no_quorum exactly when a shard met quorum nowhere",
@@ -417,6 +441,7 @@ class Simulation:
         self.partitioned.clear()
         self.down.clear()
         await trio.sleep(self.spec.recovery_s() + self.model.settle_s)
+        await self._wait_repairs()
         await self._wait_tasks()
         # Re-send what is ambiguous, as a client retrying its failed writes would.
         resend = self.model.uncertain_ids()
@@ -433,6 +458,17 @@ class Simulation:
         await self._wait_tasks()
         await self._check_reads()
         await self._check_searches(queries)
+
+    async def _wait_repairs(self) -> None:
+        """I10: a node back from `failed` is repaired (re-provisioned, caught up) and leaves
+        `joining` once its faults are healed, within a budget of health rounds."""
+        waited = 0.0
+        budget = 20 * self._timeout_s + 10 * self.spec.recovery_s()
+        while (joining := await self.joining_nodes()) and waited <= budget:
+            await trio.sleep(self.spec.task_poll_interval_s)
+            waited += self.spec.task_poll_interval_s
+        self._check("I10 repaired after heal", not joining,
+                    f"nodes {sorted(joining)} still joining after {waited:.1f}s of healing")
 
     async def _wait_tasks(self) -> None:
         """I7: every task a client was given reaches a terminal state. Asked through the proxy's
