@@ -297,3 +297,19 @@ async def test_answers_are_freed_without_the_cyclic_collector():
             gc.enable()
         assert not {"Answer", "Exchange", "NodeResponse", "HttpResponseParser"} & leaked, leaked
         await transport.aclose()
+
+
+async def test_a_call_already_past_its_deadline_is_a_timeout_and_is_never_sent():
+    async with node_server(by_target) as server:
+        transport = HttpTransport({"late": server.url, "a": server.url}, api_key=None)
+        await warm(transport, ["late", "a"])
+        sent_before = len(server.seen)
+        now = trio.current_time()
+        results = await transport.request_many(
+            {"late": Call("POST", "/late/indexes/x/documents", b"[]", deadline=now - 1),
+             "a": Call("GET", "/a/ok")},
+            deadline=now + 5,
+        )
+        assert type(results["late"]) is NodeTimeout and results["a"].status == 200
+        assert [seen.target for seen in server.seen[sent_before:]] == ["/a/ok"]
+        await transport.aclose()

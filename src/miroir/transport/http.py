@@ -1,7 +1,8 @@
 """`HttpTransport`: the data-plane HTTP/1.1 client from Miroir to its nodes.
 
-Owns per-node pools of keep-alive connections (trio sockets, answers parsed by httptools, the
-llhttp parser Node.js uses), their limits, deadlines, the node master key header, and the mapping
+Owns per-node pools of keep-alive connections (non-blocking sockets waited on through trio,
+answers parsed by httptools, the llhttp parser Node.js uses; the socket-level exchange is in
+`miroir.transport.http_wire`), `request` and `request_many`, their limits, deadlines, the node master key header, and the mapping
 of every socket or parser failure onto the `FailureKind` taxonomy of `miroir.transport.base`. It
 must never retry a request the node may already have acted on, never put a connection back in the
 pool unless the previous answer was read to its end (so a cancelled call never leaves half an
@@ -14,7 +15,7 @@ A call takes one slot of its node's limit (`max_connections_per_node`), then the
 used idle connection (LIFO: the youngest is the least likely to have been closed by the node), or
 connects a new one under `connect_timeout`. The request head is formatted here (after checking
 every caller header for CR/LF/NUL, so no header can smuggle a second request) and sent with the
-body in one `send_all`; the answer is fed to a fresh httptools parser until it reports the message
+body; the answer is fed to a fresh httptools parser until it reports the message
 complete. Content-Length and chunked answers are the parser's business; an answer delimited by
 the node closing the socket ends at EOF. The connection goes back to the pool only when the
 answer completed, the parser says keep-alive (so `Connection: close` and HTTP/1.0 close it), and
@@ -28,6 +29,12 @@ the request is retried once on a fresh connection when that is safe: the send it
 node cannot have a complete request), or the request is read-only (`is_read_only`). A write that
 may have reached the node is never silently repeated; it fails with `NodeReset` and the caller's
 quorum accounting decides.
+
+`request_many` makes one call to each of several nodes from the calling task: it takes a slot
+and an idle connection per node without waiting, writes every request, then reads all answers in
+that one task (`http_wire.drive`). A node that has no idle connection or free slot, and a reused
+connection that turns out stale, go through `request` in a task of their own, so they connect,
+wait and retry exactly as a single call would; every rule above holds for both paths.
 
 Deadlines are absolute `trio.current_time()` values, so everything here also runs under MockClock.
 """
@@ -333,10 +340,15 @@ class HttpTransport:
             else:
                 report(exchange.node_id, failed.error)
 
+        now = trio.current_time()
         try:
             for node_id, pool, call, wire, call_deadline in prepared:
                 if pool is None:
                     report(node_id, UnknownNode(node_id, "no address for this node id"))
+                    continue
+                if call_deadline <= now:  # as `request` would: time out without sending
+                    report(node_id, NodeTimeout(node_id, f"{call.method} {call.path}: no answer "
+                                                         "by the deadline"))
                     continue
                 connection = self._take_idle_slot(pool)
                 if connection is None:
@@ -360,11 +372,18 @@ class HttpTransport:
             if not later:  # the common case: every node had a pooled connection
                 exchanges = await drive(exchanges, finished, stop=lambda: bool(later))
             if later:
-                async with trio.open_nursery() as nursery:
-                    for node_id, call, call_deadline in later:
-                        nursery.start_soon(self._one, node_id, call, call_deadline, report)
-                    later.clear()
-                    await drive(exchanges, finished)
+                try:
+                    async with trio.open_nursery() as nursery:
+                        for node_id, call, call_deadline in later:
+                            nursery.start_soon(self._one, node_id, call, call_deadline, report)
+                        later.clear()
+                        await drive(exchanges, finished)
+                except BaseExceptionGroup as group:
+                    # A bug (e.g. in `on_result`) in one of the tasks: raise it as itself, as
+                    # the one-task path would, not wrapped in a group.
+                    if len(group.exceptions) == 1:
+                        raise group.exceptions[0] from None
+                    raise
         finally:
             for exchange, (pool, _) in holding.items():  # cancelled mid-way
                 exchange.connection.close()
