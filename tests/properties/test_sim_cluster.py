@@ -1,5 +1,6 @@
 """The simulated cluster under a hypothesis state machine: any program of writes, reads, settings
-changes, faults and time keeps the invariants of `miroir.sim.simulation` (I1-I9).
+changes, faults (wiped restarts included) and time keeps the invariants of
+`miroir.sim.simulation` (I1-I10).
 
 The machine's model is `miroir.sim.model` (the versions a client may read, and one devnode holding
 the settled corpus); the system is the real proxy app over `SimTransport` nodes. After every step
@@ -156,9 +157,10 @@ class SimulatedCluster(RuleBasedStateMachine):
         if self._some_node_stays_up(node):
             self.runner.call(_sync, self.simulation.crash, node)
 
-    @rule(index=NODES)
-    def restart(self, index):
-        self.runner.call(_sync, self.simulation.restart, self.node(index))
+    @rule(index=NODES, wipe=st.booleans())
+    def restart(self, index, wipe):
+        """`wipe`: the node restarts with its state lost; the repair worker must bring it back."""
+        self.runner.call(_restart, self.simulation, self.node(index), wipe)
 
     @rule(index=NODES)
     def partition(self, index):
@@ -206,6 +208,10 @@ class SimulatedCluster(RuleBasedStateMachine):
 
 async def _sync(fn, *args):
     return fn(*args)
+
+
+async def _restart(simulation, node: str, wipe: bool) -> None:
+    simulation.restart(node, wipe=wipe)
 
 
 async def _set(event: trio.Event) -> None:

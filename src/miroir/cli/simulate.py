@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="the run's seed (default 0)")
     parser.add_argument("--ops", type=int, default=1000, help="client operations (default 1000)")
     parser.add_argument("--faults", choices=FAULT_MODES, default="chaos",
-                        help="which faults to inject (default chaos: every kind but wipe)")
+                        help="which faults to inject (default chaos: every kind)")
     parser.add_argument("--nodes", type=int, default=3, help="nodes (default 3)")
     parser.add_argument("--groups", type=int, default=1, help="replica groups (default 1)")
     parser.add_argument("--rf", type=int, default=2, help="replication factor (default 2)")

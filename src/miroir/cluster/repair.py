@@ -320,6 +320,7 @@ async def _provision(
 async def _step(cluster: Cluster, node_id: str, method: str, path: str, body: Any,
                 tolerated: str | None = None) -> None:
     """One write on the node, waited for (broadcast's helper, on one node)."""
+    _still_joining(cluster, node_id)
     _, error, _ = await _run_everywhere(cluster, [node_id], method, path, body)
     if error is not None and error.get("code") != tolerated:
         raise RepairIncomplete(f"{method} {path} on {node_id}: {error.get('message')}")
@@ -401,8 +402,16 @@ async def _ids(cluster: Cluster, node_id: str, uid: str, pk: str, shards: list[i
     return {doc[pk] for doc in docs if pk in doc}
 
 
+def _still_joining(cluster: Cluster, node_id: str) -> None:
+    """A node that failed (or was removed) mid-repair gets no more repair writes: it rejoins,
+    and is repaired from the start, when it is back."""
+    if cluster.state_of(node_id) is not NodeState.JOINING:
+        raise RepairIncomplete(f"{node_id} left joining during its repair")
+
+
 async def _write(cluster: Cluster, node_id: str, uid: str, method: str, path: str,
                  body: Any) -> None:
+    _still_joining(cluster, node_id)
     result = await cluster.call(node_id, method, path, body)
     node_uid = task_uid_of(result)
     if node_uid is None:

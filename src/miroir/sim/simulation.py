@@ -38,9 +38,10 @@ at a checkpoint, once faults heal:
   I9  with full coverage, a search equals the single-node reference over the settled corpus;
   I10 every node back from `failed` (wiped or not) is repaired and leaves `joining`.
 
-Which nodes are `joining` (their acknowledgements count toward no quorum, so I3/I4 leave them
-out) is read from GET /_miroir/topology, the operator's view, before and after each write made
-while some node is disturbed; a write during which that set changed gets no exact I3/I4 verdict.
+Which nodes are `joining` or `failed` (their acknowledgements count toward no quorum, so I3/I4
+leave them out) is read from GET /_miroir/topology, the operator's view, before and after each
+write made while some node is disturbed; a write during which that set changed gets no exact
+I3/I4 verdict.
 """
 
 from __future__ import annotations
@@ -124,8 +125,8 @@ class Simulation:
         # While a client write runs: node -> "answered a document write with 2xx" (I3 exact);
         # while a search runs: the shards some node answered 2xx for.
         self._write_acks: dict[str, bool] | None = None
-        # The joining nodes during the write in flight; None when that changed mid-write.
-        self._joining: frozenset[str] | None = frozenset()
+        # The joining or failed nodes during the write in flight; None when that changed.
+        self._out_of_quorum: frozenset[str] | None = frozenset()
         self._searched: set[int] | None = None
         sim.transport.observers.append(self._observe_node_answer)
         self._timeout_s = self.spec.node_timeout_ms / 1000
@@ -151,11 +152,14 @@ class Simulation:
     def _observe_node_answer(self, node: str, method: str, path: str, body: bytes | None,
                              status: int | None) -> None:
         """What the proxy got from each node for the client request in flight (only client
-        writes send POST/PUT under /documents and only searches POST /search; the poller and
-        the health checker only GET)."""
+        writes and the repair worker send POST/PUT under /documents, and the repair worker only
+        to a joining (or just failed) node, which I3/I4 leave out; only searches POST /search;
+        the poller and the health checker only GET)."""
         answered = status is not None and 200 <= status < 300
+        # POST /documents/fetch is a read (the repair worker pages its sources with it).
         if self._write_acks is not None and method in ("POST", "PUT") \
-                and path.startswith(f"/indexes/{INDEX}/documents"):
+                and path.startswith(f"/indexes/{INDEX}/documents") \
+                and not path.startswith(f"/indexes/{INDEX}/documents/fetch"):
             self._write_acks[node] = self._write_acks.get(node, False) or answered
         elif self._searched is not None and answered and method == "POST" \
                 and path == f"/indexes/{INDEX}/search":
@@ -171,25 +175,26 @@ class Simulation:
         return {s for s in range(self.spec.shards) if node in self.owners[(group, s)]}
 
     async def _send_write(self, method: str, path: str, body: Any) -> tuple[Answer, dict]:
-        joining_before = await self.joining_nodes() if self.disturbed else frozenset()
+        out_before = await self.nodes_out_of_quorum() if self.disturbed else frozenset()
         self._write_acks = {}
         try:
             answer = await self.sim.request(method, path, body)
             acks = self._write_acks
         finally:
             self._write_acks = None
-        self._joining = joining_before
-        if self.disturbed and await self.joining_nodes() != joining_before:
-            self._joining = None  # a node joined or caught up mid-write: no exact verdict
+        self._out_of_quorum = out_before
+        if self.disturbed and await self.nodes_out_of_quorum() != out_before:
+            self._out_of_quorum = None  # a node changed state mid-write: no exact verdict
         return answer, acks
 
-    async def joining_nodes(self) -> frozenset[str]:
-        """The nodes GET /_miroir/topology shows `joining` (what an operator sees): they take
-        writes but their acknowledgements count toward no quorum. Asked only after a fault,
-        since only a node back from `failed` joins."""
+    async def nodes_out_of_quorum(self) -> frozenset[str]:
+        """The nodes GET /_miroir/topology shows `joining` or `failed` (what an operator sees):
+        their acknowledgements count toward no quorum (a joining node takes writes, a failed
+        one is sent none, but the repair worker may still be writing to a node that just
+        failed). Asked only after a fault, since only then is a node failed or joining."""
         answer = await self.sim.request("GET", "/_miroir/topology")
         return frozenset(node["id"] for node in answer.body["nodes"]
-                         if node["state"] == "joining")
+                         if node["state"] in ("joining", "failed"))
 
     def shard_of(self, doc_id: str) -> int:
         return shard_for_key(doc_id, self.spec.shards)
@@ -269,13 +274,13 @@ class Simulation:
         """I3/I4 exactly: from what each owner answered (as the proxy saw it) and the quorum
         rule, the (group, shard) pairs that missed quorum are exactly the header's, and the
         answer is 503 `miroir_no_quorum` exactly when some shard met quorum in no group."""
-        if self._joining is None:
-            self.report.checks["I3/I4 exact skipped (a node joined or caught up mid-write)"] += 1
+        if self._out_of_quorum is None:
+            self.report.checks["I3/I4 exact skipped (a node changed state mid-write)"] += 1
             return
         needed = quorum_size(self.spec.rf)
         missed = {(g, s) for s in shards for g in range(self.spec.groups)
                   if sum(acks.get(n, False) for n in self.owners[(g, s)]
-                         if n not in self._joining) < needed}
+                         if n not in self._out_of_quorum) < needed}
         lost = sorted(s for s in shards if all((g, s) in missed for g in range(self.spec.groups)))
         if lost:
             self._check("I4 no_quorum exactly when a shard met quorum nowhere",
@@ -464,11 +469,12 @@ class Simulation:
         `joining` once its faults are healed, within a budget of health rounds."""
         waited = 0.0
         budget = 20 * self._timeout_s + 10 * self.spec.recovery_s()
-        while (joining := await self.joining_nodes()) and waited <= budget:
+        while (pending := await self.nodes_out_of_quorum()) and waited <= budget:
             await trio.sleep(self.spec.task_poll_interval_s)
             waited += self.spec.task_poll_interval_s
-        self._check("I10 repaired after heal", not joining,
-                    f"nodes {sorted(joining)} still joining after {waited:.1f}s of healing")
+        self._check("I10 repaired after heal", not pending,
+                    f"nodes {sorted(pending)} still joining or failed after {waited:.1f}s of "
+                    "healing")
 
     async def _wait_tasks(self) -> None:
         """I7: every task a client was given reaches a terminal state. Asked through the proxy's

@@ -49,8 +49,9 @@ FAULT_RATES: Mapping[str, tuple[tuple[str, float], ...]] = {
     "latency": (("slow", 0.03), ("unslow", 0.03)),
     "partition": (("partition", 0.02), ("heal", 0.03)),
     "wipe": (("crash", 0.02), ("restart wiped", 0.03)),
-    "chaos": (("crash", 0.01), ("restart", 0.015), ("slow", 0.01), ("unslow", 0.01),
-              ("partition", 0.01), ("heal", 0.015), ("flaky", 0.01), ("unflaky", 0.01)),
+    "chaos": (("crash", 0.01), ("restart", 0.01), ("restart wiped", 0.005), ("slow", 0.01),
+              ("unslow", 0.01), ("partition", 0.01), ("heal", 0.015), ("flaky", 0.01),
+              ("unflaky", 0.01)),
 }
 
 
