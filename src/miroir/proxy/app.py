@@ -156,18 +156,15 @@ def create_app(
 
     @app.errorhandler(MeiliError)
     async def meili_error(error: MeiliError) -> Response:
-        return error_response(error)
+        return render_failure(error, request.method, request.path)
 
     @app.errorhandler(NodeRejected)
     async def node_rejected(error: NodeRejected) -> Response:
-        return node_answer(error.response)
+        return render_failure(error, request.method, request.path)
 
     @app.errorhandler(StoreError)
     async def store_failed(error: StoreError) -> Response:
-        logger.error("task store failed answering %s %s: %s", request.method, request.path, error)
-        return code_response(
-            "miroir_store_unavailable", "The task store could not be reached; try again."
-        )
+        return render_failure(error, request.method, request.path)
 
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:
@@ -181,14 +178,35 @@ def create_app(
 
     @app.errorhandler(Exception)
     async def unexpected(error: Exception) -> Response:
-        logger.exception("unexpected error answering %s %s", request.method, request.path)
-        return code_response("internal", "An internal error occurred in Miroir.")
+        return render_failure(error, request.method, request.path)
 
     for module in (routes_indexes, routes_documents, routes_settings, routes_tasks, routes_admin):
         app.register_blueprint(module.blueprint)
     if importlib.util.find_spec(SEARCH_ROUTES_MODULE) is not None:
-        app.register_blueprint(importlib.import_module(SEARCH_ROUTES_MODULE).blueprint)
+        search_routes = importlib.import_module(SEARCH_ROUTES_MODULE)
+        app.register_blueprint(search_routes.blueprint)
+        if hasattr(search_routes, "search_lane"):
+            # POST /indexes/{uid}/search answered below Quart (same bytes, less CPU).
+            app.asgi_app = search_routes.search_lane(  # type: ignore[method-assign]
+                app.asgi_app, state, authenticator, config.server.max_body_bytes,
+                render_failure, app.config["BODY_TIMEOUT"],
+            )
     return app
+
+
+def render_failure(error: BaseException, method: str, path: str) -> Response:
+    """The answer to a failed request, one rule for the error handlers and the search lane."""
+    if isinstance(error, MeiliError):
+        return error_response(error)
+    if isinstance(error, NodeRejected):
+        return node_answer(error.response)
+    if isinstance(error, StoreError):
+        logger.error("task store failed answering %s %s: %s", method, path, error)
+        return code_response(
+            "miroir_store_unavailable", "The task store could not be reached; try again."
+        )
+    logger.exception("unexpected error answering %s %s", method, path, exc_info=error)
+    return code_response("internal", "An internal error occurred in Miroir.")
 
 
 def _update_coverage(state: ProxyState) -> None:
