@@ -6,6 +6,11 @@ exactly as a node would read them), call one operation of `miroir.cluster.search
 `miroir.cluster.read_documents` with the configured `unavailable_shard_policy`, and render the
 merged answer. A partial answer carries `X-Miroir-Degraded: shards=<ids>`. Must never merge,
 route or retry anything itself.
+
+`search_lane` is the hot path's exception to "thin handlers under Quart": an ASGI app in front
+of Quart that answers POST /indexes/{uid}/search itself once the request is one the Quart route
+would answer with a search, and hands everything else to Quart untouched (body replayed). It
+must never answer anything differently from the Quart route (tests/proxy/test_search_lane.py).
 """
 
 from __future__ import annotations
