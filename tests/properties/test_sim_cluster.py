@@ -251,6 +251,30 @@ def test_regression_delete_when_every_owner_failed_is_reported():
         state.teardown()
 
 
+def test_regression_a_node_wiped_before_it_was_ever_marked_failed_is_repaired():
+    """The shortest program hypothesis found once wipe joined the machine (80 examples): n2 is
+    wiped and back before three probes failed, so it never leaves service; the checkpoint's read
+    by id reached it and got 404 index_not_found (I8). The repair worker's sweep now finds it two
+    ways, each enough here: its newest task uid went down from the baseline the first sweep took
+    at start, and it has no index of Miroir's while a peer has."""
+    state = SimulatedCluster()
+    try:
+        state.start(seed=0, shape=SHAPES[1])
+        state.delete(doc_ids=[0])
+        for seconds in (0.03125, 0.015625, 0.015625, 0.015625):
+            state.advance(seconds=seconds)
+        state.crash(index=2)
+        state.advance(seconds=0.0625)
+        state.advance(seconds=0.03125)
+        state.get(doc_id=0)
+        state.restart(index=2, wipe=True)
+        state.checkpoint()
+        state.no_invariant_was_violated()
+    finally:
+        state.simulation.report.violations.clear()  # teardown's own check is not the point
+        state.teardown()
+
+
 @pytest.mark.xfail(strict=True, reason=(
     "open: miroir.cluster.search.index_settings fetches the index settings before the scatter "
     "through Cluster.first_success over the serving nodes, one after another with a full node "

@@ -225,3 +225,20 @@ async def test_a_write_whose_only_copy_was_wiped_fails_with_node_task_lost():
         assert task["status"] == "failed"
         assert task["error"]["code"] == "miroir_node_task_lost"
         assert task["error"]["type"] == "system"
+
+
+async def test_a_node_uid_reused_for_another_index_after_a_wipe_is_a_lost_part():
+    async with running_proxy(nodes=2, replica_groups=2, shards=4, task_poll_interval_s=0.02) as h:
+        await write(h, "POST", "/indexes", {"uid": "movies", "primaryKey": "id"})
+        h.pause_node_workers()
+        h.nursery.start_soon(h.nodes["n1"].run_task_worker)
+        status, answer, _ = await h.send("POST", "/indexes/movies/documents", [movie(1)])
+        assert status == 202
+        stored = await h.store.get_task(answer["taskUid"])
+        fresh = wipe(h, "n0")
+        for i in range(stored.node_tasks["n0"].task_uid + 1):  # the old uid now names these
+            fresh.engine.create_index(f"other{i}")
+        task = await h.wait_task(answer["taskUid"])
+        assert task["status"] == "succeeded", task
+        stored = await h.store.get_task(answer["taskUid"])
+        assert stored.node_tasks["n0"].error["code"] == "miroir_node_task_lost"

@@ -92,6 +92,7 @@ class RepairWorker:
         self._last_state = {node: cluster.state_of(node) for node in cluster.node_ids()}
         self._wanted: set[str] = set()
         self._suspects: set[str] = set()  # nodes to check for a lost state at once
+        self._not_intact_once: set[str] = set()  # found without Miroir's indexes by one look
         # node -> whether it looked intact when it rejoined (see `_looks_intact`): it kept its
         # state, so it is the best copy left of a shard whose every owner is joining.
         self.intact: dict[str, bool] = {}
@@ -136,11 +137,11 @@ class RepairWorker:
             await self._repair_forever()
 
     async def _sweep_forever(self) -> None:
-        while True:
-            await trio.sleep(self.sweep_s)
+        while True:  # the first look at once: it sets the baselines
             self._suspects.update(self.cluster.serving_nodes())
             if self._wake is not None:
                 self._wake.set()
+            await trio.sleep(self.sweep_s)
 
     async def _repair_forever(self) -> None:
         assert self._wake is not None
@@ -169,10 +170,11 @@ class RepairWorker:
                     await self._wake.wait()
 
     async def _check_suspect(self, node_id: str) -> None:
-        """Rejoin a serving node whose newest task uid went down since the last look: it
-        restarted with its state lost without ever being marked failed (a restart quicker than
-        the unhealthy threshold). Until a look notices, it serves what it has: at most one
-        sweep interval, or one round trip after a probe failure."""
+        """Rejoin a serving node that restarted with its state lost without ever being marked
+        failed (a restart quicker than the unhealthy threshold): its newest task uid went down
+        since the last look, or its indexes are not Miroir's (`_looks_intact`) while a serving
+        peer has indexes. Until a look notices, it serves what it has: at most one sweep
+        interval, or one round trip after a probe failure."""
         cluster = self.cluster
         if node_id not in cluster.serving_nodes():
             return
@@ -181,9 +183,24 @@ class RepairWorker:
             return
         known = self.newest_task_uid.get(node_id)
         self.newest_task_uid[node_id] = newest
+        looks = None
         if known is not None and newest < known:
-            logger.warning("node %s lost its task queue (newest task %s, was %s): repairing",
-                           node_id, newest, known)
+            why = f"its newest task is {newest}, was {known}"
+        elif (looks := await _looks_intact(cluster, node_id)) is False \
+                and await _a_peer_looks_intact(cluster, node_id):
+            # Seen twice in a row, a sweep apart: an index being created is briefly "not
+            # Miroir's" (created, `_miroir_shard` not filterable yet) on some nodes.
+            if node_id not in self._not_intact_once:
+                self._not_intact_once.add(node_id)
+                return
+            why = "it has no index of Miroir's and a peer has"
+        else:
+            if looks is True:
+                self._not_intact_once.discard(node_id)
+            return
+        self._not_intact_once.discard(node_id)
+        if node_id in cluster.serving_nodes():
+            logger.warning("node %s lost its state (%s): repairing", node_id, why)
             cluster.apply_node_event(node_id, NodeEvent.REJOIN)
             self.request_repair(node_id)
             self.intact[node_id] = False
@@ -192,7 +209,7 @@ class RepairWorker:
         """Decide once per rejoin, before any repair step touches it, whether the node kept its
         state (a node that does not answer is judged again on its next rejoin)."""
         looks = node_id not in self.unfinished and await _looks_intact(self.cluster, node_id)
-        self.intact[node_id] = looks
+        self.intact[node_id] = looks is True
 
     async def repair_node(self, node_id: str) -> bool:
         """One attempt: re-provision, backfill, reconcile; `caught_up` if every shard had a
@@ -254,6 +271,14 @@ async def _read(
     raise RepairIncomplete(f"no serving node answered {method} {path}")
 
 
+async def _a_peer_looks_intact(cluster: Cluster, node_id: str) -> bool:
+    """Whether the first serving peer that answers has an index of Miroir's."""
+    for peer in cluster.serving_nodes():
+        if peer != node_id and (looks := await _looks_intact(cluster, peer)) is not None:
+            return looks
+    return False
+
+
 async def _newest_task_uid(cluster: Cluster, node_id: str) -> int | None:
     """The node's newest task uid (-1 for an empty queue), None when it did not answer.
     Meilisearch never reuses a uid, and deleting tasks enqueues a newer one, so this number only
@@ -266,17 +291,20 @@ async def _newest_task_uid(cluster: Cluster, node_id: str) -> int | None:
     return uid if isinstance(uid, int) else None
 
 
-async def _looks_intact(cluster: Cluster, node_id: str) -> bool:
+async def _looks_intact(cluster: Cluster, node_id: str) -> bool | None:
     """Whether the node has an index that Miroir provisioned: its first index exists and has
     `_miroir_shard` filterable. An index a document write re-created on a wiped node (Meilisearch
-    creates a missing index on a write) has not, so that node is not taken for intact."""
+    creates a missing index on a write) has not, so that node is not taken for intact. None when
+    the node did not answer."""
     listed = await cluster.call(node_id, "GET", "/indexes?limit=1")
-    if not (isinstance(listed, NodeResponse) and listed.ok and listed.json().get("results")):
+    if not (isinstance(listed, NodeResponse) and listed.ok):
+        return None
+    if not listed.json().get("results"):
         return False
     uid = listed.json()["results"][0]["uid"]
     settings = await cluster.call(node_id, "GET", f"/indexes/{uid}/settings")
     if not (isinstance(settings, NodeResponse) and settings.ok):
-        return False
+        return None
     filterable = settings.json().get("filterableAttributes")
     return isinstance(filterable, list) and protect_settings_patch(
         {"filterableAttributes": filterable})["filterableAttributes"] is filterable

@@ -124,7 +124,12 @@ async def refresh_task(cluster: Cluster, uid: int) -> Task | None:
     lost: list[str] = []
     for node, result in results.items():
         if isinstance(result, NodeResponse) and result.ok:
-            update = _node_task_from_view(pending[node], result.json())
+            view = result.json()
+            if "indexUid" in view and view["indexUid"] != task.index_uid:
+                # The node restarted empty and its uid now names another index's task.
+                lost.append(node)
+                continue
+            update = _node_task_from_view(pending[node], view)
             if update is not None:
                 updates[node] = update
         elif _task_not_found(result):
@@ -149,7 +154,9 @@ async def refresh_task(cluster: Cluster, uid: int) -> Task | None:
 # ---- node tasks a node no longer knows ----------------------------------------------------------
 #
 # A node that restarts with its state lost answers 404 task_not_found for the task uid it gave
-# us. That part will never finish, so it is made final here. How it counts follows core.tasks'
+# us, or, once it has taken new writes, that uid names a task of another index. That part will
+# never finish, so it is made final here. (A reused uid that names a task of the same index is
+# not told apart: that part then ends as the other task did.) How it counts follows core.tasks'
 # rule for a node that never acknowledged ("it holds no task to wait for, and the write already
 # counted its quorum without it"): when every shard the node owns has another owner that
 # acknowledged the same task and did not lose it, the lost part is left out of the aggregate

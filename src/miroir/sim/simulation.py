@@ -434,7 +434,8 @@ class Simulation:
     # ------------------------------------------------------------------------ checkpoint
 
     async def checkpoint(self, queries: list[Mapping[str, Any]]) -> None:
-        """Heal every fault, wait for recovery, then check I7-I9 (see the module docstring)."""
+        """Heal every fault, wait for recovery and repairs, then check I7-I10 (see the module
+        docstring)."""
         self.report.operations["checkpoint"] += 1
         self.sim.note("checkpoint: heal all")
         for node in sorted(self.crashed):
