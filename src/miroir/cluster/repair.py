@@ -25,16 +25,21 @@ return from `failed` is treated alike, whether the node kept its data or not:
    candidate even when the node applied its write before the source did.
 5. When every shard had a source, `caught_up` -> `active`.
 
-Sources. A shard's source is a readable owner in any group. When every other owner of it is
-`joining` too (several nodes came back at once), a joining owner that answered GET /indexes with
-at least one index when its repair began ("intact": it kept its state) is used instead, and an
-intact node needs no copy of a shard nobody else can serve: its own copy is the best one left.
-Without that rule two returning replicas of a shard would wait for each other forever. A shard
-with no source at all (every copy was wiped) leaves the node `joining`: visible as its state in
-GET /_miroir/topology (with `fullyCovered` false when that shard has no reader left), in the
-log, and in `RepairWorker.waiting`; the worker tries again every `retry_s`. The "intact" test is
-coarse: a wiped node that received a write re-creating an index before its repair began passes
-it; the worker looks as soon as the node rejoins to keep that window short.
+A node can also lose its state without ever being marked failed (wiped and restarted between
+two probes). A sweep (`sweep_s`, and right after a node heals from `degraded`) rejoins a serving
+node whose newest task uid went down (Meilisearch never reuses one) or that has no index of
+Miroir's while a peer has, on two looks in a row.
+
+Sources. A shard's source is a readable owner in any group; failing that, a draining owner, or a
+joining owner judged intact: when it rejoined, its first index had `_miroir_shard` filterable (an
+index a client write re-created on a wiped node has not) and it was not interrupted mid-repair.
+An intact node needs no copy of a shard nobody else can serve: its own copy is the best one
+left, so two returning replicas do not wait for each other. A shard with no source waits (the
+node stays `joining`, visible in GET /_miroir/topology, with `fullyCovered` false when no reader
+of that shard is left; in the log; in `RepairWorker.waiting`; retried every `retry_s`) while some
+other owner is `failed` or not judged yet: it may come back with the data. When every other
+owner came back empty too, every copy is gone: the shard is accepted as lost (logged at error
+level, `RepairWorker.lost`) rather than block forever the writes that can restore it.
 
 Residual race, accepted: a document copied, then deleted and re-created during the backfill,
 whose re-creation the node applied but the source had not yet when the source was listed, is
@@ -61,7 +66,7 @@ from miroir.transport.base import NodeResponse
 logger = logging.getLogger("miroir.repair")
 
 PAGE_SIZE = 1000
-# How often every serving node is asked for its newest task uid (one small GET each).
+# How often every serving node is looked at for a lost state (two or three small GETs each).
 SWEEP_S = 2.0
 # A backfill batch can take a node a while to index; waiting longer than a request is fine here.
 NODE_TASK_TIMEOUT_MS = 60_000
