@@ -275,12 +275,6 @@ def test_regression_a_node_wiped_before_it_was_ever_marked_failed_is_repaired():
         state.teardown()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open: miroir.cluster.search.index_settings fetches the index settings before the scatter "
-    "through Cluster.first_success over the serving nodes, one after another with a full node "
-    "timeout each; with two nodes partitioned (not yet marked failed) that alone takes 2 x 0.5 s, "
-    "and the search took 1.002 s against its 2T = 1.0 s bound (I5). Remove the marker when "
-    "fixed."))
 def test_regression_search_outlives_its_bound_while_nodes_are_unreachable():
     """The shortest program hypothesis found for the I5 finding (docs/simulation.md)."""
     state = SimulatedCluster()

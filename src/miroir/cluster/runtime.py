@@ -322,6 +322,7 @@ class Cluster:
         body: Any = None,
         *,
         stagger_s: float | None = None,
+        deadline: float | None = None,
     ) -> NodeResult | None:
         """Ask `node_ids` in the caller's order until one answers without failing (a 4xx counts
         as an answer): `race.first_success` with this runtime's headers, deadlines and health.
@@ -329,7 +330,9 @@ class Cluster:
         The next node is asked when the previous one fails or times out; with `stagger_s`, also
         after that many seconds of silence (a hedged read: the slower attempt is cancelled once
         one answers). Every attempt gets the full node deadline from its own start, as if it were
-        called alone, so a hung first node delays the answer but does not lose it.
+        called alone, so a hung first node delays the answer but does not lose it. `deadline`
+        (absolute, trio time) caps the whole race and every attempt in it, for callers that
+        answer a client within a bound.
 
         Returns the winning answer; None when `node_ids` is empty; otherwise the last failure.
         """
@@ -338,15 +341,17 @@ class Cluster:
 
         def attempt(node_id: str) -> NodeCall:  # race.first_success calls it as the attempt starts
             started_at[node_id] = trio.current_time()
-            return attrs.evolve(call, deadline=self._deadline(None))
+            own = self._deadline(None)
+            return attrs.evolve(call, deadline=own if deadline is None else min(own, deadline))
 
+        # Without a cap, attempts end by their own deadlines and the race as a whole is bounded
+        # by the worst case of asking every node one after another.
+        worst = self._deadline(self.settings.node_timeout_ms * max(len(node_ids), 1))
         race = await first_success(
             self.transport,
             node_ids,
             attempt,
-            # attempts end by their own deadlines; this only bounds the race as a whole by the
-            # worst case of asking every node one after another.
-            deadline=self._deadline(self.settings.node_timeout_ms * max(len(node_ids), 1)),
+            deadline=worst if deadline is None else min(worst, deadline),
             stagger=stagger_s,
             on_result=lambda node_id, result: self._observe(
                 node_id, trio.current_time() - started_at[node_id], result

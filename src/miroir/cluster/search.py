@@ -27,6 +27,11 @@ cancel scope at the deadline, so a fallback never extends the read. A shard whos
 are exhausted, or whose node had not answered by the deadline, is *missing*: the caller's policy
 decides between a partial answer (with the missing shards listed) and `miroir_shard_unavailable`.
 
+Before the scatter, the merge needs the index's settings (ranking rules, distinct, faceting):
+they are cached per index for `SETTINGS_TTL_S`, and a lookup asks the serving nodes as a hedged
+race under one node timeout in all. So a search ends within two node timeouts whatever the
+nodes do: one for the lookup, one for the scatter and its fallbacks.
+
 A 4xx answer is the node's verdict on the request (bad filter, unknown index) that every node
 would repeat: the read stops and that answer is raised as `NodeRejected`, passed to the client.
 
@@ -319,6 +324,10 @@ class _SettingsCache:
 _CACHES: weakref.WeakKeyDictionary[Cluster, _SettingsCache] = weakref.WeakKeyDictionary()
 
 
+# A settings lookup asks the next serving node after this share of the node timeout in silence.
+SETTINGS_HEDGE_SHARE = 0.25
+
+
 async def index_settings(cluster: Cluster, uid: str) -> dict[str, Any]:
     """The index's settings as one node reports them (cached for SETTINGS_TTL_S).
 
@@ -332,7 +341,13 @@ async def index_settings(cluster: Cluster, uid: str) -> dict[str, Any]:
     entry = cache.entries.get(uid)
     if entry is not None and entry[0] > now:
         return entry[1]
-    result = await cluster.first_success(cluster.serving_nodes(), "GET", f"/indexes/{uid}/settings")
+    # The lookup gets one node timeout in all, not one per node, so a search stays within two
+    # node timeouts (lookup + scatter) however many nodes hang; a silent node is hedged early.
+    timeout_s = cluster.settings.node_timeout_ms / 1000
+    result = await cluster.first_success(
+        cluster.serving_nodes(), "GET", f"/indexes/{uid}/settings",
+        stagger_s=timeout_s * SETTINGS_HEDGE_SHARE, deadline=now + timeout_s,
+    )
     if not isinstance(result, NodeResponse) or is_node_failure(result):
         raise MeiliError("miroir_node_unavailable", "No node could be reached for the index settings.")
     if not result.ok:
