@@ -155,6 +155,8 @@ async def running_proxy(
     task_poll_interval_s: float | None = None,
     node_master_key: str | None = None,
     health_interval_ms: int | None = None,
+    task_ttl_ms: int | None = None,
+    prune_interval_s: float | None = None,
 ) -> AsyncIterator[Harness]:
     raw: dict[str, Any] = {
         "shards": shards,
@@ -176,7 +178,7 @@ async def running_proxy(
     config = config_from_dict(raw, env={})
     apps = {node["id"]: DevnodeApp(master_key=node_master_key) for node in raw["nodes"]}
     transport = AsgiTransport(apps)
-    store = MemoryStore()
+    store = MemoryStore() if task_ttl_ms is None else MemoryStore(task_ttl_ms=task_ttl_ms)
     app = create_app(
         config,
         transport=transport,
@@ -184,6 +186,7 @@ async def running_proxy(
         run_health_checker=health_interval_ms is not None,
         run_task_poller=task_poll_interval_s is not None,
         task_poll_interval_s=task_poll_interval_s or 0.5,
+        prune_interval_s=prune_interval_s,
     )
     async with trio.open_nursery() as nursery:
         async with app.test_app() as test_app:

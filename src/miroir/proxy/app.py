@@ -43,6 +43,7 @@ from miroir.proxy.errors import code_response, error_response, node_answer
 from miroir.proxy.metrics import Metrics
 from miroir.proxy.state import ProxyState
 from miroir.store.base import Store, StoreError
+from miroir.store.maintenance import prune_periodically
 from miroir.transport.base import Transport
 
 logger = logging.getLogger("miroir.proxy")
@@ -57,6 +58,8 @@ TASK_POLL_INTERVAL_S = 0.5
 # garbage, so the collector has little to find; the cost is at most this many objects of cyclic
 # garbage (a few MB) held a while longer. Restored when serving stops.
 GC_YOUNG_THRESHOLD_WHILE_SERVING = 100_000
+# How often finished tasks older than the store's TTL are pruned.
+TASK_PRUNE_INTERVAL_S = 60.0
 
 
 def create_app(
@@ -67,6 +70,7 @@ def create_app(
     run_health_checker: bool = True,
     run_task_poller: bool = True,
     task_poll_interval_s: float = TASK_POLL_INTERVAL_S,
+    prune_interval_s: float | None = TASK_PRUNE_INTERVAL_S,
 ) -> QuartTrio:
     config = config if config is not None else load_config()
     app = QuartTrio("miroir", static_folder=None)
@@ -115,6 +119,9 @@ def create_app(
         gc.set_threshold(GC_YOUNG_THRESHOLD_WHILE_SERVING, *opened["gc_threshold"][1:])
         if run_task_poller:
             app.nursery.start_soon(poll_tasks_forever, cluster, task_poll_interval_s)
+        if prune_interval_s is not None:
+            # Tasks older than task_store.ttl_seconds go; every proxy may prune (idempotent).
+            app.nursery.start_soon(prune_periodically, store, cluster.now_ms, prune_interval_s)
         if run_health_checker:
             from miroir.cluster.health import HealthChecker
             from miroir.cluster.repair import RepairWorker
