@@ -289,3 +289,36 @@ def test_regression_search_outlives_its_bound_while_nodes_are_unreachable():
     finally:
         state.simulation.report.violations.clear()  # teardown's own check is not the point
         state.teardown()
+
+
+def test_regression_every_node_returning_from_failed_at_once_is_caught_up():
+    """The shortest program hypothesis found (explore profile, 200 examples): slow and flaky
+    nodes all went failed and came back, so all three were joining at once with nobody serving.
+    A node whose intact check got no answer was judged empty for good, and with every node
+    judged empty none could be a source: all stayed joining after the heal (I10) and searches
+    answered 503. A node that does not answer now stays unjudged and is asked again."""
+    state = SimulatedCluster()
+    try:
+        state.start(shape=SHAPES[0], seed=0)
+        state.advance(seconds=1.0)
+        state.advance(seconds=1.0)
+        state.misbehave(index=0, kind="slow")
+        for seconds in (1.0, 1.0, 1.0, 0.001):
+            state.advance(seconds=seconds)
+        state.misbehave(index=1, kind="slow")
+        state.misbehave(index=0, kind="flaky")
+        state.advance(seconds=1.0)
+        state.advance(seconds=2.0)
+        state.misbehave(index=0, kind="slow")
+        for seconds in (1.0, 1.0, 1.0):
+            state.advance(seconds=seconds)
+        state.misbehave(index=2, kind="flaky")
+        for seconds in (1.0, 1.0, 1.5):
+            state.advance(seconds=seconds)
+        state.misbehave(index=1, kind="flaky")
+        state.advance(seconds=1.0)
+        state.checkpoint()
+        state.no_invariant_was_violated()
+    finally:
+        state.simulation.report.violations.clear()  # teardown's own check is not the point
+        state.teardown()

@@ -32,7 +32,8 @@ Miroir's while a peer has, on two looks in a row.
 
 Sources. A shard's source is a readable owner in any group; failing that, a draining owner, or a
 joining owner judged intact: when it rejoined, its first index had `_miroir_shard` filterable (an
-index a client write re-created on a wiped node has not) and it was not interrupted mid-repair.
+index a client write re-created on a wiped node has not), and it was not judged empty at an
+earlier rejoin whose repair never finished.
 An intact node needs no copy of a shard nobody else can serve: its own copy is the best one
 left, so two returning replicas do not wait for each other. A shard with no source waits (the
 node stays `joining`, visible in GET /_miroir/topology, with `fullyCovered` false when no reader
@@ -101,9 +102,9 @@ class RepairWorker:
         # node -> whether it looked intact when it rejoined (see `_looks_intact`): it kept its
         # state, so it is the best copy left of a shard whose every owner is joining.
         self.intact: dict[str, bool] = {}
-        # Nodes whose repair began and has not finished: a node that fails mid-repair and comes
-        # back holds a partial copy, so it is never taken for intact.
-        self.unfinished: set[str] = set()
+        # Nodes judged empty whose repair has not finished: what a first attempt provisioned
+        # and copied would make such a node look intact on its next rejoin, so it stays empty.
+        self.tainted: set[str] = set()
         self._wake: trio.Event | None = None
         # node -> index uid -> shards no readable replica could be found for (last attempt).
         self.waiting: dict[str, dict[str, list[int]]] = {}
@@ -212,9 +213,21 @@ class RepairWorker:
 
     async def _judge(self, node_id: str) -> None:
         """Decide once per rejoin, before any repair step touches it, whether the node kept its
-        state (a node that does not answer is judged again on its next rejoin)."""
-        looks = node_id not in self.unfinished and await _looks_intact(self.cluster, node_id)
-        self.intact[node_id] = looks is True
+        state. A node that does not answer stays unjudged (asked again on the next attempt), and
+        shards it could be the source of wait meanwhile."""
+        if node_id in self.tainted:
+            self.intact[node_id] = False
+            return
+        looks = await _looks_intact(self.cluster, node_id)
+        if looks is not None:
+            self.intact[node_id] = looks
+
+    def _everyone_came_back_empty(self) -> bool:
+        """Every node of the cluster is joining and judged empty: nothing is left to copy."""
+        return all(
+            self.cluster.state_of(n) is NodeState.JOINING and self.intact.get(n) is False
+            for n in self.cluster.all_nodes()
+        )
 
     async def repair_node(self, node_id: str) -> bool:
         """One attempt: re-provision, backfill, reconcile; `caught_up` if every shard had a
@@ -223,15 +236,22 @@ class RepairWorker:
         for joining in cluster.node_ids():  # every joining node, so sources are known
             if joining not in self.intact and cluster.state_of(joining) is NodeState.JOINING:
                 await self._judge(joining)
-        self.unfinished.add(node_id)
+        if node_id not in self.intact:
+            return False  # it did not answer: judged on the next attempt
+        if not self.intact[node_id]:
+            self.tainted.add(node_id)
         fallbacks = [n for n, kept in sorted(self.intact.items())
                      if kept and cluster.state_of(n) is NodeState.JOINING]
         sources = (
             [n for n in cluster.serving_nodes() if n != node_id]
             or [n for n in fallbacks if n != node_id]
-            or [n for n in fallbacks if n == node_id]  # nobody else: its own copy is the best
+            # Nobody else: its own copy is the best left, or nothing is left anywhere (its own
+            # index list is then all there is to go by, and every shard is lost).
+            or ([node_id] if self.intact[node_id] or self._everyone_came_back_empty() else [])
         )
         try:
+            if not sources:
+                raise RepairIncomplete("no serving or intact node to copy the indexes from")
             indexes = await _list_indexes(cluster, sources)
             if sources != [node_id]:
                 await _provision(cluster, node_id, sources, indexes)
@@ -255,7 +275,7 @@ class RepairWorker:
             logger.warning("node %s stays joining: no readable replica for %s", node_id, waiting)
             return False
         self.waiting.pop(node_id, None)
-        self.unfinished.discard(node_id)
+        self.tainted.discard(node_id)
         if cluster.state_of(node_id) is not NodeState.JOINING:
             return True  # failed during the repair: it rejoins, and is repaired, when back
         cluster.apply_node_event(node_id, NodeEvent.CAUGHT_UP)
