@@ -242,3 +242,24 @@ async def test_a_node_uid_reused_for_another_index_after_a_wipe_is_a_lost_part()
         assert task["status"] == "succeeded", task
         stored = await h.store.get_task(answer["taskUid"])
         assert stored.node_tasks["n0"].error["code"] == "miroir_node_task_lost"
+
+
+async def test_a_node_back_from_failed_drops_an_index_deleted_meanwhile_and_gets_missed_writes():
+    async with running_proxy(nodes=2, replica_groups=2, shards=4) as h:
+        await write(h, "POST", "/indexes", {"uid": "old", "primaryKey": "id"})
+        await write(h, "POST", "/indexes", {"uid": "movies", "primaryKey": "id"})
+        worker = RepairWorker(h.cluster)
+        h.transport.down.add("n0")  # kept its disk, but misses what follows
+        h.cluster.apply_node_event("n0", NodeEvent.MARKED_UNHEALTHY)
+        await write(h, "DELETE", "/indexes/old")
+        status, body, _ = await h.send("POST", "/indexes/movies/documents",
+                                       [movie(i) for i in range(12)])
+        assert status == 202  # RG=2: group 1 holds every shard
+        await h.wait_task(body["taskUid"])
+        h.transport.down.discard("n0")
+        h.cluster.apply_node_event("n0", NodeEvent.MARKED_HEALTHY)  # the worker: rejoin
+        assert await worker.repair_node("n0")
+        listed = (await h.transport.request("n0", "GET", "/indexes",
+                                            deadline=trio.current_time() + 5)).json()
+        assert [index["uid"] for index in listed["results"]] == ["movies"]
+        assert set(await node_documents(h.nodes["n0"], "movies")) == set(range(12))

@@ -8,10 +8,11 @@ return from `failed` is treated alike, whether the node kept its data or not:
    the same synchronous call, sends it `rejoin` -> `joining`: it takes writes from then on (so
    nothing written during the repair is missed) but serves no reads and counts toward no quorum.
    No read can reach it between the two events because no `await` separates them.
-2. `repair_node` asks a serving node for the cluster's indexes (GET /indexes) and each one's
-   settings; creates on the returning node what it lacks with the same primary key, applies the
-   cluster's settings (`_miroir_shard` kept filterable by `broadcast.protect_settings_patch`) and
-   deletes the indexes the cluster no longer has.
+2. `repair_node` asks every serving node for its indexes (GET /indexes; the union counts, so a
+   source that lost its state unnoticed cannot make the node drop an index) and a serving node
+   for each one's settings; creates on the returning node what it lacks with the same primary
+   key, applies the cluster's settings (`_miroir_shard` kept filterable by
+   `broadcast.protect_settings_patch`) and deletes the indexes no serving node has.
 3. Backfill, per index and per shard the node owns: the documents are paged from a readable
    replica of that shard (any group) with POST /documents/fetch filtered on `_miroir_shard` and
    written to the node with the index's primary key; then the node's tasks are waited for.
@@ -252,7 +253,7 @@ class RepairWorker:
         try:
             if not sources:
                 raise RepairIncomplete("no serving or intact node to copy the indexes from")
-            indexes = await _list_indexes(cluster, sources)
+            indexes = await _cluster_indexes(cluster, sources)
             if sources != [node_id]:
                 await _provision(cluster, node_id, sources, indexes)
             waiting: dict[str, list[int]] = {}
@@ -333,6 +334,24 @@ async def _looks_intact(cluster: Cluster, node_id: str) -> bool | None:
     filterable = settings.json().get("filterableAttributes")
     return isinstance(filterable, list) and protect_settings_patch(
         {"filterableAttributes": filterable})["filterableAttributes"] is filterable
+
+
+async def _cluster_indexes(cluster: Cluster, sources: list[str]) -> list[dict[str, Any]]:
+    """The union (by uid, first answer wins) of every answering source's indexes. A source that
+    lost its state unnoticed lists too few; the union keeps that from deleting the node's."""
+    by_uid: dict[str, dict[str, Any]] = {}
+    answered = False
+    for source in sources:
+        try:
+            listed = await _list_indexes(cluster, [source])
+        except RepairIncomplete:
+            continue
+        answered = True
+        for index in listed:
+            by_uid.setdefault(index["uid"], index)
+    if not answered:
+        raise RepairIncomplete("no source answered GET /indexes")
+    return sorted(by_uid.values(), key=lambda index: index["uid"])
 
 
 async def _list_indexes(cluster: Cluster, sources: list[str]) -> list[dict[str, Any]]:
