@@ -276,6 +276,9 @@ async def open_sim_cluster(
         run_health_checker=False,  # started below on the virtual clock
         run_task_poller=True,
         task_poll_interval_s=spec.task_poll_interval_s,
+        # The pruner takes the cluster's clock when the app starts, before the virtual clock
+        # replaces it below, so it would prune every virtual-time task as weeks old (I7).
+        prune_interval_s=None,
     )
     access = logging.getLogger("miroir.access")
     level = access.level
