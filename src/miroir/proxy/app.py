@@ -121,7 +121,10 @@ def create_app(
             app.nursery.start_soon(poll_tasks_forever, cluster, task_poll_interval_s)
         if prune_interval_s is not None:
             # Tasks older than task_store.ttl_seconds go; every proxy may prune (idempotent).
-            app.nursery.start_soon(prune_periodically, store, cluster.now_ms, prune_interval_s)
+            # Look the clock up on each pass: the simulator swaps `cluster.now_ms` after startup.
+            app.nursery.start_soon(
+                prune_periodically, store, lambda: cluster.now_ms(), prune_interval_s
+            )
         if run_health_checker:
             from miroir.cluster.health import HealthChecker
             from miroir.cluster.repair import RepairWorker
