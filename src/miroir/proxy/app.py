@@ -14,8 +14,6 @@ other than through `proxy.errors` (one table: `miroir.core.errors`).
 from __future__ import annotations
 
 import gc
-import importlib
-import importlib.util
 import logging
 import time
 from typing import Any
@@ -34,6 +32,7 @@ from miroir.proxy import (
     routes_admin,
     routes_documents,
     routes_indexes,
+    routes_search,
     routes_settings,
     routes_tasks,
 )
@@ -47,9 +46,6 @@ from miroir.store.maintenance import prune_periodically
 from miroir.transport.base import Transport
 
 logger = logging.getLogger("miroir.proxy")
-# The read path (search, multi-search, facet search) lives in its own module, owned elsewhere;
-# when it exists its `blueprint` is registered like every other route module.
-SEARCH_ROUTES_MODULE = "miroir.proxy.routes_search"
 TASK_POLL_INTERVAL_S = 0.5
 # While serving, the cyclic garbage collector runs only after this many more container objects
 # were allocated than freed (Python's default is 700). A search holds a few thousand parsed
@@ -191,17 +187,16 @@ def create_app(
     async def unexpected(error: Exception) -> Response:
         return render_failure(error, request.method, request.path)
 
-    for module in (routes_indexes, routes_documents, routes_settings, routes_tasks, routes_admin):
+    for module in (
+        routes_indexes, routes_documents, routes_settings, routes_tasks, routes_admin, routes_search
+    ):
         app.register_blueprint(module.blueprint)
-    if importlib.util.find_spec(SEARCH_ROUTES_MODULE) is not None:
-        search_routes = importlib.import_module(SEARCH_ROUTES_MODULE)
-        app.register_blueprint(search_routes.blueprint)
-        if hasattr(search_routes, "search_lane"):
-            # POST /indexes/{uid}/search answered below Quart (same bytes, less CPU).
-            app.asgi_app = search_routes.search_lane(  # type: ignore[method-assign]
-                app.asgi_app, state, authenticator, config.server.max_body_bytes,
-                render_failure, app.config["BODY_TIMEOUT"],
-            )
+    # POST /indexes/{uid}/search is answered below Quart (same bytes, less CPU; see
+    # docs/benchmarks.md "Search"); anything the lane would not answer exactly goes to Quart.
+    app.asgi_app = routes_search.search_lane(  # type: ignore[method-assign]
+        app.asgi_app, state, authenticator, config.server.max_body_bytes,
+        render_failure, app.config["BODY_TIMEOUT"],
+    )
     return app
 
 
