@@ -53,7 +53,7 @@ import orjson
 import trio
 
 from miroir.cluster.runtime import Cluster, NodeRejected
-from miroir.core.errors import MeiliError
+from miroir.core.errors import MeiliError, wrong_value_type
 from miroir.core.merge import merge_search_outcome
 from miroir.core.merge_facets import merge_facet_search
 from miroir.core.merge_federated import (
@@ -400,7 +400,7 @@ def _inside(position: int, error: MeiliError) -> MeiliError:
 
 def _query_objects(body: Any) -> list[dict[str, Any]]:
     if not isinstance(body, Mapping):
-        raise MeiliError("bad_request", "Invalid value type: expected an object, but found something else.")
+        raise wrong_value_type("an object")
     for name in body:
         if name not in ("queries", "federation"):
             raise MeiliError(
@@ -408,10 +408,7 @@ def _query_objects(body: Any) -> list[dict[str, Any]]:
             )
     federation = body.get("federation")
     if federation is not None and not isinstance(federation, Mapping):
-        raise MeiliError(
-            "invalid_multi_search_federated",
-            "Invalid value type at `.federation`: expected an object, but found something else.",
-        )
+        raise wrong_value_type("an object", "invalid_multi_search_federated", ".federation")
     queries = body.get("queries")
     if queries is None:
         raise MeiliError("bad_request", "Missing field `queries`")
@@ -536,7 +533,7 @@ async def facet_search(
 ) -> ReadResult:
     """POST /indexes/{uid}/facet-search: every shard's facet hits, counts summed per value."""
     if not isinstance(params, Mapping):
-        raise MeiliError("bad_request", "Invalid value type: expected an object, but found something else.")
+        raise wrong_value_type("an object")
     settings = await index_settings(cluster, uid)
     gathered = await gather_shards(
         cluster, "POST", f"/indexes/{uid}/facet-search", _params_body(params)

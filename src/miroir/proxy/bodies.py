@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from quart import current_app, request
 
-from miroir.core.errors import MeiliError
+from miroir.core.errors import MeiliError, wrong_value_type
 from miroir.devnode import deserr, payloads
 from miroir.devnode.uids import check_index_uid
 
@@ -56,9 +56,7 @@ async def json_body() -> Any:
 
 def wrong_body_type(expected: str) -> MeiliError:
     """Meilisearch's error for a JSON body whose top level is not `expected` ("an object")."""
-    return MeiliError(
-        "bad_request", f"Invalid value type: expected {expected}, but found something else."
-    )
+    return wrong_value_type(expected)
 
 
 async def json_object_body() -> dict[str, Any]:

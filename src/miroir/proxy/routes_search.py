@@ -53,19 +53,10 @@ def _render(result: search.ReadResult, *, request_uid: bool = False) -> Response
     return json_response(payload, headers=headers)
 
 
-async def _object_body() -> dict[str, Any]:
-    body = await bodies.json_body()
-    if not isinstance(body, dict):
-        raise MeiliError(
-            "bad_request", "Invalid value type: expected an object, but found something else."
-        )
-    return body
-
-
 @blueprint.post("/indexes/<uid>/search")
 async def search_post(uid: str) -> Response:
     bodies.index_uid(uid)
-    params = await _object_body()
+    params = await bodies.json_object_body()
     return _render(await search.search_index(cluster(), uid, params, policy=_policy()),
                    request_uid=True)
 
@@ -87,7 +78,7 @@ async def multi_search() -> Response:
 @blueprint.post("/indexes/<uid>/facet-search")
 async def facet_search(uid: str) -> Response:
     bodies.index_uid(uid)
-    params = await _object_body()
+    params = await bodies.json_object_body()
     return _render(await search.facet_search(cluster(), uid, params, policy=_policy()))
 
 
@@ -101,7 +92,7 @@ async def browse(uid: str) -> Response:
 @blueprint.post("/indexes/<uid>/documents/fetch")
 async def fetch(uid: str) -> Response:
     bodies.index_uid(uid)
-    params = await _object_body()
+    params = await bodies.json_object_body()
     return _render(await read_documents.fetch_documents(cluster(), uid, params, policy=_policy()))
 
 
