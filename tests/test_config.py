@@ -35,6 +35,7 @@ def test_an_empty_file_gives_the_documented_defaults():
         ({"nodes": {"id": "x"}}, "nodes", "list"),
         ({"nodes": [{"address": "http://a:1"}]}, "nodes[0].id", "required"),
         ({"nodes": [{"id": "a", "address": "ftp://a"}]}, "nodes[0].address", "http"),
+        ({"nodes": [{"id": "a", "address": "https://a:7700"}]}, "nodes[0].address", "TLS"),
         ({"nodes": [{"id": "a", "address": "http://a:notaport"}]}, "nodes[0].address", "port"),
         ({"nodes": [{"id": "a", "address": "http://a:1", "zone": 1}]}, "nodes[0].zone", "unknown"),
         ({"nodes": [GOOD_NODES[0], {**GOOD_NODES[1], "id": "n1"}]}, "nodes[1].id", "duplicate"),

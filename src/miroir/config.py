@@ -230,8 +230,10 @@ def _build_nodes(raw: Any) -> tuple[NodeConfig, ...]:
             raise ConfigError(f"{field}.id", "must not be empty")
         address = _expect_type(f"{field}.address", item["address"], str)
         parsed = urlparse(address)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ConfigError(f"{field}.address", f"{address!r} is not an http(s) URL")
+        # The node transport speaks plain HTTP/1.1 (nodes sit on a private network); refusing
+        # https here says so at validation instead of failing at startup.
+        if parsed.scheme != "http" or not parsed.hostname:
+            raise ConfigError(f"{field}.address", f"{address!r} is not an http:// URL (TLS to nodes is not supported)")
         try:
             parsed.port  # noqa: B018 - raises on a malformed port
         except ValueError:

@@ -302,3 +302,27 @@ def test_a_read_with_a_fallback_leaves_no_cyclic_garbage():
     assert not {"ShardAnswer", "Gathered", "_Gathering", "FakeResponse", "NodeResponse"} & set(
         leaked
     ), leaked
+
+
+@pytest.mark.parametrize("retry_on_timeout", [True, False])
+def test_retry_on_timeout_decides_whether_a_hung_replicas_shards_go_elsewhere(retry_on_timeout):
+    transport = FakeTransport()
+    nodes = tuple(Node(f"g0n{i}", f"http://g0n{i}.invalid", 0) for i in range(3))
+    cluster = Cluster(
+        Topology(shards=8, replication_factor=2, replica_groups=1, nodes=nodes),
+        transport, MemoryStore(),
+        ClusterSettings(node_timeout_ms=TIMEOUT_MS, unhealthy_threshold=100,
+                        retry_on_timeout=retry_on_timeout),
+    )
+    for node_id in cluster.node_ids():
+        transport.handle(node_id, echo(cluster, node_id))
+    plan, _ = cluster.shard_map.covering_plan(0, query_seq=1)  # the first read is number 1
+    hung = max(plan, key=lambda n: len(plan[n]))
+    transport.script(hung, Hang())
+    gathered = run(lambda: gather_shards(cluster, "POST", "/x", body_for))
+    if retry_on_timeout:
+        # Another replica answered for the hung node's shards inside the deadline.
+        assert gathered.missing == ()
+    else:
+        assert set(gathered.missing) == set(plan[hung])
+    assert not transport.in_flight()

@@ -21,7 +21,6 @@ call, whichever group or replica answers. Two ways to get each node's part of it
 
 from __future__ import annotations
 
-import inspect
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -38,12 +37,9 @@ from miroir.transport.base import NodeResponse, is_node_failure
 # The exhaustive fallback asks for everything; Meilisearch's `limit` is a usize.
 EXHAUSTIVE_LIMIT = 2**31 - 1
 _UNSORTABLE: weakref.WeakKeyDictionary[Cluster, set[str]] = weakref.WeakKeyDictionary()
-# The core planner may offer several documented orders; this module serves the primary-key one
+# The core planner offers several documented orders; this module serves the primary-key one
 # (stable across replicas, whatever order each node inserted its documents in).
-_ORDER_ARGS = (
-    {"order": "primary_key"} if "order" in inspect.signature(plan_documents_query).parameters
-    else {}
-)
+_ORDER_ARGS = {"order": "primary_key"}
 
 
 async def primary_key(cluster: Cluster, uid: str) -> str | None:

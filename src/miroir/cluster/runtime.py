@@ -52,6 +52,9 @@ class ClusterSettings:
     node_master_key: str | None = attrs.field(default=None, repr=False)
     unhealthy_threshold: int = 3
     recovery_threshold: int = 2
+    # Reads: a node that times out hands its shards to another replica (like a failure). When
+    # off, its shards are reported missing instead and every attempt gets the whole deadline.
+    retry_on_timeout: bool = True
 
 
 class Cluster:

@@ -64,7 +64,13 @@ from miroir.core.merge_federated import (
 from miroir.core.placement import query_group
 from miroir.core.search_plan import NodePlan, plan_node_query, restrict_to_shards
 from miroir.core.topology import ShardMap
-from miroir.transport.base import NodeResponse, NodeResult, is_node_failure
+from miroir.transport.base import (
+    FailureKind,
+    NodeResponse,
+    NodeResult,
+    failure_kind,
+    is_node_failure,
+)
 
 # How long a fetched copy of an index's settings is used for merging. Only the settings the merge
 # reads matter (distinctAttribute, pagination, faceting); a change reaches the merge at most this
@@ -156,7 +162,8 @@ class _Gathering:
         self.deadline = trio.current_time() + timeout_s
         # With a second replica somewhere, an attempt gets only part of the time left, so that
         # a node that hangs (rather than failing fast) still leaves time to ask another replica.
-        self.may_fall_back = (
+        self.retry_on_timeout = cluster.settings.retry_on_timeout
+        self.may_fall_back = self.retry_on_timeout and (
             shard_map.replica_groups > 1 or shard_map.placement.replication_factor > 1
         )
         self.tried: dict[int, set[str]] = {}
@@ -217,6 +224,8 @@ class _Gathering:
                 assert self.nursery is not None
                 self.nursery.cancel_scope.cancel()
             return
+        if not self.retry_on_timeout and failure_kind(result) is FailureKind.TIMEOUT:
+            return  # scatter.retry_on_timeout is off: the shards stay missing
         self.dispatch(shards)
 
     async def ask(self, node_id: str, shards: list[int]) -> None:

@@ -75,7 +75,9 @@ def create_app(
     app.config["MIROIR_MAX_BODY_BYTES"] = config.server.max_body_bytes
     state = ProxyState(config=config, metrics=Metrics())
     app.extensions["miroir"] = state
-    authenticator = Authenticator(config.master_key, config.admin.api_key)
+    authenticator = Authenticator(
+        config.master_key, config.admin.api_key, admin_enabled=config.admin.enabled
+    )
     opened: dict[str, Any] = {}
 
     @app.before_serving
@@ -102,6 +104,7 @@ def create_app(
                 node_master_key=config.node_master_key,
                 unhealthy_threshold=config.health.unhealthy_threshold,
                 recovery_threshold=config.health.recovery_threshold,
+                retry_on_timeout=config.scatter.retry_on_timeout,
             ),
         )
         cluster.state_observers.append(state.metrics.observe_node_state)

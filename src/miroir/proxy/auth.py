@@ -27,7 +27,10 @@ def _same(given: str, expected: bytes) -> bool:
 
 
 class Authenticator:
-    def __init__(self, master_key: str | None, admin_key: str | None) -> None:
+    def __init__(
+        self, master_key: str | None, admin_key: str | None, *, admin_enabled: bool = True
+    ) -> None:
+        self._admin_enabled = admin_enabled
         self._master = master_key.encode() if master_key else None
         admin = admin_key or master_key
         self._admin = admin.encode() if admin else None
@@ -35,6 +38,8 @@ class Authenticator:
     def check(self, path: str, headers: Mapping[str, str]) -> None:
         """Raise the MeiliError the request deserves, or return if it may go on."""
         if path.startswith(ADMIN_PREFIX) or path == ADMIN_PREFIX.rstrip("/"):
+            if not self._admin_enabled:
+                raise MeiliError("not_found", "The admin API is disabled (`admin.enabled: false`).")
             self._check_admin(headers)
         elif path not in PUBLIC_PATHS:
             self._check_master(headers.get("authorization"))
