@@ -1,11 +1,11 @@
-"""The app factory: `create_app(config, *, transport=None, store=None) -> QuartTrio`.
+"""The app factory: `create_app(config, *, transport=None, store=None, ...) -> QuartTrio`.
 
 Owns wiring only: auth before every request, error rendering for every failure
 (`render_failure`), metrics and one access-log line per request, the route blueprints (and the
 search lane that answers POST /indexes/{uid}/search in front of Quart,
 `routes_search.search_lane`), and the lifecycle (`before_serving` opens what was not injected --
-HttpTransport, the configured store -- builds the `Cluster`, and starts the task poller and the
-health checker in the app's nursery; `after_serving` closes what it opened). Also works as `hypercorn --worker-class trio 'miroir.proxy:create_app()'`.
+HttpTransport, the configured store -- builds the `Cluster`, and starts the task poller, the
+task pruner, the repair worker and the health checker in the app's nursery; `after_serving` closes what it opened). Also works as `hypercorn --worker-class trio 'miroir.proxy:create_app()'`.
 
 Must never: hold routing or quorum logic (that is `miroir.cluster`), or render an error body
 other than through `proxy.errors` (one table: `miroir.core.errors`).

@@ -276,8 +276,8 @@ async def open_sim_cluster(
         run_health_checker=False,  # started below on the virtual clock
         run_task_poller=True,
         task_poll_interval_s=spec.task_poll_interval_s,
-        # The pruner takes the cluster's clock when the app starts, before the virtual clock
-        # replaces it below, so it would prune every virtual-time task as weeks old (I7).
+        # No pruner: runs last minutes of virtual time and the task TTL is days, so it would
+        # only add scheduling to every trace.
         prune_interval_s=None,
     )
     access = logging.getLogger("miroir.access")
