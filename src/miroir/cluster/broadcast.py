@@ -90,7 +90,7 @@ def hide_in_settings(settings: Any) -> Any:
 # ---- waiting on one step ----------------------------------------------------------------------
 
 
-async def _run_everywhere(
+async def run_everywhere(
     cluster: Cluster, nodes: list[str], method: str, path: str, body: Any
 ) -> tuple[list[str], dict[str, Any] | None, dict[str, NodeTask]]:
     """Send to every node and wait for the node tasks: (nodes that succeeded, first error
@@ -138,17 +138,17 @@ async def create_index(cluster: Cluster, uid: str, primary_key: str | None) -> T
     """Create `uid` on every node with `_miroir_shard` filterable, or nowhere."""
     nodes = cluster.all_nodes()
     details = {"primaryKey": primary_key}
-    created, error, node_tasks = await _run_everywhere(
+    created, error, node_tasks = await run_everywhere(
         cluster, nodes, "POST", "/indexes", {"uid": uid, "primaryKey": primary_key}
     )
     if error is None:
-        _, error, _ = await _run_everywhere(
+        _, error, _ = await run_everywhere(
             cluster, nodes, "PATCH", f"/indexes/{uid}/settings",
             {"filterableAttributes": [SHARD_FIELD]},
         )
     if error is not None:
         if created:
-            await _run_everywhere(cluster, created, "DELETE", f"/indexes/{uid}", None)
+            await run_everywhere(cluster, created, "DELETE", f"/indexes/{uid}", None)
         return await record_finished_task(
             cluster, "indexCreation", uid, details, error=error, node_tasks=node_tasks
         )

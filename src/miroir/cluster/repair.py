@@ -59,7 +59,7 @@ from typing import Any
 
 import trio
 
-from miroir.cluster.broadcast import _run_everywhere, protect_settings_patch
+from miroir.cluster.broadcast import protect_settings_patch, run_everywhere
 from miroir.cluster.runtime import Cluster, task_uid_of
 from miroir.core.node_state import NodeEvent, NodeState
 from miroir.core.routing import SHARD_FIELD
@@ -393,7 +393,7 @@ async def _step(cluster: Cluster, node_id: str, method: str, path: str, body: An
                 tolerated: str | None = None) -> None:
     """One write on the node, waited for (broadcast's helper, on one node)."""
     _still_joining(cluster, node_id)
-    _, error, _ = await _run_everywhere(cluster, [node_id], method, path, body)
+    _, error, _ = await run_everywhere(cluster, [node_id], method, path, body)
     if error is not None and error.get("code") != tolerated:
         raise RepairIncomplete(f"{method} {path} on {node_id}: {error.get('message')}")
 
