@@ -92,6 +92,17 @@ def bucketed_position(position: int) -> int:
 
 
 BUCKETED = [bucketed_position(p) for p in range(POSITION_MASK + 1)]
+_COST_TABLES: dict[int, list[int]] = {}
+
+
+def position_costs(query_position: int) -> list[int]:
+    """position_cost(|BUCKETED[p] - query_position|) for every position p, built once per
+    query position: wordPosition then costs one list lookup per occurrence."""
+    table = _COST_TABLES.get(query_position)
+    if table is None:
+        by_bucket = {b: position_cost(abs(b - query_position)) for b in set(BUCKETED)}
+        table = _COST_TABLES[query_position] = [by_bucket[b] for b in BUCKETED]
+    return table
 
 
 def is_constant(rule: Rule, query: ParsedQuery, searchable: list[str]) -> bool:
@@ -402,19 +413,21 @@ class DocRanking:
         cost = 0
         plan = self.plan
         for i in kept:
-            query_position = terms[i].position
+            # The cost is monotone in the distance, so the least cost over occurrences equals
+            # the cost of the least distance.
+            costs = position_costs(terms[i].position)
             if i not in self._occurrences and plan is not None and plan.fast[i]:
                 # A plain word: its start positions straight from the index, no tuples.
                 doc_words = self.doc_words
-                starts = [
-                    code & POSITION_MASK
-                    for word in terms[i].derivations.keys() & doc_words.keys()
-                    for code in doc_words[word]
-                ]
+                cost += min(
+                    [
+                        costs[code & POSITION_MASK]
+                        for word in terms[i].derivations.keys() & doc_words.keys()
+                        for code in doc_words[word]
+                    ]
+                )
             else:
-                starts = [o[START] for o in self.occurrences(i)]
-            distance = min(abs(BUCKETED[p] - query_position) for p in starts)
-            cost += position_cost(distance)
+                cost += min([costs[o[START]] for o in self.occurrences(i)])
         max_rank = 1 + 10 * len(kept)
         return max_rank - cost, max_rank
 
@@ -437,6 +450,9 @@ class DocRanking:
         terms = self.query.terms
         query_words = sum(terms[i].word_count for i in kept)
         best = 1
+        plan = self.plan
+        if plan is not None and all(plan.fast[i] for i in kept):
+            return self._exact_attribute_from_codes(kept, query_words)
         candidate_fields = {
             o[FIELD] for o in self.occurrences(kept[0]) if o[EXACT] and o[START] == 0
         }
@@ -452,6 +468,41 @@ class DocRanking:
                     break
                 expected += terms[i].word_count
             if ok:
+                count = self.searcher.doc_field_lengths.get(self.internal_id, {}).get(field_id)
+                best = max(best, 3 if count == query_words else 2)
+        return best
+
+    def _exact_attribute_from_codes(self, kept: list[int], query_words: int) -> int:
+        """_exact_attribute for plain word terms, from packed codes instead of occurrences.
+
+        A plain word's exact occurrences are the codes of its exact derivations (never
+        filtered: plan.fast excludes allowed fields and typo-disabled fields).
+        """
+        terms = self.query.terms
+        doc_words = self.doc_words
+        exact_codes: list[set[int]] = []
+        for i in kept:
+            codes: set[int] = set()
+            for word, derivation in terms[i].derivations.items():
+                if derivation.exact and word in doc_words:
+                    codes.update(doc_words[word])
+            if not codes:
+                return 1
+            exact_codes.append(codes)
+        best = 1
+        for first in exact_codes[0]:
+            if first & POSITION_MASK:
+                continue
+            field_base = first  # field << POSITION_BITS | 0
+            expected = 0
+            ok = True
+            for i, codes in zip(kept, exact_codes, strict=True):
+                if expected > POSITION_MASK or field_base | expected not in codes:
+                    ok = False
+                    break
+                expected += terms[i].word_count
+            if ok:
+                field_id = first >> POSITION_BITS
                 count = self.searcher.doc_field_lengths.get(self.internal_id, {}).get(field_id)
                 best = max(best, 3 if count == query_words else 2)
         return best
