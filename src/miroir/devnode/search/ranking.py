@@ -184,6 +184,7 @@ class DocRanking:
         self.internal_id = internal_id
         self.doc_words = searcher.doc_words.get(internal_id, {})
         self._occurrences: dict[int, list[Occurrence]] = {}
+        self._codes: dict[int, list[int]] = {}
 
     # -- matching ---------------------------------------------------------------------------
     def occurrences(self, index: int) -> list[Occurrence]:
@@ -355,12 +356,15 @@ class DocRanking:
         plan = self.plan
         if plan is None or not plan.fast[index]:
             return None
-        doc_words = self.doc_words
-        return [
-            code
-            for word in self.query.terms[index].derivations.keys() & doc_words.keys()
-            for code in doc_words[word]
-        ]
+        codes = self._codes.get(index)  # cached: a middle term pairs twice, wordPosition reuses
+        if codes is None:
+            doc_words = self.doc_words
+            codes = self._codes[index] = [
+                code
+                for word in self.query.terms[index].derivations.keys() & doc_words.keys()
+                for code in doc_words[word]
+            ]
+        return codes
 
     def _pair_cost(self, left: int, right: int, by_attribute: bool) -> int:
         left_codes = self._word_codes(left)
@@ -418,14 +422,7 @@ class DocRanking:
             costs = position_costs(terms[i].position)
             if i not in self._occurrences and plan is not None and plan.fast[i]:
                 # A plain word: its start positions straight from the index, no tuples.
-                doc_words = self.doc_words
-                cost += min(
-                    [
-                        costs[code & POSITION_MASK]
-                        for word in terms[i].derivations.keys() & doc_words.keys()
-                        for code in doc_words[word]
-                    ]
-                )
+                cost += min([costs[code & POSITION_MASK] for code in self._word_codes(i)])
             else:
                 cost += min([costs[o[START]] for o in self.occurrences(i)])
         max_rank = 1 + 10 * len(kept)
@@ -529,6 +526,14 @@ class DocRanking:
             if rule.ascending:
                 return (bucket, value)
             return (bucket, -value) if bucket == 0 else (bucket, _Descending(value))
+        # The rules sorted most often, spelled out: the generic path builds lists per call.
+        kind = rule.kind
+        if kind == "attribute":
+            return (-self.attribute_rank_rank()[0], -self.word_position_rank()[0])
+        if kind == "proximity":
+            return (-self.proximity_rank()[0],)
+        if kind == "wordPosition":
+            return (-self.word_position_rank()[0],)
         return tuple(-rank for rank, _ in self.rule_ranks(rule))
 
     def rule_ranks(self, rule: Rule) -> list[tuple[int, int]]:
