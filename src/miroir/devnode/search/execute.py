@@ -270,23 +270,26 @@ def run_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome
     threshold = request.ranking_score_threshold
     window_end = request.offset + request.limit
 
-    def key_of(rule: Rule, internal_id: int) -> Any:
+    def keys_of(rule: Rule, ids: list[int]) -> list[Any]:
         # Same order as DocRanking.rule_key, from the per-query sets when they are exact.
-        if kept_counts is not None and rule.kind in ("words", "typo"):
-            kept = kept_counts[internal_id]
-            if rule.kind == "words":
-                return -kept
-            total = 0
-            for index in range(kept):
-                for typos, docs in plan.typo_docs[index]:
-                    if internal_id in docs:
-                        total += typos
-                        break
-            return total
-        return ranking_of(internal_id).rule_key(rule)
+        # One call per bucket, not per document: the top buckets hold thousands of ids.
+        if kept_counts is not None and rule.kind == "words":
+            return [-kept_counts[internal_id] for internal_id in ids]
+        if kept_counts is not None and rule.kind == "typo":
+            keys = []
+            for internal_id in ids:
+                total = 0
+                for index in range(kept_counts[internal_id]):
+                    for typos, docs in plan.typo_docs[index]:
+                        if internal_id in docs:
+                            total += typos
+                            break
+                keys.append(total)
+            return keys
+        return [ranking_of(internal_id).rule_key(rule) for internal_id in ids]
 
     sorting_rules = [r for r in rules if not is_constant(r, query, searcher.searchable)]
-    ordered = _bucket_sort(sorted(candidates), sorting_rules, key_of)
+    ordered = _bucket_sort(sorted(candidates), sorting_rules, keys_of)
     scored: dict[int, tuple[float, dict]] = {}
 
     def score(internal_id: int) -> tuple[float, dict]:
@@ -328,17 +331,24 @@ def run_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome
     return outcome
 
 
-def _bucket_sort(ids: list[int], rules: list[Rule], key_of: Any, level: int = 0) -> Iterator[int]:
-    """ids in rule order; a bucket is refined by the next rule only when it is reached."""
+def _bucket_sort(ids: list[int], rules: list[Rule], keys_of: Any, level: int = 0) -> Iterator[int]:
+    """ids in rule order; a bucket is refined by the next rule only when it is reached.
+
+    keys_of(rule, ids) returns the rule's key of each id, in the same order.
+    """
     if level == len(rules) or len(ids) <= 1:
         yield from ids
         return
-    rule = rules[level]
     buckets: dict[Any, list[int]] = {}
-    for internal_id in ids:  # ids are ascending, so each bucket stays ascending
-        buckets.setdefault(key_of(rule, internal_id), []).append(internal_id)
+    # ids are ascending, so each bucket stays ascending
+    for key, internal_id in zip(keys_of(rules[level], ids), ids, strict=True):
+        bucket = buckets.get(key)
+        if bucket is None:
+            buckets[key] = [internal_id]
+        else:
+            bucket.append(internal_id)
     for key in sorted(buckets):
-        yield from _bucket_sort(buckets[key], rules, key_of, level + 1)
+        yield from _bucket_sort(buckets[key], rules, keys_of, level + 1)
 
 
 def _distinct_keys(searcher: IndexSearcher, internal_id: int, attribute: str) -> set[Any]:
