@@ -93,6 +93,7 @@ def bucketed_position(position: int) -> int:
 
 BUCKETED = [bucketed_position(p) for p in range(POSITION_MASK + 1)]
 _COST_TABLES: dict[int, list[int]] = {}
+_MAX_COST_TABLES = 64  # each table is 65,536 ints
 
 
 def position_costs(query_position: int) -> list[int]:
@@ -101,7 +102,10 @@ def position_costs(query_position: int) -> list[int]:
     table = _COST_TABLES.get(query_position)
     if table is None:
         by_bucket = {b: position_cost(abs(b - query_position)) for b in set(BUCKETED)}
-        table = _COST_TABLES[query_position] = [by_bucket[b] for b in BUCKETED]
+        table = [by_bucket[b] for b in BUCKETED]
+        # Bounded: positions are small in practice, but a long phrase can push them anywhere.
+        if len(_COST_TABLES) < _MAX_COST_TABLES:
+            _COST_TABLES[query_position] = table
     return table
 
 
