@@ -7,7 +7,13 @@ from hypothesis import strategies as st
 from miroir.core.documents import canonical_document_id
 from miroir.core.errors import MeiliError
 from miroir.core.placement import shard_for_key
-from miroir.core.routing import SHARD_FIELD, _fast_id, route_documents, strip_internal_fields
+from miroir.core.routing import (
+    SHARD_FIELD,
+    _fast_id,
+    hide_shard_field,
+    route_documents,
+    strip_internal_fields,
+)
 from miroir.core.topology import Node, ShardMap, Topology
 
 ids = st.one_of(
@@ -82,3 +88,27 @@ def test_nested_primary_keys_are_followed():
     route_documents([document], "product.sku", make_map())
     assert document[SHARD_FIELD] == shard_for_key("abc-1", 16)
     assert strip_internal_fields(document) == {"product": {"sku": "abc-1"}}
+
+
+@pytest.mark.parametrize(
+    ("node_says", "client_sees"),
+    [
+        # The shard field alone: worded as Meilisearch words an index with nothing filterable.
+        ("Invalid facet distribution: Attribute `genre` is not filterable. Available filterable "
+         "attributes patterns are: `_miroir_shard`.",
+         "Invalid facet distribution: Attribute `genre` is not filterable. This index does not "
+         "have configured filterable attributes."),
+        ("Attribute `x` is not filterable. Available filterable attribute patterns are: "
+         "`_miroir_shard`.",
+         "Attribute `x` is not filterable. This index does not have configured filterable "
+         "attributes."),
+        # In a list, either spelling.
+        ("Available filterable attribute patterns are: `_miroir_shard`, `year`.",
+         "Available filterable attribute patterns are: `year`."),
+        ("Available filterable attributes patterns are: `genre, _miroir_shard, year`.",
+         "Available filterable attributes patterns are: `genre, year`."),
+        ("Nothing to hide here.", "Nothing to hide here."),
+    ],
+)
+def test_node_messages_never_show_the_shard_field(node_says, client_sees):
+    assert hide_shard_field(node_says) == client_sees

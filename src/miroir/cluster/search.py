@@ -43,7 +43,6 @@ body goes unrestricted, which is the common case (RF=1) and spares the node a fi
 from __future__ import annotations
 
 import math
-import re
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -62,6 +61,7 @@ from miroir.core.merge_federated import (
     restrict_federated_to_shards,
 )
 from miroir.core.placement import query_group
+from miroir.core.routing import hide_shard_field
 from miroir.core.search_plan import NodePlan, plan_node_query, restrict_to_shards
 from miroir.core.topology import ShardMap
 from miroir.transport.base import (
@@ -291,9 +291,6 @@ def _first_plan(cluster: Cluster, shard_map: ShardMap, group: int, seq: int) -> 
 
 # `_miroir_shard` as an item of a list in a node's message, in either of the spellings
 # Meilisearch uses: "`a`, `b`" or "`a, b`".
-_SHARD_FIELD_IN_LIST = re.compile(r"`_miroir_shard`, |, `_miroir_shard`|_miroir_shard, |, _miroir_shard")
-
-
 def _without_shard_field(response: NodeResponse) -> NodeResponse:
     """A node's refusal with `_miroir_shard` taken out of its message (e.g. the list of
     filterable attributes in `invalid_search_filter`): clients never see Miroir's field."""
@@ -305,7 +302,7 @@ def _without_shard_field(response: NodeResponse) -> NodeResponse:
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return response
     if isinstance(message, str):
-        body["message"] = _SHARD_FIELD_IN_LIST.sub("", message)
+        body["message"] = hide_shard_field(message)
     return NodeResponse(response.node_id, response.status, response.headers, orjson.dumps(body))
 
 

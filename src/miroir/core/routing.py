@@ -8,6 +8,7 @@ proxy decodes every batch itself, so the dicts are ours, and the hot path touche
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -88,6 +89,23 @@ def route_documents(
                 per_node[node] = batch = []
             batch.append(document)
     return RoutedBatch(per_node=per_node, shards_written=frozenset(targets_of_shard))
+
+
+# A node's message may list `_miroir_shard` among the filterable attributes (filter, facet and
+# sort refusals): alone, or in a list written as "`a`, `b`" or as "`a, b`".
+_SHARD_ALONE = re.compile(
+    r"Available filterable attributes? patterns are: `_miroir_shard`\."
+)
+_SHARD_IN_LIST = re.compile(r"`_miroir_shard`, |, `_miroir_shard`|_miroir_shard, |, _miroir_shard")
+
+
+def hide_shard_field(message: str) -> str:
+    """A node's error message as the client should read it: without Miroir's `_miroir_shard`,
+    worded as Meilisearch words it when no other attribute is filterable."""
+    if SHARD_FIELD not in message:
+        return message
+    message = _SHARD_ALONE.sub("This index does not have configured filterable attributes.", message)
+    return _SHARD_IN_LIST.sub("", message)
 
 
 def strip_internal_fields(document: Mapping[str, Any]) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import attrs
 
 from miroir.core.errors import MeiliError, error_body
+from miroir.core.routing import hide_shard_field
 
 ENQUEUED = "enqueued"
 PROCESSING = "processing"
@@ -306,12 +307,21 @@ def render_task(task: Task) -> dict[str, Any]:
         type=task.type,
         canceled_by=task.canceled_by,
         details=task.details,
-        error=None if task.error is None else dict(task.error),
+        error=None if task.error is None else _client_error(task.error),
         duration=format_duration(duration),
         enqueued_at=format_timestamp(task.enqueued_at),
         started_at=None if task.started_at is None else format_timestamp(task.started_at),
         finished_at=None if task.finished_at is None else format_timestamp(task.finished_at),
     )
+
+
+def _client_error(error: Mapping[str, Any]) -> dict[str, Any]:
+    # A node's error may name Miroir's `_miroir_shard` (e.g. a delete by filter on an attribute
+    # that is not filterable); clients never see it.
+    shown = dict(error)
+    if isinstance(shown.get("message"), str):
+        shown["message"] = hide_shard_field(shown["message"])
+    return shown
 
 
 def render_task_summary(task: Task) -> dict[str, Any]:
