@@ -107,6 +107,12 @@ def test_nested_primary_keys_are_followed():
          "Available filterable attribute patterns are: `year`."),
         ("Available filterable attributes patterns are: `genre, _miroir_shard, year`.",
          "Available filterable attributes patterns are: `genre, year`."),
+        ("Attribute `genre` is not facet-searchable. Available facet-searchable attributes "
+         "patterns are: `_miroir_shard`. To make it facet-searchable add it to the "
+         "`filterableAttributes` index settings.",
+         "Attribute `genre` is not facet-searchable. This index does not have configured "
+         "facet-searchable attributes. To make it facet-searchable add it to the "
+         "`filterableAttributes` index settings."),
         ("Nothing to hide here.", "Nothing to hide here."),
     ],
 )

@@ -91,10 +91,10 @@ def route_documents(
     return RoutedBatch(per_node=per_node, shards_written=frozenset(targets_of_shard))
 
 
-# A node's message may list `_miroir_shard` among the filterable attributes (filter, facet and
-# sort refusals): alone, or in a list written as "`a`, `b`" or as "`a, b`".
+# A node's message may list `_miroir_shard` among the filterable (or facet-searchable)
+# attributes: alone, or in a list written as "`a`, `b`" or as "`a, b`".
 _SHARD_ALONE = re.compile(
-    r"Available filterable attributes? patterns are: `_miroir_shard`\."
+    r"Available (filterable|facet-searchable) attributes? patterns are: `_miroir_shard`\."
 )
 _SHARD_IN_LIST = re.compile(r"`_miroir_shard`, |, `_miroir_shard`|_miroir_shard, |, _miroir_shard")
 
@@ -104,7 +104,7 @@ def hide_shard_field(message: str) -> str:
     worded as Meilisearch words it when no other attribute is filterable."""
     if SHARD_FIELD not in message:
         return message
-    message = _SHARD_ALONE.sub("This index does not have configured filterable attributes.", message)
+    message = _SHARD_ALONE.sub(r"This index does not have configured \1 attributes.", message)
     return _SHARD_IN_LIST.sub("", message)
 
 
