@@ -163,3 +163,13 @@ def test_nodes_die_with_a_parent_that_is_killed_outright(tmp_path):
         for pid in pids:  # never leave an orphan behind, even when the test failed
             if not _gone(pid):
                 os.killpg(pid, signal.SIGKILL)
+
+
+def test_a_generated_key_that_starts_with_a_dash_still_starts_a_node(tmp_path):
+    # secrets.token_urlsafe may begin with "-"; argparse would take it for an option.
+    from miroir.cli import build_parser
+    from miroir.cli.dev import node_command
+
+    argv = node_command("127.0.0.1", 7701, "-starts-with-a-dash", tmp_path)
+    args = build_parser().parse_args(argv[argv.index("devnode"):])
+    assert (args.master_key, args.port) == ("-starts-with-a-dash", 7701)

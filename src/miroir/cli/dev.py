@@ -244,10 +244,13 @@ def node_command(
     """argv of one node: Meilisearch if a binary is given, else `miroir devnode`."""
     if meilisearch_bin:
         return [
-            meilisearch_bin, "--http-addr", f"{host}:{port}", "--master-key", master_key,
+            # `--opt=value`: a generated key may start with "-", which would read as an option.
+            meilisearch_bin, "--http-addr", f"{host}:{port}", f"--master-key={master_key}",
             "--db-path", str(data_dir), "--no-analytics",
         ]
-    return miroir_command("devnode", "--host", host, "--port", str(port), "--master-key", master_key)
+    return miroir_command(
+        "devnode", "--host", host, "--port", str(port), f"--master-key={master_key}"
+    )
 
 
 def start_nodes(
