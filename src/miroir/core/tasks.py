@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
+from operator import attrgetter
 from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
@@ -427,6 +428,8 @@ class TaskQuery:
             return False  # Miroir tasks are never batched, so no batch uid can match.
         if not matches_value_filters(self, task):
             return False
+        if not self.has_time_bounds:
+            return True  # the common case, without building the bounds per task
         for moment, after, before in self.time_bounds(task):
             if after is None and before is None:
                 continue
@@ -437,6 +440,14 @@ class TaskQuery:
             if before is not None and not moment < before:
                 return False
         return True
+
+    @property
+    def has_time_bounds(self) -> bool:
+        return not (
+            self.after_enqueued_at is None and self.before_enqueued_at is None
+            and self.after_started_at is None and self.before_started_at is None
+            and self.after_finished_at is None and self.before_finished_at is None
+        )
 
     def time_bounds(self, task: Task) -> Iterable[tuple[int | None, int | None, int | None]]:
         """(task time in ms, exclusive lower bound in ms, exclusive upper bound in ms) per date."""
@@ -518,15 +529,39 @@ def page_after_cursor(query: PageRequest, uid: int) -> bool:
     return uid >= query.from_uid if query.reverse else uid <= query.from_uid
 
 
+_UID = attrgetter("uid")
+
+
 def select_page(matching: Iterable[Listed], query: PageRequest) -> TaskPage[Listed]:
     """The page of `matching` (tasks that already passed `query.matches`) the query asks for.
 
     Order is uid descending (newest first), ascending with `reverse`. `total` ignores from and
     limit. Like Meilisearch, one task beyond the limit is looked at to know `next`.
     """
-    ordered = sorted(matching, key=lambda task: task.uid, reverse=not query.reverse)
-    window = [task for task in ordered if page_after_cursor(query, task.uid)][: query.limit + 1]
-    return page_from_window(window, total=len(ordered), query=query)
+    ordered = sorted(matching, key=_UID, reverse=not query.reverse)
+    return select_page_in_order(ordered, query, total=len(ordered))
+
+
+def select_page_in_order(
+    ordered: Iterable[Listed], query: PageRequest, *, total: int | None = None
+) -> TaskPage[Listed]:
+    """`select_page` for tasks that are already in display order (uid descending; ascending
+    with `reverse`), so nothing is sorted.
+
+    With `total` given (the caller knows how many tasks match, e.g. when there is no filter),
+    it stops as soon as the window is full: a page then costs the tasks before the cursor plus
+    limit+1, however long the task list is. Without it, every task is counted.
+    """
+    limit = query.limit
+    window: list[Listed] = []
+    counted = 0
+    for task in ordered:
+        counted += 1
+        if len(window) <= limit and page_after_cursor(query, task.uid):
+            window.append(task)
+            if total is not None and len(window) > limit:
+                break
+    return page_from_window(window, total=counted if total is None else total, query=query)
 
 
 def page_from_window(

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from miroir.core.errors import MeiliError
-from miroir.core.tasks import FINISHED_STATUSES, select_page
+from miroir.core.tasks import FINISHED_STATUSES, select_page_in_order
 from miroir.devnode import settings as settings_mod
 from miroir.devnode.apply import APPLY
 from miroir.devnode.index import (
@@ -119,9 +119,18 @@ class Engine:
         return task
 
     def list_tasks(self, query: TaskQuery) -> dict[str, Any]:
-        """`{results, total, limit, from, next}`: newest first unless `reverse`."""
-        matching = (task for task in self.tasks.values() if query.filter.matches(task))
-        page = select_page(matching, query)
+        """`{results, total, limit, from, next}`: newest first unless `reverse`.
+
+        `self.tasks` is kept in uid order (uids only grow, and a deleted task is only removed),
+        so the display order needs no sort; with no filter every task matches, the total is
+        the queue's length, and a page looks at no more tasks than it shows (the repair
+        worker's `GET /tasks?limit=1` on every sweep costs the same on a long queue)."""
+        tasks = self.tasks.values()
+        ordered = iter(tasks) if query.reverse else reversed(tasks)
+        if query.filter.is_empty():
+            page = select_page_in_order(ordered, query, total=len(self.tasks))
+        else:
+            page = select_page_in_order(filter(query.filter.matches, ordered), query)
         return {
             "results": [task.view() for task in page.results],
             "total": page.total,

@@ -4,8 +4,8 @@ Owns the devnode's task record (datetime times, batches, customMetadata, the eng
 payload), its JSON views and the parsing/matching of task query filters. What Meilisearch's
 GET /tasks means on both sides comes from miroir.core.tasks: statuses and types, comma lists
 with `*`, status/type name sets, the value filters (`matches_value_filters`), the field order
-of the task object and summary (`task_object`, `task_summary`), and paging (`select_page`,
-used by the engine).
+of the task object and summary (`task_object`, `task_summary`), and paging
+(`select_page_in_order`, used by the engine).
 It never applies a task: the engine decides when a task runs and what it does.
 """
 
