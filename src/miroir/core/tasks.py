@@ -225,8 +225,13 @@ def format_timestamp(ms: int) -> str:
     Python SDK (0.43) cannot parse a timestamp without a fraction, and at millisecond precision
     one task in a thousand lands on a whole second, so Miroir always prints the milliseconds.
     """
-    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+    moment = _UNIX_EPOCH + timedelta(milliseconds=ms)
+    if 1000 <= moment.year:  # isoformat is a third cheaper than strftime (task listings)
+        return moment.isoformat(timespec="milliseconds")[:-6] + "Z"  # drops "+00:00"
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{ms % 1000:03d}Z"
+
+
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def format_duration(ms: int | None) -> str | None:
