@@ -210,3 +210,25 @@ async def test_the_poller_survives_a_failing_store():
             while not (await h.store.get_task(body["taskUid"])).is_finished:
                 await trio.sleep(0.01)
         assert failures == 3
+
+
+async def test_a_write_seen_finishing_is_completed_without_asking_its_nodes_again():
+    """The refresh that sees every part finish already holds each node's final view, so the
+    document counts come from it: one GET /tasks/{uid} per node, and the same counts."""
+    async with running_proxy(nodes=2, replication_factor=2) as h:
+        created = (await h.send("POST", "/indexes", {"uid": "m", "primaryKey": "id"}))[1]
+        await h.wait_task(created["taskUid"])
+        h.pause_node_workers()
+        write = (await h.send("POST", "/indexes/m/documents", [{"id": i} for i in range(3)]))[1]
+        h.start_node_workers()
+        with trio.fail_after(10):
+            while any(app.engine.has_pending_tasks() or app.engine._started is not None
+                      for app in h.nodes.values()):
+                await trio.sleep(0.005)
+        asked = len(h.transport.calls)
+        status, task, _ = await h.send("GET", f"/tasks/{write['taskUid']}")
+        calls = h.transport.calls[asked:]
+        assert status == 200 and task["status"] == "succeeded"
+        assert task["details"]["indexedDocuments"] == 3
+        assert sorted(node for node, method, path in calls
+                      if method == "GET" and path.startswith("/tasks/")) == sorted(h.nodes)

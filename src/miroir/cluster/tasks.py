@@ -122,6 +122,7 @@ async def refresh_task(cluster: Cluster, uid: int) -> Task | None:
     results = await cluster.fan_out(pending, "GET", lambda node: f"/tasks/{pending[node]}")
     updates: dict[str, NodeTask] = {}
     lost: list[str] = []
+    final_views: dict[str, tuple[int, Mapping[str, Any]]] = {}
     for node, result in results.items():
         if isinstance(result, NodeResponse) and result.ok:
             view = result.json()
@@ -132,6 +133,8 @@ async def refresh_task(cluster: Cluster, uid: int) -> Task | None:
             update = _node_task_from_view(pending[node], view)
             if update is not None:
                 updates[node] = update
+                if update.status in FINISHED_STATUSES:
+                    final_views[node] = (pending[node], view)
         elif _task_not_found(result):
             lost.append(node)
     if not updates and not lost:
@@ -147,7 +150,7 @@ async def refresh_task(cluster: Cluster, uid: int) -> Task | None:
 
     task = await cluster.store.modify_task(uid, observe)
     if task is not None and task.is_finished:
-        task = await _on_finish(cluster, task)
+        task = await _on_finish(cluster, task, final_views)
     return task
 
 
@@ -214,20 +217,32 @@ def _with_lost_parts(
     return attrs.evolve(task, node_tasks=node_tasks)
 
 
-async def _on_finish(cluster: Cluster, task: Task) -> Task:
+async def _on_finish(
+    cluster: Cluster,
+    task: Task,
+    final_views: Mapping[str, tuple[int, Mapping[str, Any]]] = {},  # noqa: B006 - read only
+) -> Task:
     """Complete what the node tasks only tell at the end, from every node's final view: the
     document counts in `details`, and `canceledBy` (the Miroir cancelation task that holds the
-    node's canceling task)."""
+    node's canceling task).
+
+    `final_views` are views of finished node tasks the caller has just read, keyed by node
+    with the node task uid they are for. A finished node task never changes, so those nodes are
+    not asked again: usually the refresh that saw a task finish read every part of it, and
+    the write then costs no further round of GET /tasks/{uid}."""
     counts = task.details is not None and any(key in task.details for key in _COUNT_KEYS)
     canceled = task.status == CANCELED and task.canceled_by is None
     if not counts and not canceled:
         return task
     acked = {n: nt.task_uid for n, nt in task.node_tasks.items() if nt.task_uid is not None}
-    results = await cluster.fan_out(acked, "GET", lambda node: f"/tasks/{acked[node]}")
+    known = {node: final_views[node][1] for node, uid in acked.items()
+             if node in final_views and final_views[node][0] == uid}
+    unknown = {node: uid for node, uid in acked.items() if node not in known}
+    results = await cluster.fan_out(unknown, "GET", lambda node: f"/tasks/{unknown[node]}")
     views = {
-        node: result.json()
-        for node, result in results.items()
-        if isinstance(result, NodeResponse) and result.ok
+        node: known[node] if node in known else results[node].json()
+        for node in acked
+        if node in known or (isinstance(results[node], NodeResponse) and results[node].ok)
     }
     change: dict[str, Any] = {}
     if counts:
