@@ -34,6 +34,11 @@ deliveries not yet made. Engine state survives, as Meilisearch's data on disk do
 `restart(wipe=True)` starts from an empty engine instead. A partition blackholes the node: calls
 time out at their deadline; a reply due while partitioned is lost (the request is still applied).
 
+`request_many` (the optional `ManyTransport` half of the contract, which `HttpTransport` also
+offers) starts every call of a scatter at once and waits for their results in one task, so
+`miroir.cluster.scatter` runs the same path over simulated nodes as over real ones. Each call's
+fate and timing are exactly those `request` would give it (tests/sim/test_transport_many.py).
+
 Determinism: every random draw comes from a per-node stream seeded by (seed, node id), in the
 order the node sees calls. Two runs are identical when trio schedules concurrent calls to the
 same node in the same order; `miroir.sim.cluster.seed_trio_scheduler` makes it do so. A
@@ -50,7 +55,7 @@ import hmac
 import itertools
 import random
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import attrs
@@ -61,9 +66,11 @@ from miroir.core.errors import MeiliError
 from miroir.devnode.engine import Engine
 from miroir.devnode.router import Request, Response, Router, error_response
 from miroir.transport.base import (
+    CallSpec,
     NodeRefused,
     NodeReset,
     NodeResponse,
+    NodeResult,
     NodeTimeout,
     TransportError,
     UnknownNode,
@@ -265,6 +272,9 @@ class SimTransport:
         self.nodes: dict[str, SimNode] = {}
         self.closed = False
         self._sequence = itertools.count()
+        # Set (and replaced) on every crash: what `request_many`'s one task waits on, since it
+        # cannot wait on each callee's own `crashed` event at once.
+        self._a_node_crashed = trio.Event()
 
     # ------------------------------------------------------------------------- the fleet
 
@@ -305,6 +315,8 @@ class SimTransport:
         if not node.up:
             raise ValueError(f"node {node_id!r} is already crashed")
         node.crash(trio.current_time())
+        self._a_node_crashed.set()
+        self._a_node_crashed = trio.Event()
 
     def restart(self, node_id: str, *, wipe: bool = False) -> None:
         node = self._node(node_id)
@@ -358,6 +370,54 @@ class SimTransport:
             observer(node_id, method, path, body, response.status)
         return response
 
+    async def request_many(
+        self,
+        calls: Mapping[str, CallSpec],
+        *,
+        deadline: float,
+        on_result: Callable[[str, NodeResult], None] | None = None,
+    ) -> dict[str, NodeResult]:
+        """`ManyTransport.request_many`, as `HttpTransport` offers it: every call is started
+        (fates drawn, deliveries scheduled) in the order given, then this one task sleeps until
+        the next moment some call's result is due -- or until any node crashes -- and reports
+        every result due by then, in call order. Each call sees exactly what `request` would
+        have given it at the same instants; what is saved is a task and two cancel scopes per
+        call, and `miroir.cluster.scatter` takes the same path as with real nodes."""
+        results: dict[str, NodeResult] = {}
+
+        def report(node_id: str, call: CallSpec, result: NodeResult) -> None:
+            results[node_id] = result
+            status = result.status if isinstance(result, NodeResponse) else None
+            for observer in self.observers:
+                observer(node_id, call.method, call.path, call.body, status)
+            if on_result is not None:
+                on_result(node_id, result)
+
+        pending: list[tuple[str, CallSpec, _Call]] = []
+        for node_id, spec in calls.items():
+            own = deadline if spec.deadline is None else min(deadline, spec.deadline)
+            try:
+                pending.append((node_id, spec, self._begin(
+                    node_id, spec.method, spec.path, spec.body, spec.headers, own)))
+            except TransportError as error:
+                report(node_id, spec, error)
+        if not pending:
+            await trio.lowlevel.checkpoint()
+        while pending:
+            crashes = self._a_node_crashed
+            with trio.move_on_at(min(_due(call) for _, _, call in pending)):
+                await crashes.wait()
+            now = trio.current_time()
+            still: list[tuple[str, CallSpec, _Call]] = []
+            for node_id, spec, call in pending:
+                result = _settle(call, now)
+                if result is None:
+                    still.append((node_id, spec, call))
+                else:
+                    report(node_id, spec, result)
+            pending = still
+        return results
+
     async def _request(
         self,
         node_id: str,
@@ -367,6 +427,37 @@ class SimTransport:
         headers: Sequence[tuple[str, str]],
         deadline: float,
     ) -> NodeResponse:
+        call = self._begin(node_id, method, path, body, headers, deadline)
+        node, fate = call.node, call.fate
+        if fate == "partitioned":
+            await trio.sleep_until(deadline)
+            raise NodeTimeout(node_id, "deadline passed (partitioned)")
+        if fate == "stall":
+            await _wait_unless_crashed(node, call.crashed, deadline)
+            raise NodeTimeout(node_id, "deadline passed (stalled)")
+        if fate == "drop":
+            await _wait_unless_crashed(node, call.crashed, min(call.deliver_at, deadline))
+            raise _dropped(call)
+        await _wait_unless_crashed(node, call.crashed, min(call.answer_at, deadline))
+        if call.answer_at > deadline:
+            raise NodeTimeout(node_id, "deadline passed")
+        if node.partitioned:  # the partition began while the call was in flight
+            await trio.sleep_until(deadline)
+            raise NodeTimeout(node_id, "deadline passed (partitioned)")
+        return _answer(call)
+
+    def _begin(
+        self,
+        node_id: str,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: Sequence[tuple[str, str]],
+        deadline: float,
+    ) -> _Call:
+        """Start one call now: draw its fate and latency, trace it, and schedule its delivery.
+        A crashed or unknown node raises at once; a partitioned node's call has the fate
+        `partitioned` (it times out at its deadline)."""
         if self.closed:
             raise RuntimeError("SimTransport is closed")
         node = self.nodes.get(node_id)
@@ -382,46 +473,88 @@ class SimTransport:
             node.stats["partitioned"] += 1
             if self.tracer is not None:
                 self.tracer(f"{start:.6f} node {node_id} {method} {path} partitioned")
-            await trio.sleep_until(deadline)
-            raise NodeTimeout(node_id, "deadline passed (partitioned)")
+            return _Call(node, "partitioned", deadline, node.crashed, deadline, deadline, None)
         fate, latency = node.faults.sample_call(node.call_rng)
         node.stats[fate] += 1
         if self.tracer is not None:
             self.tracer(f"{start:.6f} node {node_id} {method} {path} {fate} {latency:.6f}")
-        crashed = node.crashed
-        deliver_at, answer_at = start + latency / 2, start + latency
-
-        if fate == "stall":
-            await _wait_unless_crashed(node, crashed, deadline)
-            raise NodeTimeout(node_id, "deadline passed (stalled)")
-        if fate == "drop":
-            await _wait_unless_crashed(node, crashed, min(deliver_at, deadline))
-            if deliver_at > deadline:
-                raise NodeTimeout(node_id, "deadline passed")
-            raise NodeReset(node_id, "connection reset before the request arrived")
         delivery = None
-        if fate != "error":
+        if fate not in ("error", "stall", "drop"):
             delivery = _Delivery(_request(method, path, body, headers), _header(headers, "authorization"))
-            node.schedule_delivery(deliver_at, next(self._sequence), delivery)
-
-        await _wait_unless_crashed(node, crashed, min(answer_at, deadline))
-        if answer_at > deadline:
-            raise NodeTimeout(node_id, "deadline passed")
-        if node.partitioned:  # the partition began while the call was in flight
-            await trio.sleep_until(deadline)
-            raise NodeTimeout(node_id, "deadline passed (partitioned)")
-        node.catch_up(trio.current_time())
-        if fate == "lost_reply":
-            raise NodeReset(node_id, "connection reset before the answer arrived")
-        if delivery is None:
-            response = error_response(MeiliError("internal", "Simulated internal error."))
-        else:
-            assert delivery.response is not None and not delivery.dropped
-            response = delivery.response
-        return NodeResponse(node_id, response.status, _headers(response), orjson.dumps(response.body))
+            node.schedule_delivery(start + latency / 2, next(self._sequence), delivery)
+        return _Call(node, fate, deadline, node.crashed, start + latency / 2, start + latency,
+                     delivery)
 
     async def aclose(self) -> None:
         self.closed = True
+
+
+@attrs.define(eq=False)
+class _Call:
+    """One call whose fate is drawn: when it reaches the node and when its answer is due."""
+
+    node: SimNode
+    fate: str  # one of FATES, or "partitioned"
+    deadline: float
+    crashed: trio.Event  # the node's crash event when the call started
+    deliver_at: float
+    answer_at: float
+    delivery: _Delivery | None
+
+
+def _dropped(call: _Call) -> TransportError:
+    if call.deliver_at > call.deadline:
+        return NodeTimeout(call.node.node_id, "deadline passed")
+    return NodeReset(call.node.node_id, "connection reset before the request arrived")
+
+
+def _answer(call: _Call) -> NodeResponse:
+    """The result of an ok, error or lost_reply call whose answer is due now."""
+    node = call.node
+    node.catch_up(trio.current_time())
+    if call.fate == "lost_reply":
+        raise NodeReset(node.node_id, "connection reset before the answer arrived")
+    if call.delivery is None:
+        response = error_response(MeiliError("internal", "Simulated internal error."))
+    else:
+        assert call.delivery.response is not None and not call.delivery.dropped
+        response = call.delivery.response
+    return NodeResponse(node.node_id, response.status, _headers(response), orjson.dumps(response.body))
+
+
+def _due(call: _Call) -> float:
+    """When `request` would next wake up for this call."""
+    if call.fate in ("partitioned", "stall"):
+        return call.deadline
+    if call.fate == "drop":
+        return min(call.deliver_at, call.deadline)
+    return min(call.answer_at, call.deadline)
+
+
+def _settle(call: _Call, now: float) -> NodeResult | None:
+    """The call's result at `now` as `request` would raise or return it; None while it is still
+    in flight. An ok call whose node was partitioned meanwhile turns `partitioned`: it waits
+    out its deadline with no crash check, as `request` does."""
+    node_id = call.node.node_id
+    if call.fate != "partitioned" and call.crashed.is_set():
+        return NodeReset(node_id, "connection reset (node crashed)")
+    if now < _due(call):
+        return None
+    if call.fate == "partitioned":
+        return NodeTimeout(node_id, "deadline passed (partitioned)")
+    if call.fate == "stall":
+        return NodeTimeout(node_id, "deadline passed (stalled)")
+    if call.fate == "drop":
+        return _dropped(call)
+    if call.answer_at > call.deadline:
+        return NodeTimeout(node_id, "deadline passed")
+    if call.node.partitioned:
+        call.fate = "partitioned"
+        return None if now < call.deadline else NodeTimeout(node_id, "deadline passed (partitioned)")
+    try:
+        return _answer(call)
+    except TransportError as error:
+        return error
 
 
 async def _wait_unless_crashed(node: SimNode, crashed: trio.Event, until: float) -> None:
