@@ -74,17 +74,19 @@ def run(seed, faults, program, many):
         for node in NODES:
             transport.add_node(node, faults=faults)
 
-        async def disturb(at, kind, node):
-            await trio.sleep_until(at)
-            simulated = transport.nodes[node]
-            if kind == "crash" and simulated.up:
-                transport.crash(node)
-            elif kind == "restart" and not simulated.up:
-                transport.restart(node)
-            elif kind == "partition":
-                transport.partition(node)
-            elif kind == "heal":
-                transport.heal(node)
+        async def disturb(start, disturbances):
+            # One task, in list order: two events at one instant happen in a defined order.
+            for at, kind, node in sorted(disturbances, key=lambda event: event[0]):
+                await trio.sleep_until(start + at)
+                simulated = transport.nodes[node]
+                if kind == "crash" and simulated.up:
+                    transport.crash(node)
+                elif kind == "restart" and not simulated.up:
+                    transport.restart(node)
+                elif kind == "partition":
+                    transport.partition(node)
+                elif kind == "heal":
+                    transport.heal(node)
 
         for index, (targets, timeout, own, disturbances) in enumerate(program):
             start = trio.current_time()
@@ -100,8 +102,7 @@ def run(seed, faults, program, many):
                 outcomes.append((index, node, outcome(result), trio.current_time()))
 
             async with trio.open_nursery() as nursery:
-                for at, kind, node in disturbances:
-                    nursery.start_soon(disturb, start + at, kind, node)
+                nursery.start_soon(disturb, start, disturbances)
                 if many:
                     await transport.request_many(calls, deadline=deadline, on_result=arrived)
                 else:
