@@ -588,3 +588,21 @@ def test_compiled_keys_order_like_the_general_keys_even_when_shapes_differ(sc, d
     general = RankingKeys()
     keys = [general.hit_key(h) for h in ordered]
     assert keys == sorted(keys)
+
+
+@given(st.lists(st.lists(st.one_of(st.none(), st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0])),
+                         max_size=6), min_size=1, max_size=4))
+def test_global_score_order_is_stable_and_survives_hits_without_a_score(scores_per_node):
+    """Without value rules the order is `_rankingScore` descending, ties in node-then-position
+    order; a hit without a score counts as 0 (never an error)."""
+    bodies = [
+        {"hits": [{"id": f"{n}-{i}", **({} if s is None else {"_rankingScore": s}),
+                   "_rankingScoreDetails": {"words": {"order": 0, "score": s or 0.0}}}
+                  for i, s in enumerate(scores)]}
+        for n, scores in enumerate(scores_per_node)
+    ]
+    everything = [(n, i, s or 0.0) for n, scores in enumerate(scores_per_node)
+                  for i, s in enumerate(scores)]
+    expected = [f"{n}-{i}" for n, i, _ in sorted(everything, key=lambda t: (-t[2], t[0], t[1]))]
+    plan = plan_node_query({"q": "x", "limit": 50}, {})
+    assert [hit["id"] for hit in order_hits(plan, bodies)] == expected

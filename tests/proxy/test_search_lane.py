@@ -119,4 +119,5 @@ async def test_a_lane_answer_is_counted_and_logged_like_a_quart_one(caplog):
         metrics = h.app.extensions["miroir"].metrics
         counted = metrics.requests_total.labels("POST", "/indexes/<uid>/search", "200")._value.get()
         assert counted == 2
-        assert metrics.requests_in_flight._value.get() == 0
+        assert metrics.in_flight == 0
+        assert "miroir_requests_in_flight 0.0" in metrics.render()[0].decode()

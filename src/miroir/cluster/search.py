@@ -182,20 +182,22 @@ class _Gathering:
                 self.tried[shard] = {node_id}
             self.first_shards[node_id] = shards
             first_bodies[node_id] = self.body_for(None if exact else shards)
-        with trio.CancelScope(deadline=self.deadline):  # move_on_at without contextlib's wrapper
-            async with trio.open_nursery() as self.nursery:
-                if uncovered:
-                    self.dispatch(uncovered)
-                # The first plan goes out as one batch driven by this task (no task per node
-                # when the transport offers it); a failure's fallback starts in the nursery as
-                # soon as that failure is known, while the other answers are still being read.
-                await self.cluster.call_each(
-                    self.method,
-                    self.path,
-                    first_bodies,
-                    timeout_ms=self.attempt_timeout_ms(),
-                    on_result=self.settle_first,
-                )
+        # The nursery's own scope carries the deadline (one scope per search, not two); like
+        # move_on_at, it swallows its own cancellation.
+        async with trio.open_nursery() as self.nursery:
+            self.nursery.cancel_scope.deadline = self.deadline
+            if uncovered:
+                self.dispatch(uncovered)
+            # The first plan goes out as one batch driven by this task (no task per node
+            # when the transport offers it); a failure's fallback starts in the nursery as
+            # soon as that failure is known, while the other answers are still being read.
+            await self.cluster.call_each(
+                self.method,
+                self.path,
+                first_bodies,
+                timeout_ms=self.attempt_timeout_ms(),
+                on_result=self.settle_first,
+            )
         self.nursery = None
         if self.rejection is not None:
             raise NodeRejected(_without_shard_field(self.rejection))

@@ -38,6 +38,7 @@ Contract, in the order the merge applies it:
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +57,7 @@ from miroir.core.search_plan import SHARD_FIELD, NodePlan, with_fetch_limit
 _RESERVED_PREFIX = "_miroir_"
 _SCORE = "_rankingScore"
 _DETAILS = "_rankingScoreDetails"
+_by_score = operator.itemgetter(_SCORE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +96,12 @@ def order_hits(plan: NodePlan, node_bodies: Sequence[Mapping[str, Any]]) -> list
         # Relevancy rules only: `_rankingScore` is their lexicographic fold. Decided from the
         # details, not from the query's `sort`: a custom `field:desc` ranking rule in the
         # settings reports values too.
-        all_hits.sort(key=score_key)
+        try:
+            # The same order as `score_key` (the sort is stable either way), with a C key.
+            all_hits.sort(key=_by_score, reverse=True)
+        except (KeyError, TypeError):  # a hit without a score: the general fast-path key
+            all_hits = [hit for body in node_bodies for hit in body.get("hits") or ()]
+            all_hits.sort(key=score_key)
         return all_hits
     try:
         all_hits.sort(key=compile_hit_key(names))

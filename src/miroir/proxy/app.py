@@ -146,7 +146,7 @@ def create_app(
     async def authenticate() -> None:
         current = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
         current.environ_started = time.perf_counter()
-        state.metrics.requests_in_flight.inc()
+        state.metrics.in_flight += 1
         authenticator.check(current.path, current.headers)
 
     @app.after_request
@@ -156,7 +156,7 @@ def create_app(
         started = getattr(current, "environ_started", None)
         elapsed = time.perf_counter() - started if started is not None else 0.0
         if started is not None:
-            state.metrics.requests_in_flight.dec()
+            state.metrics.in_flight -= 1
         rule = current.url_rule
         route = rule.rule if rule is not None else "unmatched"
         method, status = current.method, response.status_code

@@ -218,7 +218,7 @@ def search_lane(inner: ASGIApp, state: ProxyState, authenticator: Any, max_body_
         except (MeiliError, _HandOver, orjson.JSONDecodeError):
             return await inner(scope, _replay(received, receive), send)
         metrics = state.metrics
-        metrics.requests_in_flight.inc()
+        metrics.in_flight += 1
         try:
             result = await search.search_index(
                 state.cluster, uid, params, policy=state.config.scatter.unavailable_shard_policy
@@ -232,7 +232,7 @@ def search_lane(inner: ASGIApp, state: ProxyState, authenticator: Any, max_body_
                                 for name, value in response.headers.items()]
         # Counted and logged before sending, as Quart's `after_request` hook does.
         elapsed = time.perf_counter() - started
-        metrics.requests_in_flight.dec()
+        metrics.in_flight -= 1
         metrics.observe_request("POST", SEARCH_ROUTE, status, elapsed)
         # The remote address exactly as Quart derives `request.remote_addr` from the scope.
         log_request("POST", path, status, elapsed, (scope.get("client") or ["<local>"])[0])

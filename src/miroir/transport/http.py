@@ -418,6 +418,12 @@ class HttpTransport:
         report(node_id, result)
 
 
+# Request heads by everything but the body: a scatter sends the same head to every node of a
+# pool, search after search. Bounded because paths may carry query strings.
+_HEADS: dict[tuple[Any, ...], str] = {}
+_HEADS_MAX = 1024
+
+
 def _format_request(
     pool: _NodePool,
     method: str,
@@ -427,6 +433,28 @@ def _format_request(
 ) -> bytes:
     """The request on the wire. Every caller-supplied piece is checked, so nothing can inject a
     header line or a second request; the node key replaces any client Authorization."""
+    try:
+        key: tuple[Any, ...] | None = (pool.prefix, pool.fixed_head, method, path, headers,
+                                       body is None)
+        head = _HEADS.get(key)  # type: ignore[arg-type]
+    except TypeError:  # unhashable headers (a list): format every time
+        key = head = None
+    if head is None:
+        head = _format_head(pool, method, path, body is not None, headers)
+        if key is not None:
+            if len(_HEADS) >= _HEADS_MAX:
+                _HEADS.clear()
+            _HEADS[key] = head
+    if body is not None:
+        return f"{head}content-length: {len(body)}\r\n\r\n".encode("latin-1") + body
+    return f"{head}\r\n".encode("latin-1")
+
+
+def _format_head(
+    pool: _NodePool, method: str, path: str, has_body: bool, headers: Sequence[tuple[str, str]]
+) -> str:
+    """The head up to (not including) the content-length line or the blank line; raises
+    ValueError for anything that could inject a header line or a second request."""
     if not _TOKEN.fullmatch(method):
         raise ValueError(f"invalid HTTP method {method!r}")
     target = pool.prefix + path
@@ -444,10 +472,6 @@ def _format_request(
             raise ValueError(f"invalid header {name!r}")
         has_content_type = has_content_type or lowered == "content-type"
         lines.append(f"{name}: {value}\r\n")
-    if body is not None:
-        if not has_content_type:
-            lines.append("content-type: application/json\r\n")
-        lines.append(f"content-length: {len(body)}\r\n\r\n")
-        return "".join(lines).encode("latin-1") + body
-    lines.append("\r\n")
-    return "".join(lines).encode("latin-1")
+    if has_body and not has_content_type:
+        lines.append("content-type: application/json\r\n")
+    return "".join(lines)

@@ -286,11 +286,13 @@ async def drive(
     to drive on once it has done what it stopped for; otherwise the result is empty.
     """
     pending = list(exchanges)
-    watch = _Watch() if _HAS_EPOLL and len(pending) > 1 else None
+    # Made on the first wait for several sockets: most scatters on a LAN find their answers
+    # already in when they first look, and an epoll set costs three syscalls.
+    watch: _Watch | None = None
     # One cancel scope for all the waits, its deadline moved to the earliest pending one before
     # each (entering a scope per wait cost more than the wait's bookkeeping); a scope that fired
-    # is spent, so the next round opens a new one.
-    scope = trio.CancelScope()
+    # is spent, so the next round opens a new one. None until the first wait.
+    scope: trio.CancelScope | None = None
     handed_back = False
     try:
         while pending:
@@ -298,18 +300,20 @@ async def drive(
             if not pending or (stop is not None and stop()):
                 handed_back = True
                 return pending
-            if scope.cancel_called:
+            if scope is None or scope.cancel_called:
                 scope = trio.CancelScope()
             with scope:
                 while pending:
                     scope.deadline = min(exchange.deadline for exchange in pending)
-                    if watch is None or len(pending) == 1:
+                    if not _HAS_EPOLL or len(pending) == 1:
                         first = min(pending, key=lambda exchange: exchange.deadline)
                         if first.unsent:
                             await trio.lowlevel.wait_writable(first.connection.sock)
                         else:
                             await trio.lowlevel.wait_readable(first.connection.sock)
                     else:
+                        if watch is None:
+                            watch = _Watch()
                         await watch.wait(pending)
                     pending = _settle_ready(pending, watch, finished)
                     if stop is not None and stop():
