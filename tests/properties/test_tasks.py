@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+import attrs
 import orjson
 import pytest
 from hypothesis import example, given
@@ -198,6 +199,19 @@ def test_render_task_has_meilisearch_fields_in_order(task):
         assert body["duration"] == format_duration(task.finished_at - task.started_at)
     else:
         assert body["duration"] is None
+
+
+@given(tasks, tasks)
+def test_a_rendered_task_is_kept_per_task_object_and_never_outlives_a_change(task, other):
+    first = render_task(task)
+    first["uid"] = -1  # a caller's change to its copy reaches neither the task nor the cache
+    assert render_task(task) == render_task(attrs.evolve(task)) != first
+    # A change is a new Task (attrs.evolve): it is rendered afresh, from its own fields.
+    changed = attrs.evolve(task, status=other.status, finished_at=other.finished_at,
+                           details=other.details, error=other.error)
+    assert render_task(changed) == render_task(task_from_record(task_to_record(changed)))
+    # Rendering is not part of a task's value.
+    assert task == attrs.evolve(task) and task_to_record(task) == task_to_record(attrs.evolve(task))
 
 
 # ---- the GET /tasks query

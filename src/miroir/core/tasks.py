@@ -94,6 +94,10 @@ class Task:
     finished_at: int | None = None
     node_tasks: Mapping[str, NodeTask] = attrs.field(factory=dict)
     missed_quorum: tuple[tuple[int, int], ...] = ()
+    # Meilisearch's task object for this task, kept by `render_task` on first use: a Task never
+    # changes (a change is a new Task, and attrs.evolve starts it without one), while listings
+    # render the same tasks again and again. Not part of equality or of the stored record.
+    _rendered: dict[str, Any] | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
     @property
     def degraded_groups(self) -> tuple[int, ...]:
@@ -300,8 +304,18 @@ def task_summary(
 def render_task(task: Task) -> dict[str, Any]:
     """Meilisearch's full task object (GET /tasks/{uid}) for a Miroir task.
 
-    Miroir has no batches, so `batchUid` is always null.
+    Miroir has no batches, so `batchUid` is always null. Rendered once per Task object (see
+    `Task._rendered`); each call returns a new top-level dict whose nested `details` and
+    `error` are shared with the cache, so they are for reading (serializing) only.
     """
+    rendered = task._rendered
+    if rendered is None:
+        rendered = _render_task(task)
+        object.__setattr__(task, "_rendered", rendered)
+    return dict(rendered)
+
+
+def _render_task(task: Task) -> dict[str, Any]:
     duration = None
     if task.started_at is not None and task.finished_at is not None:
         duration = task.finished_at - task.started_at
