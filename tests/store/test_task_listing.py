@@ -251,3 +251,39 @@ async def test_following_next_visits_every_match_once_in_order(store):
                 if cursor is None:
                     break
             assert seen == expected
+
+
+@given(
+    changes=st.lists(st.tuples(st.sampled_from(sorted(CORPUS_BY_UID)), st.sampled_from(STATUSES)),
+                     max_size=30),
+    deleted=st.sets(st.sampled_from(sorted(CORPUS_BY_UID)), max_size=20),
+    prune_at=st.none() | st.integers(0, 3 * 86_400_000),
+    statuses=st.sets(st.sampled_from(STATUSES), min_size=1, max_size=3),
+    reverse=st.booleans(),
+)
+def test_memory_store_listing_follows_status_changes_deletes_and_pruning(
+    changes, deleted, prune_at, statuses, reverse
+):
+    """MemoryStore lists unfinished tasks from an index of them (the poller's query); it must
+    stay right as tasks change status, are deleted and are pruned."""
+    from miroir.store.memory import MemoryStore
+
+    async def main():
+        store = MemoryStore(task_ttl_ms=86_400_000)
+        await load_corpus(store)
+        for uid, status in changes:
+            await store.modify_task(uid, lambda task, status=status: attrs.evolve(
+                task, status=status,
+                finished_at=task.finished_at or task.enqueued_at if status in FINISHED_STATUSES
+                else None))
+        await store.delete_tasks(deleted)
+        if prune_at is not None:
+            await store.prune_tasks(BASE_MS + prune_at)
+        remaining = [task for task in CORPUS if await store.get_task(task.uid) is not None]
+        current = [await store.get_task(task.uid) for task in remaining]
+        query = {**dict.fromkeys(FILTERS), "statuses": statuses, "limit": 1000,
+                 "from": None, "reverse": reverse}
+        page = await store.list_tasks(parse_task_query(render_params(query, False)))
+        assert page_summary(page) == oracle(current, query)
+
+    trio.run(main)

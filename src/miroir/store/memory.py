@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 
 import attrs
 
-from miroir.core.tasks import Task, TaskPage, TaskQuery, select_page
+from miroir.core.tasks import FINISHED_STATUSES, Task, TaskPage, TaskQuery, select_page
 from miroir.store.base import (
     DEFAULT_TASK_TTL_MS,
     IdempotencyRecord,
@@ -30,6 +30,9 @@ class MemoryStore:
         self.task_ttl_ms = task_ttl_ms
         self._last_task_uid = 0
         self._tasks: dict[int, Task] = {}
+        # Uids of the tasks not finished yet: the task poller lists only those, every round,
+        # and without this each round would look at every task ever stored.
+        self._unfinished: set[int] = set()
         self._idempotency: dict[str, IdempotencyRecord] = {}
         self._settings_counters: dict[str, int] = {}
         self._settings: dict[str, dict[str, int]] = {}
@@ -48,7 +51,7 @@ class MemoryStore:
         return task
 
     async def put_task(self, task: Task) -> None:
-        self._tasks[task.uid] = task
+        self._store(task)
         self._last_task_uid = max(self._last_task_uid, task.uid)
 
     async def get_task(self, uid: int) -> Task | None:
@@ -60,14 +63,25 @@ class MemoryStore:
         changed = change(self._tasks[uid])
         if changed.uid != uid:
             raise ValueError("modify_task cannot change a task's uid")
-        self._tasks[uid] = changed
+        self._store(changed)
         return changed
 
+    def _store(self, task: Task) -> None:
+        self._tasks[task.uid] = task
+        if task.is_finished:
+            self._unfinished.discard(task.uid)
+        else:
+            self._unfinished.add(task.uid)
+
     async def list_tasks(self, query: TaskQuery) -> TaskPage:
-        return select_page(filter(query.matches, self._tasks.values()), query)
+        candidates: Iterable[Task] = self._tasks.values()
+        if query.statuses is not None and not query.statuses & FINISHED_STATUSES:
+            candidates = [self._tasks[uid] for uid in self._unfinished]
+        return select_page(filter(query.matches, candidates), query)
 
     async def delete_tasks(self, uids: Iterable[int]) -> int:
-        return sum(self._tasks.pop(uid, None) is not None for uid in set(uids))
+        self._unfinished.difference_update(uids := set(uids))
+        return sum(self._tasks.pop(uid, None) is not None for uid in uids)
 
     async def prune_tasks(self, now: int) -> int:
         self._idempotency = {k: r for k, r in self._idempotency.items() if r.expires_at > now}
@@ -75,6 +89,7 @@ class MemoryStore:
         old = [uid for uid, task in self._tasks.items() if task_expiry_base(task) < cutoff]
         for uid in old:
             del self._tasks[uid]
+            self._unfinished.discard(uid)
         return len(old)
 
     async def claim_idempotency_key(
