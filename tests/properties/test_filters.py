@@ -271,3 +271,20 @@ def test_comparison_needs_the_feature_in_object_rules() -> None:
     f.ensure_filterable(f.parse_filter("price = 3"), rules)
     with pytest.raises(MeiliError):
         f.ensure_filterable(f.parse_filter("price > 3"), rules)
+
+
+@given(trees, st.sampled_from(("invalid_search_filter", "invalid_document_filter")))
+def test_a_remembered_parse_equals_a_fresh_one(tree, error_code):
+    from miroir.core import filters_parser
+
+    text = f.to_filter_string(tree)
+    first = f.parse_filter(text, error_code=error_code)
+    assert first == filters_parser._parse_filter(text, error_code) == tree
+    assert f.parse_filter(text, error_code=error_code) == first
+
+
+def test_a_bad_filter_is_refused_every_time_with_its_own_error_code():
+    for code in ("invalid_search_filter", "invalid_document_filter", "invalid_search_filter"):
+        with pytest.raises(MeiliError) as refused:
+            f.parse_filter("genre = ", error_code=code)
+        assert refused.value.code == code

@@ -17,6 +17,7 @@ to | [NOT] CONTAINS | [NOT] STARTS WITH`.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Sequence
@@ -650,7 +651,25 @@ def _unescape(raw: str) -> str:
 
 
 def parse_filter(expression: str, *, error_code: str = "invalid_search_filter") -> Node | None:
-    """Parse one filter string. Blank means no filter (None); bad syntax raises MeiliError."""
+    """Parse one filter string. Blank means no filter (None); bad syntax raises MeiliError.
+
+    Recent short filters are remembered: the same few strings come back on every request
+    (the proxy's `_miroir_shard IN [...]` restriction on each node search, a client's usual
+    filters), and the tree is immutable, so it can be shared. Errors are not remembered."""
+    if len(expression) <= _REMEMBERED_FILTER_CHARS:
+        return _parse_remembered(expression, error_code)
+    return _parse_filter(expression, error_code)
+
+
+_REMEMBERED_FILTER_CHARS = 2000  # with 512 entries, at most about 1 MB of filter text
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_remembered(expression: str, error_code: str) -> Node | None:
+    return _parse_filter(expression, error_code)
+
+
+def _parse_filter(expression: str, error_code: str) -> Node | None:
     if not expression.strip():
         return None
     try:
