@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -143,10 +143,12 @@ class Simulation:
         self.report.violations.append(f"t={trio.current_time():.6f} {text}")
         self.sim.note(f"VIOLATION {text}")
 
-    def _check(self, name: str, ok: bool, text: str) -> bool:
+    def _check(self, name: str, ok: bool, text: str | Callable[[], str]) -> bool:
+        """Count a check of `name`; on failure record `text` (a function of nothing when the
+        message is costly to build, e.g. the repr of a whole answer: most checks pass)."""
         self.report.checks[name] += 1
         if not ok:
-            self.violation(f"{name}: {text}")
+            self.violation(f"{name}: {text() if callable(text) else text}")
         return ok
 
     def _observe_node_answer(self, node: str, method: str, path: str, body: bytes | None,
@@ -204,17 +206,17 @@ class Simulation:
         if answer.status >= 400:
             body = answer.body
             self._check("I1 error shape", isinstance(body, dict) and set(body) == ERROR_FIELDS,
-                        f"{answer.method} {answer.path} -> {answer.status} {body!r}")
+                        lambda: f"{answer.method} {answer.path} -> {answer.status} {body!r}")
         self._check("I1 no 500", answer.status != 500,
-                    f"{answer.method} {answer.path} -> 500 {answer.body!r}")
+                    lambda: f"{answer.method} {answer.path} -> 500 {answer.body!r}")
         bound = deadline_bound_s(kind, self.spec)
         self._check("I5 deadline", answer.duration <= bound,
-                    f"{kind} took {answer.duration:.6f}s > {bound:.6f}s")
+                    lambda: f"{kind} took {answer.duration:.6f}s > {bound:.6f}s")
         if not self.disturbed:
             self._check("I6 quiet cluster answers fully",
                         answer.status < 500 and answer.degraded is None,
-                        f"{answer.method} {answer.path} -> {answer.status} "
-                        f"degraded={answer.degraded} {answer.code}")
+                        lambda: f"{answer.method} {answer.path} -> {answer.status} "
+                                f"degraded={answer.degraded} {answer.code}")
 
     # --------------------------------------------------------------------------- writes
 
