@@ -214,3 +214,33 @@ async def test_the_cluster_clock_stamps_results_unless_one_is_injected(autojump_
     await HealthChecker(cluster, HEALTH).probe_once()
     await HealthChecker(cluster, HEALTH, clock_ms=lambda: 99).probe_once()
     assert [now for _, _, now in cluster.results] == [1234, 99]
+
+
+async def test_a_round_is_one_request_many_when_the_transport_offers_it(autojump_clock):
+    """As a search's scatter: one task drives the whole round (HttpTransport, SimTransport)."""
+    from miroir.transport.base import NodeResponse, NodeTimeout
+
+    class ManyOnly:
+        def __init__(self):
+            self.rounds = []
+
+        async def request(self, *args, **kwargs):
+            raise AssertionError("probed one node at a time")
+
+        async def request_many(self, calls, *, deadline, on_result=None):
+            self.rounds.append((sorted((n, c.method, c.path) for n, c in calls.items()), deadline))
+            results = {"n1": NodeResponse("n1", 200, (), b"{}"),
+                       "n2": NodeResponse("n2", 503, (), b"{}"),
+                       "n3": NodeTimeout("n3", "deadline passed")}
+            for node, result in results.items():
+                if on_result is not None:
+                    on_result(node, result)
+            return results
+
+    transport = ManyOnly()
+    started = trio.current_time()
+    verdicts = await HealthChecker(RecordingCluster(transport, ["n1", "n2", "n3"]),
+                                   HEALTH).probe_once()
+    assert verdicts == {"n1": True, "n2": False, "n3": False}
+    assert transport.rounds == [([("n1", "GET", HEALTH_PATH), ("n2", "GET", HEALTH_PATH),
+                                  ("n3", "GET", HEALTH_PATH)], started + HEALTH.timeout_ms / 1000)]

@@ -1,8 +1,9 @@
 """The health checker: probes every node on a fixed interval and reports each result to the cluster.
 
 Owns the probing loop only: which nodes to probe (whatever `cluster.node_ids()` says at the start
-of a round), how (GET /health through `cluster.transport`, every node at once in one nursery, one
-shared deadline of `timeout_ms`), and when (rounds start every `interval_ms`, at a fixed rate, so
+of a round), how (GET /health through `cluster.transport`, every node at once through
+`miroir.cluster.scatter`, so one task drives the round when the transport offers `request_many`;
+one shared deadline of `timeout_ms`), and when (rounds start every `interval_ms`, at a fixed rate, so
 a slow round does not push the schedule back; a round longer than the interval starts the next one
 at once). It must never decide a node's state itself: every verdict goes to
 `cluster.record_node_result(node_id, ok, now_ms)`, which feeds the core's `HealthCounter` and the
@@ -21,7 +22,8 @@ from typing import Protocol
 
 import trio
 
-from miroir.transport.base import Transport, TransportError
+from miroir.cluster.scatter import NodeCall, scatter
+from miroir.transport.base import NodeResponse, NodeResult, Transport
 
 HEALTH_PATH = "/health"
 
@@ -78,25 +80,21 @@ class HealthChecker:
         """One round: probe every node concurrently, then record every verdict. Returns them."""
         node_ids = list(dict.fromkeys(self._cluster.node_ids()))
         deadline = trio.current_time() + self._timeout
-        verdicts: dict[str, bool] = {}
-        async with trio.open_nursery() as nursery:
-            for node_id in node_ids:
-                nursery.start_soon(self._probe, node_id, deadline, verdicts)
+        # scatter keeps every probe within the deadline (a cancel scope per call, or the
+        # transport's own request_many, which is held to it) and turns a transport failure into
+        # that node's result.
+        results = await scatter(self._cluster.transport, dict.fromkeys(node_ids, _PROBE),
+                                deadline=deadline)
+        verdicts = {node_id: _healthy(results[node_id]) for node_id in node_ids}
         now_ms = self._clock_ms()
         for node_id in node_ids:
             self._cluster.record_node_result(node_id, verdicts[node_id], now_ms)
         self.rounds += 1
         return verdicts
 
-    async def _probe(self, node_id: str, deadline: float, verdicts: dict[str, bool]) -> None:
-        verdicts[node_id] = False
-        # The transport honours the deadline; the scope is a second fence so that one
-        # misbehaving transport cannot stall the whole round.
-        with trio.move_on_at(deadline):
-            try:
-                response = await self._cluster.transport.request(
-                    node_id, "GET", HEALTH_PATH, deadline=deadline
-                )
-            except TransportError:
-                return
-            verdicts[node_id] = 200 <= response.status < 300
+
+_PROBE = NodeCall("GET", HEALTH_PATH)
+
+
+def _healthy(result: NodeResult) -> bool:
+    return isinstance(result, NodeResponse) and 200 <= result.status < 300
