@@ -106,7 +106,7 @@ def run(seed, faults, program, many):
                 if many:
                     await transport.request_many(calls, deadline=deadline, on_result=arrived)
                 else:
-                    async def one(node, call):
+                    async def one(node, call, deadline=deadline):
                         own_deadline = deadline if call.deadline is None \
                             else min(deadline, call.deadline)
                         try:
