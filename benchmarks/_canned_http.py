@@ -2,7 +2,7 @@
 
 Owns the request framing (read the head, skip `content-length` bytes of body, answer, repeat
 on the same keep-alive connection) that every canned node of the benchmarks needs. A benchmark
-says only which answer a request gets (`choose(head) -> bytes`). It runs in a child process, so
+says only which answer a request gets (`choose(head, body) -> bytes`). It runs in a child process, so
 it sits on the other core and costs every client it serves the same; it must never import
 miroir (the child must start fast and measure nothing of ours).
 
@@ -17,7 +17,7 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
-Choose = Callable[[bytes], bytes]
+Choose = Callable[[bytes, bytes], bytes]  # (lower-cased request head, request body) -> answer
 
 
 def http_answer(body: bytes) -> bytes:
@@ -27,7 +27,7 @@ def http_answer(body: bytes) -> bytes:
 
 
 class CannedNode(asyncio.Protocol):
-    """Answers each request on a connection with `choose(lowercased request head)`."""
+    """Answers each request on a connection with `choose(lowercased request head, body)`."""
 
     def __init__(self, choose: Choose) -> None:
         self.choose = choose
@@ -50,8 +50,9 @@ class CannedNode(asyncio.Protocol):
             end = head_end + 4 + length
             if len(self.buffer) < end:
                 return
+            body = self.buffer[head_end + 4:end]
             self.buffer = self.buffer[end:]
-            self.transport.write(self.choose(head))
+            self.transport.write(self.choose(head, body))
 
 
 async def serve_forever(choosers: list[Choose], backlog: int = 1024) -> None:

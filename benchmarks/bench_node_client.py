@@ -35,7 +35,7 @@ import asyncio
 from _canned_http import http_answer, serve_forever
 BODY = b'{"hits":[{"id":1,"title":"Carol","_rankingScore":0.91}],"query":"c","processingTimeMs":0,"limit":20,"offset":0,"estimatedTotalHits":1}'
 ANSWER = http_answer(BODY)
-asyncio.run(serve_forever([lambda head: ANSWER], backlog=512))
+asyncio.run(serve_forever([lambda head, body: ANSWER], backlog=512))
 """)
 
 PATH = "/indexes/bench/search"

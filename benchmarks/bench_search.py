@@ -2,10 +2,13 @@
 
 1. Throughput (the ratio). `miroir serve` (one hypercorn trio worker) over 3 canned nodes
    (RG=1, RF=1, S=64) that answer instantly with prebuilt, realistic search answers (20 hits of
-   ~0.6 KB with `_rankingScoreDetails`, so the merge does real work), against a Quart-trio app
-   that returns a static body of the same size as Miroir's answer, served by hypercorn with the
+   ~0.5 KB, plus ~0.4 KB of `_rankingScoreDetails` per hit when the request asks for them, as
+   Meilisearch does; `--always-details` sends them always), against a Quart-trio app that
+   returns a static body of the same size as Miroir's answer, served by hypercorn with the
    same settings. Same run, same load generator (wrk, same connections and duration), rounds
-   interleaved; the median round of each is compared. Bar: ratio >= 0.75.
+   interleaved; the median round of each is compared. Bar: ratio >= 0.75. Beside them, the
+   stack's floor: a bare ASGI app under the same hypercorn that does only the node I/O and the
+   JSON decoding (FLOOR_APP).
 2. The merger alone: `merge_search` over 1,000 hits from 3 shards (nodes' bodies pre-parsed),
    best of many; target under 1 ms. JSON parsing of the same bodies is printed beside it.
 3. Latency at concurrency 1: median of sequential searches through Miroir over 3 devnodes
@@ -62,9 +65,10 @@ QUERY = {"q": "night river", "limit": HITS}
 # ---- canned nodes -------------------------------------------------------------------------------
 
 
-def canned_hit(rng: random.Random, doc_id: int, score: float, overview_words: int) -> dict:
+def canned_hit(rng: random.Random, doc_id: int, score: float, overview_words: int,
+               details: bool = True) -> dict:
     title = " ".join(rng.choices(WORDS, k=4))
-    return {
+    hit = {
         "id": doc_id,
         "title": title.title(),
         "overview": " ".join(rng.choices(WORDS, k=overview_words)),
@@ -82,13 +86,17 @@ def canned_hit(rng: random.Random, doc_id: int, score: float, overview_words: in
             "exactness": {"order": 5, "matchType": "noExactMatch", "score": 0.5},
         },
     }
+    if not details:  # what a node sends when `showRankingScoreDetails` is not asked for
+        del hit["_rankingScoreDetails"]
+    return hit
 
 
-def canned_search_body(node: int, hits: int, overview_words: int = 60, seed: int = 7) -> bytes:
+def canned_search_body(node: int, hits: int, overview_words: int = 60, seed: int = 7,
+                       details: bool = True) -> bytes:
     rng = random.Random(seed + node)
     scores = sorted((rng.random() for _ in range(hits)), reverse=True)
     body = {
-        "hits": [canned_hit(rng, node * 100_000 + i, s, overview_words)
+        "hits": [canned_hit(rng, node * 100_000 + i, s, overview_words, details)
                  for i, s in enumerate(scores)],
         "query": QUERY["q"], "processingTimeMs": 1, "limit": hits, "offset": 0,
         "estimatedTotalHits": 5000 + node,
@@ -108,24 +116,31 @@ SETTINGS_BODY = orjson.dumps({
 })
 
 # One asyncio process serves all three canned nodes (one port each): GET .../settings gets the
-# settings, any other GET (health probes) `available`, any POST the node's search answer.
+# settings, any other GET (health probes) `available`, a POST the node's search answer, with
+# `_rankingScoreDetails` only when the request asks for them, as Meilisearch does (or always,
+# under --always-details: the workload before Miroir asked only when its merge needs them).
 NODE_SERVER = child_script(r"""
 import asyncio, sys
 from _canned_http import http_answer, serve_forever
 settings = http_answer(open(sys.argv[1], "rb").read())
 health = http_answer(b'{"status":"available"}')
+always_details = sys.argv[2] == "always"
 
-def chooser(search):
-    def choose(head):
+def chooser(with_details, without_details):
+    def choose(head, body):
         if head.startswith(b"post"):
-            return search
+            if always_details or b'"showRankingScoreDetails":true' in body:
+                return with_details
+            return without_details
         if b"/settings" in head.split(b"\r\n", 1)[0]:
             return settings
         return health
     return choose
 
-searches = [http_answer(open(path, "rb").read()) for path in sys.argv[2:]]
-asyncio.run(serve_forever([chooser(search) for search in searches]))
+paths = sys.argv[3:]
+answers = [http_answer(open(path, "rb").read()) for path in paths]
+asyncio.run(serve_forever([chooser(answers[i], answers[i + 1])
+                           for i in range(0, len(answers), 2)]))
 """)
 
 # The static baseline: Quart-trio, one route, reads the body and returns a prebuilt answer,
@@ -149,6 +164,70 @@ async def search():
 @app.get("/health")
 async def health():
     return Response(b'{"status":"available"}', content_type="application/json")
+
+config = Config()
+config.bind = [f"127.0.0.1:{sys.argv[2]}"]
+config.worker_class = "trio"
+config.workers = 1
+config.accesslog = None
+trio.run(hypercorn.trio.serve, app, config)
+"""
+
+# The stack's floor for this search: a bare ASGI app (no Quart, no Miroir) under the same
+# hypercorn settings that, per request, reads the body, sends one POST to each canned node over
+# kept-alive connections (all three sent before any answer is read), reads the three answers
+# (framing by content-length only), decodes each with orjson and returns the static body. Any
+# proxy written on this stack does at least this much; Miroir also plans, merges, renders,
+# authenticates, counts and logs.
+FLOOR_APP = r"""
+import sys
+import orjson
+import trio
+import hypercorn.trio
+from hypercorn.config import Config
+
+BODY = open(sys.argv[1], "rb").read()
+NODE_PORTS = [int(port) for port in sys.argv[3:]]
+QUERY = b'{"q":"night river","limit":20,"offset":0,"showRankingScore":true}'
+REQUEST = (b"POST /indexes/movies/search HTTP/1.1\r\nhost: node\r\ncontent-type: "
+           b"application/json\r\ncontent-length: " + str(len(QUERY)).encode() + b"\r\n\r\n" + QUERY)
+idle = {port: [] for port in NODE_PORTS}
+HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
+
+
+async def answer_of(stream):
+    buffer = b""
+    while True:
+        buffer += await stream.receive_some(262144)
+        head_end = buffer.find(b"\r\n\r\n")
+        if head_end >= 0:
+            at = buffer.find(b"content-length: ", 0, head_end) + 16
+            end = head_end + 4 + int(buffer[at:buffer.find(b"\r\n", at)])
+            if len(buffer) >= end:
+                return buffer[head_end + 4:end]
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            await send({"type": message["type"] + ".complete"})
+            if message["type"] == "lifespan.shutdown":
+                return
+    while (await receive()).get("more_body"):
+        pass
+    if scope["path"] != "/health":
+        streams = []
+        for port in NODE_PORTS:
+            stream = idle[port].pop() if idle[port] else await trio.open_tcp_stream(
+                "127.0.0.1", port)
+            await stream.send_all(REQUEST)
+            streams.append((port, stream))
+        for port, stream in streams:
+            orjson.loads(await answer_of(stream))
+            idle[port].append(stream)
+    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+    await send({"type": "http.response.body", "body": BODY})
 
 config = Config()
 config.bind = [f"127.0.0.1:{sys.argv[2]}"]
@@ -188,15 +267,17 @@ def wrk(url: str, script: Path, seconds: int, connections: int, pid: int) -> tup
 def throughput(args: argparse.Namespace, workdir: Path) -> float:
     bodies = []
     for node in range(3):
-        path = workdir / f"node{node}.json"
-        path.write_bytes(canned_search_body(node, HITS, args.overview_words))
-        bodies.append(path)
+        for details in (True, False):
+            path = workdir / f"node{node}-{'details' if details else 'plain'}.json"
+            path.write_bytes(canned_search_body(node, HITS, args.overview_words, details=details))
+            bodies.append(path)
     settings_path = workdir / "settings.json"
     settings_path.write_bytes(SETTINGS_BODY)
     node_script = workdir / "nodes.py"
     node_script.write_text(NODE_SERVER)
     nodes = subprocess.Popen(
-        [sys.executable, str(node_script), str(settings_path), *map(str, bodies)],
+        [sys.executable, str(node_script), str(settings_path),
+         "always" if args.always_details else "asked", *map(str, bodies)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
     )
     processes = [nodes]
@@ -230,33 +311,48 @@ def throughput(args: argparse.Namespace, workdir: Path) -> float:
         static_url = f"http://127.0.0.1:{static_port}"
         wait_for_health(static_url, 30, static)
 
+        floor_script = workdir / "floor_app.py"
+        floor_script.write_text(FLOOR_APP)
+        floor_port = free_port()
+        floor = spawn([sys.executable, str(floor_script), str(static_body), str(floor_port),
+                       *ports], workdir / "floor.log")
+        processes.append(floor)
+        floor_url = f"http://127.0.0.1:{floor_port}"
+        wait_for_health(floor_url, 30, floor)
+
         script = workdir / "post.lua"
         script.write_text(WRK_SCRIPT.format(body=orjson.dumps(QUERY).decode()))
         print(f"throughput: wrk -t1 -c{args.connections} -d{args.seconds}s, "
               f"{args.rounds} interleaved rounds; Miroir answer {len(sample.content)} B, "
-              f"node answers {[p.stat().st_size for p in bodies]} B")
+              f"node answers {[p.stat().st_size for p in bodies[1::2]]} B, with details "
+              f"{[p.stat().st_size for p in bodies[0::2]]} B"
+              f"{' (sent always)' if args.always_details else ' (sent when asked)'}")
         miroir_search = f"{miroir_url}/indexes/movies/search"
         static_search = f"{static_url}/indexes/movies/search"
-        # Warm both (connection pools, settings cache, import-time caches).
-        wrk(miroir_search, script, 1, args.connections, miroir.pid)
-        wrk(static_search, script, 1, args.connections, static.pid)
-        miroir_runs, static_runs = [], []
+        floor_search = f"{floor_url}/indexes/movies/search"
+        servers = (("miroir", miroir_search, miroir.pid), ("floor", floor_search, floor.pid),
+                   ("static", static_search, static.pid))
+        # Warm all three (connection pools, settings cache, import-time caches).
+        for _, url, pid in servers:
+            wrk(url, script, 1, args.connections, pid)
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in servers}
         for round_no in range(args.rounds):
-            m_rate, m_cpu = wrk(miroir_search, script, args.seconds, args.connections, miroir.pid)
-            s_rate, s_cpu = wrk(static_search, script, args.seconds, args.connections, static.pid)
-            miroir_runs.append((m_rate, m_cpu))
-            static_runs.append((s_rate, s_cpu))
-            print(f"  round {round_no + 1}: miroir {m_rate:7.1f} searches/s ({m_cpu:6.0f} µs CPU "
-                  f"each)   static {s_rate:7.1f} responses/s ({s_cpu:6.0f} µs CPU each)   "
-                  f"ratio {m_rate / s_rate:.2f}")
-        m = statistics.median(rate for rate, _ in miroir_runs)
-        s = statistics.median(rate for rate, _ in static_runs)
-        m_cpu = statistics.median(cpu for _, cpu in miroir_runs)
-        s_cpu = statistics.median(cpu for _, cpu in static_runs)
-        print(f"  median:  miroir {m:7.1f} searches/s ({m_cpu:6.0f} µs CPU each)   static "
-              f"{s:7.1f} responses/s ({s_cpu:6.0f} µs CPU each)")
+            for name, url, pid in servers:
+                runs[name].append(wrk(url, script, args.seconds, args.connections, pid))
+            (m_rate, m_cpu), (f_rate, f_cpu), (s_rate, s_cpu) = (
+                runs[name][-1] for name, _, _ in servers)
+            print(f"  round {round_no + 1}: miroir {m_rate:7.1f}/s ({m_cpu:4.0f} µs CPU)   "
+                  f"floor {f_rate:7.1f}/s ({f_cpu:4.0f} µs)   static {s_rate:7.1f}/s "
+                  f"({s_cpu:4.0f} µs)   ratio {m_rate / s_rate:.2f}")
+        m, f, s = (statistics.median(rate for rate, _ in runs[name]) for name, _, _ in servers)
+        m_cpu, f_cpu, s_cpu = (statistics.median(cpu for _, cpu in runs[name])
+                               for name, _, _ in servers)
+        print(f"  median:  miroir {m:7.1f} searches/s ({m_cpu:4.0f} µs CPU each)   floor "
+              f"{f:7.1f}/s ({f_cpu:4.0f} µs)   static {s:7.1f} responses/s ({s_cpu:4.0f} µs)")
         print(f"  CPU-bound ratio (static CPU per response / Miroir CPU per search): "
               f"{s_cpu / m_cpu:.2f}")
+        print(f"  the stack's floor against static: {f / s:.2f} (CPU {s_cpu / f_cpu:.2f}); "
+              f"Miroir against the floor: {m / f:.2f} (CPU {f_cpu / m_cpu:.2f})")
         return m / s
     finally:
         for process in reversed(processes):
@@ -332,6 +428,8 @@ def main() -> int:
     parser.add_argument("--corpus", type=int, default=3000)
     parser.add_argument("--latency-passes", type=int, default=3)
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--always-details", action="store_true",
+                        help="canned nodes send _rankingScoreDetails even when not asked")
     parser.add_argument("--overview-words", type=int, default=60,
                         help="words in each canned hit's overview (60: ~0.9 KB per hit)")
     args = parser.parse_args()

@@ -343,7 +343,36 @@ def test_plan_asks_every_node_for_the_capped_window_from_zero(offset, limit, max
     assert plan.offset + plan.limit == min(offset + limit, maximum)
     assert plan.node_params["offset"] == 0
     assert plan.node_params["limit"] == plan.offset + plan.limit
-    assert plan.node_params["showRankingScore"] and plan.node_params["showRankingScoreDetails"]
+    assert plan.node_params["showRankingScore"]
+
+
+@given(
+    st.lists(st.sampled_from(RELEVANCY + ["sort", "attribute", "year:desc", "title:asc"]),
+             unique=True),
+    st.booleans(), st.booleans(), st.sampled_from([None, "vector", "hybrid"]),
+)
+def test_details_are_asked_for_exactly_when_a_rule_outside_the_score_may_apply(
+    rules, query_sort, client_asks, semantic
+):
+    """`_rankingScore` folds the relevancy rules only: the nodes must send details when a sort,
+    a custom `field:asc|desc` rule or a vector/hybrid ranking can apply (or the client wants
+    them), and need not otherwise (details are ~40 % of an answer)."""
+    params: dict[str, Any] = {"q": "night"}
+    if query_sort:
+        params["sort"] = ["year:asc"]
+    if client_asks:
+        params["showRankingScoreDetails"] = True
+    if semantic == "vector":
+        params["vector"] = [0.1, 0.2]
+    elif semantic == "hybrid":
+        params["hybrid"] = {"embedder": "default", "semanticRatio": 0.5}
+    plan = plan_node_query(params, {"rankingRules": rules})
+    value_rule = any(rule.endswith((":asc", ":desc")) for rule in rules)
+    expected = query_sort or client_asks or semantic is not None or value_rule
+    assert plan.node_params["showRankingScoreDetails"] is expected
+    assert plan.show_ranking_score_details is client_asks
+    # Without settings (an index on Meilisearch's default rules) only the query decides.
+    assert plan_node_query({"q": "x"}, {}).node_params["showRankingScoreDetails"] is False
 
 
 @given(st.integers(0, 50), st.integers(0, 50))

@@ -205,14 +205,29 @@ async def test_distinct_setting_is_applied_across_shards():
         await write_both(h, ref, "POST", "/indexes/movies/documents", corpus(80, seed=3))
         await write_both(h, ref, "PATCH", "/indexes/movies/settings",
                          {**SETTINGS, "distinctAttribute": "genre"})
-        # Settings are cached for up to a second by the read path; start from a fresh copy.
-        from miroir.cluster.search import forget_settings
-        forget_settings(h.cluster)
         _, merged, _ = await h.send("POST", "/indexes/movies/search", {"q": "", "limit": 10})
         genres = [hit["genre"] for hit in merged["hits"]]
         assert sorted(genres) == sorted(GENRES)
         _, expected = await ref.send("POST", "/indexes/movies/search", {"q": "", "limit": 10})
         assert merged["estimatedTotalHits"] == expected["estimatedTotalHits"] == len(GENRES)
+
+
+async def test_a_new_custom_ranking_rule_orders_the_very_next_search():
+    """The read path caches settings, and asks nodes for rule-by-rule details only when a rule
+    outside `_rankingScore` may apply; a settings update through Miroir must end that cache, or
+    a search right after it would be merged by score alone."""
+    async with proxy_and_reference(nodes=3, shards=8) as (h, ref):
+        await write_both(h, ref, "POST", "/indexes/movies/documents", corpus(60, seed=5))
+        await write_both(h, ref, "PATCH", "/indexes/movies/settings", SETTINGS)
+        query = {"q": "night", "limit": 15}
+        await h.send("POST", "/indexes/movies/search", query)  # settings now cached
+        rules = ["year:desc", "words", "typo", "proximity", "attribute", "sort", "exactness"]
+        await write_both(h, ref, "PATCH", "/indexes/movies/settings", {"rankingRules": rules})
+        _, merged, _ = await h.send("POST", "/indexes/movies/search", query)
+        _, expected = await ref.send("POST", "/indexes/movies/search", query)
+        years = [hit["year"] for hit in merged["hits"]]
+        assert years == sorted(years, reverse=True) and len(years) > 1
+        assert years == [hit["year"] for hit in expected["hits"]]
 
 
 async def test_multi_search_answers_each_query_in_input_order():

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from miroir.cluster.runtime import Cluster, NodeRejected, first_rejection, task_uid_of
+from miroir.cluster.search import forget_settings
 from miroir.cluster.tasks import record_finished_task, record_task
 from miroir.core.errors import MeiliError, error_body
 from miroir.core.routing import SHARD_FIELD
@@ -181,7 +182,16 @@ async def update_settings(cluster: Cluster, uid: str, patch: Mapping[str, Any]) 
     """Apply a settings patch node by node, restoring every changed node if one fails.
 
     A 4xx from the first node (an invalid setting) is raised as NodeRejected: nothing changed.
+    Searches read the settings again once it returns (the merge and the node query depend on
+    them: a new custom ranking rule needs rule-by-rule details).
     """
+    try:
+        return await _update_settings(cluster, uid, patch)
+    finally:
+        forget_settings(cluster, uid)
+
+
+async def _update_settings(cluster: Cluster, uid: str, patch: Mapping[str, Any]) -> Task:
     details = dict(patch)
     sent = protect_settings_patch(patch)
     if await index_exists(cluster, uid) is None:

@@ -166,6 +166,7 @@ class _Gathering:
         self.may_fall_back = self.retry_on_timeout and (
             shard_map.replica_groups > 1 or shard_map.placement.replication_factor > 1
         )
+        # Nodes asked per shard, filled on a shard's first fallback (the common read has none).
         self.tried: dict[int, set[str]] = {}
         self.answers: list[ShardAnswer] = []
         self.rejection: NodeResponse | None = None
@@ -178,8 +179,6 @@ class _Gathering:
         first_plan, uncovered = _first_plan(self.cluster, shard_map, group, self.seq)
         first_bodies: dict[str, bytes] = {}
         for node_id, shards, exact in first_plan:
-            for shard in shards:
-                self.tried[shard] = {node_id}
             self.first_shards[node_id] = shards
             first_bodies[node_id] = self.body_for(None if exact else shards)
         # The nursery's own scope carries the deadline (one scope per search, not two); like
@@ -203,6 +202,8 @@ class _Gathering:
             raise NodeRejected(_without_shard_field(self.rejection))
         answers = self.answers
         answers.sort(key=lambda answer: min(answer.shards))
+        if not uncovered and not self.tried and len(answers) == len(first_plan):
+            return Gathered(answers, ())  # every first-plan node answered: all shards covered
         answered = {shard for answer in answers for shard in answer.shards}
         missing = tuple(s for s in range(shard_map.shards) if s not in answered)
         return Gathered(answers, missing)
@@ -241,7 +242,11 @@ class _Gathering:
         """Send each shard to its next untried candidate (one call per node)."""
         by_node: dict[str, list[int]] = {}
         for shard in shards:
-            seen = self.tried.setdefault(shard, set())
+            seen = self.tried.get(shard)
+            if seen is None:  # first fallback of this shard: its first-plan node was tried
+                seen = self.tried[shard] = {
+                    node_id for node_id, owned in self.first_shards.items() if shard in owned
+                }
             for node_id in fallback_candidates(self.shard_map, shard, self.seq):
                 if node_id not in seen:  # a shard with no untried candidate stays missing
                     seen.add(node_id)

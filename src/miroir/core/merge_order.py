@@ -25,6 +25,7 @@ order of the node bodies and, inside a body, the node's own order.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
@@ -273,6 +274,7 @@ def ranking_key(details: Mapping[str, Any]) -> tuple:
     return RankingKeys().key(details_in_order(details))
 
 
+@lru_cache(maxsize=256)  # an index's detail names repeat search after search
 def reports_values(names: tuple[str, ...]) -> bool:
     """Whether details with these entry names contain a rule that `_rankingScore` skips."""
     return any(_entry_kind(name)[0] != _RELEVANCY for name in names)

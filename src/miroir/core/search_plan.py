@@ -12,8 +12,12 @@ The rewrite, and why each part is needed for an exact merge:
   hitsPerPage: offset+limit`, which keeps the nodes exhaustive (exact `totalHits`). Both are
   first capped by `pagination.maxTotalHits` exactly as Meilisearch caps them:
   `offset' = min(offset, M)`, `limit' = min(limit, M - offset')`.
-- Order. `showRankingScore` and `showRankingScoreDetails` are forced on: the merge compares
-  hits rule by rule from the details. The client sees them only if it asked.
+- Order. `showRankingScore` is forced on. With relevancy rules only, `_rankingScore` is their
+  lexicographic fold and orders the merge alone; `showRankingScoreDetails` is forced on only
+  when a rule the score leaves out may apply (`needs_rule_details`: a `sort` in the query, a
+  custom `field:asc|desc` rule in the settings, a vector or hybrid query), so that the merge can
+  compare hits rule by rule. Details are ~40 % of a node's answer. The client sees scores and
+  details only if it asked.
 - Sort and distinct. When the client narrows `attributesToRetrieve`, the fields of its `sort`
   and the distinct attribute are added so the merge can read them, and listed in
   `NodePlan.added_fields` to be removed again (from the hit, `_formatted` and `_matchesPosition`).
@@ -148,6 +152,26 @@ def _settings_int(settings: Mapping[str, Any], section: str, key: str, default: 
     return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
+# Ranking rules whose scores `_rankingScore` folds in (and `sort`, inert without a query sort).
+RELEVANCY_RULES = frozenset(
+    ("words", "typo", "proximity", "attribute", "attributeRank", "wordPosition", "exactness",
+     "sort")
+)
+
+
+def needs_rule_details(
+    params: Mapping[str, Any], settings: Mapping[str, Any], sort: Sequence[SortRule]
+) -> bool:
+    """Whether the merge may have to compare hits rule by rule: some rule that `_rankingScore`
+    does not fold in can apply to this query on this index."""
+    if sort or params.get("hybrid") is not None or params.get("vector") is not None:
+        return True
+    rules = settings.get("rankingRules")
+    if not isinstance(rules, list):
+        return rules is not None  # absent: Meilisearch's defaults; anything odd: be safe
+    return any(not isinstance(rule, str) or rule not in RELEVANCY_RULES for rule in rules)
+
+
 def plan_node_query(params: Mapping[str, Any], settings: Mapping[str, Any]) -> NodePlan:
     """Rewrite the client's search `params` for the shards of an index with these `settings`.
 
@@ -193,8 +217,14 @@ def plan_node_query(params: Mapping[str, Any], settings: Mapping[str, Any]) -> N
     else:
         node_params["offset"] = 0
         node_params["limit"] = fetch_limit
+    show_score = _bool(params, "showRankingScore", "invalid_search_show_ranking_score")
+    show_details = _bool(
+        params, "showRankingScoreDetails", "invalid_search_show_ranking_score_details"
+    )
     node_params["showRankingScore"] = True
-    node_params["showRankingScoreDetails"] = True
+    node_params["showRankingScoreDetails"] = show_details or needs_rule_details(
+        params, settings, sort
+    )
 
     added: list[str] = []
     to_retrieve = _string_list(params, "attributesToRetrieve", "invalid_search_attributes_to_retrieve")
@@ -222,10 +252,8 @@ def plan_node_query(params: Mapping[str, Any], settings: Mapping[str, Any]) -> N
         sort=sort,
         distinct=distinct,
         added_fields=tuple(added),
-        show_ranking_score=_bool(params, "showRankingScore", "invalid_search_show_ranking_score"),
-        show_ranking_score_details=_bool(
-            params, "showRankingScoreDetails", "invalid_search_show_ranking_score_details"
-        ),
+        show_ranking_score=show_score,
+        show_ranking_score_details=show_details,
         facets_requested=params.get("facets") is not None,
         max_values_per_facet=max_values,
         sort_facet_values_by=dict(sort_values_by),
