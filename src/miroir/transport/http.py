@@ -250,8 +250,9 @@ class HttpTransport:
             and (failed.send_failed or self._is_read_only(method, path))
         )
 
-    def _take_idle(self, pool: _NodePool) -> Connection | None:
-        now = trio.current_time()
+    def _take_idle(self, pool: _NodePool, now: float | None = None) -> Connection | None:
+        if now is None:
+            now = trio.current_time()
         while pool.idle:
             connection = pool.idle.pop()
             if now - connection.idle_since > self._keepalive_expiry or connection.looks_stale():
@@ -350,7 +351,7 @@ class HttpTransport:
                     report(node_id, NodeTimeout(node_id, f"{call.method} {call.path}: no answer "
                                                          "by the deadline"))
                     continue
-                connection = self._take_idle_slot(pool)
+                connection = self._take_idle_slot(pool, now)
                 if connection is None:
                     later.append((node_id, call, call_deadline))
                     continue
@@ -390,13 +391,13 @@ class HttpTransport:
                 pool.limit.release()
         return results
 
-    def _take_idle_slot(self, pool: _NodePool) -> Connection | None:
+    def _take_idle_slot(self, pool: _NodePool, now: float) -> Connection | None:
         """A slot of the pool's limit and an idle connection, both without waiting, or None."""
         try:
             pool.limit.acquire_nowait()
         except trio.WouldBlock:
             return None
-        connection = self._take_idle(pool)
+        connection = self._take_idle(pool, now)
         if connection is None:
             pool.limit.release()
         return connection
