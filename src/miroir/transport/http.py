@@ -371,7 +371,8 @@ class HttpTransport:
                     continue
                 exchanges.append(exchange)
             if not later:  # the common case: every node had a pooled connection
-                exchanges = await drive(exchanges, finished, stop=lambda: bool(later))
+                exchanges = await drive(exchanges, finished, stop=lambda: bool(later),
+                                        just_sent=True)
             if later:
                 try:
                     async with trio.open_nursery() as nursery:

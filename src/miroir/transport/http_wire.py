@@ -278,7 +278,11 @@ Finished = Callable[[Exchange, ExchangeFailed | None], None]
 
 
 async def drive(
-    exchanges: list[Exchange], finished: Finished, *, stop: Callable[[], bool] | None = None
+    exchanges: list[Exchange],
+    finished: Finished,
+    *,
+    stop: Callable[[], bool] | None = None,
+    just_sent: bool = False,
 ) -> list[Exchange]:
     """Read every exchange's answer in this task; report each through `finished` as it ends.
 
@@ -298,9 +302,14 @@ async def drive(
     scope: trio.CancelScope | None = None
     single_until = trio.current_time() + SINGLE_WAIT_S
     handed_back = False
+    # Requests that just left cannot have answers yet: look at the sockets only once one of
+    # them is ready (saves a failed receive per exchange and a pass over all of them).
+    fresh = just_sent
     try:
         while pending:
-            pending = _settle_ready(pending, watch, finished)
+            if not fresh:
+                pending = _settle_ready(pending, watch, finished)
+            fresh = False
             if not pending or (stop is not None and stop()):
                 handed_back = True
                 return pending
