@@ -145,7 +145,7 @@ class LightHistogram:
         for key, child in list(self._children.items()):
             counts, total = list(child.counts), child.sum
             cumulative, buckets = 0, []
-            for bound, count in zip(self.upper_bounds, counts):
+            for bound, count in zip(self.upper_bounds, counts, strict=True):
                 cumulative += count
                 buckets.append((floatToGoString(bound), cumulative))
             family.add_metric(list(key), buckets, total)
