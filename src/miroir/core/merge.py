@@ -259,11 +259,12 @@ def merge_search_outcome(
 ) -> SearchMergeOutcome:
     """`merge_search`, plus the refetch plan when distinct left the merged window short."""
     merged = order_hits(plan, node_bodies)
-    certain, complete = _exact_prefix(merged, plan, node_bodies)
     shard_total = sum(_node_total(body) for body in node_bodies)
 
     refetch: NodePlan | None = None
     if plan.distinct:
+        # Only distinct needs to know how much of the merged list is certainly the global top.
+        certain, complete = _exact_prefix(merged, plan, node_bodies)
         kept, dropped = apply_distinct(merged, plan.distinct)
         certain_kept, _ = apply_distinct(merged[:certain], plan.distinct)
         if complete:
