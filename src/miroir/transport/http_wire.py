@@ -10,11 +10,13 @@ answer was not read to its end: a connection leaves here either complete or clos
 
 Theory of operation of `drive`
 ------------------------------
-Every exchange's request was already sent, so the nodes work in parallel while we read. `drive`
-first tries each socket without waiting; whatever has nothing yet is waited for all at once: the
-pending sockets are put in one epoll set and the task sleeps on that set's own descriptor (an
-epoll descriptor is readable when any socket in it is), under a cancel scope at the earliest
-pending deadline. One task, one wake-up per round, however many nodes. An exchange whose
+Every exchange's request was already sent, so the nodes work in parallel while we read. Under a
+cancel scope at the earliest pending deadline, `drive` first waits on one socket at a time for
+SINGLE_WAIT_S (answers to one scatter arrive together, and one socket's wait is the cheapest),
+reading every socket that has something each time it wakes. Whatever is still pending after
+that is waited for all at once: the sockets are put in one epoll set and the task sleeps on
+that set's own descriptor (an epoll descriptor is readable when any socket in it is), so a
+failure anywhere is seen at once. One task, usually one or two wake-ups, however many nodes. An exchange whose
 deadline passes is a timeout, its socket closed. Cancellation (from the caller's scope) closes
 every exchange still in flight. Without epoll (not Linux) the sockets are waited for one by one,
 the earliest deadline first, which keeps every deadline but may read a quick node late.
