@@ -120,6 +120,25 @@ async def test_a_hung_node_times_out_without_holding_back_the_quick_ones():
         await transport.aclose()
 
 
+async def test_quick_answers_are_read_while_the_first_socket_hangs():
+    """`drive` first waits on one socket; when that one hangs, the others must still be read
+    early (after SINGLE_WAIT_S it watches them all), not when the hung one's deadline ends."""
+    async with node_server(by_target) as server:
+        nodes = ["hung", "a", "b"]  # the hung one is first: the one waited on alone
+        transport = HttpTransport({n: server.url for n in nodes}, api_key=None)
+        await warm(transport, nodes)
+        arrived: dict[str, float] = {}
+        started = trio.current_time()
+        await transport.request_many(
+            {n: Call("GET", f"/{n}/{'stall' if n == 'hung' else 'delay5'}") for n in nodes},
+            deadline=started + 1.0,
+            on_result=lambda n, r: arrived.setdefault(n, trio.current_time() - started),
+        )
+        assert arrived["hung"] >= 1.0
+        assert arrived["a"] < 0.5 and arrived["b"] < 0.5, arrived
+        await transport.aclose()
+
+
 async def test_a_call_s_own_deadline_shortens_the_batch_s():
     async with node_server(by_target) as server:
         transport = HttpTransport({"slow": server.url, "quick": server.url}, api_key=None)
