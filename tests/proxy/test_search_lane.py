@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
+import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -121,3 +122,40 @@ async def test_a_lane_answer_is_counted_and_logged_like_a_quart_one(caplog):
         assert counted == 2
         assert metrics.in_flight == 0
         assert "miroir_requests_in_flight 0.0" in metrics.render()[0].decode()
+
+
+async def test_a_search_cancelled_mid_way_is_no_longer_counted_in_flight():
+    """The client went away (hypercorn cancels the request's task) while nodes were slow: the
+    in-flight gauge must come back down."""
+    async with running_proxy() as h:
+        _, task, _ = await h.send("POST", "/indexes/movies/documents", DOCS)
+        await h.wait_task(task["taskUid"])
+        await h.send("POST", "/indexes/movies/search", {"q": "night"})  # settings cached
+        real_request = h.transport.request
+
+        async def hang_searches(node_id, method, path, **kwargs):
+            if path.endswith("/search"):
+                await trio.sleep_forever()
+            return await real_request(node_id, method, path, **kwargs)
+
+        h.transport.request = hang_searches
+        body = b'{"q":"night"}'
+        scope = {"type": "http", "method": "POST", "path": "/indexes/movies/search",
+                 "root_path": "", "query_string": b"", "scheme": "http", "http_version": "1.1",
+                 "headers": [(b"content-type", b"application/json"),
+                             (b"content-length", str(len(body)).encode())],
+                 "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 7700),
+                 "asgi": {"version": "3.0"}}
+        sent: list[dict] = []
+
+        async def receive():
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        metrics = h.app.extensions["miroir"].metrics
+        with trio.move_on_after(0.2) as waited:
+            await h.app(scope, receive, send)
+        assert waited.cancelled_caught and not sent  # it really was cut off mid-search
+        assert metrics.in_flight == 0

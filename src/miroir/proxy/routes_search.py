@@ -72,10 +72,13 @@ def _render(result: search.ReadResult, *, request_uid: bool = False) -> Response
     payload = result.response
     if request_uid:
         payload["requestUid"] = new_request_uid()
-    headers = None
-    if result.missing:
-        headers = {DEGRADED_HEADER: "shards=" + ",".join(str(s) for s in result.missing)}
+    headers = {DEGRADED_HEADER: _degraded(result.missing)} if result.missing else None
     return json_response(payload, headers=headers)
+
+
+def _degraded(missing: tuple[int, ...]) -> str:
+    """The X-Miroir-Degraded value of a partial answer."""
+    return "shards=" + ",".join(map(str, missing))
 
 
 def _rendered_bytes(result: search.ReadResult) -> tuple[bytes, list[tuple[bytes, bytes]]]:
@@ -86,8 +89,7 @@ def _rendered_bytes(result: search.ReadResult) -> tuple[bytes, list[tuple[bytes,
     body = orjson.dumps(payload)
     headers = [(b"content-type", JSON_TYPE), (b"content-length", str(len(body)).encode())]
     if result.missing:
-        headers.append((DEGRADED_HEADER.lower().encode(),
-                        ("shards=" + ",".join(map(str, result.missing))).encode()))
+        headers.append((DEGRADED_HEADER.lower().encode(), _degraded(result.missing).encode()))
     return body, headers
 
 
@@ -230,9 +232,10 @@ def search_lane(inner: ASGIApp, state: ProxyState, authenticator: Any, max_body_
             status = response.status_code
             response_headers = [(name.lower().encode("latin-1"), value.encode("latin-1"))
                                 for name, value in response.headers.items()]
+        finally:  # a cancelled search (client gone) is no longer in flight either
+            metrics.in_flight -= 1
         # Counted and logged before sending, as Quart's `after_request` hook does.
         elapsed = time.perf_counter() - started
-        metrics.in_flight -= 1
         metrics.observe_request("POST", SEARCH_ROUTE, status, elapsed)
         # The remote address exactly as Quart derives `request.remote_addr` from the scope.
         log_request("POST", path, status, elapsed, (scope.get("client") or ["<local>"])[0])
