@@ -11,8 +11,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from miroir.core.errors import MeiliError
+from miroir.core.task_params import parse_filter_date
 from miroir.devnode.payloads import CSV, JSON, NDJSON, check_content_type, parse_documents
-from miroir.devnode.timefmt import iso_duration, parse_filter_date, rfc3339
+from miroir.devnode.timefmt import iso_duration, rfc3339
 
 instants = st.datetimes(
     min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
@@ -26,7 +27,11 @@ def test_rfc3339_round_trips_with_a_fixed_fraction(instant):
     text = rfc3339(instant)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", text)
     assert datetime.fromisoformat(text) == instant
-    assert parse_filter_date(text, is_after_bound=True) == instant
+    assert parse_filter_date(text, after=True) == _nanos(instant)
+
+
+def _nanos(instant: datetime) -> int:
+    return (instant - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1000
 
 
 _DURATION = re.compile(r"P(?:(\d+)D)?(?:T(\d+)(?:\.(\d{3}|\d{6}))?S)?")
@@ -58,10 +63,11 @@ def test_duration_examples_from_the_reference():
 
 
 def test_bare_filter_dates():
-    assert parse_filter_date("2024-01-01", is_after_bound=False) == datetime(2024, 1, 1, tzinfo=UTC)
-    assert parse_filter_date("2024-01-01", is_after_bound=True) == datetime(2024, 1, 2, tzinfo=UTC)
+    day = datetime(2024, 1, 1, tzinfo=UTC)
+    assert parse_filter_date("2024-01-01", after=False) == _nanos(day)
+    assert parse_filter_date("2024-01-01", after=True) == _nanos(day + timedelta(days=1))
     for bad in ("2024-13-01", "yesterday", "2024-01-01T00:00:00", ""):
-        assert parse_filter_date(bad, is_after_bound=False) is None
+        assert parse_filter_date(bad, after=False) is None
 
 
 cells = st.one_of(

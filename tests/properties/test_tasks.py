@@ -225,7 +225,7 @@ def test_list_filters_parse_back_case_insensitively(statuses, types, uids, upper
 
     query = parse_task_query({
         "statuses": ",".join(case(sorted(statuses))),
-        "types": " , ".join(case(sorted(types))),
+        "types": ",".join(case(sorted(types))),
         "uids": ",".join(map(str, sorted(uids))),
     })
     assert (query.statuses, query.types, query.uids) == (statuses, types, uids)
@@ -243,7 +243,7 @@ def test_a_star_means_no_filter(name):
     [({"limit": "-1"}, "invalid_task_limit"), ({"limit": "ten"}, "invalid_task_limit"),
      ({"limit": str(2**32)}, "invalid_task_limit"), ({"from": "1.5"}, "invalid_task_from"),
      ({"reverse": "yes"}, "invalid_task_reverse"), ({"uids": "1,x"}, "invalid_task_uids"),
-     ({"uids": "1,,2"}, "invalid_task_uids"), ({"batchUids": "a"}, "invalid_batch_uids"),
+     ({"uids": "1, 2"}, "invalid_task_uids"), ({"batchUids": "a"}, "invalid_batch_uids"),
      ({"canceledBy": "-3"}, "invalid_task_canceled_by"),
      ({"statuses": "done"}, "invalid_task_statuses"), ({"types": "upsert"}, "invalid_task_types"),
      ({"indexUids": "bad uid"}, "invalid_index_uid"),

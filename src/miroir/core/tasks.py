@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -36,6 +36,15 @@ import attrs
 
 from miroir.core.errors import MeiliError, error_body
 from miroir.core.routing import hide_shard_field
+from miroir.core.task_params import (
+    bad_value,
+    invalid_date_detail,
+    list_pieces,
+    parse_bool,
+    parse_filter_date,
+    parse_u32,
+    piece_name,
+)
 
 ENQUEUED = "enqueued"
 PROCESSING = "processing"
@@ -55,7 +64,6 @@ TASK_TYPES: tuple[str, ...] = (
 )
 
 DEFAULT_TASK_LIMIT = 20
-_U32_MAX = 2**32 - 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -602,13 +610,20 @@ _DATE_PARAMS = {
     "afterStartedAt": "after_started_at", "beforeStartedAt": "before_started_at",
     "afterFinishedAt": "after_finished_at", "beforeFinishedAt": "before_finished_at",
 }
-_PAGINATION_PARAMS = ("limit", "from", "reverse")
-_PARAM_ORDER = (
-    "limit", "from", "reverse", "batchUids", "uids", "canceledBy", "types", "statuses",
-    "indexUids", "afterEnqueuedAt", "beforeEnqueuedAt", "afterStartedAt", "beforeStartedAt",
+_DATE_PARAM_ORDER = (
+    "afterEnqueuedAt", "beforeEnqueuedAt", "afterStartedAt", "beforeStartedAt",
     "afterFinishedAt", "beforeFinishedAt",
 )
-# Meilisearch's error code for a bad value of each GET /tasks parameter (the devnode's too).
+# The parameters each route takes, in the order Meilisearch's error lists them (the field order
+# of its TasksFilterQuery and TaskDeletionOrCancelationQuery, which differ on batchUids).
+_LIST_TASKS_PARAMS = (
+    "limit", "from", "reverse", "batchUids", "uids", "canceledBy", "types", "statuses",
+    "indexUids", *_DATE_PARAM_ORDER,
+)
+_CANCEL_OR_DELETE_PARAMS = (
+    "uids", "batchUids", "canceledBy", "types", "statuses", "indexUids", *_DATE_PARAM_ORDER,
+)
+# Meilisearch's error code for a bad value of each GET /tasks parameter.
 TASK_PARAM_ERROR_CODES = {
     "limit": "invalid_task_limit", "from": "invalid_task_from", "reverse": "invalid_task_reverse",
     "uids": "invalid_task_uids", "batchUids": "invalid_batch_uids",
@@ -621,12 +636,7 @@ TASK_PARAM_ERROR_CODES = {
     "afterFinishedAt": "invalid_task_after_finished_at",
     "beforeFinishedAt": "invalid_task_before_finished_at",
 }
-_INDEX_UID = re.compile(r"[A-Za-z0-9_-]{1,400}")
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))"
-)
-_BARE_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_INDEX_UID = re.compile(r"[A-Za-z0-9_-]{1,400}", re.ASCII)
 
 
 # The filters Meilisearch's missing_task_filters message names, in its order.
@@ -647,28 +657,36 @@ def missing_task_filters_error(operation: str) -> MeiliError:
     )
 
 
+def last_values(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """One value per parameter name, the last one sent (as Meilisearch reads a repeated one),
+    in the order the names first appear."""
+    return dict(pairs)
+
+
 def parse_task_query(params: Mapping[str, str], *, operation: str | None = None) -> TaskQuery:
     """Parse GET /tasks, or with `operation` ("cancel" / "delete") POST /tasks/cancel and
-    DELETE /tasks.
+    DELETE /tasks. The one parser of these routes: the proxy and the devnode both call it.
 
-    Raises MeiliError with Meilisearch's code: `bad_request` for an unknown parameter, the
-    parameter's own `invalid_*` code for a bad value, `missing_task_filters` when cancel/delete
-    has no query parameter at all (Meilisearch counts parameters sent, so `statuses=*` is a
-    filter that matches everything, not a missing one).
+    `params` holds one raw (URL-decoded, untrimmed) value per name (`last_values`). Raises
+    MeiliError with Meilisearch's code: `bad_request` for an unknown parameter, the parameter's
+    own `invalid_*` code for a bad value (the first bad parameter in query order), and
+    `missing_task_filters` when cancel/delete has no query parameter at all (Meilisearch counts
+    parameters sent, so `statuses=*` is a filter that matches everything, not a missing one).
+    Value rules: miroir.core.task_params.
     """
-    for_cancel_or_delete = operation is not None
-    allowed = [p for p in _PARAM_ORDER if not (for_cancel_or_delete and p in _PAGINATION_PARAMS)]
+    allowed = _LIST_TASKS_PARAMS if operation is None else _CANCEL_OR_DELETE_PARAMS
     fields: dict[str, Any] = {}
     for name, raw in params.items():
         if name not in allowed:
             expected = ", ".join(f"`{p}`" for p in allowed)
             raise MeiliError("bad_request", f"Unknown parameter `{name}`: expected one of {expected}")
+        code = TASK_PARAM_ERROR_CODES[name]
         if name == "limit":
-            fields["limit"] = _parse_u32(name, raw)
+            fields["limit"] = parse_u32(code, name, raw)
         elif name == "from":
-            fields["from_uid"] = _parse_u32(name, raw)
+            fields["from_uid"] = parse_u32(code, name, raw)
         elif name == "reverse":
-            fields["reverse"] = _parse_bool(name, raw)
+            fields["reverse"] = parse_bool(code, name, raw)
         elif name in _LIST_PARAMS:
             fields[_LIST_PARAMS[name]] = _parse_list(name, raw)
         else:
@@ -678,104 +696,53 @@ def parse_task_query(params: Mapping[str, str], *, operation: str | None = None)
     return TaskQuery(**fields)
 
 
-def _invalid(name: str, detail: str) -> MeiliError:
-    return MeiliError(TASK_PARAM_ERROR_CODES[name], f"Invalid value in parameter `{name}`: {detail}")
-
-
-def _parse_u32(name: str, raw: str) -> int:
-    text = raw.strip()
-    if not text.isdigit() or not text.isascii() or int(text) > _U32_MAX:
-        raise _invalid(name, f"could not parse `{raw}` as a positive integer")
-    return int(text)
-
-
-def _parse_bool(name: str, raw: str) -> bool:
-    if raw.strip() in ("true", "false"):
-        return raw.strip() == "true"
-    raise _invalid(name, f"could not parse `{raw}` as a boolean, expected either `true` or `false`")
-
-
-def split_task_list(raw: str) -> list[str] | None:
-    """The items of a comma-separated task filter, stripped; None (no filter) if one is `*`."""
-    items = [item.strip() for item in raw.split(",")]
-    return None if "*" in items else items
-
-
-def parse_name_set(
-    param: str, raw: str, names: Sequence[str], noun: str
-) -> frozenset[str] | None:
-    """`statuses` or `types`: names matched case-insensitively, returned as spelled in `names`.
-
-    An unknown name is `invalid_task_<param>` with Meilisearch's message listing `names`.
-    """
-    items = split_task_list(raw)
-    if items is None:
-        return None
-    by_lower = {name.lower(): name for name in names}
-    chosen = set()
-    for item in items:
-        name = by_lower.get(item.lower())
-        if name is None:
-            listed = ", ".join(f"`{n}`" for n in names)
-            raise MeiliError(
-                f"invalid_task_{param}",
-                f"Invalid value in parameter `{param}`: `{item}` is not a valid task {noun}. "
-                f"Available {param} are {listed}.",
-            )
-        chosen.add(name)
-    return frozenset(chosen)
-
-
 def _parse_list(name: str, raw: str) -> frozenset[Any] | None:
+    pieces = list_pieces(raw)
+    values = set()
+    star = False
+    for index, piece in enumerate(pieces):
+        if piece == "*":
+            star = True  # still checks the other pieces, as Meilisearch does
+        else:
+            values.add(_parse_piece(name, piece, piece_name(name, index, len(pieces))))
+    return None if star else frozenset(values)
+
+
+def _parse_piece(name: str, piece: str, where: str) -> Any:
+    code = TASK_PARAM_ERROR_CODES[name]
     if name == "statuses":
-        return parse_name_set(name, raw, STATUSES, "status")
+        return _parse_name(code, where, piece, STATUSES, "task status. Available statuses")
     if name == "types":
-        return parse_name_set(name, raw, TASK_TYPES, "type")
-    items = split_task_list(raw)
-    if items is None:
-        return None
-    if name in ("uids", "batchUids", "canceledBy"):
-        return frozenset(_parse_u32(name, item) for item in items)
-    for item in items:  # indexUids
-        if not _INDEX_UID.fullmatch(item):
-            raise MeiliError(
-                "invalid_index_uid",
-                f"Invalid value in parameter `{name}`: `{item}` is not a valid index uid. Index "
-                "uid can be an integer or a string containing only alphanumeric characters, "
-                "hyphens (-) and underscores (_), and can not be more than 400 bytes.",
+        return _parse_name(code, where, piece, TASK_TYPES, "task type. Available types")
+    if name == "indexUids":
+        if not _INDEX_UID.fullmatch(piece):
+            # Meilisearch's message says 512 bytes; its check is 400.
+            raise bad_value(
+                code, where,
+                f"`{piece}` is not a valid index uid. Index uid can be an integer or a string "
+                "containing only alphanumeric characters, hyphens (-) and underscores (_), and "
+                "can not be more than 512 bytes.",
             )
-    return frozenset(items)
+        return piece
+    return parse_u32(code, where, piece)  # uids, batchUids, canceledBy
+
+
+def _parse_name(code: str, where: str, piece: str, names: Sequence[str], what: str) -> str:
+    """A status or type, matched ignoring ASCII case (Rust's eq_ignore_ascii_case), returned as
+    spelled in `names`."""
+    if piece.isascii():
+        for name in names:
+            if name.lower() == piece.lower():
+                return name
+    listed = ", ".join(f"`{n}`" for n in names)
+    raise bad_value(code, where, f"`{piece}` is not a valid {what} are {listed}.")
 
 
 def _parse_date(name: str, raw: str) -> int | None:
-    """Nanoseconds since the epoch; a bare date means midnight, or the next midnight for after*."""
-    text = raw.strip()
-    if text == "*":
+    """Nanoseconds since the epoch, None for `*` (see miroir.core.task_params)."""
+    if raw == "*":
         return None
-    try:
-        if match := _RFC3339.fullmatch(text):
-            year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-            fraction = (match.group(7) or "")[:9].ljust(9, "0")
-            offset = timedelta(0)
-            if match.group(9):
-                offset = timedelta(hours=int(match.group(10)), minutes=int(match.group(11)))
-                if match.group(9) == "-":
-                    offset = -offset
-            moment = datetime(year, month, day, hour, minute, second, tzinfo=UTC) - offset
-            return _nanos(moment) + int(fraction)
-        if match := _BARE_DATE.fullmatch(text):
-            day_start = date(*(int(g) for g in match.groups()))
-            if name.startswith("after"):
-                day_start += timedelta(days=1)
-            return _nanos(datetime(day_start.year, day_start.month, day_start.day, tzinfo=UTC))
-    except (ValueError, OverflowError):
-        pass
-    raise _invalid(
-        name, f"`{raw}` is an invalid date-time. It should follow the YYYY-MM-DD or RFC 3339 "
-        "date-time format."
-    )
-
-
-def _nanos(moment: datetime) -> int:
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    nanos = parse_filter_date(raw, after=name.startswith("after"))
+    if nanos is None:
+        raise bad_value(TASK_PARAM_ERROR_CODES[name], name, invalid_date_detail(raw))
+    return nanos

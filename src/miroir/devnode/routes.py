@@ -14,7 +14,7 @@ from miroir.core.errors import MeiliError
 from miroir.devnode import deserr
 from miroir.devnode import settings as settings_mod
 from miroir.devnode.router import PKG_VERSION, Request, Response, Router, accepted, ok
-from miroir.devnode.tasks import missing_filters_error, parse_task_query
+from miroir.devnode.tasks import parse_task_query
 from miroir.devnode.uids import check_index_uid
 
 # ------------------------------------------------------------------------------------ indexes
@@ -172,9 +172,7 @@ def get_task(router: Router, request: Request, task_uid: str) -> Response:
 
 def _filtered_task_write(action: str, enqueue_name: str):
     def write(router: Router, request: Request) -> Response:
-        query = parse_task_query(request.query, paging=False)
-        if not request.query:
-            raise missing_filters_error(action)
+        query = parse_task_query(request.query, paging=False, operation=action)
         task = getattr(router.engine, enqueue_name)(query.filter, "?" + request.query_string)
         return accepted(task, 200)  # Meilisearch answers these two writes with 200
 

@@ -1,11 +1,11 @@
 """Task records, their JSON views, and the task filters of GET/DELETE /tasks and /tasks/cancel.
 
 Owns the devnode's task record (datetime times, batches, customMetadata, the engine's private
-payload), its JSON views and the parsing/matching of task query filters. What Meilisearch's
-GET /tasks means on both sides comes from miroir.core.tasks: statuses and types, comma lists
-with `*`, status/type name sets, the value filters (`matches_value_filters`), the field order
-of the task object and summary (`task_object`, `task_summary`), and paging
-(`select_page_in_order`, used by the engine).
+payload), its JSON views and the matching of task query filters. What Meilisearch's GET /tasks
+means on both sides comes from miroir.core.tasks: the query parser itself (`parse_task_query`,
+whose result this module only moves onto datetimes), the value filters
+(`matches_value_filters`), the field order of the task object and summary (`task_object`,
+`task_summary`), and paging (`select_page_in_order`, used by the engine).
 It never applies a task: the engine decides when a task runs and what it does.
 """
 
@@ -13,23 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from miroir.core.tasks import (
-    STATUSES,
-    TASK_PARAM_ERROR_CODES,
-    TASK_TYPES,
+    last_values,
     matches_value_filters,
-    missing_task_filters_error,
-    parse_name_set,
-    split_task_list,
     task_object,
     task_summary,
 )
-from miroir.devnode import deserr
-from miroir.devnode.timefmt import iso_duration, parse_filter_date, rfc3339
-from miroir.devnode.uids import check_index_uid
+from miroir.core.tasks import parse_task_query as parse_shared_task_query
+from miroir.devnode.timefmt import iso_duration, rfc3339
 
 
 @dataclass(eq=False)
@@ -83,24 +77,15 @@ class Task:
         return view
 
 
+# (parameter's field in the shared query, attribute of Task, is an `after*` bound)
 _DATE_FILTERS = (
-    ("beforeEnqueuedAt", "enqueued_at", False),
-    ("afterEnqueuedAt", "enqueued_at", True),
-    ("beforeStartedAt", "started_at", False),
-    ("afterStartedAt", "started_at", True),
-    ("beforeFinishedAt", "finished_at", False),
-    ("afterFinishedAt", "finished_at", True),
+    ("after_enqueued_at", "enqueued_at", True),
+    ("before_enqueued_at", "enqueued_at", False),
+    ("after_started_at", "started_at", True),
+    ("before_started_at", "started_at", False),
+    ("after_finished_at", "finished_at", True),
+    ("before_finished_at", "finished_at", False),
 )
-_FILTER_PARAMS = (
-    "batchUids",
-    "uids",
-    "canceledBy",
-    "types",
-    "statuses",
-    "indexUids",
-    *(name for name, _, _ in _DATE_FILTERS),
-)
-_PAGING_PARAMS = ("limit", "from", "reverse")
 
 
 @dataclass
@@ -149,58 +134,47 @@ class TaskQuery:
     reverse: bool = False
 
 
-def _uid_set(code: str, name: str, text: str) -> frozenset[int] | None:
-    items = split_task_list(text)
-    if items is None:
-        return None
-    return frozenset(deserr.parse_query_usize(code, name, item) for item in items)
+def parse_task_query(
+    pairs: Iterable[tuple[str, str]], *, paging: bool, operation: str = "delete"
+) -> TaskQuery:
+    """GET /tasks (paging=True), or the filters of DELETE /tasks or POST /tasks/cancel
+    (paging=False, `operation` "delete" or "cancel", which only words the missing-filters error).
+
+    Parsing is miroir.core.tasks.parse_task_query, the proxy's own; this only moves its result
+    onto the devnode's datetime-based filter.
+    """
+    shared = parse_shared_task_query(
+        last_values(pairs), operation=None if paging else operation
+    )
+    dates = tuple(
+        (attribute, _bound_instant(nanos, is_after), is_after)
+        for field_name, attribute, is_after in _DATE_FILTERS
+        if (nanos := getattr(shared, field_name)) is not None
+    )
+    task_filter = TaskFilter(
+        uids=shared.uids,
+        batch_uids=shared.batch_uids,
+        canceled_by=shared.canceled_by,
+        statuses=shared.statuses,
+        types=shared.types,
+        index_uids=shared.index_uids,
+        dates=dates,
+    )
+    return TaskQuery(task_filter, shared.limit, shared.from_uid, shared.reverse)
 
 
-def parse_task_query(pairs: Iterable[tuple[str, str]], *, paging: bool) -> TaskQuery:
-    """GET /tasks (paging=True) or DELETE /tasks and POST /tasks/cancel (paging=False)."""
-    allowed = (_PAGING_PARAMS + _FILTER_PARAMS) if paging else _FILTER_PARAMS
-    query = TaskQuery(TaskFilter())
-    found = query.filter
-    dates = []
-    for name, text in pairs:
-        if name not in allowed:
-            raise deserr.unknown_parameter(name, allowed)
-        if name == "limit":
-            query.limit = deserr.parse_query_usize(TASK_PARAM_ERROR_CODES[name], name, text)
-        elif name == "from":
-            query.from_uid = deserr.parse_query_usize(TASK_PARAM_ERROR_CODES[name], name, text)
-        elif name == "reverse":
-            query.reverse = deserr.parse_query_bool(TASK_PARAM_ERROR_CODES[name], name, text)
-        elif name == "uids":
-            found.uids = _uid_set(TASK_PARAM_ERROR_CODES[name], name, text)
-        elif name == "batchUids":
-            found.batch_uids = _uid_set(TASK_PARAM_ERROR_CODES[name], name, text)
-        elif name == "canceledBy":
-            found.canceled_by = _uid_set(TASK_PARAM_ERROR_CODES[name], name, text)
-        elif name == "statuses":
-            found.statuses = parse_name_set(name, text, STATUSES, "status")
-        elif name == "types":
-            found.types = parse_name_set(name, text, TASK_TYPES, "type")
-        elif name == "indexUids":
-            items = split_task_list(text)
-            if items is not None:
-                for item in items:
-                    check_index_uid(item)
-                found.index_uids = frozenset(items)
-        else:
-            attribute, is_after = next((a, after) for n, a, after in _DATE_FILTERS if n == name)
-            bound = parse_filter_date(text, is_after_bound=is_after)
-            if bound is None:
-                raise deserr.bad_parameter(
-                    TASK_PARAM_ERROR_CODES[name],
-                    name,
-                    f"`{text}` is an invalid date-time. It should follow the YYYY-MM-DD or "
-                    "RFC 3339 date-time format.",
-                )
-            dates.append((attribute, bound, is_after))
-    found.dates = tuple(dates)
-    return query
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MIN_MICROS = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
+_MAX_MICROS = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
 
 
-# The same error and wording as the proxy's (one place for the message).
-missing_filters_error = missing_task_filters_error
+def _bound_instant(nanos: int, is_after: bool) -> datetime:
+    """The exclusive bound as a datetime that compares the same against microsecond times.
+
+    t_us*1000 > after_ns <=> t_us > floor(after_ns / 1000); t_us*1000 < before_ns <=>
+    t_us < ceil(before_ns / 1000). A bound past datetime's range (a date filter may name any
+    year from -9999 to 9999) is pulled to its end, where it still keeps or drops every task.
+    """
+    micros = nanos // 1000 if is_after else -(-nanos // 1000)
+    micros = min(max(micros, _MIN_MICROS), _MAX_MICROS)
+    return _EPOCH + timedelta(microseconds=micros)

@@ -1,13 +1,14 @@
-"""Meilisearch's date and duration text: RFC 3339 instants, ISO 8601 durations, filter dates.
+"""Meilisearch's date and duration text: RFC 3339 instants and ISO 8601 durations.
 
 Owns only formatting and parsing of time values; it never reads a clock (instants are passed in).
 Formats follow reference/meilisearch-api.md §2: UTC with a `Z` suffix, the fraction trimmed of
-trailing zeros; durations as `P[nD]T<secs>[.fff|.ffffff]S` counted within the day.
+trailing zeros; durations as `P[nD]T<secs>[.fff|.ffffff]S` counted within the day. Task
+filter dates are read by miroir.core.task_params, shared with the proxy.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 
 def rfc3339(instant: datetime) -> str:
@@ -38,27 +39,3 @@ def iso_duration(span: timedelta) -> str | None:
     else:
         fraction = f".{micros:06d}"
     return f"{text}T{seconds}{fraction}S"
-
-
-def parse_filter_date(text: str, *, is_after_bound: bool) -> datetime | None:
-    """A task-filter date: full RFC 3339, or `YYYY-MM-DD`; None when it is neither.
-
-    A bare date as an `after*` bound means midnight of the next day (both bounds are exclusive,
-    so "after 2024-01-01" skips the whole of that day); as a `before*` bound, midnight of it.
-    """
-    if len(text) == 10:
-        try:
-            day = date.fromisoformat(text)
-        except ValueError:
-            return None
-        midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        return midnight + timedelta(days=1) if is_after_bound else midnight
-    if "T" not in text and "t" not in text:
-        return None
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:  # RFC 3339 requires an offset
-        return None
-    return parsed.astimezone(UTC)

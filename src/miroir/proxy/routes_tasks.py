@@ -11,7 +11,7 @@ from quart import Blueprint, Response, request
 
 from miroir.cluster import tasks as cluster_tasks
 from miroir.core.errors import MeiliError
-from miroir.core.tasks import parse_task_query, render_task, render_task_page
+from miroir.core.tasks import last_values, parse_task_query, render_task, render_task_page
 from miroir.proxy.errors import json_response
 from miroir.proxy.replies import task_accepted
 from miroir.proxy.state import cluster
@@ -20,7 +20,8 @@ blueprint = Blueprint("tasks", __name__)
 
 
 def _params() -> dict[str, str]:
-    return {name: request.args[name] for name in request.args}
+    # A repeated parameter counts once, with its last value, as in Meilisearch (and the devnode).
+    return last_values(request.args.items(multi=True))
 
 
 @blueprint.get("/tasks")
