@@ -146,7 +146,6 @@ def create_app(
     async def authenticate() -> None:
         current = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
         current.environ_started = time.perf_counter()
-        state.metrics.in_flight += 1
         authenticator.check(current.path, current.headers)
 
     @app.after_request
@@ -155,8 +154,6 @@ def create_app(
         current = request._get_current_object()  # type: ignore[attr-defined]
         started = getattr(current, "environ_started", None)
         elapsed = time.perf_counter() - started if started is not None else 0.0
-        if started is not None:
-            state.metrics.in_flight -= 1
         rule = current.url_rule
         route = rule.rule if rule is not None else "unmatched"
         method, status = current.method, response.status_code
@@ -196,11 +193,30 @@ def create_app(
         app.register_blueprint(module.blueprint)
     # POST /indexes/{uid}/search is answered below Quart (same bytes, less CPU; see
     # docs/benchmarks.md "Search"); anything the lane would not answer exactly goes to Quart.
-    app.asgi_app = routes_search.search_lane(  # type: ignore[method-assign]
+    lane = routes_search.search_lane(
         app.asgi_app, state, authenticator, config.server.max_body_bytes,
         render_failure, app.config["BODY_TIMEOUT"],
     )
+    app.asgi_app = counting_in_flight(lane, state)  # type: ignore[method-assign]
     return app
+
+
+def counting_in_flight(inner: Any, state: ProxyState) -> Any:
+    """`inner` with every HTTP request counted in `miroir_requests_in_flight` until it ends,
+    however it ends. Quart's hooks cannot do it: a client that disconnects gets its handler
+    cancelled, and `after_request` never runs for it."""
+
+    async def counted(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await inner(scope, receive, send)
+        metrics = state.metrics
+        metrics.in_flight += 1
+        try:
+            await inner(scope, receive, send)
+        finally:
+            metrics.in_flight -= 1
+
+    return counted
 
 
 def render_failure(error: BaseException, method: str, path: str) -> Response:

@@ -220,7 +220,6 @@ def search_lane(inner: ASGIApp, state: ProxyState, authenticator: Any, max_body_
         except (MeiliError, _HandOver, orjson.JSONDecodeError):
             return await inner(scope, _replay(received, receive), send)
         metrics = state.metrics
-        metrics.in_flight += 1
         try:
             result = await search.search_index(
                 state.cluster, uid, params, policy=state.config.scatter.unavailable_shard_policy
@@ -232,8 +231,6 @@ def search_lane(inner: ASGIApp, state: ProxyState, authenticator: Any, max_body_
             status = response.status_code
             response_headers = [(name.lower().encode("latin-1"), value.encode("latin-1"))
                                 for name, value in response.headers.items()]
-        finally:  # a cancelled search (client gone) is no longer in flight either
-            metrics.in_flight -= 1
         # Counted and logged before sending, as Quart's `after_request` hook does.
         elapsed = time.perf_counter() - started
         metrics.observe_request("POST", SEARCH_ROUTE, status, elapsed)
