@@ -10,7 +10,6 @@ Clients are the official `meilisearch` SDK from PyPI, configured as a user would
 from __future__ import annotations
 
 import contextlib
-import gc
 from collections.abc import Iterator
 
 import meilisearch
@@ -50,13 +49,6 @@ def wait(client: meilisearch.Client, task_info) -> object:
     return client.wait_for_task(uid, timeout_in_ms=TASK_TIMEOUT_MS, interval_in_ms=20)
 
 
-def close_leaked_connections() -> None:
-    """Free the SDK's keep-alive sockets still held by dead exception objects (reference cycles
-    that only the garbage collector breaks). Behind quart-trio, an idle keep-alive connection
-    holds `miroir serve`'s graceful shutdown for its whole budget; see docs/operations.md."""
-    gc.collect()
-
-
 @pytest.fixture
 def launch(tmp_path_factory) -> Iterator:
     """launch(**local_cluster kwargs) -> LocalCluster; everything launched stops at teardown."""
@@ -70,7 +62,6 @@ def launch(tmp_path_factory) -> Iterator:
             return stack.enter_context(local_cluster(workdir, sections=sections, **kwargs))
 
         yield _launch
-        close_leaked_connections()
 
 
 @pytest.fixture(scope="module")
@@ -82,4 +73,3 @@ def cluster(tmp_path_factory) -> Iterator[LocalCluster]:
         master_key=MASTER_KEY, admin_key=ADMIN_KEY, sections=sections,
     ) as running:
         yield running
-        close_leaked_connections()

@@ -39,6 +39,7 @@ from miroir.proxy import (
 from miroir.proxy.access_log import ensure_output, log_request
 from miroir.proxy.auth import Authenticator
 from miroir.proxy.errors import code_response, error_response, node_answer
+from miroir.proxy.keep_alive import keep_alive_guard
 from miroir.proxy.metrics import Metrics
 from miroir.proxy.state import ProxyState
 from miroir.store.base import Store, StoreError
@@ -197,7 +198,8 @@ def create_app(
         app.asgi_app, state, authenticator, config.server.max_body_bytes,
         render_failure, app.config["BODY_TIMEOUT"],
     )
-    app.asgi_app = counting_in_flight(lane, state)  # type: ignore[method-assign]
+    # Outermost: no early answer may leave a keep-alive connection stuck (proxy/keep_alive.py).
+    app.asgi_app = keep_alive_guard(counting_in_flight(lane, state))  # type: ignore[method-assign]
     return app
 
 
