@@ -143,6 +143,29 @@ async def test_settings_versions_are_allocated_per_index_and_only_move_up(store)
     assert await store.allocate_settings_version("movies") == 1
 
 
+# ---- index versions
+
+
+async def test_index_versions_start_at_zero_and_rise_by_one_per_bump_per_index(store):
+    assert await store.get_index_version("movies") == 0
+    assert [await store.bump_index_version("movies") for _ in range(3)] == [1, 2, 3]
+    assert await store.get_index_version("movies") == 3
+    assert await store.get_index_version("songs") == 0
+    assert await store.bump_index_version("songs") == 1
+    assert await store.get_index_version("movies") == 3
+
+
+async def test_an_index_version_outlives_the_indexs_other_records(store):
+    # A deleted index's settings versions go; its catalog version must not, or a recreated index
+    # could show a version a process still holds an entry of the deleted one under.
+    await store.bump_index_version("movies")
+    await store.allocate_settings_version("movies")
+    await store.delete_settings_versions("movies")
+    await store.prune_tasks(T0 + 100 * HOUR)
+    assert await store.get_index_version("movies") == 1
+    assert await store.bump_index_version("movies") == 2
+
+
 # ---- leases
 
 
@@ -185,6 +208,7 @@ async def test_close_and_reopen_keeps_everything(backend):
     await store.claim_idempotency_key("k", "h", uid, now=T0, ttl_ms=HOUR)
     await store.allocate_settings_version("movies")
     await store.record_settings_version("movies", "node-a", 1)
+    await store.bump_index_version("movies")
     lease = await store.acquire_lease("leader", "proxy-1", now=T0, ttl_ms=HOUR)
     await store.close()
 
@@ -194,6 +218,7 @@ async def test_close_and_reopen_keeps_everything(backend):
     assert (await reopened.get_idempotency_key("k", T0)).task_uid == uid
     assert await reopened.get_settings_versions("movies") == {"node-a": 1}
     assert await reopened.allocate_settings_version("movies") == 2
+    assert await reopened.get_index_version("movies") == 1
     assert await reopened.get_lease("leader", T0) == lease
     assert await reopened.allocate_task_uid() > uid
 
@@ -278,3 +303,17 @@ async def test_two_stores_racing_on_settings_versions_allocate_distinct_ones(bac
         for i in range(20):
             nursery.start_soon(allocate, i)
     assert sorted(versions) == list(range(1, 21))
+
+
+async def test_two_stores_racing_on_an_index_version_lose_no_bump_and_see_the_last(backend):
+    stores = [await backend.open(), await backend.open()]
+    versions: list[int] = []
+
+    async def bump(i: int) -> None:
+        versions.append(await stores[i % 2].bump_index_version("movies"))
+
+    async with trio.open_nursery() as nursery:
+        for i in range(20):
+            nursery.start_soon(bump, i)
+    assert sorted(versions) == list(range(1, 21))
+    assert [await store.get_index_version("movies") for store in stores] == [20, 20]

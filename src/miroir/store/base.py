@@ -1,13 +1,13 @@
 """The store protocol: Miroir's durable state, shared by every proxy process.
 
 What lives here: task records (miroir.core.tasks.Task) with cluster-wide integer uids,
-idempotency keys, per-(index, node) settings versions and leases. Every method is async (trio)
+idempotency keys, per-(index, node) settings versions, per-index catalog versions and leases. Every method is async (trio)
 and every time is an integer of milliseconds since the epoch passed in by the caller, so the
 simulator can drive a store with virtual time.
 
 Concurrency contract, for every backend: anything two proxies could race on is atomic in the
-backend itself (task uid allocation, `modify_task`, idempotency claims, settings version bumps,
-leases), never a read followed by a write in Python without a transaction around it.
+backend itself (task uid allocation, `modify_task`, idempotency claims, settings and index
+version bumps, leases), never a read followed by a write in Python without a transaction around it.
 
 This module owns the protocol, the value types and the errors. It must never import a backend
 client (sqlite3, redis) and never hold state; backends live beside it.
@@ -122,6 +122,17 @@ class Store(Protocol):
 
     async def delete_settings_versions(self, index_uid: str) -> None:
         """Forget an index's settings versions (index deleted)."""
+
+    # ---- index versions (what every process's index catalog is checked against)
+    async def bump_index_version(self, index_uid: str) -> int:
+        """Raise the index's version by one and return it. Called after an index was created,
+        deleted, renamed, or had its primary key or settings changed, by whichever process did it.
+
+        Versions only go up, across all proxies, and survive the index's deletion: a recreated
+        index never shows a version an older incarnation already had."""
+
+    async def get_index_version(self, index_uid: str) -> int:
+        """The index's current version; 0 for an index no process ever changed."""
 
     # ---- leases
     async def acquire_lease(self, name: str, holder: str, now: int, ttl_ms: int) -> Lease | None:

@@ -36,6 +36,7 @@ class MemoryStore:
         self._idempotency: dict[str, IdempotencyRecord] = {}
         self._settings_counters: dict[str, int] = {}
         self._settings: dict[str, dict[str, int]] = {}
+        self._index_versions: dict[str, int] = {}
         self._leases: dict[str, Lease] = {}
 
     async def close(self) -> None:
@@ -121,6 +122,13 @@ class MemoryStore:
     async def delete_settings_versions(self, index_uid: str) -> None:
         self._settings.pop(index_uid, None)
         self._settings_counters.pop(index_uid, None)
+
+    async def bump_index_version(self, index_uid: str) -> int:
+        self._index_versions[index_uid] = self._index_versions.get(index_uid, 0) + 1
+        return self._index_versions[index_uid]
+
+    async def get_index_version(self, index_uid: str) -> int:
+        return self._index_versions.get(index_uid, 0)
 
     async def acquire_lease(self, name: str, holder: str, now: int, ttl_ms: int) -> Lease | None:
         lease = lease_after_acquire(self._leases.get(name), name, holder, now, ttl_ms)

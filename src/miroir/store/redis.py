@@ -11,6 +11,7 @@ share one Redis. Layout, with `p` the prefix:
     p idem-expiry         zset     key -> expires_at
     p settings-seq        hash     index uid -> last settings version handed out (HINCRBY)
     p settings:<index>    hash     node id -> settings version applied on that node
+    p index-versions      hash     index uid -> the index's catalog version (HINCRBY)
     p lease:<name>        hash     holder, expires_at, token
 
 Races between proxies are settled inside Redis: counters are INCR/HINCRBY, claims, leases and
@@ -326,6 +327,16 @@ class RedisStore:
                 pipe.execute()
 
         await self._call(delete)
+
+    # ---- index versions
+
+    async def bump_index_version(self, index_uid: str) -> int:
+        return int(await self._call(
+            self._client.hincrby, self._key("index-versions"), index_uid, 1))
+
+    async def get_index_version(self, index_uid: str) -> int:
+        stored = await self._call(self._client.hget, self._key("index-versions"), index_uid)
+        return 0 if stored is None else int(stored)
 
     # ---- leases
 

@@ -332,6 +332,20 @@ class SqliteStore:
 
         await self._runner.run(self._write, delete)
 
+    # ---- index versions: one counter per index, `index:<uid>`, beside the task uid counter
+
+    async def bump_index_version(self, index_uid: str) -> int:
+        return await self._runner.run(self._bump_counter, f"index:{index_uid}")
+
+    async def get_index_version(self, index_uid: str) -> int:
+        def get(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT value FROM counters WHERE name = ?", (f"index:{index_uid}",)
+            ).fetchone()
+            return 0 if row is None else row[0]
+
+        return await self._runner.run(self._read, get)
+
     # ---- leases
 
     async def acquire_lease(self, name: str, holder: str, now: int, ttl_ms: int) -> Lease | None:
