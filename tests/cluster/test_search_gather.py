@@ -19,7 +19,6 @@ from miroir.cluster.runtime import Cluster, ClusterSettings, NodeRejected
 from miroir.cluster.search import (
     PARTIAL,
     check_coverage,
-    fallback_candidates,
     gather_shards,
 )
 from miroir.core.errors import MeiliError
@@ -220,20 +219,6 @@ def test_unreadable_first_group_starts_on_the_next_group_at_once():
         gathered = run(lambda: gather_shards(cluster, "POST", "/x", body_for))
         assert not gathered.missing
     assert {call.node_id for call in transport.calls} <= {"g1n0", "g1n1"}
-
-
-@given(st.integers(1, 16), st.integers(0, 50))
-def test_fallback_candidates_start_with_the_covering_sets_choice(shards, seq):
-    transport = FakeTransport()
-    cluster = make_cluster(transport, shards=shards, rf=2, groups=2, per_group=3)
-    shard_map = cluster.shard_map
-    group = seq % 2
-    plan, _ = shard_map.covering_plan(group, seq)
-    for node_id, node_shards in plan.items():
-        for shard in node_shards:
-            candidates = fallback_candidates(shard_map, shard, seq)
-            assert candidates[0] == node_id
-            assert sorted(candidates) == sorted(n for _, n in shard_map.all_owners(shard))
 
 
 def test_cached_first_plans_still_rotate_replicas_and_follow_state_changes():

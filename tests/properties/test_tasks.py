@@ -28,11 +28,13 @@ from miroir.core.tasks import (
     apply_node_updates,
     format_duration,
     format_timestamp,
+    indexes_changed_by,
     parse_task_query,
     render_task,
     select_page,
     task_from_record,
     task_to_record,
+    with_lost_parts,
 )
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -314,3 +316,81 @@ def test_following_next_visits_each_task_once_in_order(uids, limit, reverse):
             break
         cursor = page.next
     assert seen == sorted(uids, reverse=not reverse)
+
+
+# ---- node tasks a node no longer knows
+
+LOST_NODES = ("a", "b", "c", "d")
+part_statuses = st.sampled_from(["enqueued", "processing", SUCCEEDED, FAILED])
+
+
+@st.composite
+def lost_scenarios(draw):
+    """Node parts of one task, a placement (shard -> owners), and the nodes that lost theirs."""
+    parts = {
+        node: NodeTask(draw(st.integers(0, 9)), draw(part_statuses))
+        for node in draw(st.sets(st.sampled_from(LOST_NODES), min_size=1))
+    }
+    owners = {
+        shard: draw(st.lists(st.sampled_from(LOST_NODES), min_size=1, max_size=3, unique=True))
+        for shard in range(draw(st.integers(1, 4)))
+    }
+    unfinished = sorted(n for n, nt in parts.items() if nt.status not in (SUCCEEDED, FAILED))
+    lost = draw(st.lists(st.sampled_from(unfinished), unique=True)) if unfinished else []
+    return parts, owners, lost
+
+
+def with_lost(parts, owners, lost):
+    task = Task(uid=1, type="documentAdditionOrUpdate", enqueued_at=0, node_tasks=parts)
+    return with_lost_parts(
+        task, lost,
+        lambda node: [s for s, nodes in owners.items() if node in nodes],
+        lambda shard: [(0, n) for n in owners[shard]],
+    )
+
+
+@given(lost_scenarios())
+@example(({"a": NodeTask(1, "enqueued"), "b": NodeTask(2, SUCCEEDED)}, {0: ["a", "b"]}, ["a"]))
+@example(({"a": NodeTask(1, "enqueued")}, {0: ["a"]}, ["a"]))
+def test_a_lost_part_is_final_and_fails_the_task_only_when_a_shard_has_no_other_copy(scenario):
+    parts, owners, lost = scenario
+    after = with_lost(parts, owners, lost).node_tasks
+    for node in lost:
+        # Final: failed with the lost code, so no poller ever waits for it again.
+        assert after[node].status == FAILED
+        assert after[node].error["code"] == "miroir_node_task_lost"
+        shards = [s for s, nodes in owners.items() if node in nodes]
+        kept_elsewhere = all(
+            any(o not in lost and o in parts and parts[o].status != FAILED for o in owners[s])
+            for s in shards
+        )
+        # Left out of the aggregate (like a node that never acknowledged) exactly when every
+        # shard of the node has an acknowledged, not-failed, not-lost part elsewhere...
+        left_out = not after[node].acknowledged
+        if left_out:
+            assert kept_elsewhere
+        elif kept_elsewhere:
+            # ...unless every other part was left out too and this one carries the error.
+            assert [n for n, nt in after.items() if nt.acknowledged] == [node]
+    status, error = aggregate_status(after)
+    if any(after[n].acknowledged for n in lost):
+        assert status == FAILED
+    if status == FAILED and error["code"] == "miroir_no_quorum":
+        assert not lost  # a lost part never reads as "nobody acknowledged"
+
+
+# ---- which indexes a finished task changed (the index catalog is told again)
+
+
+@given(st.sampled_from(TASK_TYPES), st.sampled_from(["movies", None]),
+       st.sampled_from([None, "movies", "films"]))
+def test_only_a_deletion_or_update_changes_indexes_and_a_rename_changes_both(kind, uid, new_uid):
+    details = {"primaryKey": None} if new_uid is None else {"newIndexUid": new_uid}
+    task = Task(uid=1, type=kind, enqueued_at=0, index_uid=uid, details=details)
+    changed = indexes_changed_by(task)
+    if kind not in ("indexDeletion", "indexUpdate") or uid is None:
+        assert changed == ()
+    elif new_uid is None or new_uid == uid:
+        assert changed == (uid,)
+    else:
+        assert changed == (uid, new_uid)

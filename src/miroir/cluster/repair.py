@@ -31,10 +31,11 @@ two probes). A sweep (`sweep_s`, and right after a node heals from `degraded`) r
 node whose newest task uid went down (Meilisearch never reuses one) or that has no index of
 Miroir's while a peer has, on two looks in a row.
 
-Sources. A shard's source is a readable owner in any group; failing that, a draining owner, or a
-joining owner judged intact: when it rejoined, its first index had `_miroir_shard` filterable (an
-index a client write re-created on a wiped node has not), and it was not judged empty at an
-earlier rejoin whose repair never finished.
+Sources (the rule is `miroir.core.replicas.repair_sources`). A shard's source is a readable
+owner in any group; failing that, a draining owner, or a joining owner judged intact: when it
+rejoined, its first index had `_miroir_shard` filterable (an index a client write re-created on
+a wiped node has not), and it was not judged empty at an earlier rejoin whose repair never
+finished.
 An intact node needs no copy of a shard nobody else can serve: its own copy is the best one
 left, so two returning replicas do not wait for each other. A shard with no source waits (the
 node stays `joining`, visible in GET /_miroir/topology, with `fullyCovered` false when no reader
@@ -62,6 +63,7 @@ import trio
 from miroir.cluster.broadcast import protect_settings_patch, run_everywhere
 from miroir.cluster.runtime import Cluster, task_uid_of
 from miroir.core.node_state import NodeEvent, NodeState
+from miroir.core.replicas import repair_sources
 from miroir.core.routing import SHARD_FIELD
 from miroir.transport.base import NodeResponse
 
@@ -401,48 +403,6 @@ async def _step(cluster: Cluster, node_id: str, method: str, path: str, body: An
 # ---- documents ----------------------------------------------------------------------------------
 
 
-def _sources_by_shard(
-    cluster: Cluster, node_id: str, intact: Mapping[str, bool]
-) -> tuple[dict[str, list[int]], list[int], list[int]]:
-    """(source node -> the node's shards it will copy, shards that wait, shards lost).
-
-    A shard's source is a readable owner (any group); failing that, a draining owner (it still
-    holds its data) or a joining owner judged intact. When the node itself is judged intact, its
-    own copy is the best there is and the shard needs no copy. Otherwise the shard is lost when
-    every other owner is joining and was judged to have come back empty too, and waits in every
-    other case (an owner is `failed` and may come back with its data, or is not judged yet)."""
-    fallbacks = [
-        n for n, kept in intact.items() if kept and cluster.state_of(n) is NodeState.JOINING
-    ]
-    shard_map = cluster.shard_map
-    by_source: dict[str, list[int]] = {}
-    waiting: list[int] = []
-    lost: list[int] = []
-    for shard in shard_map.shards_of(node_id):
-        owners = [owner for _, owner in shard_map.all_owners(shard) if owner != node_id]
-        readable = [
-            owner
-            for group in range(shard_map.replica_groups)
-            for owner in shard_map.readable_owners(group, shard)
-            if owner != node_id
-        ] or [
-            owner for owner in owners
-            if owner in fallbacks or cluster.state_of(owner) is NodeState.DRAINING
-        ]
-        if readable:
-            by_source.setdefault(readable[0], []).append(shard)
-        elif node_id in fallbacks:
-            continue
-        elif all(
-            cluster.state_of(owner) is NodeState.JOINING and intact.get(owner) is False
-            for owner in owners
-        ):
-            lost.append(shard)
-        else:
-            waiting.append(shard)
-    return by_source, waiting, lost
-
-
 def _shard_filter(shards: Iterable[int]) -> str:
     return f"{SHARD_FIELD} IN [{', '.join(str(s) for s in sorted(shards))}]"
 
@@ -516,8 +476,8 @@ async def _backfill(
     for a source and the shards lost (see the module docstring for the order and why)."""
     if pk is None:
         return [], []  # no document was ever written to this index: nothing to copy or lose
-    by_source, waiting, lost = _sources_by_shard(cluster, node_id, intact)
-    for source, shards in sorted(by_source.items()):
+    sources = repair_sources(cluster.shard_map, node_id, intact)
+    for source, shards in sorted(sources.by_source.items()):
         before = await _ids(cluster, node_id, uid, pk, shards, page_size)
         copied = await _copy(cluster, source, node_id, uid, pk,
                              {"filter": _shard_filter(shards)}, page_size)
@@ -530,4 +490,4 @@ async def _backfill(
         for start in range(0, len(stale), page_size):
             await _write(cluster, node_id, uid, "POST", f"/indexes/{uid}/documents/delete-batch",
                          stale[start:start + page_size])
-    return waiting, lost
+    return sources.waiting, sources.lost

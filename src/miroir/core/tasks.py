@@ -19,15 +19,16 @@ racing with stale answers can never make a task go back.
 
 Times are integer milliseconds since the Unix epoch (UTC), always passed in.
 
-This module owns the task record, its storage dict form, the Meilisearch JSON rendering and the
-parsing of the GET /tasks query string. It must never do I/O, read a clock or import trio: the
+This module owns the task record, its storage dict form, how a part a node lost counts
+(`with_lost_parts`), the Meilisearch JSON rendering and the parsing of the GET /tasks query
+string. It must never do I/O, read a clock or import trio: the
 stores and the proxy call it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from typing import Any, Generic, Protocol, TypeVar
@@ -224,6 +225,79 @@ def apply_node_updates(task: Task, updates: Mapping[str, NodeTask], now: int) ->
         task, node_tasks=node_tasks, status=status, error=error,
         started_at=started_at, finished_at=finished_at,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Node tasks a node no longer knows
+#
+# A node that restarts with its state lost answers 404 task_not_found for the task uid it gave
+# us, or, once it has taken new writes, that uid names a task of another index. That part will
+# never finish, so it is made final. (A reused uid that names a task of the same index is not
+# told apart: that part then ends as the other task did.) How it counts follows the rule for a
+# node that never acknowledged ("it holds no task to wait for, and the write already counted its
+# quorum without it"): when every shard the node owns has another owner that acknowledged the
+# same task and did not lose it, the lost part is left out of the aggregate (recorded with
+# `task_uid` None, status failed and a `miroir_node_task_lost` error, so operators see it in the
+# task's nodeTasks): the write is durable elsewhere, and the repair worker copies it back onto
+# the node. Otherwise the part stays acknowledged and failed with that error, and the client's
+# task fails: some shard's only copies of the write are gone.
+
+
+def lost_node_task(node: str, node_uid: int | None) -> dict[str, str]:
+    """The error a lost node task is recorded with."""
+    return error_body(
+        "miroir_node_task_lost",
+        f"Node `{node}` no longer knows its task `{node_uid}` for this write (it restarted "
+        "with its state lost).",
+    )
+
+
+def with_lost_parts(
+    task: Task,
+    lost: Sequence[str],
+    shards_of: Callable[[str], Sequence[int]],
+    owners_of: Callable[[int], Sequence[tuple[int, str]]],
+) -> Task:
+    """`task` with the part of each node of `lost` made final (see above). `shards_of(node)` and
+    `owners_of(shard)` (as (group, node)) describe the placement the write was made under."""
+    node_tasks = dict(task.node_tasks)
+    for node in sorted(lost):
+        part = node_tasks.get(node)
+        if part is None or part.task_uid is None or part.status in FINISHED_STATUSES:
+            continue
+        error = lost_node_task(node, part.task_uid)
+
+        def kept_elsewhere(shard: int) -> bool:
+            return any(
+                owner not in lost and (other := node_tasks.get(owner)) is not None
+                and other.acknowledged and other.status != FAILED
+                for _, owner in owners_of(shard)
+            )
+
+        covered = all(kept_elsewhere(shard) for shard in shards_of(node))
+        node_tasks[node] = NodeTask(None if covered else part.task_uid, FAILED, error)
+    if not any(nt.acknowledged for nt in node_tasks.values()) and lost:
+        # Every acknowledged part was lost and left out: aggregation would call it "no quorum".
+        first = min(lost)
+        node_tasks[first] = NodeTask(task.node_tasks[first].task_uid, FAILED,
+                                     lost_node_task(first, task.node_tasks[first].task_uid))
+    return attrs.evolve(task, node_tasks=node_tasks)
+
+
+# The task types whose node tasks run after the client was answered and whose end changes what
+# an index is (exists, primary key, uid): the index catalog is invalidated again when one
+# finishes, since a process may have re-read the index from a node that had not applied it yet.
+_INDEX_CHANGING_TYPES = frozenset({"indexDeletion", "indexUpdate"})
+
+
+def indexes_changed_by(task: Task) -> tuple[str, ...]:
+    """The index uids a finished task of an index-changing type changed (a rename: both)."""
+    if task.type not in _INDEX_CHANGING_TYPES or task.index_uid is None:
+        return ()
+    renamed = (task.details or {}).get("newIndexUid")
+    if isinstance(renamed, str) and renamed != task.index_uid:
+        return (task.index_uid, renamed)
+    return (task.index_uid,)
 
 
 # --------------------------------------------------------------------------------------------

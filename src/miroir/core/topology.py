@@ -10,7 +10,8 @@ Must never: do I/O, read clocks, or decide health by itself (see `node_state`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
@@ -129,6 +130,11 @@ class Placement:
         )
 
 
+# A read's first plan: (node, its shards, whether it owns exactly those) per node of the covering
+# set in node order, and the shards the group cannot serve.
+ReadPlan = tuple[tuple[tuple[str, list[int], bool], ...], list[int]]
+
+
 @attrs.frozen
 class ShardMap:
     """Lookup tables for one topology: who owns what, who may be written to and read from."""
@@ -136,6 +142,19 @@ class ShardMap:
     topology: Topology
     placement: Placement
     _states: Mapping[str, NodeState]
+    # `read_plan`'s memo: a plan depends only on this map, so the memo lives and dies with it.
+    _read_plans: dict[tuple[int, int], ReadPlan] = attrs.field(
+        factory=dict, init=False, eq=False, repr=False
+    )
+    # Replica rotation (`seq + shard` modulo a shard's readable owners, at most RF) repeats
+    # with this period.
+    _rotation_period: int = attrs.field(
+        default=attrs.Factory(
+            lambda self: math.lcm(*range(1, self.placement.replication_factor + 1)),
+            takes_self=True,
+        ),
+        init=False, eq=False, repr=False,
+    )
 
     @classmethod
     def build(cls, topology: Topology, previous: ShardMap | None = None) -> ShardMap:
@@ -183,6 +202,15 @@ class ShardMap:
             for node in self.placement.owners[group][shard]
         ]
 
+    def state_of(self, node_id: str) -> NodeState:
+        return self._states[node_id]
+
+    def owns_exactly(self, node_id: str, shards: Sequence[int]) -> bool:
+        """Whether `shards` are exactly the shards `node_id` holds (a read asking it for them
+        needs no shard restriction)."""
+        owned = self.shards_of(node_id)
+        return len(owned) == len(shards) and set(owned) == set(shards)
+
     def counts_toward_quorum(self, node_id: str) -> bool:
         return ELIGIBILITY[self._states[node_id]].counts_toward_quorum
 
@@ -202,6 +230,24 @@ class ShardMap:
         readable = {s: self.readable_owners(group, s) for s in wanted}
         uncovered = [s for s, owners in readable.items() if not owners]
         return covering_set(readable, query_seq), uncovered
+
+    def read_plan(self, group: int, query_seq: int) -> ReadPlan:
+        """`covering_plan(group, query_seq)` as the read path sends it: per node (in node order)
+        its shards and whether it owns exactly those; then the shards left uncovered.
+
+        Memoized per map: the replica rotation repeats every lcm(1..RF) queries, so a map holds
+        at most RG x lcm(1..RF) plans, and computing one costs a readable-owners lookup per shard.
+        """
+        key = (group, query_seq % self._rotation_period)
+        found = self._read_plans.get(key)
+        if found is None:
+            plan, uncovered = self.covering_plan(group, query_seq)
+            nodes = tuple(
+                (node_id, plan[node_id], self.owns_exactly(node_id, plan[node_id]))
+                for node_id in sorted(plan)
+            )
+            found = self._read_plans[key] = (nodes, uncovered)
+        return found
 
     def fully_covered(self) -> bool:
         """Every shard has a readable owner in at least one group."""
