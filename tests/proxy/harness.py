@@ -8,7 +8,7 @@ process (no sockets), honours the absolute deadline, and can be told to refuse c
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import attrs
@@ -142,7 +142,15 @@ def node_config(count: int, groups: int = 1) -> list[dict[str, Any]]:
 
 
 @asynccontextmanager
-async def running_proxy(
+async def running_proxy(**options: Any) -> AsyncIterator[Harness]:
+    """One proxy over fresh devnodes and a fresh MemoryStore (options: `running_proxies`)."""
+    async with running_proxies(1, **options) as (harness,):
+        yield harness
+
+
+@asynccontextmanager
+async def running_proxies(
+    count: int,
     *,
     nodes: int = 3,
     shards: int = 8,
@@ -157,7 +165,9 @@ async def running_proxy(
     health_interval_ms: int | None = None,
     task_ttl_ms: int | None = None,
     prune_interval_s: float | None = None,
-) -> AsyncIterator[Harness]:
+) -> AsyncIterator[tuple[Harness, ...]]:
+    """`count` proxy apps (as separate proxy processes would be) over the same devnodes and one
+    shared MemoryStore; the devnodes' task workers run once, under the first harness."""
     raw: dict[str, Any] = {
         "shards": shards,
         "replication_factor": replication_factor,
@@ -179,18 +189,26 @@ async def running_proxy(
     apps = {node["id"]: DevnodeApp(master_key=node_master_key) for node in raw["nodes"]}
     transport = AsgiTransport(apps)
     store = MemoryStore() if task_ttl_ms is None else MemoryStore(task_ttl_ms=task_ttl_ms)
-    app = create_app(
-        config,
-        transport=transport,
-        store=store,
-        run_health_checker=health_interval_ms is not None,
-        run_task_poller=task_poll_interval_s is not None,
-        task_poll_interval_s=task_poll_interval_s or 0.5,
-        prune_interval_s=prune_interval_s,
-    )
-    async with trio.open_nursery() as nursery:
-        async with app.test_app() as test_app:
-            harness = Harness(app, test_app.test_client(), apps, transport, store, nursery)
-            harness.start_node_workers()
-            yield harness
+    proxies = [
+        create_app(
+            config,
+            transport=transport,
+            store=store,
+            run_health_checker=health_interval_ms is not None,
+            run_task_poller=task_poll_interval_s is not None,
+            task_poll_interval_s=task_poll_interval_s or 0.5,
+            prune_interval_s=prune_interval_s,
+        )
+        for _ in range(count)
+    ]
+    async with trio.open_nursery() as nursery, AsyncExitStack() as stack:
+        harnesses = []
+        for app in proxies:
+            test_app = await stack.enter_async_context(app.test_app())
+            harnesses.append(
+                Harness(app, test_app.test_client(), apps, transport, store, nursery)
+            )
+        harnesses[0].start_node_workers()
+        yield tuple(harnesses)
+        await stack.aclose()
         nursery.cancel_scope.cancel()

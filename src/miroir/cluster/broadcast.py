@@ -16,6 +16,10 @@ key has it added back before it is sent, and `hide_shard_field` removes it on th
 Other broadcasts (index delete and update, delete-by-filter, delete-all, experimental features)
 just fan out and record a task the poller follows.
 
+Every operation here that changes what an index is (creation, deletion, update, settings) ends
+with `cluster.catalog.changed`, so every proxy process drops what it knew of the index (the
+poller calls it again when an index deletion or update finishes on the nodes).
+
 Must never: render HTTP, or leave a node changed after reporting failure when a rollback call
 could still reach it.
 """
@@ -25,10 +29,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from miroir.cluster.indexes import index_exists
 from miroir.cluster.runtime import Cluster, NodeRejected, first_rejection, task_uid_of
-from miroir.cluster.search import forget_settings
 from miroir.cluster.tasks import record_finished_task, record_task
-from miroir.core.errors import MeiliError, error_body
+from miroir.core.errors import error_body
 from miroir.core.routing import SHARD_FIELD
 from miroir.core.tasks import NodeTask, Task
 from miroir.transport.base import NodeResponse
@@ -137,6 +141,17 @@ def _is_error_body(response: NodeResponse) -> bool:
 
 async def create_index(cluster: Cluster, uid: str, primary_key: str | None) -> Task:
     """Create `uid` on every node with `_miroir_shard` filterable, or nowhere."""
+    task: Task | None = None
+    try:
+        task = await _create_index(cluster, uid, primary_key)
+        return task
+    finally:
+        # Also after a rollback: a lookup may have seen the index on a node meanwhile.
+        created = task is not None and task.error is None
+        await cluster.catalog.changed(uid, primary_key=primary_key if created else None)
+
+
+async def _create_index(cluster: Cluster, uid: str, primary_key: str | None) -> Task:
     nodes = cluster.all_nodes()
     details = {"primaryKey": primary_key}
     created, error, node_tasks = await run_everywhere(
@@ -153,26 +168,34 @@ async def create_index(cluster: Cluster, uid: str, primary_key: str | None) -> T
         return await record_finished_task(
             cluster, "indexCreation", uid, details, error=error, node_tasks=node_tasks
         )
-    if primary_key is not None:
-        cluster.primary_keys[uid] = primary_key
     return await record_finished_task(cluster, "indexCreation", uid, details, node_tasks=node_tasks)
 
 
-async def index_exists(cluster: Cluster, uid: str) -> dict[str, Any] | None:
-    """The index object from a serving node, None when the index does not exist.
+async def update_index(cluster: Cluster, uid: str, body: Any) -> Task:
+    """PATCH /indexes/{uid} on every node (a new primary key, or a new uid: a rename)."""
+    details = {"primaryKey": body.get("primaryKey")} if isinstance(body, dict) else None
+    renamed = body.get("uid") if isinstance(body, dict) else None
+    if isinstance(body, dict) and "uid" in body:
+        details = {**(details or {}), "oldIndexUid": uid, "newIndexUid": renamed}
+    try:
+        return await broadcast_write(
+            cluster, "PATCH", f"/indexes/{uid}", body, "indexUpdate", uid, details
+        )
+    finally:
+        await cluster.catalog.changed(uid)
+        if isinstance(renamed, str) and renamed != uid:
+            await cluster.catalog.changed(renamed)
 
-    Raises NodeRejected for any other refusal and `miroir_node_unavailable` when no node
-    answered.
-    """
-    result = await cluster.first_success(cluster.serving_nodes(), "GET", f"/indexes/{uid}")
-    if isinstance(result, NodeResponse):
-        if result.ok:
-            return result.json()
-        if result.status == 404:
-            return None
-        if result.status < 500:
-            raise NodeRejected(result)
-    raise MeiliError("miroir_node_unavailable", f"No node could answer for index `{uid}`.")
+
+async def delete_index(cluster: Cluster, uid: str) -> Task:
+    """DELETE /indexes/{uid} on every node."""
+    try:
+        return await broadcast_write(
+            cluster, "DELETE", f"/indexes/{uid}", None, "indexDeletion", uid,
+            {"deletedDocuments": None},
+        )
+    finally:
+        await cluster.catalog.changed(uid)
 
 
 # ---- settings ---------------------------------------------------------------------------------
@@ -188,7 +211,7 @@ async def update_settings(cluster: Cluster, uid: str, patch: Mapping[str, Any]) 
     try:
         return await _update_settings(cluster, uid, patch)
     finally:
-        forget_settings(cluster, uid)
+        await cluster.catalog.changed(uid)
 
 
 async def _update_settings(cluster: Cluster, uid: str, patch: Mapping[str, Any]) -> Task:

@@ -1,9 +1,13 @@
-"""Listing documents across shards: GET /indexes/{uid}/documents and POST /documents/fetch.
+"""Reading documents: one by id (GET /indexes/{uid}/documents/{id}), and listings across shards
+(GET /indexes/{uid}/documents and POST /documents/fetch).
 
-Owns `fetch_documents(cluster, uid, params)`: plan the listing in the core
-(`plan_documents_query`), scatter it to a covering set (`search.gather_shards`, same group
-fallback and unavailable-shard policy as search), merge in the core (`merge_documents`).
-It must never render HTTP and never return a window cut from one shard's view.
+Owns `get_document(cluster, uid, raw_id, query)`: the document's shard is asked of its readable
+owners one after another, in the order `miroir.core.replicas.read_candidates` gives (the read
+path's own replica rotation), until one answers. And `fetch_documents(cluster, uid, params)`:
+plan the listing in the core (`plan_documents_query`), scatter it to a covering set
+(`search.gather_shards`, same group fallback and unavailable-shard policy as search), merge in
+the core (`merge_documents`). It must never render HTTP and never return a window cut from one
+shard's view.
 
 The global order is the client's `sort`, then the primary key ascending (see
 `miroir.core.merge_documents`): it depends only on the documents, so it is the same on every
@@ -15,50 +19,64 @@ call, whichever group or replica answers. Two ways to get each node's part of it
 - exhaustive (the fallback): a node that refuses the sort with `invalid_document_sort` while
   the client sent no sort of its own is asked instead for all of its documents matching the
   filter, unsorted, and the merge orders them. Exact but proportional to the index size; the
-  choice is remembered per index so the refused request is not repeated on every call.
+  choice is remembered in the index catalog (until the index changes, e.g. its settings) so
+  the refused request is not repeated on every call.
 `total` is exact either way: every document lives on exactly one shard.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
+from miroir.cluster.indexes import primary_key
 from miroir.cluster.runtime import Cluster, NodeRejected
 from miroir.cluster.search import PARTIAL, ReadResult, check_coverage, gather_shards
+from miroir.core.documents import canonical_document_id
 from miroir.core.errors import MeiliError
 from miroir.core.merge_documents import DocumentsPlan, merge_documents, plan_documents_query
+from miroir.core.placement import shard_for_key
+from miroir.core.replicas import read_candidates
+from miroir.core.routing import strip_internal_fields
 from miroir.core.search_plan import restrict_to_shards
-from miroir.transport.base import NodeResponse, is_node_failure
+from miroir.transport.base import NodeResponse
 
 # The exhaustive fallback asks for everything; Meilisearch's `limit` is a usize.
 EXHAUSTIVE_LIMIT = 2**31 - 1
-_UNSORTABLE: weakref.WeakKeyDictionary[Cluster, set[str]] = weakref.WeakKeyDictionary()
 # The core planner offers several documented orders; this module serves the primary-key one
 # (stable across replicas, whatever order each node inserted its documents in).
 _ORDER_ARGS = {"order": "primary_key"}
 
 
-async def primary_key(cluster: Cluster, uid: str) -> str | None:
-    """The index's primary key (cached on the cluster once known); None while it has none.
+async def get_document(
+    cluster: Cluster, uid: str, raw_id: str, query: Mapping[str, str]
+) -> dict[str, Any]:
+    """GET /indexes/{uid}/documents/{raw_id}?query from a readable owner of its shard, with
+    `_miroir_*` fields stripped.
 
-    Raises `NodeRejected` with the node's answer when the index does not exist."""
-    known = cluster.primary_keys.get(uid)
-    if known is not None:
-        return known
-    result = await cluster.first_success(cluster.serving_nodes(), "GET", f"/indexes/{uid}")
-    if not isinstance(result, NodeResponse) or is_node_failure(result):
-        raise MeiliError("miroir_node_unavailable", "No node could be reached for the index.")
+    Raises `document_not_found` for an id no document can have, the node's refusal as
+    `NodeRejected` (e.g. `document_not_found`, `index_not_found`), and
+    `miroir_shard_unavailable` when no owner of the shard answered."""
+    try:
+        doc_id = canonical_document_id(raw_id)
+    except MeiliError:
+        raise MeiliError("document_not_found", f"Document `{raw_id}` not found.") from None
+    shard_map = cluster.shard_map
+    shard = shard_for_key(doc_id, shard_map.shards)
+    candidates = read_candidates(shard_map, shard, cluster.next_query_seq())
+    params = "&".join(f"{k}={quote(v, safe=',*')}" for k, v in query.items())
+    path = f"/indexes/{uid}/documents/{quote(doc_id)}" + (f"?{params}" if params else "")
+    result = await cluster.first_success(candidates, "GET", path)
+    if not isinstance(result, NodeResponse) or result.status >= 500:
+        raise MeiliError(
+            "miroir_shard_unavailable", f"No replica could be reached for shard {shard}."
+        )
     if not result.ok:
         raise NodeRejected(result)
-    key = result.json().get("primaryKey")
-    if isinstance(key, str):
-        cluster.primary_keys[uid] = key
-        return key
-    return None
+    return strip_internal_fields(result.json())
 
 
 def _body_for(node_params: Mapping[str, Any]):
@@ -89,6 +107,7 @@ async def fetch_documents(
     cluster: Cluster, uid: str, params: Mapping[str, Any], *, policy: str = PARTIAL
 ) -> ReadResult:
     """One window of the index's documents in the documented global order, with exact total."""
+    entry = await cluster.catalog.entry(uid)  # before asking: sortability is filed under it
     key = await primary_key(cluster, uid)
     if key is None:
         # No primary key yet means no document yet; still validate the parameters.
@@ -96,8 +115,7 @@ async def fetch_documents(
         return ReadResult({"results": [], "offset": plan.offset, "limit": plan.limit, "total": 0})
     plan = plan_documents_query(params, key, **_ORDER_ARGS)
     client_sorts = params.get("sort") not in (None, "", [])
-    unsortable = _UNSORTABLE.setdefault(cluster, set())
-    if not client_sorts and uid in unsortable:
+    if not client_sorts and entry.unsortable:
         gathered = await _scatter(cluster, uid, _exhaustive_params(plan), policy)
     else:
         try:
@@ -105,19 +123,9 @@ async def fetch_documents(
         except NodeRejected as rejected:
             if client_sorts or _code(rejected.response) != "invalid_document_sort":
                 raise
-            unsortable.add(uid)
+            entry.unsortable = True
             gathered = await _scatter(cluster, uid, _exhaustive_params(plan), policy)
     return ReadResult(merge_documents(plan, gathered.bodies()), gathered.missing)
-
-
-def forget_sortability(cluster: Cluster, uid: str | None = None) -> None:
-    """Try the sorted listing again for `uid` (or every index) on the next call."""
-    unsortable = _UNSORTABLE.get(cluster)
-    if unsortable is not None:
-        if uid is None:
-            unsortable.clear()
-        else:
-            unsortable.discard(uid)
 
 
 def _code(response: NodeResponse) -> str | None:

@@ -2,9 +2,10 @@
 
 Owns the mutable runtime state of a proxy: the current `Topology` and its `ShardMap` (rebuilt
 through `ShardMap.build(topology, previous=...)` whenever a node changes state), the per-node
-`HealthCounter`s, the per-process query sequence used for round robin, and small caches
-(primary key per index). Every node call goes through `call`, `call_each`, `fan_out`, `first_success` or
-`quorum_write` here, so each one carries the node master key and a deadline from
+`HealthCounter`s, the per-process query sequence used for round robin, and the index catalog
+(`catalog`: what this process knows of each index, checked against the store; see
+`cluster.catalog`). Every node call goes through `call`, `call_each`, `fan_out`,
+`first_success` or `quorum_write` here, so each one carries the node master key and a deadline from
 `node_timeout_ms`, runs through the one mechanism for its shape (`scatter.call_node`,
 `scatter.scatter`, `race.first_success`, `quorum_write.quorum_write`), and every result on a
 real request is observed: metrics, and a transport failure fed to health like a failed probe.
@@ -23,6 +24,7 @@ import attrs
 import orjson
 import trio
 
+from miroir.cluster.catalog import IndexCatalog
 from miroir.cluster.health import wall_clock_ms  # one wall clock for health and tasks
 from miroir.cluster.quorum_write import QuorumWriteResult, quorum_write
 from miroir.cluster.race import first_success
@@ -82,7 +84,7 @@ class Cluster:
             for node in topology.nodes
         }
         self.last_seen_ms: dict[str, int | None] = {node.id: None for node in topology.nodes}
-        self.primary_keys: dict[str, str] = {}
+        self.catalog = IndexCatalog(store)
         self._index_locks: dict[str, trio.Lock] = {}
         self._query_seq = 0
         self.state_observers: list[StateObserver] = []

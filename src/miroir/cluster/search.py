@@ -1,7 +1,7 @@
 """The read path's scatter: ask one replica group's covering set, fall back shard by shard.
 
-Owns `gather_shards` (the covering-set scatter with group fallback every read route uses), the
-per-cluster cache of index settings the merge needs, and the four searches built on it:
+Owns `gather_shards` (the covering-set scatter with group fallback every read route uses) and
+the four searches built on it:
 `search_index`, `multi_search` (plain: every query in one request per node), `federated_search`
 and `facet_search`. It must never render HTTP (the proxy does), never merge anything itself (that
 is `miroir.core.merge*`, which is pure), and never let a node call outlive the request's deadline.
@@ -9,8 +9,8 @@ is `miroir.core.merge*`, which is pure), and never let a node call outlive the r
 Theory of operation
 -------------------
 A read takes the next query number `seq` of this process. Group `seq % RG` is asked first: the
-core's `covering_plan` picks one readable owner per shard (rotated by `seq`, so replicas share
-the load) and groups the shards per node. Every node is sent its request at once, each call
+shard map's `read_plan` (the core's covering set, memoized per map) picks one readable owner per
+shard (rotated by `seq`, so replicas share the load) and groups the shards per node. Every node is sent its request at once, each call
 under the one deadline of the whole read (`node_timeout_ms` from its start). The first plan
 goes out as one batch (`Cluster.call_each`): over `HttpTransport` one task sends every request
 and then reads every answer, which is most of what makes a search cheap (docs/benchmarks.md). When any shard has
@@ -20,16 +20,16 @@ nobody to fall back to and each call gets all of it.
 
 A node that fails (transport error or 5xx) does not fail the read: each of its shards moves on,
 as soon as that failure is known and while the others are still in flight, to its next
-candidate -- the other readable replicas of the same group, then the replicas of the other
-groups in round-robin order -- grouped per node again. Shards with no readable owner in the
+candidate (`miroir.core.replicas.read_candidates`: the other readable replicas of the same
+group, then the replicas of the other groups in round-robin order), grouped per node again. Shards with no readable owner in the
 first group start on the other groups straight away. Everything runs in one nursery under a
 cancel scope at the deadline, so a fallback never extends the read. A shard whose candidates
 are exhausted, or whose node had not answered by the deadline, is *missing*: the caller's policy
 decides between a partial answer (with the missing shards listed) and `miroir_shard_unavailable`.
 
 Before the scatter, the merge needs the index's settings (ranking rules, distinct, faceting):
-they are cached per index for `SETTINGS_TTL_S`, and a lookup asks the serving nodes as a hedged
-race under one node timeout in all. So a search ends within two node timeouts whatever the
+they come from the index catalog (`cluster.indexes.index_settings`), and a lookup it cannot
+answer asks the serving nodes as a hedged race under one node timeout in all. So a search ends within two node timeouts whatever the
 nodes do: one for the lookup, one for the scatter and its fallbacks.
 
 A 4xx answer is the node's verdict on the request (bad filter, unknown index) that every node
@@ -42,8 +42,6 @@ body goes unrestricted, which is the common case (RF=1) and spares the node a fi
 
 from __future__ import annotations
 
-import math
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -51,6 +49,7 @@ import attrs
 import orjson
 import trio
 
+from miroir.cluster.indexes import index_settings
 from miroir.cluster.runtime import Cluster, NodeRejected
 from miroir.core.errors import MeiliError, wrong_value_type
 from miroir.core.merge import merge_search_outcome
@@ -61,9 +60,9 @@ from miroir.core.merge_federated import (
     restrict_federated_to_shards,
 )
 from miroir.core.placement import query_group
+from miroir.core.replicas import read_candidates
 from miroir.core.routing import hide_shard_field
 from miroir.core.search_plan import NodePlan, plan_node_query, restrict_to_shards
-from miroir.core.topology import ShardMap
 from miroir.transport.base import (
     FailureKind,
     NodeResponse,
@@ -72,10 +71,6 @@ from miroir.transport.base import (
     is_node_failure,
 )
 
-# How long a fetched copy of an index's settings is used for merging. Only the settings the merge
-# reads matter (distinctAttribute, pagination, faceting); a change reaches the merge at most this
-# long after it is applied on the nodes.
-SETTINGS_TTL_S = 1.0
 # The share of the time left that one node call gets when another replica could take over.
 ATTEMPT_SHARE = 0.5
 PARTIAL = "partial"
@@ -111,20 +106,6 @@ class ReadResult:
 
     response: dict[str, Any]
     missing: tuple[int, ...] = ()
-
-
-def fallback_candidates(shard_map: ShardMap, shard: int, seq: int) -> list[str]:
-    """Readable owners of `shard`: group `seq % RG` first, then the next groups in turn; inside a
-    group rotated by `seq + shard`, the same rotation `covering_set` uses for its first pick."""
-    groups = shard_map.replica_groups
-    first = query_group(seq, groups)
-    candidates: list[str] = []
-    for step in range(groups):
-        owners = shard_map.readable_owners((first + step) % groups, shard)
-        if owners:
-            turn = (seq + shard) % len(owners)
-            candidates.extend(owners[turn:] + owners[:turn])
-    return candidates
 
 
 async def gather_shards(
@@ -176,7 +157,7 @@ class _Gathering:
     async def run(self) -> Gathered:
         shard_map = self.shard_map
         group = query_group(self.seq, shard_map.replica_groups)
-        first_plan, uncovered = _first_plan(self.cluster, shard_map, group, self.seq)
+        first_plan, uncovered = shard_map.read_plan(group, self.seq)
         first_bodies: dict[str, bytes] = {}
         for node_id, shards, exact in first_plan:
             self.first_shards[node_id] = shards
@@ -232,7 +213,7 @@ class _Gathering:
         self.dispatch(shards)
 
     async def ask(self, node_id: str, shards: list[int]) -> None:
-        body = self.body_for(None if _owns_exactly(self.shard_map, node_id, shards) else shards)
+        body = self.body_for(None if self.shard_map.owns_exactly(node_id, shards) else shards)
         result = await self.cluster.call(
             node_id, self.method, self.path, raw_body=body, timeout_ms=self.attempt_timeout_ms()
         )
@@ -247,7 +228,7 @@ class _Gathering:
                 seen = self.tried[shard] = {
                     node_id for node_id, owned in self.first_shards.items() if shard in owned
                 }
-            for node_id in fallback_candidates(self.shard_map, shard, self.seq):
+            for node_id in read_candidates(self.shard_map, shard, self.seq):
                 if node_id not in seen:  # a shard with no untried candidate stays missing
                     seen.add(node_id)
                     by_node.setdefault(node_id, []).append(shard)
@@ -255,45 +236,6 @@ class _Gathering:
         assert self.nursery is not None
         for node_id, node_shards in by_node.items():
             self.nursery.start_soon(self.ask, node_id, node_shards)
-
-
-def _owns_exactly(shard_map: ShardMap, node_id: str, shards: Sequence[int]) -> bool:
-    owned = shard_map.shards_of(node_id)
-    return len(owned) == len(shards) and set(owned) == set(shards)
-
-
-# The first covering plan depends only on the shard map, the group and the replica rotation,
-# and computing it costs a readable-owners lookup per shard: it is kept per shard map (a new map,
-# after any node state change, starts a new cache). Rotation repeats every lcm(1..RF) queries.
-FirstPlan = tuple[tuple[tuple[str, list[int], bool], ...], list[int]]
-
-
-class _PlanCache:
-    def __init__(self, shard_map: ShardMap) -> None:
-        self.shard_map = shard_map
-        self.period = math.lcm(*range(1, shard_map.placement.replication_factor + 1))
-        self.plans: dict[tuple[int, int], FirstPlan] = {}
-
-
-_PLANS: weakref.WeakKeyDictionary[Cluster, _PlanCache] = weakref.WeakKeyDictionary()
-
-
-def _first_plan(cluster: Cluster, shard_map: ShardMap, group: int, seq: int) -> FirstPlan:
-    """(node, its shards, whether it owns exactly those) per node of the group's covering set,
-    in node order, and the shards the group cannot serve."""
-    cache = _PLANS.get(cluster)
-    if cache is None or cache.shard_map is not shard_map:
-        cache = _PLANS[cluster] = _PlanCache(shard_map)
-    key = (group, seq % cache.period)
-    found = cache.plans.get(key)
-    if found is None:
-        plan, uncovered = shard_map.covering_plan(group, seq)
-        nodes = tuple(
-            (node_id, plan[node_id], _owns_exactly(shard_map, node_id, plan[node_id]))
-            for node_id in sorted(plan)
-        )
-        found = cache.plans[key] = (nodes, uncovered)
-    return found
 
 
 # `_miroir_shard` as an item of a list in a node's message, in either of the spellings
@@ -324,60 +266,6 @@ def check_coverage(gathered: Gathered, policy: str) -> None:
         "miroir_shard_unavailable",
         f"No replica in any replica group answered for shard(s) {listed} in time.",
     )
-
-
-# ---- index settings the merge needs ---------------------------------------------------------
-
-
-class _SettingsCache:
-    def __init__(self) -> None:
-        self.entries: dict[str, tuple[float, dict[str, Any]]] = {}
-
-
-_CACHES: weakref.WeakKeyDictionary[Cluster, _SettingsCache] = weakref.WeakKeyDictionary()
-
-
-# A settings lookup asks the next serving node after this share of the node timeout in silence.
-SETTINGS_HEDGE_SHARE = 0.25
-
-
-async def index_settings(cluster: Cluster, uid: str) -> dict[str, Any]:
-    """The index's settings as one node reports them (cached for SETTINGS_TTL_S).
-
-    Raises `NodeRejected` with the node's answer when it refuses (e.g. `index_not_found`), and
-    `miroir_node_unavailable` when no serving node answers.
-    """
-    cache = _CACHES.get(cluster)
-    if cache is None:
-        cache = _CACHES[cluster] = _SettingsCache()
-    now = trio.current_time()
-    entry = cache.entries.get(uid)
-    if entry is not None and entry[0] > now:
-        return entry[1]
-    # The lookup gets one node timeout in all, not one per node, so a search stays within two
-    # node timeouts (lookup + scatter) however many nodes hang; a silent node is hedged early.
-    timeout_s = cluster.settings.node_timeout_ms / 1000
-    result = await cluster.first_success(
-        cluster.serving_nodes(), "GET", f"/indexes/{uid}/settings",
-        stagger_s=timeout_s * SETTINGS_HEDGE_SHARE, deadline=now + timeout_s,
-    )
-    if not isinstance(result, NodeResponse) or is_node_failure(result):
-        raise MeiliError("miroir_node_unavailable", "No node could be reached for the index settings.")
-    if not result.ok:
-        raise NodeRejected(result)
-    settings = result.json()
-    cache.entries[uid] = (now + SETTINGS_TTL_S, settings)
-    return settings
-
-
-def forget_settings(cluster: Cluster, uid: str | None = None) -> None:
-    """Drop cached settings (one index, or all): the next read fetches them again."""
-    cache = _CACHES.get(cluster)
-    if cache is not None:
-        if uid is None:
-            cache.entries.clear()
-        else:
-            cache.entries.pop(uid, None)
 
 
 # ---- the searches ---------------------------------------------------------------------------

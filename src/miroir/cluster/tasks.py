@@ -5,6 +5,7 @@ The status is never guessed here: it is `miroir.core.tasks.apply_node_updates` o
 nodes report. `refresh_task` asks every node whose task is not finished yet; the poller does that
 in the background for every unfinished task and leaves finished ones alone.
 
+When an index deletion or update finishes, the index catalog is told (`catalog.changed`).
 Counts in `details` (indexedDocuments, deletedDocuments) are filled in when a task finishes:
 each document lives on RG x RF nodes, so the nodes' counts are summed and divided by that.
 A task that ends `canceled` gets `canceledBy`: the Miroir cancelation task holding the node
@@ -16,7 +17,7 @@ Must never: render HTTP, or decide a status itself.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -35,6 +36,8 @@ from miroir.core.tasks import (
     Task,
     TaskQuery,
     apply_node_updates,
+    indexes_changed_by,
+    with_lost_parts,
 )
 from miroir.transport.base import NodeResponse, NodeResult
 
@@ -144,29 +147,23 @@ async def refresh_task(cluster: Cluster, uid: int) -> Task | None:
 
     def observe(current: Task) -> Task:
         return apply_node_updates(
-            _with_lost_parts(current, lost, shard_map.shards_of, shard_map.all_owners), updates,
+            with_lost_parts(current, lost, shard_map.shards_of, shard_map.all_owners), updates,
             now,
         )
 
     task = await cluster.store.modify_task(uid, observe)
     if task is not None and task.is_finished:
         task = await _on_finish(cluster, task, final_views)
+        for index_uid in indexes_changed_by(task):
+            # Any process may have re-read the index from a node that had not applied the
+            # change yet: the catalog is invalidated again now that every node has.
+            await cluster.catalog.changed(index_uid)
     return task
 
 
-# ---- node tasks a node no longer knows ----------------------------------------------------------
-#
-# A node that restarts with its state lost answers 404 task_not_found for the task uid it gave
-# us, or, once it has taken new writes, that uid names a task of another index. That part will
-# never finish, so it is made final here. (A reused uid that names a task of the same index is
-# not told apart: that part then ends as the other task did.) How it counts follows core.tasks'
-# rule for a node that never acknowledged ("it holds no task to wait for, and the write already
-# counted its quorum without it"): when every shard the node owns has another owner that
-# acknowledged the same task and did not lose it, the lost part is left out of the aggregate
-# (recorded with `task_uid` None, status failed and a `miroir_node_task_lost` error, so operators
-# see it in the task's nodeTasks): the write is durable elsewhere, and the repair worker copies it
-# back onto the node. Otherwise the part stays acknowledged and failed with that error, and the
-# client's task fails: some shard's only copies of the write are gone.
+# A node that restarted with its state lost answers 404 task_not_found for the task uid it gave
+# us (or that uid now names another index's task): `core.tasks.with_lost_parts` decides how that
+# part counts.
 
 
 def _task_not_found(result: NodeResult) -> bool:
@@ -176,45 +173,6 @@ def _task_not_found(result: NodeResult) -> bool:
         return result.json().get("code") == "task_not_found"
     except Exception:  # noqa: BLE001 - a non-JSON 404 page is not Meilisearch's answer
         return False
-
-
-def lost_node_task(node: str, node_uid: int | None) -> dict[str, str]:
-    return error_body(
-        "miroir_node_task_lost",
-        f"Node `{node}` no longer knows its task `{node_uid}` for this write (it restarted "
-        "with its state lost).",
-    )
-
-
-def _with_lost_parts(
-    task: Task,
-    lost: list[str],
-    shards_of: Callable[[str], Sequence[int]],
-    owners_of: Callable[[int], Sequence[tuple[int, str]]],
-) -> Task:
-    """`task` with each node of `lost` made final (see above); pure, so it runs in modify_task."""
-    node_tasks = dict(task.node_tasks)
-    for node in sorted(lost):
-        part = node_tasks.get(node)
-        if part is None or part.task_uid is None or part.status in FINISHED_STATUSES:
-            continue
-        error = lost_node_task(node, part.task_uid)
-
-        def kept_elsewhere(shard: int) -> bool:
-            return any(
-                owner not in lost and (other := node_tasks.get(owner)) is not None
-                and other.acknowledged and other.status != FAILED
-                for _, owner in owners_of(shard)
-            )
-
-        covered = all(kept_elsewhere(shard) for shard in shards_of(node))
-        node_tasks[node] = NodeTask(None if covered else part.task_uid, FAILED, error)
-    if not any(nt.acknowledged for nt in node_tasks.values()) and lost:
-        # Every acknowledged part was lost and left out: core would call it "no quorum".
-        first = min(lost)
-        node_tasks[first] = NodeTask(task.node_tasks[first].task_uid, FAILED,
-                                     lost_node_task(first, task.node_tasks[first].task_uid))
-    return attrs.evolve(task, node_tasks=node_tasks)
 
 
 async def _on_finish(

@@ -2,9 +2,10 @@
 
 Theory of operation. A batch is resolved and validated before any node sees it:
 
-1. the primary key is the index's (cached per process); else `?primaryKey=`; else inferred
-   once by Meilisearch's rule -- and then set on every node before a document is routed, so
-   every shard agrees. A missing index is created first (everywhere, with rollback).
+1. the primary key is the index's (from the index catalog, `cluster.catalog`, which every
+   process drops within a second of the index changing anywhere); else `?primaryKey=`; else
+   inferred once by Meilisearch's rule -- and then set on every node before a document is
+   routed, so every shard agrees. A missing index is created first (everywhere, with rollback).
 2. `miroir.core.routing.route_documents` checks every id and every field name, then groups the
    documents per owning node with `_miroir_shard` injected. One bad document fails the whole
    task with nothing sent.
@@ -29,7 +30,8 @@ from urllib.parse import quote
 
 import attrs
 
-from miroir.cluster.broadcast import create_index, index_exists
+from miroir.cluster.broadcast import create_index
+from miroir.cluster.indexes import index_exists, known_primary_key
 from miroir.cluster.quorum_write import QuorumWriteResult
 from miroir.cluster.runtime import Cluster, NodeRejected, first_rejection, task_uid_of
 from miroir.cluster.tasks import record_finished_task, record_task
@@ -71,7 +73,7 @@ async def resolve_primary_key(
 
     Creates the index (everywhere) when it does not exist, as Meilisearch does on a write.
     """
-    known = cluster.primary_keys.get(index_uid)
+    known = await known_primary_key(cluster, index_uid)
     if known is None:
         async with cluster.index_lock(index_uid):
             return await _resolve_uncached(cluster, index_uid, documents, requested)
@@ -91,18 +93,16 @@ def _keep_known_primary_key(index_uid: str, known: str, requested: str | None) -
 async def _resolve_uncached(
     cluster: Cluster, index_uid: str, documents: Sequence[Mapping[str, Any]], requested: str | None
 ) -> str:
-    known = cluster.primary_keys.get(index_uid)  # another write may have set it meanwhile
+    known = await known_primary_key(cluster, index_uid)  # another write may have set it meanwhile
     if known is None:
-        index = await index_exists(cluster, index_uid)
+        index = await index_exists(cluster, index_uid)  # files the key it shows in the catalog
         if index is None:
             creation = await create_index(cluster, index_uid, requested)
             if creation.error is not None:
                 raise MeiliError(creation.error["code"], creation.error["message"])
+            known = requested
         else:
             known = index.get("primaryKey")
-            if known is not None:
-                cluster.primary_keys[index_uid] = known
-    known = cluster.primary_keys.get(index_uid, known)
     if known is not None:
         return _keep_known_primary_key(index_uid, known, requested)
     primary_key = requested if requested is not None else infer_primary_key(documents)
@@ -136,7 +136,7 @@ async def set_primary_key(cluster: Cluster, index_uid: str, primary_key: str) ->
                 "miroir_node_unavailable",
                 f"Node `{node}` did not set the primary key `{primary_key}` in time.",
             )
-    cluster.primary_keys[index_uid] = primary_key
+    await cluster.catalog.changed(index_uid, primary_key=primary_key)
 
 
 async def write_documents(

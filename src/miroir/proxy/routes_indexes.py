@@ -2,8 +2,9 @@
 /experimental-features.
 
 Reads answer from one serving node (all nodes hold every index); creation goes through
-`broadcast.create_index` (everywhere or nowhere); update and delete broadcast. Thin handlers:
-validate, one cluster operation, render.
+`broadcast.create_index` (everywhere or nowhere); update and delete broadcast
+(`broadcast.update_index`, `broadcast.delete_index`, which also tell the index catalog). Thin
+handlers: validate, one cluster operation, render.
 """
 
 from __future__ import annotations
@@ -98,25 +99,13 @@ async def get_index(uid: str) -> Response:
 async def update_index(uid: str) -> Response:
     bodies.index_uid(uid)
     body = await bodies.json_body()
-    details = {"primaryKey": body.get("primaryKey")} if isinstance(body, dict) else None
-    if isinstance(body, dict) and "uid" in body:
-        details = {**(details or {}), "oldIndexUid": uid, "newIndexUid": body["uid"]}
-    task = await broadcast.broadcast_write(
-        cluster(), "PATCH", f"/indexes/{uid}", body, "indexUpdate", uid, details
-    )
-    cluster().primary_keys.pop(uid, None)
-    return task_accepted(task)
+    return task_accepted(await broadcast.update_index(cluster(), uid, body))
 
 
 @blueprint.delete("/indexes/<uid>")
 async def delete_index(uid: str) -> Response:
     bodies.index_uid(uid)
-    task = await broadcast.broadcast_write(
-        cluster(), "DELETE", f"/indexes/{uid}", None, "indexDeletion", uid,
-        {"deletedDocuments": None},
-    )
-    cluster().primary_keys.pop(uid, None)
-    return task_accepted(task)
+    return task_accepted(await broadcast.delete_index(cluster(), uid))
 
 
 @blueprint.get("/indexes/<uid>/stats")
