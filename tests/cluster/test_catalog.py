@@ -141,3 +141,19 @@ async def test_without_the_store_entries_last_one_interval_and_nothing_fails(aut
     store.failing = False
     await trio.sleep(CHECK_INTERVAL_S)
     assert (await catalog.entry("movies")).version == 0
+
+
+async def test_a_settings_change_keeps_the_key_unless_another_change_came_in_between(
+    autojump_clock,
+):
+    store = MemoryStore()
+    here, there = IndexCatalog(store), IndexCatalog(store)
+    (await here.entry("movies")).primary_key = "id"
+    await here.changed("movies", same_primary_key=True)
+    await here.changed("movies", same_primary_key=True)
+    kept = await here.entry("movies")
+    assert kept.primary_key == "id" and kept.version == 2 and kept.settings is None
+    # Another process changed the index meanwhile (perhaps recreated it with another key).
+    await there.changed("movies")
+    await here.changed("movies", same_primary_key=True)
+    assert (await here.entry("movies")).primary_key is None

@@ -211,7 +211,7 @@ async def update_settings(cluster: Cluster, uid: str, patch: Mapping[str, Any]) 
     try:
         return await _update_settings(cluster, uid, patch)
     finally:
-        await cluster.catalog.changed(uid)
+        await cluster.catalog.changed(uid, same_primary_key=True)
 
 
 async def _update_settings(cluster: Cluster, uid: str, patch: Mapping[str, Any]) -> Task:

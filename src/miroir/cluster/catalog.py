@@ -101,15 +101,27 @@ class IndexCatalog:
             if changes == self._changes:
                 return version
 
-    async def changed(self, uid: str, *, primary_key: str | None = None) -> None:
+    async def changed(
+        self, uid: str, *, primary_key: str | None = None, same_primary_key: bool = False
+    ) -> None:
         """Index `uid` was just changed by this process: bump its version in the store, so every
         process drops what it knows within `check_interval_s`, and drop this process's entry now.
+
         `primary_key`: the key the change left the index with, when the caller knows it (saves
-        asking a node for it again)."""
+        asking a node for it again). `same_primary_key`: the change cannot have touched the key
+        (a settings update): the entry's key is carried to the new version, but only when no
+        other change came in between (the bump is the entry's version plus one), so a key that
+        cannot have changed is not looked up again, which would make the next write wait on a
+        node (and fail if none answers).
+        """
+        before = self._entries.get(uid)
         self._changes += 1
         self._entries.pop(uid, None)
         version = await self._store.bump_index_version(uid)
         self._changes += 1
         self._entries.pop(uid, None)  # a lookup may have started one under the old version
+        if (primary_key is None and same_primary_key and before is not None
+                and before.version is not None and version == before.version + 1):
+            primary_key = before.primary_key
         if primary_key is not None:
             self._entries[uid] = IndexEntry(version, trio.current_time(), primary_key)

@@ -2,7 +2,10 @@
 
 Owns the lookups that fill `cluster.catalog` (see `miroir.cluster.catalog` for when an entry is
 trusted): `index_exists` and `primary_key` (GET /indexes/{uid}), `index_settings`
-(GET /indexes/{uid}/settings, as a hedged race). Each takes the catalog entry before asking a
+(GET /indexes/{uid}/settings). A lookup asks the serving nodes as a hedged race under one node
+timeout in all, so an operation that needs one (a search: settings; a write after the index
+changed: its primary key) spends at most one node timeout on it whatever the nodes do. Each
+takes the catalog entry before asking a
 node and files what it learns there, so an answer that straddles a change of the index is
 dropped with the entry's old version. It must never render HTTP and never invalidate the
 catalog itself (a change is `IndexCatalog.changed`, called by the code that made it).
@@ -18,15 +21,24 @@ from miroir.cluster.runtime import Cluster, NodeRejected
 from miroir.core.errors import MeiliError
 from miroir.transport.base import NodeResponse, NodeResult, is_node_failure
 
-# A settings lookup asks the next serving node after this share of the node timeout in silence.
-SETTINGS_HEDGE_SHARE = 0.25
+# A lookup asks the next serving node after this share of the node timeout in silence.
+HEDGE_SHARE = 0.25
+
+
+async def _ask_serving_nodes(cluster: Cluster, path: str) -> NodeResult | None:
+    """GET `path` from the first serving node that answers, within one node timeout in all."""
+    timeout_s = cluster.settings.node_timeout_ms / 1000
+    return await cluster.first_success(
+        cluster.serving_nodes(), "GET", path,
+        stagger_s=timeout_s * HEDGE_SHARE, deadline=trio.current_time() + timeout_s,
+    )
 
 
 async def _read_index(cluster: Cluster, uid: str) -> NodeResult | None:
-    """GET /indexes/{uid} from the first serving node that answers; the primary key it shows is
-    filed in the catalog."""
+    """GET /indexes/{uid} from a serving node; the primary key it shows is filed in the
+    catalog."""
     entry = await cluster.catalog.entry(uid)
-    result = await cluster.first_success(cluster.serving_nodes(), "GET", f"/indexes/{uid}")
+    result = await _ask_serving_nodes(cluster, f"/indexes/{uid}")
     if isinstance(result, NodeResponse) and result.ok:
         key = result.json().get("primaryKey")
         if isinstance(key, str):
@@ -81,13 +93,7 @@ async def index_settings(cluster: Cluster, uid: str) -> dict[str, Any]:
     entry = await cluster.catalog.entry(uid)
     if entry.settings is not None:
         return entry.settings
-    # The lookup gets one node timeout in all, not one per node, so a search stays within two
-    # node timeouts (lookup + scatter) however many nodes hang; a silent node is hedged early.
-    timeout_s = cluster.settings.node_timeout_ms / 1000
-    result = await cluster.first_success(
-        cluster.serving_nodes(), "GET", f"/indexes/{uid}/settings",
-        stagger_s=timeout_s * SETTINGS_HEDGE_SHARE, deadline=trio.current_time() + timeout_s,
-    )
+    result = await _ask_serving_nodes(cluster, f"/indexes/{uid}/settings")
     if not isinstance(result, NodeResponse) or is_node_failure(result):
         raise MeiliError("miroir_node_unavailable", "No node could be reached for the index settings.")
     if not result.ok:
