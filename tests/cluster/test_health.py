@@ -20,10 +20,11 @@ from miroir.transport.fake import Answer, Fail, FakeTransport, Hang
 
 
 class RecordingCluster:
-    def __init__(self, transport, node_ids):
+    def __init__(self, transport, node_ids, clock_ms=lambda: 0):
         self.transport = transport
         self.nodes = list(node_ids)
         self.results: list[tuple[str, bool, int]] = []
+        self.now_ms = clock_ms
 
     def node_ids(self):
         return list(self.nodes)
@@ -59,8 +60,8 @@ async def test_a_round_probes_every_node_at_once_with_get_health_and_one_deadlin
     fake.script("n1", Answer(200, json={"status": "available"}))
     fake.script("n2", Answer(200, json={"status": "available"}, delay=0.2))
     fake.script("n3", Hang())
-    cluster = RecordingCluster(fake, ["n1", "n2", "n3"])
-    checker = HealthChecker(cluster, HEALTH, clock_ms=trio_clock_ms)
+    cluster = RecordingCluster(fake, ["n1", "n2", "n3"], clock_ms=trio_clock_ms)
+    checker = HealthChecker(cluster, HEALTH)
 
     started = trio.current_time()
     verdicts = await checker.probe_once()
@@ -207,13 +208,29 @@ def test_the_recorded_verdicts_are_exactly_what_the_nodes_did(rounds):
     assert [(node, ok) for node, ok, _ in results] == expected
 
 
-async def test_the_cluster_clock_stamps_results_unless_one_is_injected(autojump_clock):
-    fake = FakeTransport(default=Answer(200))
-    cluster = RecordingCluster(fake, ["n1"])
-    cluster.now_ms = lambda: 1234
-    await HealthChecker(cluster, HEALTH).probe_once()
-    await HealthChecker(cluster, HEALTH, clock_ms=lambda: 99).probe_once()
-    assert [now for _, _, now in cluster.results] == [1234, 99]
+async def test_the_cluster_clock_stamps_results_read_at_each_round(autojump_clock):
+    """The real Cluster's clock, read when a round ends (never captured at construction)."""
+    from miroir.cluster.runtime import Cluster
+    from miroir.core.topology import Node, Topology
+    from miroir.store.memory import MemoryStore
+
+    class SteppingClock:
+        def __init__(self):
+            self.now = 1000
+
+        def now_ms(self):
+            self.now += 234
+            return self.now
+
+    topology = Topology(shards=2, replication_factor=1, replica_groups=1,
+                        nodes=(Node("n1", "http://n1.invalid", 0),))
+    cluster = Cluster(topology, FakeTransport(default=Answer(200)), MemoryStore(),
+                      clock=SteppingClock())
+    checker = HealthChecker(cluster, HEALTH)
+    await checker.probe_once()
+    assert cluster.last_seen_ms["n1"] == 1234
+    await checker.probe_once()
+    assert cluster.last_seen_ms["n1"] == 1468
 
 
 async def test_a_round_is_one_request_many_when_the_transport_offers_it(autojump_clock):

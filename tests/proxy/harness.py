@@ -15,6 +15,7 @@ import attrs
 import orjson
 import trio
 
+from miroir.cluster.services import RepairSettings, Services
 from miroir.config import config_from_dict
 from miroir.devnode.app import DevnodeApp
 from miroir.proxy import create_app
@@ -189,16 +190,15 @@ async def running_proxies(
     apps = {node["id"]: DevnodeApp(master_key=node_master_key) for node in raw["nodes"]}
     transport = AsgiTransport(apps)
     store = MemoryStore() if task_ttl_ms is None else MemoryStore(task_ttl_ms=task_ttl_ms)
+    # Only the services a test asks for run: the others would add calls it does not expect.
+    services = Services(
+        task_poll_interval_s=task_poll_interval_s,
+        prune_interval_s=prune_interval_s,
+        repair=RepairSettings() if health_interval_ms is not None else None,
+        health=config.health if health_interval_ms is not None else None,
+    )
     proxies = [
-        create_app(
-            config,
-            transport=transport,
-            store=store,
-            run_health_checker=health_interval_ms is not None,
-            run_task_poller=task_poll_interval_s is not None,
-            task_poll_interval_s=task_poll_interval_s or 0.5,
-            prune_interval_s=prune_interval_s,
-        )
+        create_app(config, transport=transport, store=store, services=services)
         for _ in range(count)
     ]
     async with trio.open_nursery() as nursery, AsyncExitStack() as stack:

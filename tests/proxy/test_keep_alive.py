@@ -17,6 +17,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
+from miroir.cluster.services import Services
 from miroir.config import config_from_dict
 from miroir.devnode.app import DevnodeApp
 from miroir.proxy import create_app
@@ -44,7 +45,7 @@ async def server(nursery):
     config = config_from_dict(raw, env={})
     apps = {node["id"]: DevnodeApp() for node in raw["nodes"]}
     app = create_app(config, transport=AsgiTransport(apps), store=MemoryStore(),
-                     run_health_checker=False, run_task_poller=False)
+                     services=Services())
     hconfig = HypercornConfig()
     hconfig.bind = ["127.0.0.1:0"]
     hconfig.accesslog = None

@@ -4,6 +4,7 @@ import attrs
 import pytest
 import trio
 
+from miroir.cluster.services import Services
 from miroir.config import config_from_dict
 from miroir.proxy import create_app
 from miroir.store.memory import MemoryStore
@@ -112,8 +113,7 @@ def fake_cluster():
     )
     transport = FakeTransport()
     store = MemoryStore()
-    app = create_app(config, transport=transport, store=store, run_health_checker=False,
-                     run_task_poller=False)
+    app = create_app(config, transport=transport, store=store, services=Services())
     return app, transport, store
 
 

@@ -16,8 +16,7 @@ on /health is not a Meilisearch we can use), a transport failure or the deadline
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Protocol
 
 import trio
@@ -35,6 +34,8 @@ class HealthCheckedCluster(Protocol):
 
     def node_ids(self) -> Iterable[str]: ...
 
+    def now_ms(self) -> int: ...
+
     def record_node_result(self, node_id: str, ok: bool, now_ms: int) -> None: ...
 
 
@@ -45,27 +46,13 @@ class HealthSettings(Protocol):
     timeout_ms: int
 
 
-def wall_clock_ms() -> int:
-    """Milliseconds since the epoch: what `record_node_result` stores as "last seen"."""
-    return time.time_ns() // 1_000_000
-
-
 class HealthChecker:
     """Probe every node every `health_config.interval_ms`; see the module docstring."""
 
-    def __init__(
-        self,
-        cluster: HealthCheckedCluster,
-        health_config: HealthSettings,
-        *,
-        clock_ms: Callable[[], int] | None = None,
-    ) -> None:
+    def __init__(self, cluster: HealthCheckedCluster, health_config: HealthSettings) -> None:
         self._cluster = cluster
         self._interval = health_config.interval_ms / 1000
         self._timeout = health_config.timeout_ms / 1000
-        # The timestamp handed to the cluster: the cluster's own clock when it has one (one clock
-        # for "last seen" and task records), injectable so simulations can use virtual time.
-        self._clock_ms = clock_ms or getattr(cluster, "now_ms", None) or wall_clock_ms
         self.rounds = 0
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -86,7 +73,8 @@ class HealthChecker:
         results = await scatter(self._cluster.transport, dict.fromkeys(node_ids, _PROBE),
                                 deadline=deadline)
         verdicts = {node_id: _healthy(results[node_id]) for node_id in node_ids}
-        now_ms = self._clock_ms()
+        # The cluster's clock stamps the verdicts: one clock for "last seen" and task records.
+        now_ms = self._cluster.now_ms()
         for node_id in node_ids:
             self._cluster.record_node_result(node_id, verdicts[node_id], now_ms)
         self.rounds += 1

@@ -72,6 +72,8 @@ logger = logging.getLogger("miroir.repair")
 PAGE_SIZE = 1000
 # How often every serving node is looked at for a lost state (two or three small GETs each).
 SWEEP_S = 2.0
+# How long an unfinished repair (no source yet, a node did not answer) waits before retrying.
+RETRY_S = 1.0
 # A backfill batch can take a node a while to index; waiting longer than a request is fine here.
 NODE_TASK_TIMEOUT_MS = 60_000
 
@@ -87,7 +89,7 @@ class RepairWorker:
         self,
         cluster: Cluster,
         *,
-        retry_s: float = 1.0,
+        retry_s: float = RETRY_S,
         sweep_s: float = SWEEP_S,
         page_size: int = PAGE_SIZE,
     ):

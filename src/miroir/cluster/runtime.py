@@ -11,8 +11,8 @@ through `ShardMap.build(topology, previous=...)` whenever a node changes state),
 real request is observed: metrics, and a transport failure fed to health like a failed probe.
 
 Must never: import the proxy or the config module (it is handed plain values), render HTTP
-responses, or log a key. Time for task records is read through the injected `now_ms` callable
-so a simulator can drive it.
+responses, or log a key. Wall time (task records, "last seen") is read from the injected
+`clock` (`miroir.cluster.clock`) when needed, so a simulator can drive it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import orjson
 import trio
 
 from miroir.cluster.catalog import IndexCatalog
-from miroir.cluster.health import wall_clock_ms  # one wall clock for health and tasks
+from miroir.cluster.clock import WALL_CLOCK, Clock
 from miroir.cluster.quorum_write import QuorumWriteResult, quorum_write
 from miroir.cluster.race import first_success
 from miroir.cluster.scatter import NodeCall, call_node, scatter
@@ -69,12 +69,12 @@ class Cluster:
         store: Store,
         settings: ClusterSettings | None = None,
         *,
-        now_ms: Callable[[], int] = wall_clock_ms,
+        clock: Clock = WALL_CLOCK,
     ) -> None:
         self.settings = settings or ClusterSettings()
         self.transport = transport
         self.store = store
-        self.now_ms = now_ms
+        self.clock = clock
         self.topology = topology
         self.shard_map = ShardMap.build(topology)
         self.health = {
@@ -102,6 +102,10 @@ class Cluster:
 
     def state_of(self, node_id: str) -> NodeState:
         return self.topology.node(node_id).state
+
+    def now_ms(self) -> int:
+        """Wall time in ms from this cluster's clock: what task records and "last seen" store."""
+        return self.clock.now_ms()
 
     def next_query_seq(self) -> int:
         """A per-process sequence number for round robin over groups and replicas."""

@@ -1,31 +1,32 @@
-"""The app factory: `create_app(config, *, transport=None, store=None, ...) -> QuartTrio`.
+"""The app factory: `create_app(config, *, transport=None, store=None, clock, services) ->
+QuartTrio`.
 
-Owns wiring only: auth before every request, error rendering for every failure
-(`render_failure`), metrics and one access-log line per request, the route blueprints (and the
-search lane that answers POST /indexes/{uid}/search in front of Quart,
-`routes_search.search_lane`), and the lifecycle (`before_serving` opens what was not injected --
-HttpTransport, the configured store -- builds the `Cluster`, and starts the task poller, the
-task pruner, the repair worker and the health checker in the app's nursery; `after_serving` closes what it opened). Also works as `hypercorn --worker-class trio 'miroir.proxy:create_app()'`.
+Owns wiring only, one function per concern: the lifecycle (`proxy.lifecycle.Lifecycle`: open
+what was not injected, build the `Cluster` on `clock`, start the background services `services`
+describes), the request hooks (auth before every request; metrics and one access-log line
+after), error rendering for every failure (`render_failure`), the route blueprints, and the ASGI
+layers in front of Quart (the search lane that answers POST /indexes/{uid}/search,
+`routes_search.search_lane`; the in-flight count; the keep-alive guard). Also works as
+`hypercorn --worker-class trio 'miroir.proxy:create_app()'`.
 
-Must never: hold routing or quorum logic (that is `miroir.cluster`), or render an error body
-other than through `proxy.errors` (one table: `miroir.core.errors`).
+Must never: hold routing or quorum logic (that is `miroir.cluster`), start a background task
+itself (that is `miroir.cluster.services.run_services`, through the lifecycle), or render an
+error body other than through `proxy.errors` (one table: `miroir.core.errors`).
 """
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from typing import Any
 
-import attrs
-import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from miroir.cluster.runtime import Cluster, ClusterSettings, NodeRejected
-from miroir.cluster.tasks import poll_tasks_forever
+from miroir.cluster.clock import WALL_CLOCK, Clock
+from miroir.cluster.runtime import NodeRejected
+from miroir.cluster.services import Services
 from miroir.config import MiroirConfig, load_config
 from miroir.core.errors import MeiliError
 from miroir.proxy import (
@@ -36,27 +37,20 @@ from miroir.proxy import (
     routes_settings,
     routes_tasks,
 )
-from miroir.proxy.access_log import ensure_output, log_request
+from miroir.proxy.access_log import log_request
 from miroir.proxy.auth import Authenticator
 from miroir.proxy.errors import code_response, error_response, node_answer
 from miroir.proxy.keep_alive import keep_alive_guard
+from miroir.proxy.lifecycle import Lifecycle, services_for
 from miroir.proxy.metrics import Metrics
 from miroir.proxy.state import ProxyState
 from miroir.store.base import Store, StoreError
-from miroir.store.maintenance import prune_periodically
 from miroir.transport.base import Transport
 
 logger = logging.getLogger("miroir.proxy")
-TASK_POLL_INTERVAL_S = 0.5
-# While serving, the cyclic garbage collector runs only after this many more container objects
-# were allocated than freed (Python's default is 700). A search holds a few thousand parsed
-# objects per request in flight; with 700 the collector ran every few requests and rescanned
-# them, ~12% of a search's CPU (docs/benchmarks.md). Miroir's own request path leaves no cyclic
-# garbage, so the collector has little to find; the cost is at most this many objects of cyclic
-# garbage (a few MB) held a while longer. Restored when serving stops.
-GC_YOUNG_THRESHOLD_WHILE_SERVING = 100_000
-# How often finished tasks older than the store's TTL are pruned.
-TASK_PRUNE_INTERVAL_S = 60.0
+ROUTE_MODULES = (
+    routes_indexes, routes_documents, routes_settings, routes_tasks, routes_admin, routes_search
+)
 
 
 def create_app(
@@ -64,11 +58,15 @@ def create_app(
     *,
     transport: Transport | None = None,
     store: Store | None = None,
-    run_health_checker: bool = True,
-    run_task_poller: bool = True,
-    task_poll_interval_s: float = TASK_POLL_INTERVAL_S,
-    prune_interval_s: float | None = TASK_PRUNE_INTERVAL_S,
+    clock: Clock = WALL_CLOCK,
+    services: Services | None = None,
 ) -> QuartTrio:
+    """The proxy app for `config` (default: `load_config()`, i.e. $MIROIR_CONFIG).
+
+    `transport` and `store` are opened from the config when not given (and then closed when
+    serving stops); `clock` is the wall clock every part of the cluster reads; `services` says
+    which background services run with which settings (default: all of them,
+    `lifecycle.services_for(config)`; `Services()` runs none)."""
     config = config if config is not None else load_config()
     app = QuartTrio("miroir", static_folder=None)
     # Quart's own limit would answer 413 with an HTML page; bodies.read_body enforces ours.
@@ -79,70 +77,36 @@ def create_app(
     authenticator = Authenticator(
         config.master_key, config.admin.api_key, admin_enabled=config.admin.enabled
     )
-    opened: dict[str, Any] = {}
+    lifecycle = Lifecycle(state, transport, store, clock,
+                          services if services is not None else services_for(config))
+    _install_lifecycle(app, lifecycle)
+    _install_request_hooks(app, state, authenticator)
+    _install_error_handlers(app)
+    for module in ROUTE_MODULES:
+        app.register_blueprint(module.blueprint)
+    # POST /indexes/{uid}/search is answered below Quart (same bytes, less CPU; see
+    # docs/benchmarks.md "Search"); anything the lane would not answer exactly goes to Quart.
+    lane = routes_search.search_lane(
+        app.asgi_app, state, authenticator, config.server.max_body_bytes,
+        render_failure, app.config["BODY_TIMEOUT"],
+    )
+    # Outermost: no early answer may leave a keep-alive connection stuck (proxy/keep_alive.py).
+    app.asgi_app = keep_alive_guard(counting_in_flight(lane, state))  # type: ignore[method-assign]
+    return app
 
+
+def _install_lifecycle(app: QuartTrio, lifecycle: Lifecycle) -> None:
     @app.before_serving
-    async def open_cluster() -> None:
-        nonlocal transport, store
-        ensure_output()
-        if transport is None:
-            from miroir.transport.http import HttpTransport
-
-            transport = opened["transport"] = HttpTransport(
-                {node.id: node.address for node in config.nodes},
-                api_key=config.node_master_key,
-            )
-        if store is None:
-            from miroir.store.factory import open_store
-
-            store = opened["store"] = await open_store(attrs.asdict(config.task_store))
-        cluster = Cluster(
-            config.topology(),
-            transport,
-            store,
-            ClusterSettings(
-                node_timeout_ms=config.scatter.node_timeout_ms,
-                node_master_key=config.node_master_key,
-                unhealthy_threshold=config.health.unhealthy_threshold,
-                recovery_threshold=config.health.recovery_threshold,
-                retry_on_timeout=config.scatter.retry_on_timeout,
-            ),
-        )
-        cluster.state_observers.append(state.metrics.observe_node_state)
-        cluster.state_observers.append(lambda *_: _update_coverage(state))
-        cluster.call_observers.append(state.metrics.observe_node_call)
-        for node_id in cluster.node_ids():
-            state.metrics.observe_node_state(node_id, cluster.state_of(node_id))
-        state.cluster = cluster
-        _update_coverage(state)
-        opened["gc_threshold"] = gc.get_threshold()
-        gc.set_threshold(GC_YOUNG_THRESHOLD_WHILE_SERVING, *opened["gc_threshold"][1:])
-        if run_task_poller:
-            app.nursery.start_soon(poll_tasks_forever, cluster, task_poll_interval_s)
-        if prune_interval_s is not None:
-            # Tasks older than task_store.ttl_seconds go; every proxy may prune (idempotent).
-            # Look the clock up on each pass: the simulator swaps `cluster.now_ms` after startup.
-            app.nursery.start_soon(
-                prune_periodically, store, lambda: cluster.now_ms(), prune_interval_s
-            )
-        if run_health_checker:
-            from miroir.cluster.health import HealthChecker
-            from miroir.cluster.repair import RepairWorker
-
-            # Beside the checker that notices a node's return: re-provision and catch it up.
-            app.nursery.start_soon(RepairWorker(cluster).run)
-            app.nursery.start_soon(HealthChecker(cluster, config.health).run)
+    async def start() -> None:
+        await lifecycle.start(app.nursery)
 
     @app.after_serving
-    async def close_cluster() -> None:
-        app.nursery.cancel_scope.cancel()
-        if "gc_threshold" in opened:
-            gc.set_threshold(*opened.pop("gc_threshold"))
-        if "transport" in opened:
-            await opened.pop("transport").aclose()
-        if "store" in opened:
-            await opened.pop("store").close()
+    async def stop() -> None:
+        app.nursery.cancel_scope.cancel()  # the background services run in it
+        await lifecycle.stop()
 
+
+def _install_request_hooks(app: QuartTrio, state: ProxyState, authenticator: Authenticator) -> None:
     @app.before_request
     async def authenticate() -> None:
         current = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
@@ -162,17 +126,14 @@ def create_app(
         log_request(method, current.path, status, elapsed, current.remote_addr)
         return response
 
-    @app.errorhandler(MeiliError)
-    async def meili_error(error: MeiliError) -> Response:
+
+def _install_error_handlers(app: QuartTrio) -> None:
+    async def failed(error: Exception) -> Response:
         return render_failure(error, request.method, request.path)
 
-    @app.errorhandler(NodeRejected)
-    async def node_rejected(error: NodeRejected) -> Response:
-        return render_failure(error, request.method, request.path)
-
-    @app.errorhandler(StoreError)
-    async def store_failed(error: StoreError) -> Response:
-        return render_failure(error, request.method, request.path)
+    # Miroir's own failures, a node's refusal, the store, and anything unexpected.
+    for kind in (MeiliError, NodeRejected, StoreError, Exception):
+        app.register_error_handler(kind, failed)
 
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:
@@ -183,24 +144,6 @@ def create_app(
         if error.code == 413:
             return code_response("payload_too_large", "The provided payload reached the size limit.")
         return code_response("bad_request", error.description or "Bad request.")
-
-    @app.errorhandler(Exception)
-    async def unexpected(error: Exception) -> Response:
-        return render_failure(error, request.method, request.path)
-
-    for module in (
-        routes_indexes, routes_documents, routes_settings, routes_tasks, routes_admin, routes_search
-    ):
-        app.register_blueprint(module.blueprint)
-    # POST /indexes/{uid}/search is answered below Quart (same bytes, less CPU; see
-    # docs/benchmarks.md "Search"); anything the lane would not answer exactly goes to Quart.
-    lane = routes_search.search_lane(
-        app.asgi_app, state, authenticator, config.server.max_body_bytes,
-        render_failure, app.config["BODY_TIMEOUT"],
-    )
-    # Outermost: no early answer may leave a keep-alive connection stuck (proxy/keep_alive.py).
-    app.asgi_app = keep_alive_guard(counting_in_flight(lane, state))  # type: ignore[method-assign]
-    return app
 
 
 def counting_in_flight(inner: Any, state: ProxyState) -> Any:
@@ -236,17 +179,4 @@ def render_failure(error: BaseException, method: str, path: str) -> Response:
     return code_response("internal", "An internal error occurred in Miroir.")
 
 
-def _update_coverage(state: ProxyState) -> None:
-    cluster = state.cluster
-    if cluster is None:
-        return
-    shard_map = cluster.shard_map
-    covered = sum(
-        1
-        for shard in range(shard_map.shards)
-        if any(shard_map.readable_owners(g, shard) for g in range(shard_map.replica_groups))
-    )
-    state.metrics.shard_coverage.set(covered / shard_map.shards)
-
-
-__all__ = ["create_app", "trio"]
+__all__ = ["create_app"]

@@ -1,4 +1,5 @@
-"""The per-app state handlers reach through `proxy_state()`: the cluster, config and metrics.
+"""The per-app state handlers reach through `proxy_state()`: the cluster, config, metrics and
+the running background services.
 
 Owns nothing but the lookup, so route modules need not import the app factory.
 """
@@ -12,6 +13,7 @@ from quart import current_app
 
 if TYPE_CHECKING:
     from miroir.cluster.runtime import Cluster
+    from miroir.cluster.services import RunningServices
     from miroir.config import MiroirConfig
     from miroir.proxy.metrics import Metrics
 
@@ -21,6 +23,7 @@ class ProxyState:
     config: MiroirConfig
     metrics: Metrics
     cluster: Cluster | None = None
+    services: RunningServices | None = None
 
 
 def proxy_state() -> ProxyState:

@@ -2,15 +2,18 @@
 
 Owns the assembly of one simulated deployment: a `SimTransport` with one devnode engine per node,
 the in-memory task store, the unmodified proxy app from `miroir.proxy.create_app` with both
-injected, the real `HealthChecker`, `RepairWorker` and task poller, and trio's clock as the only
-clock (the cluster's `now_ms` and the health checker's `clock_ms` read virtual time). It also
+injected, the background services the app starts itself (`SimSpec.services`: the health checker,
+the repair worker and the task poller, started by `miroir.cluster.services.run_services` like in
+production), and trio's clock as the only clock (`VirtualClock`, the `clock` handed to
+`create_app`: task times, "last seen" and health verdicts read virtual time). It also
 owns the client side: one request at a time through the app's ASGI interface (as hypercorn calls
 it), returning what a client saw (status, body, `X-Miroir-Degraded`), and the event trace.
 
 Must never: decide anything a cluster module decides (routing, quorum, fallback, health), call a
 cluster function instead of the app, read the wall clock, or draw unseeded randomness. There is
 no `if simulated:` anywhere above the transport; the only things swapped are the transport, the
-store and the clock, which `create_app` and `Cluster` take as parameters.
+store and the clock, which `create_app` takes as parameters (with the description of which
+services run); nothing reaches into the app once it runs.
 
 Why the app and not `Cluster` directly: the issue's invariants are about what clients see
 (the degraded header, 503 bodies), and the route handlers are where those are rendered. Driving
@@ -20,7 +23,10 @@ real answers.
 Determinism: trio runs tasks that became runnable in the same scheduler pass in an order it
 randomises with a private RNG (`trio._core._run._r`: one coin flip per batch, or a shuffle under
 hypothesis). `seed_trio_scheduler` seeds it, which with seeded faults and virtual time makes a
-run a function of its seed; tests/sim/test_sim_cluster.py proves it on the traces.
+run a function of its seed; tests/sim/test_sim_cluster.py proves it on the traces. That and
+`deterministic_deadline_ties` are the two places that touch trio's internals (named in
+`TRIO_INTERNALS`); tests/sim/test_trio_internals.py fails loudly when a trio release changes
+them.
 """
 
 from __future__ import annotations
@@ -36,8 +42,7 @@ import attrs
 import orjson
 import trio
 
-from miroir.cluster.health import HealthChecker
-from miroir.cluster.repair import RepairWorker
+from miroir.cluster.services import RepairSettings, Services
 from miroir.config import MiroirConfig, config_from_dict
 from miroir.proxy import create_app
 from miroir.sim.transport import SIM_EPOCH, FaultModel, SimTransport
@@ -47,6 +52,18 @@ SIM_EPOCH_MS = int(SIM_EPOCH.timestamp() * 1000)
 DEGRADED_HEADER = "X-Miroir-Degraded"
 # Fields of a client answer that are unique per request by design, left out of trace digests.
 _UNSTABLE_FIELDS = ("requestUid",)
+
+
+# What of trio's private internals the two functions below rely on. A trio release that changes
+# any of them breaks the simulator's determinism (same seed, same bytes), so
+# tests/sim/test_trio_internals.py checks each one and fails naming it; docs/simulation.md
+# lists them too. Checked against trio 0.35.
+TRIO_INTERNALS = (
+    "trio._core._run._r: the module-level random.Random whose draws order each scheduler batch",
+    "trio._core._run.Deadlines.add(self, deadline, cancel_scope): its body is exactly "
+    "heappush(self._heap, (deadline, id(cancel_scope), cancel_scope)); self._active += 1",
+    "trio._core._run.Deadlines reads its heap entries as (deadline, tie-break, cancel_scope)",
+)
 
 
 def seed_trio_scheduler(seed: int) -> None:
@@ -89,9 +106,12 @@ def deterministic_deadline_ties() -> Iterator[None]:
         _run.Deadlines.add = original
 
 
-def virtual_ms() -> int:
-    """Milliseconds since the Unix epoch in simulated time (trio time 0 is `SIM_EPOCH`)."""
-    return SIM_EPOCH_MS + round(trio.current_time() * 1000)
+class VirtualClock:
+    """The simulation's wall clock (`miroir.cluster.clock.Clock`): milliseconds since the Unix
+    epoch in simulated time, trio time 0 being `SIM_EPOCH`."""
+
+    def now_ms(self) -> int:
+        return SIM_EPOCH_MS + round(trio.current_time() * 1000)
 
 
 @attrs.frozen
@@ -135,6 +155,18 @@ class SimSpec:
             "task_store": {"backend": "memory"},
         }
         return config_from_dict(raw, env={})
+
+    def services(self) -> Services:
+        """The background services the simulated proxy runs: all but the pruner (runs last
+        minutes of virtual time and the task TTL is days, so it would only add scheduling to
+        every trace). The repair worker sweeps for lost task queues once per health round, so a
+        node wiped and restarted between two probes is found within a checkpoint's recovery
+        wait."""
+        return Services(
+            task_poll_interval_s=self.task_poll_interval_s,
+            repair=RepairSettings(sweep_s=self.health_interval_ms / 1000),
+            health=self.config().health,
+        )
 
     def recovery_s(self) -> float:
         """Virtual time after which a healed node is surely back in service: enough health
@@ -269,35 +301,14 @@ async def open_sim_cluster(
     transport = SimTransport(seed, default_faults=faults or FaultModel(), tracer=tracer)
     for node in spec.node_ids():
         transport.add_node(node)
-    app = create_app(
-        config,
-        transport=transport,
-        store=MemoryStore(),
-        run_health_checker=False,  # started below on the virtual clock
-        run_task_poller=True,
-        task_poll_interval_s=spec.task_poll_interval_s,
-        # No pruner: runs last minutes of virtual time and the task TTL is days, so it would
-        # only add scheduling to every trace.
-        prune_interval_s=None,
-    )
+    app = create_app(config, transport=transport, store=MemoryStore(), clock=VirtualClock(),
+                     services=spec.services())
     access = logging.getLogger("miroir.access")
     level = access.level
     access.setLevel(logging.WARNING)  # one line per request would be most of a run's cost
     try:
         with deterministic_deadline_ties():
             async with app.test_app():
-                cluster = app.extensions["miroir"].cluster
-                cluster.now_ms = virtual_ms  # the Cluster's clock seam: task times, virtual
-                sim = SimCluster(spec, transport, app, trace)
-                async with trio.open_nursery() as nursery:
-                    checker = HealthChecker(cluster, config.health, clock_ms=virtual_ms)
-                    # As the app does beside its checker: nodes back from `failed` are repaired.
-                    # It sweeps for lost task queues once per health round, so a node wiped and
-                    # restarted between two probes is found within a checkpoint's recovery wait.
-                    repair = RepairWorker(cluster, sweep_s=spec.health_interval_ms / 1000)
-                    nursery.start_soon(repair.run)
-                    nursery.start_soon(checker.run)
-                    yield sim
-                    nursery.cancel_scope.cancel()
+                yield SimCluster(spec, transport, app, trace)
     finally:
         access.setLevel(level)

@@ -1,0 +1,137 @@
+"""What the proxy does when it starts serving and when it stops: `Lifecycle`.
+
+Start (Quart's `before_serving`): open what was not injected (an `HttpTransport` to the
+configured nodes, the configured task store), build the `Cluster` on the injected clock, hook
+the metrics onto it (node states, node calls, shard coverage), raise the garbage collector's
+threshold, and start the background services in the app's nursery through
+`miroir.cluster.services.run_services` (`services_for(config)` unless the app was handed a
+description). Stop (`after_serving`, after Quart cancelled the nursery the services run in):
+restore the threshold and close what start opened, never what was injected.
+
+Must never: start a background service other than through `run_services`, close an injected
+transport or store, or hold request handling (that is `miroir.proxy.app` and the routes).
+"""
+
+from __future__ import annotations
+
+import gc
+from typing import Any
+
+import attrs
+import trio
+
+from miroir.cluster.clock import Clock
+from miroir.cluster.runtime import Cluster, ClusterSettings
+from miroir.cluster.services import (
+    TASK_POLL_INTERVAL_S,
+    TASK_PRUNE_INTERVAL_S,
+    RepairSettings,
+    Services,
+    run_services,
+)
+from miroir.config import MiroirConfig
+from miroir.proxy.access_log import ensure_output
+from miroir.proxy.state import ProxyState
+from miroir.store.base import Store
+from miroir.transport.base import Transport
+
+# While serving, the cyclic garbage collector runs only after this many more container objects
+# were allocated than freed (Python's default is 700). A search holds a few thousand parsed
+# objects per request in flight; with 700 the collector ran every few requests and rescanned
+# them, ~12% of a search's CPU (docs/benchmarks.md). Miroir's own request path leaves no cyclic
+# garbage, so the collector has little to find; the cost is at most this many objects of cyclic
+# garbage (a few MB) held a while longer. Restored when serving stops.
+GC_YOUNG_THRESHOLD_WHILE_SERVING = 100_000
+
+
+def services_for(config: MiroirConfig) -> Services:
+    """What a proxy runs in production: every service, the health checker on `config.health`."""
+    return Services(
+        task_poll_interval_s=TASK_POLL_INTERVAL_S,
+        prune_interval_s=TASK_PRUNE_INTERVAL_S,
+        repair=RepairSettings(),
+        health=config.health,
+    )
+
+
+def cluster_settings(config: MiroirConfig) -> ClusterSettings:
+    """The plain values the cluster takes from the config (the cluster never reads config)."""
+    return ClusterSettings(
+        node_timeout_ms=config.scatter.node_timeout_ms,
+        node_master_key=config.node_master_key,
+        unhealthy_threshold=config.health.unhealthy_threshold,
+        recovery_threshold=config.health.recovery_threshold,
+        retry_on_timeout=config.scatter.retry_on_timeout,
+    )
+
+
+@attrs.define
+class Lifecycle:
+    """One app's start and stop; see the module docstring."""
+
+    state: ProxyState
+    transport: Transport | None
+    store: Store | None
+    clock: Clock
+    services: Services
+    # What `start` opened or changed, and `stop` must close or restore.
+    _opened: dict[str, Any] = attrs.field(factory=dict, init=False)
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        config = self.state.config
+        ensure_output()
+        transport = self.transport if self.transport is not None else self._open_transport()
+        store = self.store if self.store is not None else await self._open_store()
+        cluster = Cluster(config.topology(), transport, store, cluster_settings(config),
+                          clock=self.clock)
+        self._observe(cluster)
+        self.state.cluster = cluster
+        self._opened["gc_threshold"] = gc.get_threshold()
+        gc.set_threshold(GC_YOUNG_THRESHOLD_WHILE_SERVING, *self._opened["gc_threshold"][1:])
+        self.state.services = run_services(cluster, self.services, nursery)
+
+    async def stop(self) -> None:
+        if "gc_threshold" in self._opened:
+            gc.set_threshold(*self._opened.pop("gc_threshold"))
+        if "transport" in self._opened:
+            await self._opened.pop("transport").aclose()
+        if "store" in self._opened:
+            await self._opened.pop("store").close()
+
+    def _open_transport(self) -> Transport:
+        from miroir.transport.http import HttpTransport
+
+        config = self.state.config
+        transport = self._opened["transport"] = HttpTransport(
+            {node.id: node.address for node in config.nodes}, api_key=config.node_master_key
+        )
+        return transport
+
+    async def _open_store(self) -> Store:
+        from miroir.store.factory import open_store
+
+        store = self._opened["store"] = await open_store(attrs.asdict(self.state.config.task_store))
+        return store
+
+    def _observe(self, cluster: Cluster) -> None:
+        metrics = self.state.metrics
+        cluster.state_observers.append(metrics.observe_node_state)
+        cluster.state_observers.append(lambda *_: update_coverage(self.state))
+        cluster.call_observers.append(metrics.observe_node_call)
+        for node_id in cluster.node_ids():
+            metrics.observe_node_state(node_id, cluster.state_of(node_id))
+        update_coverage(self.state)
+
+
+def update_coverage(state: ProxyState) -> None:
+    """`miroir_shard_coverage`: the fraction of shards some group can read."""
+    cluster = state.cluster
+    if cluster is None:
+        return
+    shard_map = cluster.shard_map
+    covered = sum(
+        1
+        for shard in range(shard_map.shards)
+        if any(shard_map.readable_owners(g, shard) for g in range(shard_map.replica_groups))
+    )
+    state.metrics.shard_coverage.set(covered / shard_map.shards)
