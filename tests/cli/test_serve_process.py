@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
+import time
 
 import httpx
 import meilisearch
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from miroir.cli.dev import (
     build_config,
@@ -27,6 +30,8 @@ pytestmark = pytest.mark.acceptance
 
 MASTER_KEY = "serve-master-key-0123456789"
 NODE_KEY = "serve-node-key-0123456789"
+ADMIN_KEY = "serve-admin-key"
+NODE_TIMEOUT_MS = 2000
 
 
 @pytest.fixture
@@ -39,8 +44,9 @@ def two_nodes(tmp_path):
 def write_cluster_config(tmp_path, nodes, port, metrics_port):
     config = build_config(
         nodes, shards=8, rf=1, groups=1, node_master_key=NODE_KEY, master_key=MASTER_KEY,
-        admin_key="serve-admin-key", port=port, metrics_port=metrics_port,
+        admin_key=ADMIN_KEY, port=port, metrics_port=metrics_port,
         task_store_path=str(tmp_path / "tasks.sqlite3"),
+        sections={"scatter": {"node_timeout_ms": NODE_TIMEOUT_MS}},
     )
     return write_config(config, tmp_path / "miroir.yaml")
 
@@ -56,6 +62,50 @@ def write_and_read_back(url: str) -> None:
         assert dict(index.get_document(doc_id)) == {"id": doc_id}
 
 
+def metric_families(text: str) -> dict[str, list]:
+    """Families by name with their samples, leaving out the `_created` timestamps that only a
+    single process exports (the parser reads them as families of their own)."""
+    return {family.name: family.samples for family in text_string_to_metric_families(text)
+            if not family.name.endswith("_created")}
+
+
+def single_process_families() -> set[str]:
+    """What the exporter of one process has: every family Miroir registers."""
+    from miroir.proxy.metrics import Metrics
+
+    return set(metric_families(Metrics(multiprocess=False).render()[0].decode()))
+
+
+def total(families: dict[str, list], sample_name: str) -> float:
+    return sum(sample.value for samples in families.values() for sample in samples
+               if sample.name == sample_name)
+
+
+def in_flight_while_a_node_hangs(url: str, metrics_url: str, node) -> float:
+    """Stop a node (SIGSTOP: it accepts connections and never answers), search, and read
+    `miroir_requests_in_flight` while the search waits for that node's deadline."""
+    answered: list[int] = []
+
+    def search() -> None:
+        answered.append(httpx.post(f"{url}/indexes/things/search", json={"q": ""}, timeout=30,
+                                   headers={"Authorization": f"Bearer {MASTER_KEY}"}).status_code)
+
+    node.process.send_signal(signal.SIGSTOP)
+    try:
+        searching = threading.Thread(target=search)
+        searching.start()
+        seen = 0.0
+        while searching.is_alive() and seen < 1:
+            families = metric_families(httpx.get(metrics_url, timeout=10).text)
+            seen = total(families, "miroir_requests_in_flight")
+            time.sleep(0.05)
+        searching.join(30)
+    finally:
+        node.process.send_signal(signal.SIGCONT)
+    assert answered == [200]  # the other node's shards, with X-Miroir-Degraded
+    return seen
+
+
 def test_serve_with_two_workers_shares_one_task_store_and_aggregates_metrics(tmp_path, two_nodes):
     port, metrics_port = free_port(), free_port()
     path = write_cluster_config(tmp_path, two_nodes, port, metrics_port)
@@ -63,10 +113,26 @@ def test_serve_with_two_workers_shares_one_task_store_and_aggregates_metrics(tmp
                   tmp_path / "serve.log")
     try:
         url = f"http://127.0.0.1:{port}"
+        metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
         wait_for_health(url, 30, proxy)
         write_and_read_back(url)
-        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
-        assert "miroir_requests_total" in metrics
+        assert in_flight_while_a_node_hangs(url, metrics_url, two_nodes[1]) >= 1
+
+        exported = metric_families(httpx.get(metrics_url, timeout=10).text)
+        missing = {name for name in single_process_families() if not exported.get(name)}
+        assert not missing, f"families without a sample across the workers: {missing}"
+        # Every answered request was both counted and timed, whichever worker answered it.
+        answered = total(exported, "miroir_requests_total")
+        assert answered >= 12
+        assert total(exported, "miroir_request_duration_seconds_count") == answered
+        assert total(exported, "miroir_requests_in_flight") == 0
+        assert total(exported, "miroir_node_errors_total") >= 1  # the stopped node's deadline
+        # The proxy's own metrics route shows the same merged families, from either worker.
+        route = httpx.get(f"{url}/_miroir/metrics", timeout=10,
+                          headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+        assert route.status_code == 200
+        assert set(metric_families(route.text)) == set(exported)
+
         proxy.send_signal(signal.SIGTERM)
         assert proxy.wait(20) == 0
     finally:

@@ -149,12 +149,26 @@ def _install_error_handlers(app: QuartTrio) -> None:
 def counting_in_flight(inner: Any, state: ProxyState) -> Any:
     """`inner` with every HTTP request counted in `miroir_requests_in_flight` until it ends,
     however it ends. Quart's hooks cannot do it: a client that disconnects gets its handler
-    cancelled, and `after_request` never runs for it."""
+    cancelled, and `after_request` never runs for it. One process moves a plain integer the
+    gauge reads at scrape time; several move the gauge, whose value the workers share."""
+    metrics = state.metrics
+    if metrics.multiprocess:
+        gauge = metrics.requests_in_flight
+
+        async def counted_in_gauge(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                return await inner(scope, receive, send)
+            gauge.inc()
+            try:
+                await inner(scope, receive, send)
+            finally:
+                gauge.dec()
+
+        return counted_in_gauge
 
     async def counted(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await inner(scope, receive, send)
-        metrics = state.metrics
         metrics.in_flight += 1
         try:
             await inner(scope, receive, send)

@@ -3,11 +3,23 @@
 Names follow the Rust reference of this design. Each app gets its own `CollectorRegistry`, so
 two apps in one process (tests) never share counters. Must never put a key, a document id or a
 query into a label: labels are bounded sets (method, route template, status, node, kind).
+
+Two modes, the same metric families. In one process, the latency histograms are
+`LightHistogram`s and the in-flight gauge reads a plain integer at scrape time: both live in
+this process's memory and cost less than prometheus_client's locked types on the search hot
+path (docs/benchmarks.md). With several worker processes (`miroir serve --workers N` sets
+`PROMETHEUS_MULTIPROC_DIR` before the workers start), every value must live in that directory's
+files, where prometheus_client's own types put them and where the exporter merges them: the
+histograms are prometheus_client `Histogram`s, the in-flight gauge is moved up and down and
+summed over the live workers, and the per-worker gauges keep the lowest value any live worker
+holds (a node is "healthy" and a shard "covered" only when every worker sees it so).
+`render` then shows every worker's samples merged, as the metrics port does.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -21,38 +33,61 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.utils import floatToGoString
 
 from miroir.core.node_state import ELIGIBILITY, NodeState
 from miroir.transport.base import NodeResult, failure_kind
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+# Where prometheus_client keeps the values of several processes; it reads the variable when it
+# is imported, so it must be set before a worker starts (`miroir serve` does).
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_dir() -> str | None:
+    """The directory prometheus_client shares values through, when in multiprocess mode."""
+    return os.environ.get(MULTIPROCESS_ENV) or os.environ.get(MULTIPROCESS_ENV.lower())
 
 
 class Metrics:
-    """Every metric Miroir exports, registered on one private registry."""
+    """Every metric Miroir exports, registered on one private registry; see the module doc for
+    the two modes (`multiprocess` defaults to whether `PROMETHEUS_MULTIPROC_DIR` is set)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, multiprocess: bool | None = None) -> None:
+        shared_dir = multiprocess_dir()
+        self.multiprocess = multiprocess = (
+            shared_dir is not None if multiprocess is None else multiprocess
+        )
         self.registry = registry = CollectorRegistry()
+        histogram: Any = Histogram if multiprocess else LightHistogram
+        # What `render` shows: this registry, or every worker's files merged.
+        self._exposed = registry
+        if multiprocess and shared_dir is not None:
+            self._exposed = CollectorRegistry()
+            MultiProcessCollector(self._exposed, path=shared_dir)
         self.requests_total = Counter(
             "miroir_requests_total", "Client requests answered.",
             ("method", "route", "status"), registry=registry,
         )
-        self.request_duration_seconds = LightHistogram(
+        self.request_duration_seconds = histogram(
             "miroir_request_duration_seconds", "Time to answer a client request.",
             ("method", "route"), buckets=_LATENCY_BUCKETS, registry=registry,
         )
-        # A plain count the handlers move, read by the gauge at scrape time (no lock per move).
-        self.in_flight = 0
         self.requests_in_flight = Gauge(
-            "miroir_requests_in_flight", "Client requests being answered.", registry=registry
+            "miroir_requests_in_flight", "Client requests being answered.", registry=registry,
+            multiprocess_mode="livesum",
         )
-        self.requests_in_flight.set_function(lambda: self.in_flight)
+        # One process: a plain count the ASGI wrapper moves, read by the gauge at scrape time
+        # (no lock per move). Several: the wrapper moves the gauge itself (`proxy.app`).
+        self.in_flight = 0
+        if not multiprocess:
+            self.requests_in_flight.set_function(lambda: self.in_flight)
         self.node_healthy = Gauge(
             "miroir_node_healthy", "1 when the node serves reads (healthy, active or degraded).",
-            ("node",), registry=registry,
+            ("node",), registry=registry, multiprocess_mode="livemin",
         )
-        self.node_request_duration_seconds = LightHistogram(
+        self.node_request_duration_seconds = histogram(
             "miroir_node_request_duration_seconds", "Time of one request to one node.",
             ("node",), buckets=_LATENCY_BUCKETS, registry=registry,
         )
@@ -62,7 +97,7 @@ class Metrics:
         )
         self.shard_coverage = Gauge(
             "miroir_shard_coverage", "Fraction of shards with a readable owner in some group.",
-            registry=registry,
+            registry=registry, multiprocess_mode="livemin",
         )
         self.degraded_shards_total = Counter(
             "miroir_degraded_shards_total",
@@ -106,7 +141,7 @@ class Metrics:
         self.node_healthy.labels(node_id).set(1 if ELIGIBILITY[state].serves_reads else 0)
 
     def render(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        return generate_latest(self._exposed), CONTENT_TYPE_LATEST
 
 
 class LightHistogram:
