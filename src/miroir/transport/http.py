@@ -30,7 +30,8 @@ node cannot have a complete request), or the request is read-only (`is_read_only
 may have reached the node is never silently repeated; it fails with `NodeReset` and the caller's
 quorum accounting decides.
 
-`request_many` makes one call to each of several nodes from the calling task: it takes a slot
+`request_many` makes one call to each of several nodes from the calling task (`_Batch` holds
+one such call's state): it takes a slot
 and an idle connection per node without waiting, writes every request, then reads all answers in
 that one task (`http_wire.drive`). A node that has no idle connection or free slot, and a reused
 connection that turns out stale, go through `request` in a task of their own, so they connect,
@@ -302,8 +303,7 @@ class HttpTransport:
         if self._closed:
             raise RuntimeError("HttpTransport is closed")
         await trio.lowlevel.checkpoint_if_cancelled()
-        results: dict[str, NodeResult] = {}
-        prepared: list[tuple[str, _NodePool | None, Any, bytes, float]] = []
+        prepared: list[tuple[str, _NodePool | None, CallSpec, bytes, float]] = []
         for node_id, call in calls.items():
             pool = self._pools.get(node_id)
             wire = b"" if pool is None else _format_request(
@@ -313,84 +313,12 @@ class HttpTransport:
             prepared.append(
                 (node_id, pool, call, wire, deadline if own is None else min(deadline, own))
             )
-
-        def report(node_id: str, result: NodeResult) -> None:
-            results[node_id] = result
-            if on_result is not None:
-                on_result(node_id, result)
-
-        exchanges: list[Exchange] = []
-        # Calls that go through `request` in a task of their own: no idle pooled connection
-        # (`slow`), or a pooled one found stale while reading (`retry`, started at once so the
-        # retry gets the time a per-call `request` would have given it).
-        later: list[tuple[str, Any, float]] = []
-        holding: dict[Exchange, tuple[_NodePool, Any]] = {}  # exchanges holding a pool slot
-        nursery: trio.Nursery | None = None
-
-        def finished(exchange: Exchange, failed: ExchangeFailed | None) -> None:
-            pool, call = holding.pop(exchange)
-            pool.limit.release()
-            if failed is None:
-                self._release(pool, exchange.connection, exchange.answer.keep_alive())
-                report(exchange.node_id, exchange.response())
-            elif self._may_retry(failed, exchange.connection, call.method, call.path):
-                if nursery is not None:
-                    nursery.start_soon(self._one, exchange.node_id, call, exchange.deadline, report)
-                else:
-                    later.append((exchange.node_id, call, exchange.deadline))
-            else:
-                report(exchange.node_id, failed.error)
-
-        now = trio.current_time()
+        batch = _Batch(self, on_result)
         try:
-            for node_id, pool, call, wire, call_deadline in prepared:
-                if pool is None:
-                    report(node_id, UnknownNode(node_id, "no address for this node id"))
-                    continue
-                if call_deadline <= now:  # as `request` would: time out without sending
-                    report(node_id, NodeTimeout(node_id, f"{call.method} {call.path}: no answer "
-                                                         "by the deadline"))
-                    continue
-                connection = self._take_idle_slot(pool, now)
-                if connection is None:
-                    later.append((node_id, call, call_deadline))
-                    continue
-                exchange = Exchange(
-                    node_id, connection, wire, call.method, call.path, call_deadline,
-                    self._max_response_bytes,
-                )
-                holding[exchange] = (pool, call)
-                try:
-                    exchange.send_available()
-                except ExchangeFailed:
-                    # A pooled socket the node had closed: nothing reached it, ask afresh.
-                    connection.close()
-                    pool.limit.release()
-                    del holding[exchange]
-                    later.append((node_id, call, call_deadline))
-                    continue
-                exchanges.append(exchange)
-            if not later:  # the common case: every node had a pooled connection
-                exchanges = await drive(exchanges, finished, stop=lambda: bool(later),
-                                        just_sent=True)
-            if later:
-                try:
-                    async with trio.open_nursery() as nursery:
-                        for node_id, call, call_deadline in later:
-                            nursery.start_soon(self._one, node_id, call, call_deadline, report)
-                        later.clear()
-                        await drive(exchanges, finished)
-                except BaseExceptionGroup as group:
-                    # A bug (e.g. in `on_result`) in one of the tasks: raise it as itself, as
-                    # the one-task path would, not wrapped in a group.
-                    if len(group.exceptions) == 1:
-                        raise group.exceptions[0] from None
-                    raise
+            await batch.run(batch.send(prepared))
         finally:
-            for exchange, (pool, _) in holding.items():  # cancelled mid-way
-                exchange.connection.close()
-                pool.limit.release()
-        return results
+            batch.abandon()
+        return batch.results
 
     def _take_idle_slot(self, pool: _NodePool, now: float) -> Connection | None:
         """A slot of the pool's limit and an idle connection, both without waiting, or None."""
@@ -418,6 +346,117 @@ class HttpTransport:
         except TransportError as error:
             result = error
         report(node_id, result)
+
+
+class _Batch:
+    """The state of one `request_many`: its results, the exchanges holding a pool slot, and the
+    calls that go through `request` in a task of their own instead (`later`: no idle pooled
+    connection, or a pooled one found stale while reading, retried at once so the retry gets
+    the time a per-call `request` would have given it). `send`, then `run`, then `abandon`
+    (always: it closes what a cancellation left mid-exchange)."""
+
+    __slots__ = ("transport", "on_result", "results", "holding", "later", "nursery")
+
+    def __init__(
+        self, transport: HttpTransport, on_result: Callable[[str, NodeResult], None] | None
+    ) -> None:
+        self.transport = transport
+        self.on_result = on_result
+        self.results: dict[str, NodeResult] = {}
+        self.holding: dict[Exchange, tuple[_NodePool, CallSpec]] = {}
+        self.later: list[tuple[str, CallSpec, float]] = []
+        self.nursery: trio.Nursery | None = None  # once `later` calls run beside the drive
+
+    def report(self, node_id: str, result: NodeResult) -> None:
+        self.results[node_id] = result
+        if self.on_result is not None:
+            self.on_result(node_id, result)
+
+    def send(
+        self, prepared: list[tuple[str, _NodePool | None, CallSpec, bytes, float]]
+    ) -> list[Exchange]:
+        """Write every call that gets a pool slot and an idle connection without waiting; the
+        others are reported (unknown node, deadline already past) or left in `later`."""
+        transport = self.transport
+        exchanges: list[Exchange] = []
+        now = trio.current_time()  # one clock read for every pooled-connection check
+        for node_id, pool, call, wire, deadline in prepared:
+            if pool is None:
+                self.report(node_id, UnknownNode(node_id, "no address for this node id"))
+                continue
+            if deadline <= now:  # as `request` would: time out without sending
+                self.report(node_id, NodeTimeout(
+                    node_id, f"{call.method} {call.path}: no answer by the deadline"
+                ))
+                continue
+            connection = transport._take_idle_slot(pool, now)
+            if connection is None:
+                self.later.append((node_id, call, deadline))
+                continue
+            exchange = Exchange(node_id, connection, wire, call.method, call.path, deadline,
+                                transport._max_response_bytes)
+            self.holding[exchange] = (pool, call)
+            try:
+                exchange.send_available()
+            except ExchangeFailed:
+                # A pooled socket the node had closed: nothing reached it, ask afresh.
+                connection.close()
+                pool.limit.release()
+                del self.holding[exchange]
+                self.later.append((node_id, call, deadline))
+                continue
+            exchanges.append(exchange)
+        return exchanges
+
+    async def run(self, exchanges: list[Exchange]) -> None:
+        """Read every answer in this task; run the `later` calls beside it when there are
+        any (the common case has none: every node had a pooled connection)."""
+        if not self.later:
+            exchanges = await drive(exchanges, self.finished, stop=self.has_later,
+                                    just_sent=True)
+        if not self.later:
+            return
+        try:
+            async with trio.open_nursery() as nursery:
+                self.nursery = nursery
+                for node_id, call, deadline in self.later:
+                    nursery.start_soon(self.transport._one, node_id, call, deadline, self.report)
+                self.later.clear()
+                await drive(exchanges, self.finished)
+        except BaseExceptionGroup as group:
+            # A bug (e.g. in `on_result`) in one of the tasks: raise it as itself, as the
+            # one-task path would, not wrapped in a group.
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
+
+    def has_later(self) -> bool:
+        return bool(self.later)
+
+    def finished(self, exchange: Exchange, failed: ExchangeFailed | None) -> None:
+        """`drive`'s report of one exchange: release its slot, then its result, or a retry
+        through `request` when a stale pooled connection broke before any answer."""
+        pool, call = self.holding.pop(exchange)
+        pool.limit.release()
+        transport = self.transport
+        if failed is None:
+            transport._release(pool, exchange.connection, exchange.answer.keep_alive())
+            self.report(exchange.node_id, exchange.response())
+        elif transport._may_retry(failed, exchange.connection, call.method, call.path):
+            if self.nursery is not None:
+                self.nursery.start_soon(transport._one, exchange.node_id, call,
+                                        exchange.deadline, self.report)
+            else:
+                self.later.append((exchange.node_id, call, exchange.deadline))
+        else:
+            self.report(exchange.node_id, failed.error)
+
+    def abandon(self) -> None:
+        """Close the exchanges a cancellation left mid-way (none after a normal end)."""
+        for exchange, (pool, _) in self.holding.items():
+            exchange.connection.close()
+            pool.limit.release()
+        self.holding.clear()
 
 
 # Request heads by everything but the body: a scatter sends the same head to every node of a
