@@ -24,7 +24,6 @@ import attrs
 import trio
 
 from miroir.cluster.runtime import Cluster, task_uid_of
-from miroir.core.errors import error_body
 from miroir.core.tasks import (
     CANCELED,
     ENQUEUED,
@@ -317,6 +316,3 @@ async def delete_tasks(cluster: Cluster, query: TaskQuery, original_filter: str)
         {"matchedTasks": len(matched), "deletedTasks": deleted, "originalFilter": original_filter},
     )
 
-
-def no_quorum_error(message: str) -> dict[str, str]:
-    return error_body("miroir_no_quorum", message)

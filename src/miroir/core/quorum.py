@@ -115,10 +115,6 @@ class WriteTally:
     def pending_nodes(self) -> frozenset[str]:
         return frozenset(self._pairs_of_node.keys() - self._outcomes.keys())
 
-    def outcome_of(self, node_id: str) -> bool | None:
-        """True (acked), False (did not), None (no outcome yet)."""
-        return self._outcomes.get(node_id)
-
     def record(self, node_id: str, acked: bool) -> None:
         """Feed one node's outcome. Each node has exactly one outcome per write."""
         if self._finished:

@@ -569,15 +569,6 @@ class TaskQuery:
             None if before is None else -((-before) // 1_000_000),
         )
 
-    @property
-    def has_filters(self) -> bool:
-        """Whether any filter is set (cancel and delete refuse to act on everything)."""
-        return any(
-            getattr(self, field.name) is not None
-            for field in attrs.fields(TaskQuery)
-            if field.name not in ("limit", "from_uid", "reverse")
-        )
-
 
 class Numbered(Protocol):
     """Anything listed by uid: a Miroir task here, the devnode's own task record there."""

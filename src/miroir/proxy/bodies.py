@@ -104,13 +104,3 @@ def only_params(allowed: tuple[str, ...]) -> dict[str, str]:
     return {name: request.args[name] for name in request.args}
 
 
-def usize_param(params: dict[str, str], name: str, default: int, code: str) -> int:
-    raw = params.get(name)
-    if raw is None:
-        return default
-    text = raw.strip()
-    if not text.isascii() or not text.isdigit():
-        raise MeiliError(
-            code, f"Invalid value in parameter `{name}`: could not parse `{raw}` as a positive integer"
-        )
-    return int(text)

@@ -151,7 +151,7 @@ class LightHistogram:
     observation, about 2 % of a search's CPU over its four observations. Observations come from
     the one trio thread; a scrape from the exporter's thread may see the sum one observation
     ahead of the buckets, which Prometheus tolerates. The exposition is `Histogram`'s without
-    the `_created` samples (tests/proxy/test_metrics.py).
+    the `_created` samples (tests/proxy/test_light_histogram.py).
     """
 
     def __init__(self, name: str, documentation: str, labelnames: Sequence[str], *,

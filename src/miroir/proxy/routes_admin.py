@@ -1,7 +1,6 @@
 """Operator routes under `/_miroir/` (admin key): topology, shards, readiness, metrics, tasks.
 
-Read-only views of the cluster runtime. Must never change the topology (that is the operator
-CLI's job through the rebalancer, not these routes).
+Read-only views of the cluster runtime. Must never change the topology or a node's state.
 """
 
 from __future__ import annotations
