@@ -19,10 +19,11 @@ ALLOWED = {
     "store": {"core"},
     "cluster": {"core", "transport", "store"},
     "devnode": {"core"},
-    "proxy": {"core", "transport", "store", "cluster", "config", "devnode"},
-    "sim": {"core", "transport", "store", "cluster", "devnode", "config", "proxy"},
-    "cli": {"core", "transport", "store", "cluster", "devnode", "config", "proxy", "sim"},
+    "proxy": {"core", "transport", "store", "cluster", "config", "devnode", "logs"},
+    "sim": {"core", "transport", "store", "cluster", "devnode", "config", "proxy", "logs"},
+    "cli": {"core", "transport", "store", "cluster", "devnode", "config", "proxy", "sim", "logs"},
     "config": {"core"},
+    "logs": set(),
 }
 
 

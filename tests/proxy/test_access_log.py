@@ -10,6 +10,7 @@ import sys
 import orjson
 import pytest
 
+from miroir import logs
 from miroir.proxy import access_log
 
 
@@ -18,10 +19,14 @@ def fresh_access_logger(monkeypatch):
     """The access logger as a plain `miroir serve` process starts: no handlers anywhere."""
     logger = access_log.logger
     root = logging.getLogger()
-    monkeypatch.setattr(logger, "handlers", [])
-    monkeypatch.setattr(logger, "filters", [])
-    monkeypatch.setattr(logger, "level", logging.NOTSET)
-    monkeypatch.setattr(access_log, "_own_handler", None)
+    miroir = logging.getLogger(logs.ROOT_LOGGER)
+    for each in (logger, miroir):
+        monkeypatch.setattr(each, "handlers", [])
+        monkeypatch.setattr(each, "filters", [])
+        monkeypatch.setattr(each, "level", logging.NOTSET)
+    monkeypatch.setattr(logs, "_handler", None)
+    monkeypatch.delenv(logs.LEVEL_ENV, raising=False)
+    monkeypatch.delenv(logs.FORMAT_ENV, raising=False)
     logger.manager._clear_cache()
     stream = io.StringIO()
 
@@ -88,4 +93,24 @@ def test_a_disabled_level_writes_nothing(fresh_access_logger):
     start()
     logger.setLevel(logging.WARNING)
     access_log.log_request("GET", "/health", 200, 0.001, None)
+    assert stream.getvalue() == ""
+
+
+def test_text_format_and_level_come_from_the_environment(fresh_access_logger, monkeypatch):
+    """A worker process started by `miroir --log-format text serve --workers 2` gets the
+    settings through the environment only."""
+    logger, stream, start = fresh_access_logger
+    monkeypatch.setenv(logs.FORMAT_ENV, "text")
+    start()
+    access_log.log_request("GET", "/health", 200, 0.001, "10.0.0.1")
+    line = stream.getvalue()
+    assert line.endswith("Z INFO miroir.access: GET /health 200 1.0 ms 10.0.0.1\n"), line
+
+    monkeypatch.setenv(logs.LEVEL_ENV, "warning")
+    stream.seek(0)
+    stream.truncate()
+    monkeypatch.setattr(logs, "_handler", None)
+    monkeypatch.setattr(logging.getLogger(logs.ROOT_LOGGER), "handlers", [])
+    start()
+    access_log.log_request("GET", "/health", 200, 0.001, "10.0.0.1")
     assert stream.getvalue() == ""

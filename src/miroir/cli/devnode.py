@@ -14,8 +14,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "devnode", help="run a Meilisearch-compatible devnode (for tests and `miroir dev`)"
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=7700)
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=7700,
+                        help="port to listen on (default 7700, as Meilisearch; 0 = any free port)")
     parser.add_argument(
         "--master-key",
         default=os.environ.get("MEILI_MASTER_KEY"),

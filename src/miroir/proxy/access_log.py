@@ -1,72 +1,50 @@
-"""One JSON log line per client request, on the `miroir.access` logger.
+"""One log line per client request, on the `miroir.access` logger.
 
 Fields: time (ms since the epoch), method, path (without the query string, which may hold
 filters or keys of no business in a log), status, duration_ms, remote. Never a header, a body
-or a key.
+or a key. The line's shape follows the log format (`miroir.logs`: a JSON object by default);
+the level is the `miroir` loggers' (a request is logged at INFO).
 
-When nobody configured logging, `ensure_output` installs the one handler, and while it is still
-the only place a line can go, `log_request` writes the line to its stream itself: building a
-`LogRecord` and walking the handler chain cost about 5 % of a search's CPU for the same bytes.
+When nobody configured logging, `ensure_output` sets up Miroir's (`miroir.logs`), and while its
+handler is the only place a line can go, `log_request` writes the line to its stream itself:
+building a `LogRecord` and walking the handler chain cost about 5 % of a search's CPU for the
+same bytes. Any other handler (a host application's) gets the record, its message the JSON line.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 import time
 
 import orjson
 
+from miroir import logs
+
 logger = logging.getLogger("miroir.access")
-_own_handler: logging.StreamHandler | None = None  # the handler `ensure_output` installed
 
 
 def ensure_output() -> None:
-    """Make the lines reach stderr when nobody configured logging (plain `miroir serve` or
-    hypercorn): then one bare JSON line per request, nothing else. If the host application
-    configured the root logger, its handlers decide, and nothing is added."""
-    global _own_handler
-    if logger.handlers or logging.getLogger().handlers:
-        return
-    handler = _own_handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger.addHandler(handler)
-    if logger.level == logging.NOTSET:
-        logger.setLevel(logging.INFO)
+    """Make the lines reach stderr when nobody configured logging (plain hypercorn, or a worker
+    of `miroir serve`): Miroir's own setup, from the environment (`miroir.logs`). If the host
+    application configured the root logger, its handlers decide, and nothing is added."""
+    logs.ensure_configured()
 
 
 def log_request(method: str, path: str, status: int, duration_s: float, remote: str | None) -> None:
     if not logger.isEnabledFor(logging.INFO):
         return
-    line = orjson.dumps(
-        {
-            "time": time.time_ns() // 1_000_000,
-            "method": method,
-            "path": path,
-            "status": status,
-            "duration_ms": round(duration_s * 1000, 3),
-            "remote": remote,
-        }
-    ).decode()
-    handler = _own_handler
-    if handler is not None and _only_sink(handler):
+    fields = {
+        "time": time.time_ns() // 1_000_000,
+        "method": method,
+        "path": path,
+        "status": status,
+        "duration_ms": round(duration_s * 1000, 3),
+        "remote": remote,
+    }
+    handler = logs.sole_handler(logger)
+    if handler is not None:
         stream = handler.stream
-        stream.write(line + "\n")
+        stream.write(handler.formatter.access_line(fields) + "\n")  # type: ignore[union-attr]
         stream.flush()
         return
-    logger.info(line)
-
-
-def _only_sink(handler: logging.Handler) -> bool:
-    """Whether a line logged now would reach `handler` alone, unfiltered and unchanged: the
-    direct write is then exactly what `logger.info` would do."""
-    handlers = logger.handlers
-    return (
-        len(handlers) == 1
-        and handlers[0] is handler
-        and not logger.filters
-        and not handler.filters
-        and not logger.disabled
-        and handler.level <= logging.INFO
-        and (not logger.propagate or not logging.getLogger().handlers)
-    )
+    logger.info(orjson.dumps(fields).decode(), extra={"access": fields})
