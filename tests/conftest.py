@@ -4,9 +4,13 @@ Hypothesis profiles: `ci` (the default) is derandomized so CI never flakes; `exp
 randomly with many more examples (tox -e properties sets HYPOTHESIS_PROFILE=explore).
 """
 
+import logging
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from miroir import logs
 
 settings.register_profile(
     "ci",
@@ -24,3 +28,22 @@ settings.register_profile(
     print_blob=True,
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(autouse=True)
+def _miroir_logging_left_as_found(monkeypatch):
+    """`miroir.cli.main` sets up Miroir's logging for the whole process (a handler on the
+    `miroir` logger bound to the stderr of that moment, the level, two exported environment
+    variables); tests that call it in-process must not leave that to the tests after them."""
+    miroir = logging.getLogger(logs.ROOT_LOGGER)
+    monkeypatch.setattr(miroir, "handlers", list(miroir.handlers))
+    monkeypatch.setattr(miroir, "level", miroir.level)
+    monkeypatch.setattr(logs, "_handler", logs._handler)
+    for name in (logs.LEVEL_ENV, logs.FORMAT_ENV):
+        if name in os.environ:
+            monkeypatch.setenv(name, os.environ[name])
+        else:
+            monkeypatch.setenv(name, "")
+            monkeypatch.delenv(name)
+    yield
+    miroir.manager._clear_cache()
