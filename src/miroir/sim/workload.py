@@ -17,8 +17,8 @@ from typing import Any
 
 import attrs
 import trio
-import trio.testing
 
+from miroir.sim.clock import VirtualClock
 from miroir.sim.cluster import SimSpec, open_sim_cluster
 from miroir.sim.simulation import (
     GENRES,
@@ -159,12 +159,11 @@ async def _client_operation(simulation: Simulation, kind: str, rng: random.Rando
 
 
 def run(args: RunArgs, *, keep_trace: bool = False) -> RunResult:
-    """One whole simulation under a fresh trio run on a MockClock (virtual time)."""
+    """One whole simulation under a fresh trio run on virtual time (`VirtualClock`)."""
     if args.faults not in FAULT_MODES:
         raise ValueError(f"--faults must be one of {', '.join(FAULT_MODES)}")
     trace: list[str] | None = [] if keep_trace else None
-    report, virtual_s = trio.run(run_program, args, trace,
-                                 clock=trio.testing.MockClock(autojump_threshold=0))
+    report, virtual_s = trio.run(run_program, args, trace, clock=VirtualClock())
     return RunResult(args, report, virtual_s, trace)
 
 
