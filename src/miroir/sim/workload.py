@@ -12,7 +12,7 @@ invariant itself (that is `miroir.sim.simulation`).
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import attrs
@@ -31,7 +31,6 @@ from miroir.sim.simulation import (
 )
 from miroir.sim.transport import FaultModel
 
-FAULT_MODES = ("none", "crash", "latency", "partition", "chaos", "wipe")
 DOCUMENT_IDS = 40
 CHECKPOINT_EVERY = 100
 SLOW = FaultModel(latency=(0.05, 0.3), spike_rate=0.1, spike=0.5)
@@ -39,20 +38,6 @@ FLAKY = FaultModel(latency=(0.001, 0.05), error_rate=0.05, stall_rate=0.02, drop
                    lost_reply_rate=0.02, task_delay=(0.0, 0.2), task_duration=(0.001, 0.05))
 # The longest latency any preset can draw: what the model's settle time is derived from.
 MAX_LATENCY_S = max(SLOW.latency[1] + SLOW.spike, FLAKY.latency[1] + FLAKY.spike)
-# Client operations and their weights.
-OPERATIONS = (("add", 30), ("update", 12), ("delete", 10), ("get", 23), ("search", 22),
-              ("settings", 3))
-# Per mode: (fault, probability of injecting it before a client operation).
-FAULT_RATES: Mapping[str, tuple[tuple[str, float], ...]] = {
-    "none": (),
-    "crash": (("crash", 0.02), ("restart", 0.03)),
-    "latency": (("slow", 0.03), ("unslow", 0.03)),
-    "partition": (("partition", 0.02), ("heal", 0.03)),
-    "wipe": (("crash", 0.02), ("restart wiped", 0.03)),
-    "chaos": (("crash", 0.01), ("restart", 0.01), ("restart wiped", 0.005), ("slow", 0.01),
-              ("unslow", 0.01), ("partition", 0.01), ("heal", 0.015), ("flaky", 0.01),
-              ("unflaky", 0.01)),
-}
 
 
 @attrs.frozen
@@ -104,58 +89,121 @@ async def run_program(args: RunArgs, trace: list[str] | None) -> tuple[Report, f
         created = await sim.request("POST", "/indexes", {"uid": INDEX, "primaryKey": "id"})
         simulation.tasks.add(created.body["taskUid"])
         queries = [random_query(rng) for _ in range(8)] + [{"q": ""}]
-        kinds = [kind for kind, _ in OPERATIONS]
-        weights = [weight for _, weight in OPERATIONS]
+        kinds = list(CLIENT_OPERATIONS)
+        weights = [weight for weight, _ in CLIENT_OPERATIONS.values()]
         nodes = args.spec.node_ids()
         for step in range(args.ops):
             for fault, rate in FAULT_RATES[args.faults]:
                 if rng.random() < rate:
-                    _inject(simulation, fault, rng.choice(nodes))
+                    FAULTS[fault](simulation, fault, rng.choice(nodes))
             kind = rng.choices(kinds, weights)[0]
-            await _client_operation(simulation, kind, rng)
+            await CLIENT_OPERATIONS[kind][1](simulation, kind, rng)
             await simulation.advance(rng.uniform(0.0, 0.05))
             if (step + 1) % CHECKPOINT_EVERY == 0 or step + 1 == args.ops:
                 await simulation.checkpoint(queries)
         return simulation.report, trio.current_time()
 
 
-def _inject(simulation: Simulation, fault: str, node: str) -> None:
-    """Inject `fault` on `node`; a restart or heal picks a node it applies to, if there is one
-    (the lowest id, so the choice stays a function of the state)."""
-    nodes = simulation.spec.nodes
-    if fault.startswith("restart") and simulation.crashed:
-        node = min(simulation.crashed)
-    elif fault == "heal" and simulation.partitioned:
-        node = min(simulation.partitioned)
-    if fault == "crash" and len(simulation.down | {node}) < nodes:
+# ----------------------------------------------------------------- the program's tables
+#
+# A client operation or a fault is a name in a table with what it does. To add one (say a node
+# joining, once the rebalancer exists): write its function here over `Simulation`'s vocabulary,
+# add it to CLIENT_OPERATIONS with a weight or to FAULTS, and give it a rate in the fault modes
+# that should inject it (or a new mode in FAULT_RATES; `miroir simulate --faults` and sweep
+# matrix files accept every key). A new mode leaves the other modes' programs as they were; a
+# new operation, or a new rate in an existing mode, changes what every seed of that mode draws
+# (so failing seeds recorded before the change replay on the older tables only).
+
+
+async def _write(simulation: Simulation, kind: str, rng: random.Random) -> None:
+    await simulation.write(kind, [random_document(rng) for _ in range(rng.randint(1, 3))])
+
+
+async def _delete(simulation: Simulation, kind: str, rng: random.Random) -> None:
+    await simulation.delete(rng.sample(range(DOCUMENT_IDS), rng.randint(1, 2)))
+
+
+async def _get(simulation: Simulation, kind: str, rng: random.Random) -> None:
+    await simulation.get(rng.randrange(DOCUMENT_IDS))
+
+
+async def _search(simulation: Simulation, kind: str, rng: random.Random) -> None:
+    await simulation.search(random_query(rng))
+
+
+async def _settings(simulation: Simulation, kind: str, rng: random.Random) -> None:
+    await simulation.change_settings(rng.choice(SETTINGS_CHOICES))
+
+
+ClientOperation = Callable[[Simulation, str, random.Random], Awaitable[None]]
+# name -> (weight, what it does); one is drawn by weight before each step.
+CLIENT_OPERATIONS: Mapping[str, tuple[int, ClientOperation]] = {
+    "add": (30, _write),
+    "update": (12, _write),
+    "delete": (10, _delete),
+    "get": (23, _get),
+    "search": (22, _search),
+    "settings": (3, _settings),
+}
+
+
+def _crash(simulation: Simulation, fault: str, node: str) -> None:
+    if len(simulation.down | {node}) < simulation.spec.nodes:  # one node always stays up
         simulation.crash(node)
-    elif fault == "restart":
-        simulation.restart(node)
-    elif fault == "restart wiped":
-        simulation.restart(node, wipe=True)
-    elif fault == "partition" and len(simulation.down | {node}) < nodes:
+
+
+def _restart(simulation: Simulation, fault: str, node: str) -> None:
+    if simulation.crashed:  # the lowest crashed id, so the choice stays a function of the state
+        node = min(simulation.crashed)
+    simulation.restart(node, wipe=fault == "restart wiped")
+
+
+def _partition(simulation: Simulation, fault: str, node: str) -> None:
+    if len(simulation.down | {node}) < simulation.spec.nodes:
         simulation.partition(node)
-    elif fault == "heal":
-        simulation.heal(node)
-    elif fault == "slow":
-        simulation.set_faults("slow", node, SLOW)
-    elif fault == "flaky":
-        simulation.set_faults("flaky", node, FLAKY)
-    elif fault in ("unslow", "unflaky"):
-        simulation.set_faults(fault, node, simulation.sim.transport.default_faults)
 
 
-async def _client_operation(simulation: Simulation, kind: str, rng: random.Random) -> None:
-    if kind in ("add", "update"):
-        await simulation.write(kind, [random_document(rng) for _ in range(rng.randint(1, 3))])
-    elif kind == "delete":
-        await simulation.delete(rng.sample(range(DOCUMENT_IDS), rng.randint(1, 2)))
-    elif kind == "get":
-        await simulation.get(rng.randrange(DOCUMENT_IDS))
-    elif kind == "search":
-        await simulation.search(random_query(rng))
-    elif kind == "settings":
-        await simulation.change_settings(rng.choice(SETTINGS_CHOICES))
+def _heal(simulation: Simulation, fault: str, node: str) -> None:
+    if simulation.partitioned:
+        node = min(simulation.partitioned)
+    simulation.heal(node)
+
+
+def _misbehave(model: FaultModel) -> Callable[[Simulation, str, str], None]:
+    def inject(simulation: Simulation, fault: str, node: str) -> None:
+        simulation.set_faults(fault, node, model)
+    return inject
+
+
+def _behave(simulation: Simulation, fault: str, node: str) -> None:
+    simulation.set_faults(fault, node, simulation.sim.transport.default_faults)
+
+
+# name -> what it does to the drawn node (a restart or heal picks a node it applies to).
+FAULTS: Mapping[str, Callable[[Simulation, str, str], None]] = {
+    "crash": _crash,
+    "restart": _restart,
+    "restart wiped": _restart,
+    "partition": _partition,
+    "heal": _heal,
+    "slow": _misbehave(SLOW),
+    "unslow": _behave,
+    "flaky": _misbehave(FLAKY),
+    "unflaky": _behave,
+}
+
+# Per mode: (fault, probability of injecting it before each client operation).
+FAULT_RATES: Mapping[str, tuple[tuple[str, float], ...]] = {
+    "none": (),
+    "crash": (("crash", 0.02), ("restart", 0.03)),
+    "latency": (("slow", 0.03), ("unslow", 0.03)),
+    "partition": (("partition", 0.02), ("heal", 0.03)),
+    "wipe": (("crash", 0.02), ("restart wiped", 0.03)),
+    "chaos": (("crash", 0.01), ("restart", 0.01), ("restart wiped", 0.005), ("slow", 0.01),
+              ("unslow", 0.01), ("partition", 0.01), ("heal", 0.015), ("flaky", 0.01),
+              ("unflaky", 0.01)),
+}
+FAULT_MODES = tuple(FAULT_RATES)
 
 
 def run(args: RunArgs, *, keep_trace: bool = False) -> RunResult:
