@@ -202,8 +202,9 @@ class SweepReport:
             if ready.failed:
                 self.out.write(failure_line(ready) + "\n")
                 self.out.flush()
-            if self.results is not None:
+            if self.results is not None:  # flushed: a long sweep's file is readable meanwhile
                 self.results.write(json.dumps(ready.to_json()) + "\n")
+                self.results.flush()
 
     def summary(self, title: str, wall_s: float, jobs: int) -> str:
         done = self.next_index
