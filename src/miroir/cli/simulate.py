@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -247,6 +248,8 @@ def _run_sweep(args: argparse.Namespace, deployments: list[Any], faults: list[st
     report = SweepReport(len(runs), sys.stdout, results)
     started = time.perf_counter()
     interrupted = False
+    # A scheduled job's time limit sends SIGTERM: stop like ^C (kill the runs, print the summary).
+    previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         with _progress(len(runs), enabled=not args.no_progress) as advance:
             def on_outcome(outcome: Any) -> None:
@@ -258,6 +261,7 @@ def _run_sweep(args: argparse.Namespace, deployments: list[Any], faults: list[st
     except KeyboardInterrupt:
         interrupted = True
     finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
         if results is not None:
             results.close()
     sys.stdout.write(report.summary(title, time.perf_counter() - started, args.jobs))
@@ -265,6 +269,10 @@ def _run_sweep(args: argparse.Namespace, deployments: list[Any], faults: list[st
         print("miroir simulate: interrupted", file=sys.stderr)
         return 130
     return 1 if report.failing_runs else 0
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 class _progress:
