@@ -4,6 +4,8 @@ command; exit status 1 on any violation or unfinished run."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from miroir.cli import main
@@ -232,3 +234,9 @@ def test_one_run_on_a_preset(capsys):
     assert main(["simulate", "--seed", "2", "--ops", "10", "--faults", "none",
                  "--deployment", "6n-3g-rf1"]) == 0
     assert "deployment: 6 nodes, 3 group(s), RF=1, 8 shards" in capsys.readouterr().out
+
+
+def test_the_release_matrix_covers_every_preset_under_chaos():
+    path = Path(__file__).parents[2] / "simulations" / "release-matrix.yaml"
+    deployments, faults = load_matrix(path)
+    assert [d.name for d in deployments] == list(DEPLOYMENTS) and faults == ["chaos"]
