@@ -35,7 +35,7 @@ from pathlib import Path
 
 import trio
 
-from miroir.sim.clock import VirtualClock
+from miroir.sim.clock import AutojumpClock
 from miroir.sim.cluster import SimSpec, open_sim_cluster
 from miroir.sim.matrix import DEPLOYMENTS
 from miroir.sim.workload import RunArgs
@@ -59,7 +59,7 @@ def floor_seconds_per_request(spec: SimSpec) -> tuple[float, float]:
             return ((time.process_time() - cpu) / FLOOR_REQUESTS,
                     (time.perf_counter() - wall) / FLOOR_REQUESTS)
 
-    return trio.run(measure, clock=VirtualClock())
+    return trio.run(measure, clock=AutojumpClock())
 
 
 def simulation_seconds_per_operation(args: RunArgs) -> tuple[float, float, int]:

@@ -1,4 +1,4 @@
-"""VirtualClock: time stands still while any task can run, and jumps to the next deadline once
+"""AutojumpClock: time stands still while any task can run, and jumps to the next deadline once
 every task waits -- the behaviour of MockClock(autojump_threshold=0) the simulator relies on."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 import trio
 import trio.testing
 
-from miroir.sim.clock import VirtualClock
+from miroir.sim.clock import AutojumpClock
 
 
 def test_time_jumps_to_each_deadline_in_order():
@@ -24,7 +24,7 @@ def test_time_jumps_to_each_deadline_in_order():
             nursery.start_soon(sleeper, "early", 0.25)
             nursery.start_soon(sleeper, "middle", 2.5)
 
-    trio.run(main, clock=VirtualClock())
+    trio.run(main, clock=AutojumpClock())
     assert woke == [("early", 0.25), ("middle", 2.5), ("late", 3600.0)]
 
 
@@ -42,7 +42,7 @@ def test_time_stands_still_while_a_task_can_run():
             await trio.sleep(1.0)
             return trio.current_time()
 
-    assert trio.run(main, clock=VirtualClock()) == 1.0
+    assert trio.run(main, clock=AutojumpClock()) == 1.0
     assert set(seen) == {0.0}
 
 
@@ -52,11 +52,11 @@ def test_deadlines_cancel_at_their_exact_virtual_time():
             await trio.sleep_forever()
         return trio.current_time(), scope.cancelled_caught
 
-    assert trio.run(main, clock=VirtualClock()) == (0.5, True)
+    assert trio.run(main, clock=AutojumpClock()) == (0.5, True)
 
 
 def test_with_no_deadline_it_waits_instead_of_jumping():
-    clock = VirtualClock()
+    clock = AutojumpClock()
     assert clock.deadline_to_sleep_time(math.inf) > 0
     assert clock.current_time() == 0.0
     assert clock.deadline_to_sleep_time(0.0) == 0.0
@@ -81,4 +81,4 @@ def test_same_wake_up_times_as_mock_clock():
         return sorted(log)
 
     mock = trio.run(program, clock=trio.testing.MockClock(autojump_threshold=0))
-    assert trio.run(program, clock=VirtualClock()) == mock
+    assert trio.run(program, clock=AutojumpClock()) == mock

@@ -160,7 +160,7 @@ def baseline_requests_per_second(spec: Any, requests: int = 1000) -> float:
     the clock the simulation runs on."""
     import trio
 
-    from miroir.sim.clock import VirtualClock
+    from miroir.sim.clock import AutojumpClock
     from miroir.sim.cluster import open_sim_cluster
 
     async def measure() -> float:
@@ -170,7 +170,7 @@ def baseline_requests_per_second(spec: Any, requests: int = 1000) -> float:
                 await sim.request("GET", "/health")
             return requests / (time.perf_counter() - started)
 
-    return trio.run(measure, clock=VirtualClock())
+    return trio.run(measure, clock=AutojumpClock())
 
 
 # --------------------------------------------------------------------------------- sweeps

@@ -1,4 +1,4 @@
-"""VirtualClock: trio time that moves only when every task waits, straight to the next deadline.
+"""AutojumpClock: trio time that moves only when every task waits, straight to the next deadline.
 
 Owns the simulator's notion of "now" for a whole `trio.run`. It behaves like
 `trio.testing.MockClock(autojump_threshold=0)` -- time stands still while any task can run, and
@@ -28,8 +28,8 @@ import trio
 _IDLE_WAIT_S = 86_400.0
 
 
-class VirtualClock(trio.abc.Clock):
-    """A `trio.abc.Clock` for `trio.run(..., clock=VirtualClock())`; see the module docstring."""
+class AutojumpClock(trio.abc.Clock):
+    """A `trio.abc.Clock` for `trio.run(..., clock=AutojumpClock())`; see the module docstring."""
 
     def __init__(self) -> None:
         self._now = 0.0

@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 import trio
 
-from miroir.sim.clock import VirtualClock
+from miroir.sim.clock import AutojumpClock
 from miroir.sim.cluster import SimSpec, open_sim_cluster
 from miroir.sim.simulation import (
     GENRES,
@@ -207,11 +207,11 @@ FAULT_MODES = tuple(FAULT_RATES)
 
 
 def run(args: RunArgs, *, keep_trace: bool = False) -> RunResult:
-    """One whole simulation under a fresh trio run on virtual time (`VirtualClock`)."""
+    """One whole simulation under a fresh trio run on virtual time (`AutojumpClock`)."""
     if args.faults not in FAULT_MODES:
         raise ValueError(f"--faults must be one of {', '.join(FAULT_MODES)}")
     trace: list[str] | None = [] if keep_trace else None
-    report, virtual_s = trio.run(run_program, args, trace, clock=VirtualClock())
+    report, virtual_s = trio.run(run_program, args, trace, clock=AutojumpClock())
     return RunResult(args, report, virtual_s, trace)
 
 
