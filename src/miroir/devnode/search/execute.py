@@ -16,8 +16,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyroaring import BitMap
+
 from miroir.core import filters as f
 from miroir.core.errors import MeiliError
+from miroir.devnode.search.bucketing import Ranker, union
+from miroir.devnode.search.facets import FieldIndex
 from miroir.devnode.search.index import IndexSearcher, pattern_matches
 from miroir.devnode.search.query import ParsedQuery, Term, derive, parse_query
 from miroir.devnode.search.ranking import (
@@ -60,7 +64,7 @@ class SearchOutcome:
     rules: list[Rule]
     facet_distribution: dict[str, dict[str, int]] | None = None
     facet_stats: dict[str, dict[str, float]] | None = None
-    matched_ids: set[int] = field(default_factory=set)  # every match (before distinct)
+    matched_ids: BitMap = field(default_factory=BitMap)  # every match (before distinct)
 
 
 def format_number(value: float) -> str:
@@ -137,19 +141,17 @@ def searchable_field_ids(searcher: IndexSearcher, attributes: list[str]) -> set[
     }
 
 
-def _term_docs(searcher: IndexSearcher, term: Term) -> set[int]:
+def _term_docs(searcher: IndexSearcher, term: Term) -> BitMap:
     word_docs = searcher.word_docs
+    empty = BitMap()
     if term.is_phrase:
-        sets = [word_docs.get(w, set()) for w in term.words if w not in searcher.stop_words]
+        sets = [word_docs.get(w, empty) for w in term.words if w not in searcher.stop_words]
         if not sets:
-            return set()
-        return set.intersection(*sets) if len(sets) > 1 else set(sets[0])
-    out: set[int] = set()
-    for word in term.derivations:
-        out |= word_docs.get(word, set())
-    for phrase in term.synonym_phrases:
-        out |= word_docs.get(phrase[0], set())
-    return out
+            return BitMap()
+        return BitMap.intersection(*sets) if len(sets) > 1 else BitMap(sets[0])
+    found = [word_docs[word] for word in term.derivations if word in word_docs]
+    found += [word_docs[p[0]] for p in term.synonym_phrases if p[0] in word_docs]
+    return union(found)
 
 
 def query_plan(
@@ -161,16 +163,16 @@ def query_plan(
     term_docs, typo_docs, exact_docs, fast = [], [], [], []
     for term in query.terms:
         term_docs.append(_term_docs(searcher, term))
-        groups: dict[int, set[int]] = {}
-        exact: set[int] = set()
+        groups: dict[int, list[BitMap]] = {}
+        exact = BitMap()
         for word, derivation in term.derivations.items():
             docs = word_docs.get(word)
             if not docs:
                 continue
-            groups.setdefault(derivation.typos, set()).update(docs)
+            groups.setdefault(derivation.typos, []).append(docs)
             if derivation.exact:
                 exact = docs
-        typo_docs.append(sorted(groups.items()))
+        typo_docs.append(sorted((typos, union(found)) for typos, found in groups.items()))
         exact_docs.append(exact)
         has_typos = any(typos for typos in groups)
         fast.append(
@@ -180,6 +182,18 @@ def query_plan(
             and not (typo_off and has_typos)
         )
     return QueryPlan(term_docs, typo_docs, exact_docs, fast)
+
+
+def _negative_docs(searcher: IndexSearcher, query: ParsedQuery, strategy: str, ids: BitMap) -> BitMap:
+    """The documents of `ids` a negative term removes."""
+    out = union([searcher.word_docs[w] for w in query.negative_words if w in searcher.word_docs])
+    out &= ids
+    for phrase in query.negative_phrases:
+        holders = _term_docs(searcher, Term(phrase, 0, is_phrase=True)) & ids
+        for internal_id in holders - out:
+            if DocRanking(searcher, query, strategy, internal_id)._phrase_codes(phrase):
+                out.add(internal_id)
+    return out
 
 
 def run_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome:
@@ -203,20 +217,16 @@ def run_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome
         strategy = "last"
     rules = build_rules(settings, query, request.sort, strategy)
 
-    universe = set(searcher.documents)
+    universe = searcher.ids
     if filter_node is not None:
         universe = searcher.facets.evaluate(filter_node, universe)
-    rankings: dict[int, DocRanking] = {}
-    kept_counts: dict[int, int] | None = None  # set when matching needed no positions
+    kept_levels: dict[int, BitMap] | None = None  # set when matching needed no positions
     plan = query_plan(searcher, query, allowed_fields)
+    verified: dict[int, DocRanking] = {}
     if query.is_placeholder:
         candidates = universe
         if query.negative_words or query.negative_phrases:
-            candidates = {
-                internal_id
-                for internal_id in universe
-                if not DocRanking(searcher, query, strategy, internal_id).excluded()
-            }
+            candidates = universe - _negative_docs(searcher, query, strategy, universe)
     else:
         probe = DocRanking(searcher, query, strategy, -1)
         required = (
@@ -230,39 +240,35 @@ def run_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome
             if not candidates:
                 break
         if not required:
-            candidates = set()
+            candidates = BitMap()
         if all(plan.fast) and not query.negative_phrases:
             # Plain words only: the sets are exact, so matching needs no positions, and the
             # terms each document keeps under `last` are the longest prefix it contains.
-            for word in query.negative_words:
-                candidates = candidates - searcher.word_docs.get(word, set())
-            kept_counts = dict.fromkeys(candidates, len(query.terms))
-            if strategy != "all":
-                kept_counts = dict.fromkeys(candidates, 1)
+            if query.negative_words:
+                candidates = candidates - _negative_docs(searcher, query, strategy, candidates)
+            if strategy == "all":
+                kept_levels = {len(query.terms): candidates}
+            else:
+                kept_levels = {}
                 level = candidates
                 for i in range(1, len(query.terms)):
-                    level = level & plan.term_docs[i]
-                    for internal_id in level:
-                        kept_counts[internal_id] = i + 1
+                    following = level & plan.term_docs[i]
+                    kept_levels[i] = level - following
+                    level = following
+                kept_levels[len(query.terms)] = level
+                kept_levels = {count: ids for count, ids in kept_levels.items() if ids}
         else:
-            verified = set()
+            matched = BitMap()
             for internal_id in candidates:
                 ranking = DocRanking(searcher, query, strategy, internal_id, allowed_fields, plan)
                 if ranking.kept is not None and not ranking.excluded():
-                    rankings[internal_id] = ranking
-                    verified.add(internal_id)
-            candidates = verified
+                    verified[internal_id] = ranking
+                    matched.add(internal_id)
+            candidates = matched
 
-    def ranking_of(internal_id: int) -> DocRanking:
-        ranking = rankings.get(internal_id)
-        if ranking is None:
-            ranking = rankings[internal_id] = DocRanking(
-                searcher, query, strategy, internal_id, allowed_fields, plan
-            )
-            if kept_counts is not None:
-                ranking.__dict__["kept"] = list(range(kept_counts[internal_id]))
-        return ranking
-
+    ranker = Ranker(searcher, query, strategy, plan, allowed_fields, kept_levels)
+    ranker.rankings.update(verified)
+    ranking_of = ranker.ranking_of
     displayed = displayed_predicate(settings)
     distinct = request.distinct
     if distinct is None:
@@ -270,26 +276,8 @@ def run_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome
     threshold = request.ranking_score_threshold
     window_end = request.offset + request.limit
 
-    def keys_of(rule: Rule, ids: list[int]) -> list[Any]:
-        # Same order as DocRanking.rule_key, from the per-query sets when they are exact.
-        # One call per bucket, not per document: the top buckets hold thousands of ids.
-        if kept_counts is not None and rule.kind == "words":
-            return [-kept_counts[internal_id] for internal_id in ids]
-        if kept_counts is not None and rule.kind == "typo":
-            keys = []
-            for internal_id in ids:
-                total = 0
-                for index in range(kept_counts[internal_id]):
-                    for typos, docs in plan.typo_docs[index]:
-                        if internal_id in docs:
-                            total += typos
-                            break
-                keys.append(total)
-            return keys
-        return [ranking_of(internal_id).rule_key(rule) for internal_id in ids]
-
     sorting_rules = [r for r in rules if not is_constant(r, query, searcher.searchable)]
-    ordered = _bucket_sort(sorted(candidates), sorting_rules, keys_of)
+    ordered = ranker.order(candidates, sorting_rules)
     scored: dict[int, tuple[float, dict]] = {}
 
     def score(internal_id: int) -> tuple[float, dict]:
@@ -303,7 +291,7 @@ def run_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome
     if threshold is not None:
         # Every candidate's score is needed for the total; walk the whole order.
         ordered_list = [i for i in ordered if score(i)[0] >= threshold]
-        counted = set(ordered_list)
+        counted = BitMap(ordered_list)
         ordered = iter(ordered_list)
     else:
         counted = candidates
@@ -324,31 +312,10 @@ def run_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome
 
     outcome = SearchOutcome(hits, total, query, rules, matched_ids=counted)
     if facet_names is not None:
-        facet_ids = counted
         outcome.facet_distribution, outcome.facet_stats = facet_counts(
-            searcher, facet_names, facet_ids
+            searcher, facet_names, counted
         )
     return outcome
-
-
-def _bucket_sort(ids: list[int], rules: list[Rule], keys_of: Any, level: int = 0) -> Iterator[int]:
-    """ids in rule order; a bucket is refined by the next rule only when it is reached.
-
-    keys_of(rule, ids) returns the rule's key of each id, in the same order.
-    """
-    if level == len(rules) or len(ids) <= 1:
-        yield from ids
-        return
-    buckets: dict[Any, list[int]] = {}
-    # ids are ascending, so each bucket stays ascending
-    for key, internal_id in zip(keys_of(rules[level], ids), ids, strict=True):
-        bucket = buckets.get(key)
-        if bucket is None:
-            buckets[key] = [internal_id]
-        else:
-            bucket.append(internal_id)
-    for key in sorted(buckets):
-        yield from _bucket_sort(buckets[key], rules, keys_of, level + 1)
 
 
 def _distinct_keys(searcher: IndexSearcher, internal_id: int, attribute: str) -> set[Any]:
@@ -359,12 +326,12 @@ def _distinct_keys(searcher: IndexSearcher, internal_id: int, attribute: str) ->
 
 
 def _apply_distinct(
-    searcher: IndexSearcher, ordered: Iterator[int], counted: set[int], attribute: str
+    searcher: IndexSearcher, ordered: Iterator[int], counted: BitMap, attribute: str
 ) -> tuple[Iterator[int], int]:
     # The total: documents kept when each value keeps one document (internal-id order).
     seen: set[Any] = set()
     total = 0
-    for internal_id in sorted(counted):
+    for internal_id in counted:
         keys = _distinct_keys(searcher, internal_id, attribute)
         if not keys:
             total += 1
@@ -389,10 +356,48 @@ def _apply_distinct(
 _SETTING = object()
 
 
+def count_facet_values(
+    index: FieldIndex, ids: BitMap
+) -> tuple[dict[str, int], dict[float, int]]:
+    """(normalized string -> documents, number -> documents) among `ids`.
+
+    Each value's count is one bitmap intersection count while the attribute has fewer values
+    than there are documents; else the documents' own values are counted.
+    """
+    string_counts: dict[str, int] = {}
+    number_counts: dict[float, int] = {}
+    if len(index.strings) + len(index.numbers) < len(ids):
+        for key, bucket in index.strings.items():
+            count = bucket.intersection_cardinality(ids)
+            if count:
+                string_counts[key] = count
+        for number, bucket in index.numbers.items():
+            count = bucket.intersection_cardinality(ids)
+            if count:
+                number_counts[number] = count
+    else:
+        for internal_id in ids:
+            facts = index.facts.get(internal_id)
+            if facts is None:
+                continue
+            for key in {f.normalize_facet(s) for s in facts.strings}:
+                string_counts[key] = string_counts.get(key, 0) + 1
+            for number in set(facts.numbers):
+                number_counts[number] = number_counts.get(number, 0) + 1
+    return string_counts, number_counts
+
+
 def facet_counts(
-    searcher: IndexSearcher, names: list[str], ids: set[int], *, max_values: Any = _SETTING
+    searcher: IndexSearcher,
+    names: list[str],
+    ids: Any,
+    *,
+    max_values: Any = _SETTING,
+    counter: Any = count_facet_values,
 ) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, float]]]:
-    """facetDistribution and facetStats of `names` over the documents `ids`."""
+    """facetDistribution and facetStats of `names` over the documents `ids` (any int set)."""
+    if not isinstance(ids, BitMap):
+        ids = BitMap(ids)
     faceting = searcher.settings.get("faceting") or {}
     if max_values is _SETTING:
         max_values = faceting.get("maxValuesPerFacet", 100)
@@ -401,26 +406,7 @@ def facet_counts(
     stats: dict[str, dict[str, float]] = {}
     for name in names:
         index = searcher.facets.field(name)
-        string_counts: dict[str, int] = {}
-        number_counts: dict[float, int] = {}
-        if len(index.strings) + len(index.numbers) < len(ids) // 4:
-            for key, bucket in index.strings.items():
-                count = len(bucket & ids)
-                if count:
-                    string_counts[key] = count
-            for number, bucket in index.numbers.items():
-                count = len(bucket & ids)
-                if count:
-                    number_counts[number] = count
-        else:
-            for internal_id in ids:
-                facts = index.facts.get(internal_id)
-                if facts is None:
-                    continue
-                for key in {f.normalize_facet(s) for s in facts.strings}:
-                    string_counts[key] = string_counts.get(key, 0) + 1
-                for number in set(facts.numbers):
-                    number_counts[number] = number_counts.get(number, 0) + 1
+        string_counts, number_counts = counter(index, ids)
         order = sort_by.get(name, sort_by.get("*", "alpha"))
         numbers = sorted(number_counts.items())
         strings = sorted(string_counts.items())

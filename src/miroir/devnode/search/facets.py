@@ -1,8 +1,9 @@
 """Per-attribute facet structures: filter evaluation over sets, facet counts, sort values.
 
 Owns: for each attribute a filter, sort or facet request has touched, the map from normalized
-string value / number to internal ids, and the exists / null / empty sets, kept in step with
-every upsert and delete. Filters evaluate here as set algebra; the per-document meaning of each
+string value / number to internal ids (roaring bitmaps), and the exists / null / empty /
+has-a-number / has-a-string bitmaps, kept in step with every upsert and delete. Filters
+evaluate here as bitmap algebra; the per-document meaning of each
 operator is `miroir.core.filters` (this module takes a document's facts from `field_facts`, and
 the tests check both agree).
 
@@ -16,7 +17,14 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pyroaring import BitMap
+
 from miroir.core import filters as f
+
+
+def union(bitmaps: Iterable[BitMap]) -> BitMap:
+    bitmaps = list(bitmaps)
+    return BitMap.union(*bitmaps) if bitmaps else BitMap()
 
 
 class FieldIndex:
@@ -24,12 +32,14 @@ class FieldIndex:
 
     def __init__(self, attribute: str) -> None:
         self.attribute = attribute
-        self.strings: dict[str, set[int]] = {}  # normalized value -> ids
+        self.strings: dict[str, BitMap] = {}  # normalized value -> ids
         self.original: dict[str, str] = {}  # normalized value -> first-seen spelling
-        self.numbers: dict[float, set[int]] = {}
-        self.exists: set[int] = set()
-        self.null: set[int] = set()
-        self.empty: set[int] = set()
+        self.numbers: dict[float, BitMap] = {}
+        self.exists = BitMap()
+        self.null = BitMap()
+        self.empty = BitMap()
+        self.with_numbers = BitMap()  # documents with at least one number
+        self.with_strings = BitMap()
         self.facts: dict[int, f.FieldFacts] = {}
         self._sorted_strings: list[str] | None = None
         self._sorted_numbers: list[float] | None = None
@@ -44,18 +54,22 @@ class FieldIndex:
             self.null.add(internal_id)
         if facts.is_empty:
             self.empty.add(internal_id)
+        if facts.numbers:
+            self.with_numbers.add(internal_id)
+        if facts.strings:
+            self.with_strings.add(internal_id)
         for original in facts.strings:
             key = f.normalize_facet(original)
             bucket = self.strings.get(key)
             if bucket is None:
-                self.strings[key] = bucket = set()
+                self.strings[key] = bucket = BitMap()
                 self.original.setdefault(key, original)
                 self._sorted_strings = None
             bucket.add(internal_id)
         for number in facts.numbers:
             bucket = self.numbers.get(number)
             if bucket is None:
-                self.numbers[number] = bucket = set()
+                self.numbers[number] = bucket = BitMap()
                 self._sorted_numbers = None
             bucket.add(internal_id)
 
@@ -66,6 +80,8 @@ class FieldIndex:
         self.exists.discard(internal_id)
         self.null.discard(internal_id)
         self.empty.discard(internal_id)
+        self.with_numbers.discard(internal_id)
+        self.with_strings.discard(internal_id)
         for original in facts.strings:
             key = f.normalize_facet(original)
             bucket = self.strings.get(key)
@@ -94,30 +110,24 @@ class FieldIndex:
         return self._sorted_numbers
 
     # -- filter primitives -----------------------------------------------------------------
-    def equal(self, value: str) -> set[int]:
-        out = set(self.strings.get(f.normalize_facet(value), ()))
+    def equal(self, value: str) -> BitMap:
+        out = BitMap(self.strings.get(f.normalize_facet(value), ()))
         number = f.parse_finite_float(value)
-        if number is not None:
-            out |= self.numbers.get(number, set())
-        return out
-
-    def _union(self, buckets: Iterable[set[int]]) -> set[int]:
-        out: set[int] = set()
-        for bucket in buckets:
-            out |= bucket
+        if number is not None and number in self.numbers:
+            out |= self.numbers[number]
         return out
 
     def number_range(
         self, low: float, low_inclusive: bool, high: float, high_inclusive: bool
-    ) -> set[int]:
+    ) -> BitMap:
         keys = self.sorted_numbers()
         lo = bisect.bisect_left(keys, low) if low_inclusive else bisect.bisect_right(keys, low)
         hi = bisect.bisect_right(keys, high) if high_inclusive else bisect.bisect_left(keys, high)
-        return self._union(self.numbers[k] for k in keys[lo:hi])
+        return union(self.numbers[k] for k in keys[lo:hi])
 
     def string_range(
         self, low: str | None, low_inclusive: bool, high: str | None, high_inclusive: bool
-    ) -> set[int]:
+    ) -> BitMap:
         keys = self.sorted_strings()
         if low is None:
             lo = 0
@@ -131,11 +141,11 @@ class FieldIndex:
                 if high_inclusive
                 else bisect.bisect_left(keys, high)
             )
-        return self._union(self.strings[k] for k in keys[lo:hi])
+        return union(self.strings[k] for k in keys[lo:hi])
 
-    def compare(self, op: str, value: str) -> set[int]:
+    def compare(self, op: str, value: str) -> BitMap:
         number = f.parse_finite_float(value)
-        out: set[int] = set()
+        out = BitMap()
         inf = math.inf
         if op == ">":
             if number is not None:
@@ -155,8 +165,8 @@ class FieldIndex:
             out |= self.string_range(None, True, value, True)
         return out
 
-    def between(self, low: str, high: str) -> set[int]:
-        out: set[int] = set()
+    def between(self, low: str, high: str) -> BitMap:
+        out = BitMap()
         low_number, high_number = f.parse_finite_float(low), f.parse_finite_float(high)
         if low_number is not None and high_number is not None and low_number <= high_number:
             out |= self.number_range(low_number, True, high_number, True)
@@ -193,7 +203,7 @@ class FacetIndex:
     def clear(self) -> None:
         self.fields.clear()
 
-    def evaluate(self, node: f.Node, universe: set[int]) -> set[int]:
+    def evaluate(self, node: f.Node, universe: BitMap) -> BitMap:
         """The ids in `universe` matching `node` (same meaning as `filters.matches`)."""
         if isinstance(node, f.Not):
             return universe - self.evaluate(node.child, universe)
@@ -205,12 +215,12 @@ class FacetIndex:
                 result = self.evaluate(child, result)
             return result
         if isinstance(node, f.Or):
-            out: set[int] = set()
+            out = BitMap()
             for child in node.children:
                 out |= self.evaluate(child, universe)
             return out
         if isinstance(node, (f.GeoRadius, f.GeoBoundingBox, f.Contains, f.StartsWith)):
-            return {i for i in universe if f.matches(node, self.documents[i])}
+            return BitMap(i for i in universe if f.matches(node, self.documents[i]))
         index = self.field(node.field)
         if isinstance(node, f.Exists):
             hits = index.exists
@@ -226,7 +236,7 @@ class FacetIndex:
             else:
                 hits = index.compare(node.op, node.value)
         elif isinstance(node, f.In):
-            hits = set()
+            hits = BitMap()
             for value in node.values:
                 hits |= index.equal(value)
         elif isinstance(node, f.Between):

@@ -1,10 +1,16 @@
 """IndexSearcher: the search structures of one devnode index, kept in step with its documents.
 
 Owns: the document copies the searcher ranks and formats (by internal id), the inverted index
-(normalized word -> internal ids, and per document word -> packed (field id, position) list),
-the vocabulary trie that yields prefix and typo candidates without scanning the vocabulary,
-the per-attribute facet index, and `filter_ids`. The engine calls upsert / delete / clear /
-update_settings as tasks apply; searching is `miroir.devnode.search.execute.run_search`.
+(normalized word -> roaring bitmap of internal ids, and per document word -> packed
+(field id, position) list), the documents of each (field, word count), the vocabulary trie that
+yields prefix and typo candidates without scanning the vocabulary, the per-attribute facet
+index, and `filter_ids`. The engine calls upsert / delete / clear / update_settings as tasks
+apply; searching is `miroir.devnode.search.execute.run_search`.
+
+Positional bitmaps (word -> packed code -> ids) are not kept while indexing: a search builds
+them for the words it ranks on large buckets (`word_codes`), and they are cached until a
+document holding the word changes. Indexing thus pays one bitmap insertion per distinct word of
+a document, not one per occurrence.
 
 Must never: assign internal ids (the engine does: order of first addition), enqueue tasks, or
 let one document's ranking depend on another document (see `ranking`).
@@ -15,14 +21,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pyroaring import BitMap
+
 from miroir.core import filters as f
 from miroir.devnode.search.facets import FacetIndex
-from miroir.devnode.search.text import iter_text_values, normalize_word, tokenize
+from miroir.devnode.search.text import iter_text_values, normalize_word, word_positions
 from miroir.devnode.search.trie import Trie
 
 POSITION_BITS = 16
 MAX_POSITION = (1 << POSITION_BITS) - 1
 ARRAY_GAP = 8
+MAX_CACHED_WORDS = 4096  # positional bitmaps kept for this many words at most
 
 
 def pack(field_id: int, position: int) -> int:
@@ -58,6 +67,7 @@ def iter_fields(document: Mapping[str, Any], prefix: str = "") -> Any:
 class IndexSearcher:
     def __init__(self, settings: dict[str, Any]) -> None:
         self.documents: dict[int, dict[str, Any]] = {}
+        self.ids = BitMap()  # the keys of `documents`
         self.settings: dict[str, Any] = {}
         self.update_settings(settings)
 
@@ -81,12 +91,14 @@ class IndexSearcher:
             self._rebuild()
         else:
             self._typo_off_for = -1
+            self.query_cache.clear()
             self.facets = FacetIndex(self.documents)
 
     def upsert(self, internal_id: int, document: dict[str, Any]) -> None:
         if internal_id in self.documents:
             self._unindex(internal_id)
         self.documents[internal_id] = document
+        self.ids.add(internal_id)
         self._index(internal_id, document)
         self.facets.upsert(internal_id, document)
 
@@ -95,18 +107,20 @@ class IndexSearcher:
             return
         self._unindex(internal_id)
         del self.documents[internal_id]
+        self.ids.discard(internal_id)
         self.facets.delete(internal_id)
 
     def clear(self) -> None:
         self.documents.clear()
+        self.ids = BitMap()
         self._rebuild()
 
     def filter_ids(self, filter_expr: Any, *, error_code: str) -> list[int]:
         """Internal ids matching `filter_expr` (string or array form), ascending."""
         node = self.parse_filter(filter_expr, error_code=error_code)
         if node is None:
-            return sorted(self.documents)
-        return sorted(self.facets.evaluate(node, set(self.documents)))
+            return list(self.ids)
+        return list(self.facets.evaluate(node, self.ids))
 
     def parse_filter(self, filter_expr: Any, *, error_code: str) -> f.Node | None:
         node = f.parse_filter_json(filter_expr, error_code=error_code)
@@ -120,9 +134,12 @@ class IndexSearcher:
         self.field_ids: dict[str, int] = {}
         self.field_names: list[str] = []
         self.field_weights: list[int | None] = []  # None: not searchable
-        self.word_docs: dict[str, set[int]] = {}
+        self.word_docs: dict[str, BitMap] = {}
         self.doc_words: dict[int, dict[str, list[int]]] = {}
         self.doc_field_lengths: dict[int, dict[int, int]] = {}
+        self.field_length_docs: dict[tuple[int, int], BitMap] = {}  # (field, words) -> ids
+        self._word_codes: dict[str, dict[int, BitMap]] = {}
+        self.query_cache: dict[Any, Any] = {}  # per-search derived structures; any write empties
         self.trie = Trie()
         self._typo_off: frozenset[int] = frozenset()
         self._typo_off_for = -1
@@ -172,31 +189,78 @@ class IndexSearcher:
         stop_words = self.stop_words
         for field_id, texts in self.searchable_values(document):
             start = next_start.get(field_id, 0)
+            base = field_id << POSITION_BITS
             for text in texts:
-                tokens = tokenize(text, start)
-                if not tokens:
+                pairs = word_positions(text, start)
+                if not pairs:
                     continue
-                counts[field_id] = counts.get(field_id, 0) + len(tokens)
-                for token in tokens:
-                    if token.word not in stop_words:
-                        words.setdefault(token.word, []).append(pack(field_id, token.position))
-                start = tokens[-1].position + ARRAY_GAP
+                counts[field_id] = counts.get(field_id, 0) + len(pairs)
+                for word, position in pairs:
+                    if stop_words and word in stop_words:
+                        continue
+                    code = base | (position if position < MAX_POSITION else MAX_POSITION)
+                    codes = words.get(word)
+                    if codes is None:
+                        words[word] = [code]
+                    else:
+                        codes.append(code)
+                start = pairs[-1][1] + ARRAY_GAP
             next_start[field_id] = start
+        word_docs = self.word_docs
         for word in words:
-            docs = self.word_docs.get(word)
+            docs = word_docs.get(word)
             if docs is None:
-                self.word_docs[word] = docs = set()
+                word_docs[word] = docs = BitMap()
                 self.trie.add(word)
             docs.add(internal_id)
+        if self._word_codes:
+            for word in words:
+                self._word_codes.pop(word, None)
+        if self.query_cache:
+            self.query_cache.clear()
         self.doc_words[internal_id] = words
         self.doc_field_lengths[internal_id] = counts
+        lengths = self.field_length_docs
+        for key in counts.items():
+            docs = lengths.get(key)
+            if docs is None:
+                lengths[key] = docs = BitMap()
+            docs.add(internal_id)
 
     def _unindex(self, internal_id: int) -> None:
         for word in self.doc_words.pop(internal_id, {}):
+            self._word_codes.pop(word, None)
             docs = self.word_docs.get(word)
             if docs is not None:
                 docs.discard(internal_id)
                 if not docs:
                     del self.word_docs[word]
                     self.trie.remove(word)
-        self.doc_field_lengths.pop(internal_id, None)
+        for key in self.doc_field_lengths.pop(internal_id, {}).items():
+            docs = self.field_length_docs.get(key)
+            if docs is not None:
+                docs.discard(internal_id)
+                if not docs:
+                    del self.field_length_docs[key]
+        self.query_cache.clear()
+
+    # -- positional bitmaps, built on demand --------------------------------------------------
+    def word_codes(self, word: str) -> dict[int, BitMap]:
+        """packed (field, position) code -> ids of the documents with `word` there."""
+        cached = self._word_codes.get(word)
+        if cached is not None:
+            return cached
+        by_code: dict[int, list[int]] = {}
+        doc_words = self.doc_words
+        for internal_id in self.word_docs.get(word, ()):
+            for code in doc_words[internal_id][word]:
+                ids = by_code.get(code)
+                if ids is None:
+                    by_code[code] = [internal_id]
+                elif ids[-1] != internal_id:
+                    ids.append(internal_id)
+        built = {code: BitMap(ids) for code, ids in by_code.items()}
+        if len(self._word_codes) >= MAX_CACHED_WORDS:
+            self._word_codes.clear()
+        self._word_codes[word] = built
+        return built

@@ -4,12 +4,16 @@ Owns: how text becomes words (Unicode-aware: runs of letters and digits; each CJ
 its own word), how words are normalized (lower-case, diacritics folded), and word positions
 (+1 across soft separators, +8 across a hard separator or into the next array value, as
 Meilisearch's `tokenize_document` counts them). Also Damerau-Levenshtein distance.
+`tokenize` is the reference (tokens with spans, for queries and highlighting); `word_positions`
+is the indexer's shortcut, equal to it word for word and position for position (a property
+test checks), with a regular-expression path for ASCII text.
 
 Must never: know about documents, settings or ranking. It is plain text in, tokens out.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -85,6 +89,40 @@ def tokenize(text: str, first_position: int = 0) -> list[Token]:
             pending_gap = HARD_GAP
         i += 1
     return tokens
+
+
+_ASCII_WORD = re.compile(r"[a-z0-9]+")
+_ASCII_HARD = re.compile(r"[.!?;\n\r]")
+_ASCII_WORD_OR_HARD = re.compile(r"([a-z0-9]+)|[.!?;\n\r]")
+
+
+def word_positions(text: str, first_position: int = 0) -> list[tuple[str, int]]:
+    """(word, position) of every token of `text`: exactly `tokenize`'s words and positions.
+
+    ASCII text has no CJK, no combining marks and no letter that normalizes away, so its words
+    are the runs of [a-z0-9] of the lower-cased text; without a hard separator they follow
+    each other one position apart.
+    """
+    if not text.isascii():
+        return [(token.word, token.position) for token in tokenize(text, first_position)]
+    lowered = text.lower()
+    if _ASCII_HARD.search(lowered) is None:
+        found = _ASCII_WORD.findall(lowered)
+        return list(zip(found, range(first_position, first_position + len(found)), strict=True))
+    out: list[tuple[str, int]] = []
+    position = first_position
+    gap = 0  # pending gap before the next word: 1, or HARD_GAP after a hard separator
+    for match in _ASCII_WORD_OR_HARD.finditer(lowered):
+        word = match.group(1)
+        if word is None:
+            if out:
+                gap = HARD_GAP
+            continue
+        if out:
+            position += gap
+        out.append((word, position))
+        gap = 1
+    return out
 
 
 def words(text: str) -> list[str]:

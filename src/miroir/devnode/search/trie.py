@@ -6,6 +6,10 @@ never the whole vocabulary). Meilisearch's first-letter rule is applied here: wi
 allowed a candidate keeps the first letter; with two, a different first letter is allowed only
 within distance 1 and then counts as two typos.
 
+Answers are cached per (word, typos, prefix) until the vocabulary changes: the same query
+words come back again and again, and a typo walk costs milliseconds. Callers must not mutate
+what they get.
+
 Must never: know about documents or positions; it answers "which words", not "where".
 """
 
@@ -15,12 +19,14 @@ import bisect
 from typing import Any
 
 _END = ""  # trie key marking that the path so far is a word
+MAX_ANSWERS = 4096
 
 
 class Trie:
     def __init__(self) -> None:
         self.root: dict[str, Any] = {}
         self.sorted_words: list[str] = []
+        self._answers: dict[tuple[str, int, bool], Any] = {}
 
     def add(self, word: str) -> None:
         node = self.root
@@ -29,6 +35,8 @@ class Trie:
         if _END not in node:
             node[_END] = True
             bisect.insort(self.sorted_words, word)
+            if self._answers:
+                self._answers.clear()
 
     def remove(self, word: str) -> None:
         node = self.root
@@ -40,6 +48,13 @@ class Trie:
             index = bisect.bisect_left(self.sorted_words, word)
             if index < len(self.sorted_words) and self.sorted_words[index] == word:
                 del self.sorted_words[index]
+            self._answers.clear()
+
+    def _remember(self, key: tuple[str, int, bool], answer: Any) -> Any:
+        if len(self._answers) >= MAX_ANSWERS:
+            self._answers.clear()
+        self._answers[key] = answer
+        return answer
 
     def __contains__(self, word: str) -> bool:
         index = bisect.bisect_left(self.sorted_words, word)
@@ -47,6 +62,15 @@ class Trie:
 
     def with_prefix(self, prefix: str, limit: int | None = None) -> list[str]:
         """Words starting with `prefix` (the prefix itself included), in byte order."""
+        if limit is not None:
+            return self._with_prefix(prefix, limit)
+        key = (prefix, -1, True)
+        found = self._answers.get(key)
+        if found is None:
+            found = self._remember(key, self._with_prefix(prefix, None))
+        return found
+
+    def _with_prefix(self, prefix: str, limit: int | None) -> list[str]:
         words = self.sorted_words
         start = bisect.bisect_left(words, prefix)
         out = []
@@ -64,6 +88,13 @@ class Trie:
 
         Exact matches (0 typos) are included. The first-letter rule applies (see module doc).
         """
+        key = (query, max_typos, prefix)
+        found = self._answers.get(key)
+        if found is None:
+            found = self._remember(key, self._fuzzy(query, max_typos, prefix=prefix))
+        return found
+
+    def _fuzzy(self, query: str, max_typos: int, *, prefix: bool) -> dict[str, int]:
         found: dict[str, int] = {}
         if max_typos <= 0 or not query:
             return found
