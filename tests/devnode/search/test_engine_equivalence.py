@@ -149,7 +149,19 @@ def test_engine_answers_like_the_per_document_oracle(
         bucketing.PER_DOCUMENT_BELOW = original
 
 
-plain_query = st.lists(st.sampled_from(QUERY_WORDS), min_size=1, max_size=3).map(" ".join)
+# Fewer words still: every pair of words meets often, at every distance and in both orders.
+SMALL_VOCABULARY = ["dark", "knight", "robin", "batman", "of"]
+small_text = st.lists(st.sampled_from(SMALL_VOCABULARY), min_size=0, max_size=6).map(" ".join)
+phrase = st.lists(st.sampled_from(SMALL_VOCABULARY), min_size=1, max_size=3).map(
+    lambda words: '"' + " ".join(words) + '"'
+)
+plain_query = st.lists(
+    st.sampled_from(SMALL_VOCABULARY + ["knigt", "bat", "dar", "batmen", "robbin"])
+    | phrase
+    | st.sampled_from(['-"dark robin"', "-batman"]),
+    min_size=2,
+    max_size=3,
+).map(" ".join) | st.sampled_from(SMALL_VOCABULARY) | phrase
 RULE_ORDERS = st.sampled_from([
     None,
     ["words", "typo", "proximity", "attribute", "exactness"],
@@ -158,10 +170,10 @@ RULE_ORDERS = st.sampled_from([
 ])
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    docs=st.lists(st.fixed_dictionaries({"title": text, "overview": text}), min_size=4,
-                  max_size=25),
+    docs=st.lists(st.fixed_dictionaries({"title": small_text, "overview": small_text}),
+                  min_size=8, max_size=25),
     rules=RULE_ORDERS,
     queries=st.lists(
         st.builds(SearchRequest, q=plain_query, limit=st.sampled_from([2, 5, 50]),
@@ -170,11 +182,13 @@ RULE_ORDERS = st.sampled_from([
         min_size=1, max_size=4),
 )
 def test_bitmap_splits_of_plain_word_queries_match_the_oracle(docs, rules, queries) -> None:
-    """Every bucket split by bitmaps: words, typo, proximity, wordPosition, exactness."""
+    """Every bucket split by bitmaps: words, typo, proximity, wordPosition, exactness, with
+    plain words, phrases and negative terms."""
     original = bucketing.PER_DOCUMENT_BELOW
     bucketing.PER_DOCUMENT_BELOW = 0
     try:
         full = default_settings()
+        full["stopWords"] = ["of"]
         if rules is not None:
             full["rankingRules"] = rules
         searcher = IndexSearcher(full)

@@ -13,9 +13,10 @@ caller asks for its documents. A rule splits a bucket in one of two equivalent w
 Both give exactly the same buckets in the same order (tests/devnode/search/
 test_engine_equivalence.py checks every result field against the per-document oracle).
 
-A bucket of plain-word queries holds documents that may keep different numbers of terms under
-`matchingStrategy: last`; the bitmap splitters work per kept count (`kept_levels`) and merge
-the keys, which are the same tuples `rule_key` gives.
+A bucket may hold documents that keep different terms under `matchingStrategy: last`; the
+bitmap splitters work per kept term list (`kept_levels`) and merge the keys, which are the
+same tuples `rule_key` gives. Phrases take part: a phrase's occurrences are its start codes
+(`phrase_starts`), its length shifts proximity, and it is always exact and typo-free.
 
 Must never: compute a rank differently from `ranking.DocRanking` (the bitmaps only find which
 documents share a rank), or look at more buckets than the consumer of the order asks for.
@@ -68,22 +69,22 @@ class Ranker:
         strategy: str,
         plan: QueryPlan,
         allowed_fields: set[int] | None,
-        kept_levels: dict[int, BitMap] | None,
+        kept_levels: dict[tuple[int, ...], BitMap] | None,
     ) -> None:
         self.searcher = searcher
         self.query = query
         self.strategy = strategy
         self.plan = plan
         self.allowed_fields = allowed_fields
-        # kept term count -> documents keeping exactly the first that many terms; set only for
-        # plain-word queries, where matching needs no positions.
+        # kept term indices -> the documents keeping exactly those terms; set only for queries
+        # of plain words and phrases, where the per-term bitmaps are exact.
         self.kept_levels = kept_levels
         self.rankings: dict[int, DocRanking] = {}
         self._term_codes: dict[int, dict[int, BitMap]] = {}
         self._min_typos: dict[int, list[tuple[int, BitMap]]] = {}
         self._min_costs: dict[int, list[tuple[int, BitMap]]] = {}
         self._pair_costs: dict[int, list[BitMap]] = {}
-        self._starts: dict[int, dict[int, BitMap]] = {}
+        self._starts: dict[tuple[int, ...], dict[int, BitMap]] = {}
         self._probe = DocRanking(searcher, query, strategy, -1)
 
     # -- per document ---------------------------------------------------------------------------
@@ -95,9 +96,9 @@ class Ranker:
                 self.plan,
             )
             if self.kept_levels is not None:
-                for count, docs in self.kept_levels.items():
+                for kept, docs in self.kept_levels.items():
                     if internal_id in docs:
-                        ranking.__dict__["kept"] = list(range(count))
+                        ranking.__dict__["kept"] = list(kept)
                         break
         return ranking
 
@@ -134,19 +135,21 @@ class Ranker:
         return self._by_keys(keyed, bucket)
 
     def _by_keys(
-        self, keyed: Callable[[int, BitMap], list[tuple[Any, BitMap]]], bucket: BitMap
+        self, keyed: Callable[[tuple[int, ...], BitMap], list[tuple[Any, BitMap]]], bucket: BitMap
     ) -> Iterator[BitMap]:
         merged: dict[Any, list[BitMap]] = {}
-        for count, docs in self.kept_levels.items():
+        for kept, docs in self.kept_levels.items():
             part = bucket & docs
             if part:
-                for key, ids in keyed(count, part):
+                for key, ids in keyed(kept, part):
                     if ids:
                         merged.setdefault(key, []).append(ids)
         for key in sorted(merged):
             yield union(merged[key])
 
-    def _keyed_parts(self, rule: Rule) -> Callable[[int, BitMap], list[tuple[Any, BitMap]]] | None:
+    def _keyed_parts(
+        self, rule: Rule
+    ) -> Callable[[tuple[int, ...], BitMap], list[tuple[Any, BitMap]]] | None:
         if self.kept_levels is None:
             return None
         kind = rule.kind
@@ -162,30 +165,29 @@ class Ranker:
             return self._word_position_parts
         if kind == "attribute" and self.searcher.searchable == ["*"]:
             # attributeRank is 1/1 for every document, so only wordPosition splits.
-            return lambda count, part: [
-                ((-1, key[0]), ids) for key, ids in self._word_position_parts(count, part)
+            return lambda kept, part: [
+                ((-1, key[0]), ids) for key, ids in self._word_position_parts(kept, part)
             ]
         if kind == "exactness":
             return self._exactness_parts
         return None
 
-    def _probe_kept(self, count: int) -> DocRanking:
-        self._probe.__dict__["kept"] = list(range(count))
-        return self._probe
-
     # -- words and typo: per-term document sets -------------------------------------------------
-    def _words_parts(self, count: int, part: BitMap) -> list[tuple[Any, BitMap]]:
-        return [((-self._probe_kept(count).words_rank()[0][0],), part)]
+    def _words_parts(self, kept: tuple[int, ...], part: BitMap) -> list[tuple[Any, BitMap]]:
+        self._probe.__dict__["kept"] = list(kept)
+        return [((-self._probe.words_rank()[0][0],), part)]
 
-    def _typo_parts(self, count: int, part: BitMap) -> list[tuple[Any, BitMap]]:
+    def _typo_parts(self, kept: tuple[int, ...], part: BitMap) -> list[tuple[Any, BitMap]]:
         terms = self.query.terms
-        max_typos = sum(terms[i].max_typo_cost for i in range(count))
-        sums = _sum_levels([self.min_typos(i) for i in range(count)], part)
+        max_typos = sum(terms[i].max_typo_cost for i in kept)
+        sums = _sum_levels([self.min_typos(i) for i in kept], part)
         return [((-(1 + max_typos - total),), ids) for total, ids in sums.items()]
 
     def min_typos(self, index: int) -> list[tuple[int, BitMap]]:
         """(typos, documents whose least-typo derivation of the term has that many)."""
         levels = self._min_typos.get(index)
+        if levels is None and self.query.terms[index].is_phrase:
+            levels = self._min_typos[index] = [(0, self.plan.term_docs[index])]
         if levels is None:
             levels, seen = [], BitMap()
             for typos, docs in self.plan.typo_docs[index]:
@@ -202,11 +204,18 @@ class Ranker:
         codes = self._term_codes.get(index)
         if codes is None:
             term = self.query.terms[index]
-            key = ("term_codes", term.words[0], term.is_prefix, term.allowed_typos)
+            if term.is_phrase:
+                key: tuple = ("phrase", term.words)
+            else:
+                key = ("term_codes", term.words[0], term.is_prefix, term.allowed_typos)
             cache = self.searcher.query_cache
             codes = cache.get(key)
             if codes is None:
-                codes = cache[key] = self._build_term_codes(term)
+                if term.is_phrase:
+                    codes = phrase_starts(self.searcher, term.words)
+                else:
+                    codes = self._build_term_codes(term)
+                cache[key] = codes
             self._term_codes[index] = codes
         return codes
 
@@ -224,9 +233,11 @@ class Ranker:
                     found.append(docs)
         return {code: union(found) for code, found in gathered.items()}
 
-    def _word_position_parts(self, count: int, part: BitMap) -> list[tuple[Any, BitMap]]:
-        sums = _sum_levels([self.min_costs(i) for i in range(count)], part)
-        max_rank = 1 + 10 * count
+    def _word_position_parts(
+        self, kept: tuple[int, ...], part: BitMap
+    ) -> list[tuple[Any, BitMap]]:
+        sums = _sum_levels([self.min_costs(i) for i in kept], part)
+        max_rank = 1 + 10 * len(kept)
         return [((-(max_rank - cost),), ids) for cost, ids in sums.items()]
 
     def min_costs(self, index: int) -> list[tuple[int, BitMap]]:
@@ -247,12 +258,14 @@ class Ranker:
             self._min_costs[index] = levels
         return levels
 
-    def _proximity_parts(self, count: int, part: BitMap) -> list[tuple[Any, BitMap]]:
-        pairs = count - 1
+    def _proximity_parts(self, kept: tuple[int, ...], part: BitMap) -> list[tuple[Any, BitMap]]:
+        pairs = len(kept) - 1
         if pairs <= 0:
             return [((-1,), part)]
         levels = []
-        for left in range(pairs):
+        for left, right in zip(kept, kept[1:], strict=False):
+            if right != left + 1:
+                continue  # split by a dropped word: a fixed 0
             within = self.pair_costs(left)  # documents with cost <= 0, <= 1, <= 2
             pair_levels, seen = [], BitMap()
             for cost, docs in enumerate(within):
@@ -268,18 +281,22 @@ class Ranker:
         return [((-(1 + 3 * pairs - cost),), ids) for cost, ids in sums.items()]
 
     def pair_costs(self, left: int) -> list[BitMap]:
-        """Documents whose terms left and left+1 come within proximity cost 0, 1 and 2."""
+        """Documents whose terms left and left+1 come within proximity cost 0, 1 and 2.
+
+        Offsets count from the left term's last word (a phrase ends length - 1 further)."""
         found = self._pair_costs.get(left)
         if found is None:
             lefts, rights = self.term_codes(left), self.term_codes(left + 1)
+            shift = self.query.terms[left].word_count - 1
             found, gathered = [], []
             for _cost, offsets in _PAIR_OFFSETS:
                 for code, docs in lefts.items():
                     field = code >> POSITION_BITS
+                    end = code + shift
                     near = [
-                        rights[code + offset]
+                        rights[end + offset]
                         for offset in offsets
-                        if code + offset in rights and (code + offset) >> POSITION_BITS == field
+                        if end + offset in rights and (end + offset) >> POSITION_BITS == field
                     ]
                     if near:
                         gathered.append(docs & union(near))
@@ -289,14 +306,16 @@ class Ranker:
         return found
 
     # -- exactness ------------------------------------------------------------------------------
-    def _exactness_parts(self, count: int, part: BitMap) -> list[tuple[Any, BitMap]]:
-        starts = self.field_starts(count)  # field -> documents whose field starts with the words
+    def _exactness_parts(self, kept: tuple[int, ...], part: BitMap) -> list[tuple[Any, BitMap]]:
+        starts = self.field_starts(kept)  # field -> documents whose field starts with the terms
+        count = len(kept)
+        words = sum(self.query.terms[i].word_count for i in kept)
         out: list[tuple[Any, BitMap]] = []
         rest = part
         if starts:
             lengths = self.searcher.field_length_docs
-            exact = union([docs & lengths[(field, count)]
-                           for field, docs in starts.items() if (field, count) in lengths])
+            exact = union([docs & lengths[(field, words)]
+                           for field, docs in starts.items() if (field, words) in lengths])
             exact &= part
             begins = (union(list(starts.values())) & part) - exact
             out.append(((-3, -(count + 1)), exact))
@@ -304,38 +323,55 @@ class Ranker:
             rest = part - exact - begins
         if rest:
             levels = []
-            for i in range(count):
-                exact_docs = self.plan.exact_docs[i]
+            for i in kept:
+                exact_docs = self.exact_docs(i)
                 levels.append([(0, rest - exact_docs), (1, rest & exact_docs)])
             for words, ids in _sum_levels(levels, rest).items():
                 out.append(((-1, -(words + 1)), ids))
         return out
 
-    def field_starts(self, count: int) -> dict[int, BitMap]:
-        """field -> documents where that field's first `count` words are the exact terms."""
-        starts = self._starts.get(count)
+    def exact_docs(self, index: int) -> BitMap:
+        """Documents with an exact occurrence of the term (a phrase is always exact)."""
+        if self.query.terms[index].is_phrase:
+            return self.plan.term_docs[index]
+        return self.plan.exact_docs[index]
+
+    def exact_codes(self, index: int) -> dict[int, BitMap] | None:
+        """The term's exact occurrences by (field, start) code, or None if it has none."""
+        term = self.query.terms[index]
+        if term.is_phrase:
+            return self.term_codes(index)
+        word = term.words[0]
+        derivation = term.derivations.get(word)
+        if derivation is None or not derivation.exact:
+            return None
+        return self.searcher.word_codes(word)
+
+    def field_starts(self, kept: tuple[int, ...]) -> dict[int, BitMap]:
+        """field -> documents where that field starts with the kept terms, exactly, in order."""
+        starts = self._starts.get(kept)
         if starts is None:
             starts = {}
-            terms = self.query.terms[:count]
-            exact_words = []
-            for term in terms:
-                word = term.words[0]
-                derivation = term.derivations.get(word)
-                if derivation is None or not derivation.exact:
-                    exact_words = None
-                    break
-                exact_words.append(self.searcher.word_codes(word))
-            if exact_words:
-                for code, docs in exact_words[0].items():
+            exact = [self.exact_codes(i) for i in kept]
+            if all(codes is not None for codes in exact):
+                offsets = []
+                offset = 0
+                for i in kept:
+                    offsets.append(offset)
+                    offset += self.query.terms[i].word_count
+                for code, docs in exact[0].items():
                     if code & POSITION_MASK:
                         continue
-                    for offset, codes in enumerate(exact_words[1:], start=1):
-                        docs = docs & codes.get(code + offset, BitMap())
+                    for at, codes in zip(offsets[1:], exact[1:], strict=True):
+                        if at > POSITION_MASK:
+                            docs = BitMap()
+                        else:
+                            docs = docs & codes.get(code | at, BitMap())
                         if not docs:
                             break
                     if docs:
                         starts[code >> POSITION_BITS] = docs
-            self._starts[count] = starts
+            self._starts[kept] = starts
         return starts
 
     # -- sort rules: facet values in order ------------------------------------------------------
@@ -352,6 +388,30 @@ class Ranker:
         rest = bucket - index.with_numbers - index.with_strings
         if rest:
             yield rest
+
+
+def phrase_starts(searcher: IndexSearcher, phrase: tuple[str, ...]) -> dict[int, BitMap]:
+    """packed (field, position) of the phrase's first word -> documents where the phrase starts
+    there: `DocRanking._phrase_codes`, for every document at once (same arithmetic)."""
+    checks = [
+        (offset, searcher.word_codes(word))
+        for offset, word in enumerate(phrase)
+        if word not in searcher.stop_words
+    ]
+    if not checks:
+        return {}
+    first_offset, first = checks[0]
+    out: dict[int, BitMap] = {}
+    empty = BitMap()
+    for code, docs in first.items():
+        start = code - first_offset
+        for offset, codes in checks[1:]:
+            docs = docs & codes.get(start + offset, empty)
+            if not docs:
+                break
+        if docs:
+            out[start] = docs
+    return out
 
 
 def _walk(left: BitMap, keys: Any, buckets: dict[Any, BitMap]) -> Iterator[BitMap]:

@@ -20,7 +20,7 @@ from pyroaring import BitMap
 
 from miroir.core import filters as f
 from miroir.core.errors import MeiliError
-from miroir.devnode.search.bucketing import Ranker, union
+from miroir.devnode.search.bucketing import Ranker, phrase_starts, union
 from miroir.devnode.search.facets import FieldIndex
 from miroir.devnode.search.index import IndexSearcher, pattern_matches
 from miroir.devnode.search.query import ParsedQuery, Term, derive, parse_query
@@ -141,14 +141,21 @@ def searchable_field_ids(searcher: IndexSearcher, attributes: list[str]) -> set[
     }
 
 
+def phrase_docs(searcher: IndexSearcher, phrase: tuple[str, ...]) -> BitMap:
+    """The documents containing the phrase (its words adjacent, in one field)."""
+    key = ("phrase", phrase)
+    starts = searcher.query_cache.get(key)
+    if starts is None:
+        starts = searcher.query_cache[key] = phrase_starts(searcher, phrase)
+    return union(list(starts.values()))
+
+
 def _term_docs(searcher: IndexSearcher, term: Term) -> BitMap:
+    """The documents a term matches: exact for plain words and phrases; for a synonym phrase,
+    the documents holding its first word (matching is then checked per document)."""
     word_docs = searcher.word_docs
-    empty = BitMap()
     if term.is_phrase:
-        sets = [word_docs.get(w, empty) for w in term.words if w not in searcher.stop_words]
-        if not sets:
-            return BitMap()
-        return BitMap.intersection(*sets) if len(sets) > 1 else BitMap(sets[0])
+        return phrase_docs(searcher, term.words)
     found = [word_docs[word] for word in term.derivations if word in word_docs]
     found += [word_docs[p[0]] for p in term.synonym_phrases if p[0] in word_docs]
     return union(found)
@@ -189,10 +196,7 @@ def _negative_docs(searcher: IndexSearcher, query: ParsedQuery, strategy: str, i
     out = union([searcher.word_docs[w] for w in query.negative_words if w in searcher.word_docs])
     out &= ids
     for phrase in query.negative_phrases:
-        holders = _term_docs(searcher, Term(phrase, 0, is_phrase=True)) & ids
-        for internal_id in holders - out:
-            if DocRanking(searcher, query, strategy, internal_id)._phrase_codes(phrase):
-                out.add(internal_id)
+        out |= phrase_docs(searcher, phrase) & ids
     return out
 
 
@@ -220,7 +224,7 @@ def run_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome
     universe = searcher.ids
     if filter_node is not None:
         universe = searcher.facets.evaluate(filter_node, universe)
-    kept_levels: dict[int, BitMap] | None = None  # set when matching needed no positions
+    kept_levels: dict[tuple[int, ...], BitMap] | None = None  # when matching needs no positions
     plan = query_plan(searcher, query, allowed_fields)
     verified: dict[int, DocRanking] = {}
     if query.is_placeholder:
@@ -241,22 +245,31 @@ def run_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome
                 break
         if not required:
             candidates = BitMap()
-        if all(plan.fast) and not query.negative_phrases:
-            # Plain words only: the sets are exact, so matching needs no positions, and the
-            # terms each document keeps under `last` are the longest prefix it contains.
-            if query.negative_words:
+        if all(
+            fast or (term.is_phrase and allowed_fields is None)
+            for fast, term in zip(plan.fast, query.terms, strict=True)
+        ):
+            # Plain words and phrases: the sets are exact, so matching needs no positions;
+            # each document keeps the terms of the first removal step whose terms it has all.
+            if query.negative_words or query.negative_phrases:
                 candidates = candidates - _negative_docs(searcher, query, strategy, candidates)
+            every = tuple(range(len(query.terms)))
             if strategy == "all":
-                kept_levels = {len(query.terms): candidates}
+                kept_levels = {every: candidates}
             else:
                 kept_levels = {}
-                level = candidates
-                for i in range(1, len(query.terms)):
-                    following = level & plan.term_docs[i]
-                    kept_levels[i] = level - following
-                    level = following
-                kept_levels[len(query.terms)] = level
-                kept_levels = {count: ids for count, ids in kept_levels.items() if ids}
+                left = candidates
+                order = probe.removal_order()
+                for step in range(len(order) + 1):
+                    kept = tuple(i for i in every if i not in order[:step])
+                    if not kept or not left:
+                        break
+                    docs = left
+                    for i in kept:
+                        docs = docs & plan.term_docs[i]
+                    if docs:
+                        kept_levels[kept] = docs
+                        left = left - docs
         else:
             matched = BitMap()
             for internal_id in candidates:
