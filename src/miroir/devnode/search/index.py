@@ -18,6 +18,7 @@ let one document's ranking depend on another document (see `ranking`).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,7 +26,12 @@ from pyroaring import BitMap
 
 from miroir.core import filters as f
 from miroir.devnode.search.facets import FacetIndex
-from miroir.devnode.search.text import iter_text_values, normalize_word, word_positions
+from miroir.devnode.search.text import (
+    ascii_words,
+    iter_text_values,
+    normalize_word,
+    word_positions,
+)
 from miroir.devnode.search.trie import Trie
 
 POSITION_BITS = 16
@@ -174,13 +180,25 @@ class IndexSearcher:
                 return 0 if pattern == "*" and self.searchable == ["*"] else weight
         return None
 
-    def searchable_values(self, document: Mapping[str, Any]) -> Any:
-        """(field id, [text values]) of every searchable field of a document."""
-        for path, value in iter_fields(document):
-            field_id = self.field_id(path)
-            if self.field_weights[field_id] is None:
+    def searchable_values(self, document: Mapping[str, Any]) -> list[tuple[int, list[str]]]:
+        """(field id, [text values]) of every searchable field of a document, in document
+        order (field ids are given in first-seen order)."""
+        out: list[tuple[int, list[str]]] = []
+        field_ids, weights = self.field_ids, self.field_weights
+        for key, value in document.items():
+            if isinstance(value, (Mapping, list)):
+                for path, inner in iter_fields({key: value}):
+                    field_id = self.field_id(path)
+                    if weights[field_id] is not None:
+                        out.append((field_id, list(iter_text_values(inner))))
                 continue
-            yield field_id, list(iter_text_values(value))
+            field_id = field_ids.get(key)
+            if field_id is None:
+                field_id = self.field_id(key)
+            if weights[field_id] is None:
+                continue
+            out.append((field_id, [value] if type(value) is str else list(iter_text_values(value))))
+        return out
 
     def _index(self, internal_id: int, document: Mapping[str, Any]) -> None:
         words: dict[str, list[int]] = {}
@@ -191,14 +209,30 @@ class IndexSearcher:
             start = next_start.get(field_id, 0)
             base = field_id << POSITION_BITS
             for text in texts:
+                found = ascii_words(text)
+                if found is not None and not stop_words and start + len(found) < MAX_POSITION:
+                    # The common case, spelled out: consecutive positions, no clamping.
+                    if not found:
+                        continue
+                    counts[field_id] = counts.get(field_id, 0) + len(found)
+                    code = base | start
+                    for word in found:
+                        codes = words.get(word)
+                        if codes is None:
+                            words[word] = [code]
+                        else:
+                            codes.append(code)
+                        code += 1
+                    start += len(found) - 1 + ARRAY_GAP
+                    continue
                 pairs = word_positions(text, start)
                 if not pairs:
                     continue
                 counts[field_id] = counts.get(field_id, 0) + len(pairs)
                 for word, position in pairs:
-                    if stop_words and word in stop_words:
+                    if word in stop_words:
                         continue
-                    code = base | (position if position < MAX_POSITION else MAX_POSITION)
+                    code = base | min(position, MAX_POSITION)
                     codes = words.get(word)
                     if codes is None:
                         words[word] = [code]
@@ -250,15 +284,11 @@ class IndexSearcher:
         cached = self._word_codes.get(word)
         if cached is not None:
             return cached
-        by_code: dict[int, list[int]] = {}
+        by_code: defaultdict[int, list[int]] = defaultdict(list)
         doc_words = self.doc_words
         for internal_id in self.word_docs.get(word, ()):
             for code in doc_words[internal_id][word]:
-                ids = by_code.get(code)
-                if ids is None:
-                    by_code[code] = [internal_id]
-                elif ids[-1] != internal_id:
-                    ids.append(internal_id)
+                by_code[code].append(internal_id)  # a repeated id is kept once by BitMap
         built = {code: BitMap(ids) for code, ids in by_code.items()}
         if len(self._word_codes) >= MAX_CACHED_WORDS:
             self._word_codes.clear()

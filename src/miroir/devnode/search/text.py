@@ -96,6 +96,16 @@ _ASCII_HARD = re.compile(r"[.!?;\n\r]")
 _ASCII_WORD_OR_HARD = re.compile(r"([a-z0-9]+)|[.!?;\n\r]")
 
 
+def ascii_words(text: str) -> list[str] | None:
+    """The words of an ASCII text without hard separators (one position apart), else None."""
+    if not text.isascii():
+        return None
+    lowered = text.lower()
+    if _ASCII_HARD.search(lowered) is not None:
+        return None
+    return _ASCII_WORD.findall(lowered)
+
+
 def word_positions(text: str, first_position: int = 0) -> list[tuple[str, int]]:
     """(word, position) of every token of `text`: exactly `tokenize`'s words and positions.
 
