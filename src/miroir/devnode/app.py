@@ -6,6 +6,13 @@ trio task that applies enqueued tasks soon after they arrive, so clients see Mei
 202 enqueued -> processing -> succeeded/failed. The request path is kept lean (it sits behind
 every benchmark): headers are pre-built, nothing per request that can be hoisted. It never
 decides what a route means (the router does) and never applies a task outside its worker.
+
+With `searches_off_loop` (a served devnode: `serve.py`), searches run in a worker thread, one at
+a time, so `/health` and every other request are answered while a long search computes (no
+head-of-line blocking behind CPU-bound work). The task worker applies a task only between
+searches (`_engine_lock`), so a search never sees an index half-changed; other routes only read
+or enqueue. In-process apps (tests, proxy harness) keep dispatching on the loop: their callers
+rely on one trio scheduling order, and the simulator drives the router directly.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ class DevnodeApp:
         master_key: str | None = None,
         payload_limit: int = DEFAULT_PAYLOAD_LIMIT,
         now: Callable[[], datetime] | None = None,
+        searches_off_loop: bool = False,
     ) -> None:
         self.engine = engine if engine is not None else Engine(now)
         self.router = Router(self.engine)
@@ -55,6 +63,8 @@ class DevnodeApp:
         )
         self._wakeup = trio.Event()
         self._worker_running = False
+        self.searches_off_loop = searches_off_loop
+        self._engine_lock = trio.Lock()  # held by the search thread, or by a task being applied
 
     # ------------------------------------------------------------------------------- ASGI
 
@@ -98,7 +108,11 @@ class DevnodeApp:
                     content_type,
                     body,
                 )
-                response = self.router.dispatch(request)
+                if self.searches_off_loop and _is_search(request.method, path):
+                    async with self._engine_lock:
+                        response = await trio.to_thread.run_sync(self.router.dispatch, request)
+                else:
+                    response = self.router.dispatch(request)
                 if response.enqueued:
                     self._wakeup.set()
         await _send(send, response)
@@ -163,9 +177,21 @@ class DevnodeApp:
                     await wakeup.wait()
                     continue
                 await trio.sleep(0)  # a reader can now see the task `processing`
-                self.engine.finish_started_task()
+                if self.searches_off_loop:
+                    async with self._engine_lock:
+                        self.engine.finish_started_task()
+                else:
+                    self.engine.finish_started_task()
         finally:
             self._worker_running = False
+
+
+def _is_search(method: str, path: str) -> bool:
+    """The CPU-bound read routes: search, facet search and multi-search."""
+    path = path.rstrip("/")
+    if method == "POST":
+        return path.endswith(("/search", "/facet-search")) or path.rstrip("/") == "/multi-search"
+    return method == "GET" and path.endswith("/search")
 
 
 async def _send(send: Any, response: Response) -> None:

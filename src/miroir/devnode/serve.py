@@ -47,7 +47,9 @@ async def serve_devnode(
     engine: Engine | None = None,
 ) -> AsyncIterator[RunningDevnode]:
     """Serve a devnode until the block exits; port 0 picks a free port (see `.url`)."""
-    app = DevnodeApp(engine, master_key=master_key, payload_limit=payload_limit)
+    app = DevnodeApp(
+        engine, master_key=master_key, payload_limit=payload_limit, searches_off_loop=True
+    )
     shutdown = trio.Event()
     async with trio.open_nursery() as nursery:
         app.start_task_worker(nursery)
