@@ -203,21 +203,26 @@ class FacetIndex:
     def clear(self) -> None:
         self.fields.clear()
 
-    def evaluate(self, node: f.Node, universe: BitMap) -> BitMap:
+    def evaluate(self, node: f.Node, universe: Iterable[int]) -> BitMap:
         """The ids in `universe` matching `node` (same meaning as `filters.matches`)."""
+        if not isinstance(universe, BitMap):
+            universe = BitMap(universe)
+        return self._evaluate(node, universe)
+
+    def _evaluate(self, node: f.Node, universe: BitMap) -> BitMap:
         if isinstance(node, f.Not):
-            return universe - self.evaluate(node.child, universe)
+            return universe - self._evaluate(node.child, universe)
         if isinstance(node, f.And):
             result = universe
             for child in node.children:
                 if not result:
                     break
-                result = self.evaluate(child, result)
+                result = self._evaluate(child, result)
             return result
         if isinstance(node, f.Or):
             out = BitMap()
             for child in node.children:
-                out |= self.evaluate(child, universe)
+                out |= self._evaluate(child, universe)
             return out
         if isinstance(node, (f.GeoRadius, f.GeoBoundingBox, f.Contains, f.StartsWith)):
             return BitMap(i for i in universe if f.matches(node, self.documents[i]))
