@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 # Buckets smaller than this are split per document: a few microseconds per document beat the
 # fixed cost of the bitmap joins. Tests set it to 0 to check the bitmap path on small corpora.
-PER_DOCUMENT_BELOW = 200
+PER_DOCUMENT_BELOW = 100
 
 # _pair_cost: right-term position minus left-term position (same field) -> proximity cost.
 _PAIR_OFFSETS = ((0, (1, 0)), (1, (2, -1)), (2, (3, -2)))
@@ -85,7 +85,6 @@ class Ranker:
         self._min_costs: dict[int, list[tuple[int, BitMap]]] = {}
         self._pair_costs: dict[int, list[BitMap]] = {}
         self._starts: dict[tuple[int, ...], dict[int, BitMap]] = {}
-        self._probe = DocRanking(searcher, query, strategy, -1)
 
     # -- per document ---------------------------------------------------------------------------
     def ranking_of(self, internal_id: int) -> DocRanking:
@@ -174,8 +173,9 @@ class Ranker:
 
     # -- words and typo: per-term document sets -------------------------------------------------
     def _words_parts(self, kept: tuple[int, ...], part: BitMap) -> list[tuple[Any, BitMap]]:
-        self._probe.__dict__["kept"] = list(kept)
-        return [((-self._probe.words_rank()[0][0],), part)]
+        probe = DocRanking(self.searcher, self.query, self.strategy, -1)
+        probe.__dict__["kept"] = list(kept)
+        return [((-probe.words_rank()[0][0],), part)]
 
     def _typo_parts(self, kept: tuple[int, ...], part: BitMap) -> list[tuple[Any, BitMap]]:
         terms = self.query.terms

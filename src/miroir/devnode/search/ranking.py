@@ -189,6 +189,10 @@ class DocRanking:
         self.doc_words = searcher.doc_words.get(internal_id, {})
         self._occurrences: dict[int, list[Occurrence]] = {}
         self._codes: dict[int, list[int]] = {}
+        # Ranks are pure in (document, query), and a hit asks for each several times (sort
+        # key, score, details, federation values): computed once per rule kind. `kept` must be
+        # settled before the first rank is asked for.
+        self._ranks: dict[str, Any] = {}
 
     # -- matching ---------------------------------------------------------------------------
     def occurrences(self, index: int) -> list[Occurrence]:
@@ -312,6 +316,12 @@ class DocRanking:
         return None
 
     def words_rank(self) -> tuple[tuple[int, int], dict[str, Any]]:
+        found = self._ranks.get("words_rank")
+        if found is None:
+            found = self._ranks["words_rank"] = self._words_rank()
+        return found
+
+    def _words_rank(self) -> tuple[tuple[int, int], dict[str, Any]]:
         terms = self.query.terms
         kept = self.kept or []
         constants = self.query.cache.get("words")
@@ -332,6 +342,12 @@ class DocRanking:
 
     # -- typo -----------------------------------------------------------------------------------
     def typo_rank(self) -> tuple[tuple[int, int], dict[str, Any]]:
+        found = self._ranks.get("typo_rank")
+        if found is None:
+            found = self._ranks["typo_rank"] = self._typo_rank()
+        return found
+
+    def _typo_rank(self) -> tuple[tuple[int, int], dict[str, Any]]:
         terms = self.query.terms
         kept = self.kept or []
         max_typos = sum(terms[i].max_typo_cost for i in kept)
@@ -434,6 +450,12 @@ class DocRanking:
 
     # -- exactness ------------------------------------------------------------------------------
     def exactness_ranks(self) -> tuple[tuple[int, int], tuple[int, int], dict[str, Any]]:
+        found = self._ranks.get("exactness_ranks")
+        if found is None:
+            found = self._ranks["exactness_ranks"] = self._exactness_ranks()
+        return found
+
+    def _exactness_ranks(self) -> tuple[tuple[int, int], tuple[int, int], dict[str, Any]]:
         kept = self.kept or []
         exact_words = sum(1 for i in kept if self.term_exact(i))
         n = len(kept)
@@ -542,6 +564,12 @@ class DocRanking:
 
     def rule_ranks(self, rule: Rule) -> list[tuple[int, int]]:
         kind = rule.kind
+        found = self._ranks.get(kind)
+        if found is None:
+            found = self._ranks[kind] = self._rule_ranks(kind)
+        return found
+
+    def _rule_ranks(self, kind: str) -> list[tuple[int, int]]:
         if kind == "words":
             return [self.words_rank()[0]]
         if kind == "typo":
