@@ -202,10 +202,14 @@ def test_bitmap_splits_of_plain_word_queries_match_the_oracle(docs, rules, queri
 
 @given(st.text(alphabet=st.sampled_from("ab Z9.!?;\n\r-é̀日x _"), max_size=30), st.integers(0, 50))
 def test_indexing_tokenizer_gives_tokenize_words_and_positions(value, first) -> None:
-    from miroir.devnode.search.text import ascii_words, tokenize, word_positions
+    from miroir.devnode.search.text import HARD_GAP, ascii_runs, tokenize, word_positions
 
     expected = [(token.word, token.position) for token in tokenize(value, first)]
     assert word_positions(value, first) == expected
-    found = ascii_words(value)
-    if found is not None:
-        assert [(word, first + i) for i, word in enumerate(found)] == expected
+    runs = ascii_runs(value)
+    if runs is not None:
+        positioned, position = [], first
+        for run in runs:
+            positioned += [(word, position + i) for i, word in enumerate(run)]
+            position += len(run) - 1 + HARD_GAP
+        assert positioned == expected

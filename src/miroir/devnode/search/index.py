@@ -27,7 +27,8 @@ from pyroaring import BitMap
 from miroir.core import filters as f
 from miroir.devnode.search.facets import FacetIndex
 from miroir.devnode.search.text import (
-    ascii_words,
+    HARD_GAP,
+    ascii_runs,
     iter_text_values,
     normalize_word,
     word_positions,
@@ -209,22 +210,29 @@ class IndexSearcher:
             start = next_start.get(field_id, 0)
             base = field_id << POSITION_BITS
             for text in texts:
-                found = ascii_words(text)
-                if found is not None and not stop_words and start + len(found) < MAX_POSITION:
-                    # The common case, spelled out: consecutive positions, no clamping.
-                    if not found:
+                runs = ascii_runs(text)
+                if runs is not None and not stop_words:
+                    # The common case, spelled out: ASCII words in runs between hard
+                    # separators, consecutive positions inside a run, no clamping.
+                    if not runs:
                         continue
-                    counts[field_id] = counts.get(field_id, 0) + len(found)
-                    code = base | start
-                    for word in found:
-                        codes = words.get(word)
-                        if codes is None:
-                            words[word] = [code]
-                        else:
-                            codes.append(code)
-                        code += 1
-                    start += len(found) - 1 + ARRAY_GAP
-                    continue
+                    total = sum(map(len, runs))
+                    last = start + total - 1 + (len(runs) - 1) * (HARD_GAP - 1)
+                    if last < MAX_POSITION:
+                        counts[field_id] = counts.get(field_id, 0) + total
+                        position = start
+                        for run in runs:
+                            code = base | position
+                            for word in run:
+                                codes = words.get(word)
+                                if codes is None:
+                                    words[word] = [code]
+                                else:
+                                    codes.append(code)
+                                code += 1
+                            position += len(run) - 1 + HARD_GAP
+                        start = last + ARRAY_GAP
+                        continue
                 pairs = word_positions(text, start)
                 if not pairs:
                     continue

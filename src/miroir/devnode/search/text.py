@@ -96,14 +96,18 @@ _ASCII_HARD = re.compile(r"[.!?;\n\r]")
 _ASCII_WORD_OR_HARD = re.compile(r"([a-z0-9]+)|[.!?;\n\r]")
 
 
-def ascii_words(text: str) -> list[str] | None:
-    """The words of an ASCII text without hard separators (one position apart), else None."""
+def ascii_runs(text: str) -> list[list[str]] | None:
+    """The words of an ASCII text as runs between hard separators (empty runs dropped), else
+    None. Inside a run words are one position apart; a run starts HARD_GAP after the last word
+    of the one before (`tokenize`'s positions)."""
     if not text.isascii():
         return None
     lowered = text.lower()
-    if _ASCII_HARD.search(lowered) is not None:
-        return None
-    return _ASCII_WORD.findall(lowered)
+    if _ASCII_HARD.search(lowered) is None:
+        found = _ASCII_WORD.findall(lowered)
+        return [found] if found else []
+    runs = (_ASCII_WORD.findall(part) for part in _ASCII_HARD.split(lowered))
+    return [run for run in runs if run]
 
 
 def word_positions(text: str, first_position: int = 0) -> list[tuple[str, int]]:
