@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from miroir.core.errors import MeiliError
 from miroir.core.task_params import parse_filter_date
-from miroir.devnode.payloads import CSV, JSON, NDJSON, check_content_type, parse_documents
 from miroir.devnode.timefmt import iso_duration, rfc3339
+from miroir.meili.payloads import CSV, JSON, NDJSON, check_content_type, parse_documents
 
 instants = st.datetimes(
     min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)

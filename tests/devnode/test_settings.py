@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from miroir.core.errors import MeiliError
 from miroir.devnode import settings as s
+from miroir.meili import settings as contract
 
 names = st.text("abcdef.*_", min_size=1, max_size=6)
 name_lists = st.lists(names, max_size=4)
@@ -20,7 +21,7 @@ setting_values = {
     ),
     "sortableAttributes": name_lists,
     "rankingRules": st.lists(
-        st.sampled_from(sorted(s.BUILTIN_RANKING_RULES)) | names.map(lambda n: n + ":desc"),
+        st.sampled_from(sorted(contract.BUILTIN_RANKING_RULES)) | names.map(lambda n: n + ":desc"),
         max_size=5,
     ),
     "stopWords": name_lists,
@@ -126,7 +127,7 @@ WRONG_TYPES = {
 def test_every_field_rejects_a_wrong_value_with_its_own_code(key):
     with pytest.raises(MeiliError) as caught:
         s.validate_patch({key: WRONG_TYPES[key]})
-    assert (caught.value.code, caught.value.status) == (s.error_code(key), 400)
+    assert (caught.value.code, caught.value.status) == (contract.error_code(key), 400)
 
 
 def test_messages_follow_meilisearch_wording():

@@ -16,11 +16,9 @@ import functools
 import math
 from typing import Any
 
-import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from miroir.core.errors import MeiliError
 from miroir.core.merge import merge_search, merge_search_outcome, order_hits
 from miroir.core.merge_documents import merge_documents, plan_documents_query
 from miroir.core.merge_facets import merge_facet_search, merge_value_counts
@@ -402,23 +400,6 @@ def test_shard_restriction_keeps_the_clients_filter_verbatim(client_filter, shar
     else:
         assert got == [client_filter, own]
     assert params.get("filter") == client_filter  # input untouched
-
-
-@pytest.mark.parametrize(
-    ("params", "code"),
-    [({"offset": -1}, "invalid_search_offset"), ({"limit": "3"}, "invalid_search_limit"),
-     ({"page": True}, "invalid_search_page"), ({"hitsPerPage": 1.5}, "invalid_search_hits_per_page"),
-     ({"sort": ["year"]}, "invalid_search_sort"), ({"sort": "year:up"}, "invalid_search_sort"),
-     ({"distinct": 3}, "invalid_search_distinct"),
-     ({"attributesToRetrieve": [1]}, "invalid_search_attributes_to_retrieve"),
-     ({"showRankingScore": "yes"}, "invalid_search_show_ranking_score")],
-)
-def test_bad_parameters_are_meilisearch_errors_not_crashes(params, code):
-    with pytest.raises(MeiliError) as raised:
-        plan_node_query(params, {})
-    assert raised.value.code == code
-    assert raised.value.status == 400
-    assert set(raised.value.body()) == {"message", "code", "type", "link"}
 
 
 @given(st.lists(st.dictionaries(st.sampled_from(["a", "B", "c", "1", "20", "3.5"]),

@@ -51,7 +51,7 @@ import trio
 
 from miroir.cluster.indexes import index_settings
 from miroir.cluster.runtime import Cluster, NodeRejected
-from miroir.core.errors import MeiliError, wrong_value_type
+from miroir.core.errors import MeiliError
 from miroir.core.merge import merge_search_outcome
 from miroir.core.merge_facets import merge_facet_search
 from miroir.core.merge_federated import (
@@ -299,45 +299,6 @@ def _inside(position: int, error: MeiliError) -> MeiliError:
     return MeiliError(error.code, f"Inside `.queries[{position}]`: {error.message}")
 
 
-def _query_objects(body: Any) -> list[dict[str, Any]]:
-    if not isinstance(body, Mapping):
-        raise wrong_value_type("an object")
-    for name in body:
-        if name not in ("queries", "federation"):
-            raise MeiliError(
-                "bad_request", f"Unknown field `{name}`: expected one of `queries`, `federation`"
-            )
-    federation = body.get("federation")
-    if federation is not None and not isinstance(federation, Mapping):
-        raise wrong_value_type("an object", "invalid_multi_search_federated", ".federation")
-    queries = body.get("queries")
-    if queries is None:
-        raise MeiliError("bad_request", "Missing field `queries`")
-    if not isinstance(queries, list):
-        raise MeiliError("bad_request", "Invalid value type at `.queries`: expected an array.")
-    for position, query in enumerate(queries):
-        if not isinstance(query, Mapping):
-            raise MeiliError(
-                "bad_request", f"Invalid value type at `.queries[{position}]`: expected an object."
-            )
-        uid = query.get("indexUid")
-        if uid is None:
-            raise MeiliError("missing_index_uid", f"Missing field `indexUid` inside `.queries[{position}]`")
-        if not isinstance(uid, str):
-            raise MeiliError(
-                "invalid_index_uid",
-                f"Invalid value type at `.queries[{position}].indexUid`: expected a string.",
-            )
-        options = query.get("federationOptions")
-        if options is not None and not isinstance(options, Mapping):
-            raise MeiliError(
-                "invalid_multi_search_federation_options",
-                f"Invalid value type at `.queries[{position}].federationOptions`: "
-                "expected an object, but found something else.",
-            )
-    return queries
-
-
 async def _settings_by_index(cluster: Cluster, uids: Sequence[str]) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for position, uid in enumerate(uids):
@@ -356,10 +317,11 @@ def _rejection_error(rejected: NodeRejected) -> MeiliError:
 
 
 async def multi_search(cluster: Cluster, body: Any, *, policy: str = PARTIAL) -> ReadResult:
-    """POST /multi-search. Federated bodies are merged into one list (`federated_search`);
-    otherwise every query is planned, all of them go to each node in one /multi-search request,
-    and each query's answers are merged on their own, in input order."""
-    queries = _query_objects(body)
+    """POST /multi-search, its body checked by `miroir.meili.params.check_multi_search`.
+    Federated bodies are merged into one list (`federated_search`); otherwise every query is
+    planned, all of them go to each node in one /multi-search request, and each query's answers
+    are merged on their own, in input order."""
+    queries = body["queries"]
     if body.get("federation") is not None:
         return await federated_search(cluster, body, policy=policy)
     uids = [query["indexUid"] for query in queries]
@@ -413,7 +375,7 @@ async def _finish_refetch(cluster: Cluster, uid: str, plan: NodePlan, policy: st
 
 async def federated_search(cluster: Cluster, body: Any, *, policy: str = PARTIAL) -> ReadResult:
     """Federated POST /multi-search: each node federates over its shards, the core merges."""
-    queries = _query_objects(body)
+    queries = body["queries"]
     plan = plan_federated_query(body)
     settings = await _settings_by_index(cluster, [query["indexUid"] for query in queries])
     faceting = {uid: value.get("faceting") or {} for uid, value in settings.items()}
@@ -433,8 +395,6 @@ async def facet_search(
     cluster: Cluster, uid: str, params: Mapping[str, Any], *, policy: str = PARTIAL
 ) -> ReadResult:
     """POST /indexes/{uid}/facet-search: every shard's facet hits, counts summed per value."""
-    if not isinstance(params, Mapping):
-        raise wrong_value_type("an object")
     settings = await index_settings(cluster, uid)
     gathered = await gather_shards(
         cluster, "POST", f"/indexes/{uid}/facet-search", _params_body(params)

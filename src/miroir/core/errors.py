@@ -79,9 +79,3 @@ class MeiliError(Exception):
     def __repr__(self) -> str:
         return f"MeiliError({self.code!r}, {self.message!r})"
 
-
-def wrong_value_type(expected: str, code: str = "bad_request", at: str = "") -> MeiliError:
-    """Meilisearch's error for a JSON value of the wrong type: `expected` is "an object",
-    "an array", ...; `at` the path inside the body (".federation"), empty for the top level."""
-    where = f" at `{at}`" if at else ""
-    return MeiliError(code, f"Invalid value type{where}: expected {expected}, but found something else.")

@@ -52,7 +52,8 @@ from miroir.core.merge_order import (
     reports_values,
     score_key,
 )
-from miroir.core.search_plan import SHARD_FIELD, NodePlan, with_fetch_limit
+from miroir.core.routing import SHARD_FIELD
+from miroir.core.search_plan import NodePlan, with_fetch_limit
 
 _RESERVED_PREFIX = "_miroir_"
 _SCORE = "_rankingScore"

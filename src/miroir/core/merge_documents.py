@@ -46,38 +46,18 @@ class DocumentsPlan:
     added_fields: tuple[str, ...]
 
 
-def _usize(params: Mapping[str, Any], name: str, code: str, default: int) -> int:
-    value = params.get(name, default)
-    if value is None:
-        return default
-    if isinstance(value, str) and value.isdigit():  # GET query strings
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise MeiliError(
-            code, f"Invalid value type at `.{name}`: expected a positive integer, but found `{value!r}`"
-        )
-    return value
-
-
-def _names(params: Mapping[str, Any], name: str, code: str) -> list[str] | None:
+def _given(params: Mapping[str, Any], name: str, default: Any) -> Any:
     value = params.get(name)
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise MeiliError(
-            code, f"Invalid value type at `.{name}`: expected an array of strings, but found `{value!r}`"
-        )
-    return list(value)
+    return default if value is None else value
 
 
 def plan_documents_query(
     params: Mapping[str, Any], primary_key: str, order: str = "shard"
 ) -> DocumentsPlan:
-    """Rewrite a documents listing (offset, limit, fields, filter, sort, ids) for the nodes."""
-    offset = _usize(params, "offset", "invalid_document_offset", 0)
-    limit = _usize(params, "limit", "invalid_document_limit", DEFAULT_DOCUMENTS_LIMIT)
+    """Rewrite a documents listing (offset, limit, fields, filter, sort, ids), checked by
+    `miroir.meili.params.check_documents_fetch`, for the nodes."""
+    offset = _given(params, "offset", 0)
+    limit = _given(params, "limit", DEFAULT_DOCUMENTS_LIMIT)
     if order == "shard":
         if params.get("sort") is not None:
             raise MeiliError(
@@ -89,7 +69,7 @@ def plan_documents_query(
     if order != "primary_key":
         raise ValueError(f"unknown documents order {order!r}")
     try:
-        client_sort = parse_sort(_names(params, "sort", "invalid_document_sort"))
+        client_sort = parse_sort(params.get("sort"))
     except MeiliError as error:
         raise MeiliError("invalid_document_sort", error.message) from None
     order = client_sort
@@ -101,7 +81,7 @@ def plan_documents_query(
     node_params["limit"] = offset + limit
     node_params["sort"] = [f"{r.field}:{'asc' if r.ascending else 'desc'}" for r in order]
     added: list[str] = []
-    fields = _names(params, "fields", "invalid_document_fields")
+    fields = params.get("fields")
     if fields is not None and "*" not in fields:
         for rule in order:
             if rule.field not in fields and rule.field not in added:

@@ -27,7 +27,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from miroir.core.errors import MeiliError
 from miroir.core.merge import clean_hit
 from miroir.core.merge_facets import merge_facet_distributions, merge_facet_stats
 from miroir.core.merge_order import sort_value_key
@@ -49,36 +48,25 @@ class FederatedPlan:
     show_details: tuple[bool, ...]
 
 
-def _usize(options: Mapping[str, Any], name: str, default: int) -> int:
-    value = options.get(name, default)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise MeiliError(
-            "invalid_multi_search_federated",
-            f"Invalid value type at `.federation.{name}`: expected a positive integer, "
-            f"but found `{value!r}`",
-        )
-    return value
+def _given(options: Mapping[str, Any], name: str, default: int) -> int:
+    value = options.get(name)
+    return default if value is None else value
 
 
 def plan_federated_query(body: Mapping[str, Any]) -> FederatedPlan:
-    """Rewrite a federated multi-search body for the nodes."""
+    """Rewrite a federated multi-search body (checked by `miroir.meili.params.check_multi_search`)
+    for the nodes."""
     federation = dict(body.get("federation") or {})
-    queries = body.get("queries")
-    if not isinstance(queries, list):
-        raise MeiliError(
-            "bad_request", "Invalid value type at `.queries`: expected an array of queries"
-        )
+    queries = body["queries"]
     page_mode = federation.get("page") is not None or federation.get("hitsPerPage") is not None
     if page_mode:
-        page = _usize(federation, "page", 1)
-        per_page = _usize(federation, "hitsPerPage", DEFAULT_LIMIT)
+        page = _given(federation, "page", 1)
+        per_page = _given(federation, "hitsPerPage", DEFAULT_LIMIT)
         offset, limit = ((page - 1) * per_page, per_page) if page > 0 else (0, 0)
     else:
         page, per_page = 1, DEFAULT_LIMIT
-        offset = _usize(federation, "offset", 0)
-        limit = _usize(federation, "limit", DEFAULT_LIMIT)
+        offset = _given(federation, "offset", 0)
+        limit = _given(federation, "limit", DEFAULT_LIMIT)
     for name in ("offset", "limit", "page", "hitsPerPage"):
         federation.pop(name, None)
     if page_mode:
@@ -87,19 +75,8 @@ def plan_federated_query(body: Mapping[str, Any]) -> FederatedPlan:
         federation.update(offset=0, limit=offset + limit)
 
     weights, show_score, show_details, node_queries = [], [], [], []
-    for position, query in enumerate(queries):
-        if not isinstance(query, Mapping):
-            raise MeiliError(
-                "bad_request", f"Invalid value type at `.queries[{position}]`: expected an object"
-            )
-        weight = (query.get("federationOptions") or {}).get("weight", 1.0)
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
-            raise MeiliError(
-                "invalid_multi_search_weight",
-                f"Invalid value at `.queries[{position}].federationOptions.weight`: "
-                "the value of `weight` is invalid, expected a positive float (>= 0.0).",
-            )
-        weights.append(float(weight))
+    for query in queries:
+        weights.append(float((query.get("federationOptions") or {}).get("weight", 1.0)))
         show_score.append(bool(query.get("showRankingScore")))
         show_details.append(bool(query.get("showRankingScoreDetails")))
         node_queries.append({**query, "showRankingScore": True, "showRankingScoreDetails": True})

@@ -38,8 +38,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from miroir.core.errors import MeiliError
+from miroir.core.routing import SHARD_FIELD
 
-SHARD_FIELD = "_miroir_shard"
 DEFAULT_LIMIT = 20
 DEFAULT_HITS_PER_PAGE = 20
 DEFAULT_MAX_TOTAL_HITS = 1000
@@ -92,44 +92,11 @@ class NodePlan:
         return self.offset + self.limit
 
 
-def _bad(code: str, message: str) -> MeiliError:
-    return MeiliError(code, message)
-
-
-def _usize(params: Mapping[str, Any], name: str, code: str, default: int) -> int:
-    value = params.get(name, default)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _bad(
-            code,
-            f"Invalid value type at `.{name}`: expected a positive integer, "
-            f"but found `{value!r}`",
-        )
-    return value
-
-
-def _bool(params: Mapping[str, Any], name: str, code: str) -> bool:
-    value = params.get(name, False)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise _bad(code, f"Invalid value type at `.{name}`: expected a boolean, but found `{value!r}`")
-    return value
-
-
-def _string_list(params: Mapping[str, Any], name: str, code: str) -> list[str] | None:
+def _given(params: Mapping[str, Any], name: str, default: Any) -> Any:
+    """A parameter of a checked request (`miroir.meili.params`), or its default when absent or
+    null."""
     value = params.get(name)
-    if value is None:
-        return None
-    if isinstance(value, str):
-        # GET search sends comma-separated lists; the proxy may hand them over unsplit.
-        return [part for part in value.split(",") if part]
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise _bad(
-            code, f"Invalid value type at `.{name}`: expected an array of strings, but found `{value!r}`"
-        )
-    return list(value)
+    return default if value is None else value
 
 
 def parse_sort(entries: Sequence[str] | None) -> tuple[SortRule, ...]:
@@ -138,7 +105,7 @@ def parse_sort(entries: Sequence[str] | None) -> tuple[SortRule, ...]:
     for entry in entries or ():
         name, sep, direction = entry.rpartition(":")
         if not sep or not name or direction not in ("asc", "desc"):
-            raise _bad(
+            raise MeiliError(
                 "invalid_search_sort",
                 f"Invalid syntax for the sort parameter: expected expression ending by "
                 f"`:asc` or `:desc`, found `{entry}`.",
@@ -175,8 +142,9 @@ def needs_rule_details(
 def plan_node_query(params: Mapping[str, Any], settings: Mapping[str, Any]) -> NodePlan:
     """Rewrite the client's search `params` for the shards of an index with these `settings`.
 
+    `params` has passed `miroir.meili.params.check_search` (types are not checked again here);
     `settings` is the index's GET /settings dict as the client sees it (missing keys take
-    Meilisearch's defaults). Raises MeiliError for the parameters this rewrite has to read.
+    Meilisearch's defaults). Raises MeiliError only for a malformed `sort` entry.
     """
     max_total_hits = _settings_int(settings, "pagination", "maxTotalHits", DEFAULT_MAX_TOTAL_HITS)
     max_values = _settings_int(
@@ -185,10 +153,10 @@ def plan_node_query(params: Mapping[str, Any], settings: Mapping[str, Any]) -> N
     sort_values_by = (settings.get("faceting") or {}).get("sortFacetValuesBy") or {"*": "alpha"}
 
     page_mode = params.get("page") is not None or params.get("hitsPerPage") is not None
-    requested_offset = _usize(params, "offset", "invalid_search_offset", 0)
-    requested_limit = _usize(params, "limit", "invalid_search_limit", DEFAULT_LIMIT)
-    page = _usize(params, "page", "invalid_search_page", 1)
-    hits_per_page = _usize(params, "hitsPerPage", "invalid_search_hits_per_page", DEFAULT_HITS_PER_PAGE)
+    requested_offset = _given(params, "offset", 0)
+    requested_limit = _given(params, "limit", DEFAULT_LIMIT)
+    page = _given(params, "page", 1)
+    hits_per_page = _given(params, "hitsPerPage", DEFAULT_HITS_PER_PAGE)
     if page_mode:
         # Page 0 is accepted and returns no hits (totals are still computed).
         raw_offset = (page - 1) * hits_per_page if page > 0 else 0
@@ -198,14 +166,8 @@ def plan_node_query(params: Mapping[str, Any], settings: Mapping[str, Any]) -> N
     offset = min(raw_offset, max_total_hits)
     limit = min(raw_limit, max_total_hits - offset)
 
-    sort = parse_sort(_string_list(params, "sort", "invalid_search_sort"))
-    distinct = params.get("distinct")
-    if distinct is not None and not isinstance(distinct, str):
-        raise _bad(
-            "invalid_search_distinct",
-            f"Invalid value type at `.distinct`: expected a string, but found `{distinct!r}`",
-        )
-    distinct = distinct or settings.get("distinctAttribute") or None
+    sort = parse_sort(params.get("sort"))
+    distinct = params.get("distinct") or settings.get("distinctAttribute") or None
 
     node_params = dict(params)
     for name in ("offset", "limit", "page", "hitsPerPage"):
@@ -217,17 +179,15 @@ def plan_node_query(params: Mapping[str, Any], settings: Mapping[str, Any]) -> N
     else:
         node_params["offset"] = 0
         node_params["limit"] = fetch_limit
-    show_score = _bool(params, "showRankingScore", "invalid_search_show_ranking_score")
-    show_details = _bool(
-        params, "showRankingScoreDetails", "invalid_search_show_ranking_score_details"
-    )
+    show_score = bool(params.get("showRankingScore"))
+    show_details = bool(params.get("showRankingScoreDetails"))
     node_params["showRankingScore"] = True
     node_params["showRankingScoreDetails"] = show_details or needs_rule_details(
         params, settings, sort
     )
 
     added: list[str] = []
-    to_retrieve = _string_list(params, "attributesToRetrieve", "invalid_search_attributes_to_retrieve")
+    to_retrieve = params.get("attributesToRetrieve")
     if to_retrieve is not None and "*" not in to_retrieve:
         wanted = [rule.field for rule in sort if not rule.is_geo]
         if distinct:

@@ -17,7 +17,6 @@ rely on one trio scheduling order, and the simulator drives the router directly.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -28,9 +27,9 @@ import trio
 from miroir.core.errors import MeiliError
 from miroir.devnode.engine import Engine
 from miroir.devnode.router import Request, Response, Router, error_response
+from miroir.meili.auth import PUBLIC_PATHS, check_bearer
 
 DEFAULT_PAYLOAD_LIMIT = 100_000_000  # Meilisearch's default --http-payload-size-limit, 100 MB
-_PUBLIC_PATHS = frozenset(("/health", "/"))
 _JSON_HEADER = (b"content-type", b"application/json")
 
 
@@ -145,18 +144,12 @@ class DevnodeApp:
                     )
                 )
             return None
-        if path in _PUBLIC_PATHS:
+        if path in PUBLIC_PATHS:
             return None
-        scheme, _, token = (authorization or b"").partition(b" ")
-        if authorization is None or scheme != b"Bearer":
-            return error_response(
-                MeiliError(
-                    "missing_authorization_header",
-                    "The Authorization header is missing. It must use the bearer authorization method.",
-                )
-            )
-        if not hmac.compare_digest(token.strip(), self._master_key):
-            return error_response(MeiliError("invalid_api_key", "The provided API key is invalid."))
+        try:
+            check_bearer(authorization, self._master_key)
+        except MeiliError as refused:
+            return error_response(refused)
         return None
 
     # ------------------------------------------------------------------------ task worker

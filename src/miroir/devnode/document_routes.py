@@ -1,8 +1,9 @@
 """Devnode handlers for documents: add/replace, add/update, browse, fetch, get one, delete.
 
-Owns the query parameters and body shapes of the document routes and Meilisearch's errors for
-them; payloads are parsed here at request time (malformed bodies are a 400, nothing enqueued),
-ids and primary keys are checked when the task runs. It never applies tasks.
+Owns the write routes' query parameters and Meilisearch's errors for them; payloads are parsed
+here at request time (malformed bodies are a 400, nothing enqueued), ids and primary keys are
+checked when the task runs. Browse and fetch parameters are checked by `miroir.meili.params`
+(the table the proxy checks with too). It never applies tasks.
 """
 
 from __future__ import annotations
@@ -11,20 +12,24 @@ from typing import Any
 
 from miroir.core.documents import canonical_document_id
 from miroir.core.errors import MeiliError
-from miroir.devnode import deserr
-from miroir.devnode.payloads import (
+from miroir.devnode.router import Request, Response, Router, accepted, ok
+from miroir.meili import deserr
+from miroir.meili.params import (
+    DOCUMENTS,
+    check_documents_fetch,
+    documents_body_from_query,
+    value_of,
+)
+from miroir.meili.payloads import (
     CSV,
     DOCUMENT_CONTENT_TYPES,
     check_content_type,
     csv_delimiter_from_query,
     parse_documents,
 )
-from miroir.devnode.router import Request, Response, Router, accepted, ok
-from miroir.devnode.uids import check_index_uid
+from miroir.meili.uids import check_index_uid
 
 _WRITE_PARAMS = ("primaryKey", "csvDelimiter", "customMetadata", "skipCreation")
-_BROWSE_PARAMS = ("offset", "limit", "fields", "retrieveVectors", "sort", "ids", "filter")
-_FETCH_FIELDS = ("offset", "limit", "fields", "retrieveVectors", "sort", "ids", "filter")
 
 
 def _write(replace: bool):
@@ -73,66 +78,33 @@ def _comma_list(text: str) -> list[str]:
 
 
 def browse(router: Router, request: Request, uid: str) -> Response:
-    index = router.engine.get_index(uid)
-    params = request.params(_BROWSE_PARAMS)
-    offset = deserr.parse_query_usize(
-        "invalid_document_offset", "offset", params.get("offset", "0")
-    )
-    limit = deserr.parse_query_usize("invalid_document_limit", "limit", params.get("limit", "20"))
-    if "retrieveVectors" in params:
-        deserr.parse_query_bool(
-            "invalid_document_retrieve_vectors", "retrieveVectors", params["retrieveVectors"]
-        )
-    if "sort" in params:
-        raise _sort_unsupported()
-    fields = _comma_list(params["fields"]) if "fields" in params else None
-    ids = (
-        [document_id_from_path(i) for i in _comma_list(params["ids"])] if "ids" in params else None
-    )
-    filter_expr = params.get("filter") or None
-    return ok(
-        index.browse(offset=offset, limit=limit, fields=fields, ids=ids, filter_expr=filter_expr)
-    )
+    return _browse(router, uid, documents_body_from_query(request.query))
 
 
 def fetch(router: Router, request: Request, uid: str) -> Response:
+    return _browse(router, uid, check_documents_fetch(request.json()))
+
+
+def _browse(router: Router, uid: str, body: dict[str, Any]) -> Response:
+    """GET /documents and POST /documents/fetch, once the parameters are checked (as
+    Meilisearch does, before the index is looked up)."""
     index = router.engine.get_index(uid)
-    body = deserr.body_object("bad_request", "", request.json())
-    deserr.check_fields(body, _FETCH_FIELDS, path="", code="bad_request")
-    offset = deserr.body_usize("invalid_document_offset", ".offset", body.get("offset", 0))
-    limit = deserr.body_usize("invalid_document_limit", ".limit", body.get("limit", 20))
-    fields = body.get("fields")
-    if fields is not None:
-        fields = deserr.body_string_list("invalid_document_fields", ".fields", fields)
-    if body.get("retrieveVectors") is not None:
-        deserr.body_bool(
-            "invalid_document_retrieve_vectors", ".retrieveVectors", body["retrieveVectors"]
-        )
     if body.get("sort") is not None:
         raise _sort_unsupported()
     ids = body.get("ids")
-    if ids is not None:
-        if not isinstance(ids, list):
-            raise deserr.type_error("invalid_document_ids", ".ids", "an array", ids)
-        ids = [_fetch_id(value, position) for position, value in enumerate(ids)]
-    filter_expr = body.get("filter")
-    if filter_expr is not None and not isinstance(filter_expr, str | list):
-        raise deserr.type_error(
-            "invalid_document_filter", ".filter", "a string or an array", filter_expr
-        )
     return ok(
         index.browse(
-            offset=offset, limit=limit, fields=fields, ids=ids, filter_expr=filter_expr or None
+            offset=value_of(body, DOCUMENTS["offset"]),
+            limit=value_of(body, DOCUMENTS["limit"]),
+            fields=body.get("fields"),
+            ids=None if ids is None else [_fetch_id(value) for value in ids],
+            filter_expr=body.get("filter") or None,
         )
     )
 
 
-def _fetch_id(value: Any, position: int) -> str:
-    if isinstance(value, str):
-        return document_id_from_path(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    raise deserr.type_error("invalid_document_ids", f".ids[{position}]", "a string", value)
+def _fetch_id(value: str | int) -> str:
+    return document_id_from_path(value) if isinstance(value, str) else str(value)
 
 
 def _sort_unsupported() -> MeiliError:

@@ -30,7 +30,7 @@ from miroir.devnode.index import (
 )
 from miroir.devnode.tasks import Task, TaskFilter, TaskQuery
 from miroir.devnode.timefmt import rfc3339
-from miroir.devnode.uids import check_index_uid
+from miroir.meili.uids import check_index_uid
 
 _UNSET: Any = object()
 _MAX_TASK_UID = 2**32 - 1

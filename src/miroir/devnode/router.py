@@ -13,12 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-import orjson
-
 from miroir.core.errors import MeiliError
-from miroir.devnode import deserr
 from miroir.devnode.engine import Engine
-from miroir.devnode.payloads import JSON, check_content_type
+from miroir.meili.params import query_params
+from miroir.meili.payloads import JSON, check_content_type, parse_json
 
 PKG_VERSION = "1.53.0"  # the Meilisearch whose routes and shapes reference/ describes
 
@@ -41,24 +39,11 @@ class Request:
     def json(self) -> Any:
         """The JSON body of a JSON-only route, with Meilisearch's 415/400 answers."""
         check_content_type(self.content_type, (JSON,))
-        if not self.body.strip():
-            raise MeiliError("missing_payload", "A json payload is missing.")
-        try:
-            return orjson.loads(self.body)
-        except orjson.JSONDecodeError as error:
-            raise MeiliError(
-                "malformed_payload", f"The json payload provided is malformed. `{error}`."
-            ) from None
+        return parse_json(self.body)
 
     def params(self, allowed: Iterable[str]) -> dict[str, str]:
         """Query parameters, rejecting unknown ones (`bad_request`); the last value wins."""
-        allowed = tuple(allowed)
-        found: dict[str, str] = {}
-        for name, value in self.query:
-            if name not in allowed:
-                raise deserr.unknown_parameter(name, allowed)
-            found[name] = value
-        return found
+        return query_params(self.query, allowed)
 
 
 @dataclass

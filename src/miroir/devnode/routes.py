@@ -11,11 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from miroir.core.errors import MeiliError
-from miroir.devnode import deserr
 from miroir.devnode import settings as settings_mod
 from miroir.devnode.router import PKG_VERSION, Request, Response, Router, accepted, ok
 from miroir.devnode.tasks import parse_task_query
-from miroir.devnode.uids import check_index_uid
+from miroir.meili import deserr
+from miroir.meili.params import search_body_from_query
+from miroir.meili.uids import check_index_uid
 
 # ------------------------------------------------------------------------------------ indexes
 
@@ -246,7 +247,7 @@ def search_post(router: Router, request: Request, uid: str) -> Response:
 def search_get(router: Router, request: Request, uid: str) -> Response:
     module = _search_module()
     check_index_uid(uid)
-    return ok(module.search(router.engine, uid, module.search_params_from_query(request.query)))
+    return ok(module.search(router.engine, uid, search_body_from_query(request.query)))
 
 
 def multi_search(router: Router, request: Request) -> Response:

@@ -1,7 +1,8 @@
 """The devnode's search endpoints as pure functions the app wires to routes.
 
-Owns: validation of search bodies (POST), GET query strings, multi-search (plain and
-federated) and facet-search bodies, with Meilisearch's codes and deserr wording; the response
+Owns: reading search (POST and GET), multi-search (plain and federated) and facet-search
+requests once `miroir.meili.params` has checked them (Meilisearch's table, the same the proxy
+checks with), refusing what the devnode cannot do (vectors, embedders); the response
 shapes (offset/limit vs page mode, maxTotalHits capping, facets, per-hit `_formatted`,
 `_matchesPosition`, `_rankingScore`, `_rankingScoreDetails`).
 
@@ -12,7 +13,6 @@ request, so a simulated run is reproducible), parse HTTP (the app does), or rank
 from __future__ import annotations
 
 import math
-import re
 import uuid
 from typing import Any
 
@@ -20,7 +20,7 @@ import orjson
 
 from miroir.core import filters as f
 from miroir.core.errors import MeiliError
-from miroir.devnode import deserr
+from miroir.core.search_plan import parse_sort
 from miroir.devnode.search.execute import SearchRequest, check_facets, facet_counts, run_search
 from miroir.devnode.search.federation import FederatedHit
 from miroir.devnode.search.federation import ordered as federated_order
@@ -31,46 +31,16 @@ from miroir.devnode.search.formatting import (
     select_attributes,
 )
 from miroir.devnode.search.text import normalize_word
-
-SEARCH_FIELDS = (
-    "q",
-    "vector",
-    "media",
-    "offset",
-    "limit",
-    "page",
-    "hitsPerPage",
-    "attributesToRetrieve",
-    "retrieveVectors",
-    "attributesToCrop",
-    "cropLength",
-    "attributesToHighlight",
-    "showMatchesPosition",
-    "showRankingScore",
-    "showRankingScoreDetails",
-    "showPerformanceDetails",
-    "filter",
-    "sort",
-    "distinct",
-    "facets",
-    "highlightPreTag",
-    "highlightPostTag",
-    "cropMarker",
-    "matchingStrategy",
-    "attributesToSearchOn",
-    "rankingScoreThreshold",
-    "locales",
-    "personalize",
-    "hybrid",
-    "useNetwork",
+from miroir.meili.params import (
+    FEDERATION,
+    SEARCH,
+    check_facet_search,
+    check_multi_search,
+    check_search,
+    value_of,
 )
+
 _NAMESPACE = uuid.UUID("6f1c5a56-8c1e-4d55-9a43-3c1f0c6b7e21")
-_SORT_EXPRESSION = re.compile(r"^(.+):(asc|desc)$")
-
-
-def _code(name: str) -> str:
-    snake = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-    return f"invalid_search_{snake}"
 
 
 def _request_uid(*parts: Any) -> str:
@@ -81,192 +51,47 @@ def _request_uid(*parts: Any) -> str:
 
 
 class SearchParams:
-    """A validated search request (body keys in camelCase, as Meilisearch takes them)."""
+    """A search request checked against Meilisearch's table (`miroir.meili.params`), read with
+    its defaults; refuses what the devnode cannot do (vectors, embedders)."""
 
-    def __init__(
-        self,
-        body: Any,
-        *,
-        path: str = "",
-        federated: bool = False,
-        allowed: tuple[str, ...] = SEARCH_FIELDS,
-    ) -> None:
-        body = deserr.body_object("bad_request", path, body)
-        deserr.check_fields(body, allowed, path=path, code="bad_request")
+    def __init__(self, body: dict[str, Any]) -> None:
+        def get(name: str) -> Any:
+            return value_of(body, SEARCH[name])
 
-        def at(key: str) -> str:
-            return f"{path}.{key}"
-
-        get = body.get
-        q = get("q")
-        self.q: str | None = None if q is None else deserr.body_string(_code("q"), at("q"), q)
-        self.offset = self._usize(body, "offset", 0, at)
-        self.limit = self._usize(body, "limit", 20, at)
-        self.page = None if get("page") is None else self._usize(body, "page", 1, at)
-        self.hits_per_page = (
-            None if get("hitsPerPage") is None else self._usize(body, "hitsPerPage", 20, at)
-        )
+        self.q: str | None = get("q")
+        self.offset: int = get("offset")
+        self.limit: int = get("limit")
+        self.page: int | None = body.get("page")
+        self.hits_per_page: int | None = body.get("hitsPerPage")
         self.page_mode = self.page is not None or self.hits_per_page is not None
-        paging = [k for k in ("limit", "offset", "page", "hitsPerPage") if k in body]
-        if federated and paging:
-            position = path.rpartition("[")[2].rstrip("]")
-            raise MeiliError(
-                "invalid_multi_search_query_pagination",
-                f"Inside `{path}`: Using pagination options is not allowed in federated queries."
-                f"\n - Hint: remove `{paging[0]}` from query #{position} or remove `federation` "
-                "from the request"
-                "\n - Hint: pass `federation.limit` and `federation.offset` for pagination in "
-                "federated search",
-            )
-        self.attributes_to_retrieve = self._strings(body, "attributesToRetrieve", at) or ["*"]
-        self.attributes_to_crop = self._strings(body, "attributesToCrop", at) or []
-        self.crop_length = self._usize(body, "cropLength", 10, at)
-        self.attributes_to_highlight = self._strings(body, "attributesToHighlight", at) or []
-        self.show_matches_position = self._bool(body, "showMatchesPosition", at)
-        self.show_ranking_score = self._bool(body, "showRankingScore", at)
-        self.show_ranking_score_details = self._bool(body, "showRankingScoreDetails", at)
-        self._bool(body, "showPerformanceDetails", at)
-        self._bool(body, "retrieveVectors", at)
+        self.attributes_to_retrieve: list[str] = get("attributesToRetrieve") or ["*"]
+        self.attributes_to_crop: list[str] = get("attributesToCrop")
+        self.crop_length: int = get("cropLength")
+        self.attributes_to_highlight: list[str] = get("attributesToHighlight")
+        self.show_matches_position: bool = get("showMatchesPosition")
+        self.show_ranking_score: bool = get("showRankingScore")
+        self.show_ranking_score_details: bool = get("showRankingScoreDetails")
         self.filter = get("filter")
-        if self.filter is not None and not isinstance(self.filter, (str, list)):
-            raise deserr.type_error(
-                _code("filter"), at("filter"), "a string or an array", self.filter
-            )
-        self.sort = self._sort(body, at)
-        self.distinct = (
-            None
-            if get("distinct") is None
-            else deserr.body_string(_code("distinct"), at("distinct"), get("distinct"))
-        )
-        self.facets = self._strings(body, "facets", at)
-        if federated and self.facets is not None:
-            position = path.rpartition("[")[2].rstrip("]")
-            raise MeiliError(
-                "invalid_multi_search_query_facets",
-                f"Inside `{path}`: Using facet options is not allowed in federated queries.\n"
-                f" - Hint: remove `facets` from query #{position} or remove `federation` from "
-                "the request\n - Hint: pass `federation.facetsByIndex.<index>: [...]` for "
-                "facets in federated search",
-            )
-        self.pre_tag = self._string(body, "highlightPreTag", "<em>", at)
-        self.post_tag = self._string(body, "highlightPostTag", "</em>", at)
-        self.crop_marker = self._string(body, "cropMarker", "…", at)
-        strategy = self._string(body, "matchingStrategy", "last", at)
-        if strategy not in ("last", "all", "frequency"):
-            raise deserr.unknown_value(
-                _code("matchingStrategy"),
-                at("matchingStrategy"),
-                strategy,
-                ("last", "all", "frequency"),
-            )
-        self.matching_strategy = strategy
-        self.attributes_to_search_on = self._strings(body, "attributesToSearchOn", at)
+        self.sort = [(rule.field, rule.ascending) for rule in parse_sort(get("sort"))]
+        self.distinct: str | None = get("distinct")
+        self.facets: list[str] | None = get("facets")
+        self.pre_tag: str = get("highlightPreTag")
+        self.post_tag: str = get("highlightPostTag")
+        self.crop_marker: str = get("cropMarker")
+        self.matching_strategy: str = get("matchingStrategy")
+        self.attributes_to_search_on: list[str] | None = get("attributesToSearchOn")
         threshold = get("rankingScoreThreshold")
-        if threshold is not None and (
-            isinstance(threshold, bool)
-            or not isinstance(threshold, (int, float))
-            or not 0.0 <= threshold <= 1.0
-        ):
-            if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
-                raise deserr.type_error(
-                    _code("rankingScoreThreshold"),
-                    at("rankingScoreThreshold"),
-                    "a number",
-                    threshold,
-                )
-            raise deserr.invalid_value(
-                _code("rankingScoreThreshold"),
-                at("rankingScoreThreshold"),
-                "the value of `rankingScoreThreshold` is invalid, expected a float between "
-                "`0.0` and `1.0`.",
-            )
         self.ranking_score_threshold = None if threshold is None else float(threshold)
         for unsupported in ("vector", "media", "hybrid", "personalize"):
-            if get(unsupported) is not None:
+            if body.get(unsupported) is not None:
                 raise MeiliError(
                     "feature_not_enabled"
                     if unsupported != "hybrid"
                     else "invalid_search_hybrid_query",
                     f"The devnode does not implement `{unsupported}` (no embedders).",
                 )
-        self.federation_options = get("federationOptions")
+        self.federation_options = body.get("federationOptions")
         self.raw = body
-
-    @staticmethod
-    def _usize(body: dict, key: str, default: int, at: Any) -> int:
-        value = body.get(key)
-        return default if value is None else deserr.body_usize(_code(key), at(key), value)
-
-    @staticmethod
-    def _bool(body: dict, key: str, at: Any) -> bool:
-        value = body.get(key)
-        return False if value is None else deserr.body_bool(_code(key), at(key), value)
-
-    @staticmethod
-    def _string(body: dict, key: str, default: str, at: Any) -> str:
-        value = body.get(key)
-        return default if value is None else deserr.body_string(_code(key), at(key), value)
-
-    @staticmethod
-    def _strings(body: dict, key: str, at: Any) -> list[str] | None:
-        value = body.get(key)
-        return None if value is None else deserr.body_string_list(_code(key), at(key), value)
-
-    def _sort(self, body: dict, at: Any) -> list[tuple[str, bool]]:
-        value = self._strings(body, "sort", at) or []
-        out: list[tuple[str, bool]] = []
-        for expression in value:
-            match = _SORT_EXPRESSION.match(expression)
-            if match is None:
-                raise MeiliError(
-                    "invalid_search_sort",
-                    "Invalid syntax for the sort parameter: expected expression ending by "
-                    f"`:asc` or `:desc`, found `{expression}`.",
-                )
-            out.append((match.group(1), match.group(2) == "asc"))
-        return out
-
-
-def search_params_from_query(query: list[tuple[str, str]]) -> dict[str, Any]:
-    """A GET /search query string as the equivalent POST body."""
-    lists = (
-        "attributesToRetrieve",
-        "attributesToCrop",
-        "attributesToHighlight",
-        "facets",
-        "attributesToSearchOn",
-        "sort",
-        "locales",
-    )
-    integers = ("offset", "limit", "page", "hitsPerPage", "cropLength")
-    booleans = (
-        "showMatchesPosition",
-        "showRankingScore",
-        "showRankingScoreDetails",
-        "showPerformanceDetails",
-        "retrieveVectors",
-    )
-    allowed = tuple(k for k in SEARCH_FIELDS if k not in ("media", "personalize", "useNetwork"))
-    body: dict[str, Any] = {}
-    for name, value in query:
-        if name not in allowed:
-            raise deserr.unknown_parameter(name, allowed)
-        if name in lists:
-            body[name] = [] if value == "" else value.split(",")
-        elif name in integers:
-            body[name] = deserr.parse_query_usize(_code(name), name, value)
-        elif name in booleans:
-            body[name] = deserr.parse_query_bool(_code(name), name, value)
-        elif name == "rankingScoreThreshold":
-            try:
-                body[name] = float(value)
-            except ValueError:
-                raise deserr.bad_parameter(
-                    _code(name), name, f"could not parse `{value}` as a float"
-                ) from None
-        else:
-            body[name] = value
-    return body
 
 
 # ----------------------------------------------------------------------------- search
@@ -392,10 +217,11 @@ def _response(
     return response
 
 
-def search(engine: Any, index_uid: str, params: dict) -> dict:
-    """POST /indexes/{uid}/search (GET goes through search_params_from_query first)."""
+def search(engine: Any, index_uid: str, params: Any) -> dict:
+    """POST /indexes/{uid}/search (GET goes through search_body_from_query first). The body is
+    checked before the index is looked up, as Meilisearch's extractor does."""
+    validated = SearchParams(check_search(params))
     index = engine.get_index(index_uid)
-    validated = SearchParams(params)
     outcome, window = _run(index, validated)
     return _response(index_uid, index, validated, outcome, window)
 
@@ -405,42 +231,16 @@ def search(engine: Any, index_uid: str, params: dict) -> dict:
 
 def multi_search(engine: Any, body: Any) -> dict:
     """POST /multi-search: `{queries}` gives per-query results; with `federation`, one list."""
-    body = deserr.body_object("bad_request", "", body)
-    deserr.check_fields(body, ("queries", "federation"), path="", code="bad_request")
-    queries = body.get("queries")
-    if queries is None:
-        raise deserr.missing_field("bad_request", "", "queries")
-    if not isinstance(queries, list):
-        raise deserr.type_error("bad_request", ".queries", "an array", queries)
+    body = check_multi_search(body)
     federation = body.get("federation")
-    allowed = SEARCH_FIELDS + ("indexUid", "federationOptions")
     prepared = []
-    for position, query in enumerate(queries):
-        path = f".queries[{position}]"
-        if not isinstance(query, dict):
-            raise deserr.type_error("bad_request", path, "an object", query)
-        if "indexUid" not in query:
-            raise deserr.missing_field("missing_index_uid", path, "indexUid")
+    for position, query in enumerate(body["queries"]):
         index_uid = query["indexUid"]
-        if not isinstance(index_uid, str):
-            raise deserr.type_error("invalid_index_uid", f"{path}.indexUid", "a string", index_uid)
-        params = SearchParams(
-            {k: v for k, v in query.items() if k != "indexUid"},
-            path=path,
-            federated=federation is not None,
-            allowed=allowed,
-        )
-        if federation is None and params.federation_options is not None:
-            raise MeiliError(
-                "invalid_multi_search_federation_options",
-                f"Inside `{path}`: Using `federationOptions` is not allowed in a non-federated "
-                "search.\n - Hint: remove `federationOptions` from query #"
-                f"{position} or add `federation` to the request.",
-            )
+        params = SearchParams({k: v for k, v in query.items() if k != "indexUid"})
         try:
             index = engine.get_index(index_uid)
         except MeiliError as error:
-            raise MeiliError(error.code, f"Inside `{path}`: {error.message}") from None
+            raise MeiliError(error.code, f"Inside `.queries[{position}]`: {error.message}") from None
         prepared.append((position, index_uid, index, params))
     if federation is None:
         results = []
@@ -459,44 +259,25 @@ def multi_search(engine: Any, body: Any) -> dict:
 
 
 def _federated(prepared: list, federation: Any) -> dict:
-    """One list of hits from every query, ordered as Meilisearch orders federated hits."""
-    federation = deserr.body_object("invalid_multi_search_federated", ".federation", federation)
-    allowed = ("offset", "limit", "page", "hitsPerPage", "facetsByIndex", "mergeFacets")
-    deserr.check_fields(federation, allowed, path=".federation", code="bad_request")
+    """One list of hits from every query, ordered as Meilisearch orders federated hits (the
+    body was checked by `check_multi_search`)."""
 
-    def usize(name: str, default: int) -> int:
-        value = federation.get(name)
-        if value is None:
-            return default
-        return deserr.body_usize("invalid_multi_search_federated", f".federation.{name}", value)
+    def get(name: str) -> Any:
+        return value_of(federation, FEDERATION[name])
 
     page_mode = federation.get("page") is not None or federation.get("hitsPerPage") is not None
-    page, hits_per_page = usize("page", 1), usize("hitsPerPage", 20)
+    page, hits_per_page = get("page"), get("hitsPerPage")
     if page_mode:
         offset, limit = ((page - 1) * hits_per_page, hits_per_page) if page > 0 else (0, 0)
     else:
-        offset, limit = usize("offset", 0), usize("limit", 20)
+        offset, limit = get("offset"), get("limit")
 
     candidates: list[FederatedHit] = []
     total = 0
     matched_by_index: dict[str, set[int]] = {}
     indexes: dict[str, Any] = {}
     for position, index_uid, index, params in prepared:
-        options = params.federation_options or {}
-        if not isinstance(options, dict):
-            raise deserr.type_error(
-                "invalid_multi_search_federation_options",
-                f".queries[{position}].federationOptions",
-                "an object",
-                options,
-            )
-        weight = options.get("weight", 1.0)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
-            raise MeiliError(
-                "invalid_multi_search_weight",
-                f"Invalid value at `.queries[{position}].federationOptions.weight`: the value "
-                "of `weight` is invalid, expected a positive float (>= 0.0).",
-            )
+        weight = (params.federation_options or {}).get("weight", 1.0)
         try:
             outcome, window = _run(index, params, extra_limit=offset + limit)
         except MeiliError as error:
@@ -552,16 +333,10 @@ def _federated_facets(
     by_index = federation.get("facetsByIndex")
     if by_index is None:
         return
-    by_index = deserr.body_object(
-        "invalid_multi_search_facets_by_index", ".federation.facetsByIndex", by_index
-    )
     computed: dict[str, dict[str, Any]] = {}
     for uid, names in by_index.items():
         if names is None:
             continue
-        names = deserr.body_string_list(
-            "invalid_multi_search_facets_by_index", f".federation.facetsByIndex.{uid}", names
-        )
         index = indexes.get(uid)
         if index is None:
             raise MeiliError(
@@ -581,16 +356,7 @@ def _federated_facets(
     if merge is None:
         response["facetsByIndex"] = computed
         return
-    merge = deserr.body_object(
-        "invalid_multi_search_merge_facets", ".federation.mergeFacets", merge
-    )
     max_values = merge.get("maxValuesPerFacet")
-    if max_values is not None:
-        max_values = deserr.body_usize(
-            "invalid_multi_search_max_values_per_facet",
-            ".federation.mergeFacets.maxValuesPerFacet",
-            max_values,
-        )
     distribution: dict[str, dict[str, int]] = {}
     stats: dict[str, dict[str, float]] = {}
     for part in computed.values():
@@ -624,30 +390,12 @@ def _alpha_facet_key(item: tuple[str, int]) -> tuple:
 
 # ----------------------------------------------------------------------------- facet search
 
-FACET_SEARCH_FIELDS = (
-    "facetName",
-    "facetQuery",
-    "q",
-    "filter",
-    "matchingStrategy",
-    "attributesToSearchOn",
-    "exhaustiveFacetCount",
-    "rankingScoreThreshold",
-    "locales",
-)
-
-
 def facet_search(engine: Any, index_uid: str, body: Any) -> dict:
     """POST /indexes/{uid}/facet-search: facet values (with counts) matching `facetQuery`."""
+    body = check_facet_search(body)
     index = engine.get_index(index_uid)
-    body = deserr.body_object("bad_request", "", body)
-    deserr.check_fields(body, FACET_SEARCH_FIELDS, path="", code="bad_request")
-    if body.get("facetName") is None:
-        raise deserr.missing_field("missing_facet_search_facet_name", "", "facetName")
-    name = deserr.body_string("invalid_facet_search_facet_name", ".facetName", body["facetName"])
+    name = body["facetName"]
     facet_query = body.get("facetQuery")
-    if facet_query is not None:
-        deserr.body_string("invalid_facet_search_query", ".facetQuery", facet_query)
     settings = index.settings
     if settings.get("facetSearch") is False:
         raise MeiliError("facet_search_disabled", "The facet search is disabled for this index")

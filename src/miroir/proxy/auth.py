@@ -1,9 +1,10 @@
 """Who may call what: the Meilisearch master key on the Meilisearch API, the admin key on
 `/_miroir/*`, nothing on /health.
 
-Rules, as Meilisearch applies them to its own API: with no master key configured everything is
-open; without an `Authorization: Bearer` header the answer is 401 `missing_authorization_header`;
-with a wrong key, 403 `invalid_api_key`. Admin routes take `Authorization: Bearer <key>` or
+Rules, as Meilisearch applies them to its own API (`miroir.meili.auth`, the one bearer check the
+devnode and the simulator apply too): with no master key configured everything is open; without
+an `Authorization: Bearer` header the answer is 401 `missing_authorization_header`; with a wrong
+key, 403 `invalid_api_key`. Admin routes take `Authorization: Bearer <key>` or
 `X-Admin-Key: <key>` and answer 401 `miroir_invalid_auth`; with no admin key configured they fall
 back to the master key, and are open only when neither is set.
 
@@ -17,8 +18,8 @@ import hmac
 from collections.abc import Mapping
 
 from miroir.core.errors import MeiliError
+from miroir.meili.auth import PUBLIC_PATHS, check_bearer
 
-PUBLIC_PATHS = frozenset(("/health", "/"))
 ADMIN_PREFIX = "/_miroir/"
 
 
@@ -45,16 +46,8 @@ class Authenticator:
             self._check_master(headers.get("authorization"))
 
     def _check_master(self, authorization: str | None) -> None:
-        if self._master is None:
-            return
-        scheme, _, token = (authorization or "").partition(" ")
-        if authorization is None or scheme != "Bearer":
-            raise MeiliError(
-                "missing_authorization_header",
-                "The Authorization header is missing. It must use the bearer authorization method.",
-            )
-        if not _same(token.strip(), self._master):
-            raise MeiliError("invalid_api_key", "The provided API key is invalid.")
+        if self._master is not None:
+            check_bearer(authorization, self._master)
 
     def _check_admin(self, headers: Mapping[str, str]) -> None:
         if self._admin is None:

@@ -2,20 +2,20 @@
 
 Owns the Meilisearch errors for bodies: missing/invalid content type (415), empty body
 (`missing_payload`), malformed JSON (`malformed_payload`), too large (`payload_too_large`, 413).
-Document bodies (JSON, NDJSON, CSV) are parsed by `miroir.devnode.payloads`, the one parser in
-the project. Must never parse a body twice or accept one past `max_body_bytes`.
+Bodies are parsed by `miroir.meili.payloads` (JSON routes and JSON, NDJSON, CSV documents), the
+one parser in the project, which the devnode uses too. Must never parse a body twice or accept one past `max_body_bytes`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from quart import current_app, request
 
-from miroir.core.errors import MeiliError, wrong_value_type
-from miroir.devnode import deserr, payloads
-from miroir.devnode.uids import check_index_uid
+from miroir.core.errors import MeiliError
+from miroir.meili import deserr, payloads
+from miroir.meili.params import query_params
+from miroir.meili.uids import check_index_uid
 
 
 def too_large(limit: int) -> MeiliError:
@@ -45,33 +45,19 @@ async def read_body() -> bytes:
 async def json_body() -> Any:
     """The JSON body of a JSON route, with Meilisearch's content-type and payload errors."""
     payloads.check_content_type(request.headers.get("content-type"), (payloads.JSON,))
-    body = await read_body()
-    if not body.strip():
-        raise MeiliError("missing_payload", "A json payload is missing.")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise payloads.malformed("json", str(error)) from None
-
-
-def wrong_body_type(expected: str) -> MeiliError:
-    """Meilisearch's error for a JSON body whose top level is not `expected` ("an object")."""
-    return wrong_value_type(expected)
+    return payloads.parse_json(await read_body())
 
 
 async def json_object_body() -> dict[str, Any]:
     """The JSON body of a route that takes an object (settings, index creation, filters)."""
-    body = await json_body()
-    if not isinstance(body, dict):
-        raise wrong_body_type("an object")
-    return body
+    return deserr.body_object("bad_request", "", await json_body())
 
 
 async def json_array_body() -> list[Any]:
     """The JSON body of a route that takes an array (delete-batch)."""
     body = await json_body()
     if not isinstance(body, list):
-        raise wrong_body_type("an array")
+        raise deserr.type_error("bad_request", "", "an array", body)
     return body
 
 
@@ -98,9 +84,6 @@ def index_uid(uid: str) -> str:
 
 def only_params(allowed: tuple[str, ...]) -> dict[str, str]:
     """The query string as a dict; an unknown parameter is Meilisearch's `bad_request`."""
-    for name in request.args:
-        if name not in allowed:
-            raise deserr.unknown_parameter(name, allowed)
-    return {name: request.args[name] for name in request.args}
+    return query_params(request.args.items(multi=True), allowed)
 
 

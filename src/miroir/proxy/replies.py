@@ -13,10 +13,9 @@ from quart import Response
 from miroir.cluster.writes import WriteOutcome
 from miroir.core.errors import MeiliError
 from miroir.core.tasks import Task, render_task_summary
+from miroir.meili.extensions import DEGRADED_HEADER
 from miroir.proxy.errors import error_response, json_response
 from miroir.proxy.state import proxy_state
-
-DEGRADED_HEADER = "X-Miroir-Degraded"
 
 
 def task_accepted(task: Task, status: int = 202) -> Response:

@@ -1,8 +1,9 @@
 """Read routes through the scatter path: search (POST and GET), multi-search, facet search, and
 the documents listing (GET /documents, POST /documents/fetch).
 
-Thin handlers: read and shape the request (GET query strings become the equivalent POST body,
-exactly as a node would read them), call one operation of `miroir.cluster.search` or
+Thin handlers: read the request and check it against Meilisearch's tables
+(`miroir.meili.params`: GET query strings become the equivalent POST body, exactly as a node
+reads them, and a bad parameter is refused in Meilisearch's words before any node is asked), call one operation of `miroir.cluster.search` or
 `miroir.cluster.read_documents` with the configured `unavailable_shard_policy`, and render the
 merged answer. A partial answer carries `X-Miroir-Degraded: shards=<ids>`. Must never merge,
 route or retry anything itself.
@@ -28,17 +29,16 @@ from quart import Blueprint, Response, request
 
 from miroir.cluster import read_documents, search
 from miroir.core.errors import MeiliError
-from miroir.devnode import deserr, payloads
-from miroir.devnode.search_routes import search_params_from_query
+from miroir.meili import params as meili_params
+from miroir.meili import payloads
+from miroir.meili.extensions import DEGRADED_HEADER
 from miroir.proxy import bodies
 from miroir.proxy.access_log import log_request
 from miroir.proxy.errors import json_response
 from miroir.proxy.state import ProxyState, cluster, proxy_state
 
 blueprint = Blueprint("search", __name__)
-DEGRADED_HEADER = "X-Miroir-Degraded"
 JSON_TYPE = b"application/json"
-_BROWSE_PARAMS = ("offset", "limit", "fields", "retrieveVectors", "sort", "ids", "filter")
 
 
 # requestUid: UUID-shaped (version 4 layout), unique per answer. A random per-process prefix
@@ -96,7 +96,7 @@ def _rendered_bytes(result: search.ReadResult) -> tuple[bytes, list[tuple[bytes,
 @blueprint.post("/indexes/<uid>/search")
 async def search_post(uid: str) -> Response:
     bodies.index_uid(uid)
-    params = await bodies.json_object_body()
+    params = meili_params.check_search(await bodies.json_body())
     return _render(await search.search_index(cluster(), uid, params, policy=_policy()),
                    request_uid=True)
 
@@ -104,55 +104,36 @@ async def search_post(uid: str) -> Response:
 @blueprint.get("/indexes/<uid>/search")
 async def search_get(uid: str) -> Response:
     bodies.index_uid(uid)
-    params = search_params_from_query(list(request.args.items(multi=True)))
+    params = meili_params.search_body_from_query(request.args.items(multi=True))
     return _render(await search.search_index(cluster(), uid, params, policy=_policy()),
                    request_uid=True)
 
 
 @blueprint.post("/multi-search")
 async def multi_search() -> Response:
-    body = await bodies.json_body()
+    body = meili_params.check_multi_search(await bodies.json_body())
     return _render(await search.multi_search(cluster(), body, policy=_policy()))
 
 
 @blueprint.post("/indexes/<uid>/facet-search")
 async def facet_search(uid: str) -> Response:
     bodies.index_uid(uid)
-    params = await bodies.json_object_body()
+    params = meili_params.check_facet_search(await bodies.json_body())
     return _render(await search.facet_search(cluster(), uid, params, policy=_policy()))
 
 
 @blueprint.get("/indexes/<uid>/documents")
 async def browse(uid: str) -> Response:
     bodies.index_uid(uid)
-    params = _browse_params(bodies.only_params(_BROWSE_PARAMS))
+    params = meili_params.documents_body_from_query(request.args.items(multi=True))
     return _render(await read_documents.fetch_documents(cluster(), uid, params, policy=_policy()))
 
 
 @blueprint.post("/indexes/<uid>/documents/fetch")
 async def fetch(uid: str) -> Response:
     bodies.index_uid(uid)
-    params = await bodies.json_object_body()
+    params = meili_params.check_documents_fetch(await bodies.json_body())
     return _render(await read_documents.fetch_documents(cluster(), uid, params, policy=_policy()))
-
-
-def _browse_params(query: dict[str, str]) -> dict[str, Any]:
-    """A GET /documents query string as the equivalent POST /documents/fetch body."""
-    params: dict[str, Any] = {}
-    if "offset" in query:
-        params["offset"] = deserr.parse_query_usize("invalid_document_offset", "offset", query["offset"])
-    if "limit" in query:
-        params["limit"] = deserr.parse_query_usize("invalid_document_limit", "limit", query["limit"])
-    if "retrieveVectors" in query:
-        params["retrieveVectors"] = deserr.parse_query_bool(
-            "invalid_document_retrieve_vectors", "retrieveVectors", query["retrieveVectors"]
-        )
-    for name in ("fields", "ids", "sort"):
-        if name in query:
-            params[name] = [item.strip() for item in query[name].split(",") if item.strip()]
-    if query.get("filter"):
-        params["filter"] = query["filter"]
-    return params
 
 
 # ---- the search lane: POST /indexes/{uid}/search below Quart ------------------------------------
@@ -169,8 +150,8 @@ def search_lane(inner: ASGIApp, state: ProxyState, authenticator: Any, max_body_
     """An ASGI app in front of Quart's that answers `POST /indexes/{uid}/search` itself.
 
     Quart's request machinery is ~15 % of a search's CPU (docs/benchmarks.md). The lane answers
-    only a request the Quart route would answer with a search: authorised, a JSON object body
-    within the limit, a valid index uid. Anything else (a refusal, a bad body) is handed to
+    only a request the Quart route would answer with a search: authorised, a JSON body within
+    the limit that passes `check_search`, a valid index uid. Anything else (a refusal, a bad body) is handed to
     Quart with the body replayed, so every refusal keeps Quart's exact rendering. Once the
     search runs, its answer or failure is rendered by the same functions the app's error
     handlers use (`render_error`), and metrics and the access-log line are the `after_request`
@@ -214,9 +195,10 @@ def search_lane(inner: ASGIApp, state: ProxyState, authenticator: Any, max_body_
                         break
             if waiting.cancelled_caught:
                 raise _HandOver
-            params = orjson.loads(b"".join(m.get("body", b"") for m in received))
-            if not isinstance(params, dict):
-                raise _HandOver
+            # A body the Quart route would refuse is handed over, to be refused there.
+            params = meili_params.check_search(
+                orjson.loads(b"".join(m.get("body", b"") for m in received))
+            )
         except (MeiliError, _HandOver, orjson.JSONDecodeError):
             return await inner(scope, _replay(received, receive), send)
         metrics = state.metrics

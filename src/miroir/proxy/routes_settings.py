@@ -13,7 +13,7 @@ from quart import Blueprint, Response
 
 from miroir.cluster import broadcast
 from miroir.core.errors import MeiliError
-from miroir.devnode.settings import SETTINGS_KEYS, SUBROUTES
+from miroir.meili.settings import SETTINGS_KEYS, SUBROUTES
 from miroir.proxy import bodies
 from miroir.proxy.errors import json_response, node_answer
 from miroir.proxy.replies import task_accepted

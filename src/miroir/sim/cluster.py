@@ -44,12 +44,12 @@ import trio
 
 from miroir.cluster.services import RepairSettings, Services
 from miroir.config import MiroirConfig, config_from_dict
+from miroir.meili.extensions import DEGRADED_HEADER
 from miroir.proxy import create_app
 from miroir.sim.transport import SIM_EPOCH, FaultModel, SimTransport
 from miroir.store.memory import MemoryStore
 
 SIM_EPOCH_MS = int(SIM_EPOCH.timestamp() * 1000)
-DEGRADED_HEADER = "X-Miroir-Degraded"
 # Fields of a client answer that are unique per request by design, left out of trace digests.
 _UNSTABLE_FIELDS = ("requestUid",)
 

@@ -51,7 +51,6 @@ None)`, None when the call raised a transport error (a cancelled call reports no
 from __future__ import annotations
 
 import heapq
-import hmac
 import itertools
 import random
 from collections import Counter
@@ -65,6 +64,7 @@ import trio
 from miroir.core.errors import MeiliError
 from miroir.devnode.engine import Engine
 from miroir.devnode.router import Request, Response, Router, error_response
+from miroir.meili.auth import PUBLIC_PATHS, check_bearer
 from miroir.transport.base import (
     CallSpec,
     NodeRefused,
@@ -77,7 +77,6 @@ from miroir.transport.base import (
 )
 
 FATES = ("ok", "error", "stall", "drop", "lost_reply")
-_PUBLIC_PATHS = frozenset(("/health", "/"))
 _JSON_HEADERS = (("content-type", "application/json"),)
 SIM_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -196,16 +195,12 @@ class SimNode:
 
     def _authorize(self, path: str, authorization: str | None) -> Response | None:
         """The devnode app's master-key rule, compared in constant time; the key never leaves."""
-        if self.master_key is None or path in _PUBLIC_PATHS:
+        if self.master_key is None or path in PUBLIC_PATHS:
             return None
-        scheme, _, token = (authorization or "").partition(" ")
-        if authorization is None or scheme != "Bearer":
-            return error_response(MeiliError(
-                "missing_authorization_header",
-                "The Authorization header is missing. It must use the bearer authorization method.",
-            ))
-        if not hmac.compare_digest(token.strip().encode(), self.master_key):
-            return error_response(MeiliError("invalid_api_key", "The provided API key is invalid."))
+        try:
+            check_bearer(authorization, self.master_key)
+        except MeiliError as refused:
+            return error_response(refused)
         return None
 
     def _wake_worker(self) -> None:

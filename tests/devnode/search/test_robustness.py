@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from miroir.core import filters as f
 from miroir.core.errors import MeiliError
 from miroir.devnode import search_routes as routes
+from miroir.meili import params as params_table
 
 from .helpers import engine_with
 
@@ -30,7 +31,7 @@ json_values = st.recursive(
     ),
     max_leaves=6,
 )
-KEYS = list(routes.SEARCH_FIELDS) + ["unknown"]
+KEYS = list(params_table.SEARCH) + ["unknown"]
 bodies = st.dictionaries(st.sampled_from(KEYS), json_values, max_size=4)
 PIECES = list("ab -\"'()=<>![],.é\\_") + [
     "AND",
@@ -98,7 +99,7 @@ def test_random_multi_search_bodies(body) -> None:
 
 @given(
     st.dictionaries(
-        st.sampled_from(list(routes.FACET_SEARCH_FIELDS) + ["x"]), json_values, max_size=3
+        st.sampled_from(list(params_table.FACET_SEARCH) + ["x"]), json_values, max_size=3
     )
 )
 def test_random_facet_search_bodies(body) -> None:

@@ -16,6 +16,7 @@ from miroir.devnode import search_routes as routes
 from miroir.devnode.search.execute import SearchRequest, run_search
 from miroir.devnode.search.text import damerau_levenshtein, normalize_word, tokenize
 from miroir.devnode.search.trie import Trie
+from miroir.meili.params import search_body_from_query
 
 from .helpers import engine_with, searcher_with, titles
 
@@ -268,7 +269,7 @@ def test_routes_pagination_and_max_total_hits() -> None:
     get = routes.search(
         engine,
         "p",
-        routes.search_params_from_query(
+        search_body_from_query(
             [("q", "word"), ("limit", "2"), ("attributesToRetrieve", "id")]
         ),
     )
@@ -470,7 +471,7 @@ def test_crop_without_a_match_keeps_the_start_and_nested_values_are_formatted() 
 
 
 def test_get_query_strings_are_converted_with_meilisearch_errors() -> None:
-    body = routes.search_params_from_query(
+    body = search_body_from_query(
         [
             ("q", "x"),
             ("limit", "3"),
@@ -492,7 +493,7 @@ def test_get_query_strings_are_converted_with_meilisearch_errors() -> None:
         ([("nope", "1")], "bad_request"),
     ]:
         with pytest.raises(MeiliError) as err:
-            routes.search_params_from_query(query)
+            search_body_from_query(query)
         assert err.value.code == code
 
 

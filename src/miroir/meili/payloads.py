@@ -1,6 +1,6 @@
-"""Document payloads: JSON, NDJSON and CSV bodies parsed into a list of documents.
+"""Request bodies: the JSON body of a JSON route, and JSON, NDJSON and CSV document payloads.
 
-Owns the content types a document write accepts and how each is read, with Meilisearch's
+Owns the content types a route accepts and how each body is read, with Meilisearch's
 `malformed_payload` / `missing_payload` / content-type errors. Parsing happens at request time
 (Meilisearch rejects a malformed payload with a 400 before enqueuing anything); ids and primary
 keys are the task's business, not this module's.
@@ -56,6 +56,20 @@ def malformed(format_name: str, detail: str) -> MeiliError:
     return MeiliError(
         "malformed_payload", f"The `{format_name}` payload provided is malformed. `{detail}`."
     )
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON body of a JSON-only route (its content type already checked). Its malformed
+    message is not a document payload's: no backticks around `json` (Meilisearch's
+    `PayloadError::Json`)."""
+    if not body.strip():
+        raise MeiliError("missing_payload", "A json payload is missing.")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise MeiliError(
+            "malformed_payload", f"The json payload provided is malformed. `{error}`."
+        ) from None
 
 
 def parse_documents(body: bytes, kind: str, csv_delimiter: str = ",") -> list[dict[str, Any]]:

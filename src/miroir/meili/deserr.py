@@ -7,6 +7,7 @@ its own: callers pass the code of the field being validated.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -16,7 +17,10 @@ from miroir.core.errors import MeiliError
 
 
 def render_json(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # an integer past 64 bits, which orjson will not write
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def describe(value: Any) -> str:
