@@ -80,7 +80,7 @@ async def run_httpx(url: str, requests: int, concurrency: int) -> None:
                 nursery.start_soon(caller, requests // concurrency)
 
 
-async def scatter_transport(url: str, requests: int, concurrency: int) -> None:
+async def scatter_transport(url: str, requests: int, _concurrency: int) -> None:
     """`requests` 3-node scatters through `miroir.cluster.scatter` (3 ids, one server)."""
     transport = HttpTransport({f"n{i}": url for i in range(3)}, api_key="bench-key")
     calls = {f"n{i}": NodeCall("POST", PATH, body=BODY, headers=HEADERS) for i in range(3)}
@@ -90,7 +90,7 @@ async def scatter_transport(url: str, requests: int, concurrency: int) -> None:
     await transport.aclose()
 
 
-async def scatter_tasks(url: str, requests: int, concurrency: int) -> None:
+async def scatter_tasks(url: str, requests: int, _concurrency: int) -> None:
     """The same scatters as one task per node calling `HttpTransport.request` (the path every
     transport without `request_many` takes), to show what driving them from one task saves."""
     transport = HttpTransport({f"n{i}": url for i in range(3)}, api_key="bench-key")
@@ -108,7 +108,7 @@ async def scatter_tasks(url: str, requests: int, concurrency: int) -> None:
     await transport.aclose()
 
 
-async def scatter_httpx(url: str, requests: int, concurrency: int) -> None:
+async def scatter_httpx(url: str, requests: int, _concurrency: int) -> None:
     async with httpx.AsyncClient(
         base_url=url, headers={"authorization": "Bearer bench-key"}
     ) as client:

@@ -43,11 +43,11 @@ import trio.testing
 if __package__ in (None, ""):  # run as `python simulations/chaos.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from miroir.core.node_state import NodeState  # noqa: E402
-from miroir.sim.cluster import SimSpec, open_sim_cluster  # noqa: E402
-from miroir.sim.model import reference_engine, reference_search, search_difference  # noqa: E402
-from miroir.sim.simulation import GENRES, WORDS, Simulation, make_document  # noqa: E402
-from simulations.common import markdown_table  # noqa: E402
+from miroir.core.node_state import NodeState
+from miroir.sim.cluster import SimSpec, open_sim_cluster
+from miroir.sim.model import reference_engine, reference_search, search_difference
+from miroir.sim.simulation import GENRES, WORDS, Simulation, make_document
+from simulations.common import markdown_table
 
 REPORT_NAME = "chaos.md"
 CORPUS = 40
@@ -176,7 +176,7 @@ async def slow_node(simulation: Simulation, rng: random.Random) -> Row:
                observed, holds, len(simulation.report.violations))
 
 
-async def restart_node(simulation: Simulation, rng: random.Random) -> Row:
+async def restart_node(simulation: Simulation, _rng: random.Random) -> Row:
     spec = simulation.spec
     cluster = simulation.sim.cluster
     simulation.crash("n0")

@@ -44,8 +44,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as `python simulations/reshard_load.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from miroir.core.placement import assign_shard_in_group, shard_for_key  # noqa: E402
-from simulations.common import (  # noqa: E402
+from miroir.core.placement import assign_shard_in_group, shard_for_key
+from simulations.common import (
     coefficient_of_variation,
     import_pyplot,
     markdown_table,

@@ -45,7 +45,7 @@ def client():
             try:
                 if sdk.is_healthy():
                     break
-            except Exception:
+            except Exception:  # noqa: BLE001 - the SDK's and requests' errors while the node starts
                 pass
             time.sleep(0.05)
         yield sdk

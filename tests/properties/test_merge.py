@@ -593,8 +593,7 @@ def test_compiled_keys_order_like_the_general_keys_even_when_shapes_differ(sc, d
         if data.draw(st.integers(0, 9)) == 0:  # a cutoff adds an entry to some hits
             hit["_rankingScoreDetails"] = {**hit["_rankingScoreDetails"],
                                            "skipped": {"order": 99}}
-    plan = plan_node_query({"q": "x", "sort": sc["params"].get("sort"), "limit": 1000}, {})
-    ordered = order_hits(plan, [{"hits": hits[::2]}, {"hits": hits[1::2]}])
+    ordered = order_hits([{"hits": hits[::2]}, {"hits": hits[1::2]}])
     general = RankingKeys()
     keys = [general.hit_key(h) for h in ordered]
     assert keys == sorted(keys)
@@ -614,5 +613,4 @@ def test_global_score_order_is_stable_and_survives_hits_without_a_score(scores_p
     everything = [(n, i, s or 0.0) for n, scores in enumerate(scores_per_node)
                   for i, s in enumerate(scores)]
     expected = [f"{n}-{i}" for n, i, _ in sorted(everything, key=lambda t: (-t[2], t[0], t[1]))]
-    plan = plan_node_query({"q": "x", "limit": 50}, {})
-    assert [hit["id"] for hit in order_hits(plan, bodies)] == expected
+    assert [hit["id"] for hit in order_hits(bodies)] == expected

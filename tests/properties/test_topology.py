@@ -50,7 +50,6 @@ class TopologyMachine(RuleBasedStateMachine):
         self.map = ShardMap.build(self.topology)
 
     def rebuild(self, topology):
-        self.previous_map = self.map
         self.topology = topology
         self.map = ShardMap.build(topology, previous=self.map)
 

@@ -104,10 +104,6 @@ def date_bounds(draw, field: str) -> DateBound:
     return DateBound(moment=moment, offset_minutes=draw(st.sampled_from([0, 0, 120, -330])))
 
 
-def optional_subset(values):
-    return st.none() | st.sets(st.sampled_from(values), min_size=1, max_size=3)
-
-
 FILTERS = ("uids", "statuses", "types", "indexUids", "canceledBy") + tuple(
     f"{side}{field.capitalize()}At" for field in DATE_FIELDS for side in ("after", "before"))
 

@@ -167,7 +167,7 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 
 def spawn(argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start argv in its own process group, output to log_path, dying with this process."""
-    log = open(log_path, "ab")  # noqa: SIM115 - the child owns it; closed below after fork
+    log = open(log_path, "ab")  # the child owns it; closed below after fork
     try:
         return subprocess.Popen(
             list(argv),
@@ -416,7 +416,7 @@ def local_cluster(
 def run_dev(args: argparse.Namespace) -> int:
     from miroir.cli.serve import serve_in_process
 
-    def terminate(signum, frame):  # during the synchronous start-up: unwind through `finally`
+    def terminate(_signum, _frame):  # during the synchronous start-up: unwind through `finally`
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, terminate)

@@ -271,7 +271,7 @@ def _run_sweep(args: argparse.Namespace, deployments: list[Any], faults: list[st
     return 1 if report.failing_runs else 0
 
 
-def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+def _raise_keyboard_interrupt(_signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt
 
 
@@ -287,7 +287,7 @@ class _progress:
 
     def __enter__(self) -> Any:
         if not self.enabled:
-            return lambda report: None
+            return lambda _report: None
         from rich.console import Console
         from rich.progress import (
             BarColumn,

@@ -86,7 +86,7 @@ async def first_success(
             if on_result is not None:
                 on_result(node_id, result)
             won = isinstance(result, NodeResponse) and accept(result)
-        except Exception as error:  # a bug: stop the race and raise it alone
+        except Exception as error:  # noqa: BLE001 - a bug: stop the race and raise it alone
             if bug is None:
                 bug = error
             nursery.cancel_scope.cancel()

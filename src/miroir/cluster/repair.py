@@ -115,7 +115,6 @@ class RepairWorker:
         self.waiting: dict[str, dict[str, list[int]]] = {}
         # node -> index uid -> shards whose every copy was lost, accepted when it caught up.
         self.lost: dict[str, dict[str, list[int]]] = {}
-        self.repairs_done = 0
         cluster.state_observers.append(self.observe)
 
     def observe(self, node_id: str, state: NodeState) -> None:
@@ -171,7 +170,7 @@ class RepairWorker:
                     continue
                 try:
                     done = await self.repair_node(node_id)
-                except Exception:  # noqa: BLE001 - a node or store hiccup: the next round retries
+                except Exception:  # a node or store hiccup: the next round retries
                     logger.exception("repair of node %s failed; retrying", node_id)
                     done = False
                 if done:
@@ -284,7 +283,6 @@ class RepairWorker:
         if cluster.state_of(node_id) is not NodeState.JOINING:
             return True  # failed during the repair: it rejoins, and is repaired, when back
         cluster.apply_node_event(node_id, NodeEvent.CAUGHT_UP)
-        self.repairs_done += 1
         logger.info("node %s re-provisioned and caught up", node_id)
         return True
 
@@ -443,8 +441,7 @@ def _still_joining(cluster: Cluster, node_id: str) -> None:
         raise RepairIncomplete(f"{node_id} left joining during its repair")
 
 
-async def _write(cluster: Cluster, node_id: str, uid: str, method: str, path: str,
-                 body: Any) -> None:
+async def _write(cluster: Cluster, node_id: str, method: str, path: str, body: Any) -> None:
     _still_joining(cluster, node_id)
     result = await cluster.call(node_id, method, path, body)
     node_uid = task_uid_of(result)
@@ -464,7 +461,7 @@ async def _copy(cluster: Cluster, source: str, node_id: str, uid: str, pk: str,
     documents = await _fetch_pages(cluster, source, uid, body, page_size)
     for start in range(0, len(documents), page_size):
         batch = documents[start:start + page_size]
-        await _write(cluster, node_id, uid, "POST", f"/indexes/{uid}/documents?primaryKey={pk}",
+        await _write(cluster, node_id, "POST", f"/indexes/{uid}/documents?primaryKey={pk}",
                      batch)
         copied.update(doc[pk] for doc in batch if pk in doc)
     return copied
@@ -490,6 +487,6 @@ async def _backfill(
             await _copy(cluster, source, node_id, uid, pk, {"ids": skipped}, page_size)
         stale = sorted(((before | copied) & on_node) - on_source, key=str)
         for start in range(0, len(stale), page_size):
-            await _write(cluster, node_id, uid, "POST", f"/indexes/{uid}/documents/delete-batch",
+            await _write(cluster, node_id, "POST", f"/indexes/{uid}/documents/delete-batch",
                          stale[start:start + page_size])
     return sources.waiting, sources.lost

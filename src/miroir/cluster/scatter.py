@@ -93,7 +93,7 @@ async def scatter(
             results[node_id] = result
             if on_result is not None:
                 on_result(node_id, result)
-        except Exception as error:  # a bug: stop the scatter and raise it alone
+        except Exception as error:  # noqa: BLE001 - a bug: stop the scatter and raise it alone
             if bug is None:
                 bug = error
             nursery.cancel_scope.cancel()

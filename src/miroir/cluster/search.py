@@ -73,8 +73,7 @@ from miroir.transport.base import (
 
 # The share of the time left that one node call gets when another replica could take over.
 ATTEMPT_SHARE = 0.5
-PARTIAL = "partial"
-ERROR = "error"
+PARTIAL = "partial"  # scatter.unavailable_shard_policy; the other value, "error", refuses
 
 # body_for(shards) -> request body; `shards` is None when the node owns exactly its share.
 BodyFor = Callable[[Sequence[int] | None], bytes]

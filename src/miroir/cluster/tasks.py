@@ -177,7 +177,7 @@ def _task_not_found(result: NodeResult) -> bool:
 async def _on_finish(
     cluster: Cluster,
     task: Task,
-    final_views: Mapping[str, tuple[int, Mapping[str, Any]]] = {},  # noqa: B006 - read only
+    final_views: Mapping[str, tuple[int, Mapping[str, Any]]] = {},  # read only
 ) -> Task:
     """Complete what the node tasks only tell at the end, from every node's final view: the
     document counts in `details`, and `canceledBy` (the Miroir cancelation task that holds the
@@ -261,7 +261,7 @@ async def poll_tasks_forever(cluster: Cluster, interval_s: float = 0.5) -> None:
         try:
             for task in await unfinished_tasks(cluster):
                 await refresh_task(cluster, task.uid)
-        except Exception:  # noqa: BLE001 - a store hiccup must not take the server down
+        except Exception:  # a store hiccup must not take the server down
             logger.exception("task poller round failed; retrying in %.1fs", interval_s)
         await trio.sleep(interval_s)
 

@@ -85,7 +85,7 @@ def _node_total(body: Mapping[str, Any]) -> int:
     return total
 
 
-def order_hits(plan: NodePlan, node_bodies: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def order_hits(node_bodies: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """Every hit of every body in the global order (step 1 of the contract)."""
     all_hits: list[Mapping[str, Any]] = []
     for body in node_bodies:
@@ -259,7 +259,7 @@ def merge_search_outcome(
     plan: NodePlan, node_bodies: Sequence[Mapping[str, Any]]
 ) -> SearchMergeOutcome:
     """`merge_search`, plus the refetch plan when distinct left the merged window short."""
-    merged = order_hits(plan, node_bodies)
+    merged = order_hits(node_bodies)
     shard_total = sum(_node_total(body) for body in node_bodies)
 
     refetch: NodePlan | None = None

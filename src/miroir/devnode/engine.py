@@ -59,7 +59,7 @@ class _NoSearchYet:
     def clear(self) -> None:
         pass
 
-    def filter_ids(self, filter_expr: Any, *, error_code: str) -> list[int]:
+    def filter_ids(self, _filter_expr: Any, *, error_code: str) -> list[int]:
         raise MeiliError(
             error_code, "Filtering needs miroir.devnode.search, which is not installed."
         )

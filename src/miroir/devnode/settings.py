@@ -104,7 +104,3 @@ def apply_patch(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any
         )
     return updated
 
-
-def reset_all_patch() -> dict[str, Any]:
-    """DELETE /settings: every key reset."""
-    return dict.fromkeys(SETTINGS_KEYS)

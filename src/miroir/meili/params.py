@@ -52,16 +52,16 @@ class Kind:
     read: QueryRead
 
 
-def _text(code: str, name: str, text: str) -> str:
+def _text(_code: str, _name: str, text: str) -> str:
     return text
 
 
-def _split(code: str, name: str, text: str) -> list[str]:
+def _split(_code: str, _name: str, text: str) -> list[str]:
     """Search's comma lists: `a,b` -> ["a", "b"], empty -> []."""
     return [] if text == "" else text.split(",")
 
 
-def _names(code: str, name: str, text: str) -> list[str]:
+def _names(_code: str, _name: str, text: str) -> list[str]:
     """The documents routes' comma lists: items trimmed, empty items dropped."""
     return [item.strip() for item in text.split(",") if item.strip()]
 
@@ -246,7 +246,6 @@ DOCUMENTS: dict[str, Param] = _table(
     Param("ids", DOCUMENT_IDS, None, "invalid_document_ids"),
     Param("filter", FILTER, None, "invalid_document_filter"),
 )
-DOCUMENTS_BROWSE_PARAMS: tuple[str, ...] = tuple(DOCUMENTS)
 
 
 # ---- reading and checking ---------------------------------------------------------------------

@@ -76,18 +76,17 @@ from miroir.transport.base import (
     UnknownNode,
 )
 
-FATES = ("ok", "error", "stall", "drop", "lost_reply")
 _JSON_HEADERS = (("content-type", "application/json"),)
 SIM_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def _seconds_range(instance: object, attribute: attrs.Attribute, value: tuple[float, float]) -> None:
+def _seconds_range(_instance: object, attribute: attrs.Attribute, value: tuple[float, float]) -> None:
     low, high = value
     if not 0 <= low <= high:
         raise ValueError(f"{attribute.name} must be (low, high) with 0 <= low <= high: {value}")
 
 
-def _probability(instance: object, attribute: attrs.Attribute, value: float) -> None:
+def _probability(_instance: object, attribute: attrs.Attribute, value: float) -> None:
     if not 0 <= value <= 1:
         raise ValueError(f"{attribute.name} must be a probability: {value}")
 
@@ -489,7 +488,7 @@ class _Call:
     """One call whose fate is drawn: when it reaches the node and when its answer is due."""
 
     node: SimNode
-    fate: str  # one of FATES, or "partitioned"
+    fate: str  # ok, error, stall, drop, lost_reply (`FaultModel.sample_call`), or partitioned
     deadline: float
     crashed: trio.Event  # the node's crash event when the call started
     deliver_at: float

@@ -97,7 +97,7 @@ class FakeTransport:
             raise ValueError("script at least one behaviour")
         queue = list(behaviours)
 
-        def next_behaviour(call: FakeCall) -> Behaviour:
+        def next_behaviour(_call: FakeCall) -> Behaviour:
             return queue.pop(0) if len(queue) > 1 else queue[0]
 
         self._handlers[node_id] = next_behaviour

@@ -191,7 +191,7 @@ def query_plan(
     return QueryPlan(term_docs, typo_docs, exact_docs, fast)
 
 
-def _negative_docs(searcher: IndexSearcher, query: ParsedQuery, strategy: str, ids: BitMap) -> BitMap:
+def _negative_docs(searcher: IndexSearcher, query: ParsedQuery, ids: BitMap) -> BitMap:
     """The documents of `ids` a negative term removes."""
     out = union([searcher.word_docs[w] for w in query.negative_words if w in searcher.word_docs])
     out &= ids
@@ -200,7 +200,7 @@ def _negative_docs(searcher: IndexSearcher, query: ParsedQuery, strategy: str, i
     return out
 
 
-def run_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome:
+def run_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome:  # noqa: C901 - the pipeline in order; its state would otherwise travel through every step
     settings = searcher.settings
     filter_node = searcher.parse_filter(request.filter, error_code=request.filter_error_code)
     check_sortable(searcher, request.sort)
@@ -230,7 +230,7 @@ def run_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome
     if query.is_placeholder:
         candidates = universe
         if query.negative_words or query.negative_phrases:
-            candidates = universe - _negative_docs(searcher, query, strategy, universe)
+            candidates = universe - _negative_docs(searcher, query, universe)
     else:
         probe = DocRanking(searcher, query, strategy, -1)
         required = (
@@ -252,7 +252,7 @@ def run_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome
             # Plain words and phrases: the sets are exact, so matching needs no positions;
             # each document keeps the terms of the first removal step whose terms it has all.
             if query.negative_words or query.negative_phrases:
-                candidates = candidates - _negative_docs(searcher, query, strategy, candidates)
+                candidates = candidates - _negative_docs(searcher, query, candidates)
             every = tuple(range(len(query.terms)))
             if strategy == "all":
                 kept_levels = {every: candidates}

@@ -209,7 +209,7 @@ class FacetIndex:
             universe = BitMap(universe)
         return self._evaluate(node, universe)
 
-    def _evaluate(self, node: f.Node, universe: BitMap) -> BitMap:
+    def _evaluate(self, node: f.Node, universe: BitMap) -> BitMap:  # noqa: C901 - one branch per filter node type
         if isinstance(node, f.Not):
             return universe - self._evaluate(node.child, universe)
         if isinstance(node, f.And):

@@ -45,10 +45,6 @@ def pack(field_id: int, position: int) -> int:
     return (field_id << POSITION_BITS) | min(position, MAX_POSITION)
 
 
-def unpack(code: int) -> tuple[int, int]:
-    return code >> POSITION_BITS, code & MAX_POSITION
-
-
 def pattern_matches(pattern: str, attribute: str) -> bool:
     """A searchable/displayed pattern: `*`, the attribute itself, or one of its parents."""
     return pattern == "*" or pattern == attribute or attribute.startswith(pattern + ".")
@@ -201,7 +197,7 @@ class IndexSearcher:
             out.append((field_id, [value] if type(value) is str else list(iter_text_values(value))))
         return out
 
-    def _index(self, internal_id: int, document: Mapping[str, Any]) -> None:
+    def _index(self, internal_id: int, document: Mapping[str, Any]) -> None:  # noqa: C901 - the indexer's hot loop, kept inline (docs/benchmarks.md)
         words: dict[str, list[int]] = {}
         next_start: dict[int, int] = {}
         counts: dict[int, int] = {}

@@ -47,7 +47,6 @@ class Rule:
     kind: str  # a relevancy rule name, or "sort"
     field: str = ""
     ascending: bool = True
-    from_query: bool = False  # a `sort` parameter (vs a custom rankingRules entry)
 
 
 def merge_rank(outer: tuple[int, int], inner: tuple[int, int]) -> tuple[int, int]:
@@ -131,7 +130,7 @@ def build_rules(
         )
     for name in ranking_rules:
         if name == "sort":
-            rules.extend(Rule("sort", field, asc, True) for field, asc in sort)
+            rules.extend(Rule("sort", field, asc) for field, asc in sort)
             continue
         custom = _CUSTOM_SORT.match(name)
         if custom:
