@@ -3,10 +3,10 @@ the documents listing (GET /documents, POST /documents/fetch).
 
 Thin handlers: read the request and check it against Meilisearch's tables
 (`miroir.meili.params`: GET query strings become the equivalent POST body, exactly as a node
-reads them, and a bad parameter is refused in Meilisearch's words before any node is asked), call one operation of `miroir.cluster.search` or
-`miroir.cluster.read_documents` with the configured `unavailable_shard_policy`, and render the
-merged answer. A partial answer carries `X-Miroir-Degraded: shards=<ids>`. Must never merge,
-route or retry anything itself.
+reads them, and a bad parameter is refused in Meilisearch's words before any node is asked),
+call one operation of `miroir.cluster.search` or `miroir.cluster.read_documents` with the
+configured `unavailable_shard_policy`, and render the merged answer. A partial answer carries
+`X-Miroir-Degraded: shards=<ids>`. Must never merge, route or retry anything itself.
 
 `search_lane` is the hot path's exception to "thin handlers under Quart": an ASGI app in front
 of Quart that answers POST /indexes/{uid}/search itself once the request is one the Quart route
@@ -151,11 +151,12 @@ def search_lane(inner: ASGIApp, state: ProxyState, authenticator: Any, max_body_
 
     Quart's request machinery is ~15 % of a search's CPU (docs/benchmarks.md). The lane answers
     only a request the Quart route would answer with a search: authorised, a JSON body within
-    the limit that passes `check_search`, a valid index uid. Anything else (a refusal, a bad body) is handed to
-    Quart with the body replayed, so every refusal keeps Quart's exact rendering. Once the
-    search runs, its answer or failure is rendered by the same functions the app's error
-    handlers use (`render_error`), and metrics and the access-log line are the `after_request`
-    hook's. `tests/proxy/test_search_lane.py` holds both paths to the same bytes.
+    the limit that passes `check_search`, a valid index uid. Anything else (a refusal, a bad
+    body) is handed to Quart with the body replayed, so every refusal keeps Quart's exact
+    rendering. Once the search runs, its answer or failure is rendered by the same functions
+    the app's error handlers use (`render_error`), and metrics and the access-log line are the
+    `after_request` hook's. `tests/proxy/test_search_lane.py` holds both paths to the same
+    bytes.
     """
 
     async def lane(scope: dict[str, Any], receive: Any, send: Any) -> None:

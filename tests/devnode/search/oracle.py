@@ -34,7 +34,8 @@ def _facet_keys(document: dict[str, Any], attribute: str) -> set[Any]:
     return {("s", f.normalize_facet(s)) for s in facts.strings} | {("n", n) for n in facts.numbers}
 
 
-def oracle_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome:  # noqa: C901 - the brute-force oracle reads top to bottom on purpose
+# Over the complexity bar on purpose: the brute-force oracle reads top to bottom.
+def oracle_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome:  # noqa: C901
     settings = searcher.settings
     node = searcher.parse_filter(request.filter, error_code=request.filter_error_code)
     check_sortable(searcher, request.sort)

@@ -200,7 +200,9 @@ def _negative_docs(searcher: IndexSearcher, query: ParsedQuery, ids: BitMap) -> 
     return out
 
 
-def run_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome:  # noqa: C901 - the pipeline in order; its state would otherwise travel through every step
+# Over the complexity bar on purpose: the pipeline in order; split, its state would travel
+# through every step.
+def run_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome:  # noqa: C901
     settings = searcher.settings
     filter_node = searcher.parse_filter(request.filter, error_code=request.filter_error_code)
     check_sortable(searcher, request.sort)
