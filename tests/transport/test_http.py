@@ -364,3 +364,17 @@ async def test_idle_connections_past_keepalive_expiry_are_closed_not_reused():
         await trio.sleep(0.1)
         await transport.request("n1", "GET", "/", deadline=deadline())
         assert server.connections == 3 and transport.idle_connections("n1") == 1
+
+
+@pytest.mark.parametrize("path,sent", [
+    ("/indexes/中/documents/é", "/indexes/%E4%B8%AD/documents/%C3%A9"),
+    ("/indexes/a/documents/\udc80", "/indexes/a/documents/%ED%B2%80"),
+    ("/indexes/a%20b/search?q=ü", "/indexes/a%20b/search?q=%C3%BC"),
+])
+async def test_a_path_beyond_ascii_is_sent_percent_encoded_as_utf8(path, sent):
+    """Whatever text a path holds, it reaches the node as percent-encoded UTF-8 (already
+    escaped parts untouched), never a latin-1 encoding error."""
+    async with node_server(echo) as server:
+        transport = HttpTransport({"n1": server.url}, api_key=KEY)
+        response = await transport.request("n1", "GET", path, deadline=deadline())
+        assert orjson.loads(response.body)["target"] == sent

@@ -78,8 +78,29 @@ async def document_body() -> list[dict[str, Any]]:
     return payloads.parse_documents(body, kind, delimiter)
 
 
-def index_uid(uid: str) -> str:
-    return check_index_uid(uid)
+def index_uid(uid: str, at: str = "") -> str:
+    """`uid` if Meilisearch would take it as an index uid, else its `invalid_index_uid`; `at`
+    names the body field it came from (`.uid`), as deserr's message does."""
+    try:
+        return check_index_uid(uid)
+    except MeiliError as error:
+        if not at:
+            raise
+        raise deserr.invalid_value(error.code, at, error.message) from None
+
+
+def multi_search_index_uids(body: Any) -> None:
+    """Every `indexUid` of a /multi-search body (federated or not) checked by Meilisearch's rule
+    before any of them reaches a node path: a uid a node would refuse must be refused here, in
+    Meilisearch's words (`Invalid value at `.queries[0].indexUid``), never sent on. Stops at the
+    first query that is not well formed: that error is the cluster's to word."""
+    queries = body.get("queries") if isinstance(body, dict) else None
+    if not isinstance(queries, list):
+        return
+    for position, query in enumerate(queries):
+        if not isinstance(query, dict) or not isinstance(query.get("indexUid"), str):
+            return
+        index_uid(query["indexUid"], f".queries[{position}].indexUid")
 
 
 def only_params(allowed: tuple[str, ...]) -> dict[str, str]:

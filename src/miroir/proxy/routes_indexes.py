@@ -79,7 +79,7 @@ async def create_index() -> Response:
     uid = body["uid"]
     if not isinstance(uid, str):
         raise MeiliError("invalid_index_uid", "Invalid value type at `.uid`: expected a string.")
-    bodies.index_uid(uid)
+    bodies.index_uid(uid, ".uid")
     primary_key = body.get("primaryKey")
     if primary_key is not None and not isinstance(primary_key, str):
         raise MeiliError(
@@ -99,6 +99,8 @@ async def get_index(uid: str) -> Response:
 async def update_index(uid: str) -> Response:
     bodies.index_uid(uid)
     body = await bodies.json_body()
+    if isinstance(body, dict) and isinstance(body.get("uid"), str):
+        bodies.index_uid(body["uid"], ".uid")  # a rename's new uid, refused before any node
     return task_accepted(await broadcast.update_index(cluster(), uid, body))
 
 

@@ -112,6 +112,7 @@ async def search_get(uid: str) -> Response:
 @blueprint.post("/multi-search")
 async def multi_search() -> Response:
     body = meili_params.check_multi_search(await bodies.json_body())
+    bodies.multi_search_index_uids(body)
     return _render(await search.multi_search(cluster(), body, policy=_policy()))
 
 

@@ -46,7 +46,7 @@ import re
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import trio
 
@@ -69,6 +69,7 @@ _TRANSPORT_HEADERS = frozenset({"host", "content-length", "connection", "transfe
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FORBIDDEN_IN_VALUE = re.compile(r"[\x00\r\n]")
 _FORBIDDEN_IN_TARGET = re.compile(r"[\x00-\x20\x7f]")
+_ASCII_PRINTABLE = "".join(chr(c) for c in range(0x21, 0x7F))
 
 
 def is_read_only(method: str, path: str) -> bool:
@@ -501,6 +502,11 @@ def _format_head(
     target = pool.prefix + path
     if not target.startswith("/") or _FORBIDDEN_IN_TARGET.search(target):
         raise ValueError(f"invalid request path {path!r}")
+    if not target.isascii():
+        # A request line is bytes: a character beyond ASCII (an index uid or a document id a
+        # client wrote in any script) travels percent-encoded as UTF-8, as a client would send
+        # it, never as a latin-1 encoding error. Lone surrogates pass through as their bytes.
+        target = quote(target, safe=_ASCII_PRINTABLE, errors="surrogatepass")
     lines = [f"{method} {target} HTTP/1.1\r\n{pool.fixed_head}"]
     has_content_type = False
     for name, value in headers:
