@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from miroir.cluster.health import HEALTH_PATH, HealthChecker
 from miroir.config import HealthConfig
-from miroir.core.node_state import HealthCounter, NodeState, next_state
+from miroir.core.node_state import HealthCounter, NodeState, Signal, next_state
 from miroir.transport.base import FailureKind
 from miroir.transport.fake import Answer, Fail, FakeTransport, Hang
 
@@ -45,7 +45,8 @@ class StatefulCluster(RecordingCluster):
     def record_node_result(self, node_id, ok, now_ms):
         super().record_node_result(node_id, ok, now_ms)
         event = self.counters[node_id].record(self.states[node_id], ok)
-        self.states[node_id] = next_state(node_id, self.states[node_id], event)
+        if event is not None:
+            self.states[node_id] = next_state(node_id, self.states[node_id], event)
 
 
 def trio_clock_ms() -> int:
@@ -77,31 +78,35 @@ async def test_a_round_probes_every_node_at_once_with_get_health_and_one_deadlin
     # The round lasts as long as its slowest probe: the hung one, cut off at the deadline.
     assert trio.current_time() == pytest.approx(started + HEALTH.timeout_ms / 1000)
     now_ms = trio_clock_ms()
-    assert cluster.results == [("n1", True, now_ms), ("n2", True, now_ms), ("n3", False, now_ms)]
+    assert cluster.results == [("n1", Signal.ANSWERED, now_ms), ("n2", Signal.ANSWERED, now_ms),
+                               ("n3", Signal.TIMED_OUT, now_ms)]
+
+
+A, T, D = Signal.ANSWERED, Signal.TIMED_OUT, Signal.DOWN
 
 
 @pytest.mark.parametrize(
-    ("behaviour", "healthy"),
+    ("behaviour", "signal"),
     [
-        (Answer(200, json={"status": "available"}), True),
-        (Answer(204), True),
-        (Answer(503, json={"message": "down"}), False),
-        (Answer(500), False),
-        (Answer(404), False),
-        (Answer(200, delay=0.5), False),  # answers after the 300 ms deadline
-        (Fail(FailureKind.REFUSED), False),
-        (Fail(FailureKind.RESET), False),
-        (Fail(FailureKind.PROTOCOL), False),
-        (Hang(), False),
+        (Answer(200, json={"status": "available"}), A),
+        (Answer(204), A),
+        (Answer(503, json={"message": "down"}), D),
+        (Answer(500), D),
+        (Answer(404), D),
+        (Answer(200, delay=0.5), T),  # answers after the 300 ms deadline
+        (Fail(FailureKind.REFUSED), D),
+        (Fail(FailureKind.RESET), D),
+        (Fail(FailureKind.PROTOCOL), D),
+        (Hang(), T),
     ],
     ids=repr,
 )
-async def test_verdict_of_one_probe(autojump_clock, behaviour, healthy):
+async def test_verdict_of_one_probe(autojump_clock, behaviour, signal):
     fake = FakeTransport()
     fake.script("n1", behaviour)
     cluster = RecordingCluster(fake, ["n1"])
-    assert await HealthChecker(cluster, HEALTH).probe_once() == {"n1": healthy}
-    assert [(node, ok) for node, ok, _ in cluster.results] == [("n1", healthy)]
+    assert await HealthChecker(cluster, HEALTH).probe_once() == {"n1": signal is A}
+    assert [(node, ok) for node, ok, _ in cluster.results] == [("n1", signal)]
 
 
 async def test_an_unknown_node_is_unhealthy_not_a_crash(autojump_clock):
@@ -204,7 +209,7 @@ def test_the_recorded_verdicts_are_exactly_what_the_nodes_did(rounds):
         return cluster.results
 
     results = trio.run(scenario, clock=trio.testing.MockClock(autojump_threshold=0))
-    expected = [(node, r[i]) for r in rounds for i, node in enumerate(nodes)]
+    expected = [(node, A if r[i] else T) for r in rounds for i, node in enumerate(nodes)]
     assert [(node, ok) for node, ok, _ in results] == expected
 
 
@@ -261,3 +266,42 @@ async def test_a_round_is_one_request_many_when_the_transport_offers_it(autojump
     assert verdicts == {"n1": True, "n2": False, "n3": False}
     assert transport.rounds == [([("n1", "GET", HEALTH_PATH), ("n2", "GET", HEALTH_PATH),
                                   ("n3", "GET", HEALTH_PATH)], started + HEALTH.timeout_ms / 1000)]
+
+
+def busy_node_cluster(search_behaviour):
+    """A real Cluster with one node whose /health answers after the probe timeout and whose
+    other routes do `search_behaviour`."""
+    from miroir.cluster.runtime import Cluster, ClusterSettings
+    from miroir.core.topology import Node, Topology
+    from miroir.store.memory import MemoryStore
+
+    fake = FakeTransport()
+    fake.handle("n1", lambda call: Answer(200, delay=0.5) if call.path == HEALTH_PATH
+                else search_behaviour)
+    topology = Topology(shards=2, replication_factor=1, replica_groups=1,
+                        nodes=(Node("n1", "http://n1.invalid", 0),))
+    settings = ClusterSettings(node_timeout_ms=1000, unhealthy_threshold=3, recovery_threshold=2)
+    return Cluster(topology, fake, MemoryStore(), settings)
+
+
+async def test_a_slow_probe_while_real_requests_succeed_is_not_a_failure(autojump_clock):
+    """Issue 20: a busy node answers its probe late but serves every search; it stays healthy."""
+    cluster = busy_node_cluster(Answer(200, json={"hits": []}, delay=0.2))
+    checker = HealthChecker(cluster, HEALTH)  # probes time out at 300 ms
+    await checker.probe_once()  # before any request: a slow probe is a failure
+    assert cluster.state_of("n1") is NodeState.DEGRADED
+    for _ in range(10):
+        await cluster.call("n1", "POST", "/indexes/a/search", {})
+        await checker.probe_once()
+        assert cluster.state_of("n1") is NodeState.HEALTHY
+
+
+async def test_slow_probes_and_timed_out_requests_fail_the_node(autojump_clock):
+    """...but a node whose requests time out too is failed after the threshold."""
+    cluster = busy_node_cluster(Hang())
+    checker = HealthChecker(cluster, HEALTH)
+    await cluster.call("n1", "POST", "/indexes/a/search", {})
+    await checker.probe_once()
+    assert cluster.state_of("n1") is NodeState.DEGRADED
+    await cluster.call("n1", "POST", "/indexes/a/search", {})
+    assert cluster.state_of("n1") is NodeState.FAILED

@@ -25,7 +25,7 @@ from miroir.core.errors import MeiliError
 from miroir.core.node_state import NodeState
 from miroir.core.topology import Node, Topology
 from miroir.store.memory import MemoryStore
-from miroir.transport.base import FailureKind
+from miroir.transport.base import FailureKind, failure_kind
 from miroir.transport.fake import Answer, Fail, FakeTransport, Hang
 
 TIMEOUT_MS = 1000
@@ -311,3 +311,25 @@ def test_retry_on_timeout_decides_whether_a_hung_replicas_shards_go_elsewhere(re
     else:
         assert set(gathered.missing) == set(plan[hung])
     assert not transport.in_flight()
+
+
+@pytest.mark.parametrize("rf", [1, 2])
+def test_a_call_the_reads_own_deadline_cuts_off_counts_as_that_nodes_timeout(rf):
+    """Issue 20's bug: the read's cancel scope, not the call's, ended a hung node's call, so its
+    timeout never reached health or metrics. Each cut-off call is now one timeout, once."""
+    transport = FakeTransport()
+    cluster = make_cluster(transport, shards=8, rf=rf, groups=1, per_group=3)
+    for node_id in cluster.node_ids():
+        transport.handle(node_id, echo(cluster, node_id))
+    for node_id in cluster.node_ids():
+        transport.script(node_id, Hang())
+    seen = []
+    cluster.call_observers.append(lambda node, elapsed, result: seen.append((node, result)))
+    run(lambda: gather_shards(cluster, "POST", "/x", body_for))
+    asked = [call.node_id for call in transport.calls]
+    assert sorted(node for node, _ in seen) == sorted(asked)
+    assert all(failure_kind(result) is FailureKind.TIMEOUT for _, result in seen)
+    for node_id in cluster.node_ids():
+        assert cluster.health[node_id].consecutive_failures == asked.count(node_id)
+        assert cluster.state_of(node_id) is (NodeState.DEGRADED if node_id in asked
+                                             else NodeState.ACTIVE)

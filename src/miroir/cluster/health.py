@@ -11,7 +11,10 @@ transition table in `miroir.core.node_state` (thresholds live there and in the c
 It never raises for a node failure and never retries a probe: the next round is the retry.
 
 A probe is healthy iff the node answered 2xx by the deadline. A 5xx, a 4xx (whatever answers 4xx
-on /health is not a Meilisearch we can use), a transport failure or the deadline are all failures.
+on /health is not a Meilisearch we can use) or a transport failure is `Signal.DOWN`; no answer by
+the deadline is `Signal.TIMED_OUT`, which the core counts as a failure only when no real request
+to that node succeeded since the previous probe (a busy node answers its probe late; see
+`miroir.core.node_state`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from typing import Protocol
 import trio
 
 from miroir.cluster.scatter import NodeCall, scatter
-from miroir.transport.base import NodeResponse, NodeResult, Transport
+from miroir.core.node_state import Signal
+from miroir.transport.base import NodeResponse, NodeResult, NodeTimeout, Transport
 
 HEALTH_PATH = "/health"
 
@@ -36,7 +40,7 @@ class HealthCheckedCluster(Protocol):
 
     def now_ms(self) -> int: ...
 
-    def record_node_result(self, node_id: str, ok: bool, now_ms: int) -> None: ...
+    def record_node_result(self, node_id: str, ok: bool | Signal, now_ms: int) -> object: ...
 
 
 class HealthSettings(Protocol):
@@ -72,11 +76,12 @@ class HealthChecker:
         # that node's result.
         results = await scatter(self._cluster.transport, dict.fromkeys(node_ids, _PROBE),
                                 deadline=deadline)
-        verdicts = {node_id: _healthy(results[node_id]) for node_id in node_ids}
+        signals = {node_id: probe_signal(results[node_id]) for node_id in node_ids}
+        verdicts = {node_id: signal is Signal.ANSWERED for node_id, signal in signals.items()}
         # The cluster's clock stamps the verdicts: one clock for "last seen" and task records.
         now_ms = self._cluster.now_ms()
         for node_id in node_ids:
-            self._cluster.record_node_result(node_id, verdicts[node_id], now_ms)
+            self._cluster.record_node_result(node_id, signals[node_id], now_ms)
         self.rounds += 1
         return verdicts
 
@@ -84,5 +89,8 @@ class HealthChecker:
 _PROBE = NodeCall("GET", HEALTH_PATH)
 
 
-def _healthy(result: NodeResult) -> bool:
-    return isinstance(result, NodeResponse) and 200 <= result.status < 300
+def probe_signal(result: NodeResult) -> Signal:
+    """A probe's verdict: 2xx answered, no answer by the deadline timed out, anything else down."""
+    if isinstance(result, NodeResponse):
+        return Signal.ANSWERED if 200 <= result.status < 300 else Signal.DOWN
+    return Signal.TIMED_OUT if isinstance(result, NodeTimeout) else Signal.DOWN

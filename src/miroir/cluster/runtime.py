@@ -29,15 +29,23 @@ from miroir.cluster.clock import WALL_CLOCK, Clock
 from miroir.cluster.quorum_write import QuorumWriteResult, quorum_write
 from miroir.cluster.race import first_success
 from miroir.cluster.scatter import NodeCall, call_node, scatter
-from miroir.core.node_state import HealthCounter, IllegalTransition, NodeEvent, NodeState
+from miroir.core.node_state import (
+    HealthCounter,
+    IllegalTransition,
+    NodeEvent,
+    NodeState,
+    Signal,
+)
 from miroir.core.quorum import Pair
 from miroir.core.topology import ShardMap, Topology
 from miroir.store.base import Store
 from miroir.transport.base import (
+    FailureKind,
     NodeResponse,
     NodeResult,
+    NodeTimeout,
     Transport,
-    is_node_failure,
+    failure_kind,
 )
 
 # Observers get (node_id, state) whenever a node's state changes: the metrics hook.
@@ -112,12 +120,18 @@ class Cluster:
         self._query_seq += 1
         return self._query_seq
 
-    def record_node_result(self, node_id: str, ok: bool, now_ms: int) -> NodeState:
-        """Feed one probe or request outcome into the node's health; returns its new state."""
+    def record_node_result(
+        self, node_id: str, ok: bool | Signal, now_ms: int, *, probe: bool = True
+    ) -> NodeState:
+        """Feed one probe's verdict (or, with `probe=False`, one real request's outcome) into
+        the node's health (`HealthCounter`: thresholds and hysteresis); returns its new state.
+        `ok` is a `Signal`, or a bool for a probe's plain verdict."""
         node = self.topology.node(node_id)
-        if ok:
+        if ok is True or ok is Signal.ANSWERED:
             self.last_seen_ms[node_id] = now_ms
-        event = self.health[node_id].record(node.state, ok)
+        event = self.health[node_id].record(node.state, ok, probe=probe)
+        if event is None:
+            return node.state
         try:
             return self.apply_node_event(node_id, event)
         except IllegalTransition:
@@ -206,15 +220,17 @@ class Cluster:
         return trio.current_time() + (timeout_ms or self.settings.node_timeout_ms) / 1000
 
     def _observe(self, node_id: str, elapsed: float, result: NodeResult) -> None:
-        """Every node answer on a real request: metrics, and health (5xx or no answer counts
-        as a failed probe; a served request is evidence of life, but a failed node heals only
-        through probes)."""
+        """Every node answer on a real request: metrics, and health's passive signal (an
+        answer, 2xx or 4xx, ends a failure streak and heals a degraded node; a timeout, a
+        refusal, a reset or a 5xx is a failure; a failed node heals only through probes)."""
         for observer in self.call_observers:
             observer(node_id, elapsed, result)
-        if is_node_failure(result):
-            self.record_node_result(node_id, False, self.now_ms())
-        elif self.topology.node(node_id).state is not NodeState.FAILED:
-            self.last_seen_ms[node_id] = self.now_ms()
+        self.record_node_result(node_id, request_signal(result), self.now_ms(), probe=False)
+
+    def observe_unanswered(self, node_id: str, elapsed: float, why: str) -> None:
+        """A call the caller's own deadline cut off before the node answered (the read path's
+        cancel scope fired first): for health and metrics it is the node's timeout."""
+        self._observe(node_id, elapsed, NodeTimeout(node_id, why))
 
     def _observer_from(self, started: float) -> Callable[[str, NodeResult], None]:
         """`_observe` for calls that all started at `started` (one scatter)."""
@@ -397,6 +413,14 @@ class Cluster:
             for node_id, uid in task_uids.items():
                 nursery.start_soon(one, node_id, uid)
         return finished
+
+
+def request_signal(result: NodeResult) -> Signal:
+    """What a real request's result says about its node (`HealthCounter`'s passive signal)."""
+    kind = failure_kind(result)
+    if kind is None:
+        return Signal.ANSWERED
+    return Signal.TIMED_OUT if kind is FailureKind.TIMEOUT else Signal.DOWN
 
 
 def enqueued_a_task(result: NodeResult) -> bool:

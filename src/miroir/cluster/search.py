@@ -152,6 +152,12 @@ class _Gathering:
         self.rejection: NodeResponse | None = None
         self.first_shards: dict[str, list[int]] = {}
         self.nursery: trio.Nursery | None = None
+        # Calls sent and not yet answered (node -> how many), so that a call the read's own
+        # deadline cuts off is still counted as that node's timeout (health, metrics): trio
+        # delivers the cancellation to the outermost expired scope, the nursery's, so the call's
+        # own timeout never reports it.
+        self.unanswered: dict[str, int] = {}
+        self.started = trio.current_time()
 
     async def run(self) -> Gathered:
         shard_map = self.shard_map
@@ -163,6 +169,7 @@ class _Gathering:
             first_bodies[node_id] = self.body_for(None if exact else shards)
         # The nursery's own scope carries the deadline (one scope per search, not two); like
         # move_on_at, it swallows its own cancellation.
+        self.unanswered = dict.fromkeys(first_bodies, 1)
         async with trio.open_nursery() as self.nursery:
             self.nursery.cancel_scope.deadline = self.deadline
             if uncovered:
@@ -177,7 +184,10 @@ class _Gathering:
                 timeout_ms=self.attempt_timeout_ms(),
                 on_result=self.settle_first,
             )
+        cut_off = self.nursery.cancel_scope.cancelled_caught and self.rejection is None
         self.nursery = None
+        if cut_off:
+            self.count_cut_off_calls()
         if self.rejection is not None:
             raise NodeRejected(_without_shard_field(self.rejection))
         answers = self.answers
@@ -194,7 +204,23 @@ class _Gathering:
             remaining_ms *= ATTEMPT_SHARE  # leave the rest of the deadline to a fallback
         return max(1, int(remaining_ms))
 
+    def count_cut_off_calls(self) -> None:
+        elapsed = trio.current_time() - self.started
+        for node_id, calls in self.unanswered.items():
+            for _ in range(calls):
+                self.cluster.observe_unanswered(
+                    node_id, elapsed, f"{self.method} {self.path}: the read's deadline passed"
+                )
+
+    def answered(self, node_id: str) -> None:
+        left = self.unanswered[node_id] - 1
+        if left:
+            self.unanswered[node_id] = left
+        else:
+            del self.unanswered[node_id]
+
     def settle_first(self, node_id: str, result: NodeResult) -> None:
+        self.answered(node_id)
         self.settle(node_id, self.first_shards[node_id], result)
 
     def settle(self, node_id: str, shards: list[int], result: NodeResult) -> None:
@@ -213,9 +239,11 @@ class _Gathering:
 
     async def ask(self, node_id: str, shards: list[int]) -> None:
         body = self.body_for(None if self.shard_map.owns_exactly(node_id, shards) else shards)
+        self.unanswered[node_id] = self.unanswered.get(node_id, 0) + 1
         result = await self.cluster.call(
             node_id, self.method, self.path, raw_body=body, timeout_ms=self.attempt_timeout_ms()
         )
+        self.answered(node_id)
         self.settle(node_id, shards, result)
 
     def dispatch(self, shards: Sequence[int]) -> None:

@@ -4,11 +4,19 @@ Theory of operation. A node's state is changed only by events, and every legal c
 of `TRANSITIONS` below; an event a state has no row for is a bug in the caller and raises
 `IllegalTransition` naming the node, the state and the event. Nothing else mutates a state.
 
-Health events come from `HealthCounter`, which turns probe results (and transport failures on
-real requests) into events with the configured thresholds: one failure makes a node `degraded`,
-`unhealthy_threshold` consecutive failures make it `failed`; one success heals a degraded node,
-a failed node needs `recovery_threshold` consecutive successes. Operator events (`caught_up`,
-`drain`, `remove`) come from topology changes.
+Health events come from `HealthCounter`, which turns signals into events with the configured
+thresholds. Signals come from probes (GET /health) and, passively, from every real request's
+outcome: the node answered (`ANSWERED`: a probe's 2xx, a request's 2xx or 4xx), gave no answer
+in time (`TIMED_OUT`), or could not serve (`DOWN`: refused, reset, 5xx). The rule, with
+hysteresis so that a busy node is not mistaken for a dead one:
+- a failure is `DOWN`, a request's `TIMED_OUT`, or a probe's `TIMED_OUT` when no real request
+  succeeded since the previous probe (a slow probe while requests succeed is a busy node);
+- one failure makes a node `degraded`; `unhealthy_threshold` consecutive failures, with no
+  success in between, make it `failed`;
+- any success (a probe, or a real request answered) ends the streak; a probe's success or a
+  served request heals a degraded node; a failed node needs `recovery_threshold` consecutive
+  successful probes (requests do not reach it, and a stray late answer is no proof of health).
+Operator events (`caught_up`, `drain`, `remove`) come from topology changes.
 
 The one tricky case: a node that comes back from `failed` missed every write made while it was
 failed, and may have come back empty (a replaced disk). `rejoin` sends it from any in-service
@@ -127,24 +135,56 @@ def next_state(node_id: str, state: NodeState, event: NodeEvent) -> NodeState:
         raise IllegalTransition(node_id, state, event) from None
 
 
+class Signal(enum.Enum):
+    """What one probe or one real request says about a node (see the module docstring)."""
+
+    ANSWERED = "answered"
+    TIMED_OUT = "timed_out"
+    DOWN = "down"
+
+
 @attrs.define
 class HealthCounter:
-    """Turns a stream of probe results for one node into state events, with thresholds."""
+    """Turns one node's signals into state events, with thresholds and hysteresis.
+
+    `record(state, signal, probe=...)` returns the event to apply, or None when the signal
+    changes nothing (a served request on a healthy node, a slow probe of a busy node). A bool
+    is taken as a probe's verdict (True: ANSWERED, False: DOWN)."""
 
     unhealthy_threshold: int
     recovery_threshold: int
     consecutive_failures: int = 0
     consecutive_successes: int = 0
+    served_since_probe: bool = False
 
-    def record(self, state: NodeState, ok: bool) -> NodeEvent:
-        if ok:
-            self.consecutive_failures = 0
-            self.consecutive_successes += 1
-            if state is NodeState.FAILED:
-                if self.consecutive_successes >= self.recovery_threshold:
-                    return NodeEvent.MARKED_HEALTHY
-                return NodeEvent.PROBE_OK
-            return NodeEvent.PROBE_OK
+    def record(
+        self, state: NodeState, signal: Signal | bool, *, probe: bool = True
+    ) -> NodeEvent | None:
+        if signal is True or signal is Signal.ANSWERED:
+            return self._probe_answered(state) if probe else self._request_served(state)
+        if probe:
+            served, self.served_since_probe = self.served_since_probe, False
+            if signal is Signal.TIMED_OUT and served:
+                return None  # busy, not failing: requests were served since the last probe
+        return self._failure()
+
+    def _probe_answered(self, state: NodeState) -> NodeEvent:
+        self.served_since_probe = False
+        self.consecutive_failures = 0
+        self.consecutive_successes += 1
+        if state is NodeState.FAILED and self.consecutive_successes >= self.recovery_threshold:
+            return NodeEvent.MARKED_HEALTHY
+        return NodeEvent.PROBE_OK
+
+    def _request_served(self, state: NodeState) -> NodeEvent | None:
+        if state is NodeState.FAILED:
+            return None  # a late answer from before it failed; only probes bring it back
+        self.served_since_probe = True
+        self.consecutive_failures = 0
+        return NodeEvent.PROBE_OK if state is NodeState.DEGRADED else None
+
+    def _failure(self) -> NodeEvent:
+        self.served_since_probe = False
         self.consecutive_successes = 0
         self.consecutive_failures += 1
         if self.consecutive_failures >= self.unhealthy_threshold:

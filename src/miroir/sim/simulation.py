@@ -30,7 +30,9 @@ after every operation:
   I5  no request outlives its deadline: its virtual duration is within the bound that the
       cluster code's deadlines imply (see `deadline_bound_s`);
   I6  with no fault since the last checkpoint, every write is confirmed (no header, no 503)
-      and every read is complete.
+      and every read is complete;
+  I11 health hysteresis: a node no fault touched since the last checkpoint (and whose default
+      fault model injects no failure) is never `failed`.
 at a checkpoint, once faults heal:
   I7  every task a client was given reaches succeeded/failed/canceled;
   I8  every acknowledged write is readable by id: the answer is one of the model's possible
@@ -132,6 +134,12 @@ class Simulation:
         self._searched: set[int] | None = None
         sim.transport.observers.append(self._observe_node_answer)
         self._timeout_s = self.spec.node_timeout_ms / 1000
+        benign = sim.transport.default_faults
+        self._faultless_by_default = (
+            benign.error_rate == benign.stall_rate == benign.drop_rate == benign.lost_reply_rate
+            == benign.spike_rate == 0
+            and benign.latency[1] * 1000 < self.spec.health_timeout_ms
+        )
         self.owners = {
             (group, shard): assign_shard_in_group(
                 shard, [n for n in self.spec.node_ids() if self.spec.group_of(n) == group],
@@ -215,6 +223,12 @@ class Simulation:
         bound = deadline_bound_s(kind, self.spec)
         self._check("I5 deadline", answer.duration <= bound,
                     lambda: f"{kind} took {answer.duration:.6f}s > {bound:.6f}s")
+        if self._faultless_by_default:
+            cluster = self.sim.cluster
+            wrongly_failed = [node for node in self.spec.node_ids() if node not in self.disturbed
+                              and cluster.state_of(node) is NodeState.FAILED]
+            self._check("I11 an untouched node is not failed", not wrongly_failed,
+                        lambda: f"{wrongly_failed} failed with no fault injected")
         if not self.disturbed:
             self._check("I6 quiet cluster answers fully",
                         answer.status < 500 and answer.degraded is None,
