@@ -46,6 +46,11 @@ class HealthConfig:
 class ScatterConfig:
     node_timeout_ms: int = 5000
     retry_on_timeout: bool = True
+    # Reads: at most this many calls of one proxy process run on one node at once; more wait in
+    # order, and a read that would wait past its deadline or queue_timeout_ms is answered 503
+    # miroir_overloaded with Retry-After at once. 0 turns the limit off.
+    max_in_flight_per_node: int = 16
+    queue_timeout_ms: int = 2000
     unavailable_shard_policy: str = "partial"  # partial | error
 
 
@@ -285,6 +290,12 @@ def _check_semantics(config: MiroirConfig) -> None:
     ):
         if value < 1:
             raise ConfigError(field, "must be at least 1")
+    for field, value in (
+        ("scatter.max_in_flight_per_node", config.scatter.max_in_flight_per_node),
+        ("scatter.queue_timeout_ms", config.scatter.queue_timeout_ms),
+    ):
+        if value < 0:
+            raise ConfigError(field, "must be at least 0")
     for field, port in (("server.port", config.server.port), ("metrics.port", config.metrics.port)):
         if not 0 <= port <= 65535:
             raise ConfigError(field, "must be a TCP port (0-65535)")

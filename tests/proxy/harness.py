@@ -30,6 +30,8 @@ class AsgiTransport:
         # (node, method, path) -> True makes that one call fail as if the node were down.
         self.refuse: Callable[[str, str, str], bool] = lambda node, method, path: False
         self.calls: list[tuple[str, str, str]] = []
+        # node -> seconds every call to it takes before the devnode sees it (a slow node).
+        self.delay: dict[str, float] = {}
 
     async def request(
         self,
@@ -47,6 +49,11 @@ class AsgiTransport:
             raise UnknownNode(node_id, "no such devnode")
         if node_id in self.down or self.refuse(node_id, method, path):
             raise NodeRefused(node_id, "connection refused (test)")
+        if self.delay.get(node_id):
+            with trio.move_on_at(deadline):
+                await trio.sleep(self.delay[node_id])
+            if trio.current_time() >= deadline:
+                raise NodeTimeout(node_id, "deadline passed (slow test node)")
         raw_path, _, query = path.partition("?")
         scope = {
             "type": "http",
@@ -166,6 +173,8 @@ async def running_proxies(
     health_interval_ms: int | None = None,
     task_ttl_ms: int | None = None,
     prune_interval_s: float | None = None,
+    max_in_flight_per_node: int | None = None,
+    queue_timeout_ms: int | None = None,
 ) -> AsyncIterator[tuple[Harness, ...]]:
     """`count` proxy apps (as separate proxy processes would be) over the same devnodes and one
     shared MemoryStore; the devnodes' task workers run once, under the first harness."""
@@ -176,6 +185,10 @@ async def running_proxies(
         "nodes": node_config(nodes, replica_groups),
         "scatter": {"node_timeout_ms": node_timeout_ms},
     }
+    if max_in_flight_per_node is not None:
+        raw["scatter"]["max_in_flight_per_node"] = max_in_flight_per_node
+    if queue_timeout_ms is not None:
+        raw["scatter"]["queue_timeout_ms"] = queue_timeout_ms
     if master_key:
         raw["master_key"] = master_key
     if admin_key:

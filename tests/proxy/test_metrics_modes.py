@@ -41,6 +41,8 @@ def exercise(metrics: Metrics) -> None:
     metrics.degraded_shards_total.inc(2)
     metrics.scatter_fan_out_size.observe(3)
     metrics.tasks_total.labels("documentAdditionOrUpdate").inc()
+    metrics.observe_shed("n1")
+    metrics.observe_queue_depth("n1", 3)
 
 
 @pytest.fixture
@@ -67,7 +69,7 @@ def test_two_workers_export_every_family_one_process_exports_merged(worker_metri
     single = Metrics(multiprocess=False)
     exercise(single)
     expected = families(single)
-    assert len(expected) == 10
+    assert len(expected) == 12
 
     first, second = worker_metrics(1001), worker_metrics(1002)
     assert first.multiprocess and second.multiprocess

@@ -24,6 +24,7 @@ import attrs
 import orjson
 import trio
 
+from miroir.cluster.admission import Gates
 from miroir.cluster.catalog import IndexCatalog
 from miroir.cluster.clock import WALL_CLOCK, Clock
 from miroir.cluster.quorum_write import QuorumWriteResult, quorum_write
@@ -65,6 +66,9 @@ class ClusterSettings:
     # Reads: a node that times out hands its shards to another replica (like a failure). When
     # off, its shards are reported missing instead and every attempt gets the whole deadline.
     retry_on_timeout: bool = True
+    # Reads: per-node concurrency limit and queue patience (`cluster.admission`); 0 = no limit.
+    max_in_flight_per_node: int = 0
+    queue_timeout_ms: int = 2000
 
 
 class Cluster:
@@ -93,6 +97,7 @@ class Cluster:
         }
         self.last_seen_ms: dict[str, int | None] = {node.id: None for node in topology.nodes}
         self.catalog = IndexCatalog(store)
+        self.gates = Gates(self.settings.max_in_flight_per_node, self.settings.queue_timeout_ms)
         self._index_locks: dict[str, trio.Lock] = {}
         self._query_seq = 0
         self.state_observers: list[StateObserver] = []

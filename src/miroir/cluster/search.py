@@ -51,7 +51,7 @@ import trio
 
 from miroir.cluster.indexes import index_settings
 from miroir.cluster.runtime import Cluster, NodeRejected
-from miroir.core.errors import MeiliError
+from miroir.core.errors import MeiliError, Overloaded
 from miroir.core.merge import merge_search_outcome
 from miroir.core.merge_facets import merge_facet_search
 from miroir.core.merge_federated import (
@@ -157,7 +157,8 @@ class _Gathering:
         # delivers the cancellation to the outermost expired scope, the nursery's, so the call's
         # own timeout never reports it.
         self.unanswered: dict[str, int] = {}
-        self.started = trio.current_time()
+        self.started = self.sent_at = trio.current_time()
+        self.gated = False  # whether this read holds admission slots (`cluster.admission`)
 
     async def run(self) -> Gathered:
         shard_map = self.shard_map
@@ -167,27 +168,40 @@ class _Gathering:
         for node_id, shards, exact in first_plan:
             self.first_shards[node_id] = shards
             first_bodies[node_id] = self.body_for(None if exact else shards)
-        # The nursery's own scope carries the deadline (one scope per search, not two); like
-        # move_on_at, it swallows its own cancellation.
+        gates = self.cluster.gates
+        if gates.enabled:
+            # Every node's slot before any call (node-id order; `Overloaded` refuses the read
+            # before a node sees it). Each slot is left when its answer arrives.
+            await gates.enter_all(first_bodies, self.deadline)
+            self.gated = True
         self.unanswered = dict.fromkeys(first_bodies, 1)
-        async with trio.open_nursery() as self.nursery:
-            self.nursery.cancel_scope.deadline = self.deadline
-            if uncovered:
-                self.dispatch(uncovered)
-            # The first plan goes out as one batch driven by this task (no task per node
-            # when the transport offers it); a failure's fallback starts in the nursery as
-            # soon as that failure is known, while the other answers are still being read.
-            await self.cluster.call_each(
-                self.method,
-                self.path,
-                first_bodies,
-                timeout_ms=self.attempt_timeout_ms(),
-                on_result=self.settle_first,
-            )
-        cut_off = self.nursery.cancel_scope.cancelled_caught and self.rejection is None
-        self.nursery = None
-        if cut_off:
-            self.count_cut_off_calls()
+        self.sent_at = trio.current_time()
+        try:
+            # The nursery's own scope carries the deadline (one scope per search, not two);
+            # like move_on_at, it swallows its own cancellation.
+            async with trio.open_nursery() as self.nursery:
+                self.nursery.cancel_scope.deadline = self.deadline
+                if uncovered:
+                    self.dispatch(uncovered)
+                # The first plan goes out as one batch driven by this task (no task per node
+                # when the transport offers it); a failure's fallback starts in the nursery as
+                # soon as that failure is known, while the other answers are still being read.
+                await self.cluster.call_each(
+                    self.method,
+                    self.path,
+                    first_bodies,
+                    timeout_ms=self.attempt_timeout_ms(),
+                    on_result=self.settle_first,
+                )
+            if self.nursery.cancel_scope.cancelled_caught and self.rejection is None:
+                self.count_cut_off_calls()
+        finally:
+            self.nursery = None
+            if self.gated:
+                for node_id, calls in self.unanswered.items():
+                    for _ in range(calls):
+                        gates.leave(node_id, None)
+            self.unanswered = {}
         if self.rejection is not None:
             raise NodeRejected(_without_shard_field(self.rejection))
         answers = self.answers
@@ -212,15 +226,18 @@ class _Gathering:
                     node_id, elapsed, f"{self.method} {self.path}: the read's deadline passed"
                 )
 
-    def answered(self, node_id: str) -> None:
+    def answered(self, node_id: str, sent_at: float) -> None:
+        """One call to `node_id` ended with a result: its slot (if any) is left."""
         left = self.unanswered[node_id] - 1
         if left:
             self.unanswered[node_id] = left
         else:
             del self.unanswered[node_id]
+        if self.gated:
+            self.cluster.gates.leave(node_id, trio.current_time() - sent_at)
 
     def settle_first(self, node_id: str, result: NodeResult) -> None:
-        self.answered(node_id)
+        self.answered(node_id, self.sent_at)
         self.settle(node_id, self.first_shards[node_id], result)
 
     def settle(self, node_id: str, shards: list[int], result: NodeResult) -> None:
@@ -239,11 +256,18 @@ class _Gathering:
 
     async def ask(self, node_id: str, shards: list[int]) -> None:
         body = self.body_for(None if self.shard_map.owns_exactly(node_id, shards) else shards)
+        if self.gated:
+            try:
+                await self.cluster.gates.enter(node_id, self.deadline)
+            except Overloaded:
+                self.dispatch(shards)  # this replica's queue is too long: the next one
+                return
         self.unanswered[node_id] = self.unanswered.get(node_id, 0) + 1
+        sent_at = trio.current_time()
         result = await self.cluster.call(
             node_id, self.method, self.path, raw_body=body, timeout_ms=self.attempt_timeout_ms()
         )
-        self.answered(node_id)
+        self.answered(node_id, sent_at)
         self.settle(node_id, shards, result)
 
     def dispatch(self, shards: Sequence[int]) -> None:

@@ -44,6 +44,7 @@ _NON_DEFAULT: dict[str, tuple[str, int]] = {
     # a node no longer knows a task it acknowledged (it restarted with its state lost)
     "miroir_node_task_lost": ("system", 502),
     "miroir_store_unavailable": ("system", 503),  # the task store (SQLite/Redis) failed a call
+    "miroir_overloaded": ("system", 503),  # a read would wait past what it can afford for a node
 }
 
 
@@ -79,3 +80,17 @@ class MeiliError(Exception):
     def __repr__(self) -> str:
         return f"MeiliError({self.code!r}, {self.message!r})"
 
+
+class Overloaded(MeiliError):
+    """`miroir_overloaded`: a read was refused before any node saw it, because it would have
+    waited for `node_id` longer than it could afford (`miroir.core.admission`). Answered with
+    `Retry-After: retry_after_s`."""
+
+    def __init__(self, node_id: str, retry_after_s: int) -> None:
+        super().__init__(
+            "miroir_overloaded",
+            "Miroir is at its concurrency limit for a node this request needs; "
+            f"retry in {retry_after_s} s.",
+        )
+        self.node_id = node_id
+        self.retry_after_s = retry_after_s

@@ -21,7 +21,9 @@ def json_response(payload: object, status: int = 200, headers: dict[str, str] | 
 
 
 def error_response(error: MeiliError) -> Response:
-    return json_response(error.body(), error.status)
+    retry_after = getattr(error, "retry_after_s", None)  # miroir_overloaded: when to come back
+    headers = None if retry_after is None else {"Retry-After": str(retry_after)}
+    return json_response(error.body(), error.status, headers)
 
 
 def code_response(code: str, message: str) -> Response:

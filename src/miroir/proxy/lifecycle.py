@@ -62,6 +62,8 @@ def cluster_settings(config: MiroirConfig) -> ClusterSettings:
         unhealthy_threshold=config.health.unhealthy_threshold,
         recovery_threshold=config.health.recovery_threshold,
         retry_on_timeout=config.scatter.retry_on_timeout,
+        max_in_flight_per_node=config.scatter.max_in_flight_per_node,
+        queue_timeout_ms=config.scatter.queue_timeout_ms,
     )
 
 
@@ -118,6 +120,8 @@ class Lifecycle:
         cluster.state_observers.append(metrics.observe_node_state)
         cluster.state_observers.append(lambda *_: update_coverage(self.state))
         cluster.call_observers.append(metrics.observe_node_call)
+        cluster.gates.shed_observers.append(metrics.observe_shed)
+        cluster.gates.depth_observers.append(metrics.observe_queue_depth)
         for node_id in cluster.node_ids():
             metrics.observe_node_state(node_id, cluster.state_of(node_id))
         update_coverage(self.state)

@@ -107,6 +107,16 @@ class Metrics:
             "miroir_scatter_fan_out_size", "Nodes one client request was sent to.",
             buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64), registry=registry,
         )
+        self.node_queue_depth = Gauge(
+            "miroir_node_queue_depth",
+            "Reads waiting for a slot on the node (scatter.max_in_flight_per_node).",
+            ("node",), registry=registry, multiprocess_mode="livesum",
+        )
+        self.shed_requests_total = Counter(
+            "miroir_shed_requests_total",
+            "Reads answered 503 miroir_overloaded, by the node whose queue was too long.",
+            ("node",), registry=registry,
+        )
         self.tasks_total = Counter(
             "miroir_tasks_total", "Miroir tasks created, by type.", ("type",), registry=registry
         )
@@ -136,6 +146,12 @@ class Metrics:
         kind = failure_kind(result)
         if kind is not None:
             self.node_errors_total.labels(node_id, kind.value).inc()
+
+    def observe_shed(self, node_id: str) -> None:
+        self.shed_requests_total.labels(node_id).inc()
+
+    def observe_queue_depth(self, node_id: str, depth: int) -> None:
+        self.node_queue_depth.labels(node_id).set(depth)
 
     def observe_node_state(self, node_id: str, state: NodeState) -> None:
         self.node_healthy.labels(node_id).set(1 if ELIGIBILITY[state].serves_reads else 0)
