@@ -55,7 +55,7 @@ local counter = 0
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
 function init(args)
-  ok = 0; shed = 0; other5xx = 0; other = 0; first5xx = ""
+  ok = 0; partial = 0; shed = 0; other5xx = 0; other = 0; first5xx = ""
 end
 function request()
   counter = counter + 1
@@ -63,7 +63,9 @@ function request()
   return wrk.format("POST", wrk.path, {["Content-Type"] = "application/json", {AUTH}}, body)
 end
 function response(status, headers, body)
-  if status >= 200 and status < 300 then ok = ok + 1
+  if status >= 200 and status < 300 then
+    ok = ok + 1
+    if headers["X-Miroir-Degraded"] or headers["x-miroir-degraded"] then partial = partial + 1 end
   elseif status == 503 and string.find(body, "miroir_overloaded", 1, true) then shed = shed + 1
   elseif status >= 500 then
     other5xx = other5xx + 1
@@ -71,14 +73,14 @@ function response(status, headers, body)
   else other = other + 1 end
 end
 function done(summary, latency, requests)
-  local t = {ok = 0, shed = 0, other5xx = 0, other = 0}
+  local t = {ok = 0, partial = 0, shed = 0, other5xx = 0, other = 0}
   local sample = ""
   for _, thread in ipairs(threads) do
-    for _, k in ipairs({"ok", "shed", "other5xx", "other"}) do t[k] = t[k] + thread:get(k) end
+    for _, k in ipairs({"ok", "partial", "shed", "other5xx", "other"}) do t[k] = t[k] + thread:get(k) end
     if sample == "" then sample = thread:get("first5xx") end
   end
-  io.write(string.format("COUNTS ok=%%d shed=%%d other5xx=%%d other=%%d errors=%%d timeouts=%%d p50_ms=%%.1f p99_ms=%%.1f\n",
-    t.ok, t.shed, t.other5xx, t.other,
+  io.write(string.format("COUNTS ok=%%d partial=%%d shed=%%d other5xx=%%d other=%%d errors=%%d timeouts=%%d p50_ms=%%.1f p99_ms=%%.1f\n",
+    t.ok, t.partial, t.shed, t.other5xx, t.other,
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.status,
     summary.errors.timeout, latency:percentile(50) / 1000, latency:percentile(99) / 1000))
   if sample ~= "" then io.write("FIRST5XX " .. sample .. "\n") end
@@ -186,7 +188,8 @@ def main() -> int:
             miroir_rates.append(miroir_ok)
             direct_rates.append(direct_ok)
             fives += through["other5xx"]
-            print(f"round {round_number + 1}: Miroir {miroir_ok:.1f} searches/s (shed "
+            print(f"round {round_number + 1}: Miroir {miroir_ok:.1f} searches/s (partial "
+                  f"{through['partial']:.0f}, shed "
                   f"{through['shed']:.0f}, other 5xx {through['other5xx']:.0f}, other "
                   f"{through['other']:.0f}, socket errors {through['errors']:.0f}, timeouts "
                   f"{through['timeouts']:.0f}, p50 {through['p50_ms']:.0f} ms, p99 "

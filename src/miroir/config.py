@@ -51,6 +51,12 @@ class ScatterConfig:
     # miroir_overloaded with Retry-After at once. 0 turns the limit off.
     max_in_flight_per_node: int = 16
     queue_timeout_ms: int = 2000
+    # Reads with RF > 1: each shard's replica by latency and load (adaptive replica selection);
+    # a shard later than its node's recent p95 is asked of another replica too (hedging),
+    # within hedge_budget_percent of the node calls (at most 10 % extra by default).
+    adaptive_replica_selection: bool = True
+    hedging: bool = True
+    hedge_budget_percent: int = 10
     unavailable_shard_policy: str = "partial"  # partial | error
 
 
@@ -296,6 +302,8 @@ def _check_semantics(config: MiroirConfig) -> None:
     ):
         if value < 0:
             raise ConfigError(field, "must be at least 0")
+    if not 0 <= config.scatter.hedge_budget_percent <= 100:
+        raise ConfigError("scatter.hedge_budget_percent", "must be between 0 and 100")
     for field, port in (("server.port", config.server.port), ("metrics.port", config.metrics.port)):
         if not 0 <= port <= 65535:
             raise ConfigError(field, "must be a TCP port (0-65535)")

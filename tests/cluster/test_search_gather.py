@@ -333,3 +333,71 @@ def test_a_call_the_reads_own_deadline_cuts_off_counts_as_that_nodes_timeout(rf)
         assert cluster.health[node_id].consecutive_failures == asked.count(node_id)
         assert cluster.state_of(node_id) is (NodeState.DEGRADED if node_id in asked
                                              else NodeState.ACTIVE)
+
+
+def hedging_cluster(transport, **settings):
+    nodes = tuple(Node(f"g0n{i}", f"http://g0n{i}.invalid", 0) for i in range(3))
+    return Cluster(
+        Topology(shards=8, replication_factor=2, replica_groups=1, nodes=nodes),
+        transport, MemoryStore(),
+        ClusterSettings(node_timeout_ms=TIMEOUT_MS, unhealthy_threshold=100, **settings),
+    )
+
+
+def test_a_late_shard_is_hedged_the_loser_cancelled_and_hedges_stay_within_budget():
+    """Issue 20: RF 2, one node answers 200 ms late now and then. A read whose answer is later
+    than that node's p95 asks another replica too; the first answer wins, the other call is
+    cancelled, every shard is answered once, and hedges stay within 10 % of node calls."""
+    transport = FakeTransport()
+    cluster = hedging_cluster(transport, hedging=True, adaptive_replica_selection=False)
+    calls_to_slow = 0
+
+    def slow_sometimes(call):
+        nonlocal calls_to_slow
+        calls_to_slow += 1
+        return echo(cluster, "g0n1", delay=0.2 if calls_to_slow % 30 == 0 else 0.01)(call)
+
+    transport.handle("g0n0", echo(cluster, "g0n0", delay=0.01))
+    transport.handle("g0n1", slow_sometimes)
+    transport.handle("g0n2", echo(cluster, "g0n2", delay=0.01))
+    hedged = []
+    cluster.hedge_observers.append(hedged.append)
+    durations = []
+
+    async def reads():
+        for _ in range(300):
+            started = trio.current_time()
+            gathered = await gather_shards(cluster, "POST", "/x", body_for)
+            durations.append(trio.current_time() - started)
+            assert gathered.missing == ()
+            covered = sorted(s for a in gathered.answers for s in a.shards)
+            assert covered == list(range(8)), covered
+
+    run(reads)
+    assert hedged.count("sent") > 0 and hedged.count("won") > 0
+    assert hedged.count("sent") <= 0.1 * len(transport.calls)
+    assert not transport.in_flight()
+    cancelled = [c for c in transport.calls if c.outcome == "cancelled"]
+    assert cancelled, "the losing call is cancelled, not left running"
+    # Once a hedge wins, a slow answer no longer sets the read's time (the budget allowing).
+    assert sorted(durations)[int(0.9 * len(durations))] < 0.2
+
+
+def test_adaptive_selection_sends_fewer_shards_to_a_slow_replica():
+    transport = FakeTransport()
+    cluster = hedging_cluster(transport, adaptive_replica_selection=True)
+    transport.handle("g0n0", echo(cluster, "g0n0", delay=0.01))
+    transport.handle("g0n1", echo(cluster, "g0n1", delay=0.1))
+    transport.handle("g0n2", echo(cluster, "g0n2", delay=0.01))
+
+    async def reads():
+        for _ in range(50):
+            await gather_shards(cluster, "POST", "/x", body_for)
+
+    run(reads)
+    later = transport.calls[-60:]
+    slow = sum(len(c.json()["shards"] or cluster.shard_map.shards_of("g0n1"))
+               for c in later if c.node_id == "g0n1")
+    fast = sum(len(c.json()["shards"] or cluster.shard_map.shards_of(c.node_id))
+               for c in later if c.node_id != "g0n1")
+    assert slow < fast / 4, (slow, fast)

@@ -175,15 +175,21 @@ async def running_proxies(
     prune_interval_s: float | None = None,
     max_in_flight_per_node: int | None = None,
     queue_timeout_ms: int | None = None,
+    adaptive: bool = False,
 ) -> AsyncIterator[tuple[Harness, ...]]:
     """`count` proxy apps (as separate proxy processes would be) over the same devnodes and one
-    shared MemoryStore; the devnodes' task workers run once, under the first harness."""
+    shared MemoryStore; the devnodes' task workers run once, under the first harness.
+
+    Adaptive replica selection and hedging are off unless `adaptive`: both choose replicas by
+    measured (wall clock) latency, which would make which of two exactly tied documents a
+    merge keeps vary between runs of tests that compare with a single node."""
     raw: dict[str, Any] = {
         "shards": shards,
         "replication_factor": replication_factor,
         "replica_groups": replica_groups,
         "nodes": node_config(nodes, replica_groups),
-        "scatter": {"node_timeout_ms": node_timeout_ms},
+        "scatter": {"node_timeout_ms": node_timeout_ms,
+                    "adaptive_replica_selection": adaptive, "hedging": adaptive},
     }
     if max_in_flight_per_node is not None:
         raw["scatter"]["max_in_flight_per_node"] = max_in_flight_per_node

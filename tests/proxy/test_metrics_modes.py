@@ -43,6 +43,7 @@ def exercise(metrics: Metrics) -> None:
     metrics.tasks_total.labels("documentAdditionOrUpdate").inc()
     metrics.observe_shed("n1")
     metrics.observe_queue_depth("n1", 3)
+    metrics.observe_hedge("sent")
 
 
 @pytest.fixture
@@ -69,7 +70,7 @@ def test_two_workers_export_every_family_one_process_exports_merged(worker_metri
     single = Metrics(multiprocess=False)
     exercise(single)
     expected = families(single)
-    assert len(expected) == 12
+    assert len(expected) == 13
 
     first, second = worker_metrics(1001), worker_metrics(1002)
     assert first.multiprocess and second.multiprocess

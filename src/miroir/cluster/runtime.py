@@ -38,6 +38,12 @@ from miroir.core.node_state import (
     Signal,
 )
 from miroir.core.quorum import Pair
+from miroir.core.replica_choice import (
+    HedgeBudget,
+    LatencyStats,
+    adaptive_covering_set,
+    replica_score,
+)
 from miroir.core.topology import ShardMap, Topology
 from miroir.store.base import Store
 from miroir.transport.base import (
@@ -69,6 +75,12 @@ class ClusterSettings:
     # Reads: per-node concurrency limit and queue patience (`cluster.admission`); 0 = no limit.
     max_in_flight_per_node: int = 0
     queue_timeout_ms: int = 2000
+    # Reads with a choice of replica (RF > 1): the one expected to answer soonest
+    # (`core.replica_choice`); hedged reads: a shard later than its node's p95 is asked of
+    # another replica too, within `hedge_budget` (a fraction of node calls).
+    adaptive_replica_selection: bool = True
+    hedging: bool = False
+    hedge_budget: float = 0.1
 
 
 class Cluster:
@@ -98,6 +110,11 @@ class Cluster:
         self.last_seen_ms: dict[str, int | None] = {node.id: None for node in topology.nodes}
         self.catalog = IndexCatalog(store)
         self.gates = Gates(self.settings.max_in_flight_per_node, self.settings.queue_timeout_ms)
+        # Per node, the latency of its answers (adaptive replica choice, hedging thresholds).
+        self.latency: dict[str, LatencyStats] = {node.id: LatencyStats() for node in topology.nodes}
+        self.hedge_budget = HedgeBudget(ratio=self.settings.hedge_budget)
+        self.hedge_observers: list[Callable[[str], None]] = []
+        self._readable: tuple[ShardMap | None, dict[int, dict[int, tuple[str, ...]]]] = (None, {})
         self._index_locks: dict[str, trio.Lock] = {}
         self._query_seq = 0
         self.state_observers: list[StateObserver] = []
@@ -230,7 +247,43 @@ class Cluster:
         refusal, a reset or a 5xx is a failure; a failed node heals only through probes)."""
         for observer in self.call_observers:
             observer(node_id, elapsed, result)
-        self.record_node_result(node_id, request_signal(result), self.now_ms(), probe=False)
+        signal = request_signal(result)
+        if signal is Signal.ANSWERED:
+            stats = self.latency.get(node_id)
+            if stats is not None:
+                stats.record(elapsed)
+        self.record_node_result(node_id, signal, self.now_ms(), probe=False)
+
+    def observe_hedge(self, outcome: str) -> None:
+        """A hedged read's step: `sent`, `won`, `lost` (cancelled) or `dropped` (answered late)."""
+        for observer in self.hedge_observers:
+            observer(outcome)
+
+    def replica_score(self, node_id: str) -> float:
+        stats = self.latency.get(node_id)
+        gate = self.gates.gates.get(node_id)
+        ahead = 0 if gate is None else gate.in_flight + len(gate.queue)
+        return replica_score(None if stats is None else stats.average_s, ahead)
+
+    def adaptive_read_plan(
+        self, shard_map: ShardMap, group: int, seq: int
+    ) -> tuple[tuple[tuple[str, list[int], bool], ...], list[int]]:
+        """`ShardMap.read_plan`'s shape, each shard's replica chosen by `replica_score`
+        (`core.replica_choice.adaptive_covering_set`); readable owners cached per map."""
+        cached_map, by_group = self._readable
+        if cached_map is not shard_map:
+            by_group = {}
+            self._readable = (shard_map, by_group)
+        owners = by_group.get(group)
+        if owners is None:
+            owners = by_group[group] = {
+                s: shard_map.readable_owners(group, s) for s in range(shard_map.shards)
+            }
+        plan = adaptive_covering_set(owners, seq, self.replica_score)
+        uncovered = [s for s, found in owners.items() if not found]
+        nodes = tuple((node_id, plan[node_id], shard_map.owns_exactly(node_id, plan[node_id]))
+                      for node_id in sorted(plan))
+        return nodes, uncovered
 
     def observe_unanswered(self, node_id: str, elapsed: float, why: str) -> None:
         """A call the caller's own deadline cut off before the node answered (the read path's

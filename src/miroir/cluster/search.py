@@ -159,11 +159,26 @@ class _Gathering:
         self.unanswered: dict[str, int] = {}
         self.started = self.sent_at = trio.current_time()
         self.gated = False  # whether this read holds admission slots (`cluster.admission`)
+        # Hedged reads (RF > 1 or RG > 1, `scatter.hedging`): shards answered so far (a late
+        # loser's answer is dropped), first-plan nodes still unanswered, hedge calls in flight
+        # (their cancel scopes, so the loser is cancelled), and whether the read ended early
+        # because every shard was answered while a loser was still running.
+        self.hedging = self.may_fall_back and cluster.settings.hedging
+        self.track_shards = self.may_fall_back
+        self.answered_shards: set[int] = set()
+        self.pending_first: set[str] = set()
+        self.hedges: list[tuple[trio.CancelScope, tuple[int, ...]]] = []
+        self.hedged_shards: set[int] = set()
+        self.complete = False
+        self.watch_scope: trio.CancelScope | None = None
 
     async def run(self) -> Gathered:
         shard_map = self.shard_map
         group = query_group(self.seq, shard_map.replica_groups)
-        first_plan, uncovered = shard_map.read_plan(group, self.seq)
+        if self.cluster.settings.adaptive_replica_selection and shard_map.placement.replication_factor > 1:
+            first_plan, uncovered = self.cluster.adaptive_read_plan(shard_map, group, self.seq)
+        else:
+            first_plan, uncovered = shard_map.read_plan(group, self.seq)
         first_bodies: dict[str, bytes] = {}
         for node_id, shards, exact in first_plan:
             self.first_shards[node_id] = shards
@@ -176,6 +191,10 @@ class _Gathering:
             self.gated = True
         self.unanswered = dict.fromkeys(first_bodies, 1)
         self.sent_at = trio.current_time()
+        self.shards_wanted = shard_map.shards - len(uncovered)
+        if self.hedging:
+            self.cluster.hedge_budget.earn(len(first_bodies))
+            self.pending_first = set(first_bodies)
         try:
             # The nursery's own scope carries the deadline (one scope per search, not two);
             # like move_on_at, it swallows its own cancellation.
@@ -183,6 +202,10 @@ class _Gathering:
                 self.nursery.cancel_scope.deadline = self.deadline
                 if uncovered:
                     self.dispatch(uncovered)
+                    self.shards_wanted = shard_map.shards
+                if self.hedging:
+                    self.watch_scope = trio.CancelScope()
+                    self.nursery.start_soon(self.watch_for_hedges, self.watch_scope)
                 # The first plan goes out as one batch driven by this task (no task per node
                 # when the transport offers it); a failure's fallback starts in the nursery as
                 # soon as that failure is known, while the other answers are still being read.
@@ -193,7 +216,10 @@ class _Gathering:
                     timeout_ms=self.attempt_timeout_ms(),
                     on_result=self.settle_first,
                 )
-            if self.nursery.cancel_scope.cancelled_caught and self.rejection is None:
+                if self.watch_scope is not None:
+                    self.watch_scope.cancel()  # every first-plan node has its result
+            cut_off = self.nursery.cancel_scope.cancelled_caught
+            if cut_off and self.rejection is None and not self.complete:
                 self.count_cut_off_calls()
         finally:
             self.nursery = None
@@ -226,51 +252,129 @@ class _Gathering:
                     node_id, elapsed, f"{self.method} {self.path}: the read's deadline passed"
                 )
 
-    def answered(self, node_id: str, sent_at: float) -> None:
-        """One call to `node_id` ended with a result: its slot (if any) is left."""
+    def answered(self, node_id: str, sent_at: float | None) -> None:
+        """One call to `node_id` ended (with a result when `sent_at` is given, else cancelled):
+        its slot, if any, is left."""
         left = self.unanswered[node_id] - 1
         if left:
             self.unanswered[node_id] = left
         else:
             del self.unanswered[node_id]
         if self.gated:
-            self.cluster.gates.leave(node_id, trio.current_time() - sent_at)
+            self.cluster.gates.leave(
+                node_id, None if sent_at is None else trio.current_time() - sent_at
+            )
 
     def settle_first(self, node_id: str, result: NodeResult) -> None:
         self.answered(node_id, self.sent_at)
+        if self.hedging:
+            self.pending_first.discard(node_id)
+            if not self.pending_first and self.watch_scope is not None:
+                self.watch_scope.cancel()
         self.settle(node_id, self.first_shards[node_id], result)
 
-    def settle(self, node_id: str, shards: list[int], result: NodeResult) -> None:
+    def settle(self, node_id: str, shards: list[int], result: NodeResult) -> bool:
+        """Take a node's result for `shards`: an answer (True when taken), a rejection, or a
+        failure whose shards move on to their next replica."""
         if not is_node_failure(result):
             assert isinstance(result, NodeResponse)
             if result.ok:
+                if self.track_shards and not self.take_shards(shards):
+                    return False  # a hedge's loser (or a fallback's) answered late: dropped
                 self.answers.append(ShardAnswer(node_id, tuple(shards), result))
-            elif self.rejection is None:
+                return True
+            if self.rejection is None:
                 self.rejection = result
                 assert self.nursery is not None
                 self.nursery.cancel_scope.cancel()
-            return
+            return False
         if not self.retry_on_timeout and failure_kind(result) is FailureKind.TIMEOUT:
-            return  # scatter.retry_on_timeout is off: the shards stay missing
+            return False  # scatter.retry_on_timeout is off: the shards stay missing
+        if self.hedged_shards or self.answered_shards:
+            # A hedge may already be racing (or have answered) for some of these shards.
+            shards = [s for s in shards
+                      if s not in self.hedged_shards and s not in self.answered_shards]
         self.dispatch(shards)
+        return False
 
-    async def ask(self, node_id: str, shards: list[int]) -> None:
+    def take_shards(self, shards: Sequence[int]) -> bool:
+        """Record an answer for `shards` unless one of them is answered already (then the answer
+        is a race's loser: dropped). Cancels hedges made useless, and the whole read once every
+        shard is answered while a loser still runs."""
+        answered = self.answered_shards
+        if any(shard in answered for shard in shards):
+            if self.hedges:
+                self.cluster.observe_hedge("dropped")
+            return False
+        answered.update(shards)
+        if self.hedges:
+            for scope, hedge_shards in self.hedges:
+                if not scope.cancel_called and all(s in answered for s in hedge_shards):
+                    scope.cancel()  # the primary (or another answer) won: the hedge loses
+            if len(answered) >= self.shards_wanted and self.nursery is not None:
+                self.complete = True
+                self.nursery.cancel_scope.cancel()  # a slow primary lost: stop waiting for it
+        return True
+
+    async def watch_for_hedges(self, scope: trio.CancelScope) -> None:
+        """At each first-plan node's recent p95 latency, a node still silent has its shards
+        asked of another replica too, while the budget allows (`core.replica_choice`)."""
+        with scope:
+            latency = self.cluster.latency
+            at = []
+            for node_id in self.first_shards:
+                stats = latency.get(node_id)
+                p95 = None if stats is None else stats.p95()
+                if p95 is not None:
+                    at.append((self.sent_at + p95, node_id))
+            at.sort()
+            for moment, node_id in at:
+                await trio.sleep_until(moment)
+                if node_id not in self.pending_first:
+                    continue
+                shards = [s for s in self.first_shards[node_id]
+                          if s not in self.answered_shards and s not in self.hedged_shards]
+                if shards and self.cluster.hedge_budget.try_spend():
+                    self.cluster.observe_hedge("sent")
+                    self.hedged_shards.update(shards)
+                    self.dispatch(shards, hedge=True)
+
+    async def ask(self, node_id: str, shards: list[int], hedge: bool = False) -> None:
+        if hedge:
+            won = False
+            with trio.CancelScope() as scope:
+                self.hedges.append((scope, tuple(shards)))
+                won = await self._ask(node_id, shards)
+            if scope.cancelled_caught:
+                self.cluster.observe_hedge("lost")
+            elif won:
+                self.cluster.observe_hedge("won")
+            return
+        await self._ask(node_id, shards)
+
+    async def _ask(self, node_id: str, shards: list[int]) -> bool:
+        """One call for `shards`; True when its answer was taken."""
         body = self.body_for(None if self.shard_map.owns_exactly(node_id, shards) else shards)
         if self.gated:
             try:
                 await self.cluster.gates.enter(node_id, self.deadline)
             except Overloaded:
                 self.dispatch(shards)  # this replica's queue is too long: the next one
-                return
+                return False
         self.unanswered[node_id] = self.unanswered.get(node_id, 0) + 1
         sent_at = trio.current_time()
-        result = await self.cluster.call(
-            node_id, self.method, self.path, raw_body=body, timeout_ms=self.attempt_timeout_ms()
-        )
+        try:
+            result = await self.cluster.call(
+                node_id, self.method, self.path, raw_body=body,
+                timeout_ms=self.attempt_timeout_ms(),
+            )
+        except trio.Cancelled:
+            self.answered(node_id, None)  # a hedge that lost, or the read ended: slot back now
+            raise
         self.answered(node_id, sent_at)
-        self.settle(node_id, shards, result)
+        return self.settle(node_id, shards, result)
 
-    def dispatch(self, shards: Sequence[int]) -> None:
+    def dispatch(self, shards: Sequence[int], hedge: bool = False) -> None:
         """Send each shard to its next untried candidate (one call per node)."""
         by_node: dict[str, list[int]] = {}
         for shard in shards:
@@ -286,7 +390,7 @@ class _Gathering:
                     break
         assert self.nursery is not None
         for node_id, node_shards in by_node.items():
-            self.nursery.start_soon(self.ask, node_id, node_shards)
+            self.nursery.start_soon(self.ask, node_id, node_shards, hedge)
 
 
 # `_miroir_shard` as an item of a list in a node's message, in either of the spellings

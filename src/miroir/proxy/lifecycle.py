@@ -64,6 +64,9 @@ def cluster_settings(config: MiroirConfig) -> ClusterSettings:
         retry_on_timeout=config.scatter.retry_on_timeout,
         max_in_flight_per_node=config.scatter.max_in_flight_per_node,
         queue_timeout_ms=config.scatter.queue_timeout_ms,
+        adaptive_replica_selection=config.scatter.adaptive_replica_selection,
+        hedging=config.scatter.hedging,
+        hedge_budget=config.scatter.hedge_budget_percent / 100,
     )
 
 
@@ -122,6 +125,7 @@ class Lifecycle:
         cluster.call_observers.append(metrics.observe_node_call)
         cluster.gates.shed_observers.append(metrics.observe_shed)
         cluster.gates.depth_observers.append(metrics.observe_queue_depth)
+        cluster.hedge_observers.append(metrics.observe_hedge)
         for node_id in cluster.node_ids():
             metrics.observe_node_state(node_id, cluster.state_of(node_id))
         update_coverage(self.state)

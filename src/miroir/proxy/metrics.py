@@ -117,6 +117,12 @@ class Metrics:
             "Reads answered 503 miroir_overloaded, by the node whose queue was too long.",
             ("node",), registry=registry,
         )
+        self.hedged_requests_total = Counter(
+            "miroir_hedged_requests_total",
+            "Hedged shard reads: sent, won (the hedge answered first), lost (cancelled: the "
+            "first replica answered first), dropped (an answer that came after the winner's).",
+            ("outcome",), registry=registry,
+        )
         self.tasks_total = Counter(
             "miroir_tasks_total", "Miroir tasks created, by type.", ("type",), registry=registry
         )
@@ -149,6 +155,9 @@ class Metrics:
 
     def observe_shed(self, node_id: str) -> None:
         self.shed_requests_total.labels(node_id).inc()
+
+    def observe_hedge(self, outcome: str) -> None:
+        self.hedged_requests_total.labels(outcome).inc()
 
     def observe_queue_depth(self, node_id: str, depth: int) -> None:
         self.node_queue_depth.labels(node_id).set(depth)
