@@ -123,7 +123,8 @@ def main() -> int:
                 config = build_config(
                     nodes, shards=8, rf=2, groups=1, node_master_key=node_key, port=port,
                     task_store_path=str(workdir / f"{name}.sqlite3"),
-                    sections={"scatter": {"hedging": hedging}},
+                    sections={"scatter": {"hedging": hedging,
+                                          "adaptive_replica_selection": True}},
                 )
                 path = write_config(config, workdir / f"{name}.yaml")
                 proxy = spawn(miroir_command("serve", "--config", str(path)),

@@ -78,7 +78,7 @@ class ClusterSettings:
     # Reads with a choice of replica (RF > 1): the one expected to answer soonest
     # (`core.replica_choice`); hedged reads: a shard later than its node's p95 is asked of
     # another replica too, within `hedge_budget` (a fraction of node calls).
-    adaptive_replica_selection: bool = True
+    adaptive_replica_selection: bool = False
     hedging: bool = False
     hedge_budget: float = 0.1
 

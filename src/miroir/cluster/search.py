@@ -169,6 +169,7 @@ class _Gathering:
         self.pending_first: set[str] = set()
         self.hedges: list[tuple[trio.CancelScope, tuple[int, ...]]] = []
         self.hedged_shards: set[int] = set()
+        self.pending: dict[int, int] = {}  # shard -> calls running for it (when tracked)
         self.complete = False
         self.watch_scope: trio.CancelScope | None = None
 
@@ -192,6 +193,11 @@ class _Gathering:
         self.unanswered = dict.fromkeys(first_bodies, 1)
         self.sent_at = trio.current_time()
         self.shards_wanted = shard_map.shards - len(uncovered)
+        if self.track_shards:
+            self.pending = dict.fromkeys(range(shard_map.shards), 0)
+            for shards in self.first_shards.values():
+                for shard in shards:
+                    self.pending[shard] += 1
         if self.hedging:
             self.cluster.hedge_budget.earn(len(first_bodies))
             self.pending_first = set(first_bodies)
@@ -276,6 +282,8 @@ class _Gathering:
     def settle(self, node_id: str, shards: list[int], result: NodeResult) -> bool:
         """Take a node's result for `shards`: an answer (True when taken), a rejection, or a
         failure whose shards move on to their next replica."""
+        if self.track_shards:
+            self.ended(shards)
         if not is_node_failure(result):
             assert isinstance(result, NodeResponse)
             if result.ok:
@@ -290,12 +298,18 @@ class _Gathering:
             return False
         if not self.retry_on_timeout and failure_kind(result) is FailureKind.TIMEOUT:
             return False  # scatter.retry_on_timeout is off: the shards stay missing
-        if self.hedged_shards or self.answered_shards:
-            # A hedge may already be racing (or have answered) for some of these shards.
-            shards = [s for s in shards
-                      if s not in self.hedged_shards and s not in self.answered_shards]
+        if self.track_shards:
+            # Another call (a hedge, or the first-plan call a hedge raced) may still be running
+            # for some of these shards, or have answered them: only the rest move on.
+            shards = [s for s in shards if s not in self.answered_shards and not self.pending[s]]
         self.dispatch(shards)
         return False
+
+    def ended(self, shards: Sequence[int]) -> None:
+        """A call for `shards` is no longer running (it has a result, or was cancelled)."""
+        pending = self.pending
+        for shard in shards:
+            pending[shard] -= 1
 
     def take_shards(self, shards: Sequence[int]) -> bool:
         """Record an answer for `shards` unless one of them is answered already (then the answer
@@ -359,8 +373,14 @@ class _Gathering:
             try:
                 await self.cluster.gates.enter(node_id, self.deadline)
             except Overloaded:
+                if self.track_shards:
+                    self.ended(shards)
                 self.dispatch(shards)  # this replica's queue is too long: the next one
                 return False
+            except trio.Cancelled:
+                if self.track_shards:
+                    self.ended(shards)
+                raise
         self.unanswered[node_id] = self.unanswered.get(node_id, 0) + 1
         sent_at = trio.current_time()
         try:
@@ -370,6 +390,8 @@ class _Gathering:
             )
         except trio.Cancelled:
             self.answered(node_id, None)  # a hedge that lost, or the read ended: slot back now
+            if self.track_shards:
+                self.ended(shards)
             raise
         self.answered(node_id, sent_at)
         return self.settle(node_id, shards, result)
@@ -387,6 +409,8 @@ class _Gathering:
                 if node_id not in seen:  # a shard with no untried candidate stays missing
                     seen.add(node_id)
                     by_node.setdefault(node_id, []).append(shard)
+                    if self.track_shards:
+                        self.pending[shard] += 1
                     break
         assert self.nursery is not None
         for node_id, node_shards in by_node.items():
