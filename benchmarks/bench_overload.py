@@ -41,9 +41,9 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_ingest import batches, corpus  # noqa: E402
+from bench_ingest import batches, corpus
 
-from miroir.cli.dev import local_cluster  # noqa: E402
+from miroir.cli.dev import local_cluster
 
 CONNECTIONS = 20
 INDEX = "bench"

@@ -37,10 +37,10 @@ import httpx
 import trio
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_ingest import corpus  # noqa: E402
-from bench_overload import INDEX, load, lua_script, parse, run_wrk, search_bodies  # noqa: E402
+from bench_ingest import corpus
+from bench_overload import INDEX, load, lua_script, parse, run_wrk, search_bodies
 
-from miroir.cli.dev import (  # noqa: E402
+from miroir.cli.dev import (
     build_config,
     free_port,
     miroir_command,

@@ -255,6 +255,18 @@ def _build_nodes(raw: Any) -> tuple[NodeConfig, ...]:
     return tuple(nodes)
 
 
+def _check_overload_settings(scatter: ScatterConfig) -> None:
+    """The read path's concurrency limit, queue and hedging budget (issue 20)."""
+    for field, value in (
+        ("scatter.max_in_flight_per_node", scatter.max_in_flight_per_node),
+        ("scatter.queue_timeout_ms", scatter.queue_timeout_ms),
+    ):
+        if value < 0:
+            raise ConfigError(field, "must be at least 0")
+    if not 0 <= scatter.hedge_budget_percent <= 100:
+        raise ConfigError("scatter.hedge_budget_percent", "must be between 0 and 100")
+
+
 def _check_semantics(config: MiroirConfig) -> None:
     seen: dict[str, int] = {}
     for i, node in enumerate(config.nodes):
@@ -297,14 +309,7 @@ def _check_semantics(config: MiroirConfig) -> None:
     ):
         if value < 1:
             raise ConfigError(field, "must be at least 1")
-    for field, value in (
-        ("scatter.max_in_flight_per_node", config.scatter.max_in_flight_per_node),
-        ("scatter.queue_timeout_ms", config.scatter.queue_timeout_ms),
-    ):
-        if value < 0:
-            raise ConfigError(field, "must be at least 0")
-    if not 0 <= config.scatter.hedge_budget_percent <= 100:
-        raise ConfigError("scatter.hedge_budget_percent", "must be between 0 and 100")
+    _check_overload_settings(config.scatter)
     for field, port in (("server.port", config.server.port), ("metrics.port", config.metrics.port)):
         if not 0 <= port <= 65535:
             raise ConfigError(field, "must be a TCP port (0-65535)")

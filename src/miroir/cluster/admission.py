@@ -155,7 +155,3 @@ class Gates:
 
     def leave(self, node_id: str, elapsed_s: float | None) -> None:
         self[node_id].leave(elapsed_s)
-
-    def queue_depth(self, node_id: str) -> int:
-        gate = self.gates.get(node_id)
-        return 0 if gate is None else len(gate.queue)

@@ -185,22 +185,7 @@ class _Gathering:
             self.first_shards[node_id] = shards
             first_bodies[node_id] = self.body_for(None if exact else shards)
         gates = self.cluster.gates
-        if gates.enabled:
-            # Every node's slot before any call (node-id order; `Overloaded` refuses the read
-            # before a node sees it). Each slot is left when its answer arrives.
-            await gates.enter_all(first_bodies, self.deadline)
-            self.gated = True
-        self.unanswered = dict.fromkeys(first_bodies, 1)
-        self.sent_at = trio.current_time()
-        self.shards_wanted = shard_map.shards - len(uncovered)
-        if self.track_shards:
-            self.pending = dict.fromkeys(range(shard_map.shards), 0)
-            for shards in self.first_shards.values():
-                for shard in shards:
-                    self.pending[shard] += 1
-        if self.hedging:
-            self.cluster.hedge_budget.earn(len(first_bodies))
-            self.pending_first = set(first_bodies)
+        await self.prepare(first_bodies, uncovered)
         try:
             # The nursery's own scope carries the deadline (one scope per search, not two);
             # like move_on_at, it swallows its own cancellation.
@@ -243,6 +228,28 @@ class _Gathering:
         answered = {shard for answer in answers for shard in answer.shards}
         missing = tuple(s for s in range(shard_map.shards) if s not in answered)
         return Gathered(answers, missing)
+
+    async def prepare(self, first_bodies: Mapping[str, bytes], uncovered: Sequence[int]) -> None:
+        """Before the first batch: its admission slots, and the bookkeeping of a read that may
+        fall back or hedge."""
+        gates = self.cluster.gates
+        if gates.enabled:
+            # Every node's slot before any call (node-id order; `Overloaded` refuses the read
+            # before a node sees it). Each slot is left when its answer arrives.
+            await gates.enter_all(first_bodies, self.deadline)
+            self.gated = True
+        self.unanswered = dict.fromkeys(first_bodies, 1)
+        self.sent_at = trio.current_time()
+        shards = self.shard_map.shards
+        self.shards_wanted = shards - len(uncovered)
+        if self.track_shards:
+            self.pending = dict.fromkeys(range(shards), 0)
+            for first in self.first_shards.values():
+                for shard in first:
+                    self.pending[shard] += 1
+        if self.hedging:
+            self.cluster.hedge_budget.earn(len(first_bodies))
+            self.pending_first = set(first_bodies)
 
     def attempt_timeout_ms(self) -> int:
         remaining_ms = (self.deadline - trio.current_time()) * 1000
