@@ -317,3 +317,42 @@ async def test_two_stores_racing_on_an_index_version_lose_no_bump_and_see_the_la
             nursery.start_soon(bump, i)
     assert sorted(versions) == list(range(1, 21))
     assert [await store.get_index_version("movies") for store in stores] == [20, 20]
+
+
+# ---- API keys
+
+
+def _key_record(uid: str, name: str | None = None) -> dict:
+    return {"uid": uid, "name": name, "description": None, "actions": ["search"],
+            "indexes": ["*"], "expiresAt": None, "createdAt": T0, "updatedAt": T0}
+
+
+async def test_api_keys_insert_once_and_every_change_raises_the_version(store):
+    assert await store.get_api_keys_version() == 0
+    assert await store.list_api_keys() == []
+    assert await store.insert_api_key("a", _key_record("a")) is True
+    assert await store.insert_api_key("a", _key_record("a", "again")) is False
+    assert await store.get_api_keys_version() == 1
+    assert await store.replace_api_key("a", _key_record("a", "renamed")) is True
+    assert await store.replace_api_key("missing", _key_record("missing")) is False
+    assert await store.get_api_keys_version() == 2
+    assert await store.list_api_keys() == [_key_record("a", "renamed")]
+    assert await store.delete_api_key("a") is True
+    assert await store.delete_api_key("a") is False
+    assert await store.get_api_keys_version() == 3
+    assert await store.list_api_keys() == []
+
+
+async def test_api_keys_are_seeded_only_into_an_empty_store(store):
+    seeded = {"a": _key_record("a"), "b": _key_record("b")}
+    assert await store.seed_api_keys(seeded) is True
+    assert await store.seed_api_keys({"c": _key_record("c")}) is False
+    assert sorted(r["uid"] for r in await store.list_api_keys()) == ["a", "b"]
+    assert await store.get_api_keys_version() == 1
+
+
+async def test_api_keys_are_shared_between_store_instances(backend):
+    first, second = await backend.open(), await backend.open()
+    await first.insert_api_key("a", _key_record("a"))
+    assert await second.list_api_keys() == [_key_record("a")]
+    assert await second.get_api_keys_version() == await first.get_api_keys_version() == 1

@@ -1,7 +1,8 @@
 """The store protocol: Miroir's durable state, shared by every proxy process.
 
 What lives here: task records (miroir.core.tasks.Task) with cluster-wide integer uids,
-idempotency keys, per-(index, node) settings versions, per-index catalog versions and leases. Every method is async (trio)
+idempotency keys, per-(index, node) settings versions, per-index catalog versions, leases, and
+API keys (their records only: a key's value is derived from the master key, never stored). Every method is async (trio)
 and every time is an integer of milliseconds since the epoch passed in by the caller, so the
 simulator can drive a store with virtual time.
 
@@ -133,6 +134,27 @@ class Store(Protocol):
 
     async def get_index_version(self, index_uid: str) -> int:
         """The index's current version; 0 for an index no process ever changed."""
+
+    # ---- API keys: records as miroir.core.keys.ApiKey.to_record gives them, by uid. Every
+    # change raises one version counter, which each process's key cache checks (cluster.keys).
+    async def insert_api_key(self, uid: str, record: dict) -> bool:
+        """Store the key unless one with `uid` exists; True if stored (then the version rises)."""
+
+    async def replace_api_key(self, uid: str, record: dict) -> bool:
+        """Replace an existing key; False (nothing written) if there is none."""
+
+    async def delete_api_key(self, uid: str) -> bool:
+        """Delete the key; True if it existed."""
+
+    async def seed_api_keys(self, records: dict[str, dict]) -> bool:
+        """Store every record (uid -> record) iff no key is stored at all, in one atomic step;
+        True if they were stored. How the default keys appear on a fresh store."""
+
+    async def list_api_keys(self) -> list[dict]:
+        """Every stored key record, in no particular order."""
+
+    async def get_api_keys_version(self) -> int:
+        """Raised by one on every change to the keys; 0 while none was ever made."""
 
     # ---- leases
     async def acquire_lease(self, name: str, holder: str, now: int, ttl_ms: int) -> Lease | None:

@@ -9,6 +9,8 @@ This module owns only the dicts; policy comes from miroir.core.tasks and store.b
 
 from __future__ import annotations
 
+import copy
+
 from collections.abc import Callable, Iterable
 
 import attrs
@@ -38,6 +40,8 @@ class MemoryStore:
         self._settings: dict[str, dict[str, int]] = {}
         self._index_versions: dict[str, int] = {}
         self._leases: dict[str, Lease] = {}
+        self._api_keys: dict[str, dict] = {}
+        self._api_keys_version = 0
 
     async def close(self) -> None:
         pass
@@ -129,6 +133,39 @@ class MemoryStore:
 
     async def get_index_version(self, index_uid: str) -> int:
         return self._index_versions.get(index_uid, 0)
+
+    async def insert_api_key(self, uid: str, record: dict) -> bool:
+        if uid in self._api_keys:
+            return False
+        self._api_keys[uid] = copy.deepcopy(record)
+        self._api_keys_version += 1
+        return True
+
+    async def replace_api_key(self, uid: str, record: dict) -> bool:
+        if uid not in self._api_keys:
+            return False
+        self._api_keys[uid] = copy.deepcopy(record)
+        self._api_keys_version += 1
+        return True
+
+    async def delete_api_key(self, uid: str) -> bool:
+        if self._api_keys.pop(uid, None) is None:
+            return False
+        self._api_keys_version += 1
+        return True
+
+    async def seed_api_keys(self, records: dict[str, dict]) -> bool:
+        if self._api_keys:
+            return False
+        self._api_keys.update(copy.deepcopy(records))
+        self._api_keys_version += 1
+        return True
+
+    async def list_api_keys(self) -> list[dict]:
+        return copy.deepcopy(list(self._api_keys.values()))
+
+    async def get_api_keys_version(self) -> int:
+        return self._api_keys_version
 
     async def acquire_lease(self, name: str, holder: str, now: int, ttl_ms: int) -> Lease | None:
         lease = lease_after_acquire(self._leases.get(name), name, holder, now, ttl_ms)

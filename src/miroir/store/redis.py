@@ -13,6 +13,8 @@ share one Redis. Layout, with `p` the prefix:
     p settings:<index>    hash     node id -> settings version applied on that node
     p index-versions      hash     index uid -> the index's catalog version (HINCRBY)
     p lease:<name>        hash     holder, expires_at, token
+    p api-keys            hash     key uid -> the key's record (JSON; never its value)
+    p api-keys-version    string   raised on every change to api-keys (INCR, in the same script)
 
 Races between proxies are settled inside Redis: counters are INCR/HINCRBY, claims, leases and
 monotone version updates are Lua scripts (atomic on the server), and `modify_task` is an
@@ -135,6 +137,32 @@ return 1
 """
 
 
+# KEYS: api-keys hash, version counter. ARGV: mode (insert|replace|delete), uid, record.
+_CHANGE_API_KEY = """
+local exists = redis.call('HEXISTS', KEYS[1], ARGV[2]) == 1
+if ARGV[1] == 'insert' then
+  if exists then return 0 end
+  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+elseif ARGV[1] == 'replace' then
+  if not exists then return 0 end
+  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+else
+  if not exists then return 0 end
+  redis.call('HDEL', KEYS[1], ARGV[2])
+end
+redis.call('INCR', KEYS[2])
+return 1
+"""
+
+# KEYS: api-keys hash, version counter. ARGV: uid, record, uid, record, ...
+_SEED_API_KEYS = """
+if redis.call('HLEN', KEYS[1]) > 0 then return 0 end
+for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('INCR', KEYS[2])
+return 1
+"""
+
+
 class RedisStore:
     """The Store protocol on Redis. Open with `await RedisStore.open(url, key_prefix=...)`."""
 
@@ -147,6 +175,8 @@ class RedisStore:
         script = client.register_script
         self._put_task = script(_PUT_TASK)
         self._prune_tasks = script(_PRUNE_TASKS)
+        self._change_api_key = script(_CHANGE_API_KEY)
+        self._seed_api_keys = script(_SEED_API_KEYS)
         self._claim_idempotency = script(_CLAIM_IDEMPOTENCY)
         self._prune_idempotency = script(_PRUNE_IDEMPOTENCY)
         self._record_settings_version = script(_RECORD_SETTINGS_VERSION)
@@ -336,6 +366,37 @@ class RedisStore:
 
     async def get_index_version(self, index_uid: str) -> int:
         stored = await self._call(self._client.hget, self._key("index-versions"), index_uid)
+        return 0 if stored is None else int(stored)
+
+    # ---- API keys
+
+    async def _api_key_change(self, mode: str, uid: str, record: dict | None) -> bool:
+        keys = [self._key("api-keys"), self._key("api-keys-version")]
+        payload = b"" if record is None else orjson.dumps(record)
+        return bool(await self._call(self._change_api_key, keys, [mode, uid, payload]))
+
+    async def insert_api_key(self, uid: str, record: dict) -> bool:
+        return await self._api_key_change("insert", uid, record)
+
+    async def replace_api_key(self, uid: str, record: dict) -> bool:
+        return await self._api_key_change("replace", uid, record)
+
+    async def delete_api_key(self, uid: str) -> bool:
+        return await self._api_key_change("delete", uid, None)
+
+    async def seed_api_keys(self, records: dict[str, dict]) -> bool:
+        args: list[Any] = []
+        for uid, record in records.items():
+            args += [uid, orjson.dumps(record)]
+        keys = [self._key("api-keys"), self._key("api-keys-version")]
+        return bool(await self._call(self._seed_api_keys, keys, args))
+
+    async def list_api_keys(self) -> list[dict]:
+        raw = await self._call(self._client.hvals, self._key("api-keys"))
+        return [orjson.loads(record) for record in raw]
+
+    async def get_api_keys_version(self) -> int:
+        stored = await self._call(self._client.get, self._key("api-keys-version"))
         return 0 if stored is None else int(stored)
 
     # ---- leases

@@ -51,6 +51,7 @@ from miroir.store.base import (
 T = TypeVar("T")
 SCHEMA_VERSION = 1
 _TASK_UID_COUNTER = "task_uid"
+_API_KEYS_COUNTER = "api_keys"
 _memory_names = itertools.count()
 
 _SCHEMA = """
@@ -78,6 +79,7 @@ CREATE TABLE IF NOT EXISTS settings_versions (
     index_uid TEXT NOT NULL, node_id TEXT NOT NULL, version INTEGER NOT NULL,
     PRIMARY KEY (index_uid, node_id)
 );
+CREATE TABLE IF NOT EXISTS api_keys (uid TEXT PRIMARY KEY, record BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS leases (
     name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at INTEGER NOT NULL,
     token INTEGER NOT NULL
@@ -341,6 +343,66 @@ class SqliteStore:
         def get(conn: sqlite3.Connection) -> int:
             row = conn.execute(
                 "SELECT value FROM counters WHERE name = ?", (f"index:{index_uid}",)
+            ).fetchone()
+            return 0 if row is None else row[0]
+
+        return await self._runner.run(self._read, get)
+
+    # ---- API keys: one row per key; the version is the `api_keys` counter
+
+    async def insert_api_key(self, uid: str, record: dict) -> bool:
+        def insert(conn: sqlite3.Connection) -> bool:
+            inserted = conn.execute(
+                "INSERT OR IGNORE INTO api_keys (uid, record) VALUES (?, ?)",
+                (uid, orjson.dumps(record)),
+            ).rowcount == 1
+            if inserted:
+                _bump(conn, _API_KEYS_COUNTER)
+            return inserted
+
+        return await self._runner.run(self._write, insert)
+
+    async def replace_api_key(self, uid: str, record: dict) -> bool:
+        def replace(conn: sqlite3.Connection) -> bool:
+            replaced = conn.execute(
+                "UPDATE api_keys SET record = ? WHERE uid = ?", (orjson.dumps(record), uid)
+            ).rowcount == 1
+            if replaced:
+                _bump(conn, _API_KEYS_COUNTER)
+            return replaced
+
+        return await self._runner.run(self._write, replace)
+
+    async def delete_api_key(self, uid: str) -> bool:
+        def delete(conn: sqlite3.Connection) -> bool:
+            deleted = conn.execute("DELETE FROM api_keys WHERE uid = ?", (uid,)).rowcount == 1
+            if deleted:
+                _bump(conn, _API_KEYS_COUNTER)
+            return deleted
+
+        return await self._runner.run(self._write, delete)
+
+    async def seed_api_keys(self, records: dict[str, dict]) -> bool:
+        def seed(conn: sqlite3.Connection) -> bool:
+            if conn.execute("SELECT 1 FROM api_keys LIMIT 1").fetchone() is not None:
+                return False
+            conn.executemany("INSERT INTO api_keys (uid, record) VALUES (?, ?)",
+                             [(uid, orjson.dumps(record)) for uid, record in records.items()])
+            _bump(conn, _API_KEYS_COUNTER)
+            return True
+
+        return await self._runner.run(self._write, seed)
+
+    async def list_api_keys(self) -> list[dict]:
+        def list_(conn: sqlite3.Connection) -> list[dict]:
+            return [orjson.loads(blob) for (blob,) in conn.execute("SELECT record FROM api_keys")]
+
+        return await self._runner.run(self._read, list_)
+
+    async def get_api_keys_version(self) -> int:
+        def get(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT value FROM counters WHERE name = ?", (_API_KEYS_COUNTER,)
             ).fetchone()
             return 0 if row is None else row[0]
 
