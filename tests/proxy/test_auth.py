@@ -66,19 +66,19 @@ async def test_admin_routes_fall_back_to_the_master_key():
         assert (await h.send("GET", "/_miroir/ready", headers=headers))[0] == 200
 
 
-def test_admin_enabled_false_hides_the_admin_api_whatever_the_key():
+async def test_admin_enabled_false_hides_the_admin_api_whatever_the_key():
     import pytest
 
     from miroir.core.errors import MeiliError
     from miroir.proxy.auth import Authenticator
 
     enabled = Authenticator("master", "admin")
-    enabled.check("/_miroir/topology", {"x-admin-key": "admin"})  # allowed when enabled
+    await enabled.check("GET", "/_miroir/topology", {"x-admin-key": "admin"})  # allowed
     disabled = Authenticator("master", "admin", admin_enabled=False)
     for path in ("/_miroir/topology", "/_miroir/metrics", "/_miroir"):
         with pytest.raises(MeiliError) as raised:
-            disabled.check(path, {"x-admin-key": "admin"})
+            await disabled.check("GET", path, {"x-admin-key": "admin"})
         assert (raised.value.code, raised.value.status) == ("not_found", 404)
     # The Meilisearch API keeps its own rules.
-    disabled.check("/indexes", {"authorization": "Bearer master"})
-    disabled.check("/health", {})
+    await disabled.check("GET", "/indexes", {"authorization": "Bearer master"})
+    await disabled.check("GET", "/health", {})

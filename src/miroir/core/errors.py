@@ -23,6 +23,7 @@ _NON_DEFAULT: dict[str, tuple[str, int]] = {
     "batch_not_found": ("invalid_request", 404),
     "api_key_not_found": ("invalid_request", 404),
     "index_already_exists": ("invalid_request", 409),
+    "api_key_already_exists": ("invalid_request", 409),
     "payload_too_large": ("invalid_request", 413),
     "missing_content_type": ("invalid_request", 415),
     "invalid_content_type": ("invalid_request", 415),

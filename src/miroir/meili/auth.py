@@ -25,6 +25,23 @@ def missing_authorization() -> MeiliError:
     )
 
 
+def bearer_token(authorization: str | bytes | None) -> str:
+    """The token of `Authorization: Bearer <token>` (surrounding spaces trimmed), or raise what
+    Meilisearch answers: no header, or another scheme than `Bearer`, is 401
+    `missing_authorization_header`; `Bearer` with no token is 403 `invalid_api_key`. The
+    proxy's key model (master key, API keys, tenant tokens) starts from this."""
+    if authorization is None:
+        raise missing_authorization()
+    if isinstance(authorization, bytes):
+        authorization = authorization.decode("latin-1")
+    scheme, space, token = authorization.partition(" ")
+    if scheme != "Bearer":
+        raise missing_authorization()
+    if not space:
+        raise MeiliError("invalid_api_key", "The provided API key is invalid.")
+    return token.strip()
+
+
 def check_bearer(authorization: str | bytes | None, master_key: bytes) -> None:
     """Return if `authorization` (the header's value, or None) carries `master_key` as a bearer
     token; otherwise raise the MeiliError Meilisearch answers."""

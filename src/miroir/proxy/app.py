@@ -33,6 +33,7 @@ from miroir.proxy import (
     routes_admin,
     routes_documents,
     routes_indexes,
+    routes_keys,
     routes_search,
     routes_settings,
     routes_tasks,
@@ -49,7 +50,8 @@ from miroir.transport.base import Transport
 
 logger = logging.getLogger("miroir.proxy")
 ROUTE_MODULES = (
-    routes_indexes, routes_documents, routes_settings, routes_tasks, routes_admin, routes_search
+    routes_indexes, routes_documents, routes_settings, routes_tasks, routes_admin, routes_search,
+    routes_keys,
 )
 
 
@@ -75,7 +77,8 @@ def create_app(
     state = ProxyState(config=config, metrics=Metrics())
     app.extensions["miroir"] = state
     authenticator = Authenticator(
-        config.master_key, config.admin.api_key, admin_enabled=config.admin.enabled
+        config.master_key, config.admin.api_key, admin_enabled=config.admin.enabled,
+        keyring=lambda: state.keyring, now_ms=lambda: _now_ms(state, clock),
     )
     lifecycle = Lifecycle(state, transport, store, clock,
                           services if services is not None else services_for(config))
@@ -95,6 +98,11 @@ def create_app(
     return app
 
 
+def _now_ms(state: ProxyState, clock: Clock) -> int:
+    """The cluster's wall clock in ms (key and tenant-token expiry), `clock` before serving."""
+    return state.cluster.now_ms() if state.cluster is not None else clock.now_ms()
+
+
 def _install_lifecycle(app: QuartTrio, lifecycle: Lifecycle) -> None:
     @app.before_serving
     async def start() -> None:
@@ -111,7 +119,8 @@ def _install_request_hooks(app: QuartTrio, state: ProxyState, authenticator: Aut
     async def authenticate() -> None:
         current = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
         current.environ_started = time.perf_counter()
-        authenticator.check(current.path, current.headers)
+        current.miroir_access = await authenticator.check(
+            current.method, current.path, current.headers)
 
     @app.after_request
     async def account(response: Response) -> Response:

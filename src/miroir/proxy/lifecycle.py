@@ -21,6 +21,7 @@ import attrs
 import trio
 
 from miroir.cluster.clock import Clock
+from miroir.cluster.keys import KeyRing
 from miroir.cluster.runtime import Cluster, ClusterSettings
 from miroir.cluster.services import (
     TASK_POLL_INTERVAL_S,
@@ -91,6 +92,9 @@ class Lifecycle:
                           clock=self.clock)
         self._observe(cluster)
         self.state.cluster = cluster
+        keyring = KeyRing(store, config.master_key)
+        await keyring.seed_defaults(cluster.now_ms())
+        self.state.keyring = keyring
         self._opened["gc_threshold"] = gc.get_threshold()
         gc.set_threshold(GC_YOUNG_THRESHOLD_WHILE_SERVING, *self._opened["gc_threshold"][1:])
         self.state.services = run_services(cluster, self.services, nursery)

@@ -13,11 +13,14 @@ from quart import Blueprint, Response, request
 
 from miroir.cluster import broadcast, stats
 from miroir.core.errors import MeiliError
+from miroir.meili import deserr
 from miroir.proxy import bodies
+from miroir.proxy.auth import request_access
 from miroir.proxy.errors import json_response, node_answer
 from miroir.proxy.replies import task_accepted
 from miroir.proxy.state import cluster
 
+_ALL_INDEXES = 2**31  # "every index" as a page size the nodes accept
 blueprint = Blueprint("indexes", __name__)
 
 
@@ -62,8 +65,23 @@ async def patch_experimental_features() -> Response:
 
 @blueprint.get("/indexes")
 async def list_indexes() -> Response:
-    bodies.only_params(("offset", "limit"))
-    return await read_from_one_node("/indexes" + _query_suffix())
+    params = bodies.only_params(("offset", "limit"))
+    access = request_access(request)
+    if access.all_indexes():
+        return await read_from_one_node("/indexes" + _query_suffix())
+    # A key limited to some indexes sees only those (Meilisearch filters the listing by the
+    # key's patterns): the whole listing from one node, filtered, then paged here.
+    offset = deserr.parse_query_usize("invalid_index_offset", "offset", params["offset"]) \
+        if "offset" in params else 0
+    limit = deserr.parse_query_usize("invalid_index_limit", "limit", params["limit"]) \
+        if "limit" in params else 20
+    answer = await cluster().first_success(
+        cluster().serving_nodes(), "GET", f"/indexes?offset=0&limit={_ALL_INDEXES}")
+    if answer is None or not hasattr(answer, "status") or answer.status != 200:
+        raise MeiliError("miroir_node_unavailable", "No node could answer this request.")
+    visible = [index for index in answer.json()["results"] if access.index_allowed(index["uid"])]
+    return json_response({"results": visible[offset:offset + limit], "offset": offset,
+                          "limit": limit, "total": len(visible)})
 
 
 @blueprint.post("/indexes")
@@ -121,8 +139,13 @@ async def get_index_stats(uid: str) -> Response:
 
 @blueprint.get("/stats")
 async def get_stats() -> Response:
+    access = request_access(request)
     try:
-        return json_response(await stats.global_stats(cluster()))
+        answer = await stats.global_stats(cluster())
+        if not access.all_indexes():
+            answer["indexes"] = {uid: index for uid, index in answer["indexes"].items()
+                                 if access.index_allowed(uid)}
+        return json_response(answer)
     except stats.StatsUnavailable as missing:
         raise _shards_unavailable(missing) from None
 

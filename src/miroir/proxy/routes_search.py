@@ -34,6 +34,7 @@ from miroir.meili import payloads
 from miroir.meili.extensions import DEGRADED_HEADER
 from miroir.proxy import bodies
 from miroir.proxy.access_log import log_request
+from miroir.proxy.auth import Access, invalid_api_key, request_access, with_tenant_filter
 from miroir.proxy.errors import json_response
 from miroir.proxy.state import ProxyState, cluster, proxy_state
 
@@ -93,10 +94,14 @@ def _rendered_bytes(result: search.ReadResult) -> tuple[bytes, list[tuple[bytes,
     return body, headers
 
 
+def _tenant(uid: str, params: dict[str, Any]) -> dict[str, Any]:
+    return with_tenant_filter(request_access(request), uid, params)
+
+
 @blueprint.post("/indexes/<uid>/search")
 async def search_post(uid: str) -> Response:
     bodies.index_uid(uid)
-    params = meili_params.check_search(await bodies.json_body())
+    params = _tenant(uid, meili_params.check_search(await bodies.json_body()))
     return _render(await search.search_index(cluster(), uid, params, policy=_policy()),
                    request_uid=True)
 
@@ -104,7 +109,7 @@ async def search_post(uid: str) -> Response:
 @blueprint.get("/indexes/<uid>/search")
 async def search_get(uid: str) -> Response:
     bodies.index_uid(uid)
-    params = meili_params.search_body_from_query(request.args.items(multi=True))
+    params = _tenant(uid, meili_params.search_body_from_query(request.args.items(multi=True)))
     return _render(await search.search_index(cluster(), uid, params, policy=_policy()),
                    request_uid=True)
 
@@ -113,13 +118,14 @@ async def search_get(uid: str) -> Response:
 async def multi_search() -> Response:
     body = meili_params.check_multi_search(await bodies.json_body())
     bodies.multi_search_index_uids(body)
+    body = authorized_queries(request_access(request), body)
     return _render(await search.multi_search(cluster(), body, policy=_policy()))
 
 
 @blueprint.post("/indexes/<uid>/facet-search")
 async def facet_search(uid: str) -> Response:
     bodies.index_uid(uid)
-    params = meili_params.check_facet_search(await bodies.json_body())
+    params = _tenant(uid, meili_params.check_facet_search(await bodies.json_body()))
     return _render(await search.facet_search(cluster(), uid, params, policy=_policy()))
 
 
@@ -135,6 +141,27 @@ async def fetch(uid: str) -> Response:
     bodies.index_uid(uid)
     params = meili_params.check_documents_fetch(await bodies.json_body())
     return _render(await read_documents.fetch_documents(cluster(), uid, params, policy=_policy()))
+
+
+def authorized_queries(access: Access, body: Any) -> Any:
+    """A multi-search body with every query's index checked against `access` and the tenant's
+    filter ANDed into each query (federated or not), as Meilisearch's multi-search does. A body
+    too malformed to read an index from is passed on untouched for validation to refuse."""
+    if not access.restricted or not isinstance(body, dict):
+        return body
+    queries = body.get("queries")
+    if not isinstance(queries, list):
+        return body
+    checked = []
+    for position, query in enumerate(queries):
+        if isinstance(query, dict) and isinstance(query.get("indexUid"), str):
+            index_uid = query["indexUid"]
+            if not access.index_allowed(index_uid):
+                raise invalid_api_key(
+                    f"Inside `.queries[{position}]`: The provided API key is invalid.")
+            query = with_tenant_filter(access, index_uid, query)
+        checked.append(query)
+    return {**body, "queries": checked}
 
 
 # ---- the search lane: POST /indexes/{uid}/search below Quart ------------------------------------
@@ -176,7 +203,7 @@ def search_lane(inner: ASGIApp, state: ProxyState, authenticator: Any, max_body_
         received: list[dict[str, Any]] = []
         params: Any = None
         try:
-            authenticator.check(path, headers)
+            access = await authenticator.check("POST", path, headers)
             bodies.index_uid(uid)
             payloads.check_content_type(headers.get("content-type"), (payloads.JSON,))
             declared = headers.get("content-length")
@@ -201,6 +228,7 @@ def search_lane(inner: ASGIApp, state: ProxyState, authenticator: Any, max_body_
             params = meili_params.check_search(
                 orjson.loads(b"".join(m.get("body", b"") for m in received))
             )
+            params = with_tenant_filter(access, uid, params)
         except (MeiliError, _HandOver, orjson.JSONDecodeError):
             return await inner(scope, _replay(received, receive), send)
         metrics = state.metrics

@@ -7,11 +7,20 @@ one task never waits for the background poller.
 
 from __future__ import annotations
 
+import attrs
 from quart import Blueprint, Response, request
 
 from miroir.cluster import tasks as cluster_tasks
+from miroir.cluster.stats import all_index_uids
 from miroir.core.errors import MeiliError
-from miroir.core.tasks import last_values, parse_task_query, render_task, render_task_page
+from miroir.core.tasks import (
+    TaskQuery,
+    last_values,
+    parse_task_query,
+    render_task,
+    render_task_page,
+)
+from miroir.proxy.auth import request_access
 from miroir.proxy.errors import json_response
 from miroir.proxy.replies import task_accepted
 from miroir.proxy.state import cluster
@@ -24,9 +33,28 @@ def _params() -> dict[str, str]:
     return last_values(request.args.items(multi=True))
 
 
+async def _visible(query: TaskQuery) -> TaskQuery:
+    """`query` narrowed to the tasks of the indexes the request's key may see.
+
+    Exact patterns name their index; a `prefix*` pattern covers the indexes that exist now (a
+    task of a deleted index under a prefix pattern is not shown: less, never more). A key
+    limited to some indexes sees no index-less task, as in Meilisearch."""
+    access = request_access(request)
+    if access.all_indexes():
+        return query
+    patterns = [pattern for pattern in (access.key.indexes if access.key else ())]
+    visible = {pattern for pattern in patterns if not pattern.endswith("*")}
+    if any(pattern.endswith("*") for pattern in patterns):
+        visible.update(await all_index_uids(cluster()))
+    allowed = frozenset(uid for uid in visible if access.index_allowed(uid))
+    if query.index_uids is not None:
+        allowed = allowed & query.index_uids
+    return attrs.evolve(query, index_uids=allowed)
+
+
 @blueprint.get("/tasks")
 async def list_tasks() -> Response:
-    query = parse_task_query(_params())
+    query = await _visible(parse_task_query(_params()))
     the_cluster = cluster()
     page = await the_cluster.store.list_tasks(query)
     unfinished = [task.uid for task in page.results if not task.is_finished]
@@ -49,6 +77,10 @@ async def get_task(task_uid: str) -> Response:
             "integer",
         )
     task = await cluster_tasks.refresh_task(cluster(), int(text))
+    access = request_access(request)
+    if task is not None and not access.all_indexes() and (
+            task.index_uid is None or not access.index_allowed(task.index_uid)):
+        task = None  # a task the key may not see is not found, as in Meilisearch
     if task is None:
         raise MeiliError("task_not_found", f"Task `{int(text)}` not found.")
     return json_response(render_task(task))
@@ -60,13 +92,13 @@ def _original_filter() -> str:
 
 @blueprint.post("/tasks/cancel")
 async def cancel_tasks() -> Response:
-    query = parse_task_query(_params(), operation="cancel")
+    query = await _visible(parse_task_query(_params(), operation="cancel"))
     task = await cluster_tasks.cancel_tasks(cluster(), query, _original_filter())
     return task_accepted(task, 200)
 
 
 @blueprint.delete("/tasks")
 async def delete_tasks() -> Response:
-    query = parse_task_query(_params(), operation="delete")
+    query = await _visible(parse_task_query(_params(), operation="delete"))
     task = await cluster_tasks.delete_tasks(cluster(), query, _original_filter())
     return task_accepted(task, 200)

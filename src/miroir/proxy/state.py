@@ -1,5 +1,5 @@
-"""The per-app state handlers reach through `proxy_state()`: the cluster, config, metrics and
-the running background services.
+"""The per-app state handlers reach through `proxy_state()`: the cluster, config, metrics,
+the running background services and the API keys.
 
 Owns nothing but the lookup, so route modules need not import the app factory.
 """
@@ -12,6 +12,7 @@ import attrs
 from quart import current_app
 
 if TYPE_CHECKING:
+    from miroir.cluster.keys import KeyRing
     from miroir.cluster.runtime import Cluster
     from miroir.cluster.services import RunningServices
     from miroir.config import MiroirConfig
@@ -24,6 +25,7 @@ class ProxyState:
     metrics: Metrics
     cluster: Cluster | None = None
     services: RunningServices | None = None
+    keyring: KeyRing | None = None  # the API keys (set when serving starts)
 
 
 def proxy_state() -> ProxyState:

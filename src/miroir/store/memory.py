@@ -10,7 +10,6 @@ This module owns only the dicts; policy comes from miroir.core.tasks and store.b
 from __future__ import annotations
 
 import copy
-
 from collections.abc import Callable, Iterable
 
 import attrs
