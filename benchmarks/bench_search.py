@@ -15,6 +15,12 @@
    against the same searches sent to one devnode holding the whole corpus; target <= 2x.
 
     .venv/bin/python benchmarks/bench_search.py [--seconds 4] [--rounds 3] [--connections 16]
+    .venv/bin/python benchmarks/bench_search.py --keys [--rounds 5]
+
+`--keys` measures only what a bearer costs (`key_cost`): the same searches with the master key,
+the default search API key and a tenant token, interleaved on one `miroir serve`, and the auth
+check alone in process. Bar: an API-key search costs at most 3 % more than a master-key one; the
+last line is then `ratio=<API-key searches/s / master-key searches/s>`.
 
 Needs `wrk` on PATH (Debian: apt-get install wrk). Everything listens on loopback and every
 child process is stopped on exit. The last line is `ratio=<Miroir searches/s / static
@@ -36,6 +42,7 @@ import tempfile
 import time
 import types
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -242,6 +249,8 @@ wrk.method = "POST"
 wrk.body = '{body}'
 wrk.headers["Content-Type"] = "application/json"
 """
+WRK_AUTH = 'wrk.headers["Authorization"] = "Bearer {token}"\n'
+
 
 
 def cpu_seconds(pid: int) -> float:
@@ -264,7 +273,10 @@ def wrk(url: str, script: Path, seconds: int, connections: int, pid: int) -> tup
     return rate, cpu / (rate * seconds) * 1e6
 
 
-def throughput(args: argparse.Namespace, workdir: Path) -> float:
+def start_canned_miroir(args: argparse.Namespace, workdir: Path, processes: list,
+                        master_key: str | None = None) -> tuple[str, Any, list[str], list[Path]]:
+    """Start the canned nodes and `miroir serve` over them (appended to `processes`); returns
+    (Miroir's url, its process, the nodes' ports, the canned bodies)."""
     bodies = []
     for node in range(3):
         for details in (True, False):
@@ -280,22 +292,27 @@ def throughput(args: argparse.Namespace, workdir: Path) -> float:
          "always" if args.always_details else "asked", *map(str, bodies)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
     )
-    processes = [nodes]
+    processes.append(nodes)
+    ports = nodes.stdout.readline().split()
+    fake_nodes = [types.SimpleNamespace(node_id=f"node-{i}", address=f"http://127.0.0.1:{p}",
+                                        replica_group=0) for i, p in enumerate(ports)]
+    miroir_port = free_port()
+    config = build_config(
+        fake_nodes, shards=SHARDS, rf=1, groups=1, node_master_key="bench-node-key",
+        port=miroir_port, task_store_path=str(workdir / "tasks.sqlite3"), master_key=master_key,
+    )
+    config_path = write_config(config, workdir / "miroir.yaml")
+    miroir = spawn(miroir_command("serve", "--config", str(config_path)), workdir / "miroir.log")
+    processes.append(miroir)
+    miroir_url = f"http://127.0.0.1:{miroir_port}"
+    wait_for_health(miroir_url, 30, miroir)
+    return miroir_url, miroir, ports, bodies
+
+
+def throughput(args: argparse.Namespace, workdir: Path) -> float:
+    processes: list = []
     try:
-        ports = nodes.stdout.readline().split()
-        fake_nodes = [types.SimpleNamespace(node_id=f"node-{i}", address=f"http://127.0.0.1:{p}",
-                                            replica_group=0) for i, p in enumerate(ports)]
-        miroir_port = free_port()
-        config = build_config(
-            fake_nodes, shards=SHARDS, rf=1, groups=1, node_master_key="bench-node-key",
-            port=miroir_port, task_store_path=str(workdir / "tasks.sqlite3"),
-        )
-        config_path = write_config(config, workdir / "miroir.yaml")
-        miroir = spawn(miroir_command("serve", "--config", str(config_path)),
-                       workdir / "miroir.log")
-        processes.append(miroir)
-        miroir_url = f"http://127.0.0.1:{miroir_port}"
-        wait_for_health(miroir_url, 30, miroir)
+        miroir_url, miroir, ports, bodies = start_canned_miroir(args, workdir, processes)
         sample = httpx.post(f"{miroir_url}/indexes/movies/search", json=QUERY, timeout=10)
         sample.raise_for_status()
         assert len(sample.json()["hits"]) == HITS
@@ -420,6 +437,91 @@ def latency(args: argparse.Namespace, workdir: Path) -> None:
             stop_all(single)
 
 
+def auth_check_cost(master: str, api_key: str, tenant: str) -> dict[str, float]:
+    """µs per `Authenticator.check` of a search, per bearer kind, in this process (a KeyRing
+    over a MemoryStore holding the same default keys: the values derive from the master key)."""
+    import trio
+
+    from miroir.cluster.keys import KeyRing
+    from miroir.proxy.auth import Authenticator
+    from miroir.store.memory import MemoryStore
+
+    async def measure() -> dict[str, float]:
+        ring = KeyRing(MemoryStore(), master)
+        await ring.seed_defaults(0)
+        authenticator = Authenticator(master, None, keyring=lambda: ring)
+        costs = {}
+        for name, token in (("master key", master), ("API key", api_key),
+                            ("tenant token", tenant)):
+            headers = {"authorization": f"Bearer {token}"}
+            await authenticator.check("POST", "/indexes/movies/search", headers)
+            best = float("inf")
+            for _ in range(5):
+                started = time.perf_counter()
+                for _ in range(5000):
+                    await authenticator.check("POST", "/indexes/movies/search", headers)
+                best = min(best, (time.perf_counter() - started) / 5000 * 1e6)
+            costs[name] = best
+        return costs
+
+    return trio.run(measure)
+
+
+def key_cost(args: argparse.Namespace, workdir: Path) -> float:
+    """Searches with the master key against the same searches with the default search API key
+    and with a tenant token (filter-less rule), interleaved rounds on one `miroir serve`. Bar:
+    an API-key search costs at most 3 % more than a master-key one (ratio >= 0.97)."""
+    import jwt
+
+    master = "bench-master-key-0123456789"
+    processes: list = []
+    try:
+        miroir_url, miroir, _, _ = start_canned_miroir(args, workdir, processes, master_key=master)
+        keys = httpx.get(f"{miroir_url}/keys", headers={"Authorization": f"Bearer {master}"},
+                         timeout=10).json()["results"]
+        search_key = next(k for k in keys if k["name"] == "Default Search API Key")
+        tenant = jwt.encode({"apiKeyUid": search_key["uid"], "searchRules": ["*"]},
+                            search_key["key"], algorithm="HS256")
+        body = orjson.dumps(QUERY).decode()
+        scripts = {}
+        for name, token in (("master key", master), ("API key", search_key["key"]),
+                            ("tenant token", tenant)):
+            script = workdir / f"post-{name.replace(' ', '-')}.lua"
+            script.write_text(WRK_SCRIPT.format(body=body) + WRK_AUTH.format(token=token))
+            scripts[name] = script
+        url = f"{miroir_url}/indexes/movies/search"
+        print(f"key cost: wrk -t1 -c{args.connections} -d{args.seconds}s, {args.rounds} "
+              "interleaved rounds; one miroir serve, bearer = master key / search API key / "
+              "tenant token")
+        for script in scripts.values():
+            wrk(url, script, 1, args.connections, miroir.pid)
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in scripts}
+        for round_no in range(args.rounds):
+            for name, script in scripts.items():
+                runs[name].append(wrk(url, script, args.seconds, args.connections, miroir.pid))
+            print(f"  round {round_no + 1}: " + "   ".join(
+                f"{name} {runs[name][-1][0]:7.1f}/s ({runs[name][-1][1]:4.0f} µs CPU)"
+                for name in scripts))
+        rate = {name: statistics.median(r for r, _ in runs[name]) for name in scripts}
+        cpu = {name: statistics.median(c for _, c in runs[name]) for name in scripts}
+        base = "master key"
+        for name in scripts:
+            print(f"  median {name}: {rate[name]:7.1f} searches/s ({cpu[name]:4.0f} µs CPU "
+                  f"each); against the master key: throughput {rate[name] / rate[base]:.3f}, "
+                  f"CPU {cpu[name] / cpu[base]:.3f}")
+        extra = auth_check_cost(master, search_key["key"], tenant)
+        print("  the auth check alone, in process (best of 5 x 5,000): " + "   ".join(
+            f"{name} {micros:5.1f} µs" for name, micros in extra.items()))
+        for name in ("API key", "tenant token"):
+            print(f"  {name}: auth costs {extra[name] - extra[base]:+.1f} µs more than the master "
+                  f"key, {100 * (extra[name] - extra[base]) / cpu[base]:+.2f} % of a master-key "
+                  "search's CPU")
+        return rate["API key"] / rate[base]
+    finally:
+        for process in reversed(processes):
+            stop_process(process)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=4)
@@ -430,12 +532,20 @@ def main() -> int:
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--always-details", action="store_true",
                         help="canned nodes send _rankingScoreDetails even when not asked")
+    parser.add_argument("--keys", action="store_true",
+                        help="only the key cost: master key vs API key vs tenant token "
+                             "(ratio = API-key searches/s / master-key searches/s)")
     parser.add_argument("--overview-words", type=int, default=60,
                         help="words in each canned hit's overview (60: ~0.9 KB per hit)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk not found on PATH (Debian: apt-get install wrk)", file=sys.stderr)
         return 2
+    if args.keys:
+        with tempfile.TemporaryDirectory(prefix="bench-search-keys-") as tmp:
+            ratio = key_cost(args, Path(tmp))
+        print(f"ratio={ratio:.3f}")
+        return 0
     merger_alone()
     with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
         workdir = Path(tmp)
