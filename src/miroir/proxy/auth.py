@@ -127,7 +127,7 @@ class Authenticator:
         if path in PUBLIC_PATHS:
             return FULL_ACCESS
         if self._master is None:
-            if route_need(method, path).action in KEYS_ACTIONS:
+            if path.startswith("/keys") and route_need(method, path).action in KEYS_ACTIONS:
                 raise MeiliError("missing_master_key", MISSING_MASTER_KEY)
             return FULL_ACCESS
         token = bearer_token(headers.get("authorization"))
