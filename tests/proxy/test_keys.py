@@ -229,3 +229,21 @@ async def test_create_refuses_a_taken_uid_and_patch_refuses_immutable_fields():
             assert (status, body["code"]) == (400, code)
             assert body["message"] == (f"Immutable field `{field}`: expected one of "
                                        "`description`, `name`")
+
+
+async def test_key_values_never_reach_the_access_log_or_an_error(caplog):
+    import logging
+
+    async with running_proxy(master_key=MASTER) as h:
+        key = await create_key(h)
+        with caplog.at_level(logging.INFO, logger="miroir.access"):
+            for method in ("GET", "PATCH", "DELETE"):
+                await h.send(method, f"/keys/{key['key']}", {} if method == "PATCH" else None,
+                             headers=AUTH)
+            status, body, _ = await h.send("GET", f"/keys/{key['key']}", headers=AUTH)
+        assert (status, body["code"]) == (404, "api_key_not_found")
+        assert key["key"] not in body["message"]
+        logged = "\n".join(record.getMessage() for record in caplog.records)
+        assert "/keys/<key>" in logged
+        assert key["key"] not in logged and MASTER not in logged
+        assert key["key"] not in repr(h.app.extensions["miroir"].keyring)

@@ -2,7 +2,7 @@
 
 Fields: time (ms since the epoch), method, path (without the query string, which may hold
 filters or keys of no business in a log), status, duration_ms, remote. Never a header, a body
-or a key. The line's shape follows the log format (`miroir.logs`: a JSON object by default);
+or a key (a path under `/keys/` is logged as `/keys/<key>`). The line's shape follows the log format (`miroir.logs`: a JSON object by default);
 the level is the `miroir` loggers' (a request is logged at INFO).
 
 When nobody configured logging, `ensure_output` sets up Miroir's (`miroir.logs`), and while its
@@ -30,9 +30,20 @@ def ensure_output() -> None:
     logs.ensure_configured()
 
 
+KEYS_PREFIX = "/keys/"
+REDACTED_KEY_PATH = "/keys/<key>"
+
+
+def loggable_path(path: str) -> str:
+    """`path` as the log may show it: `/keys/{uid_or_key}` may hold an API key's value, so
+    every path under /keys/ is logged as `/keys/<key>`."""
+    return REDACTED_KEY_PATH if path.startswith(KEYS_PREFIX) else path
+
+
 def log_request(method: str, path: str, status: int, duration_s: float, remote: str | None) -> None:
     if not logger.isEnabledFor(logging.INFO):
         return
+    path = loggable_path(path)
     fields = {
         "time": time.time_ns() // 1_000_000,
         "method": method,

@@ -37,10 +37,20 @@ def _view(keyring: KeyRing, key: ApiKey) -> dict:
     return key.view(keyring.value_of(key))
 
 
+def not_found(uid_or_key: str) -> MeiliError:
+    """Meilisearch's `API key `<what was asked>` not found.`, except that only a uid is echoed:
+    a string that is not one may be (a typo of) a key's value, which no error message carries."""
+    try:
+        shown = str(uuid.UUID(uid_or_key))
+    except ValueError:
+        shown = "<key>"
+    return MeiliError("api_key_not_found", f"API key `{shown}` not found.")
+
+
 async def _find(keyring: KeyRing, uid_or_key: str) -> ApiKey:
     key = await keyring.by_uid_or_value(uid_or_key)
     if key is None:
-        raise MeiliError("api_key_not_found", f"API key `{uid_or_key}` not found.")
+        raise not_found(uid_or_key)
     return key
 
 
@@ -83,7 +93,7 @@ async def patch_key(uid_or_key: str) -> Response:
     keyring = _keyring()
     key = apply_patch(await _find(keyring, uid_or_key), changes, cluster().now_ms())
     if not await keyring.replace(key):  # deleted meanwhile
-        raise MeiliError("api_key_not_found", f"API key `{uid_or_key}` not found.")
+        raise not_found(uid_or_key)
     return json_response(_view(keyring, key))
 
 
@@ -92,5 +102,5 @@ async def delete_key(uid_or_key: str) -> Response:
     keyring = _keyring()
     key = await _find(keyring, uid_or_key)
     if not await keyring.delete(key.uid):
-        raise MeiliError("api_key_not_found", f"API key `{uid_or_key}` not found.")
+        raise not_found(uid_or_key)
     return Response(b"", status=204)
