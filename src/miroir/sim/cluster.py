@@ -129,6 +129,7 @@ class SimSpec:
     recovery_threshold: int = 2
     policy: str = "partial"
     task_poll_interval_s: float = 0.2
+    master_key: str | None = None  # None: the API is open (no auth in the traces)
 
     def node_ids(self) -> list[str]:
         return [f"n{i}" for i in range(self.nodes)]
@@ -154,6 +155,8 @@ class SimSpec:
                        "recovery_threshold": self.recovery_threshold},
             "task_store": {"backend": "memory"},
         }
+        if self.master_key is not None:
+            raw["master_key"] = self.master_key
         return config_from_dict(raw, env={})
 
     def services(self) -> Services:
@@ -214,11 +217,14 @@ class SimCluster:
         if self.trace is not None:
             self.trace.append(f"{trio.current_time():.6f} {text}")
 
-    async def request(self, method: str, path: str, body: Any = None) -> Answer:
-        """One client request through the app's ASGI interface, as hypercorn would make it."""
+    async def request(self, method: str, path: str, body: Any = None, *,
+                      bearer: str | None = None) -> Answer:
+        """One client request through the app's ASGI interface, as hypercorn would make it,
+        with `Authorization: Bearer <bearer>` (default: the spec's master key, if any)."""
         data = None if body is None else orjson.dumps(body)
         started = trio.current_time()
-        status, headers, raw = await _asgi_request(self.app, method, path, data)
+        bearer = bearer if bearer is not None else self.spec.master_key
+        status, headers, raw = await _asgi_request(self.app, method, path, data, bearer)
         parsed = orjson.loads(raw) if raw else None
         degraded = next((value.decode("latin-1") for name, value in headers
                          if name.lower() == _DEGRADED_HEADER_BYTES), None)
@@ -238,7 +244,7 @@ _JSON_HEADERS = [*_BASE_HEADERS, (b"content-type", b"application/json")]
 
 
 async def _asgi_request(
-    app: Any, method: str, path: str, body: bytes | None
+    app: Any, method: str, path: str, body: bytes | None, bearer: str | None = None
 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """Call an ASGI app once with a complete request; (status, headers, body). Quart's test
     client would do the same with two to three times the overhead per request (measured)."""
@@ -247,7 +253,7 @@ async def _asgi_request(
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
         "scheme": "http", "path": raw_path, "raw_path": raw_path.encode(),
         "query_string": query.encode(), "root_path": "",
-        "headers": _JSON_HEADERS if body is not None else _BASE_HEADERS,
+        "headers": _headers(body is not None, bearer),
         "client": ("127.0.0.1", 40000), "server": ("miroir.sim.invalid", 7700),
         "extensions": {},
     }
@@ -271,6 +277,13 @@ async def _asgi_request(
 
     await app(scope, receive, send)
     return start["status"], list(start.get("headers", ())), b"".join(chunks)
+
+
+def _headers(has_body: bool, bearer: str | None) -> list[tuple[bytes, bytes]]:
+    headers = _JSON_HEADERS if has_body else _BASE_HEADERS
+    if bearer is None:
+        return headers
+    return [*headers, (b"authorization", b"Bearer " + bearer.encode("latin-1"))]
 
 
 def _digest(data: bytes | None) -> str:
