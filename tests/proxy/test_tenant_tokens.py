@@ -158,6 +158,8 @@ def _bad_inputs(key: dict, no_search_key: dict, deleted_key: dict) -> list[tuple
         ("expired", bearer(token(key, ["*"], exp=past)), 403),
         ("exp not a number", bearer(token(key, ["*"], exp="tomorrow")), 403),
         ("rules that name no index", bearer(token(key, [])), 403),
+        ("a rule that is no index pattern", bearer(token(key, {"mov ies": None})), 403),
+        ("a listed rule that is no index pattern", bearer(token(key, ["a/b"])), 403),
         ("rules for another index", bearer(token(key, {"songs": None})), 403),
         ("key without search", bearer(token(no_search_key, ["*"])), 403),
         ("deleted key", bearer(token(deleted_key, ["*"])), 403),

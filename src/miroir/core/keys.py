@@ -505,12 +505,14 @@ class SearchRules:
 def parse_search_rules(value: Any) -> SearchRules:
     """`searchRules` as Meilisearch deserializes it, or ValueError with serde's complaint."""
     if isinstance(value, list):
-        if not all(isinstance(item, str) for item in value):
+        if not all(isinstance(item, str) and valid_pattern(item) for item in value):
             raise ValueError("searchRules: expected a list of index patterns")
         return SearchRules(tuple((pattern, None) for pattern in value))
     if isinstance(value, dict):
         rules = []
         for pattern, rule in value.items():
+            if not valid_pattern(pattern):
+                raise ValueError("searchRules: not an index pattern")
             if rule is None:
                 rules.append((pattern, None))
             elif isinstance(rule, dict):
