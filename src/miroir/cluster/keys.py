@@ -6,7 +6,8 @@ So the ring keeps every key in memory, indexed by uid and by the SHA-256 digest 
 and compares the store's keys version with the one it loaded at most once a second
 (`REFRESH_INTERVAL_S`, on trio's clock, so virtual time in the simulator); a different version
 reloads every record. A change made through this ring marks it stale, so this process sees its
-own change at once.
+own change at once. When the store cannot be reached the keys as last read keep working (no key
+can be changed meanwhile either); before the first read, a request with an API key fails.
 
 Key values are never stored: the ring derives each one from the master key
 (`miroir.core.keys.derive_key`) when it loads. A bearer token is looked up by its SHA-256 digest
@@ -19,15 +20,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import math
 from uuid import UUID
 
 import trio
 
 from miroir.core.keys import ApiKey, default_keys, derive_key, list_order
-from miroir.store.base import Store
+from miroir.store.base import Store, StoreError
 
 REFRESH_INTERVAL_S = 1.0
+logger = logging.getLogger("miroir.cluster.keys")
 
 
 class KeyRing:
@@ -59,12 +62,18 @@ class KeyRing:
         now = trio.current_time()
         if now - self._checked_at < REFRESH_INTERVAL_S:
             return
-        version = await self._store.get_api_keys_version()
+        try:
+            version = await self._store.get_api_keys_version()
+            if version != self._version:
+                records = await self._store.list_api_keys()
+                self._load([ApiKey.from_record(record) for record in records], version)
+        except StoreError as error:
+            if self._version < 0:
+                raise  # nothing loaded yet: the request fails (503), it is not let through
+            # The keys as last read keep working while the store cannot be reached (a key
+            # cannot be changed without it either); asked again after the interval.
+            logger.warning("API keys not refreshed, the task store failed: %s", error)
         self._checked_at = now
-        if version == self._version:
-            return
-        records = await self._store.list_api_keys()
-        self._load([ApiKey.from_record(record) for record in records], version)
 
     def _load(self, keys: list[ApiKey], version: int) -> None:
         by_uid: dict[str, ApiKey] = {}
