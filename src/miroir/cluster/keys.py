@@ -45,10 +45,6 @@ class KeyRing:
     def __repr__(self) -> str:  # never the master key or a key value
         return f"KeyRing({len(self._by_uid)} keys, version {self._version})"
 
-    @property
-    def master_key_set(self) -> bool:
-        return self._master_key is not None
-
     def value_of(self, key: ApiKey) -> str:
         """The key's value (the bearer string), derived from the master key."""
         if self._master_key is None:
