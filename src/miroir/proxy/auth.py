@@ -2,7 +2,8 @@
 tenant tokens), the admin key on `/_miroir/*`, nothing on /health.
 
 Rules, as Meilisearch applies them to its own API (`extractors/authentication/mod.rs`; the
-header rules are `miroir.meili.auth.bearer_token`, shared with the devnode and the simulator):
+header rules are `miroir.meili.auth.bearer_token`, beside the master-key-only `check_bearer` the
+devnode and the simulated nodes apply):
 - With no master key configured everything is open except `/keys`, which answers 401
   `missing_master_key`.
 - No `Authorization` header: 401 `missing_authorization_header`; a header with another scheme
