@@ -30,3 +30,25 @@ def test_no_bearer_header_is_a_missing_authorization(header):
     with pytest.raises(MeiliError) as raised:
         check_bearer(header, b"abc")
     assert (raised.value.code, raised.value.status) == ("missing_authorization_header", 401)
+
+
+@given(keys)
+def test_bearer_token_gives_the_token_that_check_bearer_compares(token):
+    from miroir.meili.auth import bearer_token
+
+    assert bearer_token(f"Bearer {token}") == token
+    assert bearer_token(f"Bearer {token}".encode()) == token
+    check_bearer(f"Bearer {token}", bearer_token(f"Bearer {token}").encode())
+
+
+@pytest.mark.parametrize(("header", "code"), [
+    (None, "missing_authorization_header"), ("", "missing_authorization_header"),
+    ("Basic abc", "missing_authorization_header"), ("bearer abc", "missing_authorization_header"),
+    ("Bearer", "invalid_api_key"),
+])
+def test_bearer_token_refuses_as_meilisearch_does(header, code):
+    from miroir.meili.auth import bearer_token
+
+    with pytest.raises(MeiliError) as raised:
+        bearer_token(header)
+    assert raised.value.code == code
