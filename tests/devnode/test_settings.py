@@ -115,7 +115,7 @@ WRONG_TYPES = {
     "typoTolerance": {"enabled": "yes"},
     "faceting": {"maxValuesPerFacet": -1},
     "pagination": {"maxTotalHits": "many"},
-    "embedders": {"default": {"source": "userProvided", "dimensions": 2}},
+    "embedders": {"default": {"source": "openAi", "model": "text-embedding-3-small"}},
     "searchCutoffMs": 1.5,
     "localizedAttributes": [{"locales": ["fra"]}],
     "facetSearch": "true",

@@ -19,6 +19,7 @@ from typing import Any
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from miroir.core.filters import normalize_facet
 from miroir.core.merge import merge_search, merge_search_outcome, order_hits
 from miroir.core.merge_documents import merge_documents, plan_documents_query
 from miroir.core.merge_facets import merge_facet_search, merge_value_counts
@@ -458,7 +459,8 @@ def test_page_mode_reports_pages_from_the_merged_total():
 # ----------------------------------------------------------------------------- documents
 
 
-PRIMARY_KEYS = st.one_of(st.integers(-50, 50), st.text("abcAB_-09", min_size=1, max_size=3))
+# Ids differing only by case tie once normalized; ties are left to the nodes' order.
+PRIMARY_KEYS = st.one_of(st.integers(-50, 50), st.text("abcB_-09", min_size=1, max_size=3))
 
 
 @given(st.lists(st.tuples(PRIMARY_KEYS, st.integers(0, 3)), unique_by=lambda t: repr(t[0]),
@@ -467,7 +469,11 @@ PRIMARY_KEYS = st.one_of(st.integers(-50, 50), st.text("abcAB_-09", min_size=1, 
 @example([(1, 0), ("1a", 1), (-3, 1)], 0, 2, True)
 def test_documents_are_listed_by_primary_key_across_shards(docs, offset, limit, narrow):
     def cmp(a, b):
-        return compare_sort_values(a["id"], b["id"], True)
+        # Documents sort string facets normalized (lower-case, NFKD), as Meilisearch stores them.
+        left, right = a["id"], b["id"]
+        if isinstance(left, str) and isinstance(right, str):
+            left, right = normalize_facet(left), normalize_facet(right)
+        return compare_sort_values(left, right, True)
 
     corpus = [{"id": pk, "title": f"t{pk}", "_miroir_shard": shard} for pk, shard in docs]
     params: dict[str, Any] = {"offset": offset, "limit": limit}
@@ -614,3 +620,48 @@ def test_global_score_order_is_stable_and_survives_hits_without_a_score(scores_p
                   for i, s in enumerate(scores)]
     expected = [f"{n}-{i}" for n, i, _ in sorted(everything, key=lambda t: (-t[2], t[0], t[1]))]
     assert [hit["id"] for hit in order_hits(bodies)] == expected
+
+
+# ----------------------------------------------------------------------------- hybrid
+
+
+SCORES = st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.5, 0.75, 0.9, 1.0])
+
+
+@given(st.lists(st.tuples(st.integers(0, 12), SCORES), max_size=10),
+       st.lists(st.tuples(st.integers(0, 12), SCORES), max_size=10),
+       st.sampled_from([0.1, 0.3, 0.5, 0.8]), st.integers(0, 4), st.integers(0, 8))
+def test_hybrid_merge_is_a_weighted_merge_sort_without_duplicates(semantic, keyword, ratio,
+                                                                   offset, limit):
+    """Two lists each best first: the mix is one list by weighted score, a semantic hit first
+    on a tie, each document at its first place, then the window (Meilisearch's merge_by)."""
+    from miroir.core.merge_hybrid import hybrid_values, merge_hybrid
+
+    def hits(pairs, semantic_side):
+        seen, out = set(), []
+        for doc, score in pairs:
+            if doc in seen:
+                continue  # one list never holds a document twice
+            seen.add(doc)
+            details = ({"vectorSort": {"order": 0, "similarity": score}} if semantic_side
+                       else {"words": {"order": 0, "score": score}})
+            out.append({"id": doc, "_rankingScore": score, "_rankingScoreDetails": details})
+        return sorted(out, key=lambda h: -h["_rankingScore"])
+
+    sem, key = hits(semantic, True), hits(keyword, False)
+    merged, count = merge_hybrid(
+        sem, key,
+        values_of=lambda hit, is_sem: hybrid_values(
+            hit["_rankingScoreDetails"], hit["_rankingScore"], ratio if is_sem else 1 - ratio),
+        identity=lambda hit: hit["id"], offset=offset, limit=limit)
+    tagged = [(-h["_rankingScore"] * ratio, 0, i, h, True) for i, h in enumerate(sem)]
+    tagged += [(-h["_rankingScore"] * (1 - ratio), 1, i, h, False) for i, h in enumerate(key)]
+    tagged.sort(key=lambda t: t[:3])
+    expected, seen = [], set()
+    for *_, hit, from_semantic in tagged:
+        if hit["id"] not in seen:
+            seen.add(hit["id"])
+            expected.append((hit["id"], from_semantic))
+    expected = expected[offset: offset + limit]
+    assert [(h["id"], s) for h, s in merged] == expected
+    assert count == sum(1 for _, s in expected if s)

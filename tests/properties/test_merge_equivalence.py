@@ -21,8 +21,9 @@ import orjson
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from miroir.core.errors import MeiliError
 from miroir.core.filters import normalize_facet
-from miroir.core.merge import merge_search_outcome
+from miroir.core.merge import clean_hit, distinct_values, merge_search_outcome
 from miroir.core.merge_documents import merge_documents, plan_documents_query
 from miroir.core.merge_facets import merge_facet_search
 from miroir.core.merge_federated import (
@@ -30,9 +31,13 @@ from miroir.core.merge_federated import (
     plan_federated_query,
     restrict_federated_to_shards,
 )
+from miroir.core.merge_hybrid import merge_hybrid_search, split_hybrid
 from miroir.core.placement import assign_shard_in_group, covering_set, shard_for_key
 from miroir.core.search_plan import plan_node_query, restrict_to_shards
+from miroir.devnode.document_routes import fetch
 from miroir.devnode.engine import Engine
+from miroir.devnode.index import select_fields
+from miroir.devnode.router import Request, Router
 from miroir.devnode.search_routes import facet_search, multi_search, search
 
 WORDS = ["dark", "knight", "returns", "batman", "superhero", "magic", "night", "kingdom",
@@ -331,6 +336,96 @@ def test_merged_search_equals_one_devnode_holding_everything(data, docs, index_s
         assert_equivalent(single, engines, cover, index_settings, params)
 
 
+# ----------------------------------------------------------------------------- vectors
+
+EMBEDDERS = {"default": {"source": "userProvided", "dimensions": 3}}
+VECTOR_VALUES = st.integers(-4, 4)
+
+
+@st.composite
+def vector_corpora(draw):
+    docs = draw(corpora())
+    for doc in docs:
+        if draw(st.integers(0, 5)) != 0:  # a few documents have no vector
+            doc["_vectors"] = {"default": draw(st.lists(VECTOR_VALUES, min_size=3, max_size=3))}
+    return docs
+
+
+def merged_vector_answer(params, index_settings, engines, cover):
+    """What the proxy answers (cluster.search.search_index), without the transport."""
+    plan = plan_node_query(params, index_settings)
+    distinct = params.get("distinct") or index_settings.get("distinctAttribute")
+    split = split_hybrid(params, plan, "id", distinct)
+    if split is None:
+        return merged_answer(params, index_settings, engines, cover)
+    keyword = merged_answer(split.keyword_params, index_settings, engines, cover)
+    try:
+        semantic = merged_answer(split.semantic_params, index_settings, engines, cover)
+    except MeiliError as error:
+        assert error.code == "vector_embedding_error"
+        semantic = None
+    return merge_hybrid_search(split, keyword, semantic, distinct_values=distinct_values,
+                               strip=lambda hit, fields: clean_hit(hit, fields, True, True))
+
+
+@given(st.data(), vector_corpora(), topologies(), st.sampled_from([0.2, 0.5, 0.8, 1.0]),
+       st.booleans())
+def test_vector_and_hybrid_search_merge_like_one_devnode(data, docs, topology, ratio, with_q):
+    """Semantic (ratio 1) and hybrid queries: merged = one devnode holding the corpus; the
+    hit order up to exact score ties, totals and semanticHitCount exactly."""
+    index_settings = {**REGRESSION_SETTINGS, "embedders": EMBEDDERS,
+                      "faceting": {"maxValuesPerFacet": 100, "sortFacetValuesBy": {"*": "alpha"}}}
+    single, engines, cover = build_cluster(docs, index_settings, topology)
+    words = sorted({w for d in docs for w in d["title"].split()})
+    params: dict[str, Any] = {
+        "hybrid": {"embedder": "default", "semanticRatio": ratio},
+        "showRankingScore": True,
+        "offset": data.draw(st.sampled_from([0, 0, 1, 4])),
+        "limit": data.draw(st.sampled_from([20, 3, 1, 0])),
+    }
+    if data.draw(st.integers(0, 4)) != 0:
+        params["vector"] = data.draw(st.lists(VECTOR_VALUES, min_size=3, max_size=3))
+    if with_q:
+        params["q"] = " ".join(data.draw(st.lists(st.sampled_from(words), min_size=1,
+                                                  max_size=2)))
+    if data.draw(st.booleans()):
+        params["filter"] = data.draw(st.sampled_from(["genre = action", "year > 1994"]))
+    if data.draw(st.integers(0, 3)) == 0:
+        params["sort"] = [data.draw(st.sampled_from(["year:asc", "tag:desc"]))]
+    if data.draw(st.booleans()):
+        params["facets"] = ["genre"]
+    try:
+        expected = search(single, INDEX, params)
+    except MeiliError as error:
+        try:
+            merged_vector_answer(params, index_settings, engines, cover)
+        except MeiliError as merged_error:
+            assert merged_error.code == error.code
+            return
+        raise AssertionError(f"the merge answered where one node refuses: {error.code}") from None
+    got = merged_vector_answer(params, index_settings, engines, cover)
+    scores = [h["_rankingScore"] for h in expected["hits"]]
+    assert [h["_rankingScore"] for h in got["hits"]] == scores
+    got_ids = [h["id"] for h in got["hits"]]
+    assert len(set(got_ids)) == len(got_ids)
+    # Inside a run of equal scores one node's order is its internal ids': compare sets,
+    # except for the runs the window cuts (their members outside the window may differ).
+    runs: dict[float, tuple[set, set]] = {}
+    for got_hit, expected_hit in zip(got["hits"], expected["hits"], strict=True):
+        pair = runs.setdefault(expected_hit["_rankingScore"], (set(), set()))
+        pair[0].add(got_hit["id"])
+        pair[1].add(expected_hit["id"])
+    cut = {scores[-1]} if scores else set()
+    if scores and params["offset"]:
+        cut.add(scores[0])
+    for score, (got_set, expected_set) in runs.items():
+        if score not in cut:
+            assert got_set == expected_set
+    for key in ("estimatedTotalHits", "semanticHitCount", "queryVector", "limit", "offset",
+                "facetDistribution", "query"):
+        assert got.get(key) == expected.get(key), key
+
+
 # ----------------------------------------------------------------------------- documents
 
 
@@ -367,6 +462,75 @@ def test_documents_listing_is_shard_by_shard_and_exact(docs, topology, offset, l
     assert merged["results"] == expected
     assert merged["total"] == len(whole)
     assert (merged["offset"], merged["limit"]) == (offset, limit)
+
+
+SORTS = [["year:asc"], ["year:desc"], ["tag:asc"], ["tag:desc", "year:asc"], ["title:asc"],
+         ["genre:desc", "tag:asc"]]
+
+
+def sort_key(document: dict, sort: list[str]) -> tuple:
+    """The documents-sort key, written out: numbers, normalized strings, then no value."""
+    key = []
+    for expression in sort:
+        field, _, direction = expression.rpartition(":")
+        value = document.get(field)
+        values = value if isinstance(value, list) else [] if value is None else [value]
+        numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+        strings = [normalize_facet(v) for v in values if isinstance(v, str)]
+        if numbers:
+            key.append((0, min(numbers) if direction == "asc" else -max(numbers), ""))
+        elif strings:
+            best = min(strings) if direction == "asc" else max(strings)
+            key.append((1, 0, best if direction == "asc" else tuple(-ord(c) for c in best)))
+        else:
+            key.append((2, 0, ""))
+    return tuple(key)
+
+
+@given(corpora(), topologies(min_nodes=2), st.sampled_from(SORTS), st.booleans(),
+       st.sampled_from([0, 0, 2, 7]), st.sampled_from([20, 3, 1, 0]),
+       st.sampled_from([None, "genre = action", ["year > 1993", "tag EXISTS"]]),
+       st.sampled_from([None, ["title"], ["id", "year"]]))
+def test_sorted_documents_listing_is_exact_like_one_devnode(docs, topology, sort, pk_sortable,
+                                                           offset, limit, filter_expr, fields):
+    """Documents browse with `sort`: a k-way merge of the nodes' sorted pages. With the primary
+    key sortable (the tie-break) it equals one devnode sorting by `sort` then the key; without,
+    it equals one devnode up to the order inside a tie on every sort field."""
+    settings_ = {**REGRESSION_SETTINGS,
+                 "sortableAttributes": ["year", "tag", "title", "genre"] + (["id"] if pk_sortable
+                                                                             else [])}
+    single, engines, cover = build_cluster(docs, settings_, topology)
+    params: dict[str, Any] = {"offset": offset, "limit": limit, "sort": sort}
+    if filter_expr is not None:
+        params["filter"] = filter_expr
+    if fields is not None:
+        params["fields"] = fields
+    plan = plan_documents_query(params, "id", order="primary_key", pk_sortable=pk_sortable)
+    bodies = []
+    for node, shards in sorted(cover.items()):
+        node_params = restrict_to_shards(plan.node_params, shards)
+        request = Request("POST", f"/indexes/{INDEX}/documents/fetch",
+                          content_type="application/json", body=orjson.dumps(node_params))
+        answer = fetch(Router(engines[node]), request, INDEX)
+        bodies.append(orjson.loads(orjson.dumps(answer.body)))
+    merged = merge_documents(plan, bodies)
+
+    oracle_sort = sort + (["id:asc"] if pk_sortable else [])
+    whole = single.get_index(INDEX).browse(
+        offset=0, limit=1000, fields=None, ids=None, filter_expr=params.get("filter"),
+        sort=[(e.rpartition(":")[0], e.endswith(":asc")) for e in oracle_sort])["results"]
+    expected = whole[offset : offset + limit]
+    assert merged["total"] == len(whole)
+    assert (merged["offset"], merged["limit"]) == (offset, limit)
+    by_id = {d["id"]: d for d in whole}
+    if fields is None or "id" in fields:
+        got_keys = [sort_key(by_id[d["id"]], sort) for d in merged["results"]]
+        assert got_keys == [sort_key(d, sort) for d in expected]
+    if pk_sortable:
+        wanted = [strip_reserved(select_fields(d, fields)) for d in expected]
+        assert merged["results"] == wanted
+    else:
+        assert len(merged["results"]) == len(expected)
 
 
 # ----------------------------------------------------------------------------- facet search

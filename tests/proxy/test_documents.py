@@ -202,3 +202,36 @@ async def test_a_write_when_no_node_answers_is_503_at_once():
         h.transport.down = {"n0", "n1"}
         status, body, _ = await h.send("POST", "/indexes/movies/documents", [{"id": 1}])
         assert (status, body["code"]) == (503, "miroir_node_unavailable")
+
+
+async def test_documents_sorted_through_the_proxy_like_one_node():
+    """GET /documents?sort= and POST /documents/fetch with `sort`: the nodes' sorted pages
+    k-way merged; errors are the nodes' (Meilisearch's) words."""
+    async with running_proxy(nodes=3, shards=6) as h:
+        docs = [{"id": i, "price": (i * 7) % 11, "name": f"N{i % 5}"} for i in range(30)]
+        body = (await h.send("POST", "/indexes/movies/documents", docs))[1]
+        assert (await h.wait_task(body["taskUid"]))["status"] == "succeeded"
+        status, body, _ = await h.send("GET", "/indexes/movies/documents?sort=price:asc")
+        assert status == 400 and body["code"] == "invalid_document_sort"
+        assert body["message"] == (
+            "Attribute `price` is not sortable. This index does not have configured sortable "
+            "attributes.")
+        body = (await h.send("PATCH", "/indexes/movies/settings",
+                             {"sortableAttributes": ["price", "name"]}))[1]
+        assert (await h.wait_task(body["taskUid"]))["status"] == "succeeded"
+        status, body, _ = await h.send(
+            "GET", "/indexes/movies/documents?sort=price:desc,name:asc&offset=3&limit=9")
+        assert status == 200, body
+        expected = sorted(docs, key=lambda d: (-d["price"], d["name"].lower()))
+        got = [(d["price"], d["name"]) for d in body["results"]]
+        assert got == [(d["price"], d["name"]) for d in expected[3:12]]
+        assert body["total"] == 30 and "_miroir_shard" not in body["results"][0]
+        status, body, _ = await h.send("POST", "/indexes/movies/documents/fetch",
+                                       {"sort": ["name:desc"], "limit": 30, "fields": ["id"]})
+        assert status == 200, body
+        assert [set(d) for d in body["results"]] == [{"id"}] * 30
+        names = [next(x["name"] for x in docs if x["id"] == d["id"]) for d in body["results"]]
+        assert names == sorted(names, reverse=True)
+        status, body, _ = await h.send("POST", "/indexes/movies/documents/fetch",
+                                       {"sort": ["price"]})
+        assert status == 400 and body["code"] == "invalid_document_sort"

@@ -263,3 +263,23 @@ async def test_a_node_back_from_failed_drops_an_index_deleted_meanwhile_and_gets
                                             deadline=trio.current_time() + 5)).json()
         assert [index["uid"] for index in listed["results"]] == ["movies"]
         assert set(await node_documents(h.nodes["n0"], "movies")) == set(range(12))
+
+
+async def test_a_wiped_node_gets_its_documents_back_with_their_vectors():
+    embedders = {"default": {"source": "userProvided", "dimensions": 2}}
+    async with running_proxy(nodes=2, replica_groups=2, shards=4, health_interval_ms=10,
+                             task_poll_interval_s=0.02) as h:
+        await write(h, "POST", "/indexes", {"uid": "movies", "primaryKey": "id"})
+        await write(h, "PATCH", "/indexes/movies/settings", {"embedders": embedders})
+        docs = [{**movie(i), "_vectors": {"default": [i / 10, 1 - i / 10]}} for i in range(20)]
+        await write(h, "POST", "/indexes/movies/documents", docs)
+        await wait_state(h, "n0", NodeState.HEALTHY)
+        h.transport.down.add("n0")
+        await wait_state(h, "n0", NodeState.FAILED)
+        fresh = wipe(h, "n0")
+        h.transport.down.discard("n0")
+        await wait_state(h, "n0", NodeState.ACTIVE, NodeState.HEALTHY)
+        index = fresh.engine.get_index("movies")
+        assert index.settings["embedders"] == embedders
+        assert {index.document_ids[i]: e for i, e in index.embeddings["default"].items()} == {
+            str(i): [[i / 10, 1 - i / 10]] for i in range(20)}

@@ -59,7 +59,7 @@ CASES = [
      b'{"federation": {}, "queries": [{"indexUid": "seed", "federationOptions": {"weight": -1}}]}',
      JSON, 400, "invalid_multi_search_weight"),
     ("POST", "/multi-search", b'{"federation": {"limit": "x"}, "queries": []}', JSON, 400,
-     "invalid_multi_search_federated"),
+     "invalid_search_limit"),
     ("POST", "/multi-search", b'{"federation": 5, "queries": [{"indexUid": "seed"}]}', JSON, 400,
      "invalid_multi_search_federated"),
     ("POST", "/multi-search", b'{"federation": "x", "queries": []}', JSON, 400,

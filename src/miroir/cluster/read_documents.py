@@ -32,7 +32,7 @@ from urllib.parse import quote
 
 import orjson
 
-from miroir.cluster.indexes import primary_key
+from miroir.cluster.indexes import index_settings, primary_key
 from miroir.cluster.runtime import Cluster, NodeRejected
 from miroir.cluster.search import PARTIAL, ReadResult, check_coverage, gather_shards
 from miroir.core.documents import canonical_document_id
@@ -113,7 +113,9 @@ async def fetch_documents(
         # No primary key yet means no document yet; still validate the parameters.
         plan = plan_documents_query(params, "id", **_ORDER_ARGS)
         return ReadResult({"results": [], "offset": plan.offset, "limit": plan.limit, "total": 0})
-    plan = plan_documents_query(params, key, **_ORDER_ARGS)
+    plan = plan_documents_query(
+        params, key, **_ORDER_ARGS, pk_sortable=await _pk_sortable(cluster, uid, key)
+    )
     client_sorts = params.get("sort") not in (None, "", [])
     if not client_sorts and entry.unsortable:
         gathered = await _scatter(cluster, uid, _exhaustive_params(plan), policy)
@@ -126,6 +128,13 @@ async def fetch_documents(
             entry.unsortable = True
             gathered = await _scatter(cluster, uid, _exhaustive_params(plan), policy)
     return ReadResult(merge_documents(plan, gathered.bodies()), gathered.missing)
+
+
+async def _pk_sortable(cluster: Cluster, uid: str, key: str) -> bool:
+    """Whether the nodes can break sort ties by the primary key (it is sortable)."""
+    settings = await index_settings(cluster, uid)
+    sortable = settings.get("sortableAttributes") or []
+    return any(s == key or key.startswith(s + ".") for s in sortable)
 
 
 def _code(response: NodeResponse) -> str | None:

@@ -458,7 +458,11 @@ async def _copy(cluster: Cluster, source: str, node_id: str, uid: str, pk: str,
                 body: Mapping[str, Any], page_size: int) -> set[Any]:
     """Copy the documents `body` selects from `source` to the node; returns their ids."""
     copied: set[Any] = set()
-    documents = await _fetch_pages(cluster, source, uid, body, page_size)
+    # With their embeddings (`{embeddings, regenerate}` as the source shows them), so the copy
+    # is not re-embedded and a userProvided embedder's vectors are not lost.
+    documents = await _fetch_pages(
+        cluster, source, uid, {**body, "retrieveVectors": True}, page_size
+    )
     for start in range(0, len(documents), page_size):
         batch = documents[start:start + page_size]
         await _write(cluster, node_id, "POST", f"/indexes/{uid}/documents?primaryKey={pk}",

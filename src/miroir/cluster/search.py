@@ -49,16 +49,17 @@ import attrs
 import orjson
 import trio
 
-from miroir.cluster.indexes import index_settings
+from miroir.cluster.indexes import index_settings, primary_key
 from miroir.cluster.runtime import Cluster, NodeRejected
 from miroir.core.errors import MeiliError, Overloaded
-from miroir.core.merge import merge_search_outcome
+from miroir.core.merge import clean_hit, distinct_values, merge_search_outcome
 from miroir.core.merge_facets import merge_facet_search
 from miroir.core.merge_federated import (
     merge_federated,
     plan_federated_query,
     restrict_federated_to_shards,
 )
+from miroir.core.merge_hybrid import HybridSplit, merge_hybrid_search, split_hybrid
 from miroir.core.placement import query_group
 from miroir.core.replicas import read_candidates
 from miroir.core.routing import hide_shard_field
@@ -468,17 +469,142 @@ async def search_index(
 ) -> ReadResult:
     """POST /indexes/{uid}/search across the shards: plan, scatter, merge (refetching while a
     cross-shard distinct leaves the window short)."""
+    phases = Phases() if params.get("showPerformanceDetails") is True else None
+    started = trio.current_time() if phases is not None else 0.0
     settings = await index_settings(cluster, uid)
     plan: NodePlan | None = plan_node_query(params, settings)
+    result: ReadResult | None = None
+    if isinstance(params.get("hybrid"), Mapping):
+        distinct = params.get("distinct") or settings.get("distinctAttribute")
+        key = await primary_key(cluster, uid)
+        assert plan is not None
+        split = split_hybrid(params, plan, key, distinct if isinstance(distinct, str) else None)
+        if split is not None:
+            if phases is not None:
+                phases.add("plan", trio.current_time() - started)
+            result = await _hybrid_search(cluster, uid, split, settings, policy, phases)
+    if result is None:
+        if phases is not None:
+            phases.add("plan", trio.current_time() - started)
+        result = await _plain_search(cluster, uid, plan, policy, phases)
+    if phases is not None:
+        result.response["performanceDetails"] = phases.render()
+    return result
+
+
+class Phases:
+    """`showPerformanceDetails`: the time of Miroir's phases (plan, scatter, merge) and each
+    node's own `performanceDetails`, as Meilisearch shows durations (Rust's `{:.2?}`)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.nodes: dict[str, str] = {}
+
+    def add(self, phase: str, seconds: float) -> None:
+        name = f"miroir > {phase}"
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
+    def add_nodes(self, answers: Sequence[ShardAnswer], prefix: str = "") -> None:
+        for answer in answers:
+            try:
+                details = answer.response.json().get("performanceDetails")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(details, Mapping):
+                for name, value in details.items():
+                    self.nodes[f"{prefix}node {answer.node_id} > {name}"] = value
+
+    def render(self) -> dict[str, str]:
+        shown = {name: rust_duration(seconds) for name, seconds in self.seconds.items()}
+        shown.update(self.nodes)
+        return shown
+
+
+def rust_duration(seconds: float) -> str:
+    """A duration as Rust's `format!("{:.2?}", duration)` prints it."""
+    nanos = max(seconds, 0.0) * 1e9
+    if nanos >= 1e9:
+        return f"{nanos / 1e9:.2f}s"
+    if nanos >= 1e6:
+        return f"{nanos / 1e6:.2f}ms"
+    if nanos >= 1e3:
+        return f"{nanos / 1e3:.2f}µs"
+    return f"{nanos:.2f}ns"
+
+
+async def _plain_search(
+    cluster: Cluster, uid: str, plan: NodePlan | None, policy: str, phases: Phases | None = None
+) -> ReadResult:
     path = f"/indexes/{uid}/search"
     while True:
         assert plan is not None
-        gathered = await gather_shards(cluster, "POST", path, _params_body(plan.node_params))
-        check_coverage(gathered, policy)
-        outcome = merge_search_outcome(plan, gathered.bodies())
+        if phases is None:
+            gathered = await gather_shards(cluster, "POST", path, _params_body(plan.node_params))
+            check_coverage(gathered, policy)
+            outcome = merge_search_outcome(plan, gathered.bodies())
+        else:
+            started = trio.current_time()
+            gathered = await gather_shards(cluster, "POST", path, _params_body(plan.node_params))
+            check_coverage(gathered, policy)
+            scattered = trio.current_time()
+            outcome = merge_search_outcome(plan, gathered.bodies())
+            phases.add("scatter", scattered - started)
+            phases.add("merge", trio.current_time() - scattered)
+            phases.add_nodes(gathered.answers)
+            outcome.response.pop("performanceDetails", None)
         if outcome.refetch is None:
             return ReadResult(outcome.response, gathered.missing)
         plan = outcome.refetch
+
+
+async def _hybrid_search(
+    cluster: Cluster,
+    uid: str,
+    split: HybridSplit,
+    settings: Mapping[str, Any],
+    policy: str,
+    phases: Phases | None = None,
+) -> ReadResult:
+    """A hybrid query as Meilisearch runs it on one node: the keyword and the semantic lists
+    gathered (each merged exactly across the shards), then mixed by the hybrid rule."""
+    found: dict[str, ReadResult | None] = {}
+    # A refusal is raised as itself (the client gets the node's error), not as the nursery's
+    # exception group: each search keeps its own, the keyword one is raised first.
+    errors: dict[str, Exception] = {}
+
+    async def run(name: str, params: dict[str, Any]) -> None:
+        try:
+            found[name] = await _plain_search(
+                cluster, uid, plan_node_query(params, settings), policy, phases
+            )
+        except NodeRejected as rejected:
+            if name == "semantic" and _rejection_error(rejected).code == "vector_embedding_error":
+                found[name] = None  # no vector for `q`: Meilisearch answers with keyword hits
+            else:
+                errors[name] = rejected
+        except MeiliError as error:
+            errors[name] = error
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run, "keyword", split.keyword_params)
+        nursery.start_soon(run, "semantic", split.semantic_params)
+    for name in ("keyword", "semantic"):
+        if name in errors:
+            raise errors[name]
+    keyword, semantic = found["keyword"], found["semantic"]
+    assert keyword is not None
+    mixing = trio.current_time()
+    response = merge_hybrid_search(
+        split,
+        keyword.response,
+        None if semantic is None else semantic.response,
+        distinct_values=distinct_values,
+        strip=lambda hit, fields: clean_hit(hit, fields, True, True),
+    )
+    if phases is not None:
+        phases.add("hybrid merge", trio.current_time() - mixing)
+    missing = set(keyword.missing) | set(semantic.missing if semantic is not None else ())
+    return ReadResult(response, tuple(sorted(missing)))
 
 
 def _inside(position: int, error: MeiliError) -> MeiliError:
@@ -528,13 +654,40 @@ async def multi_search(cluster: Cluster, body: Any, *, policy: str = PARTIAL) ->
         ]
         return orjson.dumps({"queries": node_queries})
 
+    perf = any(query.get("showPerformanceDetails") is True for query in queries)
+    started = trio.current_time() if perf else 0.0
     gathered = await gather_shards(cluster, "POST", "/multi-search", node_body)
     check_coverage(gathered, policy)
+    scattered = trio.current_time() if perf else 0.0
     per_node = [body["results"] for body in gathered.bodies()]
     results: list[dict[str, Any]] = []
     missing = set(gathered.missing)
     for position, (uid, plan) in enumerate(zip(uids, plans, strict=True)):
+        query = queries[position]
+        if isinstance(query.get("hybrid"), Mapping) and split_hybrid(
+            query, plan, "id", None
+        ) is not None:
+            # A true hybrid query is mixed from two merged lists: asked on its own.
+            params = {k: v for k, v in query.items() if k != "indexUid"}
+            try:
+                alone = await search_index(cluster, uid, params, policy=policy)
+            except NodeRejected as rejected:
+                raise _inside(position, _rejection_error(rejected)) from None
+            missing.update(alone.missing)
+            results.append({"indexUid": uid, **alone.response})
+            continue
+        merging = trio.current_time() if perf else 0.0
         outcome = merge_search_outcome(plan, [node_results[position] for node_results in per_node])
+        if perf and query.get("showPerformanceDetails") is True:
+            phases = Phases()
+            phases.add("scatter", scattered - started)
+            phases.add("merge", trio.current_time() - merging)
+            for answer, node_results in zip(gathered.answers, per_node, strict=True):
+                details = node_results[position].get("performanceDetails")
+                if isinstance(details, Mapping):
+                    for name, value in details.items():
+                        phases.nodes[f"node {answer.node_id} > {name}"] = value
+            outcome.response["performanceDetails"] = phases.render()
         if outcome.refetch is not None:
             # Rare (cross-shard distinct left the window short): finish this query on its own.
             again = await _finish_refetch(cluster, uid, outcome.refetch, policy)
@@ -572,9 +725,20 @@ async def federated_search(cluster: Cluster, body: Any, *, policy: str = PARTIAL
             return full
         return orjson.dumps(restrict_federated_to_shards(plan.node_body, shards))
 
+    perf = (body.get("federation") or {}).get("showPerformanceDetails") is True
+    started = trio.current_time() if perf else 0.0
     gathered = await gather_shards(cluster, "POST", "/multi-search", node_body)
     check_coverage(gathered, policy)
-    return ReadResult(merge_federated(plan, gathered.bodies(), faceting), gathered.missing)
+    scattered = trio.current_time() if perf else 0.0
+    response = merge_federated(plan, gathered.bodies(), faceting)
+    if perf:
+        phases = Phases()
+        phases.add("scatter", scattered - started)
+        phases.add("merge", trio.current_time() - scattered)
+        phases.add_nodes(gathered.answers)
+        response.pop("performanceDetails", None)
+        response["performanceDetails"] = phases.render()
+    return ReadResult(response, gathered.missing)
 
 
 async def facet_search(

@@ -290,11 +290,13 @@ def merge_search_outcome(
                   plan.show_ranking_score_details, stripper)
         for hit in window
     ]
-    response: dict[str, Any] = {
-        "hits": hits,
-        "query": plan.query,
-        "processingTimeMs": max((b.get("processingTimeMs", 0) for b in node_bodies), default=0),
-    }
+    response: dict[str, Any] = {"hits": hits, "query": plan.query}
+    first = node_bodies[0] if node_bodies else {}
+    if "queryVector" in first:  # a semantic search with retrieveVectors: the nodes' vector
+        response["queryVector"] = first["queryVector"]
+    response["processingTimeMs"] = max(
+        (b.get("processingTimeMs", 0) for b in node_bodies), default=0
+    )
     if plan.page_mode:
         response["hitsPerPage"] = plan.hits_per_page
         response["page"] = plan.page
@@ -313,4 +315,8 @@ def merge_search_outcome(
             plan.sort_facet_values_by,
         )
         response["facetStats"] = merge_facet_stats(b.get("facetStats") for b in node_bodies)
+    if "semanticHitCount" in first:
+        # A semantic-only search: every hit it returns is semantic (hybrid queries are mixed
+        # by miroir.core.merge_hybrid instead).
+        response["semanticHitCount"] = len(hits)
     return SearchMergeOutcome(response, refetch)

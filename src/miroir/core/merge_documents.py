@@ -13,10 +13,14 @@ from one scatter in which every request asks for the first `offset+limit` docume
   sends one request per shard, `restrict_to_shards(plan.node_params, [shard])`, and passes the
   bodies in ascending shard order. The page is cut from their concatenation.
 - `order="primary_key"`: the client's `sort` rules if any, then the primary key ascending
-  (Meilisearch's sort order: numbers, then strings by bytes). It depends only on the documents,
-  so it is stable across replicas, groups and rebalancing, and needs one request per node; but
-  the nodes must sort documents (`sort` on the documents routes, with the primary key in their
-  sortableAttributes). The devnode does not sort documents, so this mode needs real nodes.
+  (Meilisearch's sort order: numbers, then normalized strings by bytes, then no value). It
+  depends only on the documents, so it is stable across replicas, groups and rebalancing, and
+  needs one request per node (a k-way merge of the nodes' sorted pages); but the nodes must
+  sort documents (`sort` on the documents routes, with the primary key in their
+  sortableAttributes). When the client sorts and the primary key is not sortable
+  (`pk_sortable=False`), the nodes get the client's rules only, and documents tied on all of
+  them come node by node, each node's in its own order: exact like one node except for the
+  order inside a tie, which one node breaks by its internal ids (insertion order).
 
 `total` is the sum of the bodies' totals, which is exact (each document lives on one shard).
 """
@@ -28,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from miroir.core.errors import MeiliError
+from miroir.core.filters import normalize_facet
 from miroir.core.merge import without_path
 from miroir.core.merge_order import sort_value_key
 from miroir.core.search_plan import SortRule, parse_sort
@@ -52,7 +57,7 @@ def _given(params: Mapping[str, Any], name: str, default: Any) -> Any:
 
 
 def plan_documents_query(
-    params: Mapping[str, Any], primary_key: str, order: str = "shard"
+    params: Mapping[str, Any], primary_key: str, order: str = "shard", *, pk_sortable: bool = True
 ) -> DocumentsPlan:
     """Rewrite a documents listing (offset, limit, fields, filter, sort, ids), checked by
     `miroir.meili.params.check_documents_fetch`, for the nodes."""
@@ -73,7 +78,7 @@ def plan_documents_query(
     except MeiliError as error:
         raise MeiliError("invalid_document_sort", error.message) from None
     order = client_sort
-    if all(rule.field != primary_key for rule in client_sort):
+    if (pk_sortable or not client_sort) and all(rule.field != primary_key for rule in client_sort):
         order = (*client_sort, SortRule(primary_key, True))
 
     node_params = dict(params)
@@ -90,15 +95,26 @@ def plan_documents_query(
     return DocumentsPlan(node_params, offset, limit, False, order, tuple(added))
 
 
+def _facet_value(value: Any) -> Any:
+    # Strings sort as Meilisearch stores string facets: normalized (trimmed, lower-case).
+    return normalize_facet(value) if isinstance(value, str) else value
+
+
 def _sort_field_key(document: Mapping[str, Any], rule: SortRule) -> tuple:
     value: Any = document
     for part in rule.field.split("."):
         value = value.get(part) if isinstance(value, Mapping) else None
     if isinstance(value, list):
         # An array sorts by its best value in the rule's direction.
-        keys = [sort_value_key(v, rule.ascending) for v in value if v is not None]
+        keys = [
+            sort_value_key(_facet_value(v), rule.ascending)
+            for v in value
+            if v is not None and not isinstance(v, Mapping | list)
+        ]
         return min(keys) if keys else sort_value_key(None, rule.ascending)
-    return sort_value_key(value, rule.ascending)
+    if isinstance(value, Mapping):
+        value = None
+    return sort_value_key(_facet_value(value), rule.ascending)
 
 
 def merge_documents(plan: DocumentsPlan, node_bodies: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -183,8 +183,11 @@ def _is_search(method: str, path: str) -> bool:
     """The CPU-bound read routes: search, facet search and multi-search."""
     path = path.rstrip("/")
     if method == "POST":
-        return path.endswith(("/search", "/facet-search")) or path.rstrip("/") == "/multi-search"
-    return method == "GET" and path.endswith("/search")
+        return (
+            path.endswith(("/search", "/facet-search", "/similar"))
+            or path.rstrip("/") == "/multi-search"
+        )
+    return method == "GET" and path.endswith(("/search", "/similar"))
 
 
 async def _send(send: Any, response: Response) -> None:

@@ -89,8 +89,7 @@ def _browse(router: Router, uid: str, body: dict[str, Any]) -> Response:
     """GET /documents and POST /documents/fetch, once the parameters are checked (as
     Meilisearch does, before the index is looked up)."""
     index = router.engine.get_index(uid)
-    if body.get("sort") is not None:
-        raise _sort_unsupported()
+    sort = None if body.get("sort") is None else _sort_rules(index, body["sort"])
     ids = body.get("ids")
     return ok(
         index.browse(
@@ -99,6 +98,8 @@ def _browse(router: Router, uid: str, body: dict[str, Any]) -> Response:
             fields=body.get("fields"),
             ids=None if ids is None else [_fetch_id(value) for value in ids],
             filter_expr=body.get("filter") or None,
+            sort=sort,
+            retrieve_vectors=bool(value_of(body, DOCUMENTS["retrieveVectors"])),
         )
     )
 
@@ -107,14 +108,45 @@ def _fetch_id(value: str | int) -> str:
     return document_id_from_path(value) if isinstance(value, str) else str(value)
 
 
-def _sort_unsupported() -> MeiliError:
-    return MeiliError("invalid_document_sort", "The devnode does not sort documents on browse.")
+def _sort_rules(index: Any, expressions: list[str]) -> list[tuple[str, bool]]:
+    """`field:asc|desc` expressions checked as Meilisearch's documents sort checks them: the
+    syntax first, then each field sortable (itself or a parent in sortableAttributes)."""
+    rules: list[tuple[str, bool]] = []
+    for expression in expressions:
+        expression = expression.strip()
+        field, _, direction = expression.rpartition(":")
+        if not field or direction not in ("asc", "desc"):
+            raise MeiliError(
+                "invalid_document_sort",
+                "Invalid syntax for the sort parameter: expected expression ending by `:asc` "
+                f"or `:desc`, found `{expression}`.",
+            )
+        rules.append((field, direction == "asc"))
+    sortable = sorted(set(index.settings.get("sortableAttributes") or []))
+    for field, _ in rules:
+        name = "_geo" if field.startswith("_geoPoint(") else field
+        if name != "_geo" and any(s == name or name.startswith(s + ".") for s in sortable):
+            continue
+        tail = (
+            f"Available sortable attributes are: `{', '.join(sortable)}`."
+            if sortable
+            else "This index does not have configured sortable attributes."
+        )
+        raise MeiliError("invalid_document_sort", f"Attribute `{name}` is not sortable. {tail}")
+    return rules
 
 
 def get_document(router: Router, request: Request, uid: str, doc_id: str) -> Response:
     params = request.params(("fields", "retrieveVectors"))
     fields = _comma_list(params["fields"]) if "fields" in params else None
-    return ok(router.engine.get_document(uid, document_id_from_path(doc_id), fields))
+    retrieve_vectors = False
+    if "retrieveVectors" in params:
+        retrieve_vectors = deserr.parse_query_bool(
+            "invalid_document_retrieve_vectors", "retrieveVectors", params["retrieveVectors"]
+        )
+    return ok(
+        router.engine.get_document(uid, document_id_from_path(doc_id), fields, retrieve_vectors)
+    )
 
 
 def delete_document(router: Router, request: Request, uid: str, doc_id: str) -> Response:

@@ -26,7 +26,6 @@ from miroir.devnode.index import (
     Searcher,
     SearcherFactory,
     document_not_found,
-    select_fields,
 )
 from miroir.devnode.tasks import Task, TaskFilter, TaskQuery
 from miroir.devnode.timefmt import rfc3339
@@ -105,12 +104,17 @@ class Engine:
             "total": len(uids),
         }
 
-    def get_document(self, index_uid: str, doc_id: str, fields: list[str] | None = None) -> dict:
+    def get_document(
+        self,
+        index_uid: str,
+        doc_id: str,
+        fields: list[str] | None = None,
+        retrieve_vectors: bool = False,
+    ) -> dict:
         index = self.get_index(index_uid)
-        document = index.documents.get(doc_id)
-        if document is None:
+        if doc_id not in index.documents:
             raise document_not_found(doc_id)
-        return select_fields(document, fields)
+        return index.present(doc_id, fields, retrieve_vectors)
 
     def get_task(self, uid: int) -> Task:
         task = self.tasks.get(uid)

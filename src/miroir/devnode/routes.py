@@ -260,6 +260,18 @@ def facet_search(router: Router, request: Request, uid: str) -> Response:
     return ok(module.facet_search(router.engine, uid, request.json()))
 
 
+def similar_post(router: Router, request: Request, uid: str) -> Response:
+    module = _search_module()
+    check_index_uid(uid)
+    return ok(module.similar(router.engine, uid, request.json()))
+
+
+def similar_get(router: Router, request: Request, uid: str) -> Response:
+    module = _search_module()
+    check_index_uid(uid)
+    return ok(module.similar(router.engine, uid, module.similar_params_from_query(request.query)))
+
+
 ROUTES = (
     ("GET", "/", root),
     ("GET", "/health", health),
@@ -289,4 +301,6 @@ ROUTES = (
     ("GET", "/indexes/{}/search", search_get),
     ("POST", "/multi-search", multi_search),
     ("POST", "/indexes/{}/facet-search", facet_search),
+    ("POST", "/indexes/{}/similar", similar_post),
+    ("GET", "/indexes/{}/similar", similar_get),
 )

@@ -14,14 +14,25 @@ from __future__ import annotations
 
 import math
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import orjson
+from pyroaring import BitMap
 
 from miroir.core import filters as f
 from miroir.core.errors import MeiliError
+from miroir.core.merge_hybrid import hybrid_values, merge_hybrid, results_good_enough
 from miroir.core.search_plan import parse_sort
-from miroir.devnode.search.execute import SearchRequest, check_facets, facet_counts, run_search
+from miroir.devnode.search.execute import (
+    SearchOutcome,
+    SearchRequest,
+    check_facets,
+    distinct_keys,
+    facet_counts,
+    run_search,
+    run_vector_search,
+)
 from miroir.devnode.search.federation import FederatedHit
 from miroir.devnode.search.federation import ordered as federated_order
 from miroir.devnode.search.formatting import (
@@ -30,13 +41,17 @@ from miroir.devnode.search.formatting import (
     matches_position,
     select_attributes,
 )
+from miroir.devnode.search.query import parse_query
 from miroir.devnode.search.text import normalize_word
+from miroir.devnode.search.vectors import VECTORS_FIELD
+from miroir.meili import deserr
 from miroir.meili.params import (
     FEDERATION,
     SEARCH,
     check_facet_search,
     check_multi_search,
     check_search,
+    check_similar,
     value_of,
 )
 
@@ -82,16 +97,60 @@ class SearchParams:
         self.attributes_to_search_on: list[str] | None = get("attributesToSearchOn")
         threshold = get("rankingScoreThreshold")
         self.ranking_score_threshold = None if threshold is None else float(threshold)
-        for unsupported in ("vector", "media", "hybrid", "personalize"):
+        for unsupported in ("media", "personalize"):
             if body.get(unsupported) is not None:
                 raise MeiliError(
-                    "feature_not_enabled"
-                    if unsupported != "hybrid"
-                    else "invalid_search_hybrid_query",
-                    f"The devnode does not implement `{unsupported}` (no embedders).",
+                    "feature_not_enabled",
+                    f"The devnode does not implement `{unsupported}` (userProvided embedders "
+                    "only).",
                 )
+        self.retrieve_vectors: bool = get("retrieveVectors")
+        self.vector = _vector(body)
+        self.hybrid = _hybrid(body)
         self.federation_options = body.get("federationOptions")
         self.raw = body
+
+
+def _vector(body: dict[str, Any]) -> list[float] | None:
+    value = body.get("vector")
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise deserr.type_error("invalid_search_vector", ".vector", "an array", value)
+    for position, item in enumerate(value):
+        if isinstance(item, bool) or not isinstance(item, int | float):
+            raise deserr.type_error("invalid_search_vector", f".vector[{position}]", "a number",
+                                    item)
+    return [float(item) for item in value]
+
+
+def _hybrid(body: dict[str, Any]) -> tuple[str, float] | None:
+    """(embedder, semanticRatio) of `hybrid`, checked as Meilisearch checks it."""
+    value = body.get("hybrid")
+    if value is None:
+        return None
+    code = "invalid_search_hybrid_query"
+    value = deserr.body_object(code, ".hybrid", value)
+    deserr.check_fields(value, ("semanticRatio", "embedder"), path=".hybrid", code=code)
+    ratio = value.get("semanticRatio")
+    if ratio is None:
+        ratio = 0.5
+    elif isinstance(ratio, bool) or not isinstance(ratio, int | float):
+        raise deserr.type_error(
+            "invalid_search_semantic_ratio", ".hybrid.semanticRatio", "a number", ratio
+        )
+    elif not 0.0 <= ratio <= 1.0:
+        raise deserr.invalid_value(
+            "invalid_search_semantic_ratio",
+            ".hybrid.semanticRatio",
+            "the value of `semanticRatio` is invalid, expected a float between `0.0` and "
+            "`1.0`.",
+        )
+    if value.get("embedder") is None:
+        raise deserr.missing_field("invalid_search_embedder", ".hybrid", "embedder")
+    embedder = deserr.body_string("invalid_search_embedder", ".hybrid.embedder",
+                                  value["embedder"])
+    return embedder, float(ratio)
 
 
 # ----------------------------------------------------------------------------- search
@@ -138,7 +197,7 @@ def _run(index: Any, params: SearchParams, *, extra_limit: int | None = None) ->
         attributes_to_search_on=params.attributes_to_search_on,
         ranking_score_threshold=params.ranking_score_threshold,
     )
-    outcome = run_search(index.searcher, request)
+    outcome = _run_kind(index, params, request)
     window = {
         "offset": offset,
         "limit": limit,
@@ -148,6 +207,94 @@ def _run(index: Any, params: SearchParams, *, extra_limit: int | None = None) ->
         "page": params.page if params.page is not None else 1,
     }
     return outcome, window
+
+
+def _embedder(index: Any, name: str, vector: list[float] | None) -> dict[str, Any]:
+    embedder = (index.settings.get("embedders") or {}).get(name)
+    if embedder is None:
+        raise MeiliError("invalid_search_embedder", f"Cannot find embedder with name `{name}`.")
+    if vector is not None and len(vector) != embedder["dimensions"]:
+        raise MeiliError(
+            "invalid_vector_dimensions",
+            f"Invalid vector dimensions: expected: `{embedder['dimensions']}`, found: "
+            f"`{len(vector)}`.",
+        )
+    return embedder
+
+
+def _cannot_embed(q: str | None) -> MeiliError:
+    return MeiliError(
+        "vector_embedding_error",
+        "Error while generating embeddings: user error: attempt to embed the following text in "
+        f"a configuration where embeddings must be user provided:\n  - `{q or ''}`",
+    )
+
+
+def _run_kind(index: Any, params: SearchParams, request: SearchRequest) -> Any:
+    """Keyword, semantic or hybrid, chosen as Meilisearch's `search_kind` chooses."""
+    non_placeholder = params.q is not None and params.q.strip() != ""
+    vector, hybrid = params.vector, params.hybrid
+    if vector is not None and hybrid is None:
+        raise MeiliError(
+            "missing_search_hybrid",
+            "Invalid request: missing `hybrid` parameter when `vector` or `media` are present.",
+        )
+    if hybrid is None or hybrid[1] == 0.0 or (not non_placeholder and vector is None):
+        return run_search(index.searcher, request)
+    name, ratio = hybrid
+    embedder = _embedder(index, name, vector)
+    store = index.embeddings.get(name, {})
+    distribution = embedder.get("distribution")
+    if ratio == 1.0 or not non_placeholder:
+        if vector is None:
+            raise _cannot_embed(params.q)
+        outcome = run_vector_search(index.searcher, request, vector, store, distribution)
+        outcome.semantic_hit_count = len(outcome.hits)
+        outcome.query_vector = vector if params.retrieve_vectors else None
+        return outcome
+    needed = request.offset + request.limit
+    keyword = run_search(index.searcher, replace(request, offset=0, limit=needed))
+    window = slice(request.offset, request.offset + request.limit)
+    if vector is None or results_good_enough([h.score for h in keyword.hits], needed, ratio):
+        # Good enough, or no vector to search with (a userProvided embedder cannot embed `q`).
+        keyword.hits = keyword.hits[window]
+        keyword.semantic_hit_count = 0
+        return keyword
+    semantic = run_vector_search(
+        index.searcher, replace(request, offset=0, limit=needed), vector, store, distribution
+    )
+    distinct = request.distinct or index.settings.get("distinctAttribute")
+    merged, semantic_count = merge_hybrid(
+        semantic.hits,
+        keyword.hits,
+        values_of=lambda hit, is_semantic: hybrid_values(
+            hit.details, hit.score, ratio if is_semantic else 1.0 - ratio
+        ),
+        identity=lambda hit: hit.internal_id,
+        distinct_keys=(
+            (lambda hit: distinct_keys(index.searcher, hit.internal_id, distinct))
+            if distinct
+            else None
+        ),
+        offset=request.offset,
+        limit=request.limit,
+    )
+    candidates = semantic.matched_ids | keyword.matched_ids
+    outcome = SearchOutcome(
+        [hit for hit, _ in merged],
+        max(semantic.total, keyword.total) if distinct else len(candidates),
+        keyword.query,
+        keyword.rules,
+        matched_ids=candidates,
+        semantic_hit_count=semantic_count,
+        query_vector=vector if params.retrieve_vectors else None,
+    )
+    if request.facets is not None:
+        names = check_facets(index.searcher, request.facets)
+        outcome.facet_distribution, outcome.facet_stats = facet_counts(
+            index.searcher, names, candidates
+        )
+    return outcome
 
 
 def _render_hits(index: Any, params: SearchParams, outcome: Any) -> list[dict[str, Any]]:
@@ -183,6 +330,12 @@ def _render_hits(index: Any, params: SearchParams, outcome: Any) -> list[dict[st
             )
         if matcher is not None and params.show_matches_position:
             rendered["_matchesPosition"] = matches_position(shown, matcher)
+        if params.retrieve_vectors and _shows_vectors(displayed, retrieve):
+            doc_id = index.document_ids.get(hit.internal_id)
+            if doc_id is not None:
+                rendered[VECTORS_FIELD] = index.present(doc_id, [VECTORS_FIELD], True).get(
+                    VECTORS_FIELD, {}
+                )
         if params.show_ranking_score:
             rendered["_rankingScore"] = hit.score
         if params.show_ranking_score_details:
@@ -191,14 +344,22 @@ def _render_hits(index: Any, params: SearchParams, outcome: Any) -> list[dict[st
     return hits
 
 
+def _shows_vectors(displayed: list[str], retrieve: list[str]) -> bool:
+    return ("*" in displayed or VECTORS_FIELD in displayed) and (
+        "*" in retrieve or VECTORS_FIELD in retrieve
+    )
+
+
 def _response(
     index_uid: str, index: Any, params: SearchParams, outcome: Any, window: dict
 ) -> dict[str, Any]:
     response: dict[str, Any] = {
         "hits": _render_hits(index, params, outcome),
         "query": params.q or "",
-        "processingTimeMs": 0,
     }
+    if outcome.query_vector is not None:
+        response["queryVector"] = outcome.query_vector
+    response["processingTimeMs"] = 0
     total = window["total"]
     if window["page_mode"]:
         hits_per_page = window["hits_per_page"]
@@ -214,6 +375,8 @@ def _response(
         response["facetDistribution"] = outcome.facet_distribution or {}
         response["facetStats"] = outcome.facet_stats or {}
     response["requestUid"] = _request_uid(index_uid, params.raw)
+    if outcome.semantic_hit_count is not None:
+        response["semanticHitCount"] = outcome.semantic_hit_count
     return response
 
 
@@ -426,6 +589,9 @@ def facet_search(engine: Any, index_uid: str, body: Any) -> dict:
             "matchingStrategy",
             "attributesToSearchOn",
             "rankingScoreThreshold",
+            "vector",
+            "media",
+            "hybrid",
         )
         if k in body
     }
@@ -439,8 +605,8 @@ def facet_search(engine: Any, index_uid: str, body: Any) -> dict:
         attributes_to_search_on=params.attributes_to_search_on,
         ranking_score_threshold=params.ranking_score_threshold,
     )
-    outcome = run_search(index.searcher, request)
-    distribution, _ = facet_counts(index.searcher, [name], outcome.matched_ids, max_values=None)
+    matched = _facet_search_candidates(index, params, request)
+    distribution, _ = facet_counts(index.searcher, [name], matched, max_values=None)
     max_values = (settings.get("faceting") or {}).get("maxValuesPerFacet", 100)
     needle = f.normalize_facet(facet_query or "")
     needle_words = [normalize_word(w) for w in needle.split()]
@@ -455,3 +621,86 @@ def facet_search(engine: Any, index_uid: str, body: Any) -> dict:
             hits.append({"value": value, "count": count})
     hits = hits[:max_values]
     return {"facetHits": hits, "facetQuery": facet_query, "processingTimeMs": 0}
+
+
+def _facet_search_candidates(index: Any, params: SearchParams, request: SearchRequest) -> Any:
+    """The documents whose facet values count: the keyword search's matches, or with a vector
+    or a true hybrid query every document the filter keeps (milli's execute_for_candidates)."""
+    non_placeholder = params.q is not None and params.q.strip() != ""
+    vector, hybrid = params.vector, params.hybrid
+    if vector is not None and hybrid is None:
+        raise MeiliError(
+            "missing_search_hybrid",
+            "Invalid request: missing `hybrid` parameter when `vector` or `media` are present.",
+        )
+    if hybrid is None or hybrid[1] == 0.0 or (not non_placeholder and vector is None):
+        return run_search(index.searcher, request).matched_ids
+    _embedder(index, hybrid[0], vector)
+    if vector is None and (hybrid[1] == 1.0 or not non_placeholder):
+        raise _cannot_embed(params.q)
+    searcher = index.searcher
+    node = searcher.parse_filter(request.filter, error_code=request.filter_error_code)
+    return searcher.ids if node is None else searcher.facets.evaluate(node, searcher.ids)
+
+
+# ----------------------------------------------------------------------------- similar
+
+
+def similar(engine: Any, index_uid: str, body: Any) -> dict:
+    """POST /indexes/{uid}/similar: the documents nearest to one document's embedding."""
+    from miroir.devnode.search.vectors import similarity
+
+    index = engine.get_index(index_uid)
+    params = check_similar(body)
+    embedder = (index.settings.get("embedders") or {}).get(params["embedder"])
+    if embedder is None:
+        raise MeiliError(
+            "invalid_similar_embedder", f"Cannot find embedder with name `{params['embedder']}`."
+        )
+    doc_id = params["id"]
+    if doc_id not in index.internal_ids:
+        raise MeiliError("not_found_similar_id", f"Document `{doc_id}` not found.")
+    target_id = index.internal_ids[doc_id]
+    searcher = index.searcher
+    node = searcher.parse_filter(params["filter"], error_code="invalid_similar_filter")
+    universe = searcher.ids if node is None else searcher.facets.evaluate(node, searcher.ids)
+    universe = universe - BitMap([target_id])
+    store = index.embeddings.get(params["embedder"], {})
+    targets = store.get(target_id) or []
+    scored: list[tuple[float, int]] = []
+    if targets:
+        for internal_id in universe:
+            if internal_id in store:
+                score = similarity(targets[0], store[internal_id], embedder.get("distribution"))
+                scored.append((score, internal_id))
+    scored.sort(key=lambda item: (-item[0], item[1]))
+    window = scored[params["offset"] : params["offset"] + params["limit"]]
+    total = len(universe)
+    threshold = params["rankingScoreThreshold"]
+    if threshold is not None:
+        kept = []
+        for score, internal_id in window:
+            if score < threshold:
+                total = params["offset"] + len(kept)  # Meilisearch: candidates cut to the seen
+                break
+            kept.append((score, internal_id))
+        window = kept
+    max_total = (index.settings.get("pagination") or {}).get("maxTotalHits", 1000)
+    fake = SearchParams({
+        "attributesToRetrieve": params["attributesToRetrieve"],
+        "retrieveVectors": params["retrieveVectors"],
+        "showRankingScore": params["showRankingScore"],
+        "showRankingScoreDetails": params["showRankingScoreDetails"],
+    })
+    from miroir.devnode.search.execute import Hit
+
+    hits = [Hit(i, score, {"vectorSort": {"order": 0, "similarity": score}}) for score, i in window]
+    outcome = SearchOutcome(hits, total, parse_query("", index.settings), [])
+    return {
+        "hits": _render_hits(index, fake, outcome),
+        "id": doc_id,
+        "processingTimeMs": 0,
+        "limit": params["limit"],
+        "offset": params["offset"],
+        "estimatedTotalHits": min(total, max_total),
+    }

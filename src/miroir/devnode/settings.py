@@ -3,8 +3,8 @@
 The keys, defaults and request-time checks are Meilisearch's contract (`miroir.meili.settings`);
 this module owns the task-time part: the normalisation GET shows (sets come back sorted, `*`
 swallows the rest of a list), nested settings (typoTolerance, faceting, pagination) patched
-field by field, and the errors Meilisearch's indexer raises. The devnode has no embedders, so a
-non-empty `embedders` is refused here at request time. Never touches an index: the engine
+field by field, and the errors Meilisearch's indexer raises. Embedders: `userProvided` only
+(`miroir.devnode.search.vectors`), other sources refused here at request time. Never touches an index: the engine
 applies what `apply_patch` returns.
 """
 
@@ -22,11 +22,11 @@ __all__ = ["SETTINGS_KEYS", "SUBROUTES", "apply_patch", "default_settings", "val
 
 
 def _supported(key: str, value: Any) -> Any:
-    if key == "embedders" and value:
-        raise MeiliError(
-            contract.error_code(key),
-            "The devnode does not support embedders: `embedders` must be `{}` or null.",
-        )
+    if key == "embedders" and value is not None:
+        # userProvided embedders only: the devnode cannot call a model (search.vectors).
+        from miroir.devnode.search.vectors import validate_embedders
+
+        return validate_embedders(value, ".embedders", contract.error_code(key))
     return value
 
 
@@ -92,6 +92,11 @@ def apply_patch(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any
     updated = dict(current)
     defaults = default_settings()
     for key, value in patch.items():
+        if key == "embedders":
+            from miroir.devnode.search.vectors import apply_embedders_patch
+
+            updated[key] = apply_embedders_patch(current[key], value)
+            continue
         merged = _merge(current[key], value, defaults[key], nested_fields(key))
         updated[key] = _normalise(key, merged)
     sizes = updated["typoTolerance"]["minWordSizeForTypos"]

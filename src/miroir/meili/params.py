@@ -29,6 +29,7 @@ attribute is filterable or sortable, or an index exists, is the node's verdict.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -188,8 +189,8 @@ SEARCH: dict[str, Param] = _table(
     _search("rankingScoreThreshold", SCORE),
     _search("locales", ANY_LIST),
     _search("personalize", ANY, in_query=False),
-    _search("hybrid", ANY),
-    _search("useNetwork", ANY, in_query=False),
+    _search("hybrid", ANY, in_query=False),  # GET: hybridEmbedder, hybridSemanticRatio
+    _search("useNetwork", BOOL, False),
 )
 
 # One query of POST /multi-search: a search plus the index it asks and its federation options.
@@ -205,13 +206,15 @@ MULTI_SEARCH: dict[str, Param] = _table(
     Param("federation", OBJECT, None, "invalid_multi_search_federated"),
 )
 # `federation` of a federated multi-search.
+# Meilisearch's `Federation` takes its pagination with the search codes (`invalid_search_limit`).
 FEDERATION: dict[str, Param] = _table(
-    Param("offset", USIZE, 0, "invalid_multi_search_federated"),
-    Param("limit", USIZE, 20, "invalid_multi_search_federated"),
-    Param("page", USIZE, 1, "invalid_multi_search_federated"),
-    Param("hitsPerPage", USIZE, 20, "invalid_multi_search_federated"),
+    Param("offset", USIZE, 0, "invalid_search_offset"),
+    Param("limit", USIZE, 20, "invalid_search_limit"),
+    Param("page", USIZE, 1, "invalid_search_page"),
+    Param("hitsPerPage", USIZE, 20, "invalid_search_hits_per_page"),
     Param("facetsByIndex", OBJECT, None, "invalid_multi_search_facets_by_index"),
     Param("mergeFacets", OBJECT, None, "invalid_multi_search_merge_facets"),
+    Param("showPerformanceDetails", BOOL, False, "invalid_search_show_performance_details"),
 )
 MERGE_FACETS: dict[str, Param] = _table(
     Param("maxValuesPerFacet", USIZE, 100, "invalid_multi_search_max_values_per_facet"),
@@ -234,6 +237,11 @@ FACET_SEARCH: dict[str, Param] = {
                    "invalid_facet_search_exhaustive_facet_count")),
     "rankingScoreThreshold": SEARCH["rankingScoreThreshold"],
     "locales": SEARCH["locales"],
+    # Newer Meilisearch (the 1.53 FacetSearchQuery): the node judges vectors and embedders.
+    "vector": SEARCH["vector"],
+    "media": SEARCH["media"],
+    "hybrid": SEARCH["hybrid"],
+    "useNetwork": SEARCH["useNetwork"],
 }
 
 # POST /indexes/{uid}/documents/fetch, and GET /indexes/{uid}/documents (the same, as a query).
@@ -305,13 +313,55 @@ def check_search(body: Any, *, path: str = "", table: Table = SEARCH) -> dict[st
     return check_body(body, table, path=path)
 
 
+_GET_ONLY = ("hybridEmbedder", "hybridSemanticRatio")
+
+
 def search_body_from_query(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    """GET /indexes/{uid}/search's query string as the equivalent POST body, checked."""
-    return check_search(body_from_query(pairs, SEARCH))
+    """GET /indexes/{uid}/search's query string as the equivalent POST body, checked.
+
+    `vector` is a comma list of floats; `hybridEmbedder` and `hybridSemanticRatio` make the
+    body's `hybrid` object, as Meilisearch reads them."""
+    pairs = list(pairs)
+    hybrid: dict[str, Any] = {}
+    rest = []
+    for name, text in pairs:
+        if name == "hybridEmbedder":
+            hybrid["embedder"] = text
+        elif name == "hybridSemanticRatio":
+            code = "invalid_search_semantic_ratio"
+            try:
+                ratio = float(text)
+            except ValueError:
+                raise deserr.bad_parameter(code, name, f"could not parse `{text}` as a float") from None
+            if not 0.0 <= ratio <= 1.0:
+                raise deserr.bad_parameter(
+                    code, name, "the value of `semanticRatio` is invalid, expected a float "
+                    "between `0.0` and `1.0`.")
+            hybrid["semanticRatio"] = ratio
+        elif name == "vector":
+            try:
+                vector = [float(part) for part in text.split(",") if part.strip()]
+            except ValueError:
+                raise deserr.bad_parameter(
+                    "invalid_search_vector", name, f"could not parse `{text}` as a list of floats"
+                ) from None
+            hybrid.setdefault("_vector", vector)
+        else:
+            rest.append((name, text))
+    allowed = tuple(name for name, param in SEARCH.items() if param.in_query) + _GET_ONLY
+    query_params(pairs, allowed)  # an unknown parameter is refused with every allowed name
+    body = body_from_query(rest, SEARCH)
+    if "_vector" in hybrid:
+        body["vector"] = hybrid.pop("_vector")
+    if hybrid:
+        body["hybrid"] = hybrid
+    return check_search(body)
 
 
 def _federated_query_rules(query: Mapping[str, Any], path: str, position: int) -> None:
-    paging = [name for name in ("limit", "offset", "page", "hitsPerPage") if name in query]
+    # Refused only when not null, in this order (Meilisearch's has_pagination).
+    paging = [name for name in ("offset", "limit", "page", "hitsPerPage")
+              if query.get(name) is not None]
     if paging:
         raise MeiliError(
             "invalid_multi_search_query_pagination",
@@ -321,7 +371,7 @@ def _federated_query_rules(query: Mapping[str, Any], path: str, position: int) -
             "\n - Hint: pass `federation.limit` and `federation.offset` for pagination in "
             "federated search",
         )
-    if query.get("facets") is not None:
+    if query.get("facets"):  # null and [] are tolerated (has_facets)
         raise MeiliError(
             "invalid_multi_search_query_facets",
             f"Inside `{path}`: Using facet options is not allowed in federated queries.\n"
@@ -409,3 +459,105 @@ def documents_body_from_query(pairs: Iterable[tuple[str, str]]) -> dict[str, Any
     if body.get("filter") == "":
         del body["filter"]
     return check_documents_fetch(body)
+
+
+# ---- similar ----------------------------------------------------------------------------------
+
+
+def _similar_code(name: str) -> str:
+    return "invalid_similar_" + "".join("_" + c.lower() if c.isupper() else c for c in name)
+
+
+SIMILAR_FIELDS = (
+    "id",
+    "offset",
+    "limit",
+    "filter",
+    "embedder",
+    "attributesToRetrieve",
+    "retrieveVectors",
+    "showRankingScore",
+    "showRankingScoreDetails",
+    "showPerformanceDetails",
+    "rankingScoreThreshold",
+)
+
+
+def similar_params_from_query(query: list[tuple[str, str]]) -> dict[str, Any]:
+    """A GET /similar query string as the equivalent POST body."""
+    body: dict[str, Any] = {}
+    for name, value in query:
+        if name not in SIMILAR_FIELDS:
+            raise deserr.unknown_parameter(name, SIMILAR_FIELDS)
+        code = _similar_code(name)
+        if name in ("offset", "limit"):
+            body[name] = deserr.parse_query_usize(code, name, value)
+        elif name in ("retrieveVectors", "showRankingScore", "showRankingScoreDetails",
+                      "showPerformanceDetails"):
+            body[name] = deserr.parse_query_bool(code, name, value)
+        elif name == "attributesToRetrieve":
+            body[name] = value.split(",")
+        elif name == "rankingScoreThreshold":
+            try:
+                body[name] = float(value)
+            except ValueError:
+                raise deserr.bad_parameter(code, name, f"could not parse `{value}` as a float") from None
+        else:
+            body[name] = value
+    return body
+
+
+def check_similar(body: Any) -> dict[str, Any]:
+    """A POST /similar body checked as Meilisearch checks it (codes `invalid_similar_*`)."""
+    body = deserr.body_object("bad_request", "", body)
+    deserr.check_fields(body, SIMILAR_FIELDS, path="", code="bad_request")
+
+    def code(name: str) -> str:
+        return _similar_code(name)
+
+    if body.get("id") is None:
+        raise deserr.missing_field("invalid_similar_id", "", "id")
+    doc_id = body["id"]
+    if isinstance(doc_id, int) and not isinstance(doc_id, bool):
+        doc_id = str(doc_id)
+    if not isinstance(doc_id, str) or not doc_id or not re.fullmatch(r"[A-Za-z0-9_-]{1,511}", doc_id):
+        raise MeiliError(
+            "invalid_similar_id",
+            "Invalid value at `.id`: the value of `id` is invalid. A document identifier can be "
+            "of type integer or string, only composed of alphanumeric characters (a-z A-Z 0-9), "
+            "hyphens (-) and underscores (_), and can not be more than 511 bytes.",
+        )
+    if body.get("embedder") is None:
+        raise deserr.missing_field("invalid_similar_embedder", "", "embedder")
+    checked = {
+        "id": doc_id,
+        "embedder": deserr.body_string("invalid_similar_embedder", ".embedder", body["embedder"]),
+        "offset": 0 if body.get("offset") is None
+        else deserr.body_usize(code("offset"), ".offset", body["offset"]),
+        "limit": 20 if body.get("limit") is None
+        else deserr.body_usize(code("limit"), ".limit", body["limit"]),
+        "filter": body.get("filter"),
+    }
+    if checked["filter"] is not None and not isinstance(checked["filter"], str | list):
+        raise deserr.type_error(code("filter"), ".filter", "a string or an array", checked["filter"])
+    for name in ("retrieveVectors", "showRankingScore", "showRankingScoreDetails",
+                 "showPerformanceDetails"):
+        checked[name] = (False if body.get(name) is None
+                         else deserr.body_bool(code(name), f".{name}", body[name]))
+    retrieve = body.get("attributesToRetrieve")
+    checked["attributesToRetrieve"] = (
+        None if retrieve is None
+        else deserr.body_string_list(code("attributesToRetrieve"), ".attributesToRetrieve", retrieve)
+    )
+    threshold = body.get("rankingScoreThreshold")
+    if threshold is not None:
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+            raise deserr.type_error(code("rankingScoreThreshold"), ".rankingScoreThreshold",
+                                    "a number", threshold)
+        if not 0.0 <= threshold <= 1.0:
+            raise deserr.invalid_value(
+                code("rankingScoreThreshold"), ".rankingScoreThreshold",
+                "the value of `rankingScoreThreshold` is invalid, expected a float between "
+                "`0.0` and `1.0`.")
+    checked["rankingScoreThreshold"] = threshold
+    return checked

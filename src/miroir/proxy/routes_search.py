@@ -27,7 +27,7 @@ import orjson
 import trio
 from quart import Blueprint, Response, request
 
-from miroir.cluster import read_documents, search
+from miroir.cluster import read_documents, search, similar
 from miroir.core.errors import MeiliError
 from miroir.meili import params as meili_params
 from miroir.meili import payloads
@@ -73,6 +73,8 @@ def _render(result: search.ReadResult, *, request_uid: bool = False) -> Response
     payload = result.response
     if request_uid:
         payload["requestUid"] = new_request_uid()
+    if "performanceDetails" in payload:  # last, as Meilisearch puts it
+        payload["performanceDetails"] = payload.pop("performanceDetails")
     headers = {DEGRADED_HEADER: _degraded(result.missing)} if result.missing else None
     return json_response(payload, headers=headers)
 
@@ -87,6 +89,8 @@ def _rendered_bytes(result: search.ReadResult) -> tuple[bytes, list[tuple[bytes,
     Quart response (the lane's hot path)."""
     payload = result.response
     payload["requestUid"] = new_request_uid()
+    if "performanceDetails" in payload:  # last, as Meilisearch puts it
+        payload["performanceDetails"] = payload.pop("performanceDetails")
     body = orjson.dumps(payload)
     headers = [(b"content-type", JSON_TYPE), (b"content-length", str(len(body)).encode())]
     if result.missing:
@@ -127,6 +131,22 @@ async def facet_search(uid: str) -> Response:
     bodies.index_uid(uid)
     params = _tenant(uid, meili_params.check_facet_search(await bodies.json_body()))
     return _render(await search.facet_search(cluster(), uid, params, policy=_policy()))
+
+
+@blueprint.post("/indexes/<uid>/similar")
+async def similar_post(uid: str) -> Response:
+    bodies.index_uid(uid)
+    params = meili_params.check_similar(await bodies.json_object_body())
+    return _render(await similar.similar(cluster(), uid, params, policy=_policy()))
+
+
+@blueprint.get("/indexes/<uid>/similar")
+async def similar_get(uid: str) -> Response:
+    bodies.index_uid(uid)
+    params = meili_params.check_similar(
+        meili_params.similar_params_from_query(list(request.args.items(multi=True)))
+    )
+    return _render(await similar.similar(cluster(), uid, params, policy=_policy()))
 
 
 @blueprint.get("/indexes/<uid>/documents")

@@ -12,6 +12,7 @@ Totals count matches, never the size of the window.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +66,8 @@ class SearchOutcome:
     facet_distribution: dict[str, dict[str, int]] | None = None
     facet_stats: dict[str, dict[str, float]] | None = None
     matched_ids: BitMap = field(default_factory=BitMap)  # every match (before distinct)
+    semantic_hit_count: int | None = None  # semantic and hybrid searches only
+    query_vector: list[float] | None = None  # the vector a semantic search ranked by
 
 
 def format_number(value: float) -> str:
@@ -333,6 +336,11 @@ def run_search(searcher: IndexSearcher, request: SearchRequest) -> SearchOutcome
     return outcome
 
 
+def distinct_keys(searcher: IndexSearcher, internal_id: int, attribute: str) -> set[Any]:
+    """A document's distinct values, as keys (strings normalized, numbers by value)."""
+    return _distinct_keys(searcher, internal_id, attribute)
+
+
 def _distinct_keys(searcher: IndexSearcher, internal_id: int, attribute: str) -> set[Any]:
     facts = searcher.facets.field(attribute).facts.get(internal_id)
     if facts is None:
@@ -438,3 +446,162 @@ def facet_counts(
         if number_counts:
             stats[name] = {"min": float(min(number_counts)), "max": float(max(number_counts))}
     return distribution, stats
+
+
+# ----------------------------------------------------------------------------- semantic search
+
+
+def vector_rules(settings: dict[str, Any], sort: list[tuple[str, bool]]) -> list[Rule]:
+    """The rules of a semantic search (milli's `get_ranking_rules_for_vector`): the first
+    relevancy rule becomes `vectorSort` and the others vanish; sort rules stay in place."""
+    ranking_rules = list(settings.get("rankingRules") or [])
+    if sort and "sort" not in ranking_rules:
+        raise MeiliError(
+            "invalid_search_sort",
+            "You must specify where `sort` is listed in the rankingRules setting to use the sort "
+            "parameter at search time.",
+        )
+    rules: list[Rule] = []
+    sorted_fields: set[str] = set()
+    vector = False
+    for name in ranking_rules:
+        if name == "sort":
+            for field_name, ascending in sort:
+                if field_name not in sorted_fields:
+                    sorted_fields.add(field_name)
+                    rules.append(Rule("sort", field_name, ascending, True))
+            continue
+        custom = _CUSTOM_SORT_RULE.match(name)
+        if custom:
+            if custom.group(1) not in sorted_fields:
+                sorted_fields.add(custom.group(1))
+                rules.append(Rule("sort", custom.group(1), custom.group(2) == "asc"))
+            continue
+        if not vector:
+            rules.append(Rule("vectorSort"))
+            vector = True
+    return rules
+
+
+_CUSTOM_SORT_RULE = re.compile(r"^(.+):(asc|desc)$")
+
+
+def _sort_value(searcher: IndexSearcher, rule: Rule, internal_id: int) -> tuple[int, Any]:
+    """(bucket, value) as the keyword ranking's sort rule reads it: numbers, strings, none."""
+    facts = searcher.facets.field(rule.field).facts.get(internal_id)
+    if facts is not None and facts.numbers:
+        return 0, (min(facts.numbers) if rule.ascending else max(facts.numbers))
+    if facts is not None and facts.strings:
+        values = [f.normalize_facet(s) for s in facts.strings]
+        return 1, (min(values) if rule.ascending else max(values))
+    return 2, None
+
+
+# Over the complexity bar on purpose: the semantic search's steps (filter, rules, order,
+# threshold, distinct, window, facets) read in sequence, as run_search's do.
+def run_vector_search(  # noqa: C901
+    searcher: IndexSearcher,
+    request: SearchRequest,
+    vector: list[float],
+    embeddings: dict[int, list[list[float]]],
+    distribution: dict[str, Any] | None,
+) -> SearchOutcome:
+    """A semantic search: every document matching the filter, best similarity first (documents
+    without an embedding last, similarity null), with the sort rules where the settings put
+    them; ties by internal id. `_rankingScore` is the similarity (0 without one)."""
+    from miroir.devnode.search.vectors import similarity
+
+    settings = searcher.settings
+    filter_node = searcher.parse_filter(request.filter, error_code=request.filter_error_code)
+    check_sortable(searcher, request.sort)
+    facet_names = check_facets(searcher, request.facets) if request.facets is not None else None
+    rules = vector_rules(settings, request.sort)
+    universe = searcher.ids
+    if filter_node is not None:
+        universe = searcher.facets.evaluate(filter_node, universe)
+    displayed = displayed_predicate(settings)
+    similarities = {
+        internal_id: similarity(vector, embeddings[internal_id], distribution)
+        for internal_id in universe
+        if internal_id in embeddings
+    }
+
+    def key(internal_id: int) -> tuple:
+        parts: list[Any] = []
+        for rule in rules:
+            if rule.kind == "vectorSort":
+                found = similarities.get(internal_id)
+                parts.append((0, -found) if found is not None else (1, 0.0))
+            else:
+                bucket, value = _sort_value(searcher, rule, internal_id)
+                if value is None:
+                    parts.append((bucket,))
+                elif bucket == 0:
+                    parts.append((0, value if rule.ascending else -value))
+                else:
+                    parts.append((1, value) if rule.ascending else (1, _Reversed(value)))
+        parts.append(internal_id)
+        return tuple(parts)
+
+    def details_of(internal_id: int) -> tuple[float, dict[str, Any], list[tuple]]:
+        details: dict[str, Any] = {}
+        values: list[tuple] = []
+        for order, rule in enumerate(rules):
+            if rule.kind == "vectorSort":
+                found = similarities.get(internal_id)
+                details["vectorSort"] = {"order": order, "similarity": found}
+                values.append(("score", found or 0.0))
+            else:
+                bucket, value = _sort_value(searcher, rule, internal_id)
+                name = f"{rule.field}:{'asc' if rule.ascending else 'desc'}"
+                if not displayed(rule.field):
+                    details[f"<hidden-rule-{order}>"] = {"order": order, "value": "<hidden>"}
+                else:
+                    details[name] = {"order": order, "value": value}
+                values.append(("sort", rule.ascending, bucket, value))
+        has_vector = any(r.kind == "vectorSort" for r in rules)
+        score = (similarities.get(internal_id) or 0.0) if has_vector else 1.0
+        return score, details, values
+
+    ordered_list = sorted(universe, key=key)
+    threshold = request.ranking_score_threshold
+    if threshold is not None:
+        ordered_list = [i for i in ordered_list if details_of(i)[0] >= threshold]
+        counted = BitMap(ordered_list)
+    else:
+        counted = universe
+    distinct = request.distinct if request.distinct is not None else settings.get("distinctAttribute")
+    ordered: Iterator[int] = iter(ordered_list)
+    if distinct:
+        ordered, total = _apply_distinct(searcher, ordered, counted, distinct)
+    else:
+        total = len(counted)
+    hits: list[Hit] = []
+    window_end = request.offset + request.limit
+    for position, internal_id in enumerate(ordered):
+        if position >= window_end:
+            break
+        if position >= request.offset:
+            score, details, values = details_of(internal_id)
+            hits.append(Hit(internal_id, score, details, values))
+    outcome = SearchOutcome(hits, total, parse_query("", settings), rules, matched_ids=counted)
+    if facet_names is not None:
+        outcome.facet_distribution, outcome.facet_stats = facet_counts(
+            searcher, facet_names, counted
+        )
+    return outcome
+
+
+class _Reversed:
+    """A string whose ascending order is the reverse of its own."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __lt__(self, other: _Reversed) -> bool:
+        return self.value > other.value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Reversed) and self.value == other.value
