@@ -123,6 +123,6 @@ def test_both_sdks_list_documents_sorted_like_one_node(cluster, vectors_index):
         community = client.index(INDEX).get_documents(offset=5, limit=10, sort="price:desc")
     assert [d["id"] for d in community.results] == [d["id"] for d in expected]
     by_name = sdk(cluster).index(INDEX).get_documents({"sort": "name:asc", "limit": 60,
-                                                       "fields": "name"})
+                                                       "fields": ["name"]})
     names = [d.name for d in by_name.results]
     assert names == sorted(names, key=str.lower)

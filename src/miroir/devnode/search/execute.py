@@ -469,7 +469,7 @@ def vector_rules(settings: dict[str, Any], sort: list[tuple[str, bool]]) -> list
             for field_name, ascending in sort:
                 if field_name not in sorted_fields:
                     sorted_fields.add(field_name)
-                    rules.append(Rule("sort", field_name, ascending, True))
+                    rules.append(Rule("sort", field_name, ascending))
             continue
         custom = _CUSTOM_SORT_RULE.match(name)
         if custom:
