@@ -2,8 +2,8 @@
 
 Owns: reading search (POST and GET), multi-search (plain and federated) and facet-search
 requests once `miroir.meili.params` has checked them (Meilisearch's table, the same the proxy
-checks with), refusing what the devnode cannot do (vectors, embedders); the response
-shapes (offset/limit vs page mode, maxTotalHits capping, facets, per-hit `_formatted`,
+checks with), refusing what the devnode cannot do (`media`, `personalize`); the search kind
+(keyword, semantic, hybrid: Meilisearch's `search_kind`) and `similar`; the response shapes (offset/limit vs page mode, maxTotalHits capping, facets, per-hit `_formatted`,
 `_matchesPosition`, `_rankingScore`, `_rankingScoreDetails`).
 
 Must never: read clocks or randomness (processingTimeMs is 0 and requestUid is derived from the
@@ -67,7 +67,7 @@ def _request_uid(*parts: Any) -> str:
 
 class SearchParams:
     """A search request checked against Meilisearch's table (`miroir.meili.params`), read with
-    its defaults; refuses what the devnode cannot do (vectors, embedders)."""
+    its defaults; refuses what the devnode cannot do (`media`, `personalize`)."""
 
     def __init__(self, body: dict[str, Any]) -> None:
         def get(name: str) -> Any:
