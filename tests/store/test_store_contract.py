@@ -127,6 +127,29 @@ async def test_pruning_drops_expired_idempotency_keys(store):
     assert (await store.get_idempotency_key("new", T0 + 10)).task_uid == 2
 
 
+async def test_a_claim_past_max_keys_evicts_the_keys_that_expire_first(store):
+    for i in range(5):
+        await store.claim_idempotency_key(f"k{i}", "h", i, now=T0 + i, ttl_ms=HOUR, max_keys=3)
+    held = [k for k in ("k0", "k1", "k2", "k3", "k4")
+            if await store.get_idempotency_key(k, T0 + 5) is not None]
+    assert held == ["k2", "k3", "k4"]
+    # A key claimed again after it expired replaces itself; it is not counted twice.
+    await store.claim_idempotency_key("k2", "h2", 9, now=T0 + HOUR + 3, ttl_ms=HOUR, max_keys=3)
+    assert (await store.get_idempotency_key("k2", T0 + HOUR + 3)).task_uid == 9
+    assert (await store.get_idempotency_key("k4", T0 + HOUR + 3)).task_uid == 4
+
+
+async def test_a_released_key_can_be_claimed_again_but_only_its_claimer_releases_it(store):
+    await store.claim_idempotency_key("k", "h", 10, now=T0, ttl_ms=HOUR)
+    assert not await store.release_idempotency_key("k", 11)
+    assert (await store.get_idempotency_key("k", T0)).task_uid == 10
+    assert await store.release_idempotency_key("k", 10)
+    assert await store.get_idempotency_key("k", T0) is None
+    assert not await store.release_idempotency_key("k", 10)
+    again = await store.claim_idempotency_key("k", "h2", 12, now=T0, ttl_ms=HOUR, max_keys=1)
+    assert again.task_uid == 12
+
+
 # ---- settings versions
 
 

@@ -101,12 +101,19 @@ class Store(Protocol):
 
     # ---- idempotency keys
     async def claim_idempotency_key(
-        self, key: str, body_hash: str, task_uid: int, now: int, ttl_ms: int
+        self, key: str, body_hash: str, task_uid: int, now: int, ttl_ms: int,
+        max_keys: int | None = None,
     ) -> IdempotencyRecord:
         """Record `key` unless an unexpired record exists; return whichever record now stands.
 
-        The caller won the key iff the returned record's task_uid is its own.
+        The caller won the key iff the returned record's task_uid is its own. With `max_keys`,
+        a new record that takes the store past that many keys evicts the ones that expire
+        first (never the new one), so the keys held stay bounded whatever clients send.
         """
+
+    async def release_idempotency_key(self, key: str, task_uid: int) -> bool:
+        """Forget `key` if its record still names `task_uid` (the claimer gives it back when
+        the write it guarded was not accepted, so a retry runs again). True if released."""
 
     async def get_idempotency_key(self, key: str, now: int) -> IdempotencyRecord | None:
         ...

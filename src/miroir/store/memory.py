@@ -97,14 +97,27 @@ class MemoryStore:
         return len(old)
 
     async def claim_idempotency_key(
-        self, key: str, body_hash: str, task_uid: int, now: int, ttl_ms: int
+        self, key: str, body_hash: str, task_uid: int, now: int, ttl_ms: int,
+        max_keys: int | None = None,
     ) -> IdempotencyRecord:
         existing = await self.get_idempotency_key(key, now)
         if existing is not None:
             return existing
         record = IdempotencyRecord(key, body_hash, task_uid, now + ttl_ms)
+        self._idempotency.pop(key, None)  # an expired record of the same key
+        if max_keys is not None and len(self._idempotency) >= max_keys:
+            by_expiry = sorted(self._idempotency.values(), key=lambda r: (r.expires_at, r.key))
+            for evicted in by_expiry[:len(self._idempotency) - max_keys + 1]:
+                del self._idempotency[evicted.key]
         self._idempotency[key] = record
         return record
+
+    async def release_idempotency_key(self, key: str, task_uid: int) -> bool:
+        record = self._idempotency.get(key)
+        if record is None or record.task_uid != task_uid:
+            return False
+        del self._idempotency[key]
+        return True
 
     async def get_idempotency_key(self, key: str, now: int) -> IdempotencyRecord | None:
         record = self._idempotency.get(key)

@@ -282,21 +282,39 @@ class SqliteStore:
     # ---- idempotency keys
 
     async def claim_idempotency_key(
-        self, key: str, body_hash: str, task_uid: int, now: int, ttl_ms: int
+        self, key: str, body_hash: str, task_uid: int, now: int, ttl_ms: int,
+        max_keys: int | None = None,
     ) -> IdempotencyRecord:
         def claim(conn: sqlite3.Connection) -> IdempotencyRecord:
             existing = _get_idempotency(conn, key, now)
             if existing is not None:
                 return existing
             record = IdempotencyRecord(key, body_hash, task_uid, now + ttl_ms)
+            conn.execute("DELETE FROM idempotency_keys WHERE key = ?", (key,))
+            if max_keys is not None:
+                (held,) = conn.execute("SELECT COUNT(*) FROM idempotency_keys").fetchone()
+                if held >= max_keys:
+                    conn.execute(
+                        "DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM "
+                        "idempotency_keys ORDER BY expires_at, key LIMIT ?)",
+                        (held - max_keys + 1,),
+                    )
             conn.execute(
-                "INSERT OR REPLACE INTO idempotency_keys (key, body_hash, task_uid, expires_at) "
+                "INSERT INTO idempotency_keys (key, body_hash, task_uid, expires_at) "
                 "VALUES (?, ?, ?, ?)",
                 (key, body_hash, task_uid, record.expires_at),
             )
             return record
 
         return await self._runner.run(self._write, claim)
+
+    async def release_idempotency_key(self, key: str, task_uid: int) -> bool:
+        def release(conn: sqlite3.Connection) -> bool:
+            return conn.execute(
+                "DELETE FROM idempotency_keys WHERE key = ? AND task_uid = ?", (key, task_uid)
+            ).rowcount > 0
+
+        return await self._runner.run(self._write, release)
 
     async def get_idempotency_key(self, key: str, now: int) -> IdempotencyRecord | None:
         return await self._runner.run(self._read, lambda conn: _get_idempotency(conn, key, now))
