@@ -82,6 +82,14 @@ class TaskStoreConfig:
 
 
 @attrs.frozen
+class IdempotencyConfig:
+    """`Idempotency-Key` on writes: how long a key is remembered, and how many keys at most."""
+
+    ttl_seconds: int = 24 * 3600
+    max_cached_keys: int = 100_000
+
+
+@attrs.frozen
 class AdminConfig:
     enabled: bool = True
     api_key: str | None = attrs.field(default=None, repr=False)
@@ -105,6 +113,7 @@ class MiroirConfig:
     scatter: ScatterConfig = ScatterConfig()
     server: ServerConfig = ServerConfig()
     task_store: TaskStoreConfig = TaskStoreConfig()
+    idempotency: IdempotencyConfig = IdempotencyConfig()
     admin: AdminConfig = AdminConfig()
     metrics: MetricsConfig = MetricsConfig()
 
@@ -128,6 +137,7 @@ _SECTIONS: dict[str, type] = {
     "scatter": ScatterConfig,
     "server": ServerConfig,
     "task_store": TaskStoreConfig,
+    "idempotency": IdempotencyConfig,
     "admin": AdminConfig,
     "metrics": MetricsConfig,
 }
@@ -306,6 +316,8 @@ def _check_semantics(config: MiroirConfig) -> None:
         ("task_store.ttl_seconds", config.task_store.ttl_seconds),
         ("task_store.timeout_seconds", config.task_store.timeout_seconds),
         ("task_store.threads", config.task_store.threads),
+        ("idempotency.ttl_seconds", config.idempotency.ttl_seconds),
+        ("idempotency.max_cached_keys", config.idempotency.max_cached_keys),
     ):
         if value < 1:
             raise ConfigError(field, "must be at least 1")

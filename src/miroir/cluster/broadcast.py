@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from miroir.cluster.idempotency import reservation_suspended
 from miroir.cluster.indexes import index_exists
 from miroir.cluster.runtime import Cluster, NodeRejected, first_rejection, task_uid_of
 from miroir.cluster.tasks import record_finished_task, record_task
@@ -218,8 +219,10 @@ async def _update_settings(cluster: Cluster, uid: str, patch: Mapping[str, Any])
     details = dict(patch)
     sent = protect_settings_patch(patch)
     if await index_exists(cluster, uid) is None:
-        # Meilisearch creates a missing index on a settings update.
-        creation = await create_index(cluster, uid, None)
+        # Meilisearch creates a missing index on a settings update. That creation is a task of
+        # its own: the uid an idempotency key reserved is the settings task's.
+        with reservation_suspended():
+            creation = await create_index(cluster, uid, None)
         if creation.error is not None:
             return await record_finished_task(
                 cluster, "settingsUpdate", uid, details, error=creation.error
