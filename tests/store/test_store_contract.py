@@ -166,6 +166,34 @@ async def test_settings_versions_are_allocated_per_index_and_only_move_up(store)
     assert await store.allocate_settings_version("movies") == 1
 
 
+async def test_committed_settings_only_move_to_a_higher_version(store):
+    assert await store.get_committed_settings("movies") is None
+    first = await store.commit_settings("movies", 2, {"sortableAttributes": ["year"], "n": None})
+    assert (first.version, first.settings) == (2, {"sortableAttributes": ["year"], "n": None})
+    assert await store.commit_settings("movies", 1, {"sortableAttributes": []}) == first
+    assert await store.commit_settings("movies", 2, {"sortableAttributes": []}) == first
+    later = await store.commit_settings("movies", 5, {"sortableAttributes": []})
+    assert later.version == 5 and await store.get_committed_settings("movies") == later
+    assert await store.get_committed_settings("songs") is None
+    await store.delete_settings_versions("movies")
+    assert await store.get_committed_settings("movies") is None
+
+
+async def test_two_stores_committing_settings_keep_the_highest_version(backend):
+    stores = [await backend.open(), await backend.open()]
+
+    async def commit(version: int) -> None:
+        await stores[version % 2].commit_settings("movies", version, {"v": version})
+
+    async with trio.open_nursery() as nursery:
+        for version in range(1, 11):
+            nursery.start_soon(commit, version)
+    for store in stores:
+        assert await store.get_committed_settings("movies") == (
+            await stores[0].get_committed_settings("movies"))
+    assert (await stores[1].get_committed_settings("movies")).settings == {"v": 10}
+
+
 # ---- index versions
 
 

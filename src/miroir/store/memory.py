@@ -12,11 +12,15 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable
 
+from typing import Any
+
 import attrs
+import orjson
 
 from miroir.core.tasks import FINISHED_STATUSES, Task, TaskPage, TaskQuery, select_page
 from miroir.store.base import (
     DEFAULT_TASK_TTL_MS,
+    CommittedSettings,
     IdempotencyRecord,
     Lease,
     lease_after_acquire,
@@ -38,6 +42,7 @@ class MemoryStore:
         self._settings_counters: dict[str, int] = {}
         self._settings: dict[str, dict[str, int]] = {}
         self._index_versions: dict[str, int] = {}
+        self._committed: dict[str, CommittedSettings] = {}
         self._leases: dict[str, Lease] = {}
         self._api_keys: dict[str, dict] = {}
         self._api_keys_version = 0
@@ -138,6 +143,21 @@ class MemoryStore:
     async def delete_settings_versions(self, index_uid: str) -> None:
         self._settings.pop(index_uid, None)
         self._settings_counters.pop(index_uid, None)
+        self._committed.pop(index_uid, None)
+
+    async def commit_settings(
+        self, index_uid: str, version: int, settings: dict[str, Any]
+    ) -> CommittedSettings:
+        current = self._committed.get(index_uid)
+        if current is not None and current.version >= version:
+            return current
+        # A copy through JSON: the stored value must not change with the caller's dict.
+        committed = CommittedSettings(version, orjson.loads(orjson.dumps(settings)))
+        self._committed[index_uid] = committed
+        return committed
+
+    async def get_committed_settings(self, index_uid: str) -> CommittedSettings | None:
+        return self._committed.get(index_uid)
 
     async def bump_index_version(self, index_uid: str) -> int:
         self._index_versions[index_uid] = self._index_versions.get(index_uid, 0) + 1

@@ -49,6 +49,7 @@ from miroir.core.tasks import (
 from miroir.store._threads import ThreadRunner
 from miroir.store.base import (
     DEFAULT_TASK_TTL_MS,
+    CommittedSettings,
     IdempotencyRecord,
     Lease,
     StoreError,
@@ -130,6 +131,15 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return ARGV[2]
 """
 
+# KEYS: committed settings hash. ARGV: version, settings JSON. Replaces only a lower version.
+_COMMIT_SETTINGS = """
+local cur = redis.call('HGET', KEYS[1], 'version')
+if not cur or tonumber(cur) < tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'version', ARGV[1], 'settings', ARGV[2])
+end
+return redis.call('HMGET', KEYS[1], 'version', 'settings')
+"""
+
 # The lease scripts are store.base.lease_after_acquire / lease_after_renew, in Lua.
 # KEYS: lease hash. ARGV: holder, now, new expires_at.
 _ACQUIRE_LEASE = """
@@ -202,6 +212,7 @@ class RedisStore:
         self._prune_idempotency = script(_PRUNE_IDEMPOTENCY)
         self._release_idempotency = script(_RELEASE_IDEMPOTENCY)
         self._record_settings_version = script(_RECORD_SETTINGS_VERSION)
+        self._commit_settings = script(_COMMIT_SETTINGS)
         self._acquire_lease = script(_ACQUIRE_LEASE)
         self._renew_lease = script(_RENEW_LEASE)
         self._release_lease = script(_RELEASE_LEASE)
@@ -383,10 +394,27 @@ class RedisStore:
         def delete() -> None:
             with self._client.pipeline(transaction=True) as pipe:
                 pipe.delete(self._key("settings", index_uid))
+                pipe.delete(self._key("settings-committed", index_uid))
                 pipe.hdel(self._key("settings-seq"), index_uid)
                 pipe.execute()
 
         await self._call(delete)
+
+    async def commit_settings(
+        self, index_uid: str, version: int, settings: dict[str, Any]
+    ) -> CommittedSettings:
+        stored = await self._call(
+            self._commit_settings, [self._key("settings-committed", index_uid)],
+            [version, orjson.dumps(settings)],
+        )
+        return CommittedSettings(int(stored[0]), orjson.loads(stored[1]))
+
+    async def get_committed_settings(self, index_uid: str) -> CommittedSettings | None:
+        stored = await self._call(
+            self._client.hmget, self._key("settings-committed", index_uid), ["version", "settings"])
+        if stored[0] is None:
+            return None
+        return CommittedSettings(int(stored[0]), orjson.loads(stored[1]))
 
     # ---- index versions
 
