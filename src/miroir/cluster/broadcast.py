@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from miroir.cluster import settings_sync
 from miroir.cluster.idempotency import reservation_suspended
 from miroir.cluster.indexes import index_exists
 from miroir.cluster.runtime import Cluster, NodeRejected, first_rejection, task_uid_of
@@ -196,6 +197,8 @@ async def delete_index(cluster: Cluster, uid: str) -> Task:
             {"deletedDocuments": None},
         )
     finally:
+        # A recreated index starts without committed settings, like a new one.
+        await cluster.store.delete_settings_versions(uid)
         await cluster.catalog.changed(uid)
 
 
@@ -227,11 +230,13 @@ async def _update_settings(cluster: Cluster, uid: str, patch: Mapping[str, Any])
             return await record_finished_task(
                 cluster, "settingsUpdate", uid, details, error=creation.error
             )
+    version = await cluster.store.allocate_settings_version(uid)
     previous: dict[str, Any] = {}
     applied: list[str] = []
     node_tasks: dict[str, NodeTask] = {}
     error: dict[str, Any] | None = None
-    for node in sorted(cluster.all_nodes()):
+    nodes = sorted(cluster.all_nodes())
+    for node in nodes:
         before = await cluster.call(node, "GET", f"/indexes/{uid}/settings")
         if not (isinstance(before, NodeResponse) and before.ok):
             error = _failure(node, "read its settings")
@@ -255,8 +260,18 @@ async def _update_settings(cluster: Cluster, uid: str, patch: Mapping[str, Any])
             break
         applied.append(node)
         previous[node] = before.json()
+    if error is None:
+        # Phase two: every node read back holding the same settings, or the change fails.
+        _, lagging = await settings_sync.commit(cluster, uid, version, nodes, None, succeeded=True)
+        if lagging:
+            error = _failure(lagging[0], "hold the new settings when read back")
     if error is not None:
         await _restore(cluster, uid, applied, previous)
+        # The rollback is committed as this version: a node it could not reach lags behind it
+        # and serves no reads of the index until the reconciler repairs it.
+        await settings_sync.commit(
+            cluster, uid, version, nodes, previous.get(applied[0]) if applied else None,
+            succeeded=False)
         return await record_finished_task(
             cluster, "settingsUpdate", uid, details, error=error, node_tasks=node_tasks
         )

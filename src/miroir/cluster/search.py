@@ -51,6 +51,7 @@ import trio
 
 from miroir.cluster.indexes import index_settings
 from miroir.cluster.runtime import Cluster, NodeRejected
+from miroir.cluster.settings_sync import read_map
 from miroir.core.errors import MeiliError, Overloaded
 from miroir.core.merge import merge_search_outcome
 from miroir.core.merge_facets import merge_facet_search
@@ -63,6 +64,7 @@ from miroir.core.placement import query_group
 from miroir.core.replicas import read_candidates
 from miroir.core.routing import hide_shard_field
 from miroir.core.search_plan import NodePlan, plan_node_query, restrict_to_shards
+from miroir.core.topology import ShardMap
 from miroir.transport.base import (
     FailureKind,
     NodeResponse,
@@ -108,14 +110,18 @@ class ReadResult:
 
 
 async def gather_shards(
-    cluster: Cluster, method: str, path: str, body_for: BodyFor, *, timeout_ms: int | None = None
+    cluster: Cluster, method: str, path: str, body_for: BodyFor, *, timeout_ms: int | None = None,
+    shard_map: ShardMap | None = None,
 ) -> Gathered:
     """Every shard answered once, by the first group's covering set or a fallback replica.
+
+    `shard_map`: the map to read with (`settings_sync.read_map`: without the nodes that lag
+    behind the index's committed settings); the cluster's current one by default.
 
     Raises `NodeRejected` on the first 4xx answer. Never raises for failed or slow nodes: their
     shards end up in `Gathered.missing` when no other replica answered before the deadline.
     """
-    return await _Gathering(cluster, method, path, body_for, timeout_ms).run()
+    return await _Gathering(cluster, method, path, body_for, timeout_ms, shard_map).run()
 
 
 class _Gathering:
@@ -131,12 +137,14 @@ class _Gathering:
         path: str,
         body_for: BodyFor,
         timeout_ms: int | None,
+        shard_map: ShardMap | None = None,
     ) -> None:
         self.cluster = cluster
         self.method = method
         self.path = path
         self.body_for = body_for
-        self.shard_map = shard_map = cluster.shard_map  # one snapshot for the whole read
+        # One snapshot for the whole read.
+        self.shard_map = shard_map = shard_map if shard_map is not None else cluster.shard_map
         self.seq = cluster.next_query_seq()
         timeout_s = (timeout_ms or cluster.settings.node_timeout_ms) / 1000
         self.deadline = trio.current_time() + timeout_s
@@ -468,12 +476,14 @@ async def search_index(
 ) -> ReadResult:
     """POST /indexes/{uid}/search across the shards: plan, scatter, merge (refetching while a
     cross-shard distinct leaves the window short)."""
+    shard_map = await read_map(cluster, (uid,))  # first: it may file the committed settings
     settings = await index_settings(cluster, uid)
     plan: NodePlan | None = plan_node_query(params, settings)
     path = f"/indexes/{uid}/search"
     while True:
         assert plan is not None
-        gathered = await gather_shards(cluster, "POST", path, _params_body(plan.node_params))
+        gathered = await gather_shards(cluster, "POST", path, _params_body(plan.node_params),
+                                       shard_map=shard_map)
         check_coverage(gathered, policy)
         outcome = merge_search_outcome(plan, gathered.bodies())
         if outcome.refetch is None:
@@ -511,6 +521,7 @@ async def multi_search(cluster: Cluster, body: Any, *, policy: str = PARTIAL) ->
     if body.get("federation") is not None:
         return await federated_search(cluster, body, policy=policy)
     uids = [query["indexUid"] for query in queries]
+    shard_map = await read_map(cluster, uids)
     settings = await _settings_by_index(cluster, uids)
     plans: list[NodePlan] = []
     for position, query in enumerate(queries):
@@ -528,7 +539,8 @@ async def multi_search(cluster: Cluster, body: Any, *, policy: str = PARTIAL) ->
         ]
         return orjson.dumps({"queries": node_queries})
 
-    gathered = await gather_shards(cluster, "POST", "/multi-search", node_body)
+    gathered = await gather_shards(cluster, "POST", "/multi-search", node_body,
+                                   shard_map=shard_map)
     check_coverage(gathered, policy)
     per_node = [body["results"] for body in gathered.bodies()]
     results: list[dict[str, Any]] = []
@@ -548,10 +560,12 @@ async def multi_search(cluster: Cluster, body: Any, *, policy: str = PARTIAL) ->
 
 async def _finish_refetch(cluster: Cluster, uid: str, plan: NodePlan, policy: str) -> ReadResult:
     path = f"/indexes/{uid}/search"
+    shard_map = await read_map(cluster, (uid,))
     current: NodePlan | None = plan
     while True:
         assert current is not None
-        gathered = await gather_shards(cluster, "POST", path, _params_body(current.node_params))
+        gathered = await gather_shards(cluster, "POST", path, _params_body(current.node_params),
+                                       shard_map=shard_map)
         check_coverage(gathered, policy)
         outcome = merge_search_outcome(current, gathered.bodies())
         if outcome.refetch is None:
@@ -563,6 +577,7 @@ async def federated_search(cluster: Cluster, body: Any, *, policy: str = PARTIAL
     """Federated POST /multi-search: each node federates over its shards, the core merges."""
     queries = body["queries"]
     plan = plan_federated_query(body)
+    shard_map = await read_map(cluster, [query["indexUid"] for query in queries])
     settings = await _settings_by_index(cluster, [query["indexUid"] for query in queries])
     faceting = {uid: value.get("faceting") or {} for uid, value in settings.items()}
     full = orjson.dumps(plan.node_body)
@@ -572,7 +587,8 @@ async def federated_search(cluster: Cluster, body: Any, *, policy: str = PARTIAL
             return full
         return orjson.dumps(restrict_federated_to_shards(plan.node_body, shards))
 
-    gathered = await gather_shards(cluster, "POST", "/multi-search", node_body)
+    gathered = await gather_shards(cluster, "POST", "/multi-search", node_body,
+                                   shard_map=shard_map)
     check_coverage(gathered, policy)
     return ReadResult(merge_federated(plan, gathered.bodies(), faceting), gathered.missing)
 
@@ -581,9 +597,10 @@ async def facet_search(
     cluster: Cluster, uid: str, params: Mapping[str, Any], *, policy: str = PARTIAL
 ) -> ReadResult:
     """POST /indexes/{uid}/facet-search: every shard's facet hits, counts summed per value."""
+    shard_map = await read_map(cluster, (uid,))
     settings = await index_settings(cluster, uid)
     gathered = await gather_shards(
-        cluster, "POST", f"/indexes/{uid}/facet-search", _params_body(params)
+        cluster, "POST", f"/indexes/{uid}/facet-search", _params_body(params), shard_map=shard_map
     )
     check_coverage(gathered, policy)
     return ReadResult(merge_facet_search(params, settings, gathered.bodies()), gathered.missing)

@@ -1,0 +1,163 @@
+"""Settings versions: every node of an index on one version of its settings, or not read from.
+
+Owns the settings half of issue #19's "replicas that agree": the commit of a settings change,
+which nodes lag behind the committed version, the read path's view of that (`read_map`), and
+the repair of one node's settings (the reconciler calls it).
+
+Theory of operation. Every settings change takes a new version (`Store.allocate_settings_version`)
+and ends with a *commit*, whether the change succeeded or was rolled back:
+
+1. apply (`broadcast.update_settings`, node by node; on failure, restore the changed nodes);
+2. read back every node's settings (`commit`): the reference is what the first node that
+   answered now holds after a success, or the settings committed before (else the first
+   node's previous settings) after a rollback; the settings are compared through
+   `settings_digest` (canonical JSON, keys sorted), so key order never counts as a difference;
+3. record the version for every node that holds exactly the reference
+   (`Store.record_settings_version`), store the reference as the index's committed settings
+   (`Store.commit_settings`), and tell the catalog (`changed`), so every process re-reads.
+
+A node that did not answer the read back, or holds something else (it missed the change or the
+rollback, it was down, restarted empty, or someone edited it directly), keeps its older version:
+it *lags*. `read_map` gives the read path the shard map without the index's lagging nodes
+(`ShardMap.without_readers`), so a search never mixes answers from nodes on different settings
+versions; the node still takes writes. The reconciler (`miroir.cluster.reconcile`) repairs a
+lagging node by writing the committed settings to it (`repair_node_settings`), reading them
+back, and recording the version, after which the catalog is told and reads return to it. It
+also compares every node's digest with the committed one each round, so an edit made behind
+Miroir's back is repaired even though the node's recorded version never went down.
+
+Before an index's first settings change through this code there is no committed version, and
+no node lags (the index's settings are those its creation gave every node).
+
+Known window: while a change is being applied, nodes already changed and nodes not yet changed
+both serve reads (as before this module); the guarantee holds from the commit on.
+
+Must never: record a version for a node that was not read back holding the committed settings,
+or lower a committed version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from miroir.cluster.runtime import Cluster, task_uid_of
+from miroir.core.topology import ShardMap
+from miroir.store.base import CommittedSettings, StoreError
+from miroir.transport.base import NodeResponse
+
+logger = logging.getLogger("miroir.settings")
+
+
+def settings_digest(settings: Mapping[str, Any]) -> str:
+    """SHA-256 of the settings as canonical JSON (keys sorted): equal settings, equal digests."""
+    return hashlib.sha256(orjson.dumps(settings, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+async def read_node_settings(cluster: Cluster, node: str, uid: str) -> dict[str, Any] | None:
+    """The node's settings of `uid`, or None when it did not answer them."""
+    result = await cluster.call(node, "GET", f"/indexes/{uid}/settings")
+    if isinstance(result, NodeResponse) and result.ok:
+        settings = result.json()
+        return settings if isinstance(settings, dict) else None
+    return None
+
+
+async def read_all_settings(
+    cluster: Cluster, nodes: Sequence[str], uid: str
+) -> dict[str, dict[str, Any] | None]:
+    """Every node's settings of `uid` at once (one node timeout in all); None where a node did
+    not answer them."""
+    results = await cluster.fan_out(nodes, "GET", f"/indexes/{uid}/settings")
+    held: dict[str, dict[str, Any] | None] = {}
+    for node in nodes:
+        result = results.get(node)
+        settings = result.json() if isinstance(result, NodeResponse) and result.ok else None
+        held[node] = settings if isinstance(settings, dict) else None
+    return held
+
+
+async def commit(
+    cluster: Cluster, uid: str, version: int, nodes: Sequence[str],
+    fallback: Mapping[str, Any] | None, *, succeeded: bool,
+) -> tuple[CommittedSettings | None, list[str]]:
+    """Phase two of a settings change (module docstring): read every node back, record
+    `version` for those holding the reference, commit the reference. Returns the commit (None
+    when no reference could be found) and the nodes that lag."""
+    store = cluster.store
+    held = await read_all_settings(cluster, nodes, uid)
+    reference: Mapping[str, Any] | None = None
+    if succeeded:
+        reference = next((s for n in nodes if (s := held[n]) is not None), None)
+    else:
+        previous = await store.get_committed_settings(uid)
+        reference = previous.settings if previous is not None else fallback
+    if reference is None:
+        return None, list(nodes)
+    digest = settings_digest(reference)
+    current = [n for n in nodes if held[n] is not None and settings_digest(held[n]) == digest]
+    for node in current:
+        await store.record_settings_version(uid, node, version)
+    committed = await store.commit_settings(uid, version, dict(reference))
+    lagging = [n for n in nodes if n not in current]
+    if lagging:
+        logger.warning("index %s settings version %d: nodes %s lag behind (not readable for it "
+                       "until repaired)", uid, version, lagging)
+    return committed, lagging
+
+
+async def lagging_nodes(cluster: Cluster, uid: str) -> tuple[CommittedSettings | None,
+                                                              frozenset[str]]:
+    """The index's committed settings and the nodes whose recorded version is behind them."""
+    store = cluster.store
+    committed = await store.get_committed_settings(uid)
+    if committed is None:
+        return None, frozenset()
+    versions = await store.get_settings_versions(uid)
+    return committed, frozenset(
+        n for n in cluster.all_nodes() if versions.get(n, 0) < committed.version)
+
+
+async def read_map(cluster: Cluster, uids: Iterable[str]) -> ShardMap:
+    """The shard map a read of these indexes uses: the cluster's, without every node that lags
+    behind the committed settings of one of them. Known per catalog entry (re-read when the
+    index changes), so a read costs no store round trip."""
+    unreadable: set[str] = set()
+    for uid in set(uids):
+        entry = await cluster.catalog.entry(uid)
+        if entry.lagging is None:
+            try:
+                committed, lagging = await lagging_nodes(cluster, uid)
+            except StoreError as error:
+                logger.warning("settings versions of %r unreadable (%s); reading every node",
+                               uid, error)
+                committed, lagging = None, frozenset()
+            entry.lagging = lagging
+            if committed is not None and entry.settings is None:
+                entry.settings = committed.settings
+        unreadable |= entry.lagging
+    shard_map = cluster.shard_map
+    return shard_map.without_readers(unreadable) if unreadable else shard_map
+
+
+async def repair_node_settings(cluster: Cluster, uid: str, node: str,
+                               committed: CommittedSettings) -> bool:
+    """Write the committed settings to `node`, wait for its task, read them back; record the
+    version when they match. Returns whether the node now holds them."""
+    # The committed settings were read back from a node: `_miroir_shard` is filterable in them.
+    result = await cluster.call(node, "PATCH", f"/indexes/{uid}/settings", committed.settings)
+    node_uid = task_uid_of(result)
+    if node_uid is None:
+        return False
+    view = (await cluster.wait_for_node_tasks({node: node_uid})).get(node)
+    if (view or {}).get("status") != "succeeded":
+        return False
+    held = await read_node_settings(cluster, node, uid)
+    if held is None or settings_digest(held) != settings_digest(committed.settings):
+        return False
+    await cluster.store.record_settings_version(uid, node, committed.version)
+    return True
