@@ -6,6 +6,7 @@ from __future__ import annotations
 from miroir.cluster.services import (
     TASK_POLL_INTERVAL_S,
     TASK_PRUNE_INTERVAL_S,
+    ReconcileSettings,
     RepairSettings,
     Services,
 )
@@ -54,7 +55,7 @@ def test_by_default_every_service_runs_on_the_config_settings():
     cfg = config()
     assert services_for(cfg) == Services(
         task_poll_interval_s=TASK_POLL_INTERVAL_S, prune_interval_s=TASK_PRUNE_INTERVAL_S,
-        repair=RepairSettings(), health=cfg.health,
+        repair=RepairSettings(), health=cfg.health, reconcile=ReconcileSettings(),
     )
 
 
@@ -64,6 +65,7 @@ async def test_a_default_app_starts_every_service_and_stops_them_with_the_app():
     async with app.test_app():
         running = app.extensions["miroir"].services
         assert running.repair_worker is not None and running.health_checker is not None
+        assert running.reconciler is not None
         started = {task.name.rsplit(".", 1)[-1] for task in app.nursery.child_tasks}
         assert {"poll_tasks_forever", "prune_periodically", "run"} <= started
     assert not app.nursery.child_tasks

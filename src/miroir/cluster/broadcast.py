@@ -26,18 +26,26 @@ could still reach it.
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Mapping
 from typing import Any
 
 from miroir.cluster import settings_sync
 from miroir.cluster.idempotency import reservation_suspended
 from miroir.cluster.indexes import index_exists
+from miroir.cluster.reconcile import settings_lease
 from miroir.cluster.runtime import Cluster, NodeRejected, first_rejection, task_uid_of
 from miroir.cluster.tasks import record_finished_task, record_task
 from miroir.core.errors import error_body
 from miroir.core.routing import SHARD_FIELD
 from miroir.core.tasks import NodeTask, Task
 from miroir.transport.base import NodeResponse
+
+# A settings change holds the index's settings lease at most this long (longer than any change
+# takes: per node a read, an apply and a wait, and as much again to roll back).
+SETTINGS_LEASE_TTL_MS = 10 * 60 * 1000
+_CHANGES = itertools.count()
 
 # ---- `_miroir_shard` in filterableAttributes ---------------------------------------------------
 
@@ -212,9 +220,16 @@ async def update_settings(cluster: Cluster, uid: str, patch: Mapping[str, Any]) 
     Searches read the settings again once it returns (the merge and the node query depend on
     them: a new custom ranking rule needs rule-by-rule details).
     """
+    # The reconciler leaves an index's settings alone while this lease is held, so it never
+    # "repairs" a node this change has already reached. Held or not (another proxy's change may
+    # hold it), the change goes ahead, as two concurrent changes always could.
+    holder = f"settings-change-{os.getpid()}-{id(cluster)}-{next(_CHANGES)}"
+    lease = settings_lease(uid)
+    await cluster.store.acquire_lease(lease, holder, cluster.now_ms(), SETTINGS_LEASE_TTL_MS)
     try:
         return await _update_settings(cluster, uid, patch)
     finally:
+        await cluster.store.release_lease(lease, holder)
         await cluster.catalog.changed(uid, same_primary_key=True)
 
 

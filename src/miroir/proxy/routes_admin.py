@@ -68,6 +68,16 @@ async def ready() -> Response:
     )
 
 
+@blueprint.get("/consistency")
+async def consistency() -> Response:
+    """What the reconciler (anti-entropy) found in its last pass, and its running totals."""
+    services = proxy_state().services
+    reconciler = services.reconciler if services is not None else None
+    if reconciler is None:
+        return json_response({"enabled": False})
+    return json_response({"enabled": True, **reconciler.report.render()})
+
+
 @blueprint.get("/metrics")
 async def metrics() -> Response:
     payload, content_type = proxy_state().metrics.render()
