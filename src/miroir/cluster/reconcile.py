@@ -150,6 +150,7 @@ class Reconciler:
         self.report = ConsistencyReport()
         self.observers: list[ReconcileObserver] = []
         self.holder = f"reconciler-{os.getpid()}-{id(self)}"
+        self._one_pass_at_a_time = trio.Lock()
 
     def _note(self, event: str, kind: str, count: int = 1) -> None:
         self.report.totals[f"{event}:{kind}" if kind else event] += count
@@ -165,6 +166,12 @@ class Reconciler:
             await trio.sleep(self.interval_s)
 
     async def run_pass(self) -> ConsistencyReport:
+        """One pass over every index (the background loop's, or one an operator asked for with
+        POST /_miroir/consistency; a pass asked for while one runs waits for it, then runs)."""
+        async with self._one_pass_at_a_time:
+            return await self._run_pass()
+
+    async def _run_pass(self) -> ConsistencyReport:
         cluster = self.cluster
         self.report.last_started_ms = cluster.now_ms()
         indexes = await self._indexes()

@@ -49,6 +49,7 @@ _NON_DEFAULT: dict[str, tuple[str, int]] = {
     # Idempotency-Key: the key came with another request / its first request is still running.
     "miroir_idempotency_key_reused": ("invalid_request", 409),
     "miroir_idempotency_key_in_progress": ("invalid_request", 409),
+    "miroir_reconciler_disabled": ("invalid_request", 409),
 }
 
 
