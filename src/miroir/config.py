@@ -90,6 +90,15 @@ class IdempotencyConfig:
 
 
 @attrs.frozen
+class ReconcileConfig:
+    """The anti-entropy reconciler: whether it runs, how often a pass starts, its pace."""
+
+    enabled: bool = True
+    interval_seconds: int = 60
+    shard_pause_ms: int = 50
+
+
+@attrs.frozen
 class AdminConfig:
     enabled: bool = True
     api_key: str | None = attrs.field(default=None, repr=False)
@@ -114,6 +123,7 @@ class MiroirConfig:
     server: ServerConfig = ServerConfig()
     task_store: TaskStoreConfig = TaskStoreConfig()
     idempotency: IdempotencyConfig = IdempotencyConfig()
+    reconcile: ReconcileConfig = ReconcileConfig()
     admin: AdminConfig = AdminConfig()
     metrics: MetricsConfig = MetricsConfig()
 
@@ -138,6 +148,7 @@ _SECTIONS: dict[str, type] = {
     "server": ServerConfig,
     "task_store": TaskStoreConfig,
     "idempotency": IdempotencyConfig,
+    "reconcile": ReconcileConfig,
     "admin": AdminConfig,
     "metrics": MetricsConfig,
 }
@@ -297,6 +308,8 @@ def _check_semantics(config: MiroirConfig) -> None:
                     f"replica group {group} has {members} nodes, fewer than "
                     f"replication_factor {config.replication_factor}",
                 )
+    if config.reconcile.shard_pause_ms < 0:
+        raise ConfigError("reconcile.shard_pause_ms", "must not be negative")
     if config.scatter.unavailable_shard_policy not in ("partial", "error"):
         raise ConfigError("scatter.unavailable_shard_policy", "must be 'partial' or 'error'")
     if config.task_store.backend not in ("sqlite", "redis", "memory"):
@@ -318,6 +331,7 @@ def _check_semantics(config: MiroirConfig) -> None:
         ("task_store.threads", config.task_store.threads),
         ("idempotency.ttl_seconds", config.idempotency.ttl_seconds),
         ("idempotency.max_cached_keys", config.idempotency.max_cached_keys),
+        ("reconcile.interval_seconds", config.reconcile.interval_seconds),
     ):
         if value < 1:
             raise ConfigError(field, "must be at least 1")

@@ -85,3 +85,11 @@ async def test_what_was_injected_is_not_closed():
     async with app.test_app():
         pass
     assert not store.closed
+
+
+def test_the_reconciler_follows_its_config_section():
+    paced = config_from_dict({"nodes": node_config(2), "reconcile": {
+        "interval_seconds": 5, "shard_pause_ms": 0}}, env={})
+    assert services_for(paced).reconcile == ReconcileSettings(interval_s=5, shard_pause_s=0.0)
+    off = config_from_dict({"nodes": node_config(2), "reconcile": {"enabled": False}}, env={})
+    assert services_for(off).reconcile is None

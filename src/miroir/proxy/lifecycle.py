@@ -53,7 +53,10 @@ def services_for(config: MiroirConfig) -> Services:
         prune_interval_s=TASK_PRUNE_INTERVAL_S,
         repair=RepairSettings(),
         health=config.health,
-        reconcile=ReconcileSettings(),
+        reconcile=ReconcileSettings(
+            interval_s=config.reconcile.interval_seconds,
+            shard_pause_s=config.reconcile.shard_pause_ms / 1000,
+        ) if config.reconcile.enabled else None,
     )
 
 
