@@ -115,3 +115,16 @@ async def test_a_settings_update_that_creates_its_index_keys_the_settings_task()
                                               headers=key)
         assert status == 202 and headers["Idempotent-Replayed"] == "true"
         assert again["taskUid"] == first["taskUid"]
+
+
+async def test_a_write_that_creates_its_index_keys_the_write_task():
+    async with running_proxy(nodes=3) as h:
+        key = {"Idempotency-Key": "first-write"}
+        status, first, _ = await h.send("POST", "/indexes/fresh/documents", [{"id": 1}],
+                                        headers=key)
+        assert status == 202 and first["type"] == "documentAdditionOrUpdate"
+        status, again, _ = await h.send("POST", "/indexes/fresh/documents", [{"id": 1}],
+                                        headers=key)
+        assert again["taskUid"] == first["taskUid"]
+        assert (await h.store.get_idempotency_key("first-write", h.cluster.now_ms())).task_uid \
+            == first["taskUid"]
