@@ -63,3 +63,22 @@ async def test_a_node_the_rollback_missed_lags_and_serves_no_search_of_the_index
             assert status == 200 and answer["estimatedTotalHits"] == 20
             assert "X-Miroir-Degraded" not in headers
         assert not [c for c in h.transport.calls if c[0] == "n1" and c[2].endswith("/search")]
+
+
+async def test_a_node_edited_behind_the_back_lags_after_the_next_change_which_still_commits():
+    from tests.proxy.test_reconcile import behind_the_back
+
+    async with running_proxy(nodes=3, replication_factor=2) as h:
+        await make_index(h)
+        await behind_the_back(h, "n0", "PATCH", "/indexes/movies/settings",
+                              {"sortableAttributes": ["year"]})
+        body = (await h.send("PATCH", "/indexes/movies/settings",
+                             {"filterableAttributes": ["genre"]}))[1]
+        assert (await h.wait_task(body["taskUid"]))["status"] == "succeeded"
+        committed = await h.store.get_committed_settings("movies")
+        assert committed.settings["sortableAttributes"] == []  # what most nodes hold
+        versions = await h.store.get_settings_versions("movies")
+        assert versions.get("n0", 0) < committed.version == versions["n1"] == versions["n2"]
+        status, answer, _ = await h.send("POST", "/indexes/movies/search",
+                                         {"q": "", "sort": ["year:asc"]})
+        assert status == 400 and answer["code"] == "invalid_search_sort"

@@ -276,17 +276,19 @@ async def _update_settings(cluster: Cluster, uid: str, patch: Mapping[str, Any])
         applied.append(node)
         previous[node] = before.json()
     if error is None:
-        # Phase two: every node read back holding the same settings, or the change fails.
-        _, lagging = await settings_sync.commit(cluster, uid, version, nodes, None, succeeded=True)
-        if lagging:
-            error = _failure(lagging[0], "hold the new settings when read back")
+        # Phase two: most nodes read back holding the same settings, or the change fails. A
+        # minority that holds something else (edited behind Miroir's back) lags: no reads of
+        # the index reach it until the reconciler repairs it.
+        committed, lagging = await settings_sync.commit(cluster, uid, version, nodes,
+                                                        succeeded=True)
+        if committed is None:
+            error = _failure(lagging[0] if lagging else nodes[0],
+                             "hold the same settings as most nodes when read back")
     if error is not None:
         await _restore(cluster, uid, applied, previous)
         # The rollback is committed as this version: a node it could not reach lags behind it
         # and serves no reads of the index until the reconciler repairs it.
-        await settings_sync.commit(
-            cluster, uid, version, nodes, previous.get(applied[0]) if applied else None,
-            succeeded=False)
+        await settings_sync.commit(cluster, uid, version, nodes, succeeded=False)
         return await record_finished_task(
             cluster, "settingsUpdate", uid, details, error=error, node_tasks=node_tasks
         )

@@ -47,7 +47,7 @@ import hashlib
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -129,13 +129,7 @@ def document_digest(document: Mapping[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def majority_version(versions: Sequence[str]) -> tuple[str, bool]:
-    """The version most owners hold (`versions` in owner preference order) and whether it was a
-    tie, broken by that order."""
-    counts = Counter(versions)
-    best = max(counts.values())
-    leaders = [v for v in versions if counts[v] == best]
-    return leaders[0], len(set(leaders)) > 1
+majority_version = settings_sync.majority_version
 
 
 class Reconciler:

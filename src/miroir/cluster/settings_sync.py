@@ -8,10 +8,12 @@ Theory of operation. Every settings change takes a new version (`Store.allocate_
 and ends with a *commit*, whether the change succeeded or was rolled back:
 
 1. apply (`broadcast.update_settings`, node by node; on failure, restore the changed nodes);
-2. read back every node's settings (`commit`): the reference is what the first node that
-   answered now holds after a success, or the settings committed before (else the first
-   node's previous settings) after a rollback; the settings are compared through
-   `settings_digest` (canonical JSON, keys sorted), so key order never counts as a difference;
+2. read back every node's settings at once (`commit`): the reference is what more than half
+   of the nodes hold after the change (no such majority: the change fails and is rolled back),
+   or after a rollback the settings committed before (else again what most nodes hold); the
+   settings are compared through `settings_digest` (canonical JSON, keys sorted), so key order
+   never counts as a difference. A node edited behind Miroir's back before the change holds
+   something else after it: the change still commits, and that node lags;
 3. record the version for every node that holds exactly the reference
    (`Store.record_settings_version`), store the reference as the index's committed settings
    (`Store.commit_settings`), and tell the catalog (`changed`), so every process re-reads.
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -81,21 +84,45 @@ async def read_all_settings(
     return held
 
 
+def majority_version(versions: Sequence[str]) -> tuple[str, bool]:
+    """The version most holders hold (`versions` in preference order) and whether it was a
+    tie, broken by that order."""
+    counts = Counter(versions)
+    best = max(counts.values())
+    leaders = [v for v in versions if counts[v] == best]
+    return leaders[0], len(set(leaders)) > 1
+
+
+def strict_majority(held: Mapping[str, Mapping[str, Any] | None],
+                    nodes: Sequence[str]) -> Mapping[str, Any] | None:
+    """The settings more than half of `nodes` were read back holding, if any."""
+    answered = [(n, held[n]) for n in nodes if held[n] is not None]
+    if not answered:
+        return None
+    digests = [settings_digest(s) for _, s in answered]  # type: ignore[arg-type]
+    leader, _ = majority_version(digests)
+    if 2 * digests.count(leader) <= len(nodes):
+        return None
+    return answered[digests.index(leader)][1]
+
+
 async def commit(
-    cluster: Cluster, uid: str, version: int, nodes: Sequence[str],
-    fallback: Mapping[str, Any] | None, *, succeeded: bool,
+    cluster: Cluster, uid: str, version: int, nodes: Sequence[str], *, succeeded: bool,
 ) -> tuple[CommittedSettings | None, list[str]]:
     """Phase two of a settings change (module docstring): read every node back, record
-    `version` for those holding the reference, commit the reference. Returns the commit (None
-    when no reference could be found) and the nodes that lag."""
+    `version` for those holding the reference, commit the reference. The reference is what
+    more than half of the nodes hold after a change that every node applied; after a
+    rollback, the settings committed before (else, again, what most nodes hold). Returns the
+    commit (None, with nothing recorded, when there is no reference: the change failed) and the
+    nodes that lag."""
     store = cluster.store
     held = await read_all_settings(cluster, nodes, uid)
     reference: Mapping[str, Any] | None = None
-    if succeeded:
-        reference = next((s for n in nodes if (s := held[n]) is not None), None)
+    previous = None if succeeded else await store.get_committed_settings(uid)
+    if previous is not None:
+        reference = previous.settings
     else:
-        previous = await store.get_committed_settings(uid)
-        reference = previous.settings if previous is not None else fallback
+        reference = strict_majority(held, nodes)
     if reference is None:
         return None, list(nodes)
     digest = settings_digest(reference)
