@@ -44,6 +44,9 @@ def exercise(metrics: Metrics) -> None:
     metrics.observe_shed("n1")
     metrics.observe_queue_depth("n1", 3)
     metrics.observe_hedge("sent")
+    metrics.observe_reconcile("pass", "", 1)
+    metrics.observe_reconcile("differences", "documents", 2)
+    metrics.observe_reconcile("repairs", "settings", 1)
 
 
 @pytest.fixture

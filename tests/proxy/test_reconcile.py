@@ -82,10 +82,10 @@ async def test_settings_changed_on_one_node_are_repaired_to_the_committed_ones()
         assert (await h.store.get_settings_versions("movies"))["n1"] == committed.version
 
 
-async def test_an_index_never_changed_through_miroir_commits_what_most_nodes_hold():
+async def test_an_index_without_committed_settings_commits_what_most_nodes_hold():
     async with running_proxy(nodes=3) as h:
         await make_index(h)
-        assert await h.store.get_committed_settings("movies") is None
+        await h.store.delete_settings_versions("movies")  # as an index from before versions
         await behind_the_back(h, "n2", "PATCH", "/indexes/movies/settings",
                               {"sortableAttributes": ["year"]})
         report = (await Reconciler(h.cluster, shard_pause_s=0).run_pass()).indexes["movies"]
@@ -117,3 +117,18 @@ async def test_the_consistency_route_shows_the_last_pass_and_metrics_count_it():
         text = (await metrics.get_data()).decode()
         assert 'miroir_reconcile_repairs_total{kind="settings"} 1.0' in text
         assert node_settings(h)["n0"]["sortableAttributes"] == []
+
+
+async def test_an_index_being_created_is_left_alone():
+    """Created on the nodes but `_miroir_shard` not filterable yet (the creation's second step):
+    nothing is committed or repaired."""
+    async with running_proxy(nodes=3) as h:
+        for node in ("n0", "n1", "n2"):
+            await behind_the_back(h, node, "POST", "/indexes", {"uid": "movies",
+                                                                "primaryKey": "id"})
+        await behind_the_back(h, "n0", "PATCH", "/indexes/movies/settings",
+                              {"filterableAttributes": ["_miroir_shard"]})
+        report = (await Reconciler(h.cluster, shard_pause_s=0).run_pass()).indexes["movies"]
+        assert report.repaired_settings == [] and report.skipped is not None
+        assert await h.store.get_committed_settings("movies") is None
+        assert node_settings(h)["n0"]["filterableAttributes"] == ["_miroir_shard"]

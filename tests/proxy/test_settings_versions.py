@@ -11,14 +11,17 @@ from tests.proxy.test_settings import make_index, node_settings
 async def test_a_settings_change_commits_a_version_every_node_is_read_back_holding():
     async with running_proxy(nodes=3) as h:
         await make_index(h)
+        created = await h.store.get_committed_settings("movies")  # creation commits version 1
+        assert created.version == 1
+        assert created.settings["filterableAttributes"] == ["_miroir_shard"]
         for patch in ({"sortableAttributes": ["year"]}, {"filterableAttributes": ["genre"]}):
             body = (await h.send("PATCH", "/indexes/movies/settings", patch))[1]
             assert (await h.wait_task(body["taskUid"]))["status"] == "succeeded"
         committed = await h.store.get_committed_settings("movies")
-        assert committed is not None and committed.version == 2
+        assert committed is not None and committed.version == 3
         for settings in node_settings(h).values():
             assert settings_digest(settings) == settings_digest(committed.settings)
-        assert await h.store.get_settings_versions("movies") == {"n0": 2, "n1": 2, "n2": 2}
+        assert await h.store.get_settings_versions("movies") == {"n0": 3, "n1": 3, "n2": 3}
         # Deleting the index forgets its versions: a recreated index starts over.
         body = (await h.send("DELETE", "/indexes/movies"))[1]
         await h.wait_task(body["taskUid"])

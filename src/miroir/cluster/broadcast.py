@@ -26,16 +26,17 @@ could still reach it.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from miroir.cluster import settings_sync
 from miroir.cluster.idempotency import reservation_suspended
 from miroir.cluster.indexes import index_exists
-from miroir.cluster.reconcile import settings_lease
 from miroir.cluster.runtime import Cluster, NodeRejected, first_rejection, task_uid_of
+from miroir.cluster.settings_sync import settings_lease
 from miroir.cluster.tasks import record_finished_task, record_task
 from miroir.core.errors import error_body
 from miroir.core.routing import SHARD_FIELD
@@ -149,11 +150,27 @@ def _is_error_body(response: NodeResponse) -> bool:
 # ---- index creation ---------------------------------------------------------------------------
 
 
+@contextlib.asynccontextmanager
+async def holding_settings_lease(cluster: Cluster, uid: str) -> AsyncIterator[None]:
+    """The reconciler leaves an index's settings alone while this lease is held, so it never
+    "repairs" a node a change (or a creation) has already reached. Held or not (another proxy's
+    change may hold it), the change goes ahead, as two concurrent changes always could."""
+    holder = f"settings-change-{os.getpid()}-{id(cluster)}-{next(_CHANGES)}"
+    lease = settings_lease(uid)
+    await cluster.store.acquire_lease(lease, holder, cluster.now_ms(), SETTINGS_LEASE_TTL_MS)
+    try:
+        yield
+    finally:
+        await cluster.store.release_lease(lease, holder)
+
+
 async def create_index(cluster: Cluster, uid: str, primary_key: str | None) -> Task:
-    """Create `uid` on every node with `_miroir_shard` filterable, or nowhere."""
+    """Create `uid` on every node with `_miroir_shard` filterable, or nowhere; a created index
+    starts with its settings committed (`settings_sync`), at a fresh first version."""
     task: Task | None = None
     try:
-        task = await _create_index(cluster, uid, primary_key)
+        async with holding_settings_lease(cluster, uid):
+            task = await _create_index(cluster, uid, primary_key)
         return task
     finally:
         # Also after a rollback: a lookup may have seen the index on a node meanwhile.
@@ -178,6 +195,11 @@ async def _create_index(cluster: Cluster, uid: str, primary_key: str | None) -> 
         return await record_finished_task(
             cluster, "indexCreation", uid, details, error=error, node_tasks=node_tasks
         )
+    # The index did not exist on any node: whatever versions the store still holds for the uid
+    # belong to an earlier incarnation.
+    await cluster.store.delete_settings_versions(uid)
+    version = await cluster.store.allocate_settings_version(uid)
+    await settings_sync.commit(cluster, uid, version, sorted(nodes), succeeded=True)
     return await record_finished_task(cluster, "indexCreation", uid, details, node_tasks=node_tasks)
 
 
@@ -220,16 +242,10 @@ async def update_settings(cluster: Cluster, uid: str, patch: Mapping[str, Any]) 
     Searches read the settings again once it returns (the merge and the node query depend on
     them: a new custom ranking rule needs rule-by-rule details).
     """
-    # The reconciler leaves an index's settings alone while this lease is held, so it never
-    # "repairs" a node this change has already reached. Held or not (another proxy's change may
-    # hold it), the change goes ahead, as two concurrent changes always could.
-    holder = f"settings-change-{os.getpid()}-{id(cluster)}-{next(_CHANGES)}"
-    lease = settings_lease(uid)
-    await cluster.store.acquire_lease(lease, holder, cluster.now_ms(), SETTINGS_LEASE_TTL_MS)
     try:
-        return await _update_settings(cluster, uid, patch)
+        async with holding_settings_lease(cluster, uid):
+            return await _update_settings(cluster, uid, patch)
     finally:
-        await cluster.store.release_lease(lease, holder)
         await cluster.catalog.changed(uid, same_primary_key=True)
 
 

@@ -121,8 +121,7 @@ class ConsistencyReport:
         }
 
 
-def settings_lease(uid: str) -> str:
-    return f"settings:{uid}"
+settings_lease = settings_sync.settings_lease
 
 
 def document_digest(document: Mapping[str, Any]) -> str:
@@ -212,8 +211,12 @@ class Reconciler:
         held = await settings_sync.read_all_settings(cluster, nodes, uid)
         committed = await store.get_committed_settings(uid)
         if committed is None:
-            answered = [held[n] for n in nodes if held[n] is not None]
-            if not answered:
+            # Only an index Miroir finished creating (`_miroir_shard` filterable): one being
+            # created right now must not have its half-made settings committed and "repaired".
+            answered = [held[n] for n in nodes if held[n] is not None
+                        and SHARD_FIELD in (held[n].get("filterableAttributes") or [])]
+            if not answered or 2 * len(answered) <= len(nodes):
+                report.skipped = "no committed settings, and most nodes not provisioned yet"
                 return
             digests = [settings_sync.settings_digest(s) for s in answered]
             leader, _ = majority_version(digests)

@@ -56,6 +56,12 @@ from miroir.transport.base import NodeResponse
 logger = logging.getLogger("miroir.settings")
 
 
+def settings_lease(uid: str) -> str:
+    """The store lease a settings change (and an index creation) holds while it runs: the
+    reconciler leaves the index's settings alone meanwhile."""
+    return f"settings:{uid}"
+
+
 def settings_digest(settings: Mapping[str, Any]) -> str:
     """SHA-256 of the settings as canonical JSON (keys sorted): equal settings, equal digests."""
     return hashlib.sha256(orjson.dumps(settings, option=orjson.OPT_SORT_KEYS)).hexdigest()

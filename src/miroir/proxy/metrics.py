@@ -139,6 +139,9 @@ class Metrics:
             "Repairs the reconciler made: nodes (settings), documents written or deleted "
             "(documents).", ("kind",), registry=registry,
         )
+        for kind in ("settings", "documents"):  # both kinds exported from the start, at 0
+            self.reconcile_differences_total.labels(kind)
+            self.reconcile_repairs_total.labels(kind)
         # `labels(...)` takes a lock and builds a key on every call; the label sets are bounded
         # (see the module doc), so the children are looked up once and kept.
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
