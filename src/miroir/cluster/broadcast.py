@@ -296,7 +296,7 @@ async def _update_settings(cluster: Cluster, uid: str, patch: Mapping[str, Any])
         # minority that holds something else (edited behind Miroir's back) lags: no reads of
         # the index reach it until the reconciler repairs it.
         committed, lagging = await settings_sync.commit(cluster, uid, version, nodes,
-                                                        succeeded=True)
+                                                        succeeded=True, patched=sent)
         if committed is None:
             error = _failure(lagging[0] if lagging else nodes[0],
                              "hold the same settings as most nodes when read back")

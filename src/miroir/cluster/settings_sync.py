@@ -47,6 +47,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
+import trio
 
 from miroir.cluster.runtime import Cluster, task_uid_of
 from miroir.core.topology import ShardMap
@@ -112,23 +113,44 @@ def strict_majority(held: Mapping[str, Mapping[str, Any] | None],
     return answered[digests.index(leader)][1]
 
 
+def intended_settings(
+    previous: Mapping[str, Any], held: Mapping[str, Mapping[str, Any] | None],
+    nodes: Sequence[str], patched: Iterable[str],
+) -> dict[str, Any]:
+    """What a change of the `patched` keys should have left: the committed `previous` settings,
+    with each patched key as most nodes were read back holding it (the nodes' own rendering of
+    the patch; a node edited behind Miroir's back still applied the same patch)."""
+    intended = dict(previous)
+    answered = [s for n in nodes if (s := held[n]) is not None]
+    for key in patched:
+        values = [orjson.dumps(s.get(key), option=orjson.OPT_SORT_KEYS) for s in answered]
+        if values:
+            leader, _ = majority_version(values)  # type: ignore[arg-type]
+            intended[key] = orjson.loads(leader)
+    return intended
+
+
 async def commit(
     cluster: Cluster, uid: str, version: int, nodes: Sequence[str], *, succeeded: bool,
+    patched: Iterable[str] = (),
 ) -> tuple[CommittedSettings | None, list[str]]:
     """Phase two of a settings change (module docstring): read every node back, record
-    `version` for those holding the reference, commit the reference. The reference is what
-    more than half of the nodes hold after a change that every node applied; after a
-    rollback, the settings committed before (else, again, what most nodes hold). Returns the
-    commit (None, with nothing recorded, when there is no reference: the change failed) and the
-    nodes that lag."""
+    `version` for those holding the reference, repair the others at once (they are recorded
+    when read back holding it), commit the reference. The reference is, after a change of the
+    `patched` keys every node applied, the settings committed before with those keys as most
+    nodes now hold them; after a rollback, the settings committed before. Without committed
+    settings, it is what more than half the nodes hold. Returns the commit (None, with nothing
+    recorded, when there is no reference: the change failed) and the nodes that still lag."""
     store = cluster.store
     held = await read_all_settings(cluster, nodes, uid)
-    reference: Mapping[str, Any] | None = None
-    previous = None if succeeded else await store.get_committed_settings(uid)
-    if previous is not None:
-        reference = previous.settings
-    else:
+    previous = await store.get_committed_settings(uid)
+    reference: Mapping[str, Any] | None
+    if previous is None:
         reference = strict_majority(held, nodes)
+    elif succeeded:
+        reference = intended_settings(previous.settings, held, nodes, patched)
+    else:
+        reference = previous.settings
     if reference is None:
         return None, list(nodes)
     digest = settings_digest(reference)
@@ -136,6 +158,13 @@ async def commit(
     for node in current:
         await store.record_settings_version(uid, node, version)
     committed = await store.commit_settings(uid, version, dict(reference))
+    if committed.version == version:
+        # A node that answered but holds something else (edited behind Miroir's back, or a
+        # rollback missed it) is given the reference now, all of them at once.
+        async with trio.open_nursery() as nursery:
+            for node in nodes:
+                if node not in current and held[node] is not None:
+                    nursery.start_soon(_repair_into, cluster, uid, node, committed, current)
     lagging = [n for n in nodes if n not in current]
     if lagging:
         logger.warning("index %s settings version %d: nodes %s lag behind (not readable for it "
@@ -175,6 +204,12 @@ async def read_map(cluster: Cluster, uids: Iterable[str]) -> ShardMap:
         unreadable |= entry.lagging
     shard_map = cluster.shard_map
     return shard_map.without_readers(unreadable) if unreadable else shard_map
+
+
+async def _repair_into(cluster: Cluster, uid: str, node: str, committed: CommittedSettings,
+                       current: list[str]) -> None:
+    if await repair_node_settings(cluster, uid, node, committed):
+        current.append(node)
 
 
 async def repair_node_settings(cluster: Cluster, uid: str, node: str,

@@ -90,8 +90,9 @@ def deadline_bound_s(kind: str, spec: SimSpec) -> float:
     bounded per node and per shard replica (see the table)."""
     timeouts = {"add": 1, "update": 1, "delete": 1, "search": 2, "task": 2,
                 "get": spec.groups * spec.rf,
-                # + reading every node back at once, after the change and after a rollback
-                "settings": 6 * spec.nodes + 2,
+                # + reading every node back at once and repairing the ones that differ (4T),
+                # after the change and after a rollback
+                "settings": 6 * spec.nodes + 8,
                 # a reconciler pass: per node a settings read and repair (4T); per shard and
                 # owner a count, the pages, a second look and a repair (8T)
                 "reconcile": 4 * spec.nodes + 8 * spec.shards * spec.groups * spec.rf}[kind]
