@@ -8,19 +8,19 @@ Theory of operation. Every settings change takes a new version (`Store.allocate_
 and ends with a *commit*, whether the change succeeded or was rolled back:
 
 1. apply (`broadcast.update_settings`, node by node; on failure, restore the changed nodes);
-2. read back every node's settings at once (`commit`): the reference is what more than half
-   of the nodes hold after the change (no such majority: the change fails and is rolled back),
-   or after a rollback the settings committed before (else again what most nodes hold); the
-   settings are compared through `settings_digest` (canonical JSON, keys sorted), so key order
-   never counts as a difference. A node edited behind Miroir's back before the change holds
-   something else after it: the change still commits, and that node lags;
+2. read back every node's settings at once (`commit`). The reference is what Miroir intends:
+   after a change, the settings committed before with each patched key as most nodes read
+   back hold it (their own rendering of the patch); after a rollback, the settings committed
+   before. An index's creation commits its first version (what more than half of the nodes
+   hold; no such majority: nothing is committed). Settings are compared through
+   `settings_digest` (canonical JSON, keys sorted), so key order never counts as a difference;
 3. record the version for every node that holds exactly the reference
    (`Store.record_settings_version`), store the reference as the index's committed settings
-   (`Store.commit_settings`), and tell the catalog (`changed`), so every process re-reads.
+   (`Store.commit_settings`), write the reference at once to every node that answered with
+   something else (edited behind Miroir's back, missed the rollback), recording each once read
+   back, and tell the catalog (`changed`), so every process re-reads.
 
-A node that did not answer the read back, or holds something else (it missed the change or the
-rollback, it was down, restarted empty, or someone edited it directly), keeps its older version:
-it *lags*. `read_map` gives the read path the shard map without the index's lagging nodes
+A node that did not answer the read back or its repair keeps its older version: it *lags*. `read_map` gives the read path the shard map without the index's lagging nodes
 (`ShardMap.without_readers`), so a search never mixes answers from nodes on different settings
 versions; the node still takes writes. The reconciler (`miroir.cluster.reconcile`) repairs a
 lagging node by writing the committed settings to it (`repair_node_settings`), reading them
