@@ -239,6 +239,7 @@ def config_from_dict(raw: Mapping[str, Any] | None, env: Mapping[str, str] | Non
     values["nodes"] = _build_nodes(raw.get("nodes"))
     config = MiroirConfig(**values)
     _check_semantics(config)
+    _check_reconcile(config)
     return config
 
 
@@ -288,6 +289,11 @@ def _check_overload_settings(scatter: ScatterConfig) -> None:
         raise ConfigError("scatter.hedge_budget_percent", "must be between 0 and 100")
 
 
+def _check_reconcile(config: MiroirConfig) -> None:
+    if config.reconcile.shard_pause_ms < 0:
+        raise ConfigError("reconcile.shard_pause_ms", "must not be negative")
+
+
 def _check_semantics(config: MiroirConfig) -> None:
     seen: dict[str, int] = {}
     for i, node in enumerate(config.nodes):
@@ -308,8 +314,6 @@ def _check_semantics(config: MiroirConfig) -> None:
                     f"replica group {group} has {members} nodes, fewer than "
                     f"replication_factor {config.replication_factor}",
                 )
-    if config.reconcile.shard_pause_ms < 0:
-        raise ConfigError("reconcile.shard_pause_ms", "must not be negative")
     if config.scatter.unavailable_shard_policy not in ("partial", "error"):
         raise ConfigError("scatter.unavailable_shard_policy", "must be 'partial' or 'error'")
     if config.task_store.backend not in ("sqlite", "redis", "memory"):

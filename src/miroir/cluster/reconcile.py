@@ -154,7 +154,7 @@ class Reconciler:
         while True:
             try:
                 await self.run_pass()
-            except Exception:  # noqa: BLE001 - a node or store hiccup: the next pass retries
+            except Exception:
                 logger.exception("reconciler pass failed; retrying in %.1fs", self.interval_s)
             await trio.sleep(self.interval_s)
 
