@@ -66,7 +66,6 @@ logger = logging.getLogger("miroir.reconcile")
 INTERVAL_S = 60.0
 SHARD_PAUSE_S = 0.05
 PAGE_SIZE = 1000
-LEASE_TTL_MS = 120_000
 ABSENT = "<absent>"
 
 # observer(event, kind, count): event "pass" | "differences" | "repairs"; kind "settings" |
