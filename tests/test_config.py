@@ -46,6 +46,10 @@ def test_an_empty_file_gives_the_documented_defaults():
         ({"task_store": {"backend": "mongo"}}, "task_store.backend", "sqlite"),
         ({"task_store": {"sqlite_synchronous": "off"}}, "task_store.sqlite_synchronous", "full"),
         ({"task_store": {"threads": 0}}, "task_store.threads", "at least 1"),
+        ({"idempotency": {"ttl_seconds": 0}}, "idempotency.ttl_seconds", "at least 1"),
+        ({"reconcile": {"interval_seconds": 0}}, "reconcile.interval_seconds", "at least 1"),
+        ({"reconcile": {"shard_pause_ms": -1}}, "reconcile.shard_pause_ms", "not be negative"),
+        ({"idempotency": {"max_cached_keys": 0}}, "idempotency.max_cached_keys", "at least 1"),
         ({"server": {"port": 70000}}, "server.port", "TCP port"),
     ],
 )

@@ -82,6 +82,23 @@ class TaskStoreConfig:
 
 
 @attrs.frozen
+class IdempotencyConfig:
+    """`Idempotency-Key` on writes: how long a key is remembered, and how many keys at most."""
+
+    ttl_seconds: int = 24 * 3600
+    max_cached_keys: int = 100_000
+
+
+@attrs.frozen
+class ReconcileConfig:
+    """The anti-entropy reconciler: whether it runs, how often a pass starts, its pace."""
+
+    enabled: bool = True
+    interval_seconds: int = 60
+    shard_pause_ms: int = 50
+
+
+@attrs.frozen
 class AdminConfig:
     enabled: bool = True
     api_key: str | None = attrs.field(default=None, repr=False)
@@ -105,6 +122,8 @@ class MiroirConfig:
     scatter: ScatterConfig = ScatterConfig()
     server: ServerConfig = ServerConfig()
     task_store: TaskStoreConfig = TaskStoreConfig()
+    idempotency: IdempotencyConfig = IdempotencyConfig()
+    reconcile: ReconcileConfig = ReconcileConfig()
     admin: AdminConfig = AdminConfig()
     metrics: MetricsConfig = MetricsConfig()
 
@@ -128,6 +147,8 @@ _SECTIONS: dict[str, type] = {
     "scatter": ScatterConfig,
     "server": ServerConfig,
     "task_store": TaskStoreConfig,
+    "idempotency": IdempotencyConfig,
+    "reconcile": ReconcileConfig,
     "admin": AdminConfig,
     "metrics": MetricsConfig,
 }
@@ -218,6 +239,7 @@ def config_from_dict(raw: Mapping[str, Any] | None, env: Mapping[str, str] | Non
     values["nodes"] = _build_nodes(raw.get("nodes"))
     config = MiroirConfig(**values)
     _check_semantics(config)
+    _check_reconcile(config)
     return config
 
 
@@ -267,6 +289,11 @@ def _check_overload_settings(scatter: ScatterConfig) -> None:
         raise ConfigError("scatter.hedge_budget_percent", "must be between 0 and 100")
 
 
+def _check_reconcile(config: MiroirConfig) -> None:
+    if config.reconcile.shard_pause_ms < 0:
+        raise ConfigError("reconcile.shard_pause_ms", "must not be negative")
+
+
 def _check_semantics(config: MiroirConfig) -> None:
     seen: dict[str, int] = {}
     for i, node in enumerate(config.nodes):
@@ -306,6 +333,9 @@ def _check_semantics(config: MiroirConfig) -> None:
         ("task_store.ttl_seconds", config.task_store.ttl_seconds),
         ("task_store.timeout_seconds", config.task_store.timeout_seconds),
         ("task_store.threads", config.task_store.threads),
+        ("idempotency.ttl_seconds", config.idempotency.ttl_seconds),
+        ("idempotency.max_cached_keys", config.idempotency.max_cached_keys),
+        ("reconcile.interval_seconds", config.reconcile.interval_seconds),
     ):
         if value < 1:
             raise ConfigError(field, "must be at least 1")

@@ -258,3 +258,32 @@ async def test_a_write_that_times_out_is_fed_to_health(autojump_clock):
     )
     assert isinstance(written.results["g0n0"], NodeTimeout)
     assert cluster.state_of("g0n0") is not NodeState.ACTIVE
+
+
+# -- wait_for_node_tasks ------------------------------------------------------------------------
+
+
+async def test_a_node_task_the_node_no_longer_knows_ends_the_wait_at_once(autojump_clock):
+    """A node restarted with its state lost answers 404 for a task it had enqueued: that task
+    will never finish there, so the wait ends on the 404 instead of at its deadline (the repair
+    worker waits a minute; seed 1041 of issue #19 stalled every repair behind one such wait)."""
+    fake = FakeTransport()
+    fake.script("g0n0", Answer(404, json={"code": "task_not_found"}))
+    fake.script("g0n1", Answer(200, json={"status": "processing"}),
+                Answer(200, json={"status": "succeeded", "uid": 7}))
+    cluster = make_cluster(fake)
+    start = trio.current_time()
+    views = await cluster.wait_for_node_tasks({"g0n0": 3, "g0n1": 7}, timeout_ms=60_000)
+    assert views == {"g0n0": None, "g0n1": {"status": "succeeded", "uid": 7}}
+    assert trio.current_time() - start < 1.0
+    assert [c.path for c in fake.calls if c.node_id == "g0n0"] == ["/tasks/3"]
+
+
+async def test_a_node_task_still_running_is_waited_for_until_the_deadline(autojump_clock):
+    fake = FakeTransport()
+    fake.script("g0n0", Answer(200, json={"status": "processing"}))
+    cluster = make_cluster(fake)
+    start = trio.current_time()
+    views = await cluster.wait_for_node_tasks({"g0n0": 3}, timeout_ms=5_000)
+    assert views == {"g0n0": None}
+    assert trio.current_time() - start >= 5.0

@@ -161,3 +161,28 @@ def test_a_shard_is_lost_only_when_every_other_owner_came_back_empty(repair):
             shard_map.state_of(o) is not NodeState.JOINING or intact.get(o) is not False
             for o in others
         )
+
+
+@given(shard_maps(), seqs, st.data())
+def test_a_map_without_some_readers_reads_from_the_others_and_writes_as_before(
+        shard_map, seq, data):
+    """Law of `ShardMap.without_readers` (an index's nodes behind its committed settings):
+    those nodes are never read from, every other readable owner still is, and writes, quorum
+    and states are untouched."""
+    nodes = sorted(shard_map.placement.shards_of)
+    excluded = frozenset(data.draw(st.sets(st.sampled_from(nodes)) if nodes else st.just(set())))
+    narrowed = shard_map.without_readers(excluded)
+    for shard in range(shard_map.shards):
+        # The same replicas minus the excluded ones (the rotation among them may differ).
+        assert sorted(read_candidates(narrowed, shard, seq)) == sorted(
+            n for n in read_candidates(shard_map, shard, seq) if n not in excluded)
+        assert narrowed.write_targets(shard) == shard_map.write_targets(shard)
+    for group in range(shard_map.replica_groups):
+        (plan, uncovered) = narrowed.read_plan(group, seq)
+        assert not {node for node, _, _ in plan} & excluded
+        assert sorted(uncovered) == [s for s in range(shard_map.shards)
+                                     if not narrowed.readable_owners(group, s)]
+    for node in nodes:
+        assert narrowed.state_of(node) == shard_map.state_of(node)
+        assert narrowed.counts_toward_quorum(node) == shard_map.counts_toward_quorum(node)
+    assert shard_map.without_readers(()) is shard_map

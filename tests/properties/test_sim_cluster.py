@@ -177,6 +177,17 @@ class SimulatedCluster(RuleBasedStateMachine):
         faults = {"slow": SLOW, "flaky": FLAKY}.get(kind, FaultModel())
         self.runner.call(_sync, self.simulation.set_faults, kind, self.node(index), faults)
 
+    @rule(index=NODES, choice=st.integers(0, 1000))
+    def tamper_document(self, index, choice):
+        """A document changed or deleted on one node behind Miroir's back (I11 at checkpoints:
+        the reconciler makes the replicas agree again)."""
+        pick = lambda options: options[choice % len(options)]  # noqa: E731
+        self.runner.call(_sync, self.simulation.tamper_document, self.node(index), pick)
+
+    @rule(index=NODES, patch=st.sampled_from(SETTINGS_CHOICES))
+    def tamper_settings(self, index, patch):
+        self.runner.call(_sync, self.simulation.tamper_settings, self.node(index), patch)
+
     @rule(seconds=st.floats(0.001, 2.0))
     def advance(self, seconds):
         self.runner.call(self.simulation.advance, seconds)

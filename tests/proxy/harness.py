@@ -15,7 +15,7 @@ import attrs
 import orjson
 import trio
 
-from miroir.cluster.services import RepairSettings, Services
+from miroir.cluster.services import ReconcileSettings, RepairSettings, Services
 from miroir.config import config_from_dict
 from miroir.devnode.app import DevnodeApp
 from miroir.proxy import create_app
@@ -176,6 +176,7 @@ async def running_proxies(
     max_in_flight_per_node: int | None = None,
     queue_timeout_ms: int | None = None,
     adaptive: bool = False,
+    reconcile: ReconcileSettings | None = None,
 ) -> AsyncIterator[tuple[Harness, ...]]:
     """`count` proxy apps (as separate proxy processes would be) over the same devnodes and one
     shared MemoryStore; the devnodes' task workers run once, under the first harness.
@@ -215,6 +216,7 @@ async def running_proxies(
         prune_interval_s=prune_interval_s,
         repair=RepairSettings() if health_interval_ms is not None else None,
         health=config.health if health_interval_ms is not None else None,
+        reconcile=reconcile,
     )
     proxies = [
         create_app(config, transport=transport, store=store, services=services)

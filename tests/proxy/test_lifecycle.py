@@ -6,6 +6,7 @@ from __future__ import annotations
 from miroir.cluster.services import (
     TASK_POLL_INTERVAL_S,
     TASK_PRUNE_INTERVAL_S,
+    ReconcileSettings,
     RepairSettings,
     Services,
 )
@@ -54,7 +55,7 @@ def test_by_default_every_service_runs_on_the_config_settings():
     cfg = config()
     assert services_for(cfg) == Services(
         task_poll_interval_s=TASK_POLL_INTERVAL_S, prune_interval_s=TASK_PRUNE_INTERVAL_S,
-        repair=RepairSettings(), health=cfg.health,
+        repair=RepairSettings(), health=cfg.health, reconcile=ReconcileSettings(),
     )
 
 
@@ -64,6 +65,7 @@ async def test_a_default_app_starts_every_service_and_stops_them_with_the_app():
     async with app.test_app():
         running = app.extensions["miroir"].services
         assert running.repair_worker is not None and running.health_checker is not None
+        assert running.reconciler is not None
         started = {task.name.rsplit(".", 1)[-1] for task in app.nursery.child_tasks}
         assert {"poll_tasks_forever", "prune_periodically", "run"} <= started
     assert not app.nursery.child_tasks
@@ -83,3 +85,11 @@ async def test_what_was_injected_is_not_closed():
     async with app.test_app():
         pass
     assert not store.closed
+
+
+def test_the_reconciler_follows_its_config_section():
+    paced = config_from_dict({"nodes": node_config(2), "reconcile": {
+        "interval_seconds": 5, "shard_pause_ms": 0}}, env={})
+    assert services_for(paced).reconcile == ReconcileSettings(interval_s=5, shard_pause_s=0.0)
+    off = config_from_dict({"nodes": node_config(2), "reconcile": {"enabled": False}}, env={})
+    assert services_for(off).reconcile is None

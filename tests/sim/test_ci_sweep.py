@@ -2,8 +2,8 @@
 same command a person runs. Any invariant violation (or a run that does not finish) fails the
 build, with each failing run's first violation and replay command in the message.
 
-The seeds are chosen so the sweep passes today: the known failing seeds of issue #19 (listed in
-docs/simulation.md, "Known failing seeds") are left out until that issue fixes them. Cost: 15
+The seeds of issue #19 (docs/simulation.md, "Known failing seeds") are fixed and replayed by
+tests/sim/test_issue19_seeds.py, with the exact shapes the issue gives. Cost: 15
 runs of 300 operations with 2 processes, about 20 s of wall clock on the team's 2-core machine
 when nothing else runs (see docs/simulation.md, "The CI sweep").
 """

@@ -127,6 +127,29 @@ async def test_pruning_drops_expired_idempotency_keys(store):
     assert (await store.get_idempotency_key("new", T0 + 10)).task_uid == 2
 
 
+async def test_a_claim_past_max_keys_evicts_the_keys_that_expire_first(store):
+    for i in range(5):
+        await store.claim_idempotency_key(f"k{i}", "h", i, now=T0 + i, ttl_ms=HOUR, max_keys=3)
+    held = [k for k in ("k0", "k1", "k2", "k3", "k4")
+            if await store.get_idempotency_key(k, T0 + 5) is not None]
+    assert held == ["k2", "k3", "k4"]
+    # A key claimed again after it expired replaces itself; it is not counted twice.
+    await store.claim_idempotency_key("k2", "h2", 9, now=T0 + HOUR + 3, ttl_ms=HOUR, max_keys=3)
+    assert (await store.get_idempotency_key("k2", T0 + HOUR + 3)).task_uid == 9
+    assert (await store.get_idempotency_key("k4", T0 + HOUR + 3)).task_uid == 4
+
+
+async def test_a_released_key_can_be_claimed_again_but_only_its_claimer_releases_it(store):
+    await store.claim_idempotency_key("k", "h", 10, now=T0, ttl_ms=HOUR)
+    assert not await store.release_idempotency_key("k", 11)
+    assert (await store.get_idempotency_key("k", T0)).task_uid == 10
+    assert await store.release_idempotency_key("k", 10)
+    assert await store.get_idempotency_key("k", T0) is None
+    assert not await store.release_idempotency_key("k", 10)
+    again = await store.claim_idempotency_key("k", "h2", 12, now=T0, ttl_ms=HOUR, max_keys=1)
+    assert again.task_uid == 12
+
+
 # ---- settings versions
 
 
@@ -141,6 +164,34 @@ async def test_settings_versions_are_allocated_per_index_and_only_move_up(store)
     await store.delete_settings_versions("movies")
     assert await store.get_settings_versions("movies") == {}
     assert await store.allocate_settings_version("movies") == 1
+
+
+async def test_committed_settings_only_move_to_a_higher_version(store):
+    assert await store.get_committed_settings("movies") is None
+    first = await store.commit_settings("movies", 2, {"sortableAttributes": ["year"], "n": None})
+    assert (first.version, first.settings) == (2, {"sortableAttributes": ["year"], "n": None})
+    assert await store.commit_settings("movies", 1, {"sortableAttributes": []}) == first
+    assert await store.commit_settings("movies", 2, {"sortableAttributes": []}) == first
+    later = await store.commit_settings("movies", 5, {"sortableAttributes": []})
+    assert later.version == 5 and await store.get_committed_settings("movies") == later
+    assert await store.get_committed_settings("songs") is None
+    await store.delete_settings_versions("movies")
+    assert await store.get_committed_settings("movies") is None
+
+
+async def test_two_stores_committing_settings_keep_the_highest_version(backend):
+    stores = [await backend.open(), await backend.open()]
+
+    async def commit(version: int) -> None:
+        await stores[version % 2].commit_settings("movies", version, {"v": version})
+
+    async with trio.open_nursery() as nursery:
+        for version in range(1, 11):
+            nursery.start_soon(commit, version)
+    for store in stores:
+        assert await store.get_committed_settings("movies") == (
+            await stores[0].get_committed_settings("movies"))
+    assert (await stores[1].get_committed_settings("movies")).settings == {"v": 10}
 
 
 # ---- index versions

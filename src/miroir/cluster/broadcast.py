@@ -26,16 +26,27 @@ could still reach it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import itertools
+import os
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from miroir.cluster import settings_sync
+from miroir.cluster.idempotency import reservation_suspended
 from miroir.cluster.indexes import index_exists
 from miroir.cluster.runtime import Cluster, NodeRejected, first_rejection, task_uid_of
+from miroir.cluster.settings_sync import settings_lease
 from miroir.cluster.tasks import record_finished_task, record_task
 from miroir.core.errors import error_body
 from miroir.core.routing import SHARD_FIELD
 from miroir.core.tasks import NodeTask, Task
 from miroir.transport.base import NodeResponse
+
+# A settings change holds the index's settings lease at most this long (longer than any change
+# takes: per node a read, an apply and a wait, and as much again to roll back).
+SETTINGS_LEASE_TTL_MS = 10 * 60 * 1000
+_CHANGES = itertools.count()
 
 # ---- `_miroir_shard` in filterableAttributes ---------------------------------------------------
 
@@ -139,11 +150,27 @@ def _is_error_body(response: NodeResponse) -> bool:
 # ---- index creation ---------------------------------------------------------------------------
 
 
+@contextlib.asynccontextmanager
+async def holding_settings_lease(cluster: Cluster, uid: str) -> AsyncIterator[None]:
+    """The reconciler leaves an index's settings alone while this lease is held, so it never
+    "repairs" a node a change (or a creation) has already reached. Held or not (another proxy's
+    change may hold it), the change goes ahead, as two concurrent changes always could."""
+    holder = f"settings-change-{os.getpid()}-{id(cluster)}-{next(_CHANGES)}"
+    lease = settings_lease(uid)
+    await cluster.store.acquire_lease(lease, holder, cluster.now_ms(), SETTINGS_LEASE_TTL_MS)
+    try:
+        yield
+    finally:
+        await cluster.store.release_lease(lease, holder)
+
+
 async def create_index(cluster: Cluster, uid: str, primary_key: str | None) -> Task:
-    """Create `uid` on every node with `_miroir_shard` filterable, or nowhere."""
+    """Create `uid` on every node with `_miroir_shard` filterable, or nowhere; a created index
+    starts with its settings committed (`settings_sync`), at a fresh first version."""
     task: Task | None = None
     try:
-        task = await _create_index(cluster, uid, primary_key)
+        async with holding_settings_lease(cluster, uid):
+            task = await _create_index(cluster, uid, primary_key)
         return task
     finally:
         # Also after a rollback: a lookup may have seen the index on a node meanwhile.
@@ -168,6 +195,11 @@ async def _create_index(cluster: Cluster, uid: str, primary_key: str | None) -> 
         return await record_finished_task(
             cluster, "indexCreation", uid, details, error=error, node_tasks=node_tasks
         )
+    # The index did not exist on any node: whatever versions the store still holds for the uid
+    # belong to an earlier incarnation.
+    await cluster.store.delete_settings_versions(uid)
+    version = await cluster.store.allocate_settings_version(uid)
+    await settings_sync.commit(cluster, uid, version, sorted(nodes), succeeded=True)
     return await record_finished_task(cluster, "indexCreation", uid, details, node_tasks=node_tasks)
 
 
@@ -195,6 +227,8 @@ async def delete_index(cluster: Cluster, uid: str) -> Task:
             {"deletedDocuments": None},
         )
     finally:
+        # A recreated index starts without committed settings, like a new one.
+        await cluster.store.delete_settings_versions(uid)
         await cluster.catalog.changed(uid)
 
 
@@ -209,7 +243,8 @@ async def update_settings(cluster: Cluster, uid: str, patch: Mapping[str, Any]) 
     them: a new custom ranking rule needs rule-by-rule details).
     """
     try:
-        return await _update_settings(cluster, uid, patch)
+        async with holding_settings_lease(cluster, uid):
+            return await _update_settings(cluster, uid, patch)
     finally:
         await cluster.catalog.changed(uid, same_primary_key=True)
 
@@ -218,17 +253,21 @@ async def _update_settings(cluster: Cluster, uid: str, patch: Mapping[str, Any])
     details = dict(patch)
     sent = protect_settings_patch(patch)
     if await index_exists(cluster, uid) is None:
-        # Meilisearch creates a missing index on a settings update.
-        creation = await create_index(cluster, uid, None)
+        # Meilisearch creates a missing index on a settings update. That creation is a task of
+        # its own: the uid an idempotency key reserved is the settings task's.
+        with reservation_suspended():
+            creation = await create_index(cluster, uid, None)
         if creation.error is not None:
             return await record_finished_task(
                 cluster, "settingsUpdate", uid, details, error=creation.error
             )
+    version = await cluster.store.allocate_settings_version(uid)
     previous: dict[str, Any] = {}
     applied: list[str] = []
     node_tasks: dict[str, NodeTask] = {}
     error: dict[str, Any] | None = None
-    for node in sorted(cluster.all_nodes()):
+    nodes = sorted(cluster.all_nodes())
+    for node in nodes:
         before = await cluster.call(node, "GET", f"/indexes/{uid}/settings")
         if not (isinstance(before, NodeResponse) and before.ok):
             error = _failure(node, "read its settings")
@@ -252,8 +291,20 @@ async def _update_settings(cluster: Cluster, uid: str, patch: Mapping[str, Any])
             break
         applied.append(node)
         previous[node] = before.json()
+    if error is None:
+        # Phase two: most nodes read back holding the same settings, or the change fails. A
+        # minority that holds something else (edited behind Miroir's back) lags: no reads of
+        # the index reach it until the reconciler repairs it.
+        committed, lagging = await settings_sync.commit(cluster, uid, version, nodes,
+                                                        succeeded=True, patched=sent)
+        if committed is None:
+            error = _failure(lagging[0] if lagging else nodes[0],
+                             "hold the same settings as most nodes when read back")
     if error is not None:
         await _restore(cluster, uid, applied, previous)
+        # The rollback is committed as this version: a node it could not reach lags behind it
+        # and serves no reads of the index until the reconciler repairs it.
+        await settings_sync.commit(cluster, uid, version, nodes, succeeded=False)
         return await record_finished_task(
             cluster, "settingsUpdate", uid, details, error=error, node_tasks=node_tasks
         )

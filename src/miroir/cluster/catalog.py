@@ -59,6 +59,9 @@ class IndexEntry:
     primary_key: str | None = None
     settings: dict[str, Any] | None = None
     unsortable: bool = False
+    # Nodes behind the index's committed settings version: not read from for this index
+    # (`miroir.cluster.settings_sync.read_map`); None until looked up.
+    lagging: frozenset[str] | None = None
 
 
 class IndexCatalog:

@@ -11,8 +11,10 @@ return from `failed` is treated alike, whether the node kept its data or not:
 2. `repair_node` asks every serving node for its indexes (GET /indexes; the union counts, so a
    source that lost its state unnoticed cannot make the node drop an index) and a serving node
    for each one's settings; creates on the returning node what it lacks with the same primary
-   key, applies the cluster's settings (`_miroir_shard` kept filterable by
-   `broadcast.protect_settings_patch`) and deletes the indexes no serving node has.
+   key, applies the cluster's settings -- the committed ones (`settings_sync`) when the index
+   has some, recording the node at their version once read back; else a serving node's --
+   (`_miroir_shard` kept filterable by `broadcast.protect_settings_patch`) and deletes the
+   indexes no serving node has.
 3. Backfill, per index and per shard the node owns: the documents are paged from a readable
    replica of that shard (any group) with POST /documents/fetch filtered on `_miroir_shard` and
    written to the node with the index's primary key; then the node's tasks are waited for.
@@ -60,11 +62,13 @@ from typing import Any
 
 import trio
 
+from miroir.cluster import settings_sync
 from miroir.cluster.broadcast import protect_settings_patch, run_everywhere
 from miroir.cluster.runtime import Cluster, task_uid_of
 from miroir.core.node_state import NodeEvent, NodeState
 from miroir.core.replicas import repair_sources
 from miroir.core.routing import SHARD_FIELD
+from miroir.store.base import CommittedSettings, StoreError
 from miroir.transport.base import NodeResponse
 
 logger = logging.getLogger("miroir.repair")
@@ -386,9 +390,26 @@ async def _provision(
         elif present[uid].get("primaryKey") is None and index.get("primaryKey") is not None:
             await _step(cluster, node_id, "PATCH", f"/indexes/{uid}",
                         {"primaryKey": index["primaryKey"]})
-        settings = await _read(cluster, sources, "GET", f"/indexes/{uid}/settings")
+        # The committed settings when there are some: a source's own settings may have been
+        # changed behind Miroir's back, and copying them would spread the drift.
+        committed = await _committed_settings(cluster, uid)
+        settings = committed.settings if committed is not None else await _read(
+            cluster, sources, "GET", f"/indexes/{uid}/settings")
         await _step(cluster, node_id, "PATCH", f"/indexes/{uid}/settings",
                     protect_settings_patch(settings))
+        if committed is not None:
+            held = await settings_sync.read_node_settings(cluster, node_id, uid)
+            if held is not None and settings_sync.settings_digest(held) == \
+                    settings_sync.settings_digest(committed.settings):
+                await cluster.store.record_settings_version(uid, node_id, committed.version)
+                await cluster.catalog.changed(uid, same_primary_key=True)
+
+
+async def _committed_settings(cluster: Cluster, uid: str) -> CommittedSettings | None:
+    try:
+        return await cluster.store.get_committed_settings(uid)
+    except StoreError as error:
+        raise RepairIncomplete(f"committed settings of {uid} unreadable: {error}") from None
 
 
 async def _step(cluster: Cluster, node_id: str, method: str, path: str, body: Any,

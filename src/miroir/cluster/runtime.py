@@ -450,7 +450,12 @@ class Cluster:
         self, task_uids: Mapping[str, int], *, timeout_ms: int | None = None, poll_s: float = 0.01
     ) -> dict[str, dict[str, Any] | None]:
         """Poll each node's task until it finishes; node -> final task view (None: no answer
-        before the deadline, or the node failed)."""
+        before the deadline, or the node does not know the task any more).
+
+        A 404 means the node lost its task queue (restarted with its state gone: Meilisearch
+        never forgets an unfinished task otherwise), so the task will never finish there; waiting
+        out the deadline would stall the caller (the repair worker waits up to a minute) for
+        nothing."""
         deadline = trio.current_time() + (timeout_ms or self.settings.node_timeout_ms) / 1000
         finished: dict[str, dict[str, Any] | None] = {}
 
@@ -463,6 +468,9 @@ class Cluster:
                     if view.get("status") in ("succeeded", "failed", "canceled"):
                         finished[node_id] = view
                         return
+                elif isinstance(result, NodeResponse) and result.status == 404:
+                    finished[node_id] = None
+                    return
                 await trio.sleep(delay)
                 delay = min(delay * 2, 0.2)
             finished[node_id] = None

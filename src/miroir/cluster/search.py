@@ -51,6 +51,7 @@ import trio
 
 from miroir.cluster.indexes import index_settings, primary_key
 from miroir.cluster.runtime import Cluster, NodeRejected
+from miroir.cluster.settings_sync import read_map
 from miroir.core.errors import MeiliError, Overloaded
 from miroir.core.merge import clean_hit, distinct_values, merge_search_outcome
 from miroir.core.merge_facets import merge_facet_search
@@ -64,6 +65,7 @@ from miroir.core.placement import query_group
 from miroir.core.replicas import read_candidates
 from miroir.core.routing import hide_shard_field
 from miroir.core.search_plan import NodePlan, plan_node_query, restrict_to_shards
+from miroir.core.topology import ShardMap
 from miroir.transport.base import (
     FailureKind,
     NodeResponse,
@@ -109,14 +111,18 @@ class ReadResult:
 
 
 async def gather_shards(
-    cluster: Cluster, method: str, path: str, body_for: BodyFor, *, timeout_ms: int | None = None
+    cluster: Cluster, method: str, path: str, body_for: BodyFor, *, timeout_ms: int | None = None,
+    shard_map: ShardMap | None = None,
 ) -> Gathered:
     """Every shard answered once, by the first group's covering set or a fallback replica.
+
+    `shard_map`: the map to read with (`settings_sync.read_map`: without the nodes that lag
+    behind the index's committed settings); the cluster's current one by default.
 
     Raises `NodeRejected` on the first 4xx answer. Never raises for failed or slow nodes: their
     shards end up in `Gathered.missing` when no other replica answered before the deadline.
     """
-    return await _Gathering(cluster, method, path, body_for, timeout_ms).run()
+    return await _Gathering(cluster, method, path, body_for, timeout_ms, shard_map).run()
 
 
 class _Gathering:
@@ -132,12 +138,14 @@ class _Gathering:
         path: str,
         body_for: BodyFor,
         timeout_ms: int | None,
+        shard_map: ShardMap | None = None,
     ) -> None:
         self.cluster = cluster
         self.method = method
         self.path = path
         self.body_for = body_for
-        self.shard_map = shard_map = cluster.shard_map  # one snapshot for the whole read
+        # One snapshot for the whole read.
+        self.shard_map = shard_map = shard_map if shard_map is not None else cluster.shard_map
         self.seq = cluster.next_query_seq()
         timeout_s = (timeout_ms or cluster.settings.node_timeout_ms) / 1000
         self.deadline = trio.current_time() + timeout_s
@@ -471,6 +479,7 @@ async def search_index(
     cross-shard distinct leaves the window short)."""
     phases = Phases() if params.get("showPerformanceDetails") is True else None
     started = trio.current_time() if phases is not None else 0.0
+    shard_map = await read_map(cluster, (uid,))  # first: it may file the committed settings
     settings = await index_settings(cluster, uid)
     plan: NodePlan | None = plan_node_query(params, settings)
     result: ReadResult | None = None
@@ -482,11 +491,13 @@ async def search_index(
         if split is not None:
             if phases is not None:
                 phases.add("plan", trio.current_time() - started)
-            result = await _hybrid_search(cluster, uid, split, settings, policy, phases)
+            result = await _hybrid_search(
+                cluster, uid, split, settings, policy, phases, shard_map
+            )
     if result is None:
         if phases is not None:
             phases.add("plan", trio.current_time() - started)
-        result = await _plain_search(cluster, uid, plan, policy, phases)
+        result = await _plain_search(cluster, uid, plan, policy, phases, shard_map)
     if phases is not None:
         result.response["performanceDetails"] = phases.render()
     return result
@@ -533,18 +544,25 @@ def rust_duration(seconds: float) -> str:
 
 
 async def _plain_search(
-    cluster: Cluster, uid: str, plan: NodePlan | None, policy: str, phases: Phases | None = None
+    cluster: Cluster,
+    uid: str,
+    plan: NodePlan | None,
+    policy: str,
+    phases: Phases | None = None,
+    shard_map: ShardMap | None = None,
 ) -> ReadResult:
     path = f"/indexes/{uid}/search"
     while True:
         assert plan is not None
         if phases is None:
-            gathered = await gather_shards(cluster, "POST", path, _params_body(plan.node_params))
+            gathered = await gather_shards(cluster, "POST", path, _params_body(plan.node_params),
+                                           shard_map=shard_map)
             check_coverage(gathered, policy)
             outcome = merge_search_outcome(plan, gathered.bodies())
         else:
             started = trio.current_time()
-            gathered = await gather_shards(cluster, "POST", path, _params_body(plan.node_params))
+            gathered = await gather_shards(cluster, "POST", path, _params_body(plan.node_params),
+                                           shard_map=shard_map)
             check_coverage(gathered, policy)
             scattered = trio.current_time()
             outcome = merge_search_outcome(plan, gathered.bodies())
@@ -564,6 +582,7 @@ async def _hybrid_search(
     settings: Mapping[str, Any],
     policy: str,
     phases: Phases | None = None,
+    shard_map: ShardMap | None = None,
 ) -> ReadResult:
     """A hybrid query as Meilisearch runs it on one node: the keyword and the semantic lists
     gathered (each merged exactly across the shards), then mixed by the hybrid rule."""
@@ -575,7 +594,7 @@ async def _hybrid_search(
     async def run(name: str, params: dict[str, Any]) -> None:
         try:
             found[name] = await _plain_search(
-                cluster, uid, plan_node_query(params, settings), policy, phases
+                cluster, uid, plan_node_query(params, settings), policy, phases, shard_map
             )
         except NodeRejected as rejected:
             if name == "semantic" and _rejection_error(rejected).code == "vector_embedding_error":
@@ -637,6 +656,7 @@ async def multi_search(cluster: Cluster, body: Any, *, policy: str = PARTIAL) ->
     if body.get("federation") is not None:
         return await federated_search(cluster, body, policy=policy)
     uids = [query["indexUid"] for query in queries]
+    shard_map = await read_map(cluster, uids)
     settings = await _settings_by_index(cluster, uids)
     plans: list[NodePlan] = []
     for position, query in enumerate(queries):
@@ -656,7 +676,8 @@ async def multi_search(cluster: Cluster, body: Any, *, policy: str = PARTIAL) ->
 
     perf = any(query.get("showPerformanceDetails") is True for query in queries)
     started = trio.current_time() if perf else 0.0
-    gathered = await gather_shards(cluster, "POST", "/multi-search", node_body)
+    gathered = await gather_shards(cluster, "POST", "/multi-search", node_body,
+                                   shard_map=shard_map)
     check_coverage(gathered, policy)
     scattered = trio.current_time() if perf else 0.0
     per_node = [body["results"] for body in gathered.bodies()]
@@ -701,10 +722,12 @@ async def multi_search(cluster: Cluster, body: Any, *, policy: str = PARTIAL) ->
 
 async def _finish_refetch(cluster: Cluster, uid: str, plan: NodePlan, policy: str) -> ReadResult:
     path = f"/indexes/{uid}/search"
+    shard_map = await read_map(cluster, (uid,))
     current: NodePlan | None = plan
     while True:
         assert current is not None
-        gathered = await gather_shards(cluster, "POST", path, _params_body(current.node_params))
+        gathered = await gather_shards(cluster, "POST", path, _params_body(current.node_params),
+                                       shard_map=shard_map)
         check_coverage(gathered, policy)
         outcome = merge_search_outcome(current, gathered.bodies())
         if outcome.refetch is None:
@@ -716,6 +739,7 @@ async def federated_search(cluster: Cluster, body: Any, *, policy: str = PARTIAL
     """Federated POST /multi-search: each node federates over its shards, the core merges."""
     queries = body["queries"]
     plan = plan_federated_query(body)
+    shard_map = await read_map(cluster, [query["indexUid"] for query in queries])
     settings = await _settings_by_index(cluster, [query["indexUid"] for query in queries])
     faceting = {uid: value.get("faceting") or {} for uid, value in settings.items()}
     full = orjson.dumps(plan.node_body)
@@ -727,7 +751,8 @@ async def federated_search(cluster: Cluster, body: Any, *, policy: str = PARTIAL
 
     perf = (body.get("federation") or {}).get("showPerformanceDetails") is True
     started = trio.current_time() if perf else 0.0
-    gathered = await gather_shards(cluster, "POST", "/multi-search", node_body)
+    gathered = await gather_shards(cluster, "POST", "/multi-search", node_body,
+                                   shard_map=shard_map)
     check_coverage(gathered, policy)
     scattered = trio.current_time() if perf else 0.0
     response = merge_federated(plan, gathered.bodies(), faceting)
@@ -745,9 +770,10 @@ async def facet_search(
     cluster: Cluster, uid: str, params: Mapping[str, Any], *, policy: str = PARTIAL
 ) -> ReadResult:
     """POST /indexes/{uid}/facet-search: every shard's facet hits, counts summed per value."""
+    shard_map = await read_map(cluster, (uid,))
     settings = await index_settings(cluster, uid)
     gathered = await gather_shards(
-        cluster, "POST", f"/indexes/{uid}/facet-search", _params_body(params)
+        cluster, "POST", f"/indexes/{uid}/facet-search", _params_body(params), shard_map=shard_map
     )
     check_coverage(gathered, policy)
     return ReadResult(merge_facet_search(params, settings, gathered.bodies()), gathered.missing)

@@ -1,7 +1,7 @@
 """The background services of one proxy process: which run, with which settings, and how they
 start.
 
-Four services keep a proxy's view of the cluster current while it serves:
+Five services keep a proxy's view of the cluster current while it serves:
 - the task poller (`tasks.poll_tasks_forever`) refreshes every unfinished task from its node
   tasks (task times from the cluster's clock);
 - the task pruner (`store.maintenance.prune_periodically`) forgets finished tasks older than the
@@ -9,7 +9,9 @@ Four services keep a proxy's view of the cluster current while it serves:
 - the repair worker (`repair.RepairWorker`), a node state observer, re-provisions and catches up
   a node back from `failed` and finds serving nodes that lost their state;
 - the health checker (`health.HealthChecker`) probes every node and feeds the verdicts, stamped
-  by the cluster's clock, to the node state machine.
+  by the cluster's clock, to the node state machine;
+- the reconciler (`reconcile.Reconciler`) compares every shard's replicas and every node's
+  settings with the committed ones, and repairs what differs (anti-entropy, rate-limited).
 
 `Services` describes which of them run (a field left `None` does not run) and with which
 settings; `run_services` starts them in a nursery the caller owns and cancels to stop them. The
@@ -20,7 +22,7 @@ with. Every service waits with `trio.sleep`, so under trio's MockClock they run 
 
 Must never: read the config module (the proxy turns the config into a `Services`), or start a
 service any other way than here (one place decides the start order, which the simulator's
-traces depend on: poller, pruner, repair worker, health checker).
+traces depend on: poller, pruner, repair worker, health checker, reconciler).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import attrs
 import trio
 
 from miroir.cluster.health import HealthChecker, HealthSettings
+from miroir.cluster.reconcile import INTERVAL_S as RECONCILE_INTERVAL_S
+from miroir.cluster.reconcile import SHARD_PAUSE_S, Reconciler
 from miroir.cluster.repair import RETRY_S, SWEEP_S, RepairWorker
 from miroir.cluster.runtime import Cluster
 from miroir.cluster.tasks import poll_tasks_forever
@@ -50,6 +54,14 @@ class RepairSettings:
 
 
 @attrs.frozen
+class ReconcileSettings:
+    """The reconciler's pacing: a pass every `interval_s`, `shard_pause_s` between shards."""
+
+    interval_s: float = RECONCILE_INTERVAL_S
+    shard_pause_s: float = SHARD_PAUSE_S
+
+
+@attrs.frozen
 class Services:
     """Which background services run, with which settings; `None` means that one does not run.
     `Services()` runs nothing (tests that drive the cluster by hand)."""
@@ -58,6 +70,7 @@ class Services:
     prune_interval_s: float | None = None
     repair: RepairSettings | None = None
     health: HealthSettings | None = None
+    reconcile: ReconcileSettings | None = None
 
 
 @attrs.frozen
@@ -67,6 +80,7 @@ class RunningServices:
 
     repair_worker: RepairWorker | None
     health_checker: HealthChecker | None
+    reconciler: Reconciler | None = None
 
 
 def run_services(cluster: Cluster, settings: Services, nursery: trio.Nursery) -> RunningServices:
@@ -89,4 +103,9 @@ def run_services(cluster: Cluster, settings: Services, nursery: trio.Nursery) ->
     if settings.health is not None:
         health_checker = HealthChecker(cluster, settings.health)
         nursery.start_soon(health_checker.run)
-    return RunningServices(repair_worker, health_checker)
+    reconciler = None
+    if settings.reconcile is not None:
+        reconciler = Reconciler(cluster, interval_s=settings.reconcile.interval_s,
+                                shard_pause_s=settings.reconcile.shard_pause_s)
+        nursery.start_soon(reconciler.run)
+    return RunningServices(repair_worker, health_checker, reconciler)

@@ -23,6 +23,7 @@ from typing import Any
 import attrs
 import trio
 
+from miroir.cluster.idempotency import take_reserved_task_uid
 from miroir.cluster.runtime import Cluster, task_uid_of
 from miroir.core.tasks import (
     CANCELED,
@@ -93,9 +94,13 @@ async def _new_task(
 ) -> Task:
     """An enqueued task with a fresh uid, enqueued now (read after the uid: the store may block).
 
-    Not stored yet; `details` is copied so the caller's dict may change afterwards.
+    The uid is the one an `Idempotency-Key` claim reserved for this request, if any (the key
+    already names it; `miroir.cluster.idempotency`). Not stored yet; `details` is copied so the
+    caller's dict may change afterwards.
     """
-    uid = await cluster.store.allocate_task_uid()
+    uid = take_reserved_task_uid()
+    if uid is None:
+        uid = await cluster.store.allocate_task_uid()
     return Task(
         uid=uid, type=task_type, enqueued_at=cluster.now_ms(), index_uid=index_uid,
         details=None if details is None else dict(details),

@@ -31,6 +31,7 @@ from urllib.parse import quote
 import attrs
 
 from miroir.cluster.broadcast import create_index
+from miroir.cluster.idempotency import reservation_suspended
 from miroir.cluster.indexes import index_exists, known_primary_key
 from miroir.cluster.quorum_write import QuorumWriteResult
 from miroir.cluster.runtime import Cluster, NodeRejected, first_rejection, task_uid_of
@@ -97,7 +98,9 @@ async def _resolve_uncached(
     if known is None:
         index = await index_exists(cluster, index_uid)  # files the key it shows in the catalog
         if index is None:
-            creation = await create_index(cluster, index_uid, requested)
+            # A task of its own: the uid an idempotency key reserved is the write's.
+            with reservation_suspended():
+                creation = await create_index(cluster, index_uid, requested)
             if creation.error is not None:
                 raise MeiliError(creation.error["code"], creation.error["message"])
             known = requested

@@ -46,6 +46,10 @@ _NON_DEFAULT: dict[str, tuple[str, int]] = {
     "miroir_node_task_lost": ("system", 502),
     "miroir_store_unavailable": ("system", 503),  # the task store (SQLite/Redis) failed a call
     "miroir_overloaded": ("system", 503),  # a read would wait past what it can afford for a node
+    # Idempotency-Key: the key came with another request / its first request is still running.
+    "miroir_idempotency_key_reused": ("invalid_request", 409),
+    "miroir_idempotency_key_in_progress": ("invalid_request", 409),
+    "miroir_reconciler_disabled": ("invalid_request", 409),
 }
 
 

@@ -142,6 +142,9 @@ class ShardMap:
     topology: Topology
     placement: Placement
     _states: Mapping[str, NodeState]
+    # Nodes this map never reads from whatever their state (`without_readers`): for one index,
+    # the nodes behind its committed settings version.
+    unreadable: frozenset[str] = frozenset()
     # `read_plan`'s memo: a plan depends only on this map, so the memo lives and dies with it.
     _read_plans: dict[tuple[int, int], ReadPlan] = attrs.field(
         factory=dict, init=False, eq=False, repr=False
@@ -214,10 +217,19 @@ class ShardMap:
     def counts_toward_quorum(self, node_id: str) -> bool:
         return ELIGIBILITY[self._states[node_id]].counts_toward_quorum
 
+    def without_readers(self, nodes: Iterable[str]) -> ShardMap:
+        """This map with `nodes` serving no reads (writes, quorum and states unchanged): the
+        read path's map for an index some nodes hold stale settings of. Its own plan memo."""
+        unreadable = self.unreadable | frozenset(nodes)
+        if unreadable == self.unreadable:
+            return self
+        return ShardMap(self.topology, self.placement, self._states, unreadable)
+
     def readable_owners(self, group: int, shard: int) -> tuple[str, ...]:
         """Owners in `group` that serve reads; degraded ones last so a fallback tries them last."""
         owners = [
-            n for n in self.placement.owners[group][shard] if ELIGIBILITY[self._states[n]].serves_reads
+            n for n in self.placement.owners[group][shard]
+            if ELIGIBILITY[self._states[n]].serves_reads and n not in self.unreadable
         ]
         owners.sort(key=lambda n: self._states[n] is NodeState.DEGRADED)
         return tuple(owners)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import current_app, request
+from quart import current_app, g, request
 
 from miroir.core.errors import MeiliError
 from miroir.meili import deserr, payloads
@@ -27,7 +27,18 @@ def too_large(limit: int) -> MeiliError:
 
 
 async def read_body() -> bytes:
-    """The whole body, or `payload_too_large` once it passes the configured limit."""
+    """The whole body, or `payload_too_large` once it passes the configured limit.
+
+    Read from the socket once per request and kept (`g.miroir_body`): the `Idempotency-Key`
+    check fingerprints the body before the handler parses it."""
+    cached = getattr(g, "miroir_body", None)
+    if cached is not None:
+        return cached
+    g.miroir_body = body = await _read_body()
+    return body
+
+
+async def _read_body() -> bytes:
     limit = current_app.config["MIROIR_MAX_BODY_BYTES"]
     declared = request.content_length
     if declared is not None and declared > limit:

@@ -26,6 +26,7 @@ from miroir.cluster.runtime import Cluster, ClusterSettings
 from miroir.cluster.services import (
     TASK_POLL_INTERVAL_S,
     TASK_PRUNE_INTERVAL_S,
+    ReconcileSettings,
     RepairSettings,
     Services,
     run_services,
@@ -52,6 +53,10 @@ def services_for(config: MiroirConfig) -> Services:
         prune_interval_s=TASK_PRUNE_INTERVAL_S,
         repair=RepairSettings(),
         health=config.health,
+        reconcile=ReconcileSettings(
+            interval_s=config.reconcile.interval_seconds,
+            shard_pause_s=config.reconcile.shard_pause_ms / 1000,
+        ) if config.reconcile.enabled else None,
     )
 
 
@@ -97,7 +102,9 @@ class Lifecycle:
         self.state.keyring = keyring
         self._opened["gc_threshold"] = gc.get_threshold()
         gc.set_threshold(GC_YOUNG_THRESHOLD_WHILE_SERVING, *self._opened["gc_threshold"][1:])
-        self.state.services = run_services(cluster, self.services, nursery)
+        self.state.services = running = run_services(cluster, self.services, nursery)
+        if running.reconciler is not None:
+            running.reconciler.observers.append(self.state.metrics.observe_reconcile)
 
     async def stop(self) -> None:
         if "gc_threshold" in self._opened:

@@ -126,6 +126,22 @@ class Metrics:
         self.tasks_total = Counter(
             "miroir_tasks_total", "Miroir tasks created, by type.", ("type",), registry=registry
         )
+        self.reconcile_passes_total = Counter(
+            "miroir_reconcile_passes_total", "Anti-entropy passes finished.", registry=registry
+        )
+        self.reconcile_differences_total = Counter(
+            "miroir_reconcile_differences_total",
+            "Replica differences the reconciler found: lagging nodes (settings), differing "
+            "documents (documents).", ("kind",), registry=registry,
+        )
+        self.reconcile_repairs_total = Counter(
+            "miroir_reconcile_repairs_total",
+            "Repairs the reconciler made: nodes (settings), documents written or deleted "
+            "(documents).", ("kind",), registry=registry,
+        )
+        for kind in ("settings", "documents"):  # both kinds exported from the start, at 0
+            self.reconcile_differences_total.labels(kind)
+            self.reconcile_repairs_total.labels(kind)
         # `labels(...)` takes a lock and builds a key on every call; the label sets are bounded
         # (see the module doc), so the children are looked up once and kept.
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -141,6 +157,15 @@ class Metrics:
             )
         children[0].inc()
         children[1].observe(seconds)
+
+    def observe_reconcile(self, event: str, kind: str, count: int) -> None:
+        """A reconciler event (`miroir.cluster.reconcile.ReconcileObserver`)."""
+        if event == "pass":
+            self.reconcile_passes_total.inc()
+        elif event == "differences":
+            self.reconcile_differences_total.labels(kind).inc(count)
+        elif event == "repairs":
+            self.reconcile_repairs_total.labels(kind).inc(count)
 
     def observe_node_call(self, node_id: str, seconds: float, result: NodeResult) -> None:
         durations = self._node_durations.get(node_id)

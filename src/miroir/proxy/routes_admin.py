@@ -68,6 +68,28 @@ async def ready() -> Response:
     )
 
 
+@blueprint.get("/consistency")
+async def consistency() -> Response:
+    """What the reconciler (anti-entropy) found in its last pass, and its running totals."""
+    services = proxy_state().services
+    reconciler = services.reconciler if services is not None else None
+    if reconciler is None:
+        return json_response({"enabled": False})
+    return json_response({"enabled": True, **reconciler.report.render()})
+
+
+@blueprint.post("/consistency")
+async def check_consistency() -> Response:
+    """Run a reconciler pass now (repairing what it finds) and answer with its report."""
+    services = proxy_state().services
+    reconciler = services.reconciler if services is not None else None
+    if reconciler is None:
+        raise MeiliError("miroir_reconciler_disabled", "The reconciler does not run in this "
+                         "process.")
+    report = await reconciler.run_pass()
+    return json_response({"enabled": True, **report.render()})
+
+
 @blueprint.get("/metrics")
 async def metrics() -> Response:
     payload, content_type = proxy_state().metrics.render()

@@ -14,6 +14,7 @@ from miroir.cluster import broadcast, read_documents, writes
 from miroir.core.errors import MeiliError
 from miroir.proxy import bodies
 from miroir.proxy.errors import json_response
+from miroir.proxy.idempotency import idempotent
 from miroir.proxy.replies import task_accepted, write_accepted
 from miroir.proxy.state import cluster
 
@@ -33,16 +34,19 @@ async def _write(uid: str, *, replace: bool) -> Response:
 
 
 @blueprint.post("/indexes/<uid>/documents")
+@idempotent
 async def add_or_replace(uid: str) -> Response:
     return await _write(uid, replace=True)
 
 
 @blueprint.put("/indexes/<uid>/documents")
+@idempotent
 async def add_or_update(uid: str) -> Response:
     return await _write(uid, replace=False)
 
 
 @blueprint.delete("/indexes/<uid>/documents")
+@idempotent
 async def delete_all(uid: str) -> Response:
     bodies.index_uid(uid)
     task = await broadcast.broadcast_write(
@@ -53,6 +57,7 @@ async def delete_all(uid: str) -> Response:
 
 
 @blueprint.post("/indexes/<uid>/documents/delete")
+@idempotent
 async def delete_by_filter(uid: str) -> Response:
     bodies.index_uid(uid)
     body = await bodies.json_object_body()
@@ -71,6 +76,7 @@ async def delete_by_filter(uid: str) -> Response:
 
 
 @blueprint.post("/indexes/<uid>/documents/delete-batch")
+@idempotent
 async def delete_batch(uid: str) -> Response:
     bodies.index_uid(uid)
     body = await bodies.json_array_body()
@@ -78,6 +84,7 @@ async def delete_batch(uid: str) -> Response:
 
 
 @blueprint.delete("/indexes/<uid>/documents/<document_id>")
+@idempotent
 async def delete_one(uid: str, document_id: str) -> Response:
     bodies.index_uid(uid)
     return write_accepted(await writes.delete_documents_by_id(cluster(), uid, [document_id]))

@@ -17,6 +17,7 @@ from miroir.meili import deserr
 from miroir.proxy import bodies
 from miroir.proxy.auth import request_access
 from miroir.proxy.errors import json_response, node_answer
+from miroir.proxy.idempotency import idempotent
 from miroir.proxy.replies import task_accepted
 from miroir.proxy.state import cluster
 
@@ -85,6 +86,7 @@ async def list_indexes() -> Response:
 
 
 @blueprint.post("/indexes")
+@idempotent
 async def create_index() -> Response:
     body = await bodies.json_object_body()
     for key in body:
@@ -114,6 +116,7 @@ async def get_index(uid: str) -> Response:
 
 
 @blueprint.patch("/indexes/<uid>")
+@idempotent
 async def update_index(uid: str) -> Response:
     bodies.index_uid(uid)
     body = await bodies.json_body()
@@ -123,6 +126,7 @@ async def update_index(uid: str) -> Response:
 
 
 @blueprint.delete("/indexes/<uid>")
+@idempotent
 async def delete_index(uid: str) -> Response:
     bodies.index_uid(uid)
     return task_accepted(await broadcast.delete_index(cluster(), uid))

@@ -16,6 +16,7 @@ from miroir.core.errors import MeiliError
 from miroir.meili.settings import SETTINGS_KEYS, SUBROUTES
 from miroir.proxy import bodies
 from miroir.proxy.errors import json_response, node_answer
+from miroir.proxy.idempotency import idempotent
 from miroir.proxy.replies import task_accepted
 from miroir.proxy.state import cluster
 from miroir.transport.base import NodeResponse
@@ -54,6 +55,7 @@ async def get_settings(uid: str) -> Response:
 
 
 @blueprint.patch("/indexes/<uid>/settings")
+@idempotent
 async def patch_settings(uid: str) -> Response:
     bodies.index_uid(uid)
     body = await bodies.json_object_body()
@@ -61,6 +63,7 @@ async def patch_settings(uid: str) -> Response:
 
 
 @blueprint.delete("/indexes/<uid>/settings")
+@idempotent
 async def reset_settings(uid: str) -> Response:
     bodies.index_uid(uid)
     return await _apply(uid, {key: None for key in SETTINGS_KEYS})
@@ -85,16 +88,19 @@ async def _write_setting(uid: str, slug: str, method: str) -> Response:
 
 
 @blueprint.put("/indexes/<uid>/settings/<slug>")
+@idempotent
 async def put_setting(uid: str, slug: str) -> Response:
     return await _write_setting(uid, slug, "PUT")
 
 
 @blueprint.patch("/indexes/<uid>/settings/<slug>")
+@idempotent
 async def patch_setting(uid: str, slug: str) -> Response:
     return await _write_setting(uid, slug, "PATCH")
 
 
 @blueprint.delete("/indexes/<uid>/settings/<slug>")
+@idempotent
 async def reset_setting(uid: str, slug: str) -> Response:
     bodies.index_uid(uid)
     key, _ = _subroute(slug)

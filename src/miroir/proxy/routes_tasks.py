@@ -22,6 +22,7 @@ from miroir.core.tasks import (
 )
 from miroir.proxy.auth import request_access
 from miroir.proxy.errors import json_response
+from miroir.proxy.idempotency import idempotent
 from miroir.proxy.replies import task_accepted
 from miroir.proxy.state import cluster
 
@@ -91,6 +92,7 @@ def _original_filter() -> str:
 
 
 @blueprint.post("/tasks/cancel")
+@idempotent
 async def cancel_tasks() -> Response:
     query = await _visible(parse_task_query(_params(), operation="cancel"))
     task = await cluster_tasks.cancel_tasks(cluster(), query, _original_filter())
@@ -98,6 +100,7 @@ async def cancel_tasks() -> Response:
 
 
 @blueprint.delete("/tasks")
+@idempotent
 async def delete_tasks() -> Response:
     query = await _visible(parse_task_query(_params(), operation="delete"))
     task = await cluster_tasks.delete_tasks(cluster(), query, _original_filter())

@@ -42,7 +42,7 @@ import attrs
 import orjson
 import trio
 
-from miroir.cluster.services import RepairSettings, Services
+from miroir.cluster.services import ReconcileSettings, RepairSettings, Services
 from miroir.config import MiroirConfig, config_from_dict
 from miroir.meili.extensions import DEGRADED_HEADER
 from miroir.proxy import create_app
@@ -52,6 +52,9 @@ from miroir.store.memory import MemoryStore
 SIM_EPOCH_MS = int(SIM_EPOCH.timestamp() * 1000)
 # Fields of a client answer that are unique per request by design, left out of trace digests.
 _UNSTABLE_FIELDS = ("requestUid",)
+
+# Longer than any run: the reconciler passes after startup are the ones checkpoints ask for.
+SIM_RECONCILE_INTERVAL_S = 1e9
 
 
 # What of trio's private internals the two functions below rely on. A trio release that changes
@@ -169,6 +172,10 @@ class SimSpec:
             task_poll_interval_s=self.task_poll_interval_s,
             repair=RepairSettings(sweep_s=self.health_interval_ms / 1000),
             health=self.config().health,
+            # One pass at startup, then only the passes checkpoints ask for (POST
+            # /_miroir/consistency): a background pass writing during a client write would blur
+            # which node acknowledged that write (I3/I4 count document writes per node).
+            reconcile=ReconcileSettings(interval_s=SIM_RECONCILE_INTERVAL_S, shard_pause_s=0.01),
         )
 
     def recovery_s(self) -> float:

@@ -48,6 +48,7 @@ write during which that set changed gets no exact I3/I4 verdict.
 
 from __future__ import annotations
 
+import random
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -57,9 +58,11 @@ import attrs
 import orjson
 import trio
 
+from miroir.cluster.broadcast import protect_settings_patch
 from miroir.core.node_state import NodeState
 from miroir.core.placement import assign_shard_in_group, shard_for_key
 from miroir.core.quorum import quorum_size
+from miroir.core.routing import SHARD_FIELD
 from miroir.sim.cluster import Answer, SimCluster, SimSpec
 from miroir.sim.model import (
     ABSENT,
@@ -82,9 +85,17 @@ def deadline_bound_s(kind: str, spec: SimSpec) -> float:
     in miroir.cluster, in node timeouts T: a document write is one fan-out (T); a search may
     fetch the index settings (T) and then scatter (T); a task read refreshes and then completes
     the task (2T); a read by id asks its RG x RF candidates one after another; a settings change
-    goes node by node -- read, apply, wait (3T) -- and may roll back the same way (3T more)."""
+    goes node by node -- read, apply, wait (3T) -- and may roll back the same way (3T more),
+    with every node read back at once after each (T); a reconciler pass at a checkpoint is
+    bounded per node and per shard replica (see the table)."""
     timeouts = {"add": 1, "update": 1, "delete": 1, "search": 2, "task": 2,
-                "get": spec.groups * spec.rf, "settings": 6 * spec.nodes}[kind]
+                "get": spec.groups * spec.rf,
+                # + reading every node back at once and repairing the ones that differ (4T),
+                # after the change and after a rollback
+                "settings": 6 * spec.nodes + 8,
+                # a reconciler pass: per node a settings read and repair (4T); per shard and
+                # owner a count, the pages, a second look and a repair (8T)
+                "reconcile": 4 * spec.nodes + 8 * spec.shards * spec.groups * spec.rf}[kind]
     return timeouts * spec.node_timeout_ms / 1000 + 1e-6
 
 
@@ -119,6 +130,8 @@ class Simulation:
         self.spec = sim.spec
         self.model = DocumentModel(settle_s=max_latency_s / 2 + 0.001)
         self.report = Report()
+        # What a behind-the-back fault picks (which document, which version); seeded by the run.
+        self.fault_rng = random.Random(0)
         self.settings: dict[str, Any] = {}
         self.settings_certain = True
         self.tasks: set[int] = set()
@@ -441,6 +454,39 @@ class Simulation:
             self.down.discard(node)
         self._disturb("heal", node)
 
+    def tamper_document(self, node: str, pick: Callable[[list], Any]) -> None:
+        """Someone changes or deletes, on `node` only and behind Miroir's back, a document the
+        node owns: to an older version a client once sent, or away. The id becomes uncertain in
+        the model (Miroir cannot tell which replica is right; the checkpoint re-sends it) and
+        the replicas disagree until the reconciler's pass (I11)."""
+        engine = self.sim.transport.engine(node)
+        if node in self.down or INDEX not in engine.indexes:
+            return
+        group = self.spec.group_of(node)
+        owned = [i for i in self.model.ids() if node in self.owners[(group, self.shard_of(i))]]
+        if not owned:
+            return
+        doc_id = pick(owned)
+        version = pick(sorted(self.model.history[doc_id]))
+        if version == ABSENT:
+            change = lambda e: e.delete_documents(INDEX, [doc_id])  # noqa: E731
+        else:
+            document = {**orjson.loads(version), SHARD_FIELD: self.shard_of(doc_id)}
+            change = lambda e: e.add_documents(INDEX, [document], primary_key="id")  # noqa: E731
+        if self.sim.transport.out_of_band(node, change):
+            self.model.uncertain(doc_id, version, trio.current_time(), acknowledged=False)
+            self._disturb("tamper document", node)
+
+    def tamper_settings(self, node: str, patch: Mapping[str, Any]) -> None:
+        """Someone applies a settings patch to `node` only, behind Miroir's back (keeping
+        `_miroir_shard` filterable, as an operator who knows Miroir would)."""
+        engine = self.sim.transport.engine(node)
+        if node in self.down or INDEX not in engine.indexes:
+            return
+        sent = protect_settings_patch(patch)
+        if self.sim.transport.out_of_band(node, lambda e: e.update_settings(INDEX, sent)):
+            self._disturb("tamper settings", node)
+
     def set_faults(self, kind: str, node: str, faults: FaultModel) -> None:
         """`kind` names the fault for the report: slow, flaky, ..."""
         self.sim.transport.set_faults(node, faults)
@@ -481,8 +527,39 @@ class Simulation:
         if not self.settings_certain:
             await self.change_settings(self.settings or {"filterableAttributes": []})
         await self._wait_tasks()
+        await self._reconcile()
         await self._check_reads()
         await self._check_searches(queries)
+
+    async def _reconcile(self) -> None:
+        """One reconciler pass (POST /_miroir/consistency), then I11 on the nodes' engines (the
+        simulated world's ground truth): every owner of a shard, in every group, holds the same
+        documents of it, and every node the same settings."""
+        answer = await self.sim.request("POST", "/_miroir/consistency")
+        self._common_checks("reconcile", answer)
+        self.sim.transport.catch_up()
+        engines = {node: self.sim.transport.engine(node) for node in self.spec.node_ids()}
+        indexes = {node: engine.indexes.get(INDEX) for node, engine in engines.items()}
+        settings = {node: index.settings if index is not None else None
+                    for node, index in indexes.items()}
+        distinct = {orjson.dumps(s, option=orjson.OPT_SORT_KEYS) for s in settings.values()}
+        self._check("I11 every node holds the same settings", len(distinct) == 1,
+                    lambda: "settings differ in " + ", ".join(sorted({
+                        key for s in settings.values() if s for key in s
+                        if len({orjson.dumps(o.get(key) if o else None, option=orjson.OPT_SORT_KEYS)
+                                for o in settings.values()}) > 1})))
+        for shard in range(self.spec.shards):
+            held: dict[str, dict[str, Any]] = {}
+            for group in range(self.spec.groups):
+                for node in self.owners[(group, shard)]:
+                    index = indexes[node]
+                    held[node] = {} if index is None else {
+                        i: d for i, d in index.documents.items() if self.shard_of(i) == shard}
+            first = next(iter(held.values()))
+            self._check("I11 every replica of a shard holds the same documents",
+                        all(docs == first for docs in held.values()),
+                        lambda held=held, shard=shard: f"shard {shard}: " + ", ".join(
+                            f"{n}: {sorted(d)}" for n, d in sorted(held.items())))
 
     async def _wait_repairs(self) -> None:
         """I10: a node back from `failed` is repaired (re-provisioned, caught up) and leaves

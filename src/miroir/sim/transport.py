@@ -202,6 +202,9 @@ class SimNode:
             return error_response(refused)
         return None
 
+    def wake_worker(self) -> None:
+        self._wake_worker()
+
     def _wake_worker(self) -> None:
         if self._worker_at is None and not self._processing:
             self._worker_at = self.event_time + _uniform(self.task_rng, self.faults.task_delay)
@@ -303,6 +306,18 @@ class SimTransport:
 
     def set_faults(self, node_id: str, faults: FaultModel) -> None:
         self._node(node_id).faults = faults
+
+    def out_of_band(self, node_id: str, change: Callable[[Engine], object]) -> bool:
+        """A change made on the node by someone other than Miroir (an operator's curl, a
+        script): `change` enqueues it on the node's engine at the current virtual time, and the
+        node's task worker applies it with its own timing. False when the node is down."""
+        node = self._node(node_id)
+        if not node.up:
+            return False
+        node.catch_up(trio.current_time())
+        change(node.engine)
+        node.wake_worker()
+        return True
 
     def crash(self, node_id: str) -> None:
         node = self._node(node_id)

@@ -86,6 +86,7 @@ async def run_program(args: RunArgs, trace: list[str] | None) -> tuple[Report, f
     rng = random.Random(f"miroir-simulate:{args.seed}:{args.faults}:{args.spec}")
     async with open_sim_cluster(args.spec, seed=args.seed, trace=trace) as sim:
         simulation = Simulation(sim, max_latency_s=MAX_LATENCY_S)
+        simulation.fault_rng = random.Random(f"miroir-simulate-faults:{args.seed}:{args.spec}")
         created = await sim.request("POST", "/indexes", {"uid": INDEX, "primaryKey": "id"})
         simulation.tasks.add(created.body["taskUid"])
         queries = [random_query(rng) for _ in range(8)] + [{"q": ""}]
@@ -169,6 +170,14 @@ def _heal(simulation: Simulation, fault: str, node: str) -> None:
     simulation.heal(node)
 
 
+def _tamper_document(simulation: Simulation, fault: str, node: str) -> None:
+    simulation.tamper_document(node, simulation.fault_rng.choice)
+
+
+def _tamper_settings(simulation: Simulation, fault: str, node: str) -> None:
+    simulation.tamper_settings(node, simulation.fault_rng.choice(SETTINGS_CHOICES))
+
+
 def _misbehave(model: FaultModel) -> Callable[[Simulation, str, str], None]:
     def inject(simulation: Simulation, fault: str, node: str) -> None:
         simulation.set_faults(fault, node, model)
@@ -190,6 +199,8 @@ FAULTS: Mapping[str, Callable[[Simulation, str, str], None]] = {
     "unslow": _behave,
     "flaky": _misbehave(FLAKY),
     "unflaky": _behave,
+    "tamper document": _tamper_document,
+    "tamper settings": _tamper_settings,
 }
 
 # Per mode: (fault, probability of injecting it before each client operation).
@@ -201,7 +212,9 @@ FAULT_RATES: Mapping[str, tuple[tuple[str, float], ...]] = {
     "wipe": (("crash", 0.02), ("restart wiped", 0.03)),
     "chaos": (("crash", 0.01), ("restart", 0.01), ("restart wiped", 0.005), ("slow", 0.01),
               ("unslow", 0.01), ("partition", 0.01), ("heal", 0.015), ("flaky", 0.01),
-              ("unflaky", 0.01)),
+              ("unflaky", 0.01), ("tamper document", 0.01), ("tamper settings", 0.005)),
+    # Changes made on one node behind Miroir's back, nothing else: the reconciler's own mode.
+    "tamper": (("tamper document", 0.03), ("tamper settings", 0.01)),
 }
 FAULT_MODES = tuple(FAULT_RATES)
 

@@ -17,7 +17,7 @@ client (sqlite3, redis) and never hold state; backends live beside it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 import attrs
 
@@ -42,6 +42,15 @@ class IdempotencyRecord:
     body_hash: str
     task_uid: int
     expires_at: int
+
+
+@attrs.frozen
+class CommittedSettings:
+    """An index's settings as committed cluster-wide: `version` (from
+    `allocate_settings_version`) and the settings every node was read back holding."""
+
+    version: int
+    settings: dict[str, Any]
 
 
 @attrs.frozen
@@ -101,12 +110,19 @@ class Store(Protocol):
 
     # ---- idempotency keys
     async def claim_idempotency_key(
-        self, key: str, body_hash: str, task_uid: int, now: int, ttl_ms: int
+        self, key: str, body_hash: str, task_uid: int, now: int, ttl_ms: int,
+        max_keys: int | None = None,
     ) -> IdempotencyRecord:
         """Record `key` unless an unexpired record exists; return whichever record now stands.
 
-        The caller won the key iff the returned record's task_uid is its own.
+        The caller won the key iff the returned record's task_uid is its own. With `max_keys`,
+        a new record that takes the store past that many keys evicts the ones that expire
+        first (never the new one), so the keys held stay bounded whatever clients send.
         """
+
+    async def release_idempotency_key(self, key: str, task_uid: int) -> bool:
+        """Forget `key` if its record still names `task_uid` (the claimer gives it back when
+        the write it guarded was not accepted, so a retry runs again). True if released."""
 
     async def get_idempotency_key(self, key: str, now: int) -> IdempotencyRecord | None:
         ...
@@ -122,7 +138,16 @@ class Store(Protocol):
         """Raise the node's version to `version` (never lowers it); returns the stored version."""
 
     async def delete_settings_versions(self, index_uid: str) -> None:
-        """Forget an index's settings versions (index deleted)."""
+        """Forget an index's settings versions and committed settings (index deleted)."""
+
+    async def commit_settings(
+        self, index_uid: str, version: int, settings: dict[str, Any]
+    ) -> CommittedSettings:
+        """Make `settings` the index's committed settings at `version`, unless a version at
+        least as high is committed already; returns whichever commit now stands."""
+
+    async def get_committed_settings(self, index_uid: str) -> CommittedSettings | None:
+        """The index's committed settings; None before its first committed settings change."""
 
     # ---- index versions (what every process's index catalog is checked against)
     async def bump_index_version(self, index_uid: str) -> int:

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import attrs
+import orjson
 
 from miroir.core.tasks import FINISHED_STATUSES, Task, TaskPage, TaskQuery, select_page
 from miroir.store.base import (
     DEFAULT_TASK_TTL_MS,
+    CommittedSettings,
     IdempotencyRecord,
     Lease,
     lease_after_acquire,
@@ -38,6 +41,7 @@ class MemoryStore:
         self._settings_counters: dict[str, int] = {}
         self._settings: dict[str, dict[str, int]] = {}
         self._index_versions: dict[str, int] = {}
+        self._committed: dict[str, CommittedSettings] = {}
         self._leases: dict[str, Lease] = {}
         self._api_keys: dict[str, dict] = {}
         self._api_keys_version = 0
@@ -97,14 +101,27 @@ class MemoryStore:
         return len(old)
 
     async def claim_idempotency_key(
-        self, key: str, body_hash: str, task_uid: int, now: int, ttl_ms: int
+        self, key: str, body_hash: str, task_uid: int, now: int, ttl_ms: int,
+        max_keys: int | None = None,
     ) -> IdempotencyRecord:
         existing = await self.get_idempotency_key(key, now)
         if existing is not None:
             return existing
         record = IdempotencyRecord(key, body_hash, task_uid, now + ttl_ms)
+        self._idempotency.pop(key, None)  # an expired record of the same key
+        if max_keys is not None and len(self._idempotency) >= max_keys:
+            by_expiry = sorted(self._idempotency.values(), key=lambda r: (r.expires_at, r.key))
+            for evicted in by_expiry[:len(self._idempotency) - max_keys + 1]:
+                del self._idempotency[evicted.key]
         self._idempotency[key] = record
         return record
+
+    async def release_idempotency_key(self, key: str, task_uid: int) -> bool:
+        record = self._idempotency.get(key)
+        if record is None or record.task_uid != task_uid:
+            return False
+        del self._idempotency[key]
+        return True
 
     async def get_idempotency_key(self, key: str, now: int) -> IdempotencyRecord | None:
         record = self._idempotency.get(key)
@@ -125,6 +142,21 @@ class MemoryStore:
     async def delete_settings_versions(self, index_uid: str) -> None:
         self._settings.pop(index_uid, None)
         self._settings_counters.pop(index_uid, None)
+        self._committed.pop(index_uid, None)
+
+    async def commit_settings(
+        self, index_uid: str, version: int, settings: dict[str, Any]
+    ) -> CommittedSettings:
+        current = self._committed.get(index_uid)
+        if current is not None and current.version >= version:
+            return current
+        # A copy through JSON: the stored value must not change with the caller's dict.
+        committed = CommittedSettings(version, orjson.loads(orjson.dumps(settings)))
+        self._committed[index_uid] = committed
+        return committed
+
+    async def get_committed_settings(self, index_uid: str) -> CommittedSettings | None:
+        return self._committed.get(index_uid)
 
     async def bump_index_version(self, index_uid: str) -> int:
         self._index_versions[index_uid] = self._index_versions.get(index_uid, 0) + 1

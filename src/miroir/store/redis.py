@@ -49,6 +49,7 @@ from miroir.core.tasks import (
 from miroir.store._threads import ThreadRunner
 from miroir.store.base import (
     DEFAULT_TASK_TTL_MS,
+    CommittedSettings,
     IdempotencyRecord,
     Lease,
     StoreError,
@@ -82,13 +83,34 @@ end
 return #uids
 """
 
-# KEYS: idem key, idem-expiry zset. ARGV: now, body hash, task uid, expires at, key.
+# KEYS: idem key, idem-expiry zset. ARGV: now, body hash, task uid, expires at, key,
+# max keys (0: unbounded), idem key prefix. Evicts the keys expiring first past max keys.
 _CLAIM_IDEMPOTENCY = """
 local cur = redis.call('HMGET', KEYS[1], 'body_hash', 'task_uid', 'expires_at')
 if cur[3] and tonumber(cur[3]) > tonumber(ARGV[1]) then return cur end
+redis.call('ZREM', KEYS[2], ARGV[5])
+local max = tonumber(ARGV[6])
+if max > 0 then
+  local held = redis.call('ZCARD', KEYS[2])
+  if held >= max then
+    local evicted = redis.call('ZRANGE', KEYS[2], 0, held - max)
+    for _, key in ipairs(evicted) do
+      redis.call('DEL', ARGV[7] .. key)
+      redis.call('ZREM', KEYS[2], key)
+    end
+  end
+end
 redis.call('HSET', KEYS[1], 'body_hash', ARGV[2], 'task_uid', ARGV[3], 'expires_at', ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
 return {ARGV[2], ARGV[3], ARGV[4]}
+"""
+
+# KEYS: idem key, idem-expiry zset. ARGV: task uid, key.
+_RELEASE_IDEMPOTENCY = """
+if redis.call('HGET', KEYS[1], 'task_uid') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
+return 1
 """
 
 # KEYS: idem-expiry zset. ARGV: idem key prefix, now, batch size.
@@ -107,6 +129,15 @@ local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if cur and tonumber(cur) >= tonumber(ARGV[2]) then return cur end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return ARGV[2]
+"""
+
+# KEYS: committed settings hash. ARGV: version, settings JSON. Replaces only a lower version.
+_COMMIT_SETTINGS = """
+local cur = redis.call('HGET', KEYS[1], 'version')
+if not cur or tonumber(cur) < tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'version', ARGV[1], 'settings', ARGV[2])
+end
+return redis.call('HMGET', KEYS[1], 'version', 'settings')
 """
 
 # The lease scripts are store.base.lease_after_acquire / lease_after_renew, in Lua.
@@ -179,7 +210,9 @@ class RedisStore:
         self._seed_api_keys = script(_SEED_API_KEYS)
         self._claim_idempotency = script(_CLAIM_IDEMPOTENCY)
         self._prune_idempotency = script(_PRUNE_IDEMPOTENCY)
+        self._release_idempotency = script(_RELEASE_IDEMPOTENCY)
         self._record_settings_version = script(_RECORD_SETTINGS_VERSION)
+        self._commit_settings = script(_COMMIT_SETTINGS)
         self._acquire_lease = script(_ACQUIRE_LEASE)
         self._renew_lease = script(_RENEW_LEASE)
         self._release_lease = script(_RELEASE_LEASE)
@@ -320,13 +353,21 @@ class RedisStore:
     # ---- idempotency keys
 
     async def claim_idempotency_key(
-        self, key: str, body_hash: str, task_uid: int, now: int, ttl_ms: int
+        self, key: str, body_hash: str, task_uid: int, now: int, ttl_ms: int,
+        max_keys: int | None = None,
     ) -> IdempotencyRecord:
         stored = await self._call(
             self._claim_idempotency, [self._key("idem", key), self._key("idem-expiry")],
-            [now, body_hash, task_uid, now + ttl_ms, key],
+            [now, body_hash, task_uid, now + ttl_ms, key, max_keys or 0, self._key("idem", "")],
         )
         return _idempotency_record(key, stored)
+
+    async def release_idempotency_key(self, key: str, task_uid: int) -> bool:
+        released = await self._call(
+            self._release_idempotency, [self._key("idem", key), self._key("idem-expiry")],
+            [task_uid, key],
+        )
+        return bool(released)
 
     async def get_idempotency_key(self, key: str, now: int) -> IdempotencyRecord | None:
         stored = await self._call(
@@ -353,10 +394,27 @@ class RedisStore:
         def delete() -> None:
             with self._client.pipeline(transaction=True) as pipe:
                 pipe.delete(self._key("settings", index_uid))
+                pipe.delete(self._key("settings-committed", index_uid))
                 pipe.hdel(self._key("settings-seq"), index_uid)
                 pipe.execute()
 
         await self._call(delete)
+
+    async def commit_settings(
+        self, index_uid: str, version: int, settings: dict[str, Any]
+    ) -> CommittedSettings:
+        stored = await self._call(
+            self._commit_settings, [self._key("settings-committed", index_uid)],
+            [version, orjson.dumps(settings)],
+        )
+        return CommittedSettings(int(stored[0]), orjson.loads(stored[1]))
+
+    async def get_committed_settings(self, index_uid: str) -> CommittedSettings | None:
+        stored = await self._call(
+            self._client.hmget, self._key("settings-committed", index_uid), ["version", "settings"])
+        if stored[0] is None:
+            return None
+        return CommittedSettings(int(stored[0]), orjson.loads(stored[1]))
 
     # ---- index versions
 

@@ -38,6 +38,7 @@ from miroir.core.tasks import (
 from miroir.store._threads import ThreadRunner
 from miroir.store.base import (
     DEFAULT_TASK_TTL_MS,
+    CommittedSettings,
     IdempotencyRecord,
     Lease,
     StoreError,
@@ -75,6 +76,9 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     expires_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS idempotency_by_expiry ON idempotency_keys (expires_at);
+CREATE TABLE IF NOT EXISTS committed_settings (
+    index_uid TEXT PRIMARY KEY, version INTEGER NOT NULL, settings BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS settings_versions (
     index_uid TEXT NOT NULL, node_id TEXT NOT NULL, version INTEGER NOT NULL,
     PRIMARY KEY (index_uid, node_id)
@@ -282,21 +286,39 @@ class SqliteStore:
     # ---- idempotency keys
 
     async def claim_idempotency_key(
-        self, key: str, body_hash: str, task_uid: int, now: int, ttl_ms: int
+        self, key: str, body_hash: str, task_uid: int, now: int, ttl_ms: int,
+        max_keys: int | None = None,
     ) -> IdempotencyRecord:
         def claim(conn: sqlite3.Connection) -> IdempotencyRecord:
             existing = _get_idempotency(conn, key, now)
             if existing is not None:
                 return existing
             record = IdempotencyRecord(key, body_hash, task_uid, now + ttl_ms)
+            conn.execute("DELETE FROM idempotency_keys WHERE key = ?", (key,))
+            if max_keys is not None:
+                (held,) = conn.execute("SELECT COUNT(*) FROM idempotency_keys").fetchone()
+                if held >= max_keys:
+                    conn.execute(
+                        "DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM "
+                        "idempotency_keys ORDER BY expires_at, key LIMIT ?)",
+                        (held - max_keys + 1,),
+                    )
             conn.execute(
-                "INSERT OR REPLACE INTO idempotency_keys (key, body_hash, task_uid, expires_at) "
+                "INSERT INTO idempotency_keys (key, body_hash, task_uid, expires_at) "
                 "VALUES (?, ?, ?, ?)",
                 (key, body_hash, task_uid, record.expires_at),
             )
             return record
 
         return await self._runner.run(self._write, claim)
+
+    async def release_idempotency_key(self, key: str, task_uid: int) -> bool:
+        def release(conn: sqlite3.Connection) -> bool:
+            return conn.execute(
+                "DELETE FROM idempotency_keys WHERE key = ? AND task_uid = ?", (key, task_uid)
+            ).rowcount > 0
+
+        return await self._runner.run(self._write, release)
 
     async def get_idempotency_key(self, key: str, now: int) -> IdempotencyRecord | None:
         return await self._runner.run(self._read, lambda conn: _get_idempotency(conn, key, now))
@@ -330,9 +352,31 @@ class SqliteStore:
     async def delete_settings_versions(self, index_uid: str) -> None:
         def delete(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM settings_versions WHERE index_uid = ?", (index_uid,))
+            conn.execute("DELETE FROM committed_settings WHERE index_uid = ?", (index_uid,))
             conn.execute("DELETE FROM counters WHERE name = ?", (f"settings:{index_uid}",))
 
         await self._runner.run(self._write, delete)
+
+    async def commit_settings(
+        self, index_uid: str, version: int, settings: dict[str, Any]
+    ) -> CommittedSettings:
+        encoded = orjson.dumps(settings)
+
+        def commit(conn: sqlite3.Connection) -> CommittedSettings:
+            conn.execute(
+                "INSERT INTO committed_settings (index_uid, version, settings) VALUES (?, ?, ?) "
+                "ON CONFLICT (index_uid) DO UPDATE SET version = excluded.version, "
+                "settings = excluded.settings WHERE excluded.version > version",
+                (index_uid, version, encoded),
+            )
+            found = _get_committed(conn, index_uid)
+            assert found is not None
+            return found
+
+        return await self._runner.run(self._write, commit)
+
+    async def get_committed_settings(self, index_uid: str) -> CommittedSettings | None:
+        return await self._runner.run(self._read, lambda conn: _get_committed(conn, index_uid))
 
     # ---- index versions: one counter per index, `index:<uid>`, beside the task uid counter
 
@@ -487,6 +531,13 @@ def _task_filter_sql(query: TaskQuery) -> tuple[str, list[Any]]:
             clauses.append(f"{which}_at < ?")
             params.append(before)
     return (" AND ".join(clauses) or "1"), params
+
+
+def _get_committed(conn: sqlite3.Connection, index_uid: str) -> CommittedSettings | None:
+    row = conn.execute(
+        "SELECT version, settings FROM committed_settings WHERE index_uid = ?", (index_uid,)
+    ).fetchone()
+    return None if row is None else CommittedSettings(row[0], orjson.loads(row[1]))
 
 
 def _get_idempotency(conn: sqlite3.Connection, key: str, now: int) -> IdempotencyRecord | None:
