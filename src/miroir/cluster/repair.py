@@ -484,6 +484,10 @@ async def _copy(cluster: Cluster, source: str, node_id: str, uid: str, pk: str,
     documents = await _fetch_pages(
         cluster, source, uid, {**body, "retrieveVectors": True}, page_size
     )
+    for document in documents:
+        # No embedders: the source shows `_vectors: {}`, which the document never held.
+        if document.get("_vectors") == {}:
+            del document["_vectors"]
     for start in range(0, len(documents), page_size):
         batch = documents[start:start + page_size]
         await _write(cluster, node_id, "POST", f"/indexes/{uid}/documents?primaryKey={pk}",
