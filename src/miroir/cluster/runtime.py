@@ -45,6 +45,7 @@ from miroir.core.replica_choice import (
     replica_score,
 )
 from miroir.core.topology import ShardMap, Topology
+from miroir.core.topology_record import live_topology
 from miroir.store.base import Store
 from miroir.transport.base import (
     FailureKind,
@@ -101,6 +102,12 @@ class Cluster:
         self.clock = clock
         self.topology = topology
         self.shard_map = ShardMap.build(topology)
+        # The epoch of the durable topology this process routes by (`cluster.topology_sync`);
+        # 0 until it adopted one from the store. `_durable` is that record's topology.
+        self.epoch = 0
+        self._durable: Topology | None = None
+        # Told (epoch, topology) after an epoch is adopted: the transport's addresses, metrics.
+        self.epoch_observers: list[Callable[[int, Topology], None]] = []
         self.health = {
             node.id: HealthCounter(
                 self.settings.unhealthy_threshold, self.settings.recovery_threshold
@@ -174,6 +181,38 @@ class Cluster:
         for observer in list(self.state_observers):
             observer(node_id, self.topology.node(node_id).state)
         return self.topology.node(node_id).state
+
+    def adopt_epoch(self, epoch: int, durable: Topology) -> bool:
+        """Route by the durable topology of `epoch` from now on, if it is newer than the one in
+        force; returns whether it was adopted. Membership and addresses come from `durable`;
+        each node's state is merged with this process's health view
+        (`miroir.core.topology_record.live_topology`). The new `ShardMap` replaces the old one
+        in one assignment, so a request holding the old map finishes under the old epoch."""
+        if epoch <= self.epoch:
+            return False
+        before = self.topology
+        topology = live_topology(durable, self._durable, before)
+        self.topology = topology
+        self.shard_map = ShardMap.build(topology, previous=self.shard_map)
+        self.epoch, self._durable = epoch, durable
+        for node in topology.nodes:
+            if node.id not in self.health:
+                self.health[node.id] = HealthCounter(
+                    self.settings.unhealthy_threshold, self.settings.recovery_threshold)
+                self.last_seen_ms[node.id] = None
+        for observer in list(self.epoch_observers):
+            observer(epoch, topology)
+        known = before.states()
+        for node in topology.nodes:
+            if known.get(node.id) is not node.state:
+                for state_observer in list(self.state_observers):
+                    state_observer(node.id, node.state)
+        return True
+
+    @property
+    def durable_topology(self) -> Topology | None:
+        """The membership view of the epoch in force (None before one was adopted)."""
+        return self._durable
 
     def fully_covered(self) -> bool:
         return self.shard_map.fully_covered()

@@ -9,7 +9,9 @@ Four services keep a proxy's view of the cluster current while it serves:
 - the repair worker (`repair.RepairWorker`), a node state observer, re-provisions and catches up
   a node back from `failed` and finds serving nodes that lost their state;
 - the health checker (`health.HealthChecker`) probes every node and feeds the verdicts, stamped
-  by the cluster's clock, to the node state machine.
+  by the cluster's clock, to the node state machine;
+- the topology follower (`topology_sync.TopologyFollower`) adopts every newer epoch of the
+  topology stored by any process (in production on the health interval).
 
 `Services` describes which of them run (a field left `None` does not run) and with which
 settings; `run_services` starts them in a nursery the caller owns and cancels to stop them. The
@@ -20,7 +22,7 @@ with. Every service waits with `trio.sleep`, so under trio's MockClock they run 
 
 Must never: read the config module (the proxy turns the config into a `Services`), or start a
 service any other way than here (one place decides the start order, which the simulator's
-traces depend on: poller, pruner, repair worker, health checker).
+traces depend on: poller, pruner, repair worker, health checker, topology follower).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from miroir.cluster.health import HealthChecker, HealthSettings
 from miroir.cluster.repair import RETRY_S, SWEEP_S, RepairWorker
 from miroir.cluster.runtime import Cluster
 from miroir.cluster.tasks import poll_tasks_forever
+from miroir.cluster.topology_sync import TopologyFollower
 from miroir.store.maintenance import prune_periodically
 
 # How often unfinished tasks are refreshed from their node tasks.
@@ -58,6 +61,7 @@ class Services:
     prune_interval_s: float | None = None
     repair: RepairSettings | None = None
     health: HealthSettings | None = None
+    topology_follow_interval_s: float | None = None
 
 
 @attrs.frozen
@@ -67,6 +71,7 @@ class RunningServices:
 
     repair_worker: RepairWorker | None
     health_checker: HealthChecker | None
+    topology_follower: TopologyFollower | None = None
 
 
 def run_services(cluster: Cluster, settings: Services, nursery: trio.Nursery) -> RunningServices:
@@ -89,4 +94,8 @@ def run_services(cluster: Cluster, settings: Services, nursery: trio.Nursery) ->
     if settings.health is not None:
         health_checker = HealthChecker(cluster, settings.health)
         nursery.start_soon(health_checker.run)
-    return RunningServices(repair_worker, health_checker)
+    topology_follower = None
+    if settings.topology_follow_interval_s is not None:
+        topology_follower = TopologyFollower(cluster, settings.topology_follow_interval_s)
+        nursery.start_soon(topology_follower.run)
+    return RunningServices(repair_worker, health_checker, topology_follower)

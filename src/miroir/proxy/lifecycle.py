@@ -15,6 +15,7 @@ transport or store, or hold request handling (that is `miroir.proxy.app` and the
 from __future__ import annotations
 
 import gc
+import logging
 from typing import Any
 
 import attrs
@@ -30,11 +31,16 @@ from miroir.cluster.services import (
     Services,
     run_services,
 )
+from miroir.cluster.topology_sync import load_or_seed
 from miroir.config import MiroirConfig
+from miroir.core.topology import Topology
+from miroir.core.topology_record import RecordError
 from miroir.proxy.access_log import ensure_output
 from miroir.proxy.state import ProxyState
-from miroir.store.base import Store
-from miroir.transport.base import Transport
+from miroir.store.base import Store, StoreError
+from miroir.transport.base import Addressable, Transport
+
+logger = logging.getLogger("miroir.topology")
 
 # While serving, the cyclic garbage collector runs only after this many more container objects
 # were allocated than freed (Python's default is 700). A search holds a few thousand parsed
@@ -52,7 +58,20 @@ def services_for(config: MiroirConfig) -> Services:
         prune_interval_s=TASK_PRUNE_INTERVAL_S,
         repair=RepairSettings(),
         health=config.health,
+        topology_follow_interval_s=config.health.interval_ms / 1000,
     )
+
+
+async def adopt_stored_topology(cluster: Cluster, config_topology: Topology) -> None:
+    """Start under the store's topology (seeded from the config on first start). A store that
+    fails here does not stop the proxy: it serves by the config's topology at epoch 0 and the
+    topology follower loads or seeds the record once the store answers."""
+    try:
+        found = await load_or_seed(cluster.store, config_topology)
+    except (StoreError, RecordError) as exc:
+        logger.warning("serving by the config's topology: the store's could not be read (%s)", exc)
+        return
+    cluster.adopt_epoch(found.epoch, found.topology)
 
 
 def cluster_settings(config: MiroirConfig) -> ClusterSettings:
@@ -90,6 +109,12 @@ class Lifecycle:
         store = self.store if self.store is not None else await self._open_store()
         cluster = Cluster(config.topology(), transport, store, cluster_settings(config),
                           clock=self.clock)
+        await adopt_stored_topology(cluster, config.topology())
+        if isinstance(transport, Addressable):
+            cluster.epoch_observers.append(
+                lambda _epoch, topology: transport.set_addresses(
+                    {n.id: n.address for n in topology.nodes}))
+            transport.set_addresses({n.id: n.address for n in cluster.topology.nodes})
         self._observe(cluster)
         self.state.cluster = cluster
         keyring = KeyRing(store, config.master_key)
