@@ -46,6 +46,15 @@ _NON_DEFAULT: dict[str, tuple[str, int]] = {
     "miroir_node_task_lost": ("system", 502),
     "miroir_store_unavailable": ("system", 503),  # the task store (SQLite/Redis) failed a call
     "miroir_overloaded": ("system", 503),  # a read would wait past what it can afford for a node
+    # membership changes (`POST /_miroir/nodes`, ...; miroir.core.membership)
+    "miroir_invalid_node": ("invalid_request", 400),
+    "miroir_invalid_group": ("invalid_request", 400),
+    "miroir_node_not_found": ("invalid_request", 404),
+    "miroir_node_already_exists": ("invalid_request", 409),
+    "miroir_invalid_node_state": ("invalid_request", 409),
+    "miroir_node_not_drained": ("invalid_request", 409),
+    # the change is valid but this version cannot carry it out online (no migration engine yet)
+    "miroir_rebalance_unavailable": ("system", 501),
 }
 
 
