@@ -93,3 +93,18 @@ def test_the_seed_and_a_first_adoption_make_every_node_a_routable_member(topolog
     live = live_topology(seeded, None, None)
     assert [n.id for n in live.nodes] == [n.id for n in topology.nodes]
     assert live.states() == seeded.states()
+
+
+@given(durable_topologies(), st.lists(st.lists(st.text("ab1", min_size=1, max_size=3),
+                                               max_size=3), max_size=3))
+def test_a_migration_reads_back_equal_from_its_record(topology, groups):
+    from miroir.core.migration_map import Migration
+    from miroir.core.topology_record import decode_migration
+
+    migration = Migration("r-1", tuple(map(tuple, groups)), tuple(map(tuple, reversed(groups))))
+    value = encode_topology(topology, migration)
+    assert decode_migration(value) == migration
+    assert decode_migration(encode_topology(topology)) is None
+    value["migration"]["source"] = "a"
+    with pytest.raises(RecordError, match="migration.source"):
+        decode_migration(value)

@@ -26,11 +26,13 @@ import logging
 import trio
 
 from miroir.cluster.runtime import Cluster
+from miroir.core.migration_map import Migration
 from miroir.core.topology import Topology
 from miroir.core.topology_record import (
     TOPOLOGY_RECORD,
     EpochTopology,
     RecordError,
+    decode_migration,
     decode_topology,
     encode_topology,
     seed_topology,
@@ -45,7 +47,8 @@ async def read_topology(store: Store) -> EpochTopology | None:
     record = await store.get_record(TOPOLOGY_RECORD)
     if record is None:
         return None
-    return EpochTopology(record.version, decode_topology(record.value))
+    return EpochTopology(record.version, decode_topology(record.value),
+                         decode_migration(record.value))
 
 
 async def load_or_seed(store: Store, config_topology: Topology) -> EpochTopology:
@@ -64,16 +67,18 @@ async def load_or_seed(store: Store, config_topology: Topology) -> EpochTopology
     raise StoreError("the topology record kept changing while it was being seeded")
 
 
-async def publish(cluster: Cluster, expected_epoch: int, topology: Topology) -> EpochTopology | None:
-    """Store `topology` (membership states only) as epoch `expected_epoch + 1` if the stored
-    epoch is still `expected_epoch`, and adopt it in this process. None when another writer
-    changed the topology first."""
+async def publish(
+    cluster: Cluster, expected_epoch: int, topology: Topology, migration: Migration | None = None
+) -> EpochTopology | None:
+    """Store `topology` (membership states only) and the migration in progress as epoch
+    `expected_epoch + 1` if the stored epoch is still `expected_epoch`, and adopt it in this
+    process. None when another writer changed the topology first."""
     record = await cluster.store.put_record_if(
-        TOPOLOGY_RECORD, expected_epoch, encode_topology(topology))
+        TOPOLOGY_RECORD, expected_epoch, encode_topology(topology, migration))
     if record is None:
         return None
-    adopted = EpochTopology(record.version, topology)
-    cluster.adopt_epoch(adopted.epoch, adopted.topology)
+    adopted = EpochTopology(record.version, topology, migration)
+    cluster.adopt_epoch(adopted.epoch, adopted.topology, adopted.migration)
     return adopted
 
 
@@ -109,7 +114,7 @@ class TopologyFollower:
             return False
         if found is None:
             return False
-        return self.cluster.adopt_epoch(found.epoch, found.topology)
+        return self.cluster.adopt_epoch(found.epoch, found.topology, found.migration)
 
 
 def _log_config_difference(found: EpochTopology, config_topology: Topology) -> None:

@@ -29,7 +29,7 @@ from miroir.core.topology import Node, Placement, Topology
 
 # Node ids end up in metric labels, store keys and URLs: keep them plain.
 NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_ADDRESS = re.compile(r"https?://[^\s/?#]+(:\d+)?/?")
+_ADDRESS = re.compile(r"http://[^\s/?#:]+(:\d{1,5})?/?")
 
 
 @attrs.frozen
@@ -155,7 +155,8 @@ def _node_id(value: Any, field: str, *, code: str = "miroir_invalid_node") -> st
 
 def _address(value: Any, field: str, *, code: str = "miroir_invalid_node") -> str:
     if not isinstance(value, str) or not _ADDRESS.fullmatch(value):
-        raise MeiliError(code, f"`{field}` must be a node's base URL, `http://host:port`.")
+        raise MeiliError(code, f"`{field}` must be a node's base URL, `http://host:port` "
+                               "(TLS to nodes is not supported).")
     return value.rstrip("/")
 
 

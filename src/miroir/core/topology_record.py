@@ -31,6 +31,7 @@ from typing import Any
 
 import attrs
 
+from miroir.core.migration_map import Migration
 from miroir.core.node_state import NodeState
 from miroir.core.topology import Node, Topology, TopologyError
 
@@ -53,10 +54,12 @@ class RecordError(ValueError):
 
 @attrs.frozen
 class EpochTopology:
-    """A topology with membership states only, and the epoch it was stored at."""
+    """A topology with membership states only, the epoch it was stored at, and the migration in
+    progress at that epoch (None when no shard is moving)."""
 
     epoch: int
     topology: Topology
+    migration: Migration | None = None
 
 
 def membership_state(state: NodeState) -> NodeState:
@@ -65,8 +68,9 @@ def membership_state(state: NodeState) -> NodeState:
     return state if state in (NodeState.DRAINING, NodeState.REMOVED) else NodeState.ACTIVE
 
 
-def encode_topology(topology: Topology) -> dict[str, Any]:
-    """The record value of `topology`. Every node's state must already be a membership state."""
+def encode_topology(topology: Topology, migration: Migration | None = None) -> dict[str, Any]:
+    """The record value of `topology` (and the migration in progress, if any). Every node's
+    state must already be a membership state."""
     for node in topology.nodes:
         if node.state not in MEMBERSHIP_STATES:
             raise TopologyError(
@@ -82,6 +86,11 @@ def encode_topology(topology: Topology) -> dict[str, Any]:
             {"id": n.id, "address": n.address, "group": n.replica_group, "state": n.state.value}
             for n in topology.nodes
         ],
+        "migration": None if migration is None else {
+            "id": migration.id,
+            "source": [list(g) for g in migration.source],
+            "target": [list(g) for g in migration.target],
+        },
     }
 
 
@@ -118,6 +127,23 @@ def decode_topology(value: Mapping[str, Any]) -> Topology:
         )
     except TopologyError as exc:
         raise RecordError(str(exc)) from None
+
+
+def decode_migration(value: Mapping[str, Any]) -> Migration | None:
+    """The migration a record value holds (None: no shard is moving)."""
+    raw = value.get("migration")
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise RecordError("migration: expected an object or null")
+    groups = {}
+    for side in ("source", "target"):
+        found = raw.get(side)
+        if not isinstance(found, list) or not all(
+                isinstance(g, list) and all(isinstance(n, str) for n in g) for g in found):
+            raise RecordError(f"migration.{side}: expected an array of arrays of node ids")
+        groups[side] = tuple(tuple(g) for g in found)
+    return Migration(_field(raw, "id", str, "migration."), groups["source"], groups["target"])
 
 
 def seed_topology(config_topology: Topology) -> Topology:

@@ -71,7 +71,7 @@ async def adopt_stored_topology(cluster: Cluster, config_topology: Topology) -> 
     except (StoreError, RecordError) as exc:
         logger.warning("serving by the config's topology: the store's could not be read (%s)", exc)
         return
-    cluster.adopt_epoch(found.epoch, found.topology)
+    cluster.adopt_epoch(found.epoch, found.topology, found.migration)
 
 
 def cluster_settings(config: MiroirConfig) -> ClusterSettings:
