@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from miroir.core import membership
 from miroir.core.errors import MeiliError
-from miroir.core.node_state import NodeState
+from miroir.core.node_state import NodeEvent, NodeState
 from miroir.core.placement import assign_shard_in_group
 from miroir.core.topology import Node, Topology
 from tests.properties.test_rebalance_plan import fresh_name, topologies
@@ -51,13 +51,20 @@ def test_draining_targets_the_group_without_the_node_and_moves_only_its_shards(t
     change = membership.drain_node(topology, victim)
     assert change.topology.node(victim).state is NodeState.DRAINING
     assert all(m.loses == (victim,) for m in change.plan())
-    # a drained node is removed without force; an active one only with it
-    removal = membership.remove_node(change.topology, victim, force=False)
-    assert removal.topology.node(victim).state is NodeState.REMOVED
+    # still draining: not removable; once its drain cut over (removed) it is forgotten,
+    # moving nothing; an active node is removed only with force
+    with pytest.raises(MeiliError) as refused:
+        membership.remove_node(change.topology, victim, force=True)
+    assert refused.value.code == "miroir_node_not_drained"
+    drained = change.topology.with_event(victim, NodeEvent.REMOVE)
+    forget = membership.remove_node(drained, victim, force=False)
+    assert forget.kind == "forget_node" and victim not in {n.id for n in forget.topology.nodes}
+    assert not forget.plan().moves
     with pytest.raises(MeiliError) as refused:
         membership.remove_node(topology, victim, force=False)
     assert refused.value.code == "miroir_node_not_drained"
-    assert membership.remove_node(topology, victim, force=True).kind == "remove_node"
+    forced = membership.remove_node(topology, victim, force=True)
+    assert forced.kind == "remove_node" and forced.topology.node(victim).state is NodeState.REMOVED
 
 
 @given(topologies(), json_values)

@@ -11,7 +11,9 @@ Four services keep a proxy's view of the cluster current while it serves:
 - the health checker (`health.HealthChecker`) probes every node and feeds the verdicts, stamped
   by the cluster's clock, to the node state machine;
 - the topology follower (`topology_sync.TopologyFollower`) adopts every newer epoch of the
-  topology stored by any process (in production on the health interval).
+  topology stored by any process (in production on the health interval);
+- the rebalancer (`rebalance.Rebalancer`, unfinished, only when `rebalance.enabled`) moves
+  shards for a membership change, one process at a time under a store lease.
 
 `Services` describes which of them run (a field left `None` does not run) and with which
 settings; `run_services` starts them in a nursery the caller owns and cancels to stop them. The
@@ -22,7 +24,8 @@ with. Every service waits with `trio.sleep`, so under trio's MockClock they run 
 
 Must never: read the config module (the proxy turns the config into a `Services`), or start a
 service any other way than here (one place decides the start order, which the simulator's
-traces depend on: poller, pruner, repair worker, health checker, topology follower).
+traces depend on: poller, pruner, repair worker, health checker, topology follower,
+rebalancer).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import attrs
 import trio
 
 from miroir.cluster.health import HealthChecker, HealthSettings
+from miroir.cluster.rebalance import Rebalancer, RebalanceSettings
 from miroir.cluster.repair import RETRY_S, SWEEP_S, RepairWorker
 from miroir.cluster.runtime import Cluster
 from miroir.cluster.tasks import poll_tasks_forever
@@ -62,6 +66,7 @@ class Services:
     repair: RepairSettings | None = None
     health: HealthSettings | None = None
     topology_follow_interval_s: float | None = None
+    rebalance: RebalanceSettings | None = None
 
 
 @attrs.frozen
@@ -72,6 +77,7 @@ class RunningServices:
     repair_worker: RepairWorker | None
     health_checker: HealthChecker | None
     topology_follower: TopologyFollower | None = None
+    rebalancer: Rebalancer | None = None
 
 
 def run_services(cluster: Cluster, settings: Services, nursery: trio.Nursery) -> RunningServices:
@@ -98,4 +104,8 @@ def run_services(cluster: Cluster, settings: Services, nursery: trio.Nursery) ->
     if settings.topology_follow_interval_s is not None:
         topology_follower = TopologyFollower(cluster, settings.topology_follow_interval_s)
         nursery.start_soon(topology_follower.run)
-    return RunningServices(repair_worker, health_checker, topology_follower)
+    rebalancer = None
+    if settings.rebalance is not None:
+        rebalancer = Rebalancer(cluster, settings.rebalance)
+        nursery.start_soon(rebalancer.run)
+    return RunningServices(repair_worker, health_checker, topology_follower, rebalancer)

@@ -53,7 +53,8 @@ _NON_DEFAULT: dict[str, tuple[str, int]] = {
     "miroir_node_already_exists": ("invalid_request", 409),
     "miroir_invalid_node_state": ("invalid_request", 409),
     "miroir_node_not_drained": ("invalid_request", 409),
-    # the change is valid but this version cannot carry it out online (no migration engine yet)
+    "miroir_rebalance_in_progress": ("invalid_request", 409),
+    # the change is valid but cannot be carried out online here (engine off, or a forced removal)
     "miroir_rebalance_unavailable": ("system", 501),
 }
 

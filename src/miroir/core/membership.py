@@ -36,7 +36,7 @@ _ADDRESS = re.compile(r"http://[^\s/?#:]+(:\d{1,5})?/?")
 class MembershipChange:
     """What one admin request asks for: the durable topology to publish, both memberships."""
 
-    kind: str  # add_node | drain_node | remove_node | add_group
+    kind: str  # add_node | drain_node | remove_node | forget_node | add_group
     topology: Topology
     source: tuple[tuple[str, ...], ...]
     target: tuple[tuple[str, ...], ...]
@@ -90,12 +90,20 @@ def drain_node(topology: Topology, node_id: str) -> MembershipChange:
 
 
 def remove_node(topology: Topology, node_id: str, *, force: bool) -> MembershipChange:
-    """`DELETE /_miroir/nodes/{id}`: only a drained node, unless `force` (which loses the shard
-    replicas only that node held: at RF = 1 and one group, its documents)."""
+    """`DELETE /_miroir/nodes/{id}`: a drained node (`removed` once its drain cut over) is
+    forgotten; an active one only with `force` (which loses the shard replicas only that node
+    held: at RF = 1 and one group, its documents)."""
     node = _existing(topology, node_id)
     if node.state is NodeState.REMOVED:
-        raise MeiliError("miroir_node_not_found", f"Node `{node_id}` was already removed.")
-    if node.state is not NodeState.DRAINING and not force:
+        # drained (its shards moved at the drain's cutover): forgetting it moves nothing
+        same = members(topology)
+        return MembershipChange("forget_node", topology.without_node(node_id), same, same)
+    if node.state is NodeState.DRAINING:
+        raise MeiliError(
+            "miroir_node_not_drained",
+            f"Node `{node_id}` is still draining: its shards are moving "
+            "(`GET /_miroir/rebalance`); remove it once it shows `removed`.")
+    if not force:
         raise MeiliError(
             "miroir_node_not_drained",
             f"Node `{node_id}` is `{node.state.value}`: drain it first "

@@ -22,8 +22,8 @@ Laws (tests/properties/test_migration_map.py): every source and target owner is 
 owner; a read never asks a node for a shard without the shard filter unless it holds exactly
 those shards in both placements; with source == target the map routes like a plain `ShardMap`.
 
-Not wired in yet: no topology record carries a migration, so no process builds this map.
-Must never: do I/O or read clocks.
+A process builds this map when the epoch it adopts carries a migration (only the migration
+engine, `miroir.cluster.rebalance`, publishes one). Must never: do I/O or read clocks.
 """
 
 from __future__ import annotations

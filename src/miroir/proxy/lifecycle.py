@@ -23,6 +23,7 @@ import trio
 
 from miroir.cluster.clock import Clock
 from miroir.cluster.keys import KeyRing
+from miroir.cluster.rebalance import RebalanceSettings
 from miroir.cluster.runtime import Cluster, ClusterSettings
 from miroir.cluster.services import (
     TASK_POLL_INTERVAL_S,
@@ -59,6 +60,17 @@ def services_for(config: MiroirConfig) -> Services:
         repair=RepairSettings(),
         health=config.health,
         topology_follow_interval_s=config.health.interval_ms / 1000,
+        rebalance=rebalance_settings(config) if config.rebalance.enabled else None,
+    )
+
+
+def rebalance_settings(config: MiroirConfig) -> RebalanceSettings:
+    """The engine's pacing from the config: it waits two follow intervals before copying."""
+    return RebalanceSettings(
+        max_docs_per_second=config.rebalance.max_docs_per_second,
+        settle_ms=2 * config.health.interval_ms,
+        grace_ms=max(config.rebalance.grace_ms, 2 * config.health.interval_ms),
+        poll_s=config.health.interval_ms / 1000,
     )
 
 

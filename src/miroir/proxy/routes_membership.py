@@ -1,8 +1,9 @@
 """Admin routes that list and change the fleet's membership (`/_miroir/nodes`, `/_miroir/groups`,
 `/_miroir/rebalance`; admin key). One cluster call per handler (`miroir.cluster.membership`);
 validation is `miroir.core.membership`'s, errors are Miroir's shape with the codes in
-docs/http-api.md. Changes answer their plan with `?dryRun=true`; without it they are refused with
-501 `miroir_rebalance_unavailable` until the migration engine exists.
+docs/http-api.md. Changes answer their plan with `?dryRun=true`; without it they start a
+rebalance when `rebalance.enabled` (unfinished, off by default), and are refused with 501
+`miroir_rebalance_unavailable` otherwise.
 """
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ from miroir.core import membership
 from miroir.core.errors import MeiliError
 from miroir.proxy.bodies import json_body
 from miroir.proxy.errors import json_response
-from miroir.proxy.state import cluster
+from miroir.proxy.state import cluster, proxy_state
 
 blueprint = Blueprint("membership", __name__, url_prefix="/_miroir")
+
+
+def _engine() -> bool:
+    return proxy_state().config.rebalance.enabled
 
 
 def _flag(name: str) -> bool:
@@ -53,14 +58,14 @@ async def list_nodes() -> Response:
 async def add_node() -> Response:
     body = await json_body()
     return json_response(await cluster_membership.change_membership(
-        cluster(), lambda topology: membership.add_node(topology, body), dry_run=_flag("dryRun")))
+        cluster(), lambda topology: membership.add_node(topology, body), dry_run=_flag("dryRun"), engine_enabled=_engine()))
 
 
 @blueprint.post("/nodes/<node_id>/drain")
 async def drain_node(node_id: str) -> Response:
     return json_response(await cluster_membership.change_membership(
         cluster(), lambda topology: membership.drain_node(topology, node_id),
-        dry_run=_flag("dryRun")))
+        dry_run=_flag("dryRun"), engine_enabled=_engine()))
 
 
 @blueprint.delete("/nodes/<node_id>")
@@ -68,14 +73,14 @@ async def remove_node(node_id: str) -> Response:
     force = _flag("force")
     return json_response(await cluster_membership.change_membership(
         cluster(), lambda topology: membership.remove_node(topology, node_id, force=force),
-        dry_run=_flag("dryRun")))
+        dry_run=_flag("dryRun"), engine_enabled=_engine()))
 
 
 @blueprint.post("/groups")
 async def add_group() -> Response:
     body = await json_body()
     return json_response(await cluster_membership.change_membership(
-        cluster(), lambda topology: membership.add_group(topology, body), dry_run=_flag("dryRun")))
+        cluster(), lambda topology: membership.add_group(topology, body), dry_run=_flag("dryRun"), engine_enabled=_engine()))
 
 
 @blueprint.get("/rebalance")
