@@ -270,3 +270,23 @@ async def test_the_admin_route_starts_a_rebalance_when_the_engine_is_on():
         await run_engine(h, Rebalancer(h.cluster, FAST))
         assert (await h.send("GET", "/_miroir/nodes"))[1]["epoch"] == 3
         await check_after(h, expected)
+
+
+async def test_metrics_show_the_epoch_and_the_rebalance():
+    async with running_proxy(nodes=3, shards=16) as h:
+        await fill(h, 60)
+        metrics = h.app.extensions["miroir"].metrics
+        add_devnode(h, "n9")
+        await start_rebalance(h.cluster, membership.add_node(
+            h.cluster.durable_topology, {"id": "n9", "address": "http://n9.invalid:1", "group": 0}),
+            h.cluster.now_ms())
+        engine = Rebalancer(h.cluster, FAST)
+        seen: list[dict] = []
+        engine.observers.extend([metrics.observe_rebalance, seen.append])
+        await run_engine(h, engine)
+        text = (await (await h.client.get("/_miroir/metrics")).get_data()).decode()
+        assert "miroir_topology_epoch 3.0" in text
+        total = seen[-1]["shardsTotal"]
+        assert f"miroir_rebalance_shards_done {float(total)}" in text
+        assert "miroir_rebalance_in_progress 0.0" in text
+        assert any(s["state"] == "copying" for s in seen)

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import attrs
@@ -161,6 +161,8 @@ class Rebalancer:
         self._record: VersionedRecord | None = None
         self._window_start = 0.0
         self._window_docs = 0
+        # Told the rebalance record after every step (the metrics hook).
+        self.observers: list[Callable[[dict[str, Any]], None]] = []
 
     async def run(self) -> None:
         while True:
@@ -226,6 +228,8 @@ class Rebalancer:
         if stored is None:
             raise LeaseLost()
         self._record = stored
+        for observer in self.observers:
+            observer(stored.value)
 
     async def _fail(self, why: str) -> None:
         logger.error("rebalance failed: %s", why)

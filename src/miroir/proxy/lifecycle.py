@@ -134,7 +134,9 @@ class Lifecycle:
         self.state.keyring = keyring
         self._opened["gc_threshold"] = gc.get_threshold()
         gc.set_threshold(GC_YOUNG_THRESHOLD_WHILE_SERVING, *self._opened["gc_threshold"][1:])
-        self.state.services = run_services(cluster, self.services, nursery)
+        self.state.services = running = run_services(cluster, self.services, nursery)
+        if running.rebalancer is not None:
+            running.rebalancer.observers.append(self.state.metrics.observe_rebalance)
 
     async def stop(self) -> None:
         if "gc_threshold" in self._opened:
@@ -167,6 +169,8 @@ class Lifecycle:
         cluster.gates.shed_observers.append(metrics.observe_shed)
         cluster.gates.depth_observers.append(metrics.observe_queue_depth)
         cluster.hedge_observers.append(metrics.observe_hedge)
+        cluster.epoch_observers.append(metrics.observe_epoch)
+        metrics.observe_epoch(cluster.epoch)
         for node_id in cluster.node_ids():
             metrics.observe_node_state(node_id, cluster.state_of(node_id))
         update_coverage(self.state)
