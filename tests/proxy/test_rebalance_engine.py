@@ -290,3 +290,35 @@ async def test_metrics_show_the_epoch_and_the_rebalance():
         assert f"miroir_rebalance_shards_done {float(total)}" in text
         assert "miroir_rebalance_in_progress 0.0" in text
         assert any(s["state"] == "copying" for s in seen)
+
+
+async def test_a_start_that_died_before_publishing_is_failed_after_the_settle_time():
+    """The record was written, the process died before publishing the migration: the engine
+    waits `settle_ms` (the publish may still come), then fails the record, and a new change
+    can start."""
+    async with running_proxy(nodes=3, shards=16) as h:
+        await fill(h, 30)
+        add_devnode(h, "n9")
+        from miroir.cluster import rebalance
+
+        async def dies(*args, **kwargs):
+            raise SystemExit("killed between the record and the publish")
+
+        real_publish = rebalance.publish
+        rebalance.publish = dies
+        try:
+            await start_rebalance(h.cluster, membership.add_node(
+                h.cluster.durable_topology,
+                {"id": "n9", "address": "http://n9.invalid:1", "group": 0}), h.cluster.now_ms())
+        except SystemExit:
+            pass
+        finally:
+            rebalance.publish = real_publish
+        assert h.cluster.migration is None
+        patient = Rebalancer(h.cluster, attrs.evolve(FAST, settle_ms=60_000))
+        assert await patient.drive_once() == "waiting"
+        assert await Rebalancer(h.cluster, FAST).drive_once() == "failed"
+        started = await start_rebalance(h.cluster, membership.add_node(
+            h.cluster.durable_topology, {"id": "n9", "address": "http://n9.invalid:1", "group": 0}),
+            h.cluster.now_ms())
+        assert started["epoch"] == 2

@@ -109,16 +109,12 @@ async def start_rebalance(cluster: Cluster, change: MembershipChange, now_ms: in
     rebalance_id = f"rb-{found.epoch + 1}-{uuid.uuid4().hex[:8]}"
     plan = change.plan()
     migration = Migration(rebalance_id, change.source, change.target)
-    if plan.moves:
-        published = await publish(cluster, found.epoch, change.topology, migration)
-    else:  # nothing to copy (a new node that wins no shard): the target is in force at once
-        published = await publish(cluster, found.epoch, final_topology(change.topology, migration))
-    if published is None:
-        raise MeiliError("miroir_rebalance_in_progress",
-                         "The topology changed while this change was judged; send it again.")
+    # The record first, then the topology: a process that dies between the two leaves a
+    # `waiting` record whose migration never appears, which the engine fails after `settle_ms`
+    # (the other order would leave a migration no engine ever drives).
     record = {
         "id": rebalance_id, "kind": change.kind, "state": "waiting" if plan.moves else "done",
-        "epoch": published.epoch, "startedAtMs": now_ms, "copyStartedAtMs": None,
+        "epoch": found.epoch + 1, "startedAtMs": now_ms, "copyStartedAtMs": None,
         "finishedAtMs": None if plan.moves else now_ms,
         "shardsTotal": plan.replicas_copied, "shardsDone": 0, "documentsCopied": 0,
         "done": [], "errors": [],
@@ -127,6 +123,16 @@ async def start_rebalance(cluster: Cluster, change: MembershipChange, now_ms: in
         REBALANCE_RECORD, 0 if current is None else current.version, record)
     if stored is None:
         raise MeiliError("miroir_rebalance_in_progress", "Another rebalance started meanwhile.")
+    if plan.moves:
+        published = await publish(cluster, found.epoch, change.topology, migration)
+    else:  # nothing to copy (a new node that wins no shard): the target is in force at once
+        published = await publish(cluster, found.epoch, final_topology(change.topology, migration))
+    if published is None:
+        await cluster.store.put_record_if(REBALANCE_RECORD, stored.version, {
+            **record, "state": "failed", "finishedAtMs": now_ms,
+            "errors": ["the topology changed while the change was judged"]})
+        raise MeiliError("miroir_rebalance_in_progress",
+                         "The topology changed while this change was judged; send it again.")
     return {"rebalanceId": rebalance_id, "epoch": published.epoch, "kind": change.kind,
             "shardReplicasToCopy": plan.replicas_copied}
 
@@ -194,8 +200,11 @@ class Rebalancer:
             found = await read_topology(self.cluster.store)
             state = record.value["state"]
             if state in ("waiting", "copying"):
-                if found is None or found.migration is None or found.migration.id != record.value["id"]:
-                    await self._fail("the topology no longer carries this rebalance's migration")
+                if found is None or found.migration is None or \
+                        found.migration.id != record.value["id"]:
+                    if self.cluster.now_ms() < record.value["startedAtMs"] + self.settings.settle_ms:
+                        return state  # its start may not have published the migration yet
+                    await self._fail("the topology does not carry this rebalance's migration")
                     return "failed"
                 self.cluster.adopt_epoch(found.epoch, found.topology, found.migration)
                 if self.cluster.now_ms() < record.value["startedAtMs"] + self.settings.settle_ms:
