@@ -1,5 +1,6 @@
-"""Online rebalance with real processes (issue #16's acceptance run): `miroir serve` over three
-devnodes with 20,000 documents; one more `miroir devnode` added through the admin API while a
+"""Online rebalance with real processes (issue #16's acceptance run): `miroir serve` (two
+hypercorn workers, each following the stored topology and each running an engine that competes
+for the lease) over three devnodes with 20,000 documents; one more `miroir devnode` added through the admin API while a
 writer keeps writing and a reader keeps searching; then a node drained and removed the same way.
 After each: every document readable with its last acknowledged version and found by search,
 each shard only on its rendezvous owners, no 5xx seen by the clients."""
@@ -26,7 +27,8 @@ pytestmark = pytest.mark.acceptance
 
 SHARDS = 64
 DOCUMENTS = 20_000
-ENGINE = {"rebalance": {"enabled": True, "max_docs_per_second": 20_000, "grace_ms": 500}}
+ENGINE = {"rebalance": {"enabled": True, "max_docs_per_second": 20_000, "grace_ms": 500},
+          "server": {"workers": 2}}
 
 
 def check_placement(cluster, addresses: dict[str, str], members: list[str]) -> None:
