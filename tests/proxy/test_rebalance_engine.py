@@ -322,3 +322,53 @@ async def test_a_start_that_died_before_publishing_is_failed_after_the_settle_ti
             h.cluster.durable_topology, {"id": "n9", "address": "http://n9.invalid:1", "group": 0}),
             h.cluster.now_ms())
         assert started["epoch"] == 2
+
+
+async def test_a_node_that_fails_mid_copy_pauses_its_move_which_resumes_when_it_is_back():
+    """n9 stops answering mid-copy: its moves pause (errors recorded, nothing cut over while this
+    process sees it failed); the health checker brings it back, the repair worker rejoins it,
+    and the rebalance finishes with every document in place."""
+    async with running_proxy(nodes=3, shards=16, health_interval_ms=50) as h:
+        expected = await fill(h, 200)
+        add_devnode(h, "n9")
+        await start_rebalance(h.cluster, membership.add_node(
+            h.cluster.durable_topology, {"id": "n9", "address": "http://n9.invalid:1", "group": 0}),
+            h.cluster.now_ms())
+        engine = Rebalancer(h.cluster, attrs.evolve(FAST, page_size=5))
+        copy_page = engine._write_documents
+        pages = 0
+
+        async def goes_down_after_two_pages(*args):
+            nonlocal pages
+            pages += 1
+            if pages == 3:
+                h.transport.down.add("n9")
+            await copy_page(*args)
+
+        engine._write_documents = goes_down_after_two_pages
+        assert await engine.drive_once() == "copying"  # paused, not failed
+        record = (await h.store.get_record("rebalance")).value
+        assert record["errors"] and "n9" in record["errors"][-1]
+        assert record["shardsDone"] < record["shardsTotal"]
+        with trio.fail_after(10):
+            while h.cluster.state_of("n9") is not NodeState.FAILED:
+                await trio.sleep(0.05)
+        assert await engine.drive_once() == "copying"  # failed: no copy, no cutover
+        h.transport.down.discard("n9")
+        engine._write_documents = copy_page
+        await run_engine(h, engine)
+        await trio.sleep(0.5)
+        await check_after(h, expected)
+
+
+def test_progress_derives_the_rate_and_the_eta_while_copying():
+    from miroir.cluster.rebalance import progress
+
+    record = {"state": "copying", "copyStartedAtMs": 10_000, "documentsCopied": 3000,
+              "shardsDone": 4, "shardsTotal": 12, "done": ["g0/s1:n9"], "errors": []}
+    shown = progress(record, now_ms=16_000)
+    assert shown["documentsPerSecond"] == 500.0
+    assert shown["etaSeconds"] == 12.0  # 6 s for 4 of 12: 8 more at the same pace
+    assert "done" not in shown
+    idle = progress({**record, "state": "done"}, now_ms=16_000)
+    assert idle["documentsPerSecond"] is None and idle["etaSeconds"] is None

@@ -304,6 +304,7 @@ class Rebalancer:
         for move in plan:
             for node in move.gains:
                 try:
+                    self._writable(node)
                     sources = self._sources(move, source)
                     for index in indexes:
                         if index.get("primaryKey"):
@@ -314,6 +315,13 @@ class Rebalancer:
                     return False
         return True
 
+    def _writable(self, node: str) -> None:
+        """A gaining node this process sees `failed` gets no copy and no cutover: it takes no
+        client writes meanwhile, so a verified copy on it would go stale (it is retried once
+        the node is back, through the repair worker's rejoin)."""
+        if self.cluster.state_of(node) in (NodeState.FAILED, NodeState.REMOVED):
+            raise MoveIncomplete(f"{node} is {self.cluster.state_of(node).value}")
+
     def _sources(self, move: ShardMove, source: Placement) -> list[str]:
         sources = [s for s in copy_sources(move, source)
                    if self.cluster.state_of(s) not in (NodeState.FAILED, NodeState.REMOVED)]
@@ -323,6 +331,7 @@ class Rebalancer:
 
     async def _move(self, move: ShardMove, node: str, source: Placement, uid: str,
                     pk: str) -> None:
+        self._writable(node)
         source_node = self._sources(move, source)[0]
         copied: set[Hashable] = set()
         shard_filter = f"{SHARD_FIELD} = {move.shard}"
