@@ -23,8 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from miroir.cli.dev import local_cluster  # noqa: E402
-from tests.acceptance.rebalance_run import (  # noqa: E402
+from tests.acceptance.rebalance_run import (
     Traffic,
     admin,
     fill,
@@ -32,6 +31,8 @@ from tests.acceptance.rebalance_run import (  # noqa: E402
     stop_extra_nodes,
     wait_rebalance,
 )
+
+from miroir.cli.dev import local_cluster
 
 MASTER_KEY = "bench-master-key-0123456789"
 ADMIN_KEY = "bench-admin-key-0123456789"

@@ -200,5 +200,5 @@ class _ProcessKilled(Exception):
     pass
 
 
-async def _never(*args: Any) -> bool:
+async def _never(*_args: Any) -> bool:
     return False

@@ -58,7 +58,7 @@ from miroir.core.errors import MeiliError
 from miroir.core.membership import MembershipChange
 from miroir.core.migration_map import Migration
 from miroir.core.node_state import NodeState
-from miroir.core.rebalance_plan import ShardMove, copy_sources, plan_rebalance
+from miroir.core.rebalance_plan import RebalancePlan, ShardMove, copy_sources, plan_rebalance
 from miroir.core.routing import SHARD_FIELD
 from miroir.core.shard_copy import content_digest, document_digest, reconcile
 from miroir.core.topology import Placement, Topology
@@ -181,7 +181,7 @@ class Rebalancer:
                 await self.drive_once()
             except LeaseLost:
                 logger.warning("the rebalancer lease moved to another process")
-            except Exception:  # noqa: BLE001 - a node or store hiccup: the next pass retries
+            except Exception:
                 logger.exception("rebalance pass failed; retrying")
             await trio.sleep(self.settings.poll_s)
 
@@ -295,12 +295,14 @@ class Rebalancer:
                     continue
                 done.add(key)
                 await self._update(done=sorted(done), shardsDone=len(done))
-        if not complete:
-            return False
-        # A gaining node that missed a dual write after its move was verified (it failed, or
-        # one write to it did) would be cut over stale: compare every move once more, right
-        # before the cutover. A write that misses it after this pass and before every process
-        # adopted the cutover remains the residual window (docs/operations.md).
+        return complete and await self._compare_all_again(plan, source, indexes)
+
+    async def _compare_all_again(self, plan: RebalancePlan, source: Placement,
+                                 indexes: list[dict[str, Any]]) -> bool:
+        """A gaining node that missed a dual write after its move was verified (it failed, or
+        one write to it did) would be cut over stale: compare every move once more, right
+        before the cutover. A write that misses it after this pass and before every process
+        adopted the cutover remains the residual window (docs/operations.md)."""
         for move in plan:
             for node in move.gains:
                 try:

@@ -81,14 +81,6 @@ class RebalancePlan:
     def replicas_dropped(self) -> int:
         return sum(len(move.loses) for move in self.moves)
 
-    def moving_shards(self) -> frozenset[int]:
-        """Shards with a move in some group: the ones whose writes are dual-written."""
-        return frozenset(move.shard for move in self.moves)
-
-    def moves_of(self, node_id: str) -> tuple[ShardMove, ...]:
-        """Moves that `node_id` gains or loses a replica in."""
-        return tuple(m for m in self.moves if node_id in m.gains or node_id in m.loses)
-
 
 def plan_rebalance(before: Placement, after: Placement) -> RebalancePlan:
     """The diff of two epochs' placements: one move per (group, shard) whose owners changed.
