@@ -22,6 +22,8 @@ fault and measures what clients see. Every client call also runs the simulator's
    proxy has it in service again (active or healthy: read from the app's cluster state, for
    this report only; it rejoins and is caught up by the repair worker first) and
    until a write to one of its shards is clean again (what a client sees).
+5. the rebalance rows (`simulations/chaos_rebalance.py`): a node added online with the joining
+   node killed mid-copy; the same with the process running the rebalance killed.
 
 Owns the experiments and the report. Must never reimplement cluster behaviour: expectations are
 the design's, observations are what the app answered.
@@ -47,6 +49,7 @@ from miroir.core.node_state import NodeState
 from miroir.sim.cluster import SimSpec, open_sim_cluster
 from miroir.sim.model import reference_engine, reference_search, search_difference
 from miroir.sim.simulation import GENRES, WORDS, Simulation, make_document
+from simulations.chaos_rebalance import kill_engine_mid_rebalance, kill_node_mid_rebalance
 from simulations.common import markdown_table
 
 REPORT_NAME = "chaos.md"
@@ -213,6 +216,8 @@ EXPERIMENTS = (
     (attrs.evolve(BASE, policy="error"), kill_two("error")),
     (BASE, slow_node),
     (BASE, restart_node),
+    (BASE, kill_node_mid_rebalance),
+    (BASE, kill_engine_mid_rebalance),
 )
 
 

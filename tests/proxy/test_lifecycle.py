@@ -56,6 +56,7 @@ def test_by_default_every_service_runs_on_the_config_settings():
     assert services_for(cfg) == Services(
         task_poll_interval_s=TASK_POLL_INTERVAL_S, prune_interval_s=TASK_PRUNE_INTERVAL_S,
         repair=RepairSettings(), health=cfg.health, reconcile=ReconcileSettings(),
+        topology_follow_interval_s=cfg.health.interval_ms / 1000,
     )
 
 
@@ -66,6 +67,7 @@ async def test_a_default_app_starts_every_service_and_stops_them_with_the_app():
         running = app.extensions["miroir"].services
         assert running.repair_worker is not None and running.health_checker is not None
         assert running.reconciler is not None
+        assert running.topology_follower is not None
         started = {task.name.rsplit(".", 1)[-1] for task in app.nursery.child_tasks}
         assert {"poll_tasks_forever", "prune_periodically", "run"} <= started
     assert not app.nursery.child_tasks
@@ -93,3 +95,27 @@ def test_the_reconciler_follows_its_config_section():
     assert services_for(paced).reconcile == ReconcileSettings(interval_s=5, shard_pause_s=0.0)
     off = config_from_dict({"nodes": node_config(2), "reconcile": {"enabled": False}}, env={})
     assert services_for(off).reconcile is None
+
+
+async def test_the_app_starts_under_the_stored_topology_and_points_the_transport_at_it():
+    """A node added through another process (stored, epoch 2) is routed to from the start, at
+    the address the store gives; the config's topology only seeds an empty store."""
+    from miroir.cluster.topology_sync import load_or_seed
+    from miroir.core.node_state import NodeState
+    from miroir.core.topology import Node
+    from miroir.core.topology_record import TOPOLOGY_RECORD, encode_topology
+    from miroir.transport.http import HttpTransport
+
+    cfg = config()
+    store = MemoryStore()
+    seeded = await load_or_seed(store, cfg.topology())
+    grown = seeded.topology.with_node(Node("late", "http://127.0.0.1:1", 0, NodeState.JOINING))
+    await store.put_record_if(TOPOLOGY_RECORD, seeded.epoch, encode_topology(grown))
+    transport = HttpTransport({n.id: n.address for n in cfg.nodes}, api_key=None)
+    app = create_app(cfg, transport=transport, store=store, services=Services())
+    async with app.test_app():
+        cluster = app.extensions["miroir"].cluster
+        assert cluster.epoch == 2
+        assert cluster.state_of("late") is NodeState.JOINING
+        assert transport.addresses()["late"] == "http://127.0.0.1:1"
+    await transport.aclose()

@@ -30,6 +30,7 @@ from miroir.cluster.clock import WALL_CLOCK, Clock
 from miroir.cluster.quorum_write import QuorumWriteResult, quorum_write
 from miroir.cluster.race import first_success
 from miroir.cluster.scatter import NodeCall, call_node, scatter
+from miroir.core.migration_map import MigratingShardMap, Migration
 from miroir.core.node_state import (
     HealthCounter,
     IllegalTransition,
@@ -45,6 +46,7 @@ from miroir.core.replica_choice import (
     replica_score,
 )
 from miroir.core.topology import ShardMap, Topology
+from miroir.core.topology_record import live_topology
 from miroir.store.base import Store
 from miroir.transport.base import (
     FailureKind,
@@ -101,6 +103,14 @@ class Cluster:
         self.clock = clock
         self.topology = topology
         self.shard_map = ShardMap.build(topology)
+        # The epoch of the durable topology this process routes by (`cluster.topology_sync`);
+        # 0 until it adopted one from the store. `_durable` is that record's topology.
+        self.epoch = 0
+        self._durable: Topology | None = None
+        # The migration in force at that epoch (shards moving: `core.migration_map`), or None.
+        self.migration: Migration | None = None
+        # Told (epoch, topology) after an epoch is adopted: the transport's addresses, metrics.
+        self.epoch_observers: list[Callable[[int, Topology], None]] = []
         self.health = {
             node.id: HealthCounter(
                 self.settings.unhealthy_threshold, self.settings.recovery_threshold
@@ -170,10 +180,52 @@ class Cluster:
         topology = self.topology.with_event(node_id, event)
         if topology is not self.topology:
             self.topology = topology
-            self.shard_map = ShardMap.build(topology, previous=self.shard_map)
+            self.shard_map = self._build_map(topology)
         for observer in list(self.state_observers):
             observer(node_id, self.topology.node(node_id).state)
         return self.topology.node(node_id).state
+
+    def _build_map(self, topology: Topology) -> ShardMap:
+        if self.migration is not None:
+            return MigratingShardMap.build_migrating(topology, self.migration)
+        previous = None if isinstance(self.shard_map, MigratingShardMap) else self.shard_map
+        return ShardMap.build(topology, previous=previous)
+
+    def adopt_epoch(
+        self, epoch: int, durable: Topology, migration: Migration | None = None
+    ) -> bool:
+        """Route by the durable topology of `epoch` from now on, if it is newer than the one in
+        force; returns whether it was adopted. Membership and addresses come from `durable`;
+        each node's state is merged with this process's health view
+        (`miroir.core.topology_record.live_topology`). The new `ShardMap` replaces the old one
+        in one assignment, so a request holding the old map finishes under the old epoch."""
+        if epoch <= self.epoch:
+            return False
+        before = self.topology
+        topology = live_topology(durable, self._durable, before)
+        self.migration = migration
+        self.topology = topology
+        self.shard_map = self._build_map(topology)
+        self.epoch, self._durable = epoch, durable
+        for node in topology.nodes:
+            if node.id not in self.health:
+                self.health[node.id] = HealthCounter(
+                    self.settings.unhealthy_threshold, self.settings.recovery_threshold)
+                self.last_seen_ms[node.id] = None
+            self.latency.setdefault(node.id, LatencyStats())
+        for observer in list(self.epoch_observers):
+            observer(epoch, topology)
+        known = before.states()
+        for node in topology.nodes:
+            if known.get(node.id) is not node.state:
+                for state_observer in list(self.state_observers):
+                    state_observer(node.id, node.state)
+        return True
+
+    @property
+    def durable_topology(self) -> Topology | None:
+        """The membership view of the epoch in force (None before one was adopted)."""
+        return self._durable
 
     def fully_covered(self) -> bool:
         return self.shard_map.fully_covered()

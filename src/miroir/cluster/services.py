@@ -1,7 +1,7 @@
 """The background services of one proxy process: which run, with which settings, and how they
 start.
 
-Five services keep a proxy's view of the cluster current while it serves:
+Seven services keep a proxy's view of the cluster current while it serves:
 - the task poller (`tasks.poll_tasks_forever`) refreshes every unfinished task from its node
   tasks (task times from the cluster's clock);
 - the task pruner (`store.maintenance.prune_periodically`) forgets finished tasks older than the
@@ -12,6 +12,10 @@ Five services keep a proxy's view of the cluster current while it serves:
   by the cluster's clock, to the node state machine;
 - the reconciler (`reconcile.Reconciler`) compares every shard's replicas and every node's
   settings with the committed ones, and repairs what differs (anti-entropy, rate-limited).
+- the topology follower (`topology_sync.TopologyFollower`) adopts every newer epoch of the
+  topology stored by any process (in production on the health interval);
+- the rebalancer (`rebalance.Rebalancer`, unfinished, only when `rebalance.enabled`) moves
+  shards for a membership change, one process at a time under a store lease.
 
 `Services` describes which of them run (a field left `None` does not run) and with which
 settings; `run_services` starts them in a nursery the caller owns and cancels to stop them. The
@@ -22,7 +26,8 @@ with. Every service waits with `trio.sleep`, so under trio's MockClock they run 
 
 Must never: read the config module (the proxy turns the config into a `Services`), or start a
 service any other way than here (one place decides the start order, which the simulator's
-traces depend on: poller, pruner, repair worker, health checker, reconciler).
+traces depend on: poller, pruner, repair worker, health checker, reconciler, topology
+follower, rebalancer).
 """
 
 from __future__ import annotations
@@ -31,11 +36,13 @@ import attrs
 import trio
 
 from miroir.cluster.health import HealthChecker, HealthSettings
+from miroir.cluster.rebalance import Rebalancer, RebalanceSettings
 from miroir.cluster.reconcile import INTERVAL_S as RECONCILE_INTERVAL_S
 from miroir.cluster.reconcile import SHARD_PAUSE_S, Reconciler
 from miroir.cluster.repair import RETRY_S, SWEEP_S, RepairWorker
 from miroir.cluster.runtime import Cluster
 from miroir.cluster.tasks import poll_tasks_forever
+from miroir.cluster.topology_sync import TopologyFollower
 from miroir.store.maintenance import prune_periodically
 
 # How often unfinished tasks are refreshed from their node tasks.
@@ -71,6 +78,8 @@ class Services:
     repair: RepairSettings | None = None
     health: HealthSettings | None = None
     reconcile: ReconcileSettings | None = None
+    topology_follow_interval_s: float | None = None
+    rebalance: RebalanceSettings | None = None
 
 
 @attrs.frozen
@@ -81,6 +90,8 @@ class RunningServices:
     repair_worker: RepairWorker | None
     health_checker: HealthChecker | None
     reconciler: Reconciler | None = None
+    topology_follower: TopologyFollower | None = None
+    rebalancer: Rebalancer | None = None
 
 
 def run_services(cluster: Cluster, settings: Services, nursery: trio.Nursery) -> RunningServices:
@@ -108,4 +119,14 @@ def run_services(cluster: Cluster, settings: Services, nursery: trio.Nursery) ->
         reconciler = Reconciler(cluster, interval_s=settings.reconcile.interval_s,
                                 shard_pause_s=settings.reconcile.shard_pause_s)
         nursery.start_soon(reconciler.run)
-    return RunningServices(repair_worker, health_checker, reconciler)
+    topology_follower = None
+    if settings.topology_follow_interval_s is not None:
+        topology_follower = TopologyFollower(cluster, settings.topology_follow_interval_s)
+        nursery.start_soon(topology_follower.run)
+    rebalancer = None
+    if settings.rebalance is not None:
+        rebalancer = Rebalancer(cluster, settings.rebalance)
+        nursery.start_soon(rebalancer.run)
+    return RunningServices(
+        repair_worker, health_checker, reconciler, topology_follower, rebalancer
+    )

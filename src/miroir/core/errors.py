@@ -50,6 +50,16 @@ _NON_DEFAULT: dict[str, tuple[str, int]] = {
     "miroir_idempotency_key_reused": ("invalid_request", 409),
     "miroir_idempotency_key_in_progress": ("invalid_request", 409),
     "miroir_reconciler_disabled": ("invalid_request", 409),
+    # membership changes (`POST /_miroir/nodes`, ...; miroir.core.membership)
+    "miroir_invalid_node": ("invalid_request", 400),
+    "miroir_invalid_group": ("invalid_request", 400),
+    "miroir_node_not_found": ("invalid_request", 404),
+    "miroir_node_already_exists": ("invalid_request", 409),
+    "miroir_invalid_node_state": ("invalid_request", 409),
+    "miroir_node_not_drained": ("invalid_request", 409),
+    "miroir_rebalance_in_progress": ("invalid_request", 409),
+    # the change is valid but cannot be carried out online here (engine off, or a forced removal)
+    "miroir_rebalance_unavailable": ("system", 501),
 }
 
 

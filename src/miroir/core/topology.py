@@ -109,10 +109,18 @@ class Placement:
     @classmethod
     def compute(cls, topology: Topology) -> Placement:
         members = tuple(topology.group_members(g) for g in range(topology.replica_groups))
+        return cls.from_members(topology.shards, topology.replication_factor, members)
+
+    @classmethod
+    def from_members(
+        cls, shards: int, replication_factor: int, members: Sequence[Sequence[str]]
+    ) -> Placement:
+        """The placement of `shards` over explicit per-group member lists (an epoch's)."""
+        members = tuple(tuple(sorted(group)) for group in members)
         owners = tuple(
             tuple(
-                tuple(assign_shard_in_group(s, group_nodes, topology.replication_factor))
-                for s in range(topology.shards)
+                tuple(assign_shard_in_group(s, group_nodes, replication_factor))
+                for s in range(shards)
             )
             for group_nodes in members
         )
@@ -122,8 +130,8 @@ class Placement:
                 for node in shard_owners:
                     shards_of[node].append(shard)
         return cls(
-            shards=topology.shards,
-            replication_factor=topology.replication_factor,
+            shards=shards,
+            replication_factor=replication_factor,
             members=members,
             owners=owners,
             shards_of={n: tuple(s) for n, s in shards_of.items()},
@@ -223,7 +231,9 @@ class ShardMap:
         unreadable = self.unreadable | frozenset(nodes)
         if unreadable == self.unreadable:
             return self
-        return ShardMap(self.topology, self.placement, self._states, unreadable)
+        # evolve, not ShardMap(...): a migrating map stays one (its write targets and held
+        # shards); the memo fields are not init fields, so the copy starts its own.
+        return attrs.evolve(self, unreadable=unreadable)
 
     def readable_owners(self, group: int, shard: int) -> tuple[str, ...]:
         """Owners in `group` that serve reads; degraded ones last so a fallback tries them last."""

@@ -34,6 +34,7 @@ from miroir.proxy import (
     routes_documents,
     routes_indexes,
     routes_keys,
+    routes_membership,
     routes_search,
     routes_settings,
     routes_tasks,
@@ -51,7 +52,7 @@ from miroir.transport.base import Transport
 logger = logging.getLogger("miroir.proxy")
 ROUTE_MODULES = (
     routes_indexes, routes_documents, routes_settings, routes_tasks, routes_admin, routes_search,
-    routes_keys,
+    routes_keys, routes_membership,
 )
 
 

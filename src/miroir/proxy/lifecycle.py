@@ -15,6 +15,7 @@ transport or store, or hold request handling (that is `miroir.proxy.app` and the
 from __future__ import annotations
 
 import gc
+import logging
 from typing import Any
 
 import attrs
@@ -22,6 +23,7 @@ import trio
 
 from miroir.cluster.clock import Clock
 from miroir.cluster.keys import KeyRing
+from miroir.cluster.rebalance import RebalanceSettings
 from miroir.cluster.runtime import Cluster, ClusterSettings
 from miroir.cluster.services import (
     TASK_POLL_INTERVAL_S,
@@ -31,11 +33,16 @@ from miroir.cluster.services import (
     Services,
     run_services,
 )
+from miroir.cluster.topology_sync import load_or_seed
 from miroir.config import MiroirConfig
+from miroir.core.topology import Topology
+from miroir.core.topology_record import RecordError
 from miroir.proxy.access_log import ensure_output
 from miroir.proxy.state import ProxyState
-from miroir.store.base import Store
-from miroir.transport.base import Transport
+from miroir.store.base import Store, StoreError
+from miroir.transport.base import Addressable, Transport
+
+logger = logging.getLogger("miroir.topology")
 
 # While serving, the cyclic garbage collector runs only after this many more container objects
 # were allocated than freed (Python's default is 700). A search holds a few thousand parsed
@@ -57,7 +64,31 @@ def services_for(config: MiroirConfig) -> Services:
             interval_s=config.reconcile.interval_seconds,
             shard_pause_s=config.reconcile.shard_pause_ms / 1000,
         ) if config.reconcile.enabled else None,
+        topology_follow_interval_s=config.health.interval_ms / 1000,
+        rebalance=rebalance_settings(config) if config.rebalance.enabled else None,
     )
+
+
+def rebalance_settings(config: MiroirConfig) -> RebalanceSettings:
+    """The engine's pacing from the config: it waits two follow intervals before copying."""
+    return RebalanceSettings(
+        max_docs_per_second=config.rebalance.max_docs_per_second,
+        settle_ms=2 * config.health.interval_ms,
+        grace_ms=max(config.rebalance.grace_ms, 2 * config.health.interval_ms),
+        poll_s=config.health.interval_ms / 1000,
+    )
+
+
+async def adopt_stored_topology(cluster: Cluster, config_topology: Topology) -> None:
+    """Start under the store's topology (seeded from the config on first start). A store that
+    fails here does not stop the proxy: it serves by the config's topology at epoch 0 and the
+    topology follower loads or seeds the record once the store answers."""
+    try:
+        found = await load_or_seed(cluster.store, config_topology)
+    except (StoreError, RecordError) as exc:
+        logger.warning("serving by the config's topology: the store's could not be read (%s)", exc)
+        return
+    cluster.adopt_epoch(found.epoch, found.topology, found.migration)
 
 
 def cluster_settings(config: MiroirConfig) -> ClusterSettings:
@@ -95,6 +126,12 @@ class Lifecycle:
         store = self.store if self.store is not None else await self._open_store()
         cluster = Cluster(config.topology(), transport, store, cluster_settings(config),
                           clock=self.clock)
+        await adopt_stored_topology(cluster, config.topology())
+        if isinstance(transport, Addressable):
+            cluster.epoch_observers.append(
+                lambda _epoch, topology: transport.set_addresses(
+                    {n.id: n.address for n in topology.nodes}))
+            transport.set_addresses({n.id: n.address for n in cluster.topology.nodes})
         self._observe(cluster)
         self.state.cluster = cluster
         keyring = KeyRing(store, config.master_key)
@@ -105,6 +142,8 @@ class Lifecycle:
         self.state.services = running = run_services(cluster, self.services, nursery)
         if running.reconciler is not None:
             running.reconciler.observers.append(self.state.metrics.observe_reconcile)
+        if running.rebalancer is not None:
+            running.rebalancer.observers.append(self.state.metrics.observe_rebalance)
 
     async def stop(self) -> None:
         if "gc_threshold" in self._opened:
@@ -137,6 +176,8 @@ class Lifecycle:
         cluster.gates.shed_observers.append(metrics.observe_shed)
         cluster.gates.depth_observers.append(metrics.observe_queue_depth)
         cluster.hedge_observers.append(metrics.observe_hedge)
+        cluster.epoch_observers.append(metrics.observe_epoch)
+        metrics.observe_epoch(cluster.epoch)
         for node_id in cluster.node_ids():
             metrics.observe_node_state(node_id, cluster.state_of(node_id))
         update_coverage(self.state)

@@ -142,6 +142,33 @@ class Metrics:
         for kind in ("settings", "documents"):  # both kinds exported from the start, at 0
             self.reconcile_differences_total.labels(kind)
             self.reconcile_repairs_total.labels(kind)
+        self.topology_epoch = Gauge(
+            "miroir_topology_epoch", "The stored topology's epoch this process routes by "
+            "(with several workers: the lowest, so a lagging worker shows).",
+            registry=registry, multiprocess_mode="livemin",
+        )
+        # The rebalance, as the process running the engine sees it (its store record).
+        self.rebalance_in_progress = Gauge(
+            "miroir_rebalance_in_progress", "1 while a rebalance is waiting, copying or in grace.",
+            registry=registry, multiprocess_mode="livemax",
+        )
+        self.rebalance_shards_total = Gauge(
+            "miroir_rebalance_shards_total", "Shard replicas the current rebalance copies.",
+            registry=registry, multiprocess_mode="livemax",
+        )
+        self.rebalance_shards_done = Gauge(
+            "miroir_rebalance_shards_done", "Shard replicas copied and verified so far.",
+            registry=registry, multiprocess_mode="livemax",
+        )
+        self.rebalance_documents_copied = Gauge(
+            "miroir_rebalance_documents_copied",
+            "Documents written to new owners by the current rebalance (re-copies included).",
+            registry=registry, multiprocess_mode="livemax",
+        )
+        self.rebalance_errors = Gauge(
+            "miroir_rebalance_errors", "Errors recorded by the current rebalance (last 10 kept).",
+            registry=registry, multiprocess_mode="livemax",
+        )
         # `labels(...)` takes a lock and builds a key on every call; the label sets are bounded
         # (see the module doc), so the children are looked up once and kept.
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -189,6 +216,18 @@ class Metrics:
 
     def observe_node_state(self, node_id: str, state: NodeState) -> None:
         self.node_healthy.labels(node_id).set(1 if ELIGIBILITY[state].serves_reads else 0)
+
+    def observe_epoch(self, epoch: int, _topology: object = None) -> None:
+        self.topology_epoch.set(epoch)
+
+    def observe_rebalance(self, record: dict[str, Any]) -> None:
+        """The rebalance record after each engine step."""
+        self.rebalance_in_progress.set(
+            1 if record.get("state") in ("waiting", "copying", "grace") else 0)
+        self.rebalance_shards_total.set(record.get("shardsTotal", 0))
+        self.rebalance_shards_done.set(record.get("shardsDone", 0))
+        self.rebalance_documents_copied.set(record.get("documentsCopied", 0))
+        self.rebalance_errors.set(len(record.get("errors", ())))
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self._exposed), CONTENT_TYPE_LATEST

@@ -1,8 +1,10 @@
 """The store protocol: Miroir's durable state, shared by every proxy process.
 
 What lives here: task records (miroir.core.tasks.Task) with cluster-wide integer uids,
-idempotency keys, per-(index, node) settings versions, per-index catalog versions, leases, and
-API keys (their records only: a key's value is derived from the master key, never stored). Every method is async (trio)
+idempotency keys, per-(index, node) settings versions, per-index catalog versions, leases,
+API keys (their records only: a key's value is derived from the master key, never stored), and
+versioned records (the live topology and its epoch, the rebalancer's state: small JSON objects
+replaced only by compare-and-set on their version). Every method is async (trio)
 and every time is an integer of milliseconds since the epoch passed in by the caller, so the
 simulator can drive a store with virtual time.
 
@@ -51,6 +53,15 @@ class CommittedSettings:
 
     version: int
     settings: dict[str, Any]
+
+
+@attrs.frozen
+class VersionedRecord:
+    """A named JSON object and its version: 1 when first put, +1 on every replacement."""
+
+    name: str
+    version: int
+    value: dict[str, Any]
 
 
 @attrs.frozen
@@ -195,6 +206,20 @@ class Store(Protocol):
     async def get_lease(self, name: str, now: int) -> Lease | None:
         """The unexpired lease on `name`, if any."""
 
+    # ---- versioned records (the topology and its epoch, the rebalancer's state)
+    async def get_record(self, name: str) -> VersionedRecord | None:
+        """The record `name` as last put, or None if it was never put (or was deleted)."""
+
+    async def put_record_if(
+        self, name: str, expected_version: int, value: dict[str, Any]
+    ) -> VersionedRecord | None:
+        """Compare-and-set: store `value` as version `expected_version + 1` iff the record's
+        current version is `expected_version` (0: it must not exist). Returns the stored record,
+        or None when another writer got there first (read it again and decide again)."""
+
+    async def delete_record_if(self, name: str, expected_version: int) -> bool:
+        """Delete the record iff its version is `expected_version`; True if deleted."""
+
 
 # ---- lease rules, shared by the backends that run them in Python (SQLite, memory). The Redis
 # backend runs the same rules in Lua; tests/store holds both to one behaviour.
@@ -217,6 +242,16 @@ def lease_after_renew(current: Lease | None, holder: str, now: int, ttl_ms: int)
     if current is None or current.holder != holder or current.expires_at <= now:
         return None
     return attrs.evolve(current, expires_at=now + ttl_ms)
+
+
+def record_after_put(
+    current: VersionedRecord | None, name: str, expected_version: int, value: dict[str, Any]
+) -> VersionedRecord | None:
+    """The record to store for `put_record_if`, or None when `expected_version` is stale."""
+    current_version = 0 if current is None else current.version
+    if current_version != expected_version:
+        return None
+    return VersionedRecord(name=name, version=expected_version + 1, value=value)
 
 
 def make_task(make: Callable[[int], Task], uid: int) -> Task:

@@ -22,9 +22,11 @@ from miroir.store.base import (
     CommittedSettings,
     IdempotencyRecord,
     Lease,
+    VersionedRecord,
     lease_after_acquire,
     lease_after_renew,
     make_task,
+    record_after_put,
     task_expiry_base,
 )
 
@@ -45,6 +47,7 @@ class MemoryStore:
         self._leases: dict[str, Lease] = {}
         self._api_keys: dict[str, dict] = {}
         self._api_keys_version = 0
+        self._records: dict[str, VersionedRecord] = {}
 
     async def close(self) -> None:
         pass
@@ -220,3 +223,25 @@ class MemoryStore:
     async def get_lease(self, name: str, now: int) -> Lease | None:
         lease = self._leases.get(name)
         return lease if lease is not None and lease.expires_at > now else None
+
+    async def get_record(self, name: str) -> VersionedRecord | None:
+        record = self._records.get(name)
+        # A copy, as the other backends return: a caller mutating it must not change the store.
+        return None if record is None else attrs.evolve(record, value=copy.deepcopy(record.value))
+
+    async def put_record_if(
+        self, name: str, expected_version: int, value: dict[str, Any]
+    ) -> VersionedRecord | None:
+        record = record_after_put(self._records.get(name), name, expected_version,
+                                  copy.deepcopy(value))
+        if record is None:
+            return None
+        self._records[name] = record
+        return attrs.evolve(record, value=value)
+
+    async def delete_record_if(self, name: str, expected_version: int) -> bool:
+        record = self._records.get(name)
+        if record is None or record.version != expected_version:
+            return False
+        del self._records[name]
+        return True

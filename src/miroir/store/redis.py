@@ -15,6 +15,7 @@ share one Redis. Layout, with `p` the prefix:
     p lease:<name>        hash     holder, expires_at, token
     p api-keys            hash     key uid -> the key's record (JSON; never its value)
     p api-keys-version    string   raised on every change to api-keys (INCR, in the same script)
+    p record:<name>       hash     version, value (JSON): a versioned record (topology, rebalance)
 
 Races between proxies are settled inside Redis: counters are INCR/HINCRBY, claims, leases and
 monotone version updates are Lua scripts (atomic on the server), and `modify_task` is an
@@ -54,6 +55,7 @@ from miroir.store.base import (
     Lease,
     StoreError,
     StoreUnavailable,
+    VersionedRecord,
     make_task,
     task_expiry_base,
 )
@@ -167,6 +169,22 @@ redis.call('HSET', KEYS[1], 'expires_at', '0')
 return 1
 """
 
+# Versioned records: compare-and-set on the version field. KEYS: record hash.
+# ARGV: expected version, value. Returns the new version, or false when the version is stale.
+_PUT_RECORD_IF = """
+local cur = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+if cur ~= tonumber(ARGV[1]) then return false end
+redis.call('HSET', KEYS[1], 'version', cur + 1, 'value', ARGV[2])
+return cur + 1
+"""
+# KEYS: record hash. ARGV: expected version.
+_DELETE_RECORD_IF = """
+local cur = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+if cur == 0 or cur ~= tonumber(ARGV[1]) then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
 
 # KEYS: api-keys hash, version counter. ARGV: mode (insert|replace|delete), uid, record.
 _CHANGE_API_KEY = """
@@ -216,6 +234,8 @@ class RedisStore:
         self._acquire_lease = script(_ACQUIRE_LEASE)
         self._renew_lease = script(_RENEW_LEASE)
         self._release_lease = script(_RELEASE_LEASE)
+        self._put_record_if = script(_PUT_RECORD_IF)
+        self._delete_record_if = script(_DELETE_RECORD_IF)
 
     @classmethod
     async def open(cls, url: str, *, key_prefix: str = "miroir:", timeout_s: float = 5.0,
@@ -478,6 +498,29 @@ class RedisStore:
         if stored[1] is None or int(stored[1]) <= now:
             return None
         return _lease(name, stored)
+
+    # ---- versioned records
+
+    async def get_record(self, name: str) -> VersionedRecord | None:
+        stored = await self._call(
+            self._client.hmget, self._key("record", name), ["version", "value"])
+        if stored[0] is None:
+            return None
+        return VersionedRecord(name, int(stored[0]), orjson.loads(stored[1]))
+
+    async def put_record_if(
+        self, name: str, expected_version: int, value: dict[str, Any]
+    ) -> VersionedRecord | None:
+        version = await self._call(
+            self._put_record_if, [self._key("record", name)],
+            [expected_version, orjson.dumps(value)])
+        if not version:
+            return None
+        return VersionedRecord(name, int(version), value)
+
+    async def delete_record_if(self, name: str, expected_version: int) -> bool:
+        return bool(await self._call(
+            self._delete_record_if, [self._key("record", name)], [expected_version]))
 
 
 def _decode_task(raw: bytes) -> Task:

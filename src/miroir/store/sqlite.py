@@ -43,9 +43,11 @@ from miroir.store.base import (
     Lease,
     StoreError,
     StoreUnavailable,
+    VersionedRecord,
     lease_after_acquire,
     lease_after_renew,
     make_task,
+    record_after_put,
     task_expiry_base,
 )
 
@@ -84,6 +86,9 @@ CREATE TABLE IF NOT EXISTS settings_versions (
     PRIMARY KEY (index_uid, node_id)
 );
 CREATE TABLE IF NOT EXISTS api_keys (uid TEXT PRIMARY KEY, record BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS records (
+    name TEXT PRIMARY KEY, version INTEGER NOT NULL, value BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS leases (
     name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at INTEGER NOT NULL,
     token INTEGER NOT NULL
@@ -484,6 +489,40 @@ class SqliteStore:
             return lease if lease is not None and lease.expires_at > now else None
 
         return await self._runner.run(self._read, get)
+
+    # ---- versioned records
+
+    async def get_record(self, name: str) -> VersionedRecord | None:
+        return await self._runner.run(self._read, lambda conn: _get_record(conn, name))
+
+    async def put_record_if(
+        self, name: str, expected_version: int, value: dict[str, Any]
+    ) -> VersionedRecord | None:
+        encoded = orjson.dumps(value)
+
+        def put(conn: sqlite3.Connection) -> VersionedRecord | None:
+            record = record_after_put(_get_record(conn, name), name, expected_version, value)
+            if record is not None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO records (name, version, value) VALUES (?, ?, ?)",
+                    (name, record.version, encoded),
+                )
+            return record
+
+        return await self._runner.run(self._write, put)
+
+    async def delete_record_if(self, name: str, expected_version: int) -> bool:
+        def delete(conn: sqlite3.Connection) -> bool:
+            return conn.execute(
+                "DELETE FROM records WHERE name = ? AND version = ?", (name, expected_version)
+            ).rowcount == 1
+
+        return await self._runner.run(self._write, delete)
+
+
+def _get_record(conn: sqlite3.Connection, name: str) -> VersionedRecord | None:
+    row = conn.execute("SELECT version, value FROM records WHERE name = ?", (name,)).fetchone()
+    return None if row is None else VersionedRecord(name, row[0], orjson.loads(row[1]))
 
 
 def _bump(conn: sqlite3.Connection, name: str) -> int:

@@ -191,6 +191,14 @@ class Transport(Protocol):
         ...
 
 
+@runtime_checkable
+class Addressable(Protocol):
+    """A transport whose node addresses can change while it runs (`HttpTransport`): the proxy
+    points it at the addresses of every topology epoch it adopts."""
+
+    def set_addresses(self, addresses: Mapping[str, str]) -> None: ...
+
+
 class CallSpec(Protocol):
     """One call of `request_many` (`miroir.cluster.scatter.NodeCall` fits): the arguments of
     `Transport.request`, and an optional own deadline that may only shorten the batch's."""

@@ -1,0 +1,520 @@
+"""The migration engine: moves shard replicas between two epochs' placements, online.
+
+UNFINISHED, off by default (`rebalance.enabled: false`): it carries out adding a node, draining
+one and adding a replica group against devnodes in the tests, but has not been through the
+simulator's faults, the chaos rows or the real-process acceptance run the issue asks for.
+
+Theory of operation (docs/operations.md, "Changing the fleet", has the operator's view).
+1. `start_rebalance` publishes, in one compare-and-set on the epoch, the new membership (new
+   nodes `joining`, a drained node `draining`) and the migration (source and target members).
+   Every process adopts it within one follow interval and routes by `MigratingShardMap`: writes
+   to old and new owners, quorum and reads on the old owners. The rebalance record (`rebalance`
+   in the store) starts `waiting`.
+2. `Rebalancer` (a service; one cluster-wide: it works only while it holds the store lease
+   `rebalancer`, renewed before every step, and every record write is a compare-and-set on the
+   version it last wrote, so a holder that lost the lease cannot overwrite its successor's
+   progress) waits `settle_ms` after the start, so every process dual-writes before anything is
+   copied.
+3. Per index, it provisions the index and its settings on every gaining node; then per move
+   (group, shard) and gaining node, it copies the shard's documents from a source
+   (`rebalance_plan.copy_sources`) by `_miroir_shard = s` pages, at most `max_docs_per_second`.
+4. The cutover race (`core.shard_copy`): after the copy, it waits until source and target have
+   processed every task enqueued so far, compares the shard's documents on both sides by
+   content digest, copies again what differs and deletes on the target only what the copy wrote,
+   and repeats until a comparison is clean: counts and every document's digest agree. A move
+   whose node does not answer is retried on the next pass (the move pauses, nothing is lost:
+   writes keep reaching both sides).
+5. When every move is verified, every move is compared once more (a gaining node that failed,
+   or missed one dual write, after its move was verified would otherwise be cut over stale),
+   then one more epoch cuts over: the target membership, joining nodes `active`, drained nodes
+   `removed`, no migration. Old owners stop taking the shards' writes. Residual window: a write
+   that misses a gaining node after that last compare and before every process adopted the
+   cutover (one follow interval) is acknowledged by the old owners only and is missing on the
+   new one; the simulator has not measured it.
+6. After `grace_ms` (longer than a follow interval, so no process still reads the old owners),
+   the old owners that stay in the cluster delete their copies by filter; the record ends `done`.
+A process that crashes mid-rebalance loses nothing: the migration is in the topology record,
+done moves are in the rebalance record, and whoever takes the lease next resumes (a move is
+copied again from the start, which the compare makes idempotent).
+
+Must never: cut over before every move compared clean, delete a source copy before the cutover
+epoch is published and `grace_ms` has passed, or write progress without holding the lease.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import attrs
+import trio
+
+from miroir.cluster.broadcast import protect_settings_patch, run_everywhere
+from miroir.cluster.runtime import Cluster, task_uid_of
+from miroir.cluster.topology_sync import publish, read_topology
+from miroir.core.errors import MeiliError
+from miroir.core.membership import MembershipChange
+from miroir.core.migration_map import Migration
+from miroir.core.node_state import NodeState
+from miroir.core.rebalance_plan import RebalancePlan, ShardMove, copy_sources, plan_rebalance
+from miroir.core.routing import SHARD_FIELD
+from miroir.core.shard_copy import content_digest, document_digest, reconcile
+from miroir.core.topology import Placement, Topology
+from miroir.store.base import VersionedRecord
+from miroir.transport.base import NodeResponse
+
+logger = logging.getLogger("miroir.rebalance")
+
+REBALANCE_RECORD = "rebalance"
+LEASE = "rebalancer"
+PAGE_SIZE = 500
+NODE_TASK_TIMEOUT_MS = 60_000
+MAX_COMPARE_ROUNDS = 5
+ACTIVE_STATES = ("waiting", "copying", "grace")
+
+
+@attrs.frozen
+class RebalanceSettings:
+    max_docs_per_second: int = 2000
+    settle_ms: int = 2000  # two follow intervals at the default health interval
+    grace_ms: int = 5000
+    lease_ttl_ms: int = 10_000
+    poll_s: float = 1.0
+    page_size: int = PAGE_SIZE
+
+
+class MoveIncomplete(Exception):
+    """A move could not finish this pass (a node did not answer, a compare kept differing)."""
+
+
+class LeaseLost(Exception):
+    """Another process holds the rebalancer lease now: stop at once."""
+
+
+async def start_rebalance(cluster: Cluster, change: MembershipChange, now_ms: int) -> dict[str, Any]:
+    """Publish `change` with its migration and open the rebalance record. 409
+    `miroir_rebalance_in_progress` when one is running."""
+    found = await read_topology(cluster.store)
+    if found is None:
+        raise MeiliError("miroir_rebalance_in_progress", "The topology is not stored yet.")
+    if found.migration is not None:
+        raise MeiliError("miroir_rebalance_in_progress",
+                         f"Rebalance `{found.migration.id}` is in progress.")
+    current = await cluster.store.get_record(REBALANCE_RECORD)
+    if current is not None and current.value.get("state") in ACTIVE_STATES:
+        raise MeiliError("miroir_rebalance_in_progress",
+                         f"Rebalance `{current.value['id']}` is in progress.")
+    rebalance_id = f"rb-{found.epoch + 1}-{uuid.uuid4().hex[:8]}"
+    plan = change.plan()
+    migration = Migration(rebalance_id, change.source, change.target)
+    # The record first, then the topology: a process that dies between the two leaves a
+    # `waiting` record whose migration never appears, which the engine fails after `settle_ms`
+    # (the other order would leave a migration no engine ever drives).
+    record = {
+        "id": rebalance_id, "kind": change.kind, "state": "waiting" if plan.moves else "done",
+        "epoch": found.epoch + 1, "startedAtMs": now_ms, "copyStartedAtMs": None,
+        "finishedAtMs": None if plan.moves else now_ms,
+        "shardsTotal": plan.replicas_copied, "shardsDone": 0, "documentsCopied": 0,
+        "done": [], "errors": [],
+    }
+    stored = await cluster.store.put_record_if(
+        REBALANCE_RECORD, 0 if current is None else current.version, record)
+    if stored is None:
+        raise MeiliError("miroir_rebalance_in_progress", "Another rebalance started meanwhile.")
+    if plan.moves:
+        published = await publish(cluster, found.epoch, change.topology, migration)
+    else:  # nothing to copy (a new node that wins no shard): the target is in force at once
+        published = await publish(cluster, found.epoch, final_topology(change.topology, migration))
+    if published is None:
+        await cluster.store.put_record_if(REBALANCE_RECORD, stored.version, {
+            **record, "state": "failed", "finishedAtMs": now_ms,
+            "errors": ["the topology changed while the change was judged"]})
+        raise MeiliError("miroir_rebalance_in_progress",
+                         "The topology changed while this change was judged; send it again.")
+    return {"rebalanceId": rebalance_id, "epoch": published.epoch, "kind": change.kind,
+            "shardReplicasToCopy": plan.replicas_copied}
+
+
+def final_topology(topology: Topology, migration: Migration) -> Topology:
+    """The cutover's membership: joining target members `active`, draining nodes that are not
+    target members `removed`."""
+    target = {n for group in migration.target for n in group}
+    return attrs.evolve(topology, nodes=tuple(
+        attrs.evolve(n, state=NodeState.ACTIVE)
+        if n.state is NodeState.JOINING and n.id in target else
+        attrs.evolve(n, state=NodeState.REMOVED)
+        if n.state is NodeState.DRAINING and n.id not in target else n
+        for n in topology.nodes))
+
+
+def progress(value: dict[str, Any], now_ms: int) -> dict[str, Any]:
+    """The rebalance record as `GET /_miroir/rebalance` shows it: rate and ETA derived."""
+    rate = eta = None
+    started = value.get("copyStartedAtMs")
+    if started is not None and value.get("state") == "copying" and now_ms > started:
+        rate = value["documentsCopied"] * 1000 / (now_ms - started)
+        done, total = value["shardsDone"], value["shardsTotal"]
+        if done:
+            eta = (now_ms - started) / 1000 * (total - done) / done
+    shown = {k: v for k, v in value.items() if k != "done"}
+    return {**shown, "documentsPerSecond": rate, "etaSeconds": eta}
+
+
+class Rebalancer:
+    """The engine service; see the module docstring."""
+
+    def __init__(self, cluster: Cluster, settings: RebalanceSettings) -> None:
+        self.cluster = cluster
+        self.settings = settings
+        self.holder = f"rebalancer-{uuid.uuid4().hex[:12]}"
+        self._record: VersionedRecord | None = None
+        self._window_start: float | None = None  # the pacing window's start (trio time)
+        self._window_docs = 0
+        # Told the rebalance record after every step (the metrics hook).
+        self.observers: list[Callable[[dict[str, Any]], None]] = []
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.drive_once()
+            except LeaseLost:
+                logger.warning("the rebalancer lease moved to another process")
+            except Exception:
+                logger.exception("rebalance pass failed; retrying")
+            await trio.sleep(self.settings.poll_s)
+
+    # ---- one pass -----------------------------------------------------------------------
+
+    async def drive_once(self) -> str | None:
+        """One pass: take the lease if a rebalance is open, and move it as far as it goes.
+        Returns the record's state afterwards (None: nothing to do or the lease is elsewhere)."""
+        record = await self.cluster.store.get_record(REBALANCE_RECORD)
+        if record is None or record.value.get("state") not in ACTIVE_STATES:
+            return None
+        if not await self._hold_lease():
+            return None
+        self._record = record
+        try:
+            found = await read_topology(self.cluster.store)
+            state = record.value["state"]
+            if state in ("waiting", "copying"):
+                if found is None or found.migration is None or \
+                        found.migration.id != record.value["id"]:
+                    if self.cluster.now_ms() < record.value["startedAtMs"] + self.settings.settle_ms:
+                        return state  # its start may not have published the migration yet
+                    await self._fail("the topology does not carry this rebalance's migration")
+                    return "failed"
+                self.cluster.adopt_epoch(found.epoch, found.topology, found.migration)
+                if self.cluster.now_ms() < record.value["startedAtMs"] + self.settings.settle_ms:
+                    return state
+                if not await self._copy_all(found.migration, found.topology):
+                    return self._record.value["state"]
+                await self._cut_over(found.epoch, found.topology, found.migration)
+                return "grace"
+            # grace: the cutover is published; delete the old owners' copies once it passed
+            if self.cluster.now_ms() < record.value["cutOverAtMs"] + self.settings.grace_ms:
+                return "grace"
+            try:
+                await self._delete_old_copies()
+            except MoveIncomplete as why:
+                await self._error(f"deleting old copies: {why}")
+                return "grace"
+            await self._update(state="done", finishedAtMs=self.cluster.now_ms())
+            return "done"
+        finally:
+            await self.cluster.store.release_lease(LEASE, self.holder)
+
+    async def _hold_lease(self) -> bool:
+        lease = await self.cluster.store.acquire_lease(
+            LEASE, self.holder, self.cluster.now_ms(), self.settings.lease_ttl_ms)
+        return lease is not None
+
+    async def _renew(self) -> None:
+        lease = await self.cluster.store.renew_lease(
+            LEASE, self.holder, self.cluster.now_ms(), self.settings.lease_ttl_ms)
+        if lease is None:
+            raise LeaseLost()
+
+    async def _update(self, **changes: Any) -> None:
+        await self._renew()
+        assert self._record is not None
+        value = {**self._record.value, **changes}
+        stored = await self.cluster.store.put_record_if(
+            REBALANCE_RECORD, self._record.version, value)
+        if stored is None:
+            raise LeaseLost()
+        self._record = stored
+        for observer in self.observers:
+            observer(stored.value)
+
+    async def _fail(self, why: str) -> None:
+        logger.error("rebalance failed: %s", why)
+        await self._update(state="failed", errors=[*self._record.value["errors"], why][-10:])
+
+    async def _error(self, why: str) -> None:
+        logger.warning("rebalance: %s (retried on the next pass)", why)
+        await self._update(errors=[*self._record.value["errors"], why][-10:])
+
+    # ---- copy -----------------------------------------------------------------------------
+
+    async def _copy_all(self, migration: Migration, topology: Topology) -> bool:
+        """Copy and verify every move not done yet; True when all are done."""
+        source = Placement.from_members(topology.shards, topology.replication_factor,
+                                        _pad(migration.source, topology.replica_groups))
+        target = Placement.from_members(topology.shards, topology.replication_factor,
+                                        _pad(migration.target, topology.replica_groups))
+        plan = plan_rebalance(source, target)
+        if self._record.value["state"] == "waiting":
+            await self._update(state="copying", copyStartedAtMs=self.cluster.now_ms())
+        gaining = sorted({node for move in plan for node in move.gains})
+        readers = [n for n in self.cluster.serving_nodes() if n not in gaining] or \
+            self.cluster.serving_nodes()
+        try:
+            indexes = await _indexes(self.cluster, readers)
+            for node in gaining:
+                await _provision(self.cluster, node, readers, indexes)
+        except MoveIncomplete as why:
+            await self._error(f"provisioning: {why}")
+            return False
+        done = set(self._record.value["done"])
+        complete = True
+        for move in plan:
+            for node in move.gains:
+                key = f"{move.key}:{node}"
+                if key in done:
+                    continue
+                try:
+                    for index in indexes:
+                        if index.get("primaryKey"):
+                            await self._move(move, node, source, index["uid"], index["primaryKey"])
+                except MoveIncomplete as why:
+                    await self._error(f"{key}: {why}")
+                    complete = False
+                    continue
+                done.add(key)
+                await self._update(done=sorted(done), shardsDone=len(done))
+        return complete and await self._compare_all_again(plan, source, indexes)
+
+    async def _compare_all_again(self, plan: RebalancePlan, source: Placement,
+                                 indexes: list[dict[str, Any]]) -> bool:
+        """A gaining node that missed a dual write after its move was verified (it failed, or
+        one write to it did) would be cut over stale: compare every move once more, right
+        before the cutover. A write that misses it after this pass and before every process
+        adopted the cutover remains the residual window (docs/operations.md)."""
+        for move in plan:
+            for node in move.gains:
+                try:
+                    self._writable(node)
+                    sources = self._sources(move, source)
+                    for index in indexes:
+                        if index.get("primaryKey"):
+                            await self._converge(move, node, sources[0], index["uid"],
+                                                 index["primaryKey"], None)
+                except MoveIncomplete as why:
+                    await self._error(f"{move.key}:{node} final compare: {why}")
+                    return False
+        return True
+
+    def _writable(self, node: str) -> None:
+        """A gaining node this process sees `failed` gets no copy and no cutover: it takes no
+        client writes meanwhile, so a verified copy on it would go stale (it is retried once
+        the node is back, through the repair worker's rejoin)."""
+        if self.cluster.state_of(node) in (NodeState.FAILED, NodeState.REMOVED):
+            raise MoveIncomplete(f"{node} is {self.cluster.state_of(node).value}")
+
+    def _sources(self, move: ShardMove, source: Placement) -> list[str]:
+        sources = [s for s in copy_sources(move, source)
+                   if self.cluster.state_of(s) not in (NodeState.FAILED, NodeState.REMOVED)]
+        if not sources:
+            raise MoveIncomplete("no readable source")
+        return sources
+
+    async def _move(self, move: ShardMove, node: str, source: Placement, uid: str,
+                    pk: str) -> None:
+        self._writable(node)
+        source_node = self._sources(move, source)[0]
+        copied: set[Hashable] = set()
+        shard_filter = f"{SHARD_FIELD} = {move.shard}"
+        offset = 0
+        while True:
+            page = await self._fetch(source_node, uid, {"filter": shard_filter}, offset)
+            documents = page["results"]
+            if documents:
+                await self._write_documents(node, uid, pk, documents)
+                copied.update(d[pk] for d in documents if pk in d)
+            offset += self.settings.page_size
+            if offset >= page["total"] or not documents:
+                break
+        await self._converge(move, node, source_node, uid, pk, copied)
+
+    async def _converge(self, move: ShardMove, node: str, source_node: str, uid: str, pk: str,
+                        copied: set[Hashable] | None) -> None:
+        """Compare rounds until clean (module docstring, step 4). `copied` None: every id on the
+        target may be deleted (the final pass, after a restart forgot what was copied)."""
+        shard_filter = f"{SHARD_FIELD} = {move.shard}"
+        for _ in range(MAX_COMPARE_ROUNDS):
+            await _drain_queue(self.cluster, source_node)
+            await _drain_queue(self.cluster, node)
+            on_source = await self._digests(source_node, uid, pk, shard_filter)
+            on_target = await self._digests(node, uid, pk, shard_filter)
+            verdict = reconcile(on_source, on_target,
+                                on_target.keys() if copied is None else copied)
+            if verdict.clean:
+                logger.info("%s -> %s index %s: %d documents verified (digest %x)", move.key,
+                            node, uid, len(on_source), content_digest(on_source))
+                return
+            if verdict.recopy:
+                wanted = [str(i) for i in verdict.recopy]
+                for start in range(0, len(wanted), self.settings.page_size):
+                    docs = await self._fetch_all(
+                        source_node, uid, {"ids": wanted[start:start + self.settings.page_size]})
+                    if docs:
+                        await self._write_documents(node, uid, pk, docs)
+                        if copied is not None:
+                            copied.update(d[pk] for d in docs if pk in d)
+            if verdict.delete:
+                await _node_write(self.cluster, node, "POST",
+                                  f"/indexes/{uid}/documents/delete-batch", list(verdict.delete))
+        raise MoveIncomplete(f"index {uid} still differed after {MAX_COMPARE_ROUNDS} compares")
+
+    async def _write_documents(self, node: str, uid: str, pk: str,
+                               documents: list[dict[str, Any]]) -> None:
+        await self._renew()
+        await _node_write(self.cluster, node, "POST",
+                          f"/indexes/{uid}/documents?primaryKey={pk}", documents)
+        await self._update(documentsCopied=self._record.value["documentsCopied"] + len(documents))
+        await self._pace(len(documents))
+
+    async def _pace(self, documents: int) -> None:
+        """Hold the copy to `max_docs_per_second` over a sliding one-second window."""
+        now = trio.current_time()
+        if self._window_start is None or now - self._window_start >= 1.0:
+            self._window_start, self._window_docs = now, 0
+        self._window_docs += documents
+        await trio.sleep_until(
+            self._window_start + self._window_docs / self.settings.max_docs_per_second)
+
+    async def _fetch(self, node: str, uid: str, body: dict[str, Any], offset: int) -> dict[str, Any]:
+        result = await self.cluster.call(
+            node, "POST", f"/indexes/{uid}/documents/fetch",
+            {**body, "offset": offset, "limit": self.settings.page_size})
+        if not (isinstance(result, NodeResponse) and result.ok):
+            raise MoveIncomplete(f"{node} did not answer a documents fetch on {uid}")
+        return result.json()
+
+    async def _fetch_all(self, node: str, uid: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+        documents: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            page = await self._fetch(node, uid, body, offset)
+            documents.extend(page["results"])
+            offset += self.settings.page_size
+            if offset >= page["total"] or not page["results"]:
+                return documents
+
+    async def _digests(self, node: str, uid: str, pk: str, shard_filter: str) -> dict[Hashable, int]:
+        documents = await self._fetch_all(node, uid, {"filter": shard_filter})
+        return {d[pk]: document_digest(d) for d in documents if pk in d}
+
+    # ---- cutover and grace ------------------------------------------------------------------
+
+    async def _cut_over(self, epoch: int, topology: Topology, migration: Migration) -> None:
+        final = final_topology(topology, migration)
+        await self._renew()
+        published = await publish(self.cluster, epoch, final, None)
+        if published is None:
+            raise LeaseLost()  # someone else changed the topology: look again next pass
+        source = [list(g) for g in migration.source]
+        await self._update(state="grace", cutOverAtMs=self.cluster.now_ms(),
+                           cutOverEpoch=published.epoch, source=source,
+                           target=[list(g) for g in migration.target])
+        logger.info("rebalance %s cut over at epoch %d", migration.id, published.epoch)
+
+    async def _delete_old_copies(self) -> None:
+        value = self._record.value
+        topology = self.cluster.topology
+        groups = topology.replica_groups
+        source = Placement.from_members(topology.shards, topology.replication_factor,
+                                        _pad(value["source"], groups))
+        target = Placement.from_members(topology.shards, topology.replication_factor,
+                                        _pad(value["target"], groups))
+        staying = {n.id for n in topology.nodes
+                   if n.state not in (NodeState.REMOVED, NodeState.FAILED)}
+        indexes = await _indexes(self.cluster, self.cluster.serving_nodes())
+        for move in plan_rebalance(source, target):
+            for node in move.loses:
+                if node not in staying:
+                    continue  # a drained node is out of the cluster: the operator retires it
+                for index in indexes:
+                    await _node_write(self.cluster, node, "POST",
+                                      f"/indexes/{index['uid']}/documents/delete",
+                                      {"filter": f"{SHARD_FIELD} = {move.shard}"})
+
+
+# ---- node helpers ---------------------------------------------------------------------------
+
+
+async def _node_write(cluster: Cluster, node: str, method: str, path: str, body: Any) -> None:
+    """One write on one node, waited for; MoveIncomplete when it was not applied."""
+    result = await cluster.call(node, method, path, body)
+    node_uid = task_uid_of(result)
+    if node_uid is None:
+        raise MoveIncomplete(f"{node} refused {method} {path}")
+    view = (await cluster.wait_for_node_tasks(
+        {node: node_uid}, timeout_ms=NODE_TASK_TIMEOUT_MS)).get(node)
+    if (view or {}).get("status") != "succeeded":
+        raise MoveIncomplete(f"{node} did not apply {method} {path}")
+
+
+async def _drain_queue(cluster: Cluster, node: str) -> None:
+    """Wait until `node` processed every task enqueued so far (Meilisearch processes in uid
+    order, so waiting for the newest is waiting for all)."""
+    result = await cluster.call(node, "GET", "/tasks?limit=1")
+    if not (isinstance(result, NodeResponse) and result.ok):
+        raise MoveIncomplete(f"{node} did not list its tasks")
+    newest = (result.json().get("results") or [{}])[0].get("uid")
+    if isinstance(newest, int):
+        view = (await cluster.wait_for_node_tasks(
+            {node: newest}, timeout_ms=NODE_TASK_TIMEOUT_MS)).get(node)
+        if view is None:
+            raise MoveIncomplete(f"{node} did not finish task {newest}")
+
+
+async def _indexes(cluster: Cluster, readers: list[str]) -> list[dict[str, Any]]:
+    for node in readers:
+        result = await cluster.call(node, "GET", "/indexes?limit=10000")
+        if isinstance(result, NodeResponse) and result.ok:
+            return sorted(result.json()["results"], key=lambda i: i["uid"])
+    raise MoveIncomplete("no serving node listed the indexes")
+
+
+async def _provision(cluster: Cluster, node: str, readers: list[str],
+                     indexes: list[dict[str, Any]]) -> None:
+    """Every index on `node`, with the cluster's primary key and settings."""
+    for index in indexes:
+        uid = index["uid"]
+        present = await cluster.call(node, "GET", f"/indexes/{uid}")
+        if not (isinstance(present, NodeResponse) and present.ok):
+            created, error, _ = await run_everywhere(
+                cluster, [node], "POST", "/indexes",
+                {"uid": uid, "primaryKey": index.get("primaryKey")})
+            if node not in created and (error or {}).get("code") != "index_already_exists":
+                raise MoveIncomplete(f"creating {uid} on {node}: {(error or {}).get('message')}")
+        settings = None
+        for reader in readers:
+            answer = await cluster.call(reader, "GET", f"/indexes/{uid}/settings")
+            if isinstance(answer, NodeResponse) and answer.ok:
+                settings = answer.json()
+                break
+        if settings is None:
+            raise MoveIncomplete(f"no serving node answered the settings of {uid}")
+        applied, error, _ = await run_everywhere(
+            cluster, [node], "PATCH", f"/indexes/{uid}/settings", protect_settings_patch(settings))
+        if node not in applied:
+            raise MoveIncomplete(f"settings of {uid} on {node}: {(error or {}).get('message')}")
+
+
+def _pad(members: Any, groups: int) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(members[g]) if g < len(members) else () for g in range(groups))

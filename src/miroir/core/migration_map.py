@@ -1,0 +1,104 @@
+"""Routing while shards move: the shard map of a topology between two epochs' placements.
+
+Theory of operation. A rebalance goes from a *source* membership (the epoch in force when it
+started) to a *target* membership (with the joining nodes, without the draining ones). Until its
+cutover, every process routes by a `MigratingShardMap`, which answers the `ShardMap` questions
+with both placements:
+
+| question | answer while migrating | why |
+|---|---|---|
+| `write_targets(s)` | source owners ∪ target owners that take writes | dual write: a new owner misses nothing written during the copy |
+| `owners(g, s)`, `all_owners(s)` | source owners | quorum counts only the old owners until cutover: a new owner's ack proves nothing yet |
+| `readable_owners(g, s)` | source owners that serve reads, or are draining | the new owner is not complete yet; a draining node still holds its shards until cutover |
+| `shards_of(n)` | source shards ∪ target shards of `n` | what `n` may hold: a read asking `n` for its source shards must still filter, since `n` may hold part of a target shard |
+
+The cutover is one new epoch whose topology has no migration: target owners become the owners,
+readable and counted; old owners stop being written to; their copies are deleted after a grace
+period (longer than the interval in which every process adopts the new epoch). Nothing in here
+knows about copies, journals or timing: that is the migration engine's.
+
+Laws (tests/properties/test_migration_map.py): every source and target owner is written to
+(when its state takes writes); quorum and reads never involve a node that is only a target
+owner; a read never asks a node for a shard without the shard filter unless it holds exactly
+those shards in both placements; with source == target the map routes like a plain `ShardMap`.
+
+A process builds this map when the epoch it adopts carries a migration (only the migration
+engine, `miroir.cluster.rebalance`, publishes one). Must never: do I/O or read clocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import attrs
+
+from miroir.core.node_state import ELIGIBILITY, NodeState
+from miroir.core.topology import Placement, ShardMap, Topology, TopologyError
+
+
+@attrs.frozen
+class Migration:
+    """A rebalance in progress: its id and both epochs' members, per group."""
+
+    id: str
+    source: tuple[tuple[str, ...], ...]
+    target: tuple[tuple[str, ...], ...]
+
+
+@attrs.frozen
+class MigratingShardMap(ShardMap):
+    """A `ShardMap` whose `placement` is the source's, with the target's beside it."""
+
+    target: Placement = attrs.field(kw_only=True)
+    _held: Mapping[str, tuple[int, ...]] = attrs.field(kw_only=True)
+
+    @classmethod
+    def build_migrating(cls, topology: Topology, migration: Migration) -> MigratingShardMap:
+        groups = topology.replica_groups
+        if len(migration.source) > groups or len(migration.target) > groups:
+            raise TopologyError("a migration names more replica groups than the topology has")
+        known = {n.id for n in topology.nodes}
+        for group in (*migration.source, *migration.target):
+            for node in group:
+                if node not in known:
+                    raise TopologyError(f"migration {migration.id!r} names unknown node {node!r}")
+        source = Placement.from_members(topology.shards, topology.replication_factor,
+                                        _pad(migration.source, groups))
+        target = Placement.from_members(topology.shards, topology.replication_factor,
+                                        _pad(migration.target, groups))
+        held = {
+            node: tuple(sorted(set(source.shards_of.get(node, ()))
+                               | set(target.shards_of.get(node, ()))))
+            for node in set(source.shards_of) | set(target.shards_of)
+        }
+        return cls(topology=topology, placement=source, states=topology.states(),
+                   target=target, held=held)
+
+    def target_owners(self, group: int, shard: int) -> tuple[str, ...]:
+        return self.target.owners[group][shard]
+
+    def shards_of(self, node_id: str) -> tuple[int, ...]:
+        return self._held.get(node_id, ())
+
+    def write_targets(self, shard: int) -> list[tuple[int, str]]:
+        targets = []
+        for group in range(self.replica_groups):
+            old = self.placement.owners[group][shard]
+            for node in (*old, *(n for n in self.target.owners[group][shard] if n not in old)):
+                if ELIGIBILITY[self._states[node]].takes_writes:
+                    targets.append((group, node))
+        return targets
+
+    def readable_owners(self, group: int, shard: int) -> tuple[str, ...]:
+        owners = [
+            n for n in self.placement.owners[group][shard]
+            if ELIGIBILITY[self._states[n]].serves_reads or self._states[n] is NodeState.DRAINING
+        ]
+        owners.sort(key=lambda n: self._states[n] is NodeState.DEGRADED)
+        return tuple(owners)
+
+
+def _pad(members: Sequence[Sequence[str]], groups: int) -> tuple[tuple[str, ...], ...]:
+    """Per-group members for every group of the topology (a group the migration does not list
+    has no member in that epoch: a replica group being added has none in the source)."""
+    return tuple(tuple(members[g]) if g < len(members) else () for g in range(groups))
