@@ -213,3 +213,33 @@ async def test_the_messages_of_an_expired_token_and_a_bad_signature():
                                        headers=bearer(forged))
         assert (status, body["message"]) == (
             403, "Could not decode tenant token, InvalidSignature.")
+
+
+async def test_a_tenant_filter_is_anded_into_similar_search():
+    """`/similar` is a search: a tenant sees only the similar documents its rule lets through
+    (the route was added after the token work; without the filter it leaked other tenants')."""
+    from tests.proxy.test_vectors import EMBEDDERS
+
+    async with running_proxy(master_key=MASTER) as h:
+        docs = [{"id": i, "title": f"movie {i}", "tenant": "ab"[i % 2],
+                 "_vectors": {"default": [1.0, i / 10, 0.5]}} for i in range(12)]
+        await add_documents(h, "movies", docs)
+        status, task, _ = await h.send(
+            "PATCH", "/indexes/movies/settings",
+            {"embedders": EMBEDDERS, "filterableAttributes": ["tenant"]}, headers=AUTH)
+        assert status == 202
+        assert (await h.wait_task(task["taskUid"], headers=AUTH))["status"] == "succeeded"
+        await add_documents(h, "movies", docs)  # again, now that the embedder exists
+        key = await create_key(h, actions=["search"], indexes=["*"])
+        tenant = bearer(token(key, {"movies": {"filter": "tenant = a"}}))
+        body = {"id": 1, "embedder": "default", "limit": 20}
+        status, master_view, _ = await h.send("POST", "/indexes/movies/similar", body,
+                                              headers=AUTH)
+        assert status == 200 and {d["tenant"] for d in master_view["hits"]} == {"a", "b"}
+        for method, path, payload in (
+            ("POST", "/indexes/movies/similar", body),
+            ("GET", "/indexes/movies/similar?id=1&embedder=default&limit=20", None),
+        ):
+            status, result, _ = await h.send(method, path, payload, headers=tenant)
+            assert status == 200, result
+            assert result["hits"] and {d["tenant"] for d in result["hits"]} == {"a"}

@@ -136,16 +136,16 @@ async def facet_search(uid: str) -> Response:
 @blueprint.post("/indexes/<uid>/similar")
 async def similar_post(uid: str) -> Response:
     bodies.index_uid(uid)
-    params = meili_params.check_similar(await bodies.json_object_body())
+    params = _tenant(uid, meili_params.check_similar(await bodies.json_object_body()))
     return _render(await similar.similar(cluster(), uid, params, policy=_policy()))
 
 
 @blueprint.get("/indexes/<uid>/similar")
 async def similar_get(uid: str) -> Response:
     bodies.index_uid(uid)
-    params = meili_params.check_similar(
+    params = _tenant(uid, meili_params.check_similar(
         meili_params.similar_params_from_query(list(request.args.items(multi=True)))
-    )
+    ))
     return _render(await similar.similar(cluster(), uid, params, policy=_policy()))
 
 
