@@ -35,7 +35,8 @@ def a_task(uid: int, **changes) -> Task:
 
 async def test_a_stored_task_reads_back_equal(store):
     task = a_task(await store.allocate_task_uid(), error={"code": "x"}, canceled_by=3,
-                  started_at=T0 + 5, finished_at=T0 + 9, status=FAILED)
+                  started_at=T0 + 5, finished_at=T0 + 9, status=FAILED,
+                  custom_metadata="import #7 ✓")
     await store.put_task(task)
     assert await store.get_task(task.uid) == task
     assert await store.get_task(task.uid + 1000) is None

@@ -54,10 +54,11 @@ async def record_task(
     node_results: Mapping[str, NodeResult],
     details: Mapping[str, Any] | None = None,
     missed_quorum: tuple[tuple[int, int], ...] = (),
+    custom_metadata: str | None = None,
 ) -> Task:
     """Store a new Miroir task for a write the nodes answered; the poller takes it from here."""
     task = attrs.evolve(
-        await _new_task(cluster, task_type, index_uid, details),
+        await _new_task(cluster, task_type, index_uid, details, custom_metadata),
         node_tasks={node: NodeTask(task_uid_of(result)) for node, result in node_results.items()},
         missed_quorum=missed_quorum,
     )
@@ -73,10 +74,11 @@ async def record_finished_task(
     details: Mapping[str, Any] | None,
     error: Mapping[str, Any] | None = None,
     node_tasks: Mapping[str, NodeTask] | None = None,
+    custom_metadata: str | None = None,
 ) -> Task:
     """Store a task the proxy already carried out (index creation, settings) or refused
     (a bad batch): it is `failed` with `error`, or `succeeded`."""
-    task = await _new_task(cluster, task_type, index_uid, details)
+    task = await _new_task(cluster, task_type, index_uid, details, custom_metadata)
     task = attrs.evolve(
         task,
         status=FAILED if error is not None else SUCCEEDED,
@@ -90,7 +92,8 @@ async def record_finished_task(
 
 
 async def _new_task(
-    cluster: Cluster, task_type: str, index_uid: str | None, details: Mapping[str, Any] | None
+    cluster: Cluster, task_type: str, index_uid: str | None, details: Mapping[str, Any] | None,
+    custom_metadata: str | None = None,
 ) -> Task:
     """An enqueued task with a fresh uid, enqueued now (read after the uid: the store may block).
 
@@ -103,7 +106,7 @@ async def _new_task(
         uid = await cluster.store.allocate_task_uid()
     return Task(
         uid=uid, type=task_type, enqueued_at=cluster.now_ms(), index_uid=index_uid,
-        details=None if details is None else dict(details),
+        details=None if details is None else dict(details), custom_metadata=custom_metadata,
     )
 
 

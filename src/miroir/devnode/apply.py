@@ -74,21 +74,26 @@ def document_addition(engine: Engine, task: Task) -> None:
         primary_key = index.primary_key
     else:
         primary_key = requested_key or infer_primary_key(documents)
+    skip_creation = task.payload.get("skipCreation", False)
     if index is None:
         # Build the new index aside and register it only once every document is accepted.
         index = engine.new_index(task.index_uid, primary_key, register=False)
-        index.add_documents(documents, replace=task.payload["replace"])
+        indexed = index.add_documents(
+            documents, replace=task.payload["replace"], skip_creation=skip_creation
+        )
         engine.indexes[index.uid] = index
     else:
         previous_key = index.primary_key
         index.primary_key = primary_key
         try:
-            index.add_documents(documents, replace=task.payload["replace"])
+            indexed = index.add_documents(
+                documents, replace=task.payload["replace"], skip_creation=skip_creation
+            )
         except MeiliError:
             index.primary_key = previous_key
             raise
         index.updated_at = engine.now()
-    task.details["indexedDocuments"] = len(documents)
+    task.details["indexedDocuments"] = indexed
 
 
 def document_deletion(engine: Engine, task: Task) -> None:

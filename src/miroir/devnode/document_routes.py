@@ -32,6 +32,18 @@ from miroir.meili.uids import check_index_uid
 _WRITE_PARAMS = ("primaryKey", "csvDelimiter", "customMetadata", "skipCreation")
 
 
+def parse_skip_creation(text: str) -> bool:
+    """`?skipCreation=` as Meilisearch's `from_string_skip_creation` reads it (ASCII case
+    ignored), with its message."""
+    if text.lower() == "true":
+        return True
+    if text.lower() == "false":
+        return False
+    raise MeiliError(
+        "invalid_skip_creation", f"skipCreation must be either `true` or `false`. Found: `{text}`"
+    )
+
+
 def _write(replace: bool):
     def write(router: Router, request: Request, uid: str) -> Response:
         check_index_uid(uid)
@@ -45,12 +57,9 @@ def _write(replace: bool):
                     "invalid_document_csv_delimiter",
                     "The Content-Type must be `text/csv` when `csvDelimiter` is given.",
                 )
+        skip = False
         if "skipCreation" in params:
-            skip = deserr.parse_query_bool(
-                "invalid_skip_creation", "skipCreation", params["skipCreation"]
-            )
-            if skip and uid not in router.engine.indexes:
-                raise MeiliError("index_not_found", f"Index `{uid}` not found.")
+            skip = parse_skip_creation(params["skipCreation"])
         documents = parse_documents(request.body, kind, delimiter)
         task = router.engine.add_documents(
             uid,
@@ -58,6 +67,7 @@ def _write(replace: bool):
             primary_key=params.get("primaryKey") or None,
             replace=replace,
             custom_metadata=params.get("customMetadata"),
+            skip_creation=skip,
         )
         return accepted(task)
 

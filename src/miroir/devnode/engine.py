@@ -221,11 +221,14 @@ class Engine:
         primary_key: str | None = None,
         replace: bool = True,
         custom_metadata: str | None = None,
+        skip_creation: bool = False,
     ) -> Task:
-        """POST (replace=True) or PUT (replace=False) /indexes/{uid}/documents."""
+        """POST (replace=True) or PUT (replace=False) /indexes/{uid}/documents; with
+        `skip_creation`, documents whose id the index does not hold are left out."""
         check_index_uid(uid)
         details = {"receivedDocuments": len(documents), "indexedDocuments": None}
-        payload = {"documents": documents, "primaryKey": primary_key, "replace": replace}
+        payload = {"documents": documents, "primaryKey": primary_key, "replace": replace,
+                   "skipCreation": skip_creation}
         return self._enqueue(uid, "documentAdditionOrUpdate", details, payload, custom_metadata)
 
     def delete_documents(self, uid: str, ids: list[Any]) -> Task:
