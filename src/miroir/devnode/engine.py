@@ -209,6 +209,12 @@ class Engine:
             uid, "indexUpdate", details, {"primaryKey": primary_key, "newUid": new_uid}
         )
 
+    def compact_index(self, uid: str) -> Task:
+        """POST /indexes/{uid}/compact. Details stay empty until it runs (Meilisearch leaves
+        out the sizes it does not know yet)."""
+        check_index_uid(uid)
+        return self._enqueue(uid, "indexCompaction", {}, {})
+
     def delete_index(self, uid: str) -> Task:
         check_index_uid(uid)
         return self._enqueue(uid, "indexDeletion", {"deletedDocuments": None}, {})

@@ -44,6 +44,7 @@ from miroir.proxy.errors import code_response, error_response, node_answer
 from miroir.proxy.keep_alive import keep_alive_guard
 from miroir.proxy.lifecycle import Lifecycle, services_for
 from miroir.proxy.metrics import Metrics
+from miroir.proxy.refused_routes import refusal_for
 from miroir.proxy.state import ProxyState
 from miroir.store.base import Store, StoreError
 from miroir.transport.base import Transport
@@ -146,6 +147,11 @@ def _install_error_handlers(app: QuartTrio) -> None:
 
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:
+        if error.code in (404, 405):
+            # A route Meilisearch documents but Miroir refuses says so (proxy/refused_routes).
+            refusal = refusal_for(request.method, request.path)
+            if refusal is not None:
+                return error_response(refusal)
         if error.code == 404:
             return code_response("not_found", "Not found.")
         if error.code == 405:

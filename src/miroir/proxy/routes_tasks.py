@@ -105,3 +105,25 @@ async def delete_tasks() -> Response:
     query = await _visible(parse_task_query(_params(), operation="delete"))
     task = await cluster_tasks.delete_tasks(cluster(), query, _original_filter())
     return task_accepted(task, 200)
+
+
+# Batches. Meilisearch groups the tasks it runs together into batches; Miroir's tasks are never
+# batched (their `batchUid` is null), so the list is always empty and no batch exists. The query
+# is still checked as Meilisearch checks it (the same TasksFilterQuery as GET /tasks).
+
+
+@blueprint.get("/batches")
+async def list_batches() -> Response:
+    query = parse_task_query(_params())
+    return json_response({"results": [], "total": 0, "limit": query.limit, "from": None,
+                          "next": None})
+
+
+@blueprint.get("/batches/<batch_uid>")
+async def get_batch(batch_uid: str) -> Response:
+    if not batch_uid.isascii() or not batch_uid.isdigit() or int(batch_uid) > 2**32 - 1:
+        raise MeiliError(
+            "invalid_batch_uids",
+            f"Batch uid `{batch_uid}` is invalid. It should only contain numeric characters.",
+        )
+    raise MeiliError("batch_not_found", f"Batch `{int(batch_uid)}` not found.")
