@@ -11,7 +11,9 @@ Five services keep a proxy's view of the cluster current while it serves:
 - the health checker (`health.HealthChecker`) probes every node and feeds the verdicts, stamped
   by the cluster's clock, to the node state machine;
 - the reconciler (`reconcile.Reconciler`) compares every shard's replicas and every node's
-  settings with the committed ones, and repairs what differs (anti-entropy, rate-limited).
+  settings with the committed ones, and repairs what differs (anti-entropy, rate-limited);
+- the webhook delivery (`webhooks.WebhookDelivery`) POSTs every task this process sees finish
+  to the webhooks in the store, with retries, never on a request's path.
 
 `Services` describes which of them run (a field left `None` does not run) and with which
 settings; `run_services` starts them in a nursery the caller owns and cancels to stop them. The
@@ -22,7 +24,8 @@ with. Every service waits with `trio.sleep`, so under trio's MockClock they run 
 
 Must never: read the config module (the proxy turns the config into a `Services`), or start a
 service any other way than here (one place decides the start order, which the simulator's
-traces depend on: poller, pruner, repair worker, health checker, reconciler).
+traces depend on: poller, pruner, repair worker, health checker, reconciler, webhook
+delivery).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from miroir.cluster.reconcile import SHARD_PAUSE_S, Reconciler
 from miroir.cluster.repair import RETRY_S, SWEEP_S, RepairWorker
 from miroir.cluster.runtime import Cluster
 from miroir.cluster.tasks import poll_tasks_forever
+from miroir.cluster.webhooks import WebhookDelivery, WebhookSettings
 from miroir.store.maintenance import prune_periodically
 
 # How often unfinished tasks are refreshed from their node tasks.
@@ -71,6 +75,7 @@ class Services:
     repair: RepairSettings | None = None
     health: HealthSettings | None = None
     reconcile: ReconcileSettings | None = None
+    webhooks: WebhookSettings | None = None
 
 
 @attrs.frozen
@@ -81,6 +86,7 @@ class RunningServices:
     repair_worker: RepairWorker | None
     health_checker: HealthChecker | None
     reconciler: Reconciler | None = None
+    webhook_delivery: WebhookDelivery | None = None
 
 
 def run_services(cluster: Cluster, settings: Services, nursery: trio.Nursery) -> RunningServices:
@@ -108,4 +114,9 @@ def run_services(cluster: Cluster, settings: Services, nursery: trio.Nursery) ->
         reconciler = Reconciler(cluster, interval_s=settings.reconcile.interval_s,
                                 shard_pause_s=settings.reconcile.shard_pause_s)
         nursery.start_soon(reconciler.run)
-    return RunningServices(repair_worker, health_checker, reconciler)
+    webhook_delivery = None
+    if settings.webhooks is not None:
+        # Listening from here on: a task that finishes after this returns is delivered.
+        webhook_delivery = WebhookDelivery(cluster, settings.webhooks)
+        nursery.start_soon(webhook_delivery.run)
+    return RunningServices(repair_worker, health_checker, reconciler, webhook_delivery)

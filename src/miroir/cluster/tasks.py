@@ -88,7 +88,18 @@ async def record_finished_task(
         node_tasks=dict(node_tasks or {}),
     )
     await cluster.store.put_task(task)
+    task_finished(cluster, task)
     return task
+
+
+def task_finished(cluster: Cluster, task: Task) -> None:
+    """Tell this process's listeners (the webhook delivery) that `task` is final. Listeners
+    only queue it: nothing here may block or fail the request that finished the task."""
+    for listener in cluster.task_finished_listeners:
+        try:
+            listener(task)
+        except Exception:
+            logger.exception("a task-finished listener failed for task %s", task.uid)
 
 
 async def _new_task(
@@ -151,16 +162,24 @@ async def refresh_task(cluster: Cluster, uid: int) -> Task | None:
         return task
     now = cluster.now_ms()
     shard_map = cluster.shard_map
+    finished_here = False
 
     def observe(current: Task) -> Task:
-        return apply_node_updates(
+        # The store may run this again after a racing writer; the last run is what it stored,
+        # so exactly one process (this one, if set) made the task final.
+        nonlocal finished_here
+        changed = apply_node_updates(
             with_lost_parts(current, lost, shard_map.shards_of, shard_map.all_owners), updates,
             now,
         )
+        finished_here = changed.is_finished and not current.is_finished
+        return changed
 
     task = await cluster.store.modify_task(uid, observe)
     if task is not None and task.is_finished:
         task = await _on_finish(cluster, task, final_views)
+        if finished_here:
+            task_finished(cluster, task)
         for index_uid in indexes_changed_by(task):
             # Any process may have re-read the index from a node that had not applied the
             # change yet: the catalog is invalidated again now that every node has.

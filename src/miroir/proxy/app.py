@@ -37,6 +37,7 @@ from miroir.proxy import (
     routes_search,
     routes_settings,
     routes_tasks,
+    routes_webhooks,
 )
 from miroir.proxy.access_log import log_request
 from miroir.proxy.auth import Authenticator
@@ -53,6 +54,7 @@ logger = logging.getLogger("miroir.proxy")
 ROUTE_MODULES = (
     routes_indexes, routes_documents, routes_settings, routes_tasks, routes_admin, routes_search,
     routes_keys,
+    routes_webhooks,
 )
 
 

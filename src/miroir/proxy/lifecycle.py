@@ -31,6 +31,7 @@ from miroir.cluster.services import (
     Services,
     run_services,
 )
+from miroir.cluster.webhooks import WebhookSettings
 from miroir.config import MiroirConfig
 from miroir.proxy.access_log import ensure_output
 from miroir.proxy.state import ProxyState
@@ -47,7 +48,8 @@ GC_YOUNG_THRESHOLD_WHILE_SERVING = 100_000
 
 
 def services_for(config: MiroirConfig) -> Services:
-    """What a proxy runs in production: every service, the health checker on `config.health`."""
+    """What a proxy runs in production: every service, the health checker on `config.health`,
+    the webhook delivery with its default pacing."""
     return Services(
         task_poll_interval_s=TASK_POLL_INTERVAL_S,
         prune_interval_s=TASK_PRUNE_INTERVAL_S,
@@ -57,6 +59,7 @@ def services_for(config: MiroirConfig) -> Services:
             interval_s=config.reconcile.interval_seconds,
             shard_pause_s=config.reconcile.shard_pause_ms / 1000,
         ) if config.reconcile.enabled else None,
+        webhooks=WebhookSettings(),
     )
 
 

@@ -1,8 +1,9 @@
 """The store protocol: Miroir's durable state, shared by every proxy process.
 
 What lives here: task records (miroir.core.tasks.Task) with cluster-wide integer uids,
-idempotency keys, per-(index, node) settings versions, per-index catalog versions, leases, and
-API keys (their records only: a key's value is derived from the master key, never stored). Every method is async (trio)
+idempotency keys, per-(index, node) settings versions, per-index catalog versions, leases, API
+keys (their records only: a key's value is derived from the master key, never stored) and the
+webhooks (miroir.core.webhooks, as their storage records). Every method is async (trio)
 and every time is an integer of milliseconds since the epoch passed in by the caller, so the
 simulator can drive a store with virtual time.
 
@@ -194,6 +195,18 @@ class Store(Protocol):
 
     async def get_lease(self, name: str, now: int) -> Lease | None:
         """The unexpired lease on `name`, if any."""
+
+    # ---- webhooks: a small collection (at most 20), changed as a whole, atomically
+
+    async def get_webhooks(self) -> dict[str, dict]:
+        """Every webhook record, by uuid."""
+
+    async def modify_webhooks(
+        self, change: Callable[[dict[str, dict]], dict[str, dict]]
+    ) -> dict[str, dict]:
+        """Replace the webhooks with `change(current)` atomically (a racing writer makes
+        `change` run again on what it wrote) and return what was stored. `change` must be pure
+        and may raise to leave everything as it was."""
 
 
 # ---- lease rules, shared by the backends that run them in Python (SQLite, memory). The Redis
