@@ -3,7 +3,7 @@ Miroir refuses on purpose (`miroir_unsupported_route`)."""
 
 import pytest
 
-from miroir.proxy.refused_routes import REFUSALS
+from miroir.proxy.refused_routes import PENDING, REFUSALS
 from tests.proxy.harness import running_proxy
 
 
@@ -89,15 +89,17 @@ async def test_batches_list_is_empty_and_no_batch_exists():
 async def test_each_refused_route_says_why_with_501(refusal):
     path = refusal.pattern.replace("{index_uid}", "movies").replace("{workspace_uid}", "w") \
         .replace("{uid}", "r").replace("{task_id}", "0").replace("{key}", "k")
+    assert "{" not in path
     async with running_proxy(nodes=1) as h:
         for method in refusal.methods:
             status, error, _ = await h.send(method, path, None if method in ("GET", "DELETE")
                                             else {})
-            if status != 501:
+            if status != 501 and refusal.pattern in PENDING:
                 # Another part of Miroir serves this one now (a served route wins), and then
                 # it answers as itself, never as an unknown route.
                 assert error.get("code") not in ("not_found", "method_not_allowed")
                 continue
+            assert status == 501, (method, path, error)
             assert error["code"] == "miroir_unsupported_route"
             assert error["type"] == "invalid_request"
             assert refusal.pattern in error["message"] and refusal.reason in error["message"]

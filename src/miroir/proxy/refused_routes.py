@@ -9,7 +9,8 @@ this server does not implement the function, and a client should not retry it as
 The table is consulted only when no served route matched (the app's 404 and 405 handlers call
 `refusal_for`), so a route that another part of Miroir serves always wins over an entry here:
 adding a served route never needs this table changed first, and an entry left behind is
-harmless (docs/http-api.md lists which is which). `tests/proxy/test_openapi_routes.py` walks
+harmless (docs/http-api.md lists which is which). The two stream routes that a served route's
+pattern would swallow (`/tasks/{uid}`, `/batches/{uid}`) are named in routes_tasks. `tests/proxy/test_openapi_routes.py` walks
 Meilisearch's OpenAPI document and fails on any route that still answers a bare `not_found`.
 """
 
@@ -37,11 +38,15 @@ class Refusal:
         return re.compile(_SEGMENT.join(re.escape(part) for part in parts))
 
 
+# Routes other parts of Miroir are adding: refused here only until their served routes land.
+PENDING = ("/keys", "/keys/{key}", "/swap-indexes", "/indexes/{index_uid}/similar")
 _NODE_LEVEL = ("it acts on one Meilisearch node's own state, which behind Miroir holds only "
                "some shards; call the nodes directly")
 REFUSALS: tuple[Refusal, ...] = (
     Refusal(("GET",), "/batches/stream", "Miroir tasks are never batched, so there is nothing "
             "to stream"),
+    Refusal(("GET",), "/tasks/stream", "task events are not streamed across proxy processes "
+            "yet; poll GET /tasks or register a webhook"),
     Refusal(_ANY, "/chats", "chat completions need one engine that sees the whole index and an "
             "LLM, which a sharding proxy does not provide"),
     Refusal(_ANY, "/chats/{workspace_uid}", "chat completions are not served behind a sharding "
@@ -77,7 +82,8 @@ REFUSALS: tuple[Refusal, ...] = (
             "itself; compact the nodes' task databases on the nodes"),
     Refusal(("GET",), "/tasks/{task_id}/documents", "Miroir does not keep the documents a task "
             "carried"),
-    # Served by other parts of Miroir as they land; until then, refused rather than unknown.
+    # Served by other parts of Miroir as they land (PENDING); until then, refused rather than
+    # unknown.
     Refusal(_ANY, "/keys", "API keys derived from the master key are not supported yet"),
     Refusal(_ANY, "/keys/{key}", "API keys derived from the master key are not supported yet"),
     Refusal(("POST",), "/swap-indexes", "swapping indexes is not carried out across shards yet"),

@@ -23,6 +23,7 @@ from miroir.core.tasks import (
 from miroir.proxy.auth import request_access
 from miroir.proxy.errors import json_response
 from miroir.proxy.idempotency import idempotent
+from miroir.proxy.refused_routes import refusal_for
 from miroir.proxy.replies import task_accepted
 from miroir.proxy.state import cluster
 
@@ -66,6 +67,15 @@ async def list_tasks() -> Response:
             await cluster_tasks.refresh_task(the_cluster, uid)
         page = await the_cluster.store.list_tasks(query)
     return json_response(render_task_page(page))
+
+
+@blueprint.get("/tasks/stream")
+@blueprint.get("/batches/stream")
+async def refused_streams() -> Response:
+    # Named here because `/tasks/<uid>` and `/batches/<uid>` would otherwise take them.
+    refusal = refusal_for(request.method, request.path)
+    assert refusal is not None
+    raise refusal
 
 
 @blueprint.get("/tasks/<task_uid>")
