@@ -33,7 +33,6 @@ class Receiver:
     port: int = 0
     received: list[Received] = attrs.field(factory=list)
     answered: int = 0
-    arrived: trio.Event = attrs.field(factory=trio.Event)
 
     @property
     def url(self) -> str:
@@ -70,9 +69,6 @@ class Receiver:
                 await stream.send_all(connection.send(h11.Response(
                     status_code=status, headers=[("content-length", "0")])))
                 await stream.send_all(connection.send(h11.EndOfMessage()))
-                if status == 200:
-                    self.arrived.set()
-                    self.arrived = trio.Event()
                 connection.start_next_cycle()
             elif isinstance(event, h11.ConnectionClosed):
                 return

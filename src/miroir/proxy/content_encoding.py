@@ -134,8 +134,3 @@ class BodyDecoder:
             return rest
         return b""
 
-
-def decode_whole(body: bytes, encoding: str | None, limit: int) -> bytes:
-    """`body` decoded at once, under the same rules (for bodies already read)."""
-    decoder = BodyDecoder(encoding, limit)
-    return decoder.feed(body) + decoder.finish()
