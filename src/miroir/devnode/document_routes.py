@@ -159,32 +159,43 @@ def get_document(router: Router, request: Request, uid: str, doc_id: str) -> Res
     )
 
 
+def _custom_metadata(request: Request) -> str | None:
+    """The delete routes' one query parameter (Meilisearch's `CustomMetadataQuery`)."""
+    return request.params(("customMetadata",)).get("customMetadata")
+
+
 def delete_document(router: Router, request: Request, uid: str, doc_id: str) -> Response:
-    return accepted(router.engine.delete_documents(uid, [doc_id]))
+    metadata = _custom_metadata(request)
+    return accepted(router.engine.delete_documents(uid, [doc_id], custom_metadata=metadata))
 
 
 def delete_batch(router: Router, request: Request, uid: str) -> Response:
     check_index_uid(uid)
+    metadata = _custom_metadata(request)
     body = request.json()
     if not isinstance(body, list):
         raise deserr.type_error("bad_request", "", "an array", body)
     for position, value in enumerate(body):
         if isinstance(value, dict | list) or value is None:
             raise deserr.type_error("bad_request", f"[{position}]", "a string or an integer", value)
-    return accepted(router.engine.delete_documents(uid, body))
+    return accepted(router.engine.delete_documents(uid, body, custom_metadata=metadata))
 
 
 def delete_by_filter(router: Router, request: Request, uid: str) -> Response:
     check_index_uid(uid)
+    metadata = _custom_metadata(request)
     body = deserr.body_object("bad_request", "", request.json())
     deserr.check_fields(body, ("filter",), path="", code="bad_request")
     if "filter" not in body:
         raise MeiliError("missing_document_filter", "Missing field `filter`")
-    return accepted(router.engine.delete_documents_by_filter(uid, body["filter"]))
+    return accepted(
+        router.engine.delete_documents_by_filter(uid, body["filter"], custom_metadata=metadata)
+    )
 
 
 def clear(router: Router, request: Request, uid: str) -> Response:
-    return accepted(router.engine.clear_documents(uid))
+    metadata = _custom_metadata(request)
+    return accepted(router.engine.clear_documents(uid, custom_metadata=metadata))
 
 
 ROUTES = (
