@@ -33,7 +33,7 @@ class _Receiver(http.server.ThreadingHTTPServer):
         self.received: list[tuple[dict[str, str], list[dict]]] = []
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(handler) -> None:  # noqa: N805 - the handler's own self
+            def do_POST(handler) -> None:
                 body = handler.rfile.read(int(handler.headers["Content-Length"]))
                 lines = gzip.decompress(body).splitlines()
                 self.received.append(({k.lower(): v for k, v in handler.headers.items()},
@@ -42,7 +42,7 @@ class _Receiver(http.server.ThreadingHTTPServer):
                 handler.send_header("Content-Length", "0")
                 handler.end_headers()
 
-            def log_message(handler, *args) -> None:  # noqa: N805
+            def log_message(handler, *args) -> None:
                 pass
 
         super().__init__(("127.0.0.1", 0), Handler)

@@ -15,9 +15,12 @@ from miroir.core.errors import MeiliError
 from miroir.devnode.router import Request, Response, Router, accepted, ok
 from miroir.meili import deserr
 from miroir.meili.params import (
+    DOCUMENT_DELETE_PARAMS,
+    DOCUMENT_WRITE_PARAMS,
     DOCUMENTS,
     check_documents_fetch,
     documents_body_from_query,
+    parse_skip_creation,
     value_of,
 )
 from miroir.meili.payloads import (
@@ -29,25 +32,11 @@ from miroir.meili.payloads import (
 )
 from miroir.meili.uids import check_index_uid
 
-_WRITE_PARAMS = ("primaryKey", "csvDelimiter", "customMetadata", "skipCreation")
-
-
-def parse_skip_creation(text: str) -> bool:
-    """`?skipCreation=` as Meilisearch's `from_string_skip_creation` reads it (ASCII case
-    ignored), with its message."""
-    if text.lower() == "true":
-        return True
-    if text.lower() == "false":
-        return False
-    raise MeiliError(
-        "invalid_skip_creation", f"skipCreation must be either `true` or `false`. Found: `{text}`"
-    )
-
 
 def _write(replace: bool):
     def write(router: Router, request: Request, uid: str) -> Response:
         check_index_uid(uid)
-        params = request.params(_WRITE_PARAMS)
+        params = request.params(DOCUMENT_WRITE_PARAMS)
         kind = check_content_type(request.content_type, DOCUMENT_CONTENT_TYPES)
         delimiter = ","
         if "csvDelimiter" in params:
@@ -161,7 +150,7 @@ def get_document(router: Router, request: Request, uid: str, doc_id: str) -> Res
 
 def _custom_metadata(request: Request) -> str | None:
     """The delete routes' one query parameter (Meilisearch's `CustomMetadataQuery`)."""
-    return request.params(("customMetadata",)).get("customMetadata")
+    return request.params(DOCUMENT_DELETE_PARAMS).get("customMetadata")
 
 
 def delete_document(router: Router, request: Request, uid: str, doc_id: str) -> Response:
