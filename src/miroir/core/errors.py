@@ -51,8 +51,6 @@ _NON_DEFAULT: dict[str, tuple[str, int]] = {
     "miroir_idempotency_key_reused": ("invalid_request", 409),
     "miroir_idempotency_key_in_progress": ("invalid_request", 409),
     "miroir_reconciler_disabled": ("invalid_request", 409),
-    # a route Meilisearch documents that Miroir does not carry out (proxy/refused_routes.py)
-    "miroir_unsupported_route": ("invalid_request", 501),
 }
 
 

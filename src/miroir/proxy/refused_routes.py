@@ -1,10 +1,14 @@
 """Routes Meilisearch documents that Miroir refuses on purpose, each with the reason why.
 
 Theory of operation. A client must never mistake a deliberate refusal for a typo in its URL,
-so a route in Meilisearch's API that Miroir does not carry out answers 501
+so a route in Meilisearch's API that Miroir does not carry out answers 400
 `miroir_unsupported_route` with a message naming the route and the reason, never a bare 404
-`not_found`. 501 (Not Implemented) rather than 400, because nothing is wrong with the request:
-this server does not implement the function, and a client should not retry it as it is.
+`not_found`. 400 rather than 501 (Not Implemented), though 501 names the situation better: a
+4xx tells every client that the request will not succeed as sent and must not be retried,
+while HTTP clients and load balancers treat a 5xx as a server fault worth retrying, and Miroir
+keeps its 5xx answers for availability (no quorum, overload, the store); the schemathesis run
+over Meilisearch's OpenAPI document (tests/fuzz) holds every documented operation to "no
+5xx".
 
 The table is consulted only when no served route matched (the app's 404 and 405 handlers call
 `refusal_for`), so a route that another part of Miroir serves always wins over an entry here:
@@ -40,7 +44,7 @@ class Refusal:
 
 # Routes other parts of Miroir are adding: refused here only until their served routes land.
 PENDING = ("/keys", "/keys/{key}", "/swap-indexes", "/indexes/{index_uid}/similar")
-_NODE_LEVEL = ("it acts on one Meilisearch node's own state, which behind Miroir holds only "
+_NODE_LEVEL = ("this acts on one Meilisearch node's own state, which behind Miroir holds only "
                "some shards; call the nodes directly")
 REFUSALS: tuple[Refusal, ...] = (
     Refusal(("GET",), "/batches/stream", "Miroir tasks are never batched, so there is nothing "
@@ -55,13 +59,13 @@ REFUSALS: tuple[Refusal, ...] = (
             "sharding proxy"),
     Refusal(_ANY, "/chats/{workspace_uid}/chat/completions", "chat completions are not served "
             "behind a sharding proxy"),
-    Refusal(("POST",), "/dumps", f"a dump is per node and {_NODE_LEVEL}"),
-    Refusal(("POST",), "/snapshots", f"a snapshot is per node and {_NODE_LEVEL}"),
+    Refusal(("POST",), "/dumps", f"a dump is per node: {_NODE_LEVEL}"),
+    Refusal(("POST",), "/snapshots", f"a snapshot is per node: {_NODE_LEVEL}"),
     Refusal(_ANY, "/dynamic-search-rules", "dynamic search rules are not carried across shards "
             "yet"),
     Refusal(_ANY, "/dynamic-search-rules/{uid}", "dynamic search rules are not carried across "
             "shards yet"),
-    Refusal(("POST",), "/export", "export copies one node's indexes to another Meilisearch; "
+    Refusal(("POST",), "/export", "export copies one node's indexes to another Meilisearch: "
             f"{_NODE_LEVEL}"),
     Refusal(_ANY, "/network", "Miroir's topology is its own configuration (see /_miroir/topology),"
             " not Meilisearch's network"),
@@ -72,9 +76,9 @@ REFUSALS: tuple[Refusal, ...] = (
     Refusal(("POST",), "/indexes/{index_uid}/fields", "the field list of a sharded index is not "
             "merged across shards yet"),
     Refusal(("POST",), "/render-template", "not carried out behind a sharding proxy yet"),
-    Refusal(_ANY, "/logs/stream", f"log streaming {_NODE_LEVEL}; Miroir's own logs follow "
+    Refusal(_ANY, "/logs/stream", f"log streaming: {_NODE_LEVEL}; Miroir's own logs follow "
             "--log-level"),
-    Refusal(_ANY, "/logs/stderr", f"log levels {_NODE_LEVEL}; Miroir's own logs follow "
+    Refusal(_ANY, "/logs/stderr", f"log levels: {_NODE_LEVEL}; Miroir's own logs follow "
             "--log-level"),
     Refusal(("GET",), "/metrics", "Miroir's Prometheus metrics are at /_miroir/metrics; each "
             "node keeps its own"),
