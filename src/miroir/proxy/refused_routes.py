@@ -43,7 +43,7 @@ class Refusal:
 
 
 # Routes other parts of Miroir are adding: refused here only until their served routes land.
-PENDING = ("/keys", "/keys/{key}", "/swap-indexes", "/indexes/{index_uid}/similar")
+PENDING = ("/swap-indexes", "/indexes/{index_uid}/similar")
 _NODE_LEVEL = ("this acts on one Meilisearch node's own state, which behind Miroir holds only "
                "some shards; call the nodes directly")
 REFUSALS: tuple[Refusal, ...] = (
@@ -88,8 +88,6 @@ REFUSALS: tuple[Refusal, ...] = (
             "carried"),
     # Served by other parts of Miroir as they land (PENDING); until then, refused rather than
     # unknown.
-    Refusal(_ANY, "/keys", "API keys derived from the master key are not supported yet"),
-    Refusal(_ANY, "/keys/{key}", "API keys derived from the master key are not supported yet"),
     Refusal(("POST",), "/swap-indexes", "swapping indexes is not carried out across shards yet"),
     Refusal(("GET", "POST"), "/indexes/{index_uid}/similar", "similar-document search is not "
             "merged across shards yet"),
