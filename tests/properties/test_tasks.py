@@ -31,6 +31,7 @@ from miroir.core.tasks import (
     indexes_changed_by,
     parse_task_query,
     render_task,
+    render_task_summary,
     select_page,
     task_from_record,
     task_to_record,
@@ -155,12 +156,28 @@ tasks = st.builds(
     finished_at=st.none() | st.integers(0, 2**42),
     node_tasks=node_maps,
     missed_quorum=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 63)), max_size=3).map(tuple),
+    custom_metadata=st.none() | st.text(max_size=8),
 )
 
 
 @given(tasks)
 def test_the_storage_record_round_trips_through_json(task):
     assert task_from_record(orjson.loads(orjson.dumps(task_to_record(task)))) == task
+
+
+@given(tasks)
+def test_custom_metadata_is_shown_last_and_only_when_set(task):
+    for shown in (render_task(task), render_task_summary(task)):
+        assert ("customMetadata" in shown) == (task.custom_metadata is not None)
+        if task.custom_metadata is not None:
+            assert list(shown)[-1] == "customMetadata"
+            assert shown["customMetadata"] == task.custom_metadata
+
+
+def test_a_record_stored_before_custom_metadata_existed_reads_back_without_it():
+    record = task_to_record(Task(uid=1, type="indexCreation", enqueued_at=0))
+    del record["customMetadata"]
+    assert task_from_record(record).custom_metadata is None
 
 
 @given(st.integers(0, 2**42))
@@ -196,6 +213,8 @@ def test_render_task_has_meilisearch_fields_in_order(task):
                 "error", "duration", "enqueuedAt", "startedAt", "finishedAt"]
     if task.details is None:
         expected.remove("details")
+    if task.custom_metadata is not None:
+        expected.append("customMetadata")
     assert list(body) == expected
     if task.started_at is not None and task.finished_at is not None:
         assert body["duration"] == format_duration(task.finished_at - task.started_at)

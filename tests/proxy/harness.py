@@ -177,6 +177,7 @@ async def running_proxies(
     queue_timeout_ms: int | None = None,
     adaptive: bool = False,
     reconcile: ReconcileSettings | None = None,
+    webhooks: Any = None,
 ) -> AsyncIterator[tuple[Harness, ...]]:
     """`count` proxy apps (as separate proxy processes would be) over the same devnodes and one
     shared MemoryStore; the devnodes' task workers run once, under the first harness.
@@ -217,6 +218,7 @@ async def running_proxies(
         repair=RepairSettings() if health_interval_ms is not None else None,
         health=config.health if health_interval_ms is not None else None,
         reconcile=reconcile,
+        webhooks=webhooks,
     )
     proxies = [
         create_app(config, transport=transport, store=store, services=services)

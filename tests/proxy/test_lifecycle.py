@@ -10,6 +10,7 @@ from miroir.cluster.services import (
     RepairSettings,
     Services,
 )
+from miroir.cluster.webhooks import WebhookSettings
 from miroir.config import config_from_dict
 from miroir.core.tasks import format_timestamp
 from miroir.proxy import create_app
@@ -57,6 +58,7 @@ def test_by_default_every_service_runs_on_the_config_settings():
         task_poll_interval_s=TASK_POLL_INTERVAL_S, prune_interval_s=TASK_PRUNE_INTERVAL_S,
         repair=RepairSettings(), health=cfg.health, reconcile=ReconcileSettings(),
         topology_follow_interval_s=cfg.health.interval_ms / 1000,
+        webhooks=WebhookSettings(),
     )
 
 
@@ -68,6 +70,7 @@ async def test_a_default_app_starts_every_service_and_stops_them_with_the_app():
         assert running.repair_worker is not None and running.health_checker is not None
         assert running.reconciler is not None
         assert running.topology_follower is not None
+        assert running.webhook_delivery is not None
         started = {task.name.rsplit(".", 1)[-1] for task in app.nursery.child_tasks}
         assert {"poll_tasks_forever", "prune_periodically", "run"} <= started
     assert not app.nursery.child_tasks

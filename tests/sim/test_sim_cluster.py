@@ -34,6 +34,7 @@ def test_a_quiet_cluster_violates_nothing_and_the_heavy_checks_ran():
     assert checks["I8 readable after heal"] > 0
     assert checks["I9 search equals reference"] > 0
     assert checks["I7 task terminal"] > 0
+    assert checks["I12 a finished task is announced exactly once"] > 0
     assert checks["I6 quiet cluster answers fully"] > 0
 
 

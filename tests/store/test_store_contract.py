@@ -35,7 +35,8 @@ def a_task(uid: int, **changes) -> Task:
 
 async def test_a_stored_task_reads_back_equal(store):
     task = a_task(await store.allocate_task_uid(), error={"code": "x"}, canceled_by=3,
-                  started_at=T0 + 5, finished_at=T0 + 9, status=FAILED)
+                  started_at=T0 + 5, finished_at=T0 + 9, status=FAILED,
+                  custom_metadata="import #7 ✓")
     await store.put_task(task)
     assert await store.get_task(task.uid) == task
     assert await store.get_task(task.uid + 1000) is None
@@ -407,3 +408,40 @@ async def test_api_keys_are_shared_between_store_instances(backend):
     await first.insert_api_key("a", _key_record("a"))
     assert await second.list_api_keys() == [_key_record("a")]
     assert await second.get_api_keys_version() == await first.get_api_keys_version() == 1
+
+
+# ---- webhooks
+
+
+async def test_webhooks_start_empty_and_change_as_a_whole(store):
+    assert await store.get_webhooks() == {}
+    stored = await store.modify_webhooks(lambda hooks: {**hooks, "a": {"uuid": "a", "url": "u"}})
+    assert stored == {"a": {"uuid": "a", "url": "u"}}
+    await store.modify_webhooks(lambda hooks: {**hooks, "b": {"uuid": "b", "url": "v",
+                                                              "headers": {"X": "1"}}})
+    assert set(await store.get_webhooks()) == {"a", "b"}
+    await store.modify_webhooks(lambda hooks: {k: v for k, v in hooks.items() if k != "a"})
+    assert await store.get_webhooks() == {"b": {"uuid": "b", "url": "v", "headers": {"X": "1"}}}
+
+
+async def test_a_change_that_raises_leaves_the_webhooks_as_they_were(store):
+    await store.modify_webhooks(lambda hooks: {"a": {"uuid": "a", "url": "u"}})
+
+    def refuse(hooks):
+        raise LookupError("no")
+
+    with pytest.raises(LookupError):
+        await store.modify_webhooks(refuse)
+    assert await store.get_webhooks() == {"a": {"uuid": "a", "url": "u"}}
+
+
+async def test_two_stores_adding_webhooks_at_once_lose_none(backend):
+    first, second = await backend.open(), await backend.open()
+
+    async def add(store, name):
+        await store.modify_webhooks(lambda hooks: {**hooks, name: {"uuid": name, "url": "u"}})
+
+    async with trio.open_nursery() as nursery:
+        for i in range(10):
+            nursery.start_soon(add, first if i % 2 else second, f"hook-{i}")
+    assert set(await first.get_webhooks()) == {f"hook-{i}" for i in range(10)}

@@ -336,6 +336,7 @@ async def broadcast_write(
     task_type: str,
     index_uid: str | None,
     details: Mapping[str, Any] | None,
+    custom_metadata: str | None = None,
 ) -> Task:
     """Send one write to every node that takes writes and record the task the poller follows.
 
@@ -347,4 +348,6 @@ async def broadcast_write(
         rejection = first_rejection(results)
         if rejection is not None:
             raise NodeRejected(rejection)
-    return await record_task(cluster, task_type, index_uid, results, details)
+    return await record_task(
+        cluster, task_type, index_uid, results, details, custom_metadata=custom_metadata
+    )

@@ -45,6 +45,7 @@ from miroir.core.replica_choice import (
     adaptive_covering_set,
     replica_score,
 )
+from miroir.core.tasks import Task
 from miroir.core.topology import ShardMap, Topology
 from miroir.core.topology_record import live_topology
 from miroir.store.base import Store
@@ -129,6 +130,9 @@ class Cluster:
         self._query_seq = 0
         self.state_observers: list[StateObserver] = []
         self.call_observers: list[CallObserver] = []
+        # Told of every task this process saw finish (exactly one process sees each finish:
+        # the one whose store update made it final); the webhook delivery listens here.
+        self.task_finished_listeners: list[Callable[[Task], None]] = []
         self._auth_headers: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {self.settings.node_master_key}"),)
             if self.settings.node_master_key

@@ -15,7 +15,9 @@ Seven services keep a proxy's view of the cluster current while it serves:
 - the topology follower (`topology_sync.TopologyFollower`) adopts every newer epoch of the
   topology stored by any process (in production on the health interval);
 - the rebalancer (`rebalance.Rebalancer`, unfinished, only when `rebalance.enabled`) moves
-  shards for a membership change, one process at a time under a store lease.
+  shards for a membership change, one process at a time under a store lease;
+- the webhook delivery (`webhooks.WebhookDelivery`) POSTs every task this process sees finish
+  to the webhooks in the store, with retries, never on a request's path.
 
 `Services` describes which of them run (a field left `None` does not run) and with which
 settings; `run_services` starts them in a nursery the caller owns and cancels to stop them. The
@@ -27,7 +29,7 @@ with. Every service waits with `trio.sleep`, so under trio's MockClock they run 
 Must never: read the config module (the proxy turns the config into a `Services`), or start a
 service any other way than here (one place decides the start order, which the simulator's
 traces depend on: poller, pruner, repair worker, health checker, reconciler, topology
-follower, rebalancer).
+follower, rebalancer, webhook delivery).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from miroir.cluster.repair import RETRY_S, SWEEP_S, RepairWorker
 from miroir.cluster.runtime import Cluster
 from miroir.cluster.tasks import poll_tasks_forever
 from miroir.cluster.topology_sync import TopologyFollower
+from miroir.cluster.webhooks import WebhookDelivery, WebhookSettings
 from miroir.store.maintenance import prune_periodically
 
 # How often unfinished tasks are refreshed from their node tasks.
@@ -80,6 +83,7 @@ class Services:
     reconcile: ReconcileSettings | None = None
     topology_follow_interval_s: float | None = None
     rebalance: RebalanceSettings | None = None
+    webhooks: WebhookSettings | None = None
 
 
 @attrs.frozen
@@ -92,6 +96,7 @@ class RunningServices:
     reconciler: Reconciler | None = None
     topology_follower: TopologyFollower | None = None
     rebalancer: Rebalancer | None = None
+    webhook_delivery: WebhookDelivery | None = None
 
 
 def run_services(cluster: Cluster, settings: Services, nursery: trio.Nursery) -> RunningServices:
@@ -127,6 +132,10 @@ def run_services(cluster: Cluster, settings: Services, nursery: trio.Nursery) ->
     if settings.rebalance is not None:
         rebalancer = Rebalancer(cluster, settings.rebalance)
         nursery.start_soon(rebalancer.run)
-    return RunningServices(
-        repair_worker, health_checker, reconciler, topology_follower, rebalancer
-    )
+    webhook_delivery = None
+    if settings.webhooks is not None:
+        # Listening from here on: a task that finishes after this returns is delivered.
+        webhook_delivery = WebhookDelivery(cluster, settings.webhooks)
+        nursery.start_soon(webhook_delivery.run)
+    return RunningServices(repair_worker, health_checker, reconciler, topology_follower,
+                           rebalancer, webhook_delivery)

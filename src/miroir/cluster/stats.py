@@ -4,8 +4,10 @@ Every document lives on RG x RF nodes, so summing node stats would count it RG x
 `numberOfDocuments` is instead counted per shard from one covering set: for each node of the
 plan, `POST /indexes/{uid}/documents/fetch` with `filter: _miroir_shard IN [its shards]` and
 `limit: 0`, whose `total` is exact. Shards the chosen group cannot cover are counted in another
-group. Sizes and fieldDistribution are summed over that same covering set and scaled by the share
-of shards each node was asked for -- exact when RF = 1, an estimate otherwise (documented).
+group. Sizes, embedding counts, `internalDatabaseSizes` (per database name, when the nodes show
+them) and fieldDistribution are summed over that same covering set -- one replica per shard --
+and scaled by the share of shards each node was asked for: exact when RF = 1, an estimate
+otherwise (documented).
 
 Must never: count a shard twice, or render HTTP.
 """
@@ -47,8 +49,14 @@ def shard_plan(cluster: Cluster) -> dict[str, list[int]]:
     raise StatsUnavailable(sorted(remaining or []))
 
 
-async def index_stats(cluster: Cluster, uid: str) -> dict[str, Any]:
-    """GET /indexes/{uid}/stats for the whole cluster (raises NodeRejected for 404 etc.)."""
+async def index_stats(
+    cluster: Cluster, uid: str, *, internal_database_sizes: bool = False
+) -> dict[str, Any]:
+    """GET /indexes/{uid}/stats for the whole cluster (raises NodeRejected for 404 etc.);
+    `internal_database_sizes` asks the nodes for them (`?showInternalDatabaseSizes=true`)."""
+    stats_path = f"/indexes/{uid}/stats"
+    if internal_database_sizes:
+        stats_path += "?showInternalDatabaseSizes=true"
     plan = shard_plan(cluster)
     counts: dict[str, int] = {}
     node_stats: dict[str, dict[str, Any]] = {}
@@ -58,7 +66,7 @@ async def index_stats(cluster: Cluster, uid: str) -> dict[str, Any]:
     async def one(node: str, shards: list[int]) -> None:
         body = {"filter": f"{SHARD_FIELD} IN [{', '.join(map(str, sorted(shards)))}]", "limit": 0}
         fetched = await cluster.call(node, "POST", f"/indexes/{uid}/documents/fetch", body)
-        answers[node] = (fetched, await cluster.call(node, "GET", f"/indexes/{uid}/stats"))
+        answers[node] = (fetched, await cluster.call(node, "GET", stats_path))
 
     async with trio.open_nursery() as nursery:
         for node, shards in plan.items():
@@ -86,21 +94,31 @@ def combine_index_stats(
     embeddings = 0.0
     embedded = 0.0
     fields: dict[str, float] = {}
+    databases: dict[str, float] = {}
     for node, stats in node_stats.items():
         held = len(shard_map.shards_of(node)) or 1
         share = len(plan[node]) / held  # the part of this node's data the plan counts
         raw_size += (stats.get("rawDocumentDbSize") or 0) * share
         embeddings += (stats.get("numberOfEmbeddings") or 0) * share
         embedded += (stats.get("numberOfEmbeddedDocuments") or 0) * share
+        for name, size in (stats.get("internalDatabaseSizes") or {}).items():
+            if isinstance(size, int):  # raw bytes (a human-readable size cannot be summed)
+                databases[name] = databases.get(name, 0) + size * share
         for field, count in (stats.get("fieldDistribution") or {}).items():
             if field == SHARD_FIELD:
                 continue
             fields[field] = fields.get(field, 0) + count * share
-    return {
+    combined: dict[str, Any] = {
         "numberOfDocuments": number,
         "rawDocumentDbSize": round(raw_size),
         "avgDocumentSize": round(raw_size / number) if number else 0,
         "isIndexing": any(stats.get("isIndexing") for stats in node_stats.values()),
+    }
+    if databases:  # Meilisearch leaves the key out when it shows no database
+        combined["internalDatabaseSizes"] = {name: round(size) for name, size in
+                                             sorted(databases.items())}
+    return {
+        **combined,
         "numberOfEmbeddings": round(embeddings),
         "numberOfEmbeddedDocuments": round(embedded),
         "fieldDistribution": {field: min(round(c), number) for field, c in sorted(fields.items())},

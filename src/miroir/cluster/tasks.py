@@ -54,10 +54,11 @@ async def record_task(
     node_results: Mapping[str, NodeResult],
     details: Mapping[str, Any] | None = None,
     missed_quorum: tuple[tuple[int, int], ...] = (),
+    custom_metadata: str | None = None,
 ) -> Task:
     """Store a new Miroir task for a write the nodes answered; the poller takes it from here."""
     task = attrs.evolve(
-        await _new_task(cluster, task_type, index_uid, details),
+        await _new_task(cluster, task_type, index_uid, details, custom_metadata),
         node_tasks={node: NodeTask(task_uid_of(result)) for node, result in node_results.items()},
         missed_quorum=missed_quorum,
     )
@@ -73,10 +74,11 @@ async def record_finished_task(
     details: Mapping[str, Any] | None,
     error: Mapping[str, Any] | None = None,
     node_tasks: Mapping[str, NodeTask] | None = None,
+    custom_metadata: str | None = None,
 ) -> Task:
     """Store a task the proxy already carried out (index creation, settings) or refused
     (a bad batch): it is `failed` with `error`, or `succeeded`."""
-    task = await _new_task(cluster, task_type, index_uid, details)
+    task = await _new_task(cluster, task_type, index_uid, details, custom_metadata)
     task = attrs.evolve(
         task,
         status=FAILED if error is not None else SUCCEEDED,
@@ -86,11 +88,23 @@ async def record_finished_task(
         node_tasks=dict(node_tasks or {}),
     )
     await cluster.store.put_task(task)
+    task_finished(cluster, task)
     return task
 
 
+def task_finished(cluster: Cluster, task: Task) -> None:
+    """Tell this process's listeners (the webhook delivery) that `task` is final. Listeners
+    only queue it: nothing here may block or fail the request that finished the task."""
+    for listener in cluster.task_finished_listeners:
+        try:
+            listener(task)
+        except Exception:
+            logger.exception("a task-finished listener failed for task %s", task.uid)
+
+
 async def _new_task(
-    cluster: Cluster, task_type: str, index_uid: str | None, details: Mapping[str, Any] | None
+    cluster: Cluster, task_type: str, index_uid: str | None, details: Mapping[str, Any] | None,
+    custom_metadata: str | None = None,
 ) -> Task:
     """An enqueued task with a fresh uid, enqueued now (read after the uid: the store may block).
 
@@ -103,7 +117,7 @@ async def _new_task(
         uid = await cluster.store.allocate_task_uid()
     return Task(
         uid=uid, type=task_type, enqueued_at=cluster.now_ms(), index_uid=index_uid,
-        details=None if details is None else dict(details),
+        details=None if details is None else dict(details), custom_metadata=custom_metadata,
     )
 
 
@@ -148,16 +162,24 @@ async def refresh_task(cluster: Cluster, uid: int) -> Task | None:
         return task
     now = cluster.now_ms()
     shard_map = cluster.shard_map
+    finished_here = False
 
     def observe(current: Task) -> Task:
-        return apply_node_updates(
+        # The store may run this again after a racing writer; the last run is what it stored,
+        # so exactly one process (this one, if set) made the task final.
+        nonlocal finished_here
+        changed = apply_node_updates(
             with_lost_parts(current, lost, shard_map.shards_of, shard_map.all_owners), updates,
             now,
         )
+        finished_here = changed.is_finished and not current.is_finished
+        return changed
 
     task = await cluster.store.modify_task(uid, observe)
     if task is not None and task.is_finished:
         task = await _on_finish(cluster, task, final_views)
+        if finished_here:
+            task_finished(cluster, task)
         for index_uid in indexes_changed_by(task):
             # Any process may have re-read the index from a node that had not applied the
             # change yet: the catalog is invalidated again now that every node has.

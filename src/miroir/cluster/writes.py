@@ -19,6 +19,11 @@ Theory of operation. A batch is resolved and validated before any node sees it:
 Problems Meilisearch reports through a failed task (bad ids, primary-key conflicts) are
 recorded the same way here: a 202 whose task is already `failed`.
 
+`skipCreation` (update only documents that exist) is passed to every owner with its part of
+the batch: a document lives only on its shard's owners, so each owner alone knows whether it
+exists, and one that does not is created on no shard. The write's `customMetadata` stays on the
+Miroir task (the nodes' own tasks are Miroir's business, not the client's).
+
 Must never: send a document before the whole batch validated, or let `_miroir_*` fields in.
 """
 
@@ -149,6 +154,8 @@ async def write_documents(
     *,
     requested_primary_key: str | None,
     replace: bool,
+    skip_creation: bool = False,
+    custom_metadata: str | None = None,
 ) -> WriteOutcome:
     """Add (POST, `replace`) or update (PUT) documents; see the module docstring."""
     details = {"receivedDocuments": len(documents), "indexedDocuments": None}
@@ -165,9 +172,12 @@ async def write_documents(
         failed = await record_finished_task(
             cluster, "documentAdditionOrUpdate", index_uid,
             {**details, "indexedDocuments": 0}, error=error.body(),
+            custom_metadata=custom_metadata,
         )
         return WriteOutcome(failed)
     path = f"/indexes/{index_uid}/documents?primaryKey={quote(primary_key)}"
+    if skip_creation:
+        path += "&skipCreation=true"
     written = await cluster.quorum_write(
         routed.per_node,
         "POST" if replace else "PUT",
@@ -175,11 +185,13 @@ async def write_documents(
         lambda node: routed.per_node[node],
         quorum_targets(shard_map, routed.shards_written),
     )
-    return await _finish_write(cluster, "documentAdditionOrUpdate", index_uid, details, written)
+    return await _finish_write(
+        cluster, "documentAdditionOrUpdate", index_uid, details, written, custom_metadata
+    )
 
 
 async def delete_documents_by_id(
-    cluster: Cluster, index_uid: str, raw_ids: Sequence[Any]
+    cluster: Cluster, index_uid: str, raw_ids: Sequence[Any], custom_metadata: str | None = None
 ) -> WriteOutcome:
     """Delete documents by id on their owners only (one delete-batch per owning node)."""
     details = {"providedIds": len(raw_ids), "deletedDocuments": None, "originalFilter": None}
@@ -204,18 +216,21 @@ async def delete_documents_by_id(
             error = MeiliError("index_not_found", f"Index `{index_uid}` not found.")
             task = await record_finished_task(
                 cluster, "documentDeletion", index_uid, {**details, "deletedDocuments": 0},
-                error=error.body(),
+                error=error.body(), custom_metadata=custom_metadata,
             )
         else:
             task = await record_finished_task(
-                cluster, "documentDeletion", index_uid, {**details, "deletedDocuments": 0}
+                cluster, "documentDeletion", index_uid, {**details, "deletedDocuments": 0},
+                custom_metadata=custom_metadata,
             )
         return WriteOutcome(task)
     written = await cluster.quorum_write(
         per_node, "POST", f"/indexes/{index_uid}/documents/delete-batch",
         lambda node: per_node[node], quorum_targets(shard_map, shards),
     )
-    return await _finish_write(cluster, "documentDeletion", index_uid, details, written)
+    return await _finish_write(
+        cluster, "documentDeletion", index_uid, details, written, custom_metadata
+    )
 
 
 def _json_text(value: Any) -> str:
@@ -230,6 +245,7 @@ async def _finish_write(
     index_uid: str,
     details: Mapping[str, Any],
     written: QuorumWriteResult,
+    custom_metadata: str | None = None,
 ) -> WriteOutcome:
     results = written.results
     if results and not written.acked_nodes():
@@ -238,5 +254,7 @@ async def _finish_write(
             raise NodeRejected(rejection)
     verdict = written.verdict
     degraded = tuple(sorted((group, shard) for shard, group in verdict.missed))
-    task = await record_task(cluster, task_type, index_uid, results, details, degraded)
+    task = await record_task(
+        cluster, task_type, index_uid, results, details, degraded, custom_metadata
+    )
     return WriteOutcome(task, degraded, tuple(sorted(verdict.shards_without_quorum)))

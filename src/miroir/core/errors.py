@@ -22,6 +22,7 @@ _NON_DEFAULT: dict[str, tuple[str, int]] = {
     "task_not_found": ("invalid_request", 404),
     "batch_not_found": ("invalid_request", 404),
     "api_key_not_found": ("invalid_request", 404),
+    "webhook_not_found": ("invalid_request", 404),
     "index_already_exists": ("invalid_request", 409),
     "api_key_already_exists": ("invalid_request", 409),
     "payload_too_large": ("invalid_request", 413),

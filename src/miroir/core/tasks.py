@@ -103,6 +103,8 @@ class Task:
     finished_at: int | None = None
     node_tasks: Mapping[str, NodeTask] = attrs.field(factory=dict)
     missed_quorum: tuple[tuple[int, int], ...] = ()
+    # The write's `?customMetadata=`, shown as the task's `customMetadata` (only when set).
+    custom_metadata: str | None = None
     # Meilisearch's task object for this task, kept by `render_task` on first use: a Task never
     # changes (a change is a new Task, and attrs.evolve starts it without one), while listings
     # render the same tasks again and again. Not part of equality or of the stored record.
@@ -136,6 +138,7 @@ def task_to_record(task: Task) -> dict[str, Any]:
             for node, nt in task.node_tasks.items()
         },
         "missedQuorum": [[group, shard] for group, shard in task.missed_quorum],
+        "customMetadata": task.custom_metadata,
     }
 
 
@@ -156,6 +159,8 @@ def task_from_record(record: Mapping[str, Any]) -> Task:
             for node, nt in record["nodeTasks"].items()
         },
         missed_quorum=tuple((group, shard) for group, shard in record["missedQuorum"]),
+        # Records stored before custom metadata existed have no such key.
+        custom_metadata=record.get("customMetadata"),
     )
 
 
@@ -346,11 +351,13 @@ def task_object(
     enqueued_at: str,
     started_at: str | None,
     finished_at: str | None,
+    custom_metadata: str | None = None,
 ) -> dict[str, Any]:
     """Meilisearch's full task object, fields in its order, from values already formatted.
 
     Shared with the devnode, whose times have another precision. `details` is left out when
-    absent (and copied when present); `error` is used as given.
+    absent (and copied when present); `error` is used as given; `customMetadata` is shown only
+    when set (Meilisearch's `skip_serializing_if = "Option::is_none"`).
     """
     body: dict[str, Any] = {
         "uid": uid,
@@ -367,20 +374,26 @@ def task_object(
     body["enqueuedAt"] = enqueued_at
     body["startedAt"] = started_at
     body["finishedAt"] = finished_at
+    if custom_metadata is not None:
+        body["customMetadata"] = custom_metadata
     return body
 
 
 def task_summary(
-    *, uid: int, index_uid: str | None, status: str, type: str, enqueued_at: str
+    *, uid: int, index_uid: str | None, status: str, type: str, enqueued_at: str,
+    custom_metadata: str | None = None,
 ) -> dict[str, Any]:
     """Meilisearch's summarized task (the answer to a write), fields in its order."""
-    return {
+    summary = {
         "taskUid": uid,
         "indexUid": index_uid,
         "status": status,
         "type": type,
         "enqueuedAt": enqueued_at,
     }
+    if custom_metadata is not None:
+        summary["customMetadata"] = custom_metadata
+    return summary
 
 
 def render_task(task: Task) -> dict[str, Any]:
@@ -414,6 +427,7 @@ def _render_task(task: Task) -> dict[str, Any]:
         enqueued_at=format_timestamp(task.enqueued_at),
         started_at=None if task.started_at is None else format_timestamp(task.started_at),
         finished_at=None if task.finished_at is None else format_timestamp(task.finished_at),
+        custom_metadata=task.custom_metadata,
     )
 
 
@@ -430,7 +444,7 @@ def render_task_summary(task: Task) -> dict[str, Any]:
     """The summarized task every write answers with."""
     return task_summary(
         uid=task.uid, index_uid=task.index_uid, status=task.status, type=task.type,
-        enqueued_at=format_timestamp(task.enqueued_at),
+        enqueued_at=format_timestamp(task.enqueued_at), custom_metadata=task.custom_metadata,
     )
 
 

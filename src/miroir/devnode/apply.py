@@ -58,6 +58,13 @@ def index_update(engine: Engine, task: Task) -> None:
     index.updated_at = engine.now()
 
 
+def index_compaction(engine: Engine, task: Task) -> None:
+    # Nothing to compact in memory; the index must exist, and the sizes are the same before
+    # and after (Meilisearch prints them human-readable).
+    engine.existing_index(task.index_uid)
+    task.details.update(preCompactionSize="0 B", postCompactionSize="0 B")
+
+
 def index_deletion(engine: Engine, task: Task) -> None:
     index = engine.existing_index(task.index_uid)
     task.details["deletedDocuments"] = len(index.documents)
@@ -74,21 +81,26 @@ def document_addition(engine: Engine, task: Task) -> None:
         primary_key = index.primary_key
     else:
         primary_key = requested_key or infer_primary_key(documents)
+    skip_creation = task.payload.get("skipCreation", False)
     if index is None:
         # Build the new index aside and register it only once every document is accepted.
         index = engine.new_index(task.index_uid, primary_key, register=False)
-        index.add_documents(documents, replace=task.payload["replace"])
+        indexed = index.add_documents(
+            documents, replace=task.payload["replace"], skip_creation=skip_creation
+        )
         engine.indexes[index.uid] = index
     else:
         previous_key = index.primary_key
         index.primary_key = primary_key
         try:
-            index.add_documents(documents, replace=task.payload["replace"])
+            indexed = index.add_documents(
+                documents, replace=task.payload["replace"], skip_creation=skip_creation
+            )
         except MeiliError:
             index.primary_key = previous_key
             raise
         index.updated_at = engine.now()
-    task.details["indexedDocuments"] = len(documents)
+    task.details["indexedDocuments"] = indexed
 
 
 def document_deletion(engine: Engine, task: Task) -> None:
@@ -195,6 +207,7 @@ APPLY: dict[str, Callable[[Engine, Task], None]] = {
     "indexCreation": index_creation,
     "indexUpdate": index_update,
     "indexDeletion": index_deletion,
+    "indexCompaction": index_compaction,
     "documentAdditionOrUpdate": document_addition,
     "documentDeletion": document_deletion,
     "settingsUpdate": settings_update,

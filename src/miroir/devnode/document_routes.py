@@ -15,9 +15,12 @@ from miroir.core.errors import MeiliError
 from miroir.devnode.router import Request, Response, Router, accepted, ok
 from miroir.meili import deserr
 from miroir.meili.params import (
+    DOCUMENT_DELETE_PARAMS,
+    DOCUMENT_WRITE_PARAMS,
     DOCUMENTS,
     check_documents_fetch,
     documents_body_from_query,
+    parse_skip_creation,
     value_of,
 )
 from miroir.meili.payloads import (
@@ -29,13 +32,11 @@ from miroir.meili.payloads import (
 )
 from miroir.meili.uids import check_index_uid
 
-_WRITE_PARAMS = ("primaryKey", "csvDelimiter", "customMetadata", "skipCreation")
-
 
 def _write(replace: bool):
     def write(router: Router, request: Request, uid: str) -> Response:
         check_index_uid(uid)
-        params = request.params(_WRITE_PARAMS)
+        params = request.params(DOCUMENT_WRITE_PARAMS)
         kind = check_content_type(request.content_type, DOCUMENT_CONTENT_TYPES)
         delimiter = ","
         if "csvDelimiter" in params:
@@ -45,12 +46,9 @@ def _write(replace: bool):
                     "invalid_document_csv_delimiter",
                     "The Content-Type must be `text/csv` when `csvDelimiter` is given.",
                 )
+        skip = False
         if "skipCreation" in params:
-            skip = deserr.parse_query_bool(
-                "invalid_skip_creation", "skipCreation", params["skipCreation"]
-            )
-            if skip and uid not in router.engine.indexes:
-                raise MeiliError("index_not_found", f"Index `{uid}` not found.")
+            skip = parse_skip_creation(params["skipCreation"])
         documents = parse_documents(request.body, kind, delimiter)
         task = router.engine.add_documents(
             uid,
@@ -58,6 +56,7 @@ def _write(replace: bool):
             primary_key=params.get("primaryKey") or None,
             replace=replace,
             custom_metadata=params.get("customMetadata"),
+            skip_creation=skip,
         )
         return accepted(task)
 
@@ -149,32 +148,43 @@ def get_document(router: Router, request: Request, uid: str, doc_id: str) -> Res
     )
 
 
+def _custom_metadata(request: Request) -> str | None:
+    """The delete routes' one query parameter (Meilisearch's `CustomMetadataQuery`)."""
+    return request.params(DOCUMENT_DELETE_PARAMS).get("customMetadata")
+
+
 def delete_document(router: Router, request: Request, uid: str, doc_id: str) -> Response:
-    return accepted(router.engine.delete_documents(uid, [doc_id]))
+    metadata = _custom_metadata(request)
+    return accepted(router.engine.delete_documents(uid, [doc_id], custom_metadata=metadata))
 
 
 def delete_batch(router: Router, request: Request, uid: str) -> Response:
     check_index_uid(uid)
+    metadata = _custom_metadata(request)
     body = request.json()
     if not isinstance(body, list):
         raise deserr.type_error("bad_request", "", "an array", body)
     for position, value in enumerate(body):
         if isinstance(value, dict | list) or value is None:
             raise deserr.type_error("bad_request", f"[{position}]", "a string or an integer", value)
-    return accepted(router.engine.delete_documents(uid, body))
+    return accepted(router.engine.delete_documents(uid, body, custom_metadata=metadata))
 
 
 def delete_by_filter(router: Router, request: Request, uid: str) -> Response:
     check_index_uid(uid)
+    metadata = _custom_metadata(request)
     body = deserr.body_object("bad_request", "", request.json())
     deserr.check_fields(body, ("filter",), path="", code="bad_request")
     if "filter" not in body:
         raise MeiliError("missing_document_filter", "Missing field `filter`")
-    return accepted(router.engine.delete_documents_by_filter(uid, body["filter"]))
+    return accepted(
+        router.engine.delete_documents_by_filter(uid, body["filter"], custom_metadata=metadata)
+    )
 
 
 def clear(router: Router, request: Request, uid: str) -> Response:
-    return accepted(router.engine.clear_documents(uid))
+    metadata = _custom_metadata(request)
+    return accepted(router.engine.clear_documents(uid, custom_metadata=metadata))
 
 
 ROUTES = (

@@ -209,6 +209,12 @@ class Engine:
             uid, "indexUpdate", details, {"primaryKey": primary_key, "newUid": new_uid}
         )
 
+    def compact_index(self, uid: str) -> Task:
+        """POST /indexes/{uid}/compact. Details stay empty until it runs (Meilisearch leaves
+        out the sizes it does not know yet)."""
+        check_index_uid(uid)
+        return self._enqueue(uid, "indexCompaction", {}, {})
+
     def delete_index(self, uid: str) -> Task:
         check_index_uid(uid)
         return self._enqueue(uid, "indexDeletion", {"deletedDocuments": None}, {})
@@ -221,21 +227,28 @@ class Engine:
         primary_key: str | None = None,
         replace: bool = True,
         custom_metadata: str | None = None,
+        skip_creation: bool = False,
     ) -> Task:
-        """POST (replace=True) or PUT (replace=False) /indexes/{uid}/documents."""
+        """POST (replace=True) or PUT (replace=False) /indexes/{uid}/documents; with
+        `skip_creation`, documents whose id the index does not hold are left out."""
         check_index_uid(uid)
         details = {"receivedDocuments": len(documents), "indexedDocuments": None}
-        payload = {"documents": documents, "primaryKey": primary_key, "replace": replace}
+        payload = {"documents": documents, "primaryKey": primary_key, "replace": replace,
+                   "skipCreation": skip_creation}
         return self._enqueue(uid, "documentAdditionOrUpdate", details, payload, custom_metadata)
 
-    def delete_documents(self, uid: str, ids: list[Any]) -> Task:
+    def delete_documents(
+        self, uid: str, ids: list[Any], *, custom_metadata: str | None = None
+    ) -> Task:
         """DELETE /documents/{id} and POST /documents/delete-batch (non-strings become strings)."""
         check_index_uid(uid)
         as_text = [value if isinstance(value, str) else _json_text(value) for value in ids]
         details = {"providedIds": len(as_text), "deletedDocuments": None, "originalFilter": None}
-        return self._enqueue(uid, "documentDeletion", details, {"ids": as_text})
+        return self._enqueue(uid, "documentDeletion", details, {"ids": as_text}, custom_metadata)
 
-    def delete_documents_by_filter(self, uid: str, filter_expr: Any) -> Task:
+    def delete_documents_by_filter(
+        self, uid: str, filter_expr: Any, *, custom_metadata: str | None = None
+    ) -> Task:
         check_index_uid(uid)
         self._check_filter_syntax(filter_expr)
         details = {
@@ -243,11 +256,13 @@ class Engine:
             "deletedDocuments": None,
             "originalFilter": _json_text(filter_expr),
         }
-        return self._enqueue(uid, "documentDeletion", details, {"filter": filter_expr})
+        return self._enqueue(uid, "documentDeletion", details, {"filter": filter_expr},
+                             custom_metadata)
 
-    def clear_documents(self, uid: str) -> Task:
+    def clear_documents(self, uid: str, *, custom_metadata: str | None = None) -> Task:
         check_index_uid(uid)
-        return self._enqueue(uid, "documentDeletion", {"deletedDocuments": None}, {"clear": True})
+        return self._enqueue(uid, "documentDeletion", {"deletedDocuments": None}, {"clear": True},
+                             custom_metadata)
 
     def update_settings(self, uid: str, patch: dict[str, Any]) -> Task:
         """`patch` as returned by settings.validate_patch / validate_setting (None = reset)."""

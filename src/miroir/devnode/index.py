@@ -67,14 +67,23 @@ class IndexState:
 
     # -- writes (called by the engine while a task applies) -------------------------------------
 
-    def add_documents(self, documents: list[dict[str, Any]], *, replace: bool) -> int:
-        """Add or replace (replace=True) / add or update (False). Returns indexed count."""
+    def add_documents(
+        self, documents: list[dict[str, Any]], *, replace: bool, skip_creation: bool = False
+    ) -> int:
+        """Add or replace (replace=True) / add or update (False). Returns indexed count.
+
+        With `skip_creation` (Meilisearch's `MissingDocumentPolicy::Skip`), a document whose id
+        the index does not hold yet is left out, and not counted."""
         assert self.primary_key is not None
         ids = [document_id(document, self.primary_key) for document in documents]  # may raise
         embedders = self.settings.get("embedders") or {}
         final: dict[str, dict[str, Any]] = {}
+        indexed = 0
         for doc_id, document in zip(ids, documents, strict=True):
             existing = final.get(doc_id, self.documents.get(doc_id))
+            if existing is None and skip_creation:
+                continue
+            indexed += 1
             if existing is not None and not replace:
                 document = {**existing, **document}
             else:
@@ -95,7 +104,7 @@ class IndexState:
             self.documents[doc_id] = document
             self._set_embeddings(internal_id, found[doc_id])
             self.searcher.upsert(internal_id, _searchable(document))
-        return len(documents)
+        return indexed
 
     def _set_embeddings(self, internal_id: int, found: dict[str, list[list[float]]]) -> None:
         for store in self.embeddings.values():

@@ -15,6 +15,7 @@ from miroir.devnode import settings as settings_mod
 from miroir.devnode.router import PKG_VERSION, Request, Response, Router, accepted, ok
 from miroir.devnode.tasks import parse_task_query
 from miroir.meili import deserr
+from miroir.meili import settings as contract_settings
 from miroir.meili.params import search_body_from_query
 from miroir.meili.uids import check_index_uid
 
@@ -79,8 +80,22 @@ def delete_index(router: Router, request: Request, uid: str) -> Response:
     return accepted(router.engine.delete_index(uid))
 
 
+def compact_index(router: Router, request: Request, uid: str) -> Response:
+    return accepted(router.engine.compact_index(uid))
+
+
 def index_stats(router: Router, request: Request, uid: str) -> Response:
-    return ok(router.engine.index_stats(uid))
+    stats = router.engine.index_stats(uid)
+    if dict(request.query).get("showInternalDatabaseSizes") == "true":
+        # One "database" in memory: the documents, by their JSON size. Shown before the
+        # embedding counts, where Meilisearch shows the map.
+        shown = {}
+        for key, value in stats.items():
+            if key == "numberOfEmbeddings":
+                shown["internalDatabaseSizes"] = {"documents": stats["rawDocumentDbSize"]}
+            shown[key] = value
+        stats = shown
+    return ok(stats)
 
 
 def swap_indexes(router: Router, request: Request) -> Response:
@@ -133,12 +148,25 @@ def _subroute(slug: str) -> tuple[str, str]:
 
 
 def get_setting(router: Router, request: Request, uid: str, slug: str) -> Response:
+    if slug in contract_settings.GATED_SUBROUTES:
+        key, _ = contract_settings.GATED_SUBROUTES[slug]
+        router.engine.get_index(uid)
+        return ok(contract_settings.GATED_DEFAULTS[key])
     key, _ = _subroute(slug)
     return ok(router.engine.get_index(uid).settings[key])
 
 
 def _write_setting(method: str):
     def write(router: Router, request: Request, uid: str, slug: str) -> Response:
+        if slug in contract_settings.GATED_SUBROUTES:
+            key, write_method = contract_settings.GATED_SUBROUTES[slug]
+            if write_method != method:
+                raise MeiliError("method_not_allowed", "Method not allowed.")
+            check_index_uid(uid)
+            value = request.json()
+            if value is not None:
+                raise contract_settings.feature_not_enabled(key)
+            return accepted(router.engine.reset_settings(uid, ()))
         key, write_method = _subroute(slug)
         if write_method != method:
             raise MeiliError("method_not_allowed", "Method not allowed.")
@@ -150,6 +178,8 @@ def _write_setting(method: str):
 
 
 def reset_setting(router: Router, request: Request, uid: str, slug: str) -> Response:
+    if slug in contract_settings.GATED_SUBROUTES:
+        return accepted(router.engine.reset_settings(uid, ()))
     key, _ = _subroute(slug)
     return accepted(router.engine.reset_settings(uid, (key,)))
 
@@ -285,6 +315,7 @@ ROUTES = (
     ("PATCH", "/indexes/{}", update_index),
     ("DELETE", "/indexes/{}", delete_index),
     ("GET", "/indexes/{}/stats", index_stats),
+    ("POST", "/indexes/{}/compact", compact_index),
     ("POST", "/swap-indexes", swap_indexes),
     ("GET", "/indexes/{}/settings", get_settings),
     ("PATCH", "/indexes/{}/settings", patch_settings),

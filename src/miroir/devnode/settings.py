@@ -14,6 +14,7 @@ import copy
 from typing import Any
 
 from miroir.core.errors import MeiliError
+from miroir.meili import deserr
 from miroir.meili import settings as contract
 from miroir.meili.settings import SETTINGS_KEYS, SUBROUTES, default_settings, nested_fields
 
@@ -36,7 +37,12 @@ def validate_setting(key: str, value: Any, path: str = "") -> Any:
 
 
 def validate_patch(body: Any) -> dict[str, Any]:
-    """PATCH /settings body -> {key: value or None}, checked as Meilisearch checks it."""
+    """PATCH /settings body -> {key: value or None}, checked as Meilisearch checks it, with the
+    experimental-feature settings refused as a node with the features off refuses them."""
+    if isinstance(body, dict):
+        deserr.check_fields(body, (*SETTINGS_KEYS, *contract.GATED_DEFAULTS), path="",
+                            code="bad_request")
+        body = contract.without_gated(body)
     return {key: _supported(key, value) for key, value in contract.validate_patch(body).items()}
 
 

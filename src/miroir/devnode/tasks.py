@@ -45,20 +45,17 @@ class Task:
 
     def summary(self) -> dict[str, Any]:
         """The 202 body of the write that enqueued this task."""
-        view = task_summary(
+        return task_summary(
             uid=self.uid, index_uid=self.index_uid, status="enqueued", type=self.type,
-            enqueued_at=rfc3339(self.enqueued_at),
+            enqueued_at=rfc3339(self.enqueued_at), custom_metadata=self.custom_metadata,
         )
-        if self.custom_metadata is not None:
-            view["customMetadata"] = self.custom_metadata
-        return view
 
     def view(self) -> dict[str, Any]:
         """GET /tasks/{uid}: the full task."""
         duration = None
         if self.started_at is not None and self.finished_at is not None:
             duration = iso_duration(self.finished_at - self.started_at)
-        view = task_object(
+        return task_object(
             uid=self.uid,
             batch_uid=self.batch_uid,
             index_uid=self.index_uid,
@@ -71,10 +68,8 @@ class Task:
             enqueued_at=rfc3339(self.enqueued_at),
             started_at=rfc3339(self.started_at) if self.started_at else None,
             finished_at=rfc3339(self.finished_at) if self.finished_at else None,
+            custom_metadata=self.custom_metadata,
         )
-        if self.custom_metadata is not None:
-            view["customMetadata"] = self.custom_metadata
-        return view
 
 
 # (parameter's field in the shared query, attribute of Task, is an `after*` bound)

@@ -561,3 +561,23 @@ def check_similar(body: Any) -> dict[str, Any]:
                 "`0.0` and `1.0`.")
     checked["rankingScoreThreshold"] = threshold
     return checked
+
+
+# ---- document writes: their query parameters --------------------------------------------------
+# Meilisearch's `UpdateDocumentsQuery` (additions) and `CustomMetadataQuery` (every delete), both
+# denying unknown parameters. `customMetadata` is any string, kept on the task.
+
+DOCUMENT_WRITE_PARAMS = ("primaryKey", "csvDelimiter", "customMetadata", "skipCreation")
+DOCUMENT_DELETE_PARAMS = ("customMetadata",)
+
+
+def parse_skip_creation(text: str) -> bool:
+    """`?skipCreation=` as Meilisearch's `from_string_skip_creation` reads it: `true` or
+    `false`, ASCII case ignored, else `invalid_skip_creation` with its message."""
+    if text.lower() == "true":
+        return True
+    if text.lower() == "false":
+        return False
+    raise MeiliError(
+        "invalid_skip_creation", f"skipCreation must be either `true` or `false`. Found: `{text}`"
+    )

@@ -15,6 +15,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+from miroir.core.errors import MeiliError
 from miroir.meili import deserr
 
 DEFAULT_RANKING_RULES = [
@@ -81,6 +82,47 @@ SUBROUTES: dict[str, tuple[str, str]] = {
     "facet-search": ("facetSearch", "PUT"),
     "prefix-search": ("prefixSearch", "PUT"),
 }
+
+
+# Settings behind an experimental feature (`foreignKeys`, `chat`): Meilisearch leaves them out
+# of GET /settings while the feature is off, shows their value (or default) on their sub-route,
+# and refuses a value with `feature_not_enabled` (routes/indexes/settings.rs). The proxy passes
+# them to the nodes, which judge; the devnode keeps both features off, as a fresh Meilisearch.
+_CHAT_TEMPLATE = (
+    "{% for field in fields %}{% if field.is_searchable and field.value != nil %}"
+    "{{ field.name }}: {{ field.value }}\n{% endif %}{% endfor %}"
+)
+GATED_SUBROUTES: dict[str, tuple[str, str]] = {
+    "foreign-keys": ("foreignKeys", "PUT"),
+    "chat": ("chat", "PATCH"),
+}
+GATED_DEFAULTS: dict[str, Any] = {
+    "foreignKeys": [],
+    "chat": {"description": "", "documentTemplate": _CHAT_TEMPLATE,
+             "documentTemplateMaxBytes": 400, "searchParameters": {}},
+}
+_GATES = {
+    "foreignKeys": ("foreign_keys", "https://github.com/orgs/meilisearch/discussions/873"),
+    "chat": ("chat completions", "https://github.com/orgs/meilisearch/discussions/835"),
+}
+
+
+def feature_not_enabled(key: str) -> MeiliError:
+    feature, link = _GATES[key]
+    return MeiliError(
+        "feature_not_enabled",
+        f"setting `{key}` in the index settings requires enabling the `{feature}` experimental "
+        f"feature. See {link}",
+    )
+
+
+def without_gated(body: dict[str, Any]) -> dict[str, Any]:
+    """A settings patch as a node with the features off takes it: a value is refused, a reset
+    is dropped (a no-op)."""
+    for key in GATED_DEFAULTS:
+        if body.get(key) is not None:
+            raise feature_not_enabled(key)
+    return {key: value for key, value in body.items() if key not in GATED_DEFAULTS}
 
 
 def error_code(key: str) -> str:

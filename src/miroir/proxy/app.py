@@ -38,6 +38,7 @@ from miroir.proxy import (
     routes_search,
     routes_settings,
     routes_tasks,
+    routes_webhooks,
 )
 from miroir.proxy.access_log import log_request
 from miroir.proxy.auth import Authenticator
@@ -45,6 +46,7 @@ from miroir.proxy.errors import code_response, error_response, node_answer
 from miroir.proxy.keep_alive import keep_alive_guard
 from miroir.proxy.lifecycle import Lifecycle, services_for
 from miroir.proxy.metrics import Metrics
+from miroir.proxy.refused_routes import refusal_for
 from miroir.proxy.state import ProxyState
 from miroir.store.base import Store, StoreError
 from miroir.transport.base import Transport
@@ -53,6 +55,7 @@ logger = logging.getLogger("miroir.proxy")
 ROUTE_MODULES = (
     routes_indexes, routes_documents, routes_settings, routes_tasks, routes_admin, routes_search,
     routes_keys, routes_membership,
+    routes_webhooks,
 )
 
 
@@ -147,6 +150,11 @@ def _install_error_handlers(app: QuartTrio) -> None:
 
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:
+        if error.code in (404, 405):
+            # A route Meilisearch documents but Miroir refuses says so (proxy/refused_routes).
+            refusal = refusal_for(request.method, request.path)
+            if refusal is not None:
+                return error_response(refusal)
         if error.code == 404:
             return code_response("not_found", "Not found.")
         if error.code == 405:

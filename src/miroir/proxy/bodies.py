@@ -3,7 +3,10 @@
 Owns the Meilisearch errors for bodies: missing/invalid content type (415), empty body
 (`missing_payload`), malformed JSON (`malformed_payload`), too large (`payload_too_large`, 413).
 Bodies are parsed by `miroir.meili.payloads` (JSON routes and JSON, NDJSON, CSV documents), the
-one parser in the project, which the devnode uses too. Must never parse a body twice or accept one past `max_body_bytes`.
+one parser in the project, which the devnode uses too. A body sent with `Content-Encoding` gzip,
+deflate or br is decoded as it arrives (`miroir.proxy.content_encoding`), and the limit counts
+the decoded bytes, as Meilisearch's does. Must never parse a body twice or hold more than
+`max_body_bytes` (+1) decoded bytes.
 """
 
 from __future__ import annotations
@@ -16,18 +19,11 @@ from miroir.core.errors import MeiliError
 from miroir.meili import deserr, payloads
 from miroir.meili.params import query_params
 from miroir.meili.uids import check_index_uid
-
-
-def too_large(limit: int) -> MeiliError:
-    return MeiliError(
-        "payload_too_large",
-        f"The provided payload reached the size limit. The maximum accepted payload size is "
-        f"{limit} B.",
-    )
+from miroir.proxy.content_encoding import BodyDecoder, encoding_of, too_large
 
 
 async def read_body() -> bytes:
-    """The whole body, or `payload_too_large` once it passes the configured limit.
+    """The whole body, decoded, or `payload_too_large` once it passes the configured limit.
 
     Read from the socket once per request and kept (`g.miroir_body`): the `Idempotency-Key`
     check fingerprints the body before the handler parses it."""
@@ -40,16 +36,22 @@ async def read_body() -> bytes:
 
 async def _read_body() -> bytes:
     limit = current_app.config["MIROIR_MAX_BODY_BYTES"]
+    encoding = encoding_of(request.headers.get("content-encoding"))
     declared = request.content_length
+    # A plain body is refused by its declared size at once. A compressed one is judged by its
+    # decoded size (which may be far larger than what was sent), still refusing sent bytes
+    # past the limit: they never make a smaller body once decoded, bar a few header bytes.
     if declared is not None and declared > limit:
         raise too_large(limit)
+    decoder = BodyDecoder(encoding, limit)
+    received = 0
     chunks = []
-    size = 0
     async for chunk in request.body:
-        size += len(chunk)
-        if size > limit:
+        received += len(chunk)
+        if received > limit:
             raise too_large(limit)
-        chunks.append(chunk)
+        chunks.append(decoder.feed(chunk))
+    chunks.append(decoder.finish())
     return b"".join(chunks)
 
 

@@ -34,6 +34,7 @@ from miroir.cluster.services import (
     run_services,
 )
 from miroir.cluster.topology_sync import load_or_seed
+from miroir.cluster.webhooks import WebhookSettings
 from miroir.config import MiroirConfig
 from miroir.core.topology import Topology
 from miroir.core.topology_record import RecordError
@@ -54,7 +55,8 @@ GC_YOUNG_THRESHOLD_WHILE_SERVING = 100_000
 
 
 def services_for(config: MiroirConfig) -> Services:
-    """What a proxy runs in production: every service, the health checker on `config.health`."""
+    """What a proxy runs in production: every service, the health checker on `config.health`,
+    the webhook delivery with its default pacing."""
     return Services(
         task_poll_interval_s=TASK_POLL_INTERVAL_S,
         prune_interval_s=TASK_PRUNE_INTERVAL_S,
@@ -66,6 +68,7 @@ def services_for(config: MiroirConfig) -> Services:
         ) if config.reconcile.enabled else None,
         topology_follow_interval_s=config.health.interval_ms / 1000,
         rebalance=rebalance_settings(config) if config.rebalance.enabled else None,
+        webhooks=WebhookSettings(),
     )
 
 

@@ -3,6 +3,10 @@
 Writes go through `miroir.cluster.writes` (validated whole, routed per node, quorum counted)
 or `broadcast.broadcast_write` (by filter, delete all). GET /documents/{id} is
 `read_documents.get_document` (the shard's readable owners, one after another).
+
+Every write takes `?customMetadata=` (kept on the Miroir task, shown as Meilisearch shows it)
+and refuses any other query parameter as Meilisearch's `CustomMetadataQuery` does; document
+additions also take `primaryKey`, `csvDelimiter` and `skipCreation`.
 """
 
 from __future__ import annotations
@@ -12,6 +16,11 @@ from quart import Blueprint, Response, request
 
 from miroir.cluster import broadcast, read_documents, writes
 from miroir.core.errors import MeiliError
+from miroir.meili.params import (
+    DOCUMENT_DELETE_PARAMS,
+    DOCUMENT_WRITE_PARAMS,
+    parse_skip_creation,
+)
 from miroir.proxy import bodies
 from miroir.proxy.errors import json_response
 from miroir.proxy.idempotency import idempotent
@@ -19,18 +28,23 @@ from miroir.proxy.replies import task_accepted, write_accepted
 from miroir.proxy.state import cluster
 
 blueprint = Blueprint("documents", __name__)
-_WRITE_PARAMS = ("primaryKey", "csvDelimiter", "customMetadata", "skipCreation")
 
 
 async def _write(uid: str, *, replace: bool) -> Response:
     bodies.index_uid(uid)
-    params = bodies.only_params(_WRITE_PARAMS)
+    params = bodies.only_params(DOCUMENT_WRITE_PARAMS)
+    skip = parse_skip_creation(params["skipCreation"]) if "skipCreation" in params else False
     documents = await bodies.document_body()
     primary_key = params.get("primaryKey") or None
     outcome = await writes.write_documents(
-        cluster(), uid, documents, requested_primary_key=primary_key, replace=replace
+        cluster(), uid, documents, requested_primary_key=primary_key, replace=replace,
+        skip_creation=skip, custom_metadata=params.get("customMetadata"),
     )
     return write_accepted(outcome)
+
+
+def _custom_metadata() -> str | None:
+    return bodies.only_params(DOCUMENT_DELETE_PARAMS).get("customMetadata")
 
 
 @blueprint.post("/indexes/<uid>/documents")
@@ -49,9 +63,10 @@ async def add_or_update(uid: str) -> Response:
 @idempotent
 async def delete_all(uid: str) -> Response:
     bodies.index_uid(uid)
+    metadata = _custom_metadata()
     task = await broadcast.broadcast_write(
         cluster(), "DELETE", f"/indexes/{uid}/documents", None, "documentDeletion", uid,
-        {"deletedDocuments": None},
+        {"deletedDocuments": None}, metadata,
     )
     return task_accepted(task)
 
@@ -60,6 +75,7 @@ async def delete_all(uid: str) -> Response:
 @idempotent
 async def delete_by_filter(uid: str) -> Response:
     bodies.index_uid(uid)
+    metadata = _custom_metadata()
     body = await bodies.json_object_body()
     if "filter" not in body:
         raise MeiliError("missing_document_filter", "Missing field `filter`")
@@ -70,7 +86,7 @@ async def delete_by_filter(uid: str) -> Response:
     }
     task = await broadcast.broadcast_write(
         cluster(), "POST", f"/indexes/{uid}/documents/delete", body, "documentDeletion", uid,
-        details,
+        details, metadata,
     )
     return task_accepted(task)
 
@@ -79,15 +95,19 @@ async def delete_by_filter(uid: str) -> Response:
 @idempotent
 async def delete_batch(uid: str) -> Response:
     bodies.index_uid(uid)
+    metadata = _custom_metadata()
     body = await bodies.json_array_body()
-    return write_accepted(await writes.delete_documents_by_id(cluster(), uid, body))
+    return write_accepted(await writes.delete_documents_by_id(cluster(), uid, body, metadata))
 
 
 @blueprint.delete("/indexes/<uid>/documents/<document_id>")
 @idempotent
 async def delete_one(uid: str, document_id: str) -> Response:
     bodies.index_uid(uid)
-    return write_accepted(await writes.delete_documents_by_id(cluster(), uid, [document_id]))
+    metadata = _custom_metadata()
+    return write_accepted(
+        await writes.delete_documents_by_id(cluster(), uid, [document_id], metadata)
+    )
 
 
 @blueprint.get("/indexes/<uid>/documents/<document_id>")

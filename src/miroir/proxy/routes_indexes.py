@@ -132,11 +132,27 @@ async def delete_index(uid: str) -> Response:
     return task_accepted(await broadcast.delete_index(cluster(), uid))
 
 
+@blueprint.post("/indexes/<uid>/compact")
+async def compact_index(uid: str) -> Response:
+    """Every node compacts its copy of the index; the task follows the nodes' tasks. Its
+    details stay empty: each node's sizes describe only its shards, and their sum would be
+    no size Meilisearch ever reports."""
+    bodies.index_uid(uid)
+    return task_accepted(await broadcast.broadcast_write(
+        cluster(), "POST", f"/indexes/{uid}/compact", None, "indexCompaction", uid, {},
+    ))
+
+
 @blueprint.get("/indexes/<uid>/stats")
 async def get_index_stats(uid: str) -> Response:
     bodies.index_uid(uid)
+    # sizeFormat is taken and ignored: Miroir always shows raw byte counts (it must add them).
+    params = bodies.only_params(("showInternalDatabaseSizes", "sizeFormat"))
+    show = params.get("showInternalDatabaseSizes", "false") == "true"
     try:
-        return json_response(await stats.index_stats(cluster(), uid))
+        return json_response(
+            await stats.index_stats(cluster(), uid, internal_database_sizes=show)
+        )
     except stats.StatsUnavailable as missing:
         raise _shards_unavailable(missing) from None
 

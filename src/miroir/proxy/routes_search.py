@@ -35,6 +35,7 @@ from miroir.meili.extensions import DEGRADED_HEADER
 from miroir.proxy import bodies
 from miroir.proxy.access_log import log_request
 from miroir.proxy.auth import Access, invalid_api_key, request_access, with_tenant_filter
+from miroir.proxy.content_encoding import encoding_in
 from miroir.proxy.errors import json_response
 from miroir.proxy.state import ProxyState, cluster, proxy_state
 
@@ -226,6 +227,8 @@ def search_lane(inner: ASGIApp, state: ProxyState, authenticator: Any, max_body_
             access = await authenticator.check("POST", path, headers)
             bodies.index_uid(uid)
             payloads.check_content_type(headers.get("content-type"), (payloads.JSON,))
+            if encoding_in(headers) is not None:
+                raise _HandOver  # compressed: Quart's route decodes it (proxy/bodies.py)
             declared = headers.get("content-length")
             if declared is not None and (not declared.isdigit() or int(declared) > max_body_bytes):
                 raise _HandOver

@@ -1,7 +1,9 @@
 """Settings routes: GET/PATCH/DELETE /indexes/{uid}/settings and every sub-route.
 
 Every write becomes one settings patch applied by `broadcast.update_settings` (node by node,
-rolled back on failure); a reset is a patch of nulls. Reads come from one serving node with
+rolled back on failure); a reset is a patch of nulls. `foreign-keys` and `chat` sit behind
+Meilisearch experimental features: written the same way (a node with the feature off refuses
+with `feature_not_enabled`, passed through), read from a node's own sub-route. Reads come from one serving node with
 `_miroir_shard` hidden from filterableAttributes.
 """
 
@@ -13,7 +15,7 @@ from quart import Blueprint, Response
 
 from miroir.cluster import broadcast
 from miroir.core.errors import MeiliError
-from miroir.meili.settings import SETTINGS_KEYS, SUBROUTES
+from miroir.meili.settings import GATED_SUBROUTES, SETTINGS_KEYS, SUBROUTES
 from miroir.proxy import bodies
 from miroir.proxy.errors import json_response, node_answer
 from miroir.proxy.idempotency import idempotent
@@ -25,7 +27,7 @@ blueprint = Blueprint("settings", __name__)
 
 
 def _subroute(slug: str) -> tuple[str, str]:
-    found = SUBROUTES.get(slug)
+    found = SUBROUTES.get(slug) or GATED_SUBROUTES.get(slug)
     if found is None:
         raise MeiliError("not_found", "Not found.")
     return found
@@ -73,6 +75,16 @@ async def reset_settings(uid: str) -> Response:
 async def get_setting(uid: str, slug: str) -> Response:
     bodies.index_uid(uid)
     key, _ = _subroute(slug)
+    if slug in GATED_SUBROUTES:
+        # Behind an experimental feature: GET /settings leaves it out while the feature is
+        # off, and the sub-route still shows the value (or default), so ask for the sub-route.
+        the_cluster = cluster()
+        result = await the_cluster.first_success(
+            the_cluster.serving_nodes(), "GET", f"/indexes/{uid}/settings/{slug}"
+        )
+        if not isinstance(result, NodeResponse) or result.status >= 500:
+            raise MeiliError("miroir_node_unavailable", "No node could answer this request.")
+        return node_answer(result)
     settings = await _read_settings(uid)
     if isinstance(settings, Response):
         return settings

@@ -23,6 +23,7 @@ from miroir.core.tasks import (
 from miroir.proxy.auth import request_access
 from miroir.proxy.errors import json_response
 from miroir.proxy.idempotency import idempotent
+from miroir.proxy.refused_routes import refusal_for
 from miroir.proxy.replies import task_accepted
 from miroir.proxy.state import cluster
 
@@ -68,6 +69,15 @@ async def list_tasks() -> Response:
     return json_response(render_task_page(page))
 
 
+@blueprint.get("/tasks/stream")
+@blueprint.get("/batches/stream")
+async def refused_streams() -> Response:
+    # Named here because `/tasks/<uid>` and `/batches/<uid>` would otherwise take them.
+    refusal = refusal_for(request.method, request.path)
+    assert refusal is not None
+    raise refusal
+
+
 @blueprint.get("/tasks/<task_uid>")
 async def get_task(task_uid: str) -> Response:
     text = task_uid.strip()
@@ -105,3 +115,25 @@ async def delete_tasks() -> Response:
     query = await _visible(parse_task_query(_params(), operation="delete"))
     task = await cluster_tasks.delete_tasks(cluster(), query, _original_filter())
     return task_accepted(task, 200)
+
+
+# Batches. Meilisearch groups the tasks it runs together into batches; Miroir's tasks are never
+# batched (their `batchUid` is null), so the list is always empty and no batch exists. The query
+# is still checked as Meilisearch checks it (the same TasksFilterQuery as GET /tasks).
+
+
+@blueprint.get("/batches")
+async def list_batches() -> Response:
+    query = parse_task_query(_params())
+    return json_response({"results": [], "total": 0, "limit": query.limit, "from": None,
+                          "next": None})
+
+
+@blueprint.get("/batches/<batch_uid>")
+async def get_batch(batch_uid: str) -> Response:
+    if not batch_uid.isascii() or not batch_uid.isdigit() or int(batch_uid) > 2**32 - 1:
+        raise MeiliError(
+            "invalid_batch_uids",
+            f"Batch uid `{batch_uid}` is invalid. It should only contain numeric characters.",
+        )
+    raise MeiliError("batch_not_found", f"Batch `{int(batch_uid)}` not found.")

@@ -38,7 +38,9 @@ at a checkpoint, once faults heal:
   I8  every acknowledged write is readable by id: the answer is one of the model's possible
       versions, and after the re-sends exactly the newest acknowledged one;
   I9  with full coverage, a search equals the single-node reference over the settled corpus;
-  I10 every node back from `failed` (wiped or not) is repaired and leaves `joining`.
+  I10 every node back from `failed` (wiped or not) is repaired and leaves `joining`;
+  I12 every task a client was given that finished was announced as finished exactly once (what
+      the webhook delivery listens to: `Cluster.task_finished_listeners`), never twice.
 
 Which nodes are `joining` or `failed` (their acknowledgements count toward no quorum, so I3/I4
 leave them out) is read from the live `Cluster`'s node states -- what GET /_miroir/topology
@@ -135,6 +137,10 @@ class Simulation:
         self.settings: dict[str, Any] = {}
         self.settings_certain = True
         self.tasks: set[int] = set()
+        # uid -> how many times the cluster announced that task finished (I12).
+        self.finished_announced: Counter[int] = Counter()
+        sim.cluster.task_finished_listeners.append(
+            lambda task: self.finished_announced.update((task.uid,)))
         self.down: set[str] = set()  # crashed or partitioned now
         self.crashed: set[str] = set()
         self.partitioned: set[str] = set()
@@ -596,6 +602,11 @@ class Simulation:
         for uid in sorted(self.tasks):
             self._check("I7 task terminal", statuses.get(uid) in TERMINAL,
                         f"task {uid} is {statuses.get(uid)} after {waited:.1f}s of healing")
+            if statuses.get(uid) in TERMINAL:
+                self._check("I12 a finished task is announced exactly once",
+                            self.finished_announced[uid] == 1,
+                            f"task {uid} was announced finished "
+                            f"{self.finished_announced[uid]} times")
         self.tasks = {uid for uid in self.tasks if statuses.get(uid) not in TERMINAL}
 
     async def _check_reads(self) -> None:

@@ -4,7 +4,8 @@ What lives here: task records (miroir.core.tasks.Task) with cluster-wide integer
 idempotency keys, per-(index, node) settings versions, per-index catalog versions, leases,
 API keys (their records only: a key's value is derived from the master key, never stored), and
 versioned records (the live topology and its epoch, the rebalancer's state: small JSON objects
-replaced only by compare-and-set on their version). Every method is async (trio)
+replaced only by compare-and-set on their version) and the webhooks (miroir.core.webhooks,
+as their storage records). Every method is async (trio)
 and every time is an integer of milliseconds since the epoch passed in by the caller, so the
 simulator can drive a store with virtual time.
 
@@ -219,6 +220,18 @@ class Store(Protocol):
 
     async def delete_record_if(self, name: str, expected_version: int) -> bool:
         """Delete the record iff its version is `expected_version`; True if deleted."""
+
+    # ---- webhooks: a small collection (at most 20), changed as a whole, atomically
+
+    async def get_webhooks(self) -> dict[str, dict]:
+        """Every webhook record, by uuid."""
+
+    async def modify_webhooks(
+        self, change: Callable[[dict[str, dict]], dict[str, dict]]
+    ) -> dict[str, dict]:
+        """Replace the webhooks with `change(current)` atomically (a racing writer makes
+        `change` run again on what it wrote) and return what was stored. `change` must be pure
+        and may raise to leave everything as it was."""
 
 
 # ---- lease rules, shared by the backends that run them in Python (SQLite, memory). The Redis

@@ -48,6 +48,7 @@ class MemoryStore:
         self._api_keys: dict[str, dict] = {}
         self._api_keys_version = 0
         self._records: dict[str, VersionedRecord] = {}
+        self._webhooks: dict[str, dict] = {}
 
     async def close(self) -> None:
         pass
@@ -200,6 +201,16 @@ class MemoryStore:
 
     async def get_api_keys_version(self) -> int:
         return self._api_keys_version
+
+    async def get_webhooks(self) -> dict[str, dict]:
+        return copy.deepcopy(self._webhooks)
+
+    async def modify_webhooks(
+        self, change: Callable[[dict[str, dict]], dict[str, dict]]
+    ) -> dict[str, dict]:
+        changed = change(copy.deepcopy(self._webhooks))
+        self._webhooks = copy.deepcopy(changed)
+        return changed
 
     async def acquire_lease(self, name: str, holder: str, now: int, ttl_ms: int) -> Lease | None:
         lease = lease_after_acquire(self._leases.get(name), name, holder, now, ttl_ms)

@@ -16,6 +16,7 @@ share one Redis. Layout, with `p` the prefix:
     p api-keys            hash     key uid -> the key's record (JSON; never its value)
     p api-keys-version    string   raised on every change to api-keys (INCR, in the same script)
     p record:<name>       hash     version, value (JSON): a versioned record (topology, rebalance)
+    p webhooks            string   uuid -> webhook record, all of them (JSON, WATCH/MULTI)
 
 Races between proxies are settled inside Redis: counters are INCR/HINCRBY, claims, leases and
 monotone version updates are Lua scripts (atomic on the server), and `modify_task` is an
@@ -476,6 +477,34 @@ class RedisStore:
     async def get_api_keys_version(self) -> int:
         stored = await self._call(self._client.get, self._key("api-keys-version"))
         return 0 if stored is None else int(stored)
+
+    # ---- webhooks: one JSON string holding them all (at most 20), changed under WATCH
+
+    async def get_webhooks(self) -> dict[str, dict]:
+        raw = await self._call(self._client.get, self._key("webhooks"))
+        return {} if raw is None else orjson.loads(raw)
+
+    async def modify_webhooks(
+        self, change: Callable[[dict[str, dict]], dict[str, dict]]
+    ) -> dict[str, dict]:
+        key = self._key("webhooks")
+
+        def modify() -> dict[str, dict]:
+            with self._client.pipeline(transaction=True) as pipe:
+                for _ in range(_MODIFY_ATTEMPTS):
+                    try:
+                        pipe.watch(key)
+                        raw = pipe.get(key)
+                        changed = change({} if raw is None else orjson.loads(raw))
+                        pipe.multi()
+                        pipe.set(key, orjson.dumps(changed))
+                        pipe.execute()
+                        return changed
+                    except WatchError:
+                        continue  # another proxy changed them first: read them again
+            raise StoreError(f"webhooks kept changing under {_MODIFY_ATTEMPTS} attempts")
+
+        return await self._call(modify)
 
     # ---- leases
 

@@ -93,6 +93,7 @@ CREATE TABLE IF NOT EXISTS leases (
     name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at INTEGER NOT NULL,
     token INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS webhooks (uuid TEXT PRIMARY KEY, record BLOB NOT NULL);
 """
 
 
@@ -456,6 +457,29 @@ class SqliteStore:
             return 0 if row is None else row[0]
 
         return await self._runner.run(self._read, get)
+
+    # ---- webhooks
+
+    async def get_webhooks(self) -> dict[str, dict]:
+        def get(conn: sqlite3.Connection) -> dict[str, dict]:
+            return {uuid: orjson.loads(record)
+                    for uuid, record in conn.execute("SELECT uuid, record FROM webhooks")}
+
+        return await self._runner.run(self._read, get)
+
+    async def modify_webhooks(
+        self, change: Callable[[dict[str, dict]], dict[str, dict]]
+    ) -> dict[str, dict]:
+        def modify(conn: sqlite3.Connection) -> dict[str, dict]:
+            current = {uuid: orjson.loads(record)
+                       for uuid, record in conn.execute("SELECT uuid, record FROM webhooks")}
+            changed = change(current)
+            conn.execute("DELETE FROM webhooks")
+            conn.executemany("INSERT INTO webhooks (uuid, record) VALUES (?, ?)",
+                             [(uuid, orjson.dumps(record)) for uuid, record in changed.items()])
+            return changed
+
+        return await self._runner.run(self._write, modify)
 
     # ---- leases
 
