@@ -51,6 +51,7 @@ from typing import Any
 import attrs
 import trio
 
+from miroir.cluster import settings_sync
 from miroir.cluster.broadcast import protect_settings_patch, run_everywhere
 from miroir.cluster.runtime import Cluster, task_uid_of
 from miroir.cluster.topology_sync import publish, read_topology
@@ -502,8 +503,11 @@ async def _provision(cluster: Cluster, node: str, readers: list[str],
                 {"uid": uid, "primaryKey": index.get("primaryKey")})
             if node not in created and (error or {}).get("code") != "index_already_exists":
                 raise MoveIncomplete(f"creating {uid} on {node}: {(error or {}).get('message')}")
-        settings = None
-        for reader in readers:
+        # The committed settings when there are some (as the repair worker provisions), so the
+        # node can be recorded at their version: a node behind it serves no reads of the index.
+        committed = await cluster.store.get_committed_settings(uid)
+        settings = committed.settings if committed is not None else None
+        for reader in readers if settings is None else ():
             answer = await cluster.call(reader, "GET", f"/indexes/{uid}/settings")
             if isinstance(answer, NodeResponse) and answer.ok:
                 settings = answer.json()
@@ -514,6 +518,13 @@ async def _provision(cluster: Cluster, node: str, readers: list[str],
             cluster, [node], "PATCH", f"/indexes/{uid}/settings", protect_settings_patch(settings))
         if node not in applied:
             raise MoveIncomplete(f"settings of {uid} on {node}: {(error or {}).get('message')}")
+        if committed is not None:
+            held = await settings_sync.read_node_settings(cluster, node, uid)
+            if held is None or settings_sync.settings_digest(held) != \
+                    settings_sync.settings_digest(committed.settings):
+                raise MoveIncomplete(f"settings of {uid} on {node} differ from the committed ones")
+            await cluster.store.record_settings_version(uid, node, committed.version)
+            await cluster.catalog.changed(uid, same_primary_key=True)
 
 
 def _pad(members: Any, groups: int) -> tuple[tuple[str, ...], ...]:
