@@ -1,4 +1,4 @@
-"""Meilisearch's own OpenAPI document (1.53, `shared/reference/meilisearch-openapi.json`)
+"""Meilisearch's own OpenAPI document (1.53, vendored as `tests/data/meilisearch-openapi-1.53.json`)
 driven against a real `miroir dev` cluster with schemathesis: no answer is a 5xx, and every
 request is answered within the deadline (issue 20).
 
@@ -27,7 +27,8 @@ from miroir.cli.dev import local_cluster  # noqa: E402
 
 pytestmark = pytest.mark.acceptance
 
-SPEC = Path(__file__).resolve().parents[3] / "shared" / "reference" / "meilisearch-openapi.json"
+# Meilisearch's OpenAPI document (1.53), vendored so CI walks it wherever the clone lives.
+SPEC = Path(__file__).resolve().parents[1] / "data" / "meilisearch-openapi-1.53.json"
 MASTER_KEY = "fuzz-master-key-0123456789"
 NODE_TIMEOUT_MS = 2000
 # The longest a request may take: a read's catalog lookup plus its scatter each get one node
