@@ -27,7 +27,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import json
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -37,6 +36,7 @@ from typing import Any
 import attrs
 
 from miroir.core.errors import MeiliError
+from miroir.core.json_values import describe
 
 # ---- the action table --------------------------------------------------------------------------
 
@@ -271,31 +271,11 @@ _IMMUTABLE = {
 }
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        kind = "null"
-    elif isinstance(value, bool):
-        kind = "a boolean"
-    elif isinstance(value, int):
-        kind = "a positive integer" if value >= 0 else "a negative integer"
-    elif isinstance(value, float):
-        kind = "a number"
-    elif isinstance(value, str):
-        kind = "a string"
-    elif isinstance(value, list):
-        kind = "an array"
-    else:
-        kind = "an object"
-    return f"{kind}: `{_json(value)}`"
 
 
 def _type_error(code: str, path: str, expected: str, value: Any) -> MeiliError:
     return MeiliError(
-        code, f"Invalid value type at `{path}`: expected {expected}, but found {_describe(value)}"
+        code, f"Invalid value type at `{path}`: expected {expected}, but found {describe(value)}"
     )
 
 
@@ -383,7 +363,7 @@ def parse_create(body: Any, *, now_ms: int, new_uid: str) -> ApiKey:
     missing required fields, then the index-scope rule. `new_uid` is used when no uid is given."""
     if not isinstance(body, dict):
         raise MeiliError("bad_request",
-                         f"Invalid value type: expected an object, but found {_describe(body)}")
+                         f"Invalid value type: expected an object, but found {describe(body)}")
     for field in body:
         if field not in CREATE_FIELDS:
             raise MeiliError("bad_request", f"Unknown field `{field}`: expected one of "
@@ -454,7 +434,7 @@ def parse_patch(body: Any) -> dict[str, str | None]:
     """A PATCH /keys/{key} body: only `name` and `description` (null clears one)."""
     if not isinstance(body, dict):
         raise MeiliError("bad_request",
-                         f"Invalid value type: expected an object, but found {_describe(body)}")
+                         f"Invalid value type: expected an object, but found {describe(body)}")
     for field in body:
         if field in PATCH_FIELDS:
             continue

@@ -18,6 +18,7 @@ from miroir.core.documents import document_id
 from miroir.core.errors import MeiliError
 from miroir.core.filters import normalize_facet
 from miroir.devnode.search import vectors as vec
+from miroir.devnode.search.ranking import Descending
 from miroir.devnode.settings import default_settings
 from miroir.devnode.timefmt import rfc3339
 
@@ -257,28 +258,13 @@ def _searchable(document: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in document.items() if k != vec.VECTORS_FIELD}
 
 
-class _Descending:
-    """A string whose ascending order is the reverse of its own."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: str) -> None:
-        self.value = value
-
-    def __lt__(self, other: _Descending) -> bool:
-        return self.value > other.value
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Descending) and self.value == other.value
-
-
 def document_sort_key(facts: Any, ascending: bool) -> tuple:
     """One rule's key of one document: numbers (0), strings (1), no value (2), either way."""
     if facts is not None and facts.numbers:
         return (0, min(facts.numbers) if ascending else -max(facts.numbers))
     if facts is not None and facts.strings:
         values = [normalize_facet(s) for s in facts.strings]
-        return (1, min(values)) if ascending else (1, _Descending(max(values)))
+        return (1, min(values)) if ascending else (1, Descending(max(values)))
     return (2,)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from miroir.core.errors import MeiliError
+from miroir.core.json_values import render_json
 from miroir.devnode import settings as settings_mod
 from miroir.devnode.router import PKG_VERSION, Request, Response, Router, accepted, ok
 from miroir.devnode.tasks import parse_task_query
@@ -113,7 +114,7 @@ def swap_indexes(router: Router, request: Request) -> Response:
         if len(pair) != 2:
             raise MeiliError(
                 "invalid_swap_indexes",
-                f"Two indexes must be given for each swap. The list `{deserr.render_json(pair)}` "
+                f"Two indexes must be given for each swap. The list `{render_json(pair)}` "
                 f"contains {len(pair)} indexes.",
             )
         rename = deserr.body_bool(

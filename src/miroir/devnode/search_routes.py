@@ -230,16 +230,23 @@ def _cannot_embed(q: str | None) -> MeiliError:
     )
 
 
-def _run_kind(index: Any, params: SearchParams, request: SearchRequest) -> Any:
-    """Keyword, semantic or hybrid, chosen as Meilisearch's `search_kind` chooses."""
-    non_placeholder = params.q is not None and params.q.strip() != ""
+def _keyword_only(params: SearchParams, non_placeholder: bool) -> bool:
+    """Whether Meilisearch's `search_kind` runs a plain keyword search (no hybrid, a ratio of 0,
+    or a placeholder query without a vector); a vector without `hybrid` is refused."""
     vector, hybrid = params.vector, params.hybrid
     if vector is not None and hybrid is None:
         raise MeiliError(
             "missing_search_hybrid",
             "Invalid request: missing `hybrid` parameter when `vector` or `media` are present.",
         )
-    if hybrid is None or hybrid[1] == 0.0 or (not non_placeholder and vector is None):
+    return hybrid is None or hybrid[1] == 0.0 or (not non_placeholder and vector is None)
+
+
+def _run_kind(index: Any, params: SearchParams, request: SearchRequest) -> Any:
+    """Keyword, semantic or hybrid, chosen as Meilisearch's `search_kind` chooses."""
+    non_placeholder = params.q is not None and params.q.strip() != ""
+    vector, hybrid = params.vector, params.hybrid
+    if _keyword_only(params, non_placeholder):
         return run_search(index.searcher, request)
     name, ratio = hybrid
     embedder = _embedder(index, name, vector)
@@ -628,12 +635,7 @@ def _facet_search_candidates(index: Any, params: SearchParams, request: SearchRe
     or a true hybrid query every document the filter keeps (milli's execute_for_candidates)."""
     non_placeholder = params.q is not None and params.q.strip() != ""
     vector, hybrid = params.vector, params.hybrid
-    if vector is not None and hybrid is None:
-        raise MeiliError(
-            "missing_search_hybrid",
-            "Invalid request: missing `hybrid` parameter when `vector` or `media` are present.",
-        )
-    if hybrid is None or hybrid[1] == 0.0 or (not non_placeholder and vector is None):
+    if _keyword_only(params, non_placeholder):
         return run_search(index.searcher, request).matched_ids
     _embedder(index, hybrid[0], vector)
     if vector is None and (hybrid[1] == 1.0 or not non_placeholder):

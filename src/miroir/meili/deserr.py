@@ -7,39 +7,11 @@ its own: callers pass the code of the field being validated.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import orjson
-
 from miroir.core.errors import MeiliError
-
-
-def render_json(value: Any) -> str:
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:  # an integer past 64 bits, which orjson will not write
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def describe(value: Any) -> str:
-    """`a string: `"x"``, deserr's name for the kind of a JSON value followed by the value."""
-    if value is None:
-        kind = "null"
-    elif isinstance(value, bool):
-        kind = "a boolean"
-    elif isinstance(value, int):
-        kind = "a positive integer" if value >= 0 else "a negative integer"
-    elif isinstance(value, float):
-        kind = "a number"
-    elif isinstance(value, str):
-        kind = "a string"
-    elif isinstance(value, list):
-        kind = "an array"
-    else:
-        kind = "an object"
-    return f"{kind}: `{render_json(value)}`"
+from miroir.core.json_values import describe
 
 
 def at(path: str) -> str:

@@ -26,6 +26,7 @@ from miroir.devnode.search.facets import FieldIndex
 from miroir.devnode.search.index import IndexSearcher, pattern_matches
 from miroir.devnode.search.query import ParsedQuery, Term, derive, parse_query
 from miroir.devnode.search.ranking import (
+    Descending,
     DocRanking,
     QueryPlan,
     Rule,
@@ -539,7 +540,7 @@ def run_vector_search(  # noqa: C901
                 elif bucket == 0:
                     parts.append((0, value if rule.ascending else -value))
                 else:
-                    parts.append((1, value) if rule.ascending else (1, _Reversed(value)))
+                    parts.append((1, value) if rule.ascending else (1, Descending(value)))
         parts.append(internal_id)
         return tuple(parts)
 
@@ -590,18 +591,3 @@ def run_vector_search(  # noqa: C901
             searcher, facet_names, counted
         )
     return outcome
-
-
-class _Reversed:
-    """A string whose ascending order is the reverse of its own."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: str) -> None:
-        self.value = value
-
-    def __lt__(self, other: _Reversed) -> bool:
-        return self.value > other.value
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Reversed) and self.value == other.value

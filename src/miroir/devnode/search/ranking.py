@@ -550,7 +550,7 @@ class DocRanking:
                 return (bucket,)
             if rule.ascending:
                 return (bucket, value)
-            return (bucket, -value) if bucket == 0 else (bucket, _Descending(value))
+            return (bucket, -value) if bucket == 0 else (bucket, Descending(value))
         # The rules sorted most often, spelled out: the generic path builds lists per call.
         kind = rule.kind
         if kind == "attribute":
@@ -637,19 +637,20 @@ class DocRanking:
         return global_score(ranks), details
 
 
-class _Descending:
-    """Wraps a string so that ascending sorts put larger strings first."""
+class Descending:
+    """Wraps a string so that ascending sorts put larger strings first (descending sort keys
+    of ranking rules, sort in search and documents browse)."""
 
     __slots__ = ("value",)
 
     def __init__(self, value: str) -> None:
         self.value = value
 
-    def __lt__(self, other: _Descending) -> bool:
+    def __lt__(self, other: Descending) -> bool:
         return self.value > other.value
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Descending) and self.value == other.value
+        return isinstance(other, Descending) and self.value == other.value
 
     def __hash__(self) -> int:
         return hash(self.value)
