@@ -54,7 +54,7 @@ async def put_alias(alias: str) -> Response:
 @blueprint.delete("/_miroir/aliases/<alias>")
 async def delete_alias(alias: str) -> Response:
     await aliases.delete_alias(cluster(), alias)
-    return Response(status=204)
+    return Response(b"", status=204)
 
 
 def _valid_name(name: str, what: str) -> None:
