@@ -219,3 +219,17 @@ async def test_a_node_side_name_never_reaches_a_client():
         leaks = [text for text in seen if "hidden_side" in text]
         assert leaks == []
         assert len(seen) > 25
+
+
+async def test_a_fresh_node_side_name_skips_the_indexes_the_nodes_hold():
+    async with running_proxy(**KEYS) as h:
+        await fill(h, "x--1", "taken", count=4)  # a client index spelled like a fresh name
+        await fill(h, "x", "first")
+        await done(h, h.send("POST", "/swap-indexes", [{"indexes": ["x", "y"], "rename": True}],
+                             headers=MASTER))
+        await fill(h, "x", "second", count=2)
+        status, body, _ = await h.send("GET", "/_miroir/aliases/x", headers=ADMIN)
+        assert (status, body["index"]) == (200, "x--2")
+        assert await colors(h, "x--1") == {"taken"}
+        assert await colors(h, "x") == {"second"}
+        assert await colors(h, "y") == {"first"}

@@ -22,7 +22,7 @@ Must never: read the store on every request, or let a client see a node-side nam
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 import trio
 
@@ -82,8 +82,9 @@ class LayoutCache:
         self._read_at = float("-inf")
         return await self.current()
 
-    async def node_index(self, uid: str, existing: Callable[[], Iterable[str]] | None = None
-                         ) -> str:
+    async def node_index(
+        self, uid: str, existing: Callable[[], Awaitable[Iterable[str]]] | None = None
+    ) -> str:
         """The node-side index holding client `uid`. A uid that names no data yet (its index
         was renamed away or its node index aliased to another uid) gets a fresh name, stored
         before it is used; `existing` lists the node-side indexes the nodes hold, so the fresh
@@ -91,7 +92,7 @@ class LayoutCache:
         found = (await self.current()).node_index(uid)
         if found is not None:
             return found
-        taken = frozenset(existing()) if existing is not None else frozenset()
+        taken = frozenset(await existing()) if existing is not None else frozenset()
         layouts = await self.change(lambda now: now if now.node_index(uid) is not None
                                     else now.with_fresh_node_index(uid, taken)[0])
         name = layouts.node_index(uid)

@@ -4,7 +4,7 @@ Theory of operation. A handler resolves the uid of the index a request names onc
 (`node_index`, from `cluster.layouts`: no store read per request) and hands the node-side name
 to the cluster. The pairs a request resolved are remembered in a context variable, so whatever
 goes back to the client -- a Miroir error, a node's refusal passed through, an index object --
-speaks of the client's uid (`client_text`, `client_index_object`). Nothing is remembered for an
+speaks of the client's uid (`client_text`, `client_uid`). Nothing is remembered for an
 index whose two names are equal (the default), so a request without aliases pays one dict
 lookup. Each request starts with an empty memory (`forget`, from the app's request hook and the
 search lane).
@@ -15,9 +15,10 @@ Must never: let a node-side name reach a client, or read the store itself.
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import Any
 
-from miroir.cluster.layouts import LayoutCache
+from miroir.cluster import stats
+from miroir.cluster.runtime import Cluster
+from miroir.core.errors import MeiliError
 
 # node-side name -> client uid, for the indexes this request resolved to another name.
 _RESOLVED: ContextVar[dict[str, str] | None] = ContextVar("miroir_resolved_indexes",
@@ -28,9 +29,18 @@ def forget() -> None:
     _RESOLVED.set(None)
 
 
-async def node_index(layouts: LayoutCache, uid: str) -> str:
-    """The node-side index of client `uid` (remembered for the answer's wording)."""
-    name = await layouts.node_index(uid)
+async def node_index(cluster: Cluster, uid: str) -> str:
+    """The node-side index of client `uid` (remembered for the answer's wording). A uid that
+    names nothing yet gets a fresh name none of the nodes' indexes has."""
+
+    async def existing() -> list[str]:
+        try:
+            return await stats.all_index_uids(cluster)
+        except stats.StatsUnavailable:
+            raise MeiliError("miroir_node_unavailable",
+                             "No node could list its indexes.") from None
+
+    name = await cluster.layouts.node_index(uid, existing)
     if name != uid:
         remember(name, uid)
     return name
@@ -65,16 +75,8 @@ def client_uid(name: str) -> str:
     return name if not resolved else resolved.get(name, name)
 
 
-def client_index_object(index: Any, layouts: LayoutCache) -> Any:
-    """An index object from a node (`{uid, primaryKey, ...}`) under its client uid."""
-    if not isinstance(index, dict) or not isinstance(index.get("uid"), str):
-        return index
-    uid = layouts.client_uid(index["uid"])
-    return index if uid == index["uid"] else {**index, "uid": uid}
-
-
 async def node_name(uid: str) -> str:
     """`node_index` on this app's cluster: what a handler calls."""
     from miroir.proxy.state import cluster  # the state module imports nothing of ours back
 
-    return await node_index(cluster().layouts, uid)
+    return await node_index(cluster(), uid)

@@ -302,7 +302,7 @@ def search_lane(inner: ASGIApp, state: ProxyState, authenticator: Any, max_body_
         metrics = state.metrics
         index_names.forget()  # a keep-alive connection's previous request resolved its own
         try:
-            node_index = await index_names.node_index(state.cluster.layouts, uid)
+            node_index = await index_names.node_index(state.cluster, uid)
             result = await search.search_index(
                 state.cluster, node_index, params,
                 policy=state.config.scatter.unavailable_shard_policy,
