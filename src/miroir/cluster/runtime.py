@@ -27,6 +27,7 @@ import trio
 from miroir.cluster.admission import Gates
 from miroir.cluster.catalog import IndexCatalog
 from miroir.cluster.clock import WALL_CLOCK, Clock
+from miroir.cluster.layouts import LayoutCache
 from miroir.cluster.quorum_write import QuorumWriteResult, quorum_write
 from miroir.cluster.race import first_success
 from miroir.cluster.scatter import NodeCall, call_node, scatter
@@ -120,6 +121,8 @@ class Cluster:
         }
         self.last_seen_ms: dict[str, int | None] = {node.id: None for node in topology.nodes}
         self.catalog = IndexCatalog(store)
+        # Client uid -> node-side index (`cluster.layouts`); cluster paths speak node-side names.
+        self.layouts = LayoutCache(store)
         self.gates = Gates(self.settings.max_in_flight_per_node, self.settings.queue_timeout_ms)
         # Per node, the latency of its answers (adaptive replica choice, hedging thresholds).
         self.latency: dict[str, LatencyStats] = {node.id: LatencyStats() for node in topology.nodes}

@@ -79,14 +79,14 @@ async def record_finished_task(
     """Store a task the proxy already carried out (index creation, settings) or refused
     (a bad batch): it is `failed` with `error`, or `succeeded`."""
     task = await _new_task(cluster, task_type, index_uid, details, custom_metadata)
-    task = attrs.evolve(
+    task = client_error(attrs.evolve(
         task,
         status=FAILED if error is not None else SUCCEEDED,
         error=None if error is None else dict(error),
         started_at=task.enqueued_at,
         finished_at=task.enqueued_at,
         node_tasks=dict(node_tasks or {}),
-    )
+    ))
     await cluster.store.put_task(task)
     task_finished(cluster, task)
     return task
@@ -115,10 +115,25 @@ async def _new_task(
     uid = take_reserved_task_uid()
     if uid is None:
         uid = await cluster.store.allocate_task_uid()
+    # Cluster paths name the node-side index; the task shows the client's uid for it.
+    client_uid = None if index_uid is None else cluster.layouts.client_uid(index_uid)
     return Task(
-        uid=uid, type=task_type, enqueued_at=cluster.now_ms(), index_uid=index_uid,
+        uid=uid, type=task_type, enqueued_at=cluster.now_ms(),
+        index_uid=index_uid if client_uid is None else client_uid,
+        node_index=None if client_uid in (None, index_uid) else index_uid,
         details=None if details is None else dict(details), custom_metadata=custom_metadata,
     )
+
+
+def client_error(task: Task) -> Task:
+    """`task` with its error's message speaking of the client's uid, not the node-side index."""
+    if task.error is None or task.node_index is None or task.index_uid is None:
+        return task
+    message = task.error.get("message")
+    if not isinstance(message, str):
+        return task
+    told = message.replace(f"`{task.node_index}`", f"`{task.index_uid}`")
+    return task if told == message else attrs.evolve(task, error={**task.error, "message": told})
 
 
 def _node_task_from_view(uid: int, view: Mapping[str, Any]) -> NodeTask | None:
@@ -147,7 +162,7 @@ async def refresh_task(cluster: Cluster, uid: int) -> Task | None:
     for node, result in results.items():
         if isinstance(result, NodeResponse) and result.ok:
             view = result.json()
-            if "indexUid" in view and view["indexUid"] != task.index_uid:
+            if "indexUid" in view and view["indexUid"] != (task.node_index or task.index_uid):
                 # The node restarted empty and its uid now names another index's task.
                 lost.append(node)
                 continue
@@ -168,10 +183,10 @@ async def refresh_task(cluster: Cluster, uid: int) -> Task | None:
         # The store may run this again after a racing writer; the last run is what it stored,
         # so exactly one process (this one, if set) made the task final.
         nonlocal finished_here
-        changed = apply_node_updates(
+        changed = client_error(apply_node_updates(
             with_lost_parts(current, lost, shard_map.shards_of, shard_map.all_owners), updates,
             now,
-        )
+        ))
         finished_here = changed.is_finished and not current.is_finished
         return changed
 
@@ -183,7 +198,8 @@ async def refresh_task(cluster: Cluster, uid: int) -> Task | None:
         for index_uid in indexes_changed_by(task):
             # Any process may have re-read the index from a node that had not applied the
             # change yet: the catalog is invalidated again now that every node has.
-            await cluster.catalog.changed(index_uid)
+            await cluster.catalog.changed(
+                task.node_index if index_uid == task.index_uid and task.node_index else index_uid)
     return task
 
 

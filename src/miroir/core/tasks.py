@@ -105,6 +105,9 @@ class Task:
     missed_quorum: tuple[tuple[int, int], ...] = ()
     # The write's `?customMetadata=`, shown as the task's `customMetadata` (only when set).
     custom_metadata: str | None = None
+    # The node-side index the task's index uid named when it was enqueued, when the two differ
+    # (`miroir.core.index_layout`): node tasks and node errors speak of it, never clients.
+    node_index: str | None = None
     # Meilisearch's task object for this task, kept by `render_task` on first use: a Task never
     # changes (a change is a new Task, and attrs.evolve starts it without one), while listings
     # render the same tasks again and again. Not part of equality or of the stored record.
@@ -139,6 +142,7 @@ def task_to_record(task: Task) -> dict[str, Any]:
         },
         "missedQuorum": [[group, shard] for group, shard in task.missed_quorum],
         "customMetadata": task.custom_metadata,
+        "nodeIndex": task.node_index,
     }
 
 
@@ -161,6 +165,7 @@ def task_from_record(record: Mapping[str, Any]) -> Task:
         missed_quorum=tuple((group, shard) for group, shard in record["missedQuorum"]),
         # Records stored before custom metadata existed have no such key.
         custom_metadata=record.get("customMetadata"),
+        node_index=record.get("nodeIndex"),  # absent before index layouts existed
     )
 
 

@@ -30,10 +30,12 @@ from miroir.cluster.services import Services
 from miroir.config import MiroirConfig, load_config
 from miroir.core.errors import MeiliError
 from miroir.proxy import (
+    index_names,
     routes_admin,
     routes_documents,
     routes_indexes,
     routes_keys,
+    routes_layouts,
     routes_membership,
     routes_search,
     routes_settings,
@@ -54,7 +56,7 @@ from miroir.transport.base import Transport
 logger = logging.getLogger("miroir.proxy")
 ROUTE_MODULES = (
     routes_indexes, routes_documents, routes_settings, routes_tasks, routes_admin, routes_search,
-    routes_keys, routes_membership,
+    routes_keys, routes_layouts, routes_membership,
     routes_webhooks,
 )
 
@@ -123,6 +125,7 @@ def _install_request_hooks(app: QuartTrio, state: ProxyState, authenticator: Aut
     async def authenticate() -> None:
         current = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
         current.environ_started = time.perf_counter()
+        index_names.forget()  # a keep-alive connection's previous request resolved its own
         current.miroir_access = await authenticator.check(
             current.method, current.path, current.headers)
 

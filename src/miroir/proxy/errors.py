@@ -11,6 +11,7 @@ import orjson
 from quart import Response
 
 from miroir.core.errors import MeiliError, error_body, error_type_and_status
+from miroir.proxy import index_names
 from miroir.transport.base import NodeResponse
 
 JSON = "application/json"
@@ -23,7 +24,9 @@ def json_response(payload: object, status: int = 200, headers: dict[str, str] | 
 def error_response(error: MeiliError) -> Response:
     retry_after = getattr(error, "retry_after_s", None)  # miroir_overloaded: when to come back
     headers = None if retry_after is None else {"Retry-After": str(retry_after)}
-    return json_response(error.body(), error.status, headers)
+    body = error.body()
+    body["message"] = index_names.client_text(body["message"])
+    return json_response(body, error.status, headers)
 
 
 def code_response(code: str, message: str) -> Response:
@@ -31,5 +34,18 @@ def code_response(code: str, message: str) -> Response:
 
 
 def node_answer(response: NodeResponse) -> Response:
-    """A node's answer, as the node gave it (status and JSON body)."""
-    return Response(response.body, status=response.status, content_type=JSON)
+    """A node's answer, as the node gave it (status and JSON body), except that an index the
+    request named under another node-side name is spoken of by its client uid."""
+    body = response.body
+    if index_names.resolving():
+        try:
+            answer = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            answer = None
+        if isinstance(answer, dict):
+            if isinstance(answer.get("message"), str):
+                answer["message"] = index_names.client_text(answer["message"])
+            if isinstance(answer.get("uid"), str):
+                answer["uid"] = index_names.client_uid(answer["uid"])
+            body = orjson.dumps(answer)
+    return Response(body, status=response.status, content_type=JSON)

@@ -43,7 +43,7 @@ class Refusal:
 
 
 # Routes other parts of Miroir are adding: refused here only until their served routes land.
-PENDING = ("/swap-indexes",)
+PENDING: tuple[str, ...] = ()
 _NODE_LEVEL = ("this acts on one Meilisearch node's own state, which behind Miroir holds only "
                "some shards; call the nodes directly")
 REFUSALS: tuple[Refusal, ...] = (
@@ -88,7 +88,6 @@ REFUSALS: tuple[Refusal, ...] = (
             "carried"),
     # Planned (issue #14's swap as an atomic flip of Miroir's uid -> node index mapping); until
     # then, refused rather than unknown.
-    Refusal(("POST",), "/swap-indexes", "swapping indexes is not carried out across shards yet"),
 )
 
 

@@ -24,6 +24,7 @@ from miroir.meili.params import (
 from miroir.proxy import bodies
 from miroir.proxy.errors import json_response
 from miroir.proxy.idempotency import idempotent
+from miroir.proxy.index_names import node_name
 from miroir.proxy.replies import task_accepted, write_accepted
 from miroir.proxy.state import cluster
 
@@ -32,12 +33,13 @@ blueprint = Blueprint("documents", __name__)
 
 async def _write(uid: str, *, replace: bool) -> Response:
     bodies.index_uid(uid)
+    node_index = await node_name(uid)
     params = bodies.only_params(DOCUMENT_WRITE_PARAMS)
     skip = parse_skip_creation(params["skipCreation"]) if "skipCreation" in params else False
     documents = await bodies.document_body()
     primary_key = params.get("primaryKey") or None
     outcome = await writes.write_documents(
-        cluster(), uid, documents, requested_primary_key=primary_key, replace=replace,
+        cluster(), node_index, documents, requested_primary_key=primary_key, replace=replace,
         skip_creation=skip, custom_metadata=params.get("customMetadata"),
     )
     return write_accepted(outcome)
@@ -63,9 +65,10 @@ async def add_or_update(uid: str) -> Response:
 @idempotent
 async def delete_all(uid: str) -> Response:
     bodies.index_uid(uid)
+    node_index = await node_name(uid)
     metadata = _custom_metadata()
     task = await broadcast.broadcast_write(
-        cluster(), "DELETE", f"/indexes/{uid}/documents", None, "documentDeletion", uid,
+        cluster(), "DELETE", f"/indexes/{node_index}/documents", None, "documentDeletion", node_index,
         {"deletedDocuments": None}, metadata,
     )
     return task_accepted(task)
@@ -75,6 +78,7 @@ async def delete_all(uid: str) -> Response:
 @idempotent
 async def delete_by_filter(uid: str) -> Response:
     bodies.index_uid(uid)
+    node_index = await node_name(uid)
     metadata = _custom_metadata()
     body = await bodies.json_object_body()
     if "filter" not in body:
@@ -85,7 +89,7 @@ async def delete_by_filter(uid: str) -> Response:
         "originalFilter": orjson.dumps(body["filter"]).decode(),
     }
     task = await broadcast.broadcast_write(
-        cluster(), "POST", f"/indexes/{uid}/documents/delete", body, "documentDeletion", uid,
+        cluster(), "POST", f"/indexes/{node_index}/documents/delete", body, "documentDeletion", node_index,
         details, metadata,
     )
     return task_accepted(task)
@@ -95,26 +99,29 @@ async def delete_by_filter(uid: str) -> Response:
 @idempotent
 async def delete_batch(uid: str) -> Response:
     bodies.index_uid(uid)
+    node_index = await node_name(uid)
     metadata = _custom_metadata()
     body = await bodies.json_array_body()
-    return write_accepted(await writes.delete_documents_by_id(cluster(), uid, body, metadata))
+    return write_accepted(await writes.delete_documents_by_id(cluster(), node_index, body, metadata))
 
 
 @blueprint.delete("/indexes/<uid>/documents/<document_id>")
 @idempotent
 async def delete_one(uid: str, document_id: str) -> Response:
     bodies.index_uid(uid)
+    node_index = await node_name(uid)
     metadata = _custom_metadata()
     return write_accepted(
-        await writes.delete_documents_by_id(cluster(), uid, [document_id], metadata)
+        await writes.delete_documents_by_id(cluster(), node_index, [document_id], metadata)
     )
 
 
 @blueprint.get("/indexes/<uid>/documents/<document_id>")
 async def get_one(uid: str, document_id: str) -> Response:
     bodies.index_uid(uid)
+    node_index = await node_name(uid)
     params = bodies.only_params(("fields", "retrieveVectors"))
-    return json_response(await read_documents.get_document(cluster(), uid, document_id, params))
+    return json_response(await read_documents.get_document(cluster(), node_index, document_id, params))
 
 
 # GET /indexes/{uid}/documents and POST /documents/fetch are scatter reads: routes_search.

@@ -18,6 +18,7 @@ from miroir.proxy import bodies
 from miroir.proxy.auth import request_access
 from miroir.proxy.errors import json_response, node_answer
 from miroir.proxy.idempotency import idempotent
+from miroir.proxy.index_names import node_name
 from miroir.proxy.replies import task_accepted
 from miroir.proxy.state import cluster
 
@@ -68,10 +69,13 @@ async def patch_experimental_features() -> Response:
 async def list_indexes() -> Response:
     params = bodies.only_params(("offset", "limit"))
     access = request_access(request)
-    if access.all_indexes():
+    layouts = await cluster().layouts.current()
+    if access.all_indexes() and not layouts.entries:
         return await read_from_one_node("/indexes" + _query_suffix())
     # A key limited to some indexes sees only those (Meilisearch filters the listing by the
-    # key's patterns): the whole listing from one node, filtered, then paged here.
+    # key's patterns), and node-side indexes are listed under their client uids (an orphan no
+    # uid reaches is not listed): the whole listing from one node, renamed, filtered, then
+    # paged here, sorted by uid as Meilisearch lists.
     offset = deserr.parse_query_usize("invalid_index_offset", "offset", params["offset"]) \
         if "offset" in params else 0
     limit = deserr.parse_query_usize("invalid_index_limit", "limit", params["limit"]) \
@@ -80,7 +84,11 @@ async def list_indexes() -> Response:
         cluster().serving_nodes(), "GET", f"/indexes?offset=0&limit={_ALL_INDEXES}")
     if answer is None or not hasattr(answer, "status") or answer.status != 200:
         raise MeiliError("miroir_node_unavailable", "No node could answer this request.")
-    visible = [index for index in answer.json()["results"] if access.index_allowed(index["uid"])]
+    listed = [{**index, "uid": layouts.client_uid(index["uid"])}
+              for index in answer.json()["results"]]
+    visible = sorted((index for index in listed
+                      if index["uid"] is not None and access.index_allowed(index["uid"])),
+                     key=lambda index: index["uid"])
     return json_response({"results": visible[offset:offset + limit], "offset": offset,
                           "limit": limit, "total": len(visible)})
 
@@ -100,36 +108,40 @@ async def create_index() -> Response:
     if not isinstance(uid, str):
         raise MeiliError("invalid_index_uid", "Invalid value type at `.uid`: expected a string.")
     bodies.index_uid(uid, ".uid")
+    node_index = await node_name(uid)
     primary_key = body.get("primaryKey")
     if primary_key is not None and not isinstance(primary_key, str):
         raise MeiliError(
             "invalid_index_primary_key",
             "Invalid value type at `.primaryKey`: expected a string.",
         )
-    return task_accepted(await broadcast.create_index(cluster(), uid, primary_key))
+    return task_accepted(await broadcast.create_index(cluster(), node_index, primary_key))
 
 
 @blueprint.get("/indexes/<uid>")
 async def get_index(uid: str) -> Response:
     bodies.index_uid(uid)
-    return await read_from_one_node(f"/indexes/{uid}")
+    node_index = await node_name(uid)
+    return await read_from_one_node(f"/indexes/{node_index}")
 
 
 @blueprint.patch("/indexes/<uid>")
 @idempotent
 async def update_index(uid: str) -> Response:
     bodies.index_uid(uid)
+    node_index = await node_name(uid)
     body = await bodies.json_body()
     if isinstance(body, dict) and isinstance(body.get("uid"), str):
         bodies.index_uid(body["uid"], ".uid")  # a rename's new uid, refused before any node
-    return task_accepted(await broadcast.update_index(cluster(), uid, body))
+    return task_accepted(await broadcast.update_index(cluster(), node_index, body))
 
 
 @blueprint.delete("/indexes/<uid>")
 @idempotent
 async def delete_index(uid: str) -> Response:
     bodies.index_uid(uid)
-    return task_accepted(await broadcast.delete_index(cluster(), uid))
+    node_index = await node_name(uid)
+    return task_accepted(await broadcast.delete_index(cluster(), node_index))
 
 
 @blueprint.post("/indexes/<uid>/compact")
@@ -138,20 +150,22 @@ async def compact_index(uid: str) -> Response:
     details stay empty: each node's sizes describe only its shards, and their sum would be
     no size Meilisearch ever reports."""
     bodies.index_uid(uid)
+    node_index = await node_name(uid)
     return task_accepted(await broadcast.broadcast_write(
-        cluster(), "POST", f"/indexes/{uid}/compact", None, "indexCompaction", uid, {},
+        cluster(), "POST", f"/indexes/{node_index}/compact", None, "indexCompaction", node_index, {},
     ))
 
 
 @blueprint.get("/indexes/<uid>/stats")
 async def get_index_stats(uid: str) -> Response:
     bodies.index_uid(uid)
+    node_index = await node_name(uid)
     # sizeFormat is taken and ignored: Miroir always shows raw byte counts (it must add them).
     params = bodies.only_params(("showInternalDatabaseSizes", "sizeFormat"))
     show = params.get("showInternalDatabaseSizes", "false") == "true"
     try:
         return json_response(
-            await stats.index_stats(cluster(), uid, internal_database_sizes=show)
+            await stats.index_stats(cluster(), node_index, internal_database_sizes=show)
         )
     except stats.StatsUnavailable as missing:
         raise _shards_unavailable(missing) from None
@@ -162,6 +176,10 @@ async def get_stats() -> Response:
     access = request_access(request)
     try:
         answer = await stats.global_stats(cluster())
+        layouts = await cluster().layouts.current()
+        if layouts.entries:  # node-side names to client uids; an orphan is nobody's index
+            named = ((layouts.client_uid(name), index) for name, index in answer["indexes"].items())
+            answer["indexes"] = dict(sorted((uid, index) for uid, index in named if uid is not None))
         if not access.all_indexes():
             answer["indexes"] = {uid: index for uid, index in answer["indexes"].items()
                                  if access.index_allowed(uid)}

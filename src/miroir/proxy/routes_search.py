@@ -32,11 +32,12 @@ from miroir.core.errors import MeiliError
 from miroir.meili import params as meili_params
 from miroir.meili import payloads
 from miroir.meili.extensions import DEGRADED_HEADER
-from miroir.proxy import bodies
+from miroir.proxy import bodies, index_names
 from miroir.proxy.access_log import log_request
 from miroir.proxy.auth import Access, invalid_api_key, request_access, with_tenant_filter
 from miroir.proxy.content_encoding import encoding_in
 from miroir.proxy.errors import json_response
+from miroir.proxy.index_names import node_name
 from miroir.proxy.state import ProxyState, cluster, proxy_state
 
 blueprint = Blueprint("search", __name__)
@@ -106,16 +107,18 @@ def _tenant(uid: str, params: dict[str, Any]) -> dict[str, Any]:
 @blueprint.post("/indexes/<uid>/search")
 async def search_post(uid: str) -> Response:
     bodies.index_uid(uid)
+    node_index = await node_name(uid)
     params = _tenant(uid, meili_params.check_search(await bodies.json_body()))
-    return _render(await search.search_index(cluster(), uid, params, policy=_policy()),
+    return _render(await search.search_index(cluster(), node_index, params, policy=_policy()),
                    request_uid=True)
 
 
 @blueprint.get("/indexes/<uid>/search")
 async def search_get(uid: str) -> Response:
     bodies.index_uid(uid)
+    node_index = await node_name(uid)
     params = _tenant(uid, meili_params.search_body_from_query(request.args.items(multi=True)))
-    return _render(await search.search_index(cluster(), uid, params, policy=_policy()),
+    return _render(await search.search_index(cluster(), node_index, params, policy=_policy()),
                    request_uid=True)
 
 
@@ -124,44 +127,86 @@ async def multi_search() -> Response:
     body = meili_params.check_multi_search(await bodies.json_body())
     bodies.multi_search_index_uids(body)
     body = authorized_queries(request_access(request), body)
-    return _render(await search.multi_search(cluster(), body, policy=_policy()))
+    body = await _on_node_indexes(body)
+    result = await search.multi_search(cluster(), body, policy=_policy())
+    _name_client_indexes(result.response)
+    return _render(result)
+
+
+async def _on_node_indexes(body: Any) -> Any:
+    """A checked multi-search body with every index uid (each query's, and the federation's
+    `facetsByIndex` keys) put as its node-side index."""
+    if not isinstance(body, dict) or not isinstance(body.get("queries"), list):
+        return body
+    queries = [
+        {**query, "indexUid": await node_name(query["indexUid"])}
+        if isinstance(query, dict) and isinstance(query.get("indexUid"), str) else query
+        for query in body["queries"]
+    ]
+    federation = body.get("federation")
+    if isinstance(federation, dict) and isinstance(federation.get("facetsByIndex"), dict):
+        federation = {**federation, "facetsByIndex": {
+            await node_name(uid): facets for uid, facets in federation["facetsByIndex"].items()}}
+        return {**body, "queries": queries, "federation": federation}
+    return {**body, "queries": queries}
+
+
+def _name_client_indexes(response: dict[str, Any]) -> None:
+    """A multi-search answer's node-side index names put back as client uids, in place."""
+    if not index_names.resolving():
+        return
+    for result in response.get("results") or ():
+        if isinstance(result, dict) and isinstance(result.get("indexUid"), str):
+            result["indexUid"] = index_names.client_uid(result["indexUid"])
+    for hit in response.get("hits") or ():
+        federation = hit.get("_federation") if isinstance(hit, dict) else None
+        if isinstance(federation, dict) and isinstance(federation.get("indexUid"), str):
+            federation["indexUid"] = index_names.client_uid(federation["indexUid"])
+    if isinstance(response.get("facetsByIndex"), dict):
+        response["facetsByIndex"] = {index_names.client_uid(name): facets
+                                     for name, facets in response["facetsByIndex"].items()}
 
 
 @blueprint.post("/indexes/<uid>/facet-search")
 async def facet_search(uid: str) -> Response:
     bodies.index_uid(uid)
+    node_index = await node_name(uid)
     params = _tenant(uid, meili_params.check_facet_search(await bodies.json_body()))
-    return _render(await search.facet_search(cluster(), uid, params, policy=_policy()))
+    return _render(await search.facet_search(cluster(), node_index, params, policy=_policy()))
 
 
 @blueprint.post("/indexes/<uid>/similar")
 async def similar_post(uid: str) -> Response:
     bodies.index_uid(uid)
+    node_index = await node_name(uid)
     params = _tenant(uid, meili_params.check_similar(await bodies.json_object_body()))
-    return _render(await similar.similar(cluster(), uid, params, policy=_policy()))
+    return _render(await similar.similar(cluster(), node_index, params, policy=_policy()))
 
 
 @blueprint.get("/indexes/<uid>/similar")
 async def similar_get(uid: str) -> Response:
     bodies.index_uid(uid)
+    node_index = await node_name(uid)
     params = _tenant(uid, meili_params.check_similar(
         meili_params.similar_params_from_query(list(request.args.items(multi=True)))
     ))
-    return _render(await similar.similar(cluster(), uid, params, policy=_policy()))
+    return _render(await similar.similar(cluster(), node_index, params, policy=_policy()))
 
 
 @blueprint.get("/indexes/<uid>/documents")
 async def browse(uid: str) -> Response:
     bodies.index_uid(uid)
+    node_index = await node_name(uid)
     params = meili_params.documents_body_from_query(request.args.items(multi=True))
-    return _render(await read_documents.fetch_documents(cluster(), uid, params, policy=_policy()))
+    return _render(await read_documents.fetch_documents(cluster(), node_index, params, policy=_policy()))
 
 
 @blueprint.post("/indexes/<uid>/documents/fetch")
 async def fetch(uid: str) -> Response:
     bodies.index_uid(uid)
+    node_index = await node_name(uid)
     params = meili_params.check_documents_fetch(await bodies.json_body())
-    return _render(await read_documents.fetch_documents(cluster(), uid, params, policy=_policy()))
+    return _render(await read_documents.fetch_documents(cluster(), node_index, params, policy=_policy()))
 
 
 def authorized_queries(access: Access, body: Any) -> Any:
@@ -255,9 +300,12 @@ def search_lane(inner: ASGIApp, state: ProxyState, authenticator: Any, max_body_
         except (MeiliError, _HandOver, orjson.JSONDecodeError):
             return await inner(scope, _replay(received, receive), send)
         metrics = state.metrics
+        index_names.forget()  # a keep-alive connection's previous request resolved its own
         try:
+            node_index = await index_names.node_index(state.cluster, uid)
             result = await search.search_index(
-                state.cluster, uid, params, policy=state.config.scatter.unavailable_shard_policy
+                state.cluster, node_index, params,
+                policy=state.config.scatter.unavailable_shard_policy,
             )
             status, body, response_headers = 200, *_rendered_bytes(result)
         except Exception as error:  # noqa: BLE001 - rendered exactly as the app's handlers do

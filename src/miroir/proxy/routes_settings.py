@@ -19,6 +19,7 @@ from miroir.meili.settings import GATED_SUBROUTES, SETTINGS_KEYS, SUBROUTES
 from miroir.proxy import bodies
 from miroir.proxy.errors import json_response, node_answer
 from miroir.proxy.idempotency import idempotent
+from miroir.proxy.index_names import node_name
 from miroir.proxy.replies import task_accepted
 from miroir.proxy.state import cluster
 from miroir.transport.base import NodeResponse
@@ -52,7 +53,8 @@ async def _apply(uid: str, patch: dict[str, Any]) -> Response:
 @blueprint.get("/indexes/<uid>/settings")
 async def get_settings(uid: str) -> Response:
     bodies.index_uid(uid)
-    settings = await _read_settings(uid)
+    node_index = await node_name(uid)
+    settings = await _read_settings(node_index)
     return settings if isinstance(settings, Response) else json_response(settings)
 
 
@@ -60,32 +62,35 @@ async def get_settings(uid: str) -> Response:
 @idempotent
 async def patch_settings(uid: str) -> Response:
     bodies.index_uid(uid)
+    node_index = await node_name(uid)
     body = await bodies.json_object_body()
-    return await _apply(uid, body)
+    return await _apply(node_index, body)
 
 
 @blueprint.delete("/indexes/<uid>/settings")
 @idempotent
 async def reset_settings(uid: str) -> Response:
     bodies.index_uid(uid)
-    return await _apply(uid, {key: None for key in SETTINGS_KEYS})
+    node_index = await node_name(uid)
+    return await _apply(node_index, {key: None for key in SETTINGS_KEYS})
 
 
 @blueprint.get("/indexes/<uid>/settings/<slug>")
 async def get_setting(uid: str, slug: str) -> Response:
     bodies.index_uid(uid)
+    node_index = await node_name(uid)
     key, _ = _subroute(slug)
     if slug in GATED_SUBROUTES:
         # Behind an experimental feature: GET /settings leaves it out while the feature is
         # off, and the sub-route still shows the value (or default), so ask for the sub-route.
         the_cluster = cluster()
         result = await the_cluster.first_success(
-            the_cluster.serving_nodes(), "GET", f"/indexes/{uid}/settings/{slug}"
+            the_cluster.serving_nodes(), "GET", f"/indexes/{node_index}/settings/{slug}"
         )
         if not isinstance(result, NodeResponse) or result.status >= 500:
             raise MeiliError("miroir_node_unavailable", "No node could answer this request.")
         return node_answer(result)
-    settings = await _read_settings(uid)
+    settings = await _read_settings(node_index)
     if isinstance(settings, Response):
         return settings
     return json_response(settings.get(key))
@@ -93,10 +98,11 @@ async def get_setting(uid: str, slug: str) -> Response:
 
 async def _write_setting(uid: str, slug: str, method: str) -> Response:
     bodies.index_uid(uid)
+    node_index = await node_name(uid)
     key, write_method = _subroute(slug)
     if write_method != method:
         raise MeiliError("method_not_allowed", "Method not allowed.")
-    return await _apply(uid, {key: await bodies.json_body()})
+    return await _apply(node_index, {key: await bodies.json_body()})
 
 
 @blueprint.put("/indexes/<uid>/settings/<slug>")
@@ -115,5 +121,6 @@ async def patch_setting(uid: str, slug: str) -> Response:
 @idempotent
 async def reset_setting(uid: str, slug: str) -> Response:
     bodies.index_uid(uid)
+    node_index = await node_name(uid)
     key, _ = _subroute(slug)
-    return await _apply(uid, {key: None})
+    return await _apply(node_index, {key: None})
