@@ -164,7 +164,8 @@ async def compact_index(uid: str) -> Response:
     bodies.index_uid(uid)
     node_index = await node_name(uid)
     return task_accepted(await broadcast.broadcast_write(
-        cluster(), "POST", f"/indexes/{node_index}/compact", None, "indexCompaction", node_index, {},
+        cluster(), "POST", f"/indexes/{node_index}/compact", None, "indexCompaction",
+        node_index, {},
     ))
 
 
@@ -190,8 +191,10 @@ async def get_stats() -> Response:
         answer = await stats.global_stats(cluster())
         layouts = await cluster().layouts.current()
         if layouts.entries:  # node-side names to client uids; an orphan is nobody's index
-            named = ((layouts.client_uid(name), index) for name, index in answer["indexes"].items())
-            answer["indexes"] = dict(sorted((uid, index) for uid, index in named if uid is not None))
+            named = ((layouts.client_uid(name), index)
+                     for name, index in answer["indexes"].items())
+            answer["indexes"] = dict(sorted((uid, index) for uid, index in named
+                                            if uid is not None))
         if not access.all_indexes():
             answer["indexes"] = {uid: index for uid, index in answer["indexes"].items()
                                  if access.index_allowed(uid)}
