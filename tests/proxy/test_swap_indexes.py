@@ -9,6 +9,7 @@ import trio.testing
 
 from miroir.cluster.layouts import CHECK_INTERVAL_S
 from miroir.core.index_layout import LAYOUTS_RECORD
+from miroir.proxy import index_names
 from tests.proxy.harness import running_proxies, running_proxy
 
 ADMIN = {"Authorization": "Bearer admin-key-0123456789"}
@@ -257,3 +258,13 @@ async def test_a_patch_rename_of_a_swapped_index_moves_the_mapping_not_the_node_
         await done(h, h.send("PATCH", "/indexes/plain", {"uid": "plain2"}, headers=MASTER))
         assert "plain" not in (await h.store.get_record(LAYOUTS_RECORD)).value["layouts"]
         assert await colors(h, "plain2") == {"p"}
+
+
+def test_a_message_naming_two_swapped_indexes_names_each_by_its_own_uid():
+    index_names.forget()
+    index_names.remember("q", "p")  # the client's `p` is the node-side `q`, and back
+    index_names.remember("p", "q")
+    assert index_names.client_text("Index `q` is not `p`; `other` stays.") == \
+        "Index `p` is not `q`; `other` stays."
+    index_names.forget()
+    assert index_names.client_text("Index `q`.") == "Index `q`."
