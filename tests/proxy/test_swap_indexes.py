@@ -9,6 +9,7 @@ import trio.testing
 
 from miroir.cluster.layouts import CHECK_INTERVAL_S
 from miroir.core.index_layout import LAYOUTS_RECORD
+from miroir.proxy import index_names
 from tests.proxy.harness import running_proxies, running_proxy
 
 ADMIN = {"Authorization": "Bearer admin-key-0123456789"}
@@ -233,3 +234,37 @@ async def test_a_fresh_node_side_name_skips_the_indexes_the_nodes_hold():
         assert await colors(h, "x--1") == {"taken"}
         assert await colors(h, "x") == {"second"}
         assert await colors(h, "y") == {"first"}
+
+
+async def test_a_patch_rename_of_a_swapped_index_moves_the_mapping_not_the_node_index():
+    async with running_proxy(**KEYS) as h:
+        await fill(h, "left", "l")
+        await fill(h, "right", "r")
+        await done(h, h.send("POST", "/swap-indexes", [{"indexes": ["left", "right"]}],
+                             headers=MASTER))
+        task = await done(h, h.send("PATCH", "/indexes/left", {"uid": "moved"}, headers=MASTER))
+        assert task["indexUid"] == "left" and task["type"] == "indexUpdate"
+        assert task["details"] == {"primaryKey": None, "oldIndexUid": "left",
+                                   "newIndexUid": "moved"}
+        assert await colors(h, "moved") == {"r"}
+        assert await colors(h, "right") == {"l"}
+        status, body, _ = await h.send("GET", "/indexes/left", headers=MASTER)
+        assert (status, body["code"]) == (404, "index_not_found")
+        task = await done(h, h.send("PATCH", "/indexes/moved", {"uid": "right"},
+                                    headers=MASTER), "failed")
+        assert task["error"]["code"] == "index_already_exists"
+        # Without any layout, a rename is the nodes' own, as before.
+        await fill(h, "plain", "p")
+        await done(h, h.send("PATCH", "/indexes/plain", {"uid": "plain2"}, headers=MASTER))
+        assert "plain" not in (await h.store.get_record(LAYOUTS_RECORD)).value["layouts"]
+        assert await colors(h, "plain2") == {"p"}
+
+
+def test_a_message_naming_two_swapped_indexes_names_each_by_its_own_uid():
+    index_names.forget()
+    index_names.remember("q", "p")  # the client's `p` is the node-side `q`, and back
+    index_names.remember("p", "q")
+    assert index_names.client_text("Index `q` is not `p`; `other` stays.") == \
+        "Index `p` is not `q`; `other` stays."
+    index_names.forget()
+    assert index_names.client_text("Index `q`.") == "Index `q`."

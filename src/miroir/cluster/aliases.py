@@ -48,6 +48,28 @@ async def swap_indexes(cluster: Cluster, swaps: Sequence[Swap]) -> Task:
     """Carry out a checked swap request (each uid once) as one layouts change; the task that
     tells how it went."""
     details = {"swaps": [{"indexes": [s.first, s.second], "rename": s.rename} for s in swaps]}
+    error = await _flip(cluster, swaps)
+    return await record_finished_task(
+        cluster, "indexSwap", None, details,
+        error=None if error is None else error.body(),
+    )
+
+
+async def rename_index(cluster: Cluster, uid: str, new_uid: str) -> Task:
+    """`PATCH /indexes/{uid}` with a new uid, as a layouts change (the node-side index keeps
+    its name): an `indexUpdate` task, failed like Meilisearch's when `uid` is missing or
+    `new_uid` exists."""
+    before = (await cluster.layouts.refresh()).node_index(uid)
+    error = await _flip(cluster, [Swap(uid, new_uid, rename=True)])
+    details = {"primaryKey": None, "oldIndexUid": uid, "newIndexUid": new_uid}
+    return await record_finished_task(
+        cluster, "indexUpdate", before or uid, details,
+        error=None if error is None else error.body(), shown_as=uid,
+    )
+
+
+async def _flip(cluster: Cluster, swaps: Sequence[Swap]) -> MeiliError | None:
+    """Check `swaps` against the nodes and store them as one layouts change; why not, or None."""
     error: MeiliError | None = None
     for _ in range(_ATTEMPTS):
         layouts = await cluster.layouts.refresh()
@@ -72,10 +94,7 @@ async def swap_indexes(cluster: Cluster, swaps: Sequence[Swap]) -> Task:
     else:
         error = MeiliError("miroir_store_unavailable",
                            "The index layouts kept changing during the swap; try again.")
-    return await record_finished_task(
-        cluster, "indexSwap", None, details,
-        error=None if error is None else error.body(),
-    )
+    return error
 
 
 async def _refusal(

@@ -8,8 +8,9 @@ uid, an entry holds what the request paths need and must not ask a node for on e
 - `unsortable`: the nodes refused to sort a documents listing by the primary key, so the
   listing takes its exhaustive path (`cluster.read_documents`).
 
-The alias mapping (index uid -> node-side index name) and the settings version committed
-cluster-wide belong in the entry too when they arrive, under the same rule.
+Entries are keyed by node-side index name (what the nodes hold: the primary key and settings
+belong to the data). The mapping from a client's uid to it is `cluster.layouts`, one record for
+every index, so a swap of several indexes is one write; it is re-read at most once a second.
 
 Theory of operation. The store keeps one version per index (`Store.bump_index_version`). The
 process that changes an index -- creates, deletes or renames it, sets its primary key or its

@@ -75,10 +75,15 @@ async def record_finished_task(
     error: Mapping[str, Any] | None = None,
     node_tasks: Mapping[str, NodeTask] | None = None,
     custom_metadata: str | None = None,
+    shown_as: str | None = None,
 ) -> Task:
     """Store a task the proxy already carried out (index creation, settings) or refused
-    (a bad batch): it is `failed` with `error`, or `succeeded`."""
+    (a bad batch): it is `failed` with `error`, or `succeeded`. `shown_as`: the client uid the
+    task names, when the layouts no longer map `index_uid` to it (a rename just moved it)."""
     task = await _new_task(cluster, task_type, index_uid, details, custom_metadata)
+    if shown_as is not None:
+        task = attrs.evolve(task, index_uid=shown_as,
+                            node_index=None if shown_as == index_uid else index_uid)
     task = client_error(attrs.evolve(
         task,
         status=FAILED if error is not None else SUCCEEDED,

@@ -14,12 +14,15 @@ Must never: let a node-side name reach a client, or read the store itself.
 
 from __future__ import annotations
 
+import re
 from contextvars import ContextVar
 
 from miroir.cluster import stats
 from miroir.cluster.runtime import Cluster
 from miroir.core.errors import MeiliError
+from miroir.proxy.state import cluster
 
+_QUOTED = re.compile(r"`([^`]*)`")
 # node-side name -> client uid, for the indexes this request resolved to another name.
 _RESOLVED: ContextVar[dict[str, str] | None] = ContextVar("miroir_resolved_indexes",
                                                           default=None)
@@ -65,9 +68,8 @@ def client_text(text: str) -> str:
     resolved = _RESOLVED.get()
     if not resolved:
         return text
-    for name, uid in resolved.items():
-        text = text.replace(f"`{name}`", f"`{uid}`")
-    return text
+    # One pass, so a swapped pair (a -> b, b -> a) is not turned back by the second name.
+    return _QUOTED.sub(lambda m: f"`{resolved.get(m.group(1), m.group(1))}`", text)
 
 
 def client_uid(name: str) -> str:
@@ -77,6 +79,4 @@ def client_uid(name: str) -> str:
 
 async def node_name(uid: str) -> str:
     """`node_index` on this app's cluster: what a handler calls."""
-    from miroir.proxy.state import cluster  # the state module imports nothing of ours back
-
     return await node_index(cluster(), uid)

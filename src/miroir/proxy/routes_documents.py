@@ -68,7 +68,8 @@ async def delete_all(uid: str) -> Response:
     node_index = await node_name(uid)
     metadata = _custom_metadata()
     task = await broadcast.broadcast_write(
-        cluster(), "DELETE", f"/indexes/{node_index}/documents", None, "documentDeletion", node_index,
+        cluster(), "DELETE", f"/indexes/{node_index}/documents", None, "documentDeletion",
+        node_index,
         {"deletedDocuments": None}, metadata,
     )
     return task_accepted(task)
@@ -89,7 +90,8 @@ async def delete_by_filter(uid: str) -> Response:
         "originalFilter": orjson.dumps(body["filter"]).decode(),
     }
     task = await broadcast.broadcast_write(
-        cluster(), "POST", f"/indexes/{node_index}/documents/delete", body, "documentDeletion", node_index,
+        cluster(), "POST", f"/indexes/{node_index}/documents/delete", body, "documentDeletion",
+        node_index,
         details, metadata,
     )
     return task_accepted(task)
@@ -102,7 +104,8 @@ async def delete_batch(uid: str) -> Response:
     node_index = await node_name(uid)
     metadata = _custom_metadata()
     body = await bodies.json_array_body()
-    return write_accepted(await writes.delete_documents_by_id(cluster(), node_index, body, metadata))
+    return write_accepted(
+        await writes.delete_documents_by_id(cluster(), node_index, body, metadata))
 
 
 @blueprint.delete("/indexes/<uid>/documents/<document_id>")
@@ -121,7 +124,8 @@ async def get_one(uid: str, document_id: str) -> Response:
     bodies.index_uid(uid)
     node_index = await node_name(uid)
     params = bodies.only_params(("fields", "retrieveVectors"))
-    return json_response(await read_documents.get_document(cluster(), node_index, document_id, params))
+    return json_response(
+        await read_documents.get_document(cluster(), node_index, document_id, params))
 
 
 # GET /indexes/{uid}/documents and POST /documents/fetch are scatter reads: routes_search.

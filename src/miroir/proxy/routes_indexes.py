@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from quart import Blueprint, Response, request
 
-from miroir.cluster import broadcast, stats
+from miroir.cluster import aliases, broadcast, stats
 from miroir.core.errors import MeiliError
 from miroir.meili import deserr
 from miroir.proxy import bodies
@@ -133,7 +133,19 @@ async def update_index(uid: str) -> Response:
     body = await bodies.json_body()
     if isinstance(body, dict) and isinstance(body.get("uid"), str):
         bodies.index_uid(body["uid"], ".uid")  # a rename's new uid, refused before any node
+        if body["uid"] != uid and body.get("primaryKey") is None and await _mapped(
+                uid, node_index, body["uid"]):
+            # The nodes would rename the node-side index under the layouts' feet: the rename
+            # is a layouts change instead, like a swap's.
+            return task_accepted(await aliases.rename_index(cluster(), uid, body["uid"]))
     return task_accepted(await broadcast.update_index(cluster(), node_index, body))
+
+
+async def _mapped(uid: str, node_index: str, new_uid: str) -> bool:
+    """Whether either uid of a rename has a layout of its own (else the nodes rename)."""
+    layouts = await cluster().layouts.current()
+    return node_index != uid or uid in layouts.entries or \
+        layouts.node_index(new_uid) != new_uid or new_uid in layouts.entries
 
 
 @blueprint.delete("/indexes/<uid>")
@@ -152,7 +164,8 @@ async def compact_index(uid: str) -> Response:
     bodies.index_uid(uid)
     node_index = await node_name(uid)
     return task_accepted(await broadcast.broadcast_write(
-        cluster(), "POST", f"/indexes/{node_index}/compact", None, "indexCompaction", node_index, {},
+        cluster(), "POST", f"/indexes/{node_index}/compact", None, "indexCompaction",
+        node_index, {},
     ))
 
 
@@ -178,8 +191,10 @@ async def get_stats() -> Response:
         answer = await stats.global_stats(cluster())
         layouts = await cluster().layouts.current()
         if layouts.entries:  # node-side names to client uids; an orphan is nobody's index
-            named = ((layouts.client_uid(name), index) for name, index in answer["indexes"].items())
-            answer["indexes"] = dict(sorted((uid, index) for uid, index in named if uid is not None))
+            named = ((layouts.client_uid(name), index)
+                     for name, index in answer["indexes"].items())
+            answer["indexes"] = dict(sorted((uid, index) for uid, index in named
+                                            if uid is not None))
         if not access.all_indexes():
             answer["indexes"] = {uid: index for uid, index in answer["indexes"].items()
                                  if access.index_allowed(uid)}

@@ -198,7 +198,8 @@ async def browse(uid: str) -> Response:
     bodies.index_uid(uid)
     node_index = await node_name(uid)
     params = meili_params.documents_body_from_query(request.args.items(multi=True))
-    return _render(await read_documents.fetch_documents(cluster(), node_index, params, policy=_policy()))
+    return _render(
+        await read_documents.fetch_documents(cluster(), node_index, params, policy=_policy()))
 
 
 @blueprint.post("/indexes/<uid>/documents/fetch")
@@ -206,7 +207,8 @@ async def fetch(uid: str) -> Response:
     bodies.index_uid(uid)
     node_index = await node_name(uid)
     params = meili_params.check_documents_fetch(await bodies.json_body())
-    return _render(await read_documents.fetch_documents(cluster(), node_index, params, policy=_policy()))
+    return _render(
+        await read_documents.fetch_documents(cluster(), node_index, params, policy=_policy()))
 
 
 def authorized_queries(access: Access, body: Any) -> Any:
