@@ -41,7 +41,7 @@ fate and timing are exactly those `request` would give it (tests/sim/test_transp
 
 Determinism: every random draw comes from a per-node stream seeded by (seed, node id), in the
 order the node sees calls. Two runs are identical when trio schedules concurrent calls to the
-same node in the same order; `miroir.sim.cluster.seed_trio_scheduler` makes it do so. A
+same node in the same order; `miroir.sim.determinism.trio_determinism` makes it do so. A
 `tracer` callable, if given, receives one line per call (virtual start time, node, request,
 fate, latency): the node-level half of the simulator's event trace. Each callable in
 `observers` is told what every caller sent and got: `(node_id, method, path, body, status or
