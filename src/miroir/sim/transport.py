@@ -23,7 +23,10 @@ A delivered request is applied at its delivery time even if the caller has given
 node events kept in time order and applied lazily: before a node is observed (a delivery, an
 answer, `catch_up`) every event due by `trio.current_time()` runs, with the engine's clock set to
 the event's time. Nothing outside this class can observe an engine in between, so lazy is
-indistinguishable from eager and needs no background task.
+indistinguishable from eager and needs no background task. A caller waits for its answer, its
+deadline or its node's crash with `miroir.sim.clock.wait_until` (parked on the virtual clock's
+timers beside the node's crash `Alarm`, not in a trio cancel scope: a node call costs half as
+much CPU; docs/simulation.md, "Waiting on virtual time").
 
 The task worker: after a write is enqueued (a 202 answer) or a task finishes, the next task
 starts `task_delay` later and finishes `task_duration` after it starts (Meilisearch's
