@@ -240,3 +240,20 @@ def test_the_release_matrix_covers_every_preset_under_chaos():
     path = Path(__file__).parents[2] / "simulations" / "release-matrix.yaml"
     deployments, faults = load_matrix(path)
     assert [d.name for d in deployments] == list(DEPLOYMENTS) and faults == ["chaos"]
+
+
+def test_the_forkservers_warm_up_leaves_no_trace_in_the_process():
+    """`miroir.sim.warm` runs a simulation on import (in a sweep's forkserver, before any fork):
+    afterwards logging and the trio internals a run touches are as they were."""
+    import importlib
+    import logging
+    import sys
+
+    from trio._core import _run
+
+    before = (logging.root.manager.disable, _run._ALLOW_DETERMINISTIC_SCHEDULING,
+              _run.Deadlines.add)
+    sys.modules.pop("miroir.sim.warm", None)
+    importlib.import_module("miroir.sim.warm")
+    assert (logging.root.manager.disable, _run._ALLOW_DETERMINISTIC_SCHEDULING,
+            _run.Deadlines.add) == before

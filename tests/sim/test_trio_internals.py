@@ -1,8 +1,9 @@
 """The trio internals the simulator's determinism rests on are still what it expects.
 
-`miroir.sim.cluster` touches two private parts of trio (listed in `TRIO_INTERNALS` and in
-docs/simulation.md): it seeds the scheduler's module-level RNG `trio._core._run._r`, and it
-replaces `trio._core._run.Deadlines.add` to break deadline ties by registration order. pyproject
+`miroir.sim.determinism` touches three private parts of trio (listed in `TRIO_INTERNALS` and in
+docs/simulation.md): it seeds the scheduler's module-level RNG `trio._core._run._r`, pins the
+scheduling mode flag `_ALLOW_DETERMINISTIC_SCHEDULING`, and replaces
+`trio._core._run.Deadlines.add` to break deadline ties by registration order. pyproject
 accepts any trio >= 0.25, so a new trio release could change either without notice; these tests
 fail then, each naming what changed, instead of letting same-seed runs silently diverge.
 """
@@ -19,7 +20,12 @@ import trio
 import trio.testing
 from trio._core import _run
 
-from miroir.sim.cluster import TRIO_INTERNALS, deterministic_deadline_ties, seed_trio_scheduler
+from miroir.sim.determinism import (
+    TRIO_INTERNALS,
+    deterministic_deadline_ties,
+    pinned_scheduling_mode,
+    seed_trio_scheduler,
+)
 
 
 def scheduling_order(seed: int) -> list[int]:
@@ -107,3 +113,25 @@ def test_the_patch_is_undone_on_exit():
     with deterministic_deadline_ties():
         assert _run.Deadlines.add is not original
     assert _run.Deadlines.add is original
+
+
+def test_the_scheduling_mode_flag_changes_the_order_and_pinning_it_removes_the_difference(
+        monkeypatch):
+    """Whether hypothesis is loaded (it is, under this suite) must not change a seed's schedule:
+    the flag trio's hypothesis plugin sets changes the draws, and the pin undoes that."""
+    assert isinstance(getattr(_run, "_ALLOW_DETERMINISTIC_SCHEDULING", None), bool), (
+        TRIO_INTERNALS[3])
+    by_mode = {}
+    for mode in (False, True):
+        monkeypatch.setattr(_run, "_ALLOW_DETERMINISTIC_SCHEDULING", mode)
+        by_mode[mode] = [scheduling_order(seed) for seed in range(8)]
+    assert by_mode[False] != by_mode[True], (
+        f"the flag no longer changes the schedule; expected {TRIO_INTERNALS[3]}")
+
+    pinned = {}
+    for mode in (False, True):
+        monkeypatch.setattr(_run, "_ALLOW_DETERMINISTIC_SCHEDULING", mode)
+        with pinned_scheduling_mode():
+            pinned[mode] = [scheduling_order(seed) for seed in range(8)]
+        assert _run._ALLOW_DETERMINISTIC_SCHEDULING is mode  # restored on exit
+    assert pinned[False] == pinned[True] == by_mode[False]

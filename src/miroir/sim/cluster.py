@@ -20,22 +20,19 @@ Why the app and not `Cluster` directly: the issue's invariants are about what cl
 the app costs throughput (measured in docs/simulation.md); that is the price of observing the
 real answers.
 
-Determinism: trio runs tasks that became runnable in the same scheduler pass in an order it
-randomises with a private RNG (`trio._core._run._r`: one coin flip per batch, or a shuffle under
-hypothesis). `seed_trio_scheduler` seeds it, which with seeded faults and virtual time makes a
-run a function of its seed; tests/sim/test_sim_cluster.py proves it on the traces. That and
-`deterministic_deadline_ties` are the two places that touch trio's internals (named in
-`TRIO_INTERNALS`); tests/sim/test_trio_internals.py fails loudly when a trio release changes
-them.
+Determinism: `open_sim_cluster` runs the deployment under `miroir.sim.determinism.
+trio_determinism(seed)` (trio's scheduler seeded, its scheduling mode pinned, deadline ties
+broken by registration), which with seeded faults and virtual time makes a run a function of its
+seed in any process; tests/sim/test_sim_cluster.py and tests/sim/test_simulate_cli.py prove it on
+the traces.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import logging
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import attrs
@@ -46,6 +43,7 @@ from miroir.cluster.services import ReconcileSettings, RepairSettings, Services
 from miroir.config import MiroirConfig, config_from_dict
 from miroir.meili.extensions import DEGRADED_HEADER
 from miroir.proxy import create_app
+from miroir.sim.determinism import trio_determinism
 from miroir.sim.transport import SIM_EPOCH, FaultModel, SimTransport
 from miroir.store.memory import MemoryStore
 
@@ -55,58 +53,6 @@ _UNSTABLE_FIELDS = ("requestUid",)
 
 # Longer than any run: the reconciler passes after startup are the ones checkpoints ask for.
 SIM_RECONCILE_INTERVAL_S = 1e9
-
-
-# What of trio's private internals the two functions below rely on. A trio release that changes
-# any of them breaks the simulator's determinism (same seed, same bytes), so
-# tests/sim/test_trio_internals.py checks each one and fails naming it; docs/simulation.md
-# lists them too. Checked against trio 0.35.
-TRIO_INTERNALS = (
-    "trio._core._run._r: the module-level random.Random whose draws order each scheduler batch",
-    "trio._core._run.Deadlines.add(self, deadline, cancel_scope): its body is exactly "
-    "heappush(self._heap, (deadline, id(cancel_scope), cancel_scope)); self._active += 1",
-    "trio._core._run.Deadlines reads its heap entries as (deadline, tie-break, cancel_scope)",
-)
-
-
-def seed_trio_scheduler(seed: int) -> None:
-    """Make trio's choice of order among simultaneously runnable tasks a function of `seed`.
-
-    Trio's scheduler draws from one module-level `random.Random` (the same one its hypothesis
-    plugin registers); seeding it is the documented-in-source hook for reproducible runs.
-    """
-    from trio._core import _run
-
-    _run._r.seed(f"miroir-sim-scheduler:{seed}")
-
-
-@contextmanager
-def deterministic_deadline_ties() -> Iterator[None]:
-    """While active, cancel scopes whose deadlines are equal expire in the order they were
-    registered, instead of trio's default tie-break by `id(scope)` (a memory address, which
-    differs between processes). Virtual time makes equal deadlines common (a health round and a
-    1 ms node answer landing on the same instant), so without this the wake-up order -- and
-    from there the whole trace -- could differ between two runs of the same seed.
-
-    Patches `trio._core._run.Deadlines.add` for the duration; the tie-break is only an order
-    among equal deadlines, so any other trio code running meanwhile is unaffected in meaning.
-    """
-    from heapq import heappush
-
-    from trio._core import _run
-
-    original = _run.Deadlines.add
-    registration = itertools.count()
-
-    def add(self: Any, deadline: float, cancel_scope: Any) -> None:
-        heappush(self._heap, (deadline, next(registration), cancel_scope))
-        self._active += 1
-
-    _run.Deadlines.add = add
-    try:
-        yield
-    finally:
-        _run.Deadlines.add = original
 
 
 class VirtualClock:
@@ -315,7 +261,6 @@ async def open_sim_cluster(
 ) -> AsyncIterator[SimCluster]:
     """A running simulated deployment. Call under `trio.testing.MockClock(autojump_threshold=0)`
     (or another clock that only virtual events move)."""
-    seed_trio_scheduler(seed)
     config = spec.config()
     tracer = None if trace is None else trace.append
     transport = SimTransport(seed, default_faults=faults or FaultModel(), tracer=tracer)
@@ -327,7 +272,7 @@ async def open_sim_cluster(
     level = access.level
     access.setLevel(logging.WARNING)  # one line per request would be most of a run's cost
     try:
-        with deterministic_deadline_ties():
+        with trio_determinism(seed):  # nothing has drawn from trio's RNG before this
             async with app.test_app():
                 yield SimCluster(spec, transport, app, trace)
     finally:

@@ -65,6 +65,7 @@ from miroir.core.node_state import NodeState
 from miroir.core.placement import assign_shard_in_group, shard_for_key
 from miroir.core.quorum import quorum_size
 from miroir.core.routing import SHARD_FIELD
+from miroir.sim import clock as sim_clock
 from miroir.sim.cluster import Answer, SimCluster, SimSpec
 from miroir.sim.model import (
     ABSENT,
@@ -500,7 +501,7 @@ class Simulation:
 
     async def advance(self, seconds: float) -> None:
         self.report.operations["advance"] += 1
-        await trio.sleep(seconds)
+        await sim_clock.sleep(seconds)
 
     # ------------------------------------------------------------------------ checkpoint
 

@@ -10,9 +10,10 @@ A run is a function of its `RunArgs` alone (seeded workload, seeded scheduler, v
 see `miroir.sim.cluster`), but only in a process that starts clean: trio's scheduler RNG and
 deadline tie-break are process globals while a run is active, and a crash inside one run must
 not take others down. So every run gets its own process, forked from a multiprocessing
-*forkserver* that imported the simulator once (`set_forkserver_preload`): a child starts in
-milliseconds instead of re-importing Quart, the app and the devnode (~1.4 s of CPU each on the
-team's machine), and still owns a fresh copy of every global. At most `jobs` children run at
+*forkserver* that imported the simulator once (`set_forkserver_preload`) and ran one tiny
+simulation (`miroir.sim.warm`): a child starts in milliseconds instead of re-importing Quart, the
+app and the devnode (~1.4 s of CPU each on the team's machine) and compiling their routes, and
+still owns a fresh copy of every global. At most `jobs` children run at
 once; each sends back one small `RunOutcome` through a pipe and exits. A child that dies
 without answering, raises, or outlives `run_timeout_s` (wall clock, killed) is a failed run
 with an `error`, never a hang of the sweep.
@@ -123,7 +124,7 @@ def run_sweep(
     if jobs < 1:
         raise ValueError("jobs must be >= 1")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
+    context.set_forkserver_preload([__name__, "miroir.sim.warm"])
     waiting = list(reversed(runs))
     running: dict[Connection, tuple[SweepRun, Any, float]] = {}
     try:

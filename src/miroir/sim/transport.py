@@ -23,7 +23,10 @@ A delivered request is applied at its delivery time even if the caller has given
 node events kept in time order and applied lazily: before a node is observed (a delivery, an
 answer, `catch_up`) every event due by `trio.current_time()` runs, with the engine's clock set to
 the event's time. Nothing outside this class can observe an engine in between, so lazy is
-indistinguishable from eager and needs no background task.
+indistinguishable from eager and needs no background task. A caller waits for its answer, its
+deadline or its node's crash with `miroir.sim.clock.wait_until` (parked on the virtual clock's
+timers beside the node's crash `Alarm`, not in a trio cancel scope: a node call costs half as
+much CPU; docs/simulation.md, "Waiting on virtual time").
 
 The task worker: after a write is enqueued (a 202 answer) or a task finishes, the next task
 starts `task_delay` later and finishes `task_duration` after it starts (Meilisearch's
@@ -41,7 +44,7 @@ fate and timing are exactly those `request` would give it (tests/sim/test_transp
 
 Determinism: every random draw comes from a per-node stream seeded by (seed, node id), in the
 order the node sees calls. Two runs are identical when trio schedules concurrent calls to the
-same node in the same order; `miroir.sim.cluster.seed_trio_scheduler` makes it do so. A
+same node in the same order; `miroir.sim.determinism.trio_determinism` makes it do so. A
 `tracer` callable, if given, receives one line per call (virtual start time, node, request,
 fate, latency): the node-level half of the simulator's event trace. Each callable in
 `observers` is told what every caller sent and got: `(node_id, method, path, body, status or
@@ -65,6 +68,7 @@ from miroir.core.errors import MeiliError
 from miroir.devnode.engine import Engine
 from miroir.devnode.router import Request, Response, Router, error_response
 from miroir.meili.auth import PUBLIC_PATHS, check_bearer
+from miroir.sim.clock import Alarm, wait_until
 from miroir.transport.base import (
     CallSpec,
     NodeRefused,
@@ -150,7 +154,7 @@ class SimNode:
     router: Router = attrs.field(init=False)
     up: bool = True
     partitioned: bool = False
-    crashed: trio.Event = attrs.field(factory=trio.Event)
+    crashed: Alarm = attrs.field(factory=Alarm)
     stats: Counter[str] = attrs.field(factory=Counter)
     # Engine clock while events run: seconds of trio time.
     event_time: float = 0.0
@@ -239,7 +243,7 @@ class SimNode:
             self.router = Router(self.engine)
             self._processing = False
         self.up = True
-        self.crashed = trio.Event()
+        self.crashed = Alarm()
         self.event_time = at
         if self._processing:  # the interrupted task runs again from the start
             self._worker_at = at + _uniform(self.task_rng, self.faults.task_duration)
@@ -271,7 +275,7 @@ class SimTransport:
         self._sequence = itertools.count()
         # Set (and replaced) on every crash: what `request_many`'s one task waits on, since it
         # cannot wait on each callee's own `crashed` event at once.
-        self._a_node_crashed = trio.Event()
+        self._a_node_crashed = Alarm()
 
     # ------------------------------------------------------------------------- the fleet
 
@@ -325,7 +329,7 @@ class SimTransport:
             raise ValueError(f"node {node_id!r} is already crashed")
         node.crash(trio.current_time())
         self._a_node_crashed.set()
-        self._a_node_crashed = trio.Event()
+        self._a_node_crashed = Alarm()
 
     def restart(self, node_id: str, *, wipe: bool = False) -> None:
         node = self._node(node_id)
@@ -413,9 +417,7 @@ class SimTransport:
         if not pending:
             await trio.lowlevel.checkpoint()
         while pending:
-            crashes = self._a_node_crashed
-            with trio.move_on_at(min(_due(call) for _, _, call in pending)):
-                await crashes.wait()
+            await wait_until(min(_due(call) for _, _, call in pending), self._a_node_crashed)
             now = trio.current_time()
             still: list[tuple[str, CallSpec, _Call]] = []
             for node_id, spec, call in pending:
@@ -439,7 +441,7 @@ class SimTransport:
         call = self._begin(node_id, method, path, body, headers, deadline)
         node, fate = call.node, call.fate
         if fate == "partitioned":
-            await trio.sleep_until(deadline)
+            await wait_until(deadline)
             raise NodeTimeout(node_id, "deadline passed (partitioned)")
         if fate == "stall":
             await _wait_unless_crashed(node, call.crashed, deadline)
@@ -451,7 +453,7 @@ class SimTransport:
         if call.answer_at > deadline:
             raise NodeTimeout(node_id, "deadline passed")
         if node.partitioned:  # the partition began while the call was in flight
-            await trio.sleep_until(deadline)
+            await wait_until(deadline)
             raise NodeTimeout(node_id, "deadline passed (partitioned)")
         return _answer(call)
 
@@ -505,7 +507,7 @@ class _Call:
     node: SimNode
     fate: str  # ok, error, stall, drop, lost_reply (`FaultModel.sample_call`), or partitioned
     deadline: float
-    crashed: trio.Event  # the node's crash event when the call started
+    crashed: Alarm  # the node's crash alarm when the call started
     deliver_at: float
     answer_at: float
     delivery: _Delivery | None
@@ -566,10 +568,9 @@ def _settle(call: _Call, now: float) -> NodeResult | None:
         return error
 
 
-async def _wait_unless_crashed(node: SimNode, crashed: trio.Event, until: float) -> None:
+async def _wait_unless_crashed(node: SimNode, crashed: Alarm, until: float) -> None:
     """Sleep until `until`; raise NodeReset at once if the node crashes meanwhile."""
-    with trio.move_on_at(until):
-        await crashed.wait()
+    if await wait_until(until, crashed):
         raise NodeReset(node.node_id, "connection reset (node crashed)")
 
 
