@@ -1,10 +1,11 @@
 """Laws of routing while shards move (`miroir.core.migration_map`)."""
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from miroir.core.migration_map import MigratingShardMap, Migration
+from miroir.core.migration_map import MigratingShardMap, Migration, required_acks
 from miroir.core.node_state import ELIGIBILITY, NodeEvent, NodeState
 from miroir.core.rebalance_plan import plan_rebalance
 from miroir.core.topology import Node, ShardMap, Topology, TopologyError
@@ -134,3 +135,15 @@ def test_a_node_gaining_a_shard_is_read_with_the_filter_even_for_its_own_shards(
     assert gained  # the case is meaningful: b gains some of a's shards
     (b_shards, b_exact), = [(shards, exact) for node, shards, exact in nodes if node == "b"]
     assert set(b_shards) == set(m.placement.shards_of["b"]) and not b_exact
+
+
+@given(migrations(), st.booleans())
+def test_only_a_cutting_migration_requires_acks_and_then_exactly_every_new_owner(case, cutting):
+    topology, migration = case
+    m = MigratingShardMap.build_migrating(topology, attrs.evolve(migration, cutting=cutting))
+    required = required_acks(m, range(m.shards))
+    for shard in range(m.shards):
+        for g in range(m.replica_groups):
+            new = set(m.target_owners(g, shard)) - set(m.owners(g, shard))
+            assert set(required.get((shard, g), ())) == (new if cutting else set())
+    assert required_acks(ShardMap.build(topology), range(topology.shards)) == {}

@@ -14,6 +14,7 @@ from miroir.cluster.rebalance import Rebalancer, RebalanceSettings, start_rebala
 from miroir.core import membership
 from miroir.core.migration_map import MigratingShardMap
 from miroir.core.node_state import NodeState
+from miroir.core.placement import shard_for_key
 from miroir.devnode.app import DevnodeApp
 from tests.proxy.harness import running_proxy
 
@@ -268,7 +269,7 @@ async def test_the_admin_route_starts_a_rebalance_when_the_engine_is_on():
         status, answer, _ = await h.send("DELETE", "/_miroir/nodes/n0?force=true")
         assert (status, answer["code"]) == (501, "miroir_rebalance_unavailable")
         await run_engine(h, Rebalancer(h.cluster, FAST))
-        assert (await h.send("GET", "/_miroir/nodes"))[1]["epoch"] == 3
+        assert (await h.send("GET", "/_miroir/nodes"))[1]["epoch"] == 4  # start, cutting, cutover
         await check_after(h, expected)
 
 
@@ -285,7 +286,7 @@ async def test_metrics_show_the_epoch_and_the_rebalance():
         engine.observers.extend([metrics.observe_rebalance, seen.append])
         await run_engine(h, engine)
         text = (await (await h.client.get("/_miroir/metrics")).get_data()).decode()
-        assert "miroir_topology_epoch 3.0" in text
+        assert "miroir_topology_epoch 4.0" in text  # start, cutting, cutover
         total = seen[-1]["shardsTotal"]
         assert f"miroir_rebalance_shards_done {float(total)}" in text
         assert "miroir_rebalance_in_progress 0.0" in text
@@ -358,6 +359,79 @@ async def test_a_node_that_fails_mid_copy_pauses_its_move_which_resumes_when_it_
         engine._write_documents = copy_page
         await run_engine(h, engine)
         await trio.sleep(0.5)
+        await check_after(h, expected)
+
+
+async def test_nothing_is_copied_before_every_live_process_routes_by_the_migration_epoch():
+    """Processes record the epoch they route by; the engine waits for every live one (a dead
+    one, whose record lapsed, does not count) and shows whom it waits for."""
+    async with running_proxy(nodes=3, shards=16) as h:
+        expected = await fill(h, 100)
+        add_devnode(h, "n9")
+        started = await start_rebalance(h.cluster, membership.add_node(
+            h.cluster.durable_topology, {"id": "n9", "address": "http://n9.invalid:1", "group": 0}),
+            h.cluster.now_ms())
+        now = h.cluster.now_ms()
+        await h.store.put_process_record("proc-slow", {"epoch": 1}, now, 60_000)
+        await h.store.put_process_record("proc-dead", {"epoch": 1}, now - 60_000, 1_000)
+        engine = Rebalancer(h.cluster, FAST)
+        assert await engine.drive_once() == "waiting"
+        assert await engine.drive_once() == "waiting"
+        status = (await h.send("GET", "/_miroir/rebalance"))[1]
+        assert status["waitingFor"] == ["proc-slow@1"] and status["documentsCopied"] == 0
+        await h.store.put_process_record("proc-slow", {"epoch": started["epoch"]},
+                                         h.cluster.now_ms(), 60_000)
+        # the slow process adopted the migration; it stays behind the cutting epoch until told
+        assert await engine.drive_once() == "cutting"
+        status = (await h.send("GET", "/_miroir/rebalance"))[1]
+        assert status["waitingFor"] == [f"proc-slow@{started['epoch']}"]
+        assert status["shardsDone"] == status["shardsTotal"]
+        await h.store.delete_process_record("proc-slow")  # it stopped cleanly
+        await run_engine(h, engine)
+        await check_after(h, expected)
+
+
+async def test_in_the_cutting_phase_a_write_a_new_owner_misses_is_not_acknowledged():
+    """The residual window, closed: once the cutting epoch is in force, a write to a moving
+    shard is acknowledged only if its new owner has it too; the other shards are unaffected."""
+    async with running_proxy(nodes=3, shards=16, health_interval_ms=50) as h:
+        expected = await fill(h, 100)
+        add_devnode(h, "n9")
+        started = await start_rebalance(h.cluster, membership.add_node(
+            h.cluster.durable_topology, {"id": "n9", "address": "http://n9.invalid:1", "group": 0}),
+            h.cluster.now_ms())
+        # another process that adopted the migration but not yet the cutting epoch holds the
+        # engine in `cutting`
+        await h.store.put_process_record("proc-b", {"epoch": started["epoch"]},
+                                         h.cluster.now_ms(), 60_000)
+        engine = Rebalancer(h.cluster, FAST)
+        assert await engine.drive_once() == "cutting"
+        shard_map = h.cluster.shard_map
+        assert isinstance(shard_map, MigratingShardMap) and shard_map.cutting
+        moving = next(i for i in range(1000, 2000)
+                      if shard_map.gains(0, shard_for_key(str(i), 16)) == ("n9",))
+        staying = next(i for i in range(1000, 2000)
+                       if not shard_map.gains(0, shard_for_key(str(i), 16)))
+        h.transport.down.add("n9")
+        status, answer, _ = await h.send("POST", "/indexes/m/documents",
+                                         [{"id": moving, "v": 1, "text": "x"}])
+        assert (status, answer["code"]) == (503, "miroir_no_quorum")
+        status, answer, _ = await h.send("POST", "/indexes/m/documents",
+                                         [{"id": staying, "v": 1, "text": "x"}])
+        assert status == 202 and (await h.wait_task(answer["taskUid"]))["status"] == "succeeded"
+        expected[staying] = 1
+        h.transport.down.discard("n9")
+        await h.store.put_process_record("proc-b", {"epoch": h.cluster.epoch},
+                                         h.cluster.now_ms(), 60_000)
+        assert await engine.drive_once() == "grace"  # cut over
+        assert await engine.drive_once() == "grace"  # proc-b must adopt the cutover too
+        assert (await h.send("GET", "/_miroir/rebalance"))[1]["waitingFor"] == [
+            f"proc-b@{h.cluster.epoch - 1}"]
+        await h.store.delete_process_record("proc-b")
+        await run_engine(h, engine)
+        # the refused write reached the old owner; the compare after the cutting epoch copied
+        # it to n9 before the cutover (a refused write may or may not be applied)
+        expected[moving] = 1
         await check_after(h, expected)
 
 

@@ -54,9 +54,9 @@ import trio
 from miroir.cluster import settings_sync
 from miroir.cluster.broadcast import protect_settings_patch, run_everywhere
 from miroir.cluster.runtime import Cluster, task_uid_of
-from miroir.cluster.topology_sync import publish, read_topology
+from miroir.cluster.topology_sync import lagging, publish, read_topology
 from miroir.core.errors import MeiliError
-from miroir.core.membership import MembershipChange
+from miroir.core.membership import MembershipChange, members
 from miroir.core.migration_map import Migration
 from miroir.core.node_state import NodeState
 from miroir.core.rebalance_plan import RebalancePlan, ShardMove, copy_sources, plan_rebalance
@@ -73,17 +73,21 @@ LEASE = "rebalancer"
 PAGE_SIZE = 500
 NODE_TASK_TIMEOUT_MS = 60_000
 MAX_COMPARE_ROUNDS = 5
-ACTIVE_STATES = ("waiting", "copying", "grace")
+ACTIVE_STATES = ("waiting", "copying", "cutting", "grace")
 
 
 @attrs.frozen
 class RebalanceSettings:
     max_docs_per_second: int = 2000
-    settle_ms: int = 2000  # two follow intervals at the default health interval
+    # How long a `waiting` record may go without its migration in the topology (a start that
+    # died between the two writes) before it is failed.
+    settle_ms: int = 2000
     grace_ms: int = 5000
     lease_ttl_ms: int = 10_000
     poll_s: float = 1.0
     page_size: int = PAGE_SIZE
+    # False only to measure the residual window the cutting phase closes (tests/sim).
+    cutting_phase: bool = True
 
 
 class MoveIncomplete(Exception):
@@ -118,7 +122,8 @@ async def start_rebalance(cluster: Cluster, change: MembershipChange, now_ms: in
         "epoch": found.epoch + 1, "startedAtMs": now_ms, "copyStartedAtMs": None,
         "finishedAtMs": None if plan.moves else now_ms,
         "shardsTotal": plan.replicas_copied, "shardsDone": 0, "documentsCopied": 0,
-        "done": [], "errors": [],
+        "done": [], "errors": [], "waitingFor": [],
+        "source": [list(g) for g in change.source], "target": [list(g) for g in change.target],
     }
     stored = await cluster.store.put_record_if(
         REBALANCE_RECORD, 0 if current is None else current.version, record)
@@ -198,34 +203,98 @@ class Rebalancer:
             return None
         self._record = record
         try:
-            found = await read_topology(self.cluster.store)
-            state = record.value["state"]
-            if state in ("waiting", "copying"):
-                if found is None or found.migration is None or \
-                        found.migration.id != record.value["id"]:
-                    if self.cluster.now_ms() < record.value["startedAtMs"] + self.settings.settle_ms:
-                        return state  # its start may not have published the migration yet
-                    await self._fail("the topology does not carry this rebalance's migration")
-                    return "failed"
-                self.cluster.adopt_epoch(found.epoch, found.topology, found.migration)
-                if self.cluster.now_ms() < record.value["startedAtMs"] + self.settings.settle_ms:
-                    return state
-                if not await self._copy_all(found.migration, found.topology):
-                    return self._record.value["state"]
-                await self._cut_over(found.epoch, found.topology, found.migration)
-                return "grace"
-            # grace: the cutover is published; delete the old owners' copies once it passed
-            if self.cluster.now_ms() < record.value["cutOverAtMs"] + self.settings.grace_ms:
-                return "grace"
-            try:
-                await self._delete_old_copies()
-            except MoveIncomplete as why:
-                await self._error(f"deleting old copies: {why}")
-                return "grace"
-            await self._update(state="done", finishedAtMs=self.cluster.now_ms())
-            return "done"
+            return await self._step(record.value["state"])
         finally:
             await self.cluster.store.release_lease(LEASE, self.holder)
+
+    async def _step(self, state: str) -> str:
+        found = await read_topology(self.cluster.store)
+        value = self._record.value
+        if state == "grace":
+            return await self._grace()
+        if found is not None and found.migration is None and state == "cutting" \
+                and _is_cut_over(found.topology, value.get("target")):
+            # The cutover was published and this engine (or its predecessor) died before
+            # recording it: record it now.
+            await self._update(state="grace", cutOverAtMs=self.cluster.now_ms(),
+                               cutOverEpoch=found.epoch)
+            return "grace"
+        if found is None or found.migration is None or found.migration.id != value["id"]:
+            if self.cluster.now_ms() < value["startedAtMs"] + self.settings.settle_ms:
+                return state  # its start may not have published the migration yet
+            await self._fail("the topology does not carry this rebalance's migration")
+            return "failed"
+        self.cluster.adopt_epoch(found.epoch, found.topology, found.migration)
+        migration = found.migration
+        if state == "waiting":
+            # Nothing is copied before every live process dual-writes.
+            if not await self._adopted(value["epoch"]):
+                return "waiting"
+            await self._update(state="copying", copyStartedAtMs=self.cluster.now_ms())
+        if migration.cutting and self._record.value["state"] != "cutting":
+            # a predecessor published the cutting epoch and died before recording it
+            await self._update(state="cutting", cuttingEpoch=found.epoch)
+        elif not migration.cutting and self._record.value["state"] == "cutting":
+            # a predecessor went back to copying and died before recording it
+            await self._update(state="copying")
+        if self._record.value["state"] == "copying":
+            if not await self._copy_all(migration, found.topology):
+                return "copying"
+            if not self.settings.cutting_phase:
+                return await self._compare_then_cut_over(found.epoch, found.topology, migration)
+            published = await publish(self.cluster, found.epoch, found.topology,
+                                      attrs.evolve(migration, cutting=True))
+            if published is None:
+                raise LeaseLost()  # someone else changed the topology: look again next pass
+            await self._update(state="cutting", cuttingEpoch=published.epoch)
+            found = published
+        # cutting: the new owners' acknowledgements are required once every process routes by
+        # the cutting epoch; from then on no acknowledged write can miss them, so one more
+        # compare of every move closes the residual window before the cutover.
+        if not await self._adopted(self._record.value["cuttingEpoch"]):
+            return "cutting"
+        return await self._compare_then_cut_over(found.epoch, found.topology, found.migration)
+
+    async def _compare_then_cut_over(self, epoch: int, topology: Topology,
+                                     migration: Migration) -> str:
+        source, _target, plan = _placements(topology, migration)
+        indexes = await _indexes(self.cluster, self.cluster.serving_nodes())
+        if not await self._compare_all_again(plan, source, indexes):
+            if migration.cutting:
+                # A new owner does not answer: back to dual writes without requiring it, so
+                # client writes to its shards do not fail while the engine waits for it.
+                published = await publish(self.cluster, epoch, topology,
+                                          attrs.evolve(migration, cutting=False))
+                if published is None:
+                    raise LeaseLost()
+                await self._update(state="copying")
+            return "copying"
+        await self._cut_over(epoch, topology, migration)
+        return "grace"
+
+    async def _grace(self) -> str:
+        """The cutover is published: delete the old owners' copies once every live process
+        routes by it and `grace_ms` passed (requests still holding an older map finish)."""
+        value = self._record.value
+        if not await self._adopted(value["cutOverEpoch"]) or \
+                self.cluster.now_ms() < value["cutOverAtMs"] + self.settings.grace_ms:
+            return "grace"
+        try:
+            await self._delete_old_copies()
+        except MoveIncomplete as why:
+            await self._error(f"deleting old copies: {why}")
+            return "grace"
+        await self._update(state="done", finishedAtMs=self.cluster.now_ms())
+        return "done"
+
+    async def _adopted(self, epoch: int) -> bool:
+        """Whether every live proxy process routes by `epoch` or newer; the record's
+        `waitingFor` names those that do not (process id and epoch)."""
+        behind = await lagging(self.cluster, epoch)
+        waiting = [f"{pid}@{found}" for pid, found in sorted(behind.items())]
+        if waiting != self._record.value.get("waitingFor", []):
+            await self._update(waitingFor=waiting)
+        return not behind
 
     async def _hold_lease(self) -> bool:
         lease = await self.cluster.store.acquire_lease(
@@ -262,13 +331,7 @@ class Rebalancer:
 
     async def _copy_all(self, migration: Migration, topology: Topology) -> bool:
         """Copy and verify every move not done yet; True when all are done."""
-        source = Placement.from_members(topology.shards, topology.replication_factor,
-                                        _pad(migration.source, topology.replica_groups))
-        target = Placement.from_members(topology.shards, topology.replication_factor,
-                                        _pad(migration.target, topology.replica_groups))
-        plan = plan_rebalance(source, target)
-        if self._record.value["state"] == "waiting":
-            await self._update(state="copying", copyStartedAtMs=self.cluster.now_ms())
+        source, _target, plan = _placements(topology, migration)
         gaining = sorted({node for move in plan for node in move.gains})
         readers = [n for n in self.cluster.serving_nodes() if n not in gaining] or \
             self.cluster.serving_nodes()
@@ -296,14 +359,14 @@ class Rebalancer:
                     continue
                 done.add(key)
                 await self._update(done=sorted(done), shardsDone=len(done))
-        return complete and await self._compare_all_again(plan, source, indexes)
+        return complete
 
     async def _compare_all_again(self, plan: RebalancePlan, source: Placement,
                                  indexes: list[dict[str, Any]]) -> bool:
         """A gaining node that missed a dual write after its move was verified (it failed, or
         one write to it did) would be cut over stale: compare every move once more, right
-        before the cutover. A write that misses it after this pass and before every process
-        adopted the cutover remains the residual window (docs/operations.md)."""
+        before the cutover (once every process requires the new owners' acknowledgements:
+        the cutting phase, module docstring step 5)."""
         for move in plan:
             for node in move.gains:
                 try:
@@ -525,6 +588,27 @@ async def _provision(cluster: Cluster, node: str, readers: list[str],
                 raise MoveIncomplete(f"settings of {uid} on {node} differ from the committed ones")
             await cluster.store.record_settings_version(uid, node, committed.version)
             await cluster.catalog.changed(uid, same_primary_key=True)
+
+
+def _placements(topology: Topology, migration: Migration
+                ) -> tuple[Placement, Placement, RebalancePlan]:
+    """A migration's source and target placements and the plan between them."""
+    groups = topology.replica_groups
+    source = Placement.from_members(topology.shards, topology.replication_factor,
+                                    _pad(migration.source, groups))
+    target = Placement.from_members(topology.shards, topology.replication_factor,
+                                    _pad(migration.target, groups))
+    return source, target, plan_rebalance(source, target)
+
+
+def _is_cut_over(topology: Topology, target: Any) -> bool:
+    """Whether `topology` is a rebalance's cutover: nobody joining or draining, and the members
+    per group are the rebalance's target members."""
+    if target is None or any(n.state in (NodeState.JOINING, NodeState.DRAINING)
+                             for n in topology.nodes):
+        return False
+    return [list(m) for m in members(topology)] == [sorted(g) for g in target] + \
+        [[] for _ in range(topology.replica_groups - len(target))]
 
 
 def _pad(members: Any, groups: int) -> tuple[tuple[str, ...], ...]:
