@@ -47,6 +47,9 @@ def test_draining_targets_the_group_without_the_node_and_moves_only_its_shards(t
         with pytest.raises(MeiliError) as refused:
             membership.drain_node(topology, victim)
         assert refused.value.code == "miroir_invalid_node_state"
+        with pytest.raises(MeiliError) as refused:
+            membership.remove_node(topology, victim, force=True)
+        assert refused.value.code == "miroir_invalid_node_state"
         return
     change = membership.drain_node(topology, victim)
     assert change.topology.node(victim).state is NodeState.DRAINING
@@ -64,7 +67,8 @@ def test_draining_targets_the_group_without_the_node_and_moves_only_its_shards(t
         membership.remove_node(topology, victim, force=False)
     assert refused.value.code == "miroir_node_not_drained"
     forced = membership.remove_node(topology, victim, force=True)
-    assert forced.kind == "remove_node" and forced.topology.node(victim).state is NodeState.REMOVED
+    assert forced.kind == "force_remove" and forced.topology.node(victim).state is NodeState.REMOVED
+    assert all(m.loses == (victim,) and victim not in m.gains for m in forced.plan())
 
 
 @given(topologies(), json_values)

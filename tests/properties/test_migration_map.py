@@ -147,3 +147,22 @@ def test_only_a_cutting_migration_requires_acks_and_then_exactly_every_new_owner
             new = set(m.target_owners(g, shard)) - set(m.owners(g, shard))
             assert set(required.get((shard, g), ())) == (new if cutting else set())
     assert required_acks(ShardMap.build(topology), range(topology.shards)) == {}
+
+
+@given(topologies(), st.data())
+def test_a_forced_removal_counts_quorum_on_the_new_owners_and_never_touches_the_removed_node(
+        base, data):
+    victim = data.draw(st.sampled_from([n.id for n in base.nodes]))
+    source = tuple(base.group_members(g) for g in range(base.replica_groups))
+    target = tuple(tuple(n for n in m if n != victim) for m in source)
+    topology = with_states(base, {victim: NodeState.REMOVED})
+    m = MigratingShardMap.build_migrating(topology, Migration("f", source, target, forced=True))
+    for shard in range(m.shards):
+        assert victim not in {n for _, n in m.write_targets(shard)}
+        for g in range(m.replica_groups):
+            assert m.owners(g, shard) == m.target_owners(g, shard)
+            assert victim not in m.readable_owners(g, shard)
+            # reads stay on survivors that held the shard before: a new owner is not complete
+            assert set(m.readable_owners(g, shard)) <= set(m.placement.owners[g][shard])
+        assert {n for _, n in m.all_owners(shard)} == {
+            n for g in range(m.replica_groups) for n in m.target_owners(g, shard)}

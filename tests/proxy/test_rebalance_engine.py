@@ -267,7 +267,7 @@ async def test_the_admin_route_starts_a_rebalance_when_the_engine_is_on():
         status, answer, _ = await h.send("POST", "/_miroir/nodes/n0/drain")
         assert (status, answer["code"]) == (409, "miroir_rebalance_in_progress")
         status, answer, _ = await h.send("DELETE", "/_miroir/nodes/n0?force=true")
-        assert (status, answer["code"]) == (501, "miroir_rebalance_unavailable")
+        assert (status, answer["code"]) == (409, "miroir_rebalance_in_progress")
         await run_engine(h, Rebalancer(h.cluster, FAST))
         assert (await h.send("GET", "/_miroir/nodes"))[1]["epoch"] == 4  # start, cutting, cutover
         await check_after(h, expected)
@@ -433,6 +433,51 @@ async def test_in_the_cutting_phase_a_write_a_new_owner_misses_is_not_acknowledg
         # it to n9 before the cutover (a refused write may or may not be applied)
         expected[moving] = 1
         await check_after(h, expected)
+
+
+async def test_a_forced_removal_at_rf_2_recreates_the_replicas_from_the_survivors():
+    """`DELETE /_miroir/nodes/n1?force=true`: n1 leaves at once (no read or write reaches it);
+    each of its shard replicas is copied from the surviving replica to its new owner while a
+    client writes; at RF = 2 nothing acknowledged is lost."""
+    async with running_proxy(nodes=4, shards=16, replication_factor=2) as h:
+        expected = await fill(h, 300)
+        state = h.app.extensions["miroir"]
+        state.config = attrs.evolve(state.config, rebalance=attrs.evolve(
+            state.config.rebalance, enabled=True))
+        status, answer, _ = await h.send("DELETE", "/_miroir/nodes/n1?force=true")
+        assert status == 200 and answer["kind"] == "force_remove" and answer["rebalanceId"]
+        assert h.cluster.state_of("n1") is NodeState.REMOVED
+        h.transport.down.add("n1")  # it is gone: nothing may depend on it
+        engine = Rebalancer(h.cluster, FAST)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client_traffic, h, expected, 15, 3)
+            await run_engine(h, engine)
+        status = (await h.send("GET", "/_miroir/rebalance"))[1]
+        assert status["kind"] == "force_remove" and status["lost"] == []
+        assert status["shardsDone"] == status["shardsTotal"] == answer["shardReplicasToCopy"] > 0
+        assert h.cluster.shard_map.shards_of("n1") == ()
+        await check_after(h, expected)
+        status, answer, _ = await h.send("DELETE", "/_miroir/nodes/n1")
+        assert status == 200 and answer["kind"] == "forget_node"
+
+
+async def test_a_forced_removal_at_rf_1_loses_what_only_that_node_held_and_says_so():
+    async with running_proxy(nodes=3, shards=16) as h:
+        expected = await fill(h, 200)
+        lost_shards = set(h.cluster.shard_map.shards_of("n1"))
+        change = membership.remove_node(h.cluster.durable_topology, "n1", force=True)
+        await start_rebalance(h.cluster, change, h.cluster.now_ms())
+        h.transport.down.add("n1")
+        await run_engine(h, Rebalancer(h.cluster, FAST))
+        status = (await h.send("GET", "/_miroir/rebalance"))[1]
+        assert len(status["lost"]) == len(lost_shards) and "n1" in status["lost"][0]
+        kept = {i: v for i, v in expected.items() if shard_for_key(str(i), 16) not in lost_shards}
+        await check_after(h, kept)
+        # the new owners of the lost shards take writes again
+        moved = next(i for i in range(1000, 2000) if shard_for_key(str(i), 16) in lost_shards)
+        answer = (await h.send("POST", "/indexes/m/documents", [{"id": moved, "v": 7}]))[1]
+        assert (await h.wait_task(answer["taskUid"]))["status"] == "succeeded"
+        await check_after(h, {**kept, moved: 7})
 
 
 def test_progress_derives_the_rate_and_the_eta_while_copying():

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 import attrs
@@ -94,6 +94,10 @@ class MoveIncomplete(Exception):
     """A move could not finish this pass (a node did not answer, a compare kept differing)."""
 
 
+class ShardLost(Exception):
+    """A forced removal took the only replicas of a (group, shard): nothing is left to copy."""
+
+
 class LeaseLost(Exception):
     """Another process holds the rebalancer lease now: stop at once."""
 
@@ -113,7 +117,8 @@ async def start_rebalance(cluster: Cluster, change: MembershipChange, now_ms: in
                          f"Rebalance `{current.value['id']}` is in progress.")
     rebalance_id = f"rb-{found.epoch + 1}-{uuid.uuid4().hex[:8]}"
     plan = change.plan()
-    migration = Migration(rebalance_id, change.source, change.target)
+    migration = Migration(rebalance_id, change.source, change.target,
+                          forced=change.kind == "force_remove")
     # The record first, then the topology: a process that dies between the two leaves a
     # `waiting` record whose migration never appears, which the engine fails after `settle_ms`
     # (the other order would leave a migration no engine ever drives).
@@ -122,7 +127,7 @@ async def start_rebalance(cluster: Cluster, change: MembershipChange, now_ms: in
         "epoch": found.epoch + 1, "startedAtMs": now_ms, "copyStartedAtMs": None,
         "finishedAtMs": None if plan.moves else now_ms,
         "shardsTotal": plan.replicas_copied, "shardsDone": 0, "documentsCopied": 0,
-        "done": [], "errors": [], "waitingFor": [],
+        "done": [], "errors": [], "waitingFor": [], "lost": [],
         "source": [list(g) for g in change.source], "target": [list(g) for g in change.target],
     }
     stored = await cluster.store.put_record_if(
@@ -323,6 +328,12 @@ class Rebalancer:
         logger.error("rebalance failed: %s", why)
         await self._update(state="failed", errors=[*self._record.value["errors"], why][-10:])
 
+    async def _lost(self, why: str) -> None:
+        logger.error("forced removal: %s; the new owner starts without those documents", why)
+        lost = self._record.value.get("lost", [])
+        if why not in lost:
+            await self._update(lost=[*lost, why])
+
     async def _error(self, why: str) -> None:
         logger.warning("rebalance: %s (retried on the next pass)", why)
         await self._update(errors=[*self._record.value["errors"], why][-10:])
@@ -353,6 +364,8 @@ class Rebalancer:
                     for index in indexes:
                         if index.get("primaryKey"):
                             await self._move(move, node, source, index["uid"], index["primaryKey"])
+                except ShardLost as why:
+                    await self._lost(str(why))
                 except MoveIncomplete as why:
                     await self._error(f"{key}: {why}")
                     complete = False
@@ -371,7 +384,10 @@ class Rebalancer:
             for node in move.gains:
                 try:
                     self._writable(node)
-                    sources = self._sources(move, source)
+                    try:
+                        sources = self._sources(move, source)
+                    except ShardLost:
+                        continue  # recorded when it was copied: nothing to compare with
                     for index in indexes:
                         if index.get("primaryKey"):
                             await self._converge(move, node, sources[0], index["uid"],
@@ -389,8 +405,24 @@ class Rebalancer:
             raise MoveIncomplete(f"{node} is {self.cluster.state_of(node).value}")
 
     def _sources(self, move: ShardMove, source: Placement) -> list[str]:
-        sources = [s for s in copy_sources(move, source)
-                   if self.cluster.state_of(s) not in (NodeState.FAILED, NodeState.REMOVED)]
+        """Where `move` copies from, readable ones only. A forced removal's leaving node is
+        `removed` (gone): the group's survivors, else the shard's owners in the other groups;
+        with none at all, the replica is lost (ShardLost)."""
+        def alive(nodes: Iterable[str]) -> list[str]:
+            return [n for n in nodes
+                    if self.cluster.state_of(n) not in (NodeState.FAILED, NodeState.REMOVED)]
+
+        sources = alive(copy_sources(move, source))
+        if not sources and self.cluster.migration is not None and self.cluster.migration.forced:
+            gone = [n for n in (*move.keeps, *move.loses)
+                    if self.cluster.state_of(n) is NodeState.REMOVED]
+            others = [n for g in range(len(source.owners)) if g != move.group
+                      for n in source.owners[g][move.shard]]
+            sources = alive(others)
+            candidates = (*move.keeps, *move.loses, *others)
+            if not sources and all(self.cluster.state_of(n) is NodeState.REMOVED
+                                   for n in candidates):
+                raise ShardLost(f"{move.key}: its only replicas were on {', '.join(gone)}")
         if not sources:
             raise MoveIncomplete("no readable source")
         return sources

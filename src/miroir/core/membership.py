@@ -36,7 +36,7 @@ _ADDRESS = re.compile(r"http://[^\s/?#:]+(:\d{1,5})?/?")
 class MembershipChange:
     """What one admin request asks for: the durable topology to publish, both memberships."""
 
-    kind: str  # add_node | drain_node | remove_node | forget_node | add_group
+    kind: str  # add_node | drain_node | force_remove | forget_node | add_group
     topology: Topology
     source: tuple[tuple[str, ...], ...]
     target: tuple[tuple[str, ...], ...]
@@ -91,8 +91,9 @@ def drain_node(topology: Topology, node_id: str) -> MembershipChange:
 
 def remove_node(topology: Topology, node_id: str, *, force: bool) -> MembershipChange:
     """`DELETE /_miroir/nodes/{id}`: a drained node (`removed` once its drain cut over) is
-    forgotten; an active one only with `force` (which loses the shard replicas only that node
-    held: at RF = 1 and one group, its documents)."""
+    forgotten; an active one only with `force`: it is `removed` at once and its shard replicas
+    are re-created on their new owners from the surviving replicas (what it alone held is lost:
+    at RF = 1, the documents of its shards that no other group holds)."""
     node = _existing(topology, node_id)
     if node.state is NodeState.REMOVED:
         # drained (its shards moved at the drain's cutover): forgetting it moves nothing
@@ -112,7 +113,13 @@ def remove_node(topology: Topology, node_id: str, *, force: bool) -> MembershipC
         )
     source = members(topology)
     target = tuple(tuple(n for n in m if n != node_id) for m in source)
-    return MembershipChange("remove_node", _with_state(topology, node_id, NodeState.REMOVED),
+    if not target[node.replica_group]:
+        raise MeiliError(
+            "miroir_invalid_node_state",
+            f"Node `{node_id}` is the last node of replica group {node.replica_group}: "
+            "removing it would leave the group no node to hold its shards.",
+        )
+    return MembershipChange("force_remove", _with_state(topology, node_id, NodeState.REMOVED),
                             source, target)
 
 

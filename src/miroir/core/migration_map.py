@@ -8,7 +8,7 @@ with both placements:
 | question | answer while migrating | why |
 |---|---|---|
 | `write_targets(s)` | source owners ∪ target owners that take writes | dual write: a new owner misses nothing written during the copy |
-| `owners(g, s)`, `all_owners(s)` | source owners | quorum counts only the old owners until cutover: a new owner's ack proves nothing yet |
+| `owners(g, s)`, `all_owners(s)` | source owners (target owners in a forced removal) | quorum counts only the old owners until cutover: a new owner's ack proves nothing yet; a forced removal's leaving node is gone, so there the survivors and new owners count |
 | `readable_owners(g, s)` | source owners that serve reads, or are draining | the new owner is not complete yet; a draining node still holds its shards until cutover |
 | `shards_of(n)` | source shards ∪ target shards of `n` | what `n` may hold: a read asking `n` for its source shards must still filter, since `n` may hold part of a target shard |
 
@@ -55,6 +55,9 @@ class Migration:
     target: tuple[tuple[str, ...], ...]
     # The last phase before the cutover: new owners' acknowledgements are required too.
     cutting: bool = False
+    # A forced removal: a source member is already `removed` (gone), so quorum counts the
+    # target owners (the survivors and the new owners) from the start.
+    forced: bool = False
 
 
 @attrs.frozen
@@ -64,6 +67,7 @@ class MigratingShardMap(ShardMap):
     target: Placement = attrs.field(kw_only=True)
     _held: Mapping[str, tuple[int, ...]] = attrs.field(kw_only=True)
     cutting: bool = attrs.field(default=False, kw_only=True)
+    forced: bool = attrs.field(default=False, kw_only=True)
 
     @classmethod
     def build_migrating(cls, topology: Topology, migration: Migration) -> MigratingShardMap:
@@ -85,7 +89,17 @@ class MigratingShardMap(ShardMap):
             for node in set(source.shards_of) | set(target.shards_of)
         }
         return cls(topology=topology, placement=source, states=topology.states(),
-                   target=target, held=held, cutting=migration.cutting)
+                   target=target, held=held, cutting=migration.cutting,
+                   forced=migration.forced)
+
+    def owners(self, group: int, shard: int) -> tuple[str, ...]:
+        if self.forced:
+            return self.target.owners[group][shard]
+        return self.placement.owners[group][shard]
+
+    def all_owners(self, shard: int) -> list[tuple[int, str]]:
+        return [(group, node) for group in range(self.replica_groups)
+                for node in self.owners(group, shard)]
 
     def gains(self, group: int, shard: int) -> tuple[str, ...]:
         """The new owners of (group, shard): target owners that are not source owners."""
