@@ -8,7 +8,7 @@ with both placements:
 | question | answer while migrating | why |
 |---|---|---|
 | `write_targets(s)` | source owners ∪ target owners that take writes | dual write: a new owner misses nothing written during the copy |
-| `owners(g, s)`, `all_owners(s)` | source owners (target owners in a forced removal) | quorum counts only the old owners until cutover: a new owner's ack proves nothing yet; a forced removal's leaving node is gone, so there the survivors and new owners count |
+| `owners(g, s)`, `all_owners(s)` | source owners (in a forced removal, target owners unless the group's copy comes from another group: see `owners`) | quorum counts only the old owners until cutover: a new owner's ack proves nothing yet; a forced removal's leaving node is gone, so there the survivors and new owners count |
 | `readable_owners(g, s)` | source owners that serve reads, or are draining | the new owner is not complete yet; a draining node still holds its shards until cutover |
 | `shards_of(n)` | source shards ∪ target shards of `n` | what `n` may hold: a read asking `n` for its source shards must still filter, since `n` may hold part of a target shard |
 
@@ -93,9 +93,23 @@ class MigratingShardMap(ShardMap):
                    forced=migration.forced)
 
     def owners(self, group: int, shard: int) -> tuple[str, ...]:
-        if self.forced:
-            return self.target.owners[group][shard]
-        return self.placement.owners[group][shard]
+        """Quorum's owners: the source's; in a forced removal the target's (survivors and new
+        owners) when the group still has a survivor of the shard (it is the copy's source, so
+        what the target's quorum acknowledged is what the copy converges to) or no group has
+        one (the replica is lost: the new owner starts empty); when the group's copy comes from
+        another group, the source's, so only that group's quorum can acknowledge a write (the
+        copy must not overwrite a write only the new owner acknowledged)."""
+        old = self.placement.owners[group][shard]
+        if not self.forced or self._from_other_group(group, shard):
+            return old
+        return self.target.owners[group][shard]
+
+    def _from_other_group(self, group: int, shard: int) -> bool:
+        if any(self._states[n] is not NodeState.REMOVED for n in self.placement.owners[group][shard]):
+            return False
+        return any(self._states[n] is not NodeState.REMOVED
+                   for g in range(self.replica_groups) if g != group
+                   for n in self.placement.owners[g][shard])
 
     def all_owners(self, shard: int) -> list[tuple[int, str]]:
         return [(group, node) for group in range(self.replica_groups)
