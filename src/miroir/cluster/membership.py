@@ -50,7 +50,10 @@ async def change_membership(
         return {"dryRun": True, "kind": change.kind, "epoch": epoch,
                 "plan": render_plan(change.plan(), change)}
     if change.kind == "forget_node":
-        published = await publish(cluster, epoch, change.topology)
+        # A rebalance may be running: its migration stays in force (the forgotten node is in
+        # neither of its memberships).
+        migration = found.migration if found is not None else None
+        published = await publish(cluster, epoch, change.topology, migration)
         if published is None:
             raise MeiliError("miroir_rebalance_in_progress",
                              "The topology changed while this change was judged; send it again.")

@@ -73,6 +73,8 @@ LEASE = "rebalancer"
 PAGE_SIZE = 500
 NODE_TASK_TIMEOUT_MS = 60_000
 MAX_COMPARE_ROUNDS = 5
+# How long the grace step waits for a failed old owner before leaving its copy (at least).
+LEFTOVER_PATIENCE_MS = 60_000
 ACTIVE_STATES = ("waiting", "copying", "cutting", "grace")
 
 
@@ -536,17 +538,30 @@ class Rebalancer:
                                         _pad(value["source"], groups))
         target = Placement.from_members(topology.shards, topology.replication_factor,
                                         _pad(value["target"], groups))
-        staying = {n.id for n in topology.nodes
-                   if n.state not in (NodeState.REMOVED, NodeState.FAILED)}
+        members = {n.id: n.state for n in topology.nodes}
         indexes = await _indexes(self.cluster, self.cluster.serving_nodes())
+        patience_over = self.cluster.now_ms() >= value["cutOverAtMs"] + max(
+            10 * self.settings.grace_ms, LEFTOVER_PATIENCE_MS)
+        leftovers = []
         for move in plan_rebalance(source, target):
             for node in move.loses:
-                if node not in staying:
+                if members.get(node, NodeState.REMOVED) is NodeState.REMOVED:
                     continue  # a drained node is out of the cluster: the operator retires it
+                if members[node] is NodeState.FAILED:
+                    # Its copy is harmless (reads filter by shard, a later move onto it compares
+                    # it away) but takes room: wait for it to come back, within reason.
+                    if not patience_over:
+                        raise MoveIncomplete(f"{node} is failed; its copy of {move.key} waits")
+                    leftovers.append(f"{node}:{move.key}")
+                    continue
                 for index in indexes:
                     await _node_write(self.cluster, node, "POST",
                                       f"/indexes/{index['uid']}/documents/delete",
                                       {"filter": f"{SHARD_FIELD} = {move.shard}"})
+        if leftovers:
+            logger.warning("rebalance: old copies left on failed nodes: %s (delete them by "
+                           "filter `%s = <shard>` once they are back)", leftovers, SHARD_FIELD)
+            await self._update(leftovers=leftovers)
 
 
 # ---- node helpers ---------------------------------------------------------------------------
