@@ -603,10 +603,17 @@ async def _indexes(cluster: Cluster, readers: list[str]) -> list[dict[str, Any]]
 
 async def _provision(cluster: Cluster, node: str, readers: list[str],
                      indexes: list[dict[str, Any]]) -> None:
-    """Every index on `node`, with the cluster's primary key and settings."""
+    """Every index on `node`, with the cluster's primary key and settings (a joining node, or
+    one that lacks the index)."""
     for index in indexes:
         uid = index["uid"]
         present = await cluster.call(node, "GET", f"/indexes/{uid}")
+        if isinstance(present, NodeResponse) and present.ok and \
+                cluster.state_of(node) is not NodeState.JOINING:
+            # A member that already serves the index (it gains shards in a drain, a forced
+            # removal): its settings are the settings sync's; writing the committed ones here
+            # could undo a newer change racing this copy.
+            continue
         if not (isinstance(present, NodeResponse) and present.ok):
             created, error, _ = await run_everywhere(
                 cluster, [node], "POST", "/indexes",

@@ -42,7 +42,7 @@ from miroir.sim.simulation import INDEX, Simulation
 # Quick enough for a few-second example: the copy runs at 200 documents per virtual second.
 ENGINE = RebalanceSettings(settle_ms=400, grace_ms=400, max_docs_per_second=200, page_size=10,
                            poll_s=0.1, lease_ttl_ms=2000)
-SETTLE_BUDGET_S = 120.0
+SETTLE_BUDGET_S = 60.0
 
 
 @attrs.define
