@@ -1,44 +1,54 @@
 """The migration engine: moves shard replicas between two epochs' placements, online.
 
-UNFINISHED, off by default (`rebalance.enabled: false`): it carries out adding a node, draining
-one and adding a replica group against devnodes in the tests, but has not been through the
-simulator's faults, the chaos rows or the real-process acceptance run the issue asks for.
+Off by default (`rebalance.enabled: false`; docs/operations.md, "Changing the fleet", says why
+and what it has been through). It carries out adding and draining a node, forcing a dead one
+out and adding a replica group.
 
 Theory of operation (docs/operations.md, "Changing the fleet", has the operator's view).
 1. `start_rebalance` publishes, in one compare-and-set on the epoch, the new membership (new
-   nodes `joining`, a drained node `draining`) and the migration (source and target members).
-   Every process adopts it within one follow interval and routes by `MigratingShardMap`: writes
-   to old and new owners, quorum and reads on the old owners. The rebalance record (`rebalance`
-   in the store) starts `waiting`.
+   nodes `joining`, a drained node `draining`, a force-removed node `removed`) and the migration
+   (source and target members). Every process adopts it within one follow interval and routes by
+   `MigratingShardMap`: writes to old and new owners, quorum and reads on the old owners (a
+   forced removal counts the target owners where the group has a survivor). The rebalance
+   record (`rebalance` in the store) starts `waiting`.
 2. `Rebalancer` (a service; one cluster-wide: it works only while it holds the store lease
    `rebalancer`, renewed before every step, and every record write is a compare-and-set on the
    version it last wrote, so a holder that lost the lease cannot overwrite its successor's
-   progress) waits `settle_ms` after the start, so every process dual-writes before anything is
-   copied.
-3. Per index, it provisions the index and its settings on every gaining node; then per move
-   (group, shard) and gaining node, it copies the shard's documents from a source
-   (`rebalance_plan.copy_sources`) by `_miroir_shard = s` pages, at most `max_docs_per_second`.
+   progress) waits until every live proxy process routes by the migration's epoch
+   (`topology_sync.lagging`: each process records its epoch in the store; the record's
+   `waitingFor` names the laggards), so every process dual-writes before anything is copied.
+3. It provisions every index (and, on a joining node, its settings) on every gaining node; then
+   per move (group, shard) and gaining node, it copies the shard's documents from a source
+   (`rebalance_plan.copy_sources`; in a forced removal a survivor, else another group's owner;
+   with none, the replica is recorded `lost`) by `_miroir_shard = s` pages, at most
+   `max_docs_per_second`.
 4. The cutover race (`core.shard_copy`): after the copy, it waits until source and target have
    processed every task enqueued so far, compares the shard's documents on both sides by
    content digest, copies again what differs and deletes on the target only what the copy wrote,
    and repeats until a comparison is clean: counts and every document's digest agree. A move
    whose node does not answer is retried on the next pass (the move pauses, nothing is lost:
    writes keep reaching both sides).
-5. When every move is verified, every move is compared once more (a gaining node that failed,
-   or missed one dual write, after its move was verified would otherwise be cut over stale),
-   then one more epoch cuts over: the target membership, joining nodes `active`, drained nodes
-   `removed`, no migration. Old owners stop taking the shards' writes. Residual window: a write
-   that misses a gaining node after that last compare and before every process adopted the
-   cutover (one follow interval) is acknowledged by the old owners only and is missing on the
-   new one; the simulator has not measured it.
-6. After `grace_ms` (longer than a follow interval, so no process still reads the old owners),
-   the old owners that stay in the cluster delete their copies by filter; the record ends `done`.
+5. Cutting (the residual window, closed): when every move is verified, one more epoch marks the
+   migration `cutting`, in which a write is acknowledged only if every new owner of its shard
+   acknowledged it too (`core.quorum.with_required_acks`). Once every live process routes by
+   it, every move is compared once more: from then on no acknowledged write can miss a new
+   owner, so a clean compare is final. A new owner that fails here sends the migration back to
+   copying (one more epoch without the requirement) so writes to its shards do not keep
+   failing. `RebalanceSettings.cutting_phase=False` skips this step, only to measure the window
+   it closes (tests/proxy/test_rebalance_window.py).
+6. Then one more epoch cuts over: the target membership, joining nodes `active`, drained nodes
+   `removed`, no migration. Old owners stop taking the shards' writes.
+7. Once every live process routes by the cutover and `grace_ms` passed, the old owners that stay
+   in the cluster delete their copies by filter (a `failed` one is waited for, within
+   `LEFTOVER_PATIENCE_MS`, then its copy is recorded in `leftovers`); the record ends `done`.
 A process that crashes mid-rebalance loses nothing: the migration is in the topology record,
 done moves are in the rebalance record, and whoever takes the lease next resumes (a move is
-copied again from the start, which the compare makes idempotent).
+copied again from the start, which the compare makes idempotent; an epoch published and not yet
+recorded is recognised from the topology).
 
-Must never: cut over before every move compared clean, delete a source copy before the cutover
-epoch is published and `grace_ms` has passed, or write progress without holding the lease.
+Must never: cut over before every move compared clean after every process required the new
+owners' acknowledgements, delete a source copy before every live process routes by the cutover
+epoch and `grace_ms` has passed, or write progress without holding the lease.
 """
 
 from __future__ import annotations
@@ -51,9 +61,14 @@ from typing import Any
 import attrs
 import trio
 
-from miroir.cluster import settings_sync
-from miroir.cluster.broadcast import protect_settings_patch, run_everywhere
-from miroir.cluster.runtime import Cluster, task_uid_of
+from miroir.cluster.rebalance_nodes import (
+    MoveIncomplete,
+    _drain_queue,
+    _indexes,
+    _node_write,
+    _provision,
+)
+from miroir.cluster.runtime import Cluster
 from miroir.cluster.topology_sync import lagging, publish, read_topology
 from miroir.core.errors import MeiliError
 from miroir.core.membership import MembershipChange, members
@@ -71,7 +86,6 @@ logger = logging.getLogger("miroir.rebalance")
 REBALANCE_RECORD = "rebalance"
 LEASE = "rebalancer"
 PAGE_SIZE = 500
-NODE_TASK_TIMEOUT_MS = 60_000
 MAX_COMPARE_ROUNDS = 5
 # How long the grace step waits for a failed old owner before leaving its copy (at least).
 LEFTOVER_PATIENCE_MS = 60_000
@@ -90,10 +104,6 @@ class RebalanceSettings:
     page_size: int = PAGE_SIZE
     # False only to measure the residual window the cutting phase closes (tests/sim).
     cutting_phase: bool = True
-
-
-class MoveIncomplete(Exception):
-    """A move could not finish this pass (a node did not answer, a compare kept differing)."""
 
 
 class ShardLost(Exception):
@@ -562,86 +572,6 @@ class Rebalancer:
             logger.warning("rebalance: old copies left on failed nodes: %s (delete them by "
                            "filter `%s = <shard>` once they are back)", leftovers, SHARD_FIELD)
             await self._update(leftovers=leftovers)
-
-
-# ---- node helpers ---------------------------------------------------------------------------
-
-
-async def _node_write(cluster: Cluster, node: str, method: str, path: str, body: Any) -> None:
-    """One write on one node, waited for; MoveIncomplete when it was not applied."""
-    result = await cluster.call(node, method, path, body)
-    node_uid = task_uid_of(result)
-    if node_uid is None:
-        raise MoveIncomplete(f"{node} refused {method} {path}")
-    view = (await cluster.wait_for_node_tasks(
-        {node: node_uid}, timeout_ms=NODE_TASK_TIMEOUT_MS)).get(node)
-    if (view or {}).get("status") != "succeeded":
-        raise MoveIncomplete(f"{node} did not apply {method} {path}")
-
-
-async def _drain_queue(cluster: Cluster, node: str) -> None:
-    """Wait until `node` processed every task enqueued so far (Meilisearch processes in uid
-    order, so waiting for the newest is waiting for all)."""
-    result = await cluster.call(node, "GET", "/tasks?limit=1")
-    if not (isinstance(result, NodeResponse) and result.ok):
-        raise MoveIncomplete(f"{node} did not list its tasks")
-    newest = (result.json().get("results") or [{}])[0].get("uid")
-    if isinstance(newest, int):
-        view = (await cluster.wait_for_node_tasks(
-            {node: newest}, timeout_ms=NODE_TASK_TIMEOUT_MS)).get(node)
-        if view is None:
-            raise MoveIncomplete(f"{node} did not finish task {newest}")
-
-
-async def _indexes(cluster: Cluster, readers: list[str]) -> list[dict[str, Any]]:
-    for node in readers:
-        result = await cluster.call(node, "GET", "/indexes?limit=10000")
-        if isinstance(result, NodeResponse) and result.ok:
-            return sorted(result.json()["results"], key=lambda i: i["uid"])
-    raise MoveIncomplete("no serving node listed the indexes")
-
-
-async def _provision(cluster: Cluster, node: str, readers: list[str],
-                     indexes: list[dict[str, Any]]) -> None:
-    """Every index on `node`, with the cluster's primary key and settings (a joining node, or
-    one that lacks the index)."""
-    for index in indexes:
-        uid = index["uid"]
-        present = await cluster.call(node, "GET", f"/indexes/{uid}")
-        if isinstance(present, NodeResponse) and present.ok and \
-                cluster.state_of(node) is not NodeState.JOINING:
-            # A member that already serves the index (it gains shards in a drain, a forced
-            # removal): its settings are the settings sync's; writing the committed ones here
-            # could undo a newer change racing this copy.
-            continue
-        if not (isinstance(present, NodeResponse) and present.ok):
-            created, error, _ = await run_everywhere(
-                cluster, [node], "POST", "/indexes",
-                {"uid": uid, "primaryKey": index.get("primaryKey")})
-            if node not in created and (error or {}).get("code") != "index_already_exists":
-                raise MoveIncomplete(f"creating {uid} on {node}: {(error or {}).get('message')}")
-        # The committed settings when there are some (as the repair worker provisions), so the
-        # node can be recorded at their version: a node behind it serves no reads of the index.
-        committed = await cluster.store.get_committed_settings(uid)
-        settings = committed.settings if committed is not None else None
-        for reader in readers if settings is None else ():
-            answer = await cluster.call(reader, "GET", f"/indexes/{uid}/settings")
-            if isinstance(answer, NodeResponse) and answer.ok:
-                settings = answer.json()
-                break
-        if settings is None:
-            raise MoveIncomplete(f"no serving node answered the settings of {uid}")
-        applied, error, _ = await run_everywhere(
-            cluster, [node], "PATCH", f"/indexes/{uid}/settings", protect_settings_patch(settings))
-        if node not in applied:
-            raise MoveIncomplete(f"settings of {uid} on {node}: {(error or {}).get('message')}")
-        if committed is not None:
-            held = await settings_sync.read_node_settings(cluster, node, uid)
-            if held is None or settings_sync.settings_digest(held) != \
-                    settings_sync.settings_digest(committed.settings):
-                raise MoveIncomplete(f"settings of {uid} on {node} differ from the committed ones")
-            await cluster.store.record_settings_version(uid, node, committed.version)
-            await cluster.catalog.changed(uid, same_primary_key=True)
 
 
 def _placements(topology: Topology, migration: Migration
