@@ -191,3 +191,18 @@ def test_regression_a_drain_does_not_undo_a_settings_change_racing_it():
     ]
     report = run_program(SHAPES[0], 11219, steps)
     assert report.checks["I9 search equals reference"] > 0
+
+
+def test_regression_a_group_smaller_than_rf_is_refused():
+    """Found by the machine (seeds 899 and 4903, RF = 2): `POST /_miroir/groups` with one node
+    made a group whose shards had one owner each, so no write to it could ever meet quorum
+    (floor(RF/2)+1 = 2): every write came back degraded for that group with no fault (I3, I6).
+    A group, and what a drain or a forced removal leaves of one, needs at least RF nodes."""
+    steps = [
+        ("add_group", {"size": 1}),
+        ("write", {"doc_ids": [5], "words": ["night"], "genre": "drama", "replace": True}),
+        ("delete", {"doc_ids": [5]}),
+        ("checkpoint", {}),
+    ]
+    report = run_program(SHAPES[0], 4903, steps)
+    assert report.outcomes["add_group refused miroir_invalid_group"] == 1
