@@ -23,7 +23,8 @@ fault and measures what clients see. Every client call also runs the simulator's
    this report only; it rejoins and is caught up by the repair worker first) and
    until a write to one of its shards is clean again (what a client sees).
 5. the rebalance rows (`simulations/chaos_rebalance.py`): a node added online with the joining
-   node killed mid-copy; the same with the process running the rebalance killed.
+   node killed mid-copy; the same with the process running the rebalance killed; a dead node
+   removed with `?force=true`.
 
 Owns the experiments and the report. Must never reimplement cluster behaviour: expectations are
 the design's, observations are what the app answered.
@@ -49,7 +50,11 @@ from miroir.core.node_state import NodeState
 from miroir.sim.cluster import SimSpec, open_sim_cluster
 from miroir.sim.model import reference_engine, reference_search, search_difference
 from miroir.sim.simulation import GENRES, WORDS, Simulation, make_document
-from simulations.chaos_rebalance import kill_engine_mid_rebalance, kill_node_mid_rebalance
+from simulations.chaos_rebalance import (
+    force_remove_dead_node,
+    kill_engine_mid_rebalance,
+    kill_node_mid_rebalance,
+)
 from simulations.common import markdown_table
 
 REPORT_NAME = "chaos.md"
@@ -218,6 +223,7 @@ EXPERIMENTS = (
     (BASE, restart_node),
     (BASE, kill_node_mid_rebalance),
     (BASE, kill_engine_mid_rebalance),
+    (BASE, force_remove_dead_node),
 )
 
 

@@ -21,6 +21,7 @@ import attrs
 import trio
 
 from miroir.cluster.rebalance import Rebalancer, RebalanceSettings
+from miroir.core.node_state import NodeState
 from miroir.sim.simulation import Simulation
 
 ENGINE = RebalanceSettings(settle_ms=400, grace_ms=400, max_docs_per_second=20, page_size=4,
@@ -93,6 +94,8 @@ async def _violations(simulation: Simulation, known: dict[int, Any], unsure: set
     shard_map = sim.cluster.shard_map
     sim.transport.catch_up()
     for node in sim.cluster.all_nodes():
+        if sim.cluster.state_of(node) is NodeState.REMOVED:
+            continue  # out of the cluster (a forced removal's dead node): never read again
         index = sim.transport.engine(node).indexes.get("sim")
         held = {d.get("_miroir_shard") for d in (index.documents.values() if index else ())}
         wrong += len(held - set(shard_map.shards_of(node)))
@@ -194,6 +197,37 @@ async def kill_engine_mid_rebalance(simulation: Simulation, rng: random.Random):
                status["state"] == "done" and wrong == 0
                and resumed_at - killed_at <= ENGINE.lease_ttl_ms / 1000 + 2 * ENGINE.poll_s,
                wrong)
+
+
+async def force_remove_dead_node(simulation: Simulation, rng: random.Random):
+    from simulations.chaos import Row
+
+    sim = simulation.sim
+    state = sim.app.extensions["miroir"]
+    state.config = attrs.evolve(state.config, rebalance=attrs.evolve(
+        state.config.rebalance, enabled=True))
+    listed = (await sim.request("GET", "/indexes/sim/documents?limit=1000")).body["results"]
+    known: dict[int, Any] = {d["id"]: d["year"] for d in listed}
+    unsure: set[int] = set()
+    sim.transport.crash("n1")  # dead for good
+    answer = await sim.request("DELETE", "/_miroir/nodes/n1?force=true")
+    assert answer.status == 200, answer.body
+    stop = trio.Event()
+    engine = Rebalancer(sim.cluster, ENGINE)
+    started = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_client, sim, random.Random(rng.random()), known, unsure, stop)
+        status = await _drive(sim, engine)
+        stop.set()
+    took = trio.current_time() - started
+    wrong = await _violations(simulation, known, unsure)
+    observed = (f"n1 killed, then removed with ?force=true; rebalance {status['state']} in "
+                f"{took:.1f} s, {status['shardsDone']}/{status['shardsTotal']} shard replicas "
+                f"re-created from survivors, lost replicas {len(status.get('lost', []))}; "
+                f"acknowledged writes lost, deletes undone or shards off-owner: {wrong}")
+    return Row("force-remove a dead node at RF=2 (engine on)",
+               "its replicas re-created from survivors; nothing acknowledged lost", observed,
+               status["state"] == "done" and not status.get("lost") and wrong == 0, wrong)
 
 
 class _ProcessKilled(Exception):

@@ -1,6 +1,7 @@
 """Laws of membership requests (`miroir.core.membership`): what each admin change targets, and
 that every bad request is a Miroir-shaped refusal, never anything else."""
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -43,9 +44,13 @@ def test_adding_a_node_targets_the_group_with_it_and_moves_only_its_shards(topol
 def test_draining_targets_the_group_without_the_node_and_moves_only_its_shards(topology, data):
     victim = data.draw(st.sampled_from([n.id for n in topology.nodes]))
     group = topology.node(victim).replica_group
-    if len(topology.group_members(group)) == 1:
+    if len(topology.group_members(group)) - 1 < max(1, topology.replication_factor):
+        # the group would keep fewer than RF nodes (or none): no write could meet quorum
         with pytest.raises(MeiliError) as refused:
             membership.drain_node(topology, victim)
+        assert refused.value.code == "miroir_invalid_node_state"
+        with pytest.raises(MeiliError) as refused:
+            membership.remove_node(topology, victim, force=True)
         assert refused.value.code == "miroir_invalid_node_state"
         return
     change = membership.drain_node(topology, victim)
@@ -64,7 +69,8 @@ def test_draining_targets_the_group_without_the_node_and_moves_only_its_shards(t
         membership.remove_node(topology, victim, force=False)
     assert refused.value.code == "miroir_node_not_drained"
     forced = membership.remove_node(topology, victim, force=True)
-    assert forced.kind == "remove_node" and forced.topology.node(victim).state is NodeState.REMOVED
+    assert forced.kind == "force_remove" and forced.topology.node(victim).state is NodeState.REMOVED
+    assert all(m.loses == (victim,) and victim not in m.gains for m in forced.plan())
 
 
 @given(topologies(), json_values)
@@ -84,6 +90,11 @@ def test_adding_a_group_fills_it_from_nothing_and_refuses_duplicates():
     change = membership.add_group(topology, {"nodes": [{"id": "b", "address": "http://b:1"}]})
     assert change.topology.replica_groups == 2 and change.source == (("a",), ())
     assert change.plan().replicas_copied == 8
+    rf2 = attrs.evolve(topology, replication_factor=2,
+                       nodes=(*topology.nodes, Node("a2", "http://a2:1", 0)))
+    with pytest.raises(MeiliError) as refused:  # one node cannot hold RF = 2 replicas
+        membership.add_group(rf2, {"nodes": [{"id": "b", "address": "http://b:1"}]})
+    assert refused.value.code == "miroir_invalid_group"
     for body, code in (
         ({"nodes": []}, "miroir_invalid_group"),
         ({"nodes": [{"id": "a", "address": "http://a:1"}]}, "miroir_node_already_exists"),

@@ -1,10 +1,11 @@
 """Laws of routing while shards move (`miroir.core.migration_map`)."""
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from miroir.core.migration_map import MigratingShardMap, Migration
+from miroir.core.migration_map import MigratingShardMap, Migration, required_acks
 from miroir.core.node_state import ELIGIBILITY, NodeEvent, NodeState
 from miroir.core.rebalance_plan import plan_rebalance
 from miroir.core.topology import Node, ShardMap, Topology, TopologyError
@@ -134,3 +135,40 @@ def test_a_node_gaining_a_shard_is_read_with_the_filter_even_for_its_own_shards(
     assert gained  # the case is meaningful: b gains some of a's shards
     (b_shards, b_exact), = [(shards, exact) for node, shards, exact in nodes if node == "b"]
     assert set(b_shards) == set(m.placement.shards_of["b"]) and not b_exact
+
+
+@given(migrations(), st.booleans())
+def test_only_a_cutting_migration_requires_acks_and_then_exactly_every_new_owner(case, cutting):
+    topology, migration = case
+    m = MigratingShardMap.build_migrating(topology, attrs.evolve(migration, cutting=cutting))
+    required = required_acks(m, range(m.shards))
+    for shard in range(m.shards):
+        for g in range(m.replica_groups):
+            new = set(m.target_owners(g, shard)) - set(m.owners(g, shard))
+            assert set(required.get((shard, g), ())) == (new if cutting else set())
+    assert required_acks(ShardMap.build(topology), range(topology.shards)) == {}
+
+
+@given(topologies(), st.data())
+def test_a_forced_removal_counts_quorum_on_the_new_owners_and_never_touches_the_removed_node(
+        base, data):
+    victim = data.draw(st.sampled_from([n.id for n in base.nodes]))
+    source = tuple(base.group_members(g) for g in range(base.replica_groups))
+    target = tuple(tuple(n for n in m if n != victim) for m in source)
+    topology = with_states(base, {victim: NodeState.REMOVED})
+    m = MigratingShardMap.build_migrating(topology, Migration("f", source, target, forced=True))
+    for shard in range(m.shards):
+        assert victim not in {n for _, n in m.write_targets(shard)}
+        for g in range(m.replica_groups):
+            old = m.placement.owners[g][shard]
+            survivor_here = any(n != victim for n in old)
+            survivor_elsewhere = any(n != victim for h in range(m.replica_groups) if h != g
+                                     for n in m.placement.owners[h][shard])
+            # a group copying from another group counts only its old owners (the gone one)
+            assert m.owners(g, shard) == (
+                old if not survivor_here and survivor_elsewhere else m.target_owners(g, shard))
+            assert victim not in m.readable_owners(g, shard)
+            # reads stay on survivors that held the shard before: a new owner is not complete
+            assert set(m.readable_owners(g, shard)) <= set(m.placement.owners[g][shard])
+        assert {n for _, n in m.all_owners(shard)} == {
+            n for g in range(m.replica_groups) for n in m.owners(g, shard)}

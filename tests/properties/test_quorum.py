@@ -6,7 +6,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from miroir.core.quorum import PairState, WriteTally, pair_state, quorum_size
+from miroir.core.quorum import PairState, WriteTally, pair_state, quorum_size, with_required_acks
 
 
 @st.composite
@@ -110,3 +110,27 @@ def test_misuse_says_what_was_attempted():
         tally.record("a", True)
     with pytest.raises(ValueError):
         quorum_size(0)
+
+
+@given(writes(), st.data())
+def test_required_acks_only_demote_met_pairs_that_lack_one(write, data):
+    """`with_required_acks` against the oracle: a pair is met iff the plain rule met it and
+    every node required for it acked; the verdict's other fields follow from that."""
+    rf, targets, outcomes, arrival = write
+    tally = WriteTally(targets, rf)
+    for node in arrival:
+        tally.record(node, outcomes[node])
+    plain = tally.finish()
+    nodes = sorted({n for ns in targets.values() for n in ns} | {"extra"})
+    required = {pair: data.draw(st.lists(st.sampled_from(nodes), max_size=2, unique=True))
+                for pair in targets}
+    acked = {n for n, ok in outcomes.items() if ok}
+    verdict = with_required_acks(plain, required, acked)
+    met = {pair for pair in plain.met if set(required[pair]) <= acked}
+    assert verdict.met == met and verdict.missed == set(targets) - met and not verdict.open
+    shards = {shard for shard, _ in targets}
+    assert verdict.shards_without_quorum == {
+        s for s in shards if not any((s, g) in met for t, g in targets if t == s)}
+    assert verdict.degraded_groups == {g for _, g in set(targets) - met}
+    assert verdict.succeeded <= plain.succeeded
+    assert with_required_acks(plain, {}, acked) == plain

@@ -1,5 +1,6 @@
 """Laws of the durable topology record (`miroir.core.topology_record`)."""
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -104,6 +105,13 @@ def test_a_migration_reads_back_equal_from_its_record(topology, groups):
     migration = Migration("r-1", tuple(map(tuple, groups)), tuple(map(tuple, reversed(groups))))
     value = encode_topology(topology, migration)
     assert decode_migration(value) == migration
+    cutting = attrs.evolve(migration, cutting=True)
+    assert decode_migration(encode_topology(topology, cutting)) == cutting
+    del value["migration"]["cutting"]  # a record written before the cutting phase existed
+    assert decode_migration(value) == migration
+    value["migration"]["cutting"] = "yes"
+    with pytest.raises(RecordError, match="migration.cutting"):
+        decode_migration(value)
     assert decode_migration(encode_topology(topology)) is None
     value["migration"]["source"] = "a"
     with pytest.raises(RecordError, match="migration.source"):

@@ -14,6 +14,7 @@ from miroir.cluster.rebalance import Rebalancer, RebalanceSettings, start_rebala
 from miroir.core import membership
 from miroir.core.migration_map import MigratingShardMap
 from miroir.core.node_state import NodeState
+from miroir.core.placement import shard_for_key
 from miroir.devnode.app import DevnodeApp
 from tests.proxy.harness import running_proxy
 
@@ -266,9 +267,9 @@ async def test_the_admin_route_starts_a_rebalance_when_the_engine_is_on():
         status, answer, _ = await h.send("POST", "/_miroir/nodes/n0/drain")
         assert (status, answer["code"]) == (409, "miroir_rebalance_in_progress")
         status, answer, _ = await h.send("DELETE", "/_miroir/nodes/n0?force=true")
-        assert (status, answer["code"]) == (501, "miroir_rebalance_unavailable")
+        assert (status, answer["code"]) == (409, "miroir_rebalance_in_progress")
         await run_engine(h, Rebalancer(h.cluster, FAST))
-        assert (await h.send("GET", "/_miroir/nodes"))[1]["epoch"] == 3
+        assert (await h.send("GET", "/_miroir/nodes"))[1]["epoch"] == 4  # start, cutting, cutover
         await check_after(h, expected)
 
 
@@ -285,7 +286,7 @@ async def test_metrics_show_the_epoch_and_the_rebalance():
         engine.observers.extend([metrics.observe_rebalance, seen.append])
         await run_engine(h, engine)
         text = (await (await h.client.get("/_miroir/metrics")).get_data()).decode()
-        assert "miroir_topology_epoch 3.0" in text
+        assert "miroir_topology_epoch 4.0" in text  # start, cutting, cutover
         total = seen[-1]["shardsTotal"]
         assert f"miroir_rebalance_shards_done {float(total)}" in text
         assert "miroir_rebalance_in_progress 0.0" in text
@@ -359,6 +360,124 @@ async def test_a_node_that_fails_mid_copy_pauses_its_move_which_resumes_when_it_
         await run_engine(h, engine)
         await trio.sleep(0.5)
         await check_after(h, expected)
+
+
+async def test_nothing_is_copied_before_every_live_process_routes_by_the_migration_epoch():
+    """Processes record the epoch they route by; the engine waits for every live one (a dead
+    one, whose record lapsed, does not count) and shows whom it waits for."""
+    async with running_proxy(nodes=3, shards=16) as h:
+        expected = await fill(h, 100)
+        add_devnode(h, "n9")
+        started = await start_rebalance(h.cluster, membership.add_node(
+            h.cluster.durable_topology, {"id": "n9", "address": "http://n9.invalid:1", "group": 0}),
+            h.cluster.now_ms())
+        now = h.cluster.now_ms()
+        await h.store.put_process_record("proc-slow", {"epoch": 1}, now, 60_000)
+        await h.store.put_process_record("proc-dead", {"epoch": 1}, now - 60_000, 1_000)
+        engine = Rebalancer(h.cluster, FAST)
+        assert await engine.drive_once() == "waiting"
+        assert await engine.drive_once() == "waiting"
+        status = (await h.send("GET", "/_miroir/rebalance"))[1]
+        assert status["waitingFor"] == ["proc-slow@1"] and status["documentsCopied"] == 0
+        await h.store.put_process_record("proc-slow", {"epoch": started["epoch"]},
+                                         h.cluster.now_ms(), 60_000)
+        # the slow process adopted the migration; it stays behind the cutting epoch until told
+        assert await engine.drive_once() == "cutting"
+        status = (await h.send("GET", "/_miroir/rebalance"))[1]
+        assert status["waitingFor"] == [f"proc-slow@{started['epoch']}"]
+        assert status["shardsDone"] == status["shardsTotal"]
+        await h.store.delete_process_record("proc-slow")  # it stopped cleanly
+        await run_engine(h, engine)
+        await check_after(h, expected)
+
+
+async def test_in_the_cutting_phase_a_write_a_new_owner_misses_is_not_acknowledged():
+    """The residual window, closed: once the cutting epoch is in force, a write to a moving
+    shard is acknowledged only if its new owner has it too; the other shards are unaffected."""
+    async with running_proxy(nodes=3, shards=16, health_interval_ms=50) as h:
+        expected = await fill(h, 100)
+        add_devnode(h, "n9")
+        started = await start_rebalance(h.cluster, membership.add_node(
+            h.cluster.durable_topology, {"id": "n9", "address": "http://n9.invalid:1", "group": 0}),
+            h.cluster.now_ms())
+        # another process that adopted the migration but not yet the cutting epoch holds the
+        # engine in `cutting`
+        await h.store.put_process_record("proc-b", {"epoch": started["epoch"]},
+                                         h.cluster.now_ms(), 60_000)
+        engine = Rebalancer(h.cluster, FAST)
+        assert await engine.drive_once() == "cutting"
+        shard_map = h.cluster.shard_map
+        assert isinstance(shard_map, MigratingShardMap) and shard_map.cutting
+        moving = next(i for i in range(1000, 2000)
+                      if shard_map.gains(0, shard_for_key(str(i), 16)) == ("n9",))
+        staying = next(i for i in range(1000, 2000)
+                       if not shard_map.gains(0, shard_for_key(str(i), 16)))
+        h.transport.down.add("n9")
+        status, answer, _ = await h.send("POST", "/indexes/m/documents",
+                                         [{"id": moving, "v": 1, "text": "x"}])
+        assert (status, answer["code"]) == (503, "miroir_no_quorum")
+        status, answer, _ = await h.send("POST", "/indexes/m/documents",
+                                         [{"id": staying, "v": 1, "text": "x"}])
+        assert status == 202 and (await h.wait_task(answer["taskUid"]))["status"] == "succeeded"
+        expected[staying] = 1
+        h.transport.down.discard("n9")
+        await h.store.put_process_record("proc-b", {"epoch": h.cluster.epoch},
+                                         h.cluster.now_ms(), 60_000)
+        assert await engine.drive_once() == "grace"  # cut over
+        assert await engine.drive_once() == "grace"  # proc-b must adopt the cutover too
+        assert (await h.send("GET", "/_miroir/rebalance"))[1]["waitingFor"] == [
+            f"proc-b@{h.cluster.epoch - 1}"]
+        await h.store.delete_process_record("proc-b")
+        await run_engine(h, engine)
+        # the refused write reached the old owner; the compare after the cutting epoch copied
+        # it to n9 before the cutover (a refused write may or may not be applied)
+        expected[moving] = 1
+        await check_after(h, expected)
+
+
+async def test_a_forced_removal_at_rf_2_recreates_the_replicas_from_the_survivors():
+    """`DELETE /_miroir/nodes/n1?force=true`: n1 leaves at once (no read or write reaches it);
+    each of its shard replicas is copied from the surviving replica to its new owner while a
+    client writes; at RF = 2 nothing acknowledged is lost."""
+    async with running_proxy(nodes=4, shards=16, replication_factor=2) as h:
+        expected = await fill(h, 300)
+        state = h.app.extensions["miroir"]
+        state.config = attrs.evolve(state.config, rebalance=attrs.evolve(
+            state.config.rebalance, enabled=True))
+        status, answer, _ = await h.send("DELETE", "/_miroir/nodes/n1?force=true")
+        assert status == 200 and answer["kind"] == "force_remove" and answer["rebalanceId"]
+        assert h.cluster.state_of("n1") is NodeState.REMOVED
+        h.transport.down.add("n1")  # it is gone: nothing may depend on it
+        engine = Rebalancer(h.cluster, FAST)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client_traffic, h, expected, 15, 3)
+            await run_engine(h, engine)
+        status = (await h.send("GET", "/_miroir/rebalance"))[1]
+        assert status["kind"] == "force_remove" and status["lost"] == []
+        assert status["shardsDone"] == status["shardsTotal"] == answer["shardReplicasToCopy"] > 0
+        assert h.cluster.shard_map.shards_of("n1") == ()
+        await check_after(h, expected)
+        status, answer, _ = await h.send("DELETE", "/_miroir/nodes/n1")
+        assert status == 200 and answer["kind"] == "forget_node"
+
+
+async def test_a_forced_removal_at_rf_1_loses_what_only_that_node_held_and_says_so():
+    async with running_proxy(nodes=3, shards=16) as h:
+        expected = await fill(h, 200)
+        lost_shards = set(h.cluster.shard_map.shards_of("n1"))
+        change = membership.remove_node(h.cluster.durable_topology, "n1", force=True)
+        await start_rebalance(h.cluster, change, h.cluster.now_ms())
+        h.transport.down.add("n1")
+        await run_engine(h, Rebalancer(h.cluster, FAST))
+        status = (await h.send("GET", "/_miroir/rebalance"))[1]
+        assert len(status["lost"]) == len(lost_shards) and "n1" in status["lost"][0]
+        kept = {i: v for i, v in expected.items() if shard_for_key(str(i), 16) not in lost_shards}
+        await check_after(h, kept)
+        # the new owners of the lost shards take writes again
+        moved = next(i for i in range(1000, 2000) if shard_for_key(str(i), 16) in lost_shards)
+        answer = (await h.send("POST", "/indexes/m/documents", [{"id": moved, "v": 7}]))[1]
+        assert (await h.wait_task(answer["taskUid"]))["status"] == "succeeded"
+        await check_after(h, {**kept, moved: 7})
 
 
 def test_progress_derives_the_rate_and_the_eta_while_copying():

@@ -11,7 +11,7 @@ def test_chaos_table_is_byte_identical_and_every_row_holds(tmp_path):
     report = (tmp_path / "a" / REPORT_NAME).read_text()
     assert report == (tmp_path / "b" / REPORT_NAME).read_text()
     rows = [line for line in report.splitlines() if line.startswith("| ") and "---" not in line]
-    assert len(rows) == 8  # header + seven experiments
+    assert len(rows) == 9  # header + eight experiments
     for row in rows[1:]:
         cells = [cell.strip() for cell in row.strip("|").split("|")]
         assert cells[3] == "yes", row

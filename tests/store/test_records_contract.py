@@ -80,3 +80,28 @@ async def test_two_stores_racing_on_a_record_lose_no_update(backend):
     assert sorted(versions) == list(range(2, 22))
     final = await stores[1].get_record("counter")
     assert (final.version, final.value) == (21, {"n": 20})
+
+
+async def test_process_records_live_until_their_ttl_and_can_be_forgotten(store):
+    assert await store.list_live_processes(1000) == {}
+    await store.put_process_record("p1", {"epoch": 3}, now=1000, ttl_ms=500)
+    await store.put_process_record("p2", {"epoch": 4}, now=1200, ttl_ms=500)
+    assert await store.list_live_processes(1400) == {"p1": {"epoch": 3}, "p2": {"epoch": 4}}
+    # p1 lapses at 1500: a dead process stops counting
+    assert await store.list_live_processes(1500) == {"p2": {"epoch": 4}}
+    # a beat replaces the value and extends the life
+    await store.put_process_record("p2", {"epoch": 5}, now=1600, ttl_ms=500)
+    assert await store.list_live_processes(2000) == {"p2": {"epoch": 5}}
+    assert await store.delete_process_record("p2")
+    assert not await store.delete_process_record("p2")
+    assert await store.list_live_processes(2000) == {}
+
+
+async def test_process_records_are_shared_by_every_instance_of_a_backend(backend):
+    first, second = await backend.open(), await backend.open()
+    await first.put_process_record("a", {"epoch": 1}, now=10, ttl_ms=100)
+    await second.put_process_record("b", {"epoch": 2}, now=20, ttl_ms=100)
+    assert await first.list_live_processes(50) == {"a": {"epoch": 1}, "b": {"epoch": 2}}
+    # a put at 115 drops the lapsed `a` (expired at 110) for every reader
+    await second.put_process_record("b", {"epoch": 2}, now=115, ttl_ms=100)
+    assert await first.list_live_processes(60) == {"b": {"epoch": 2}}

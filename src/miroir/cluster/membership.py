@@ -5,10 +5,10 @@ Theory of operation. A change is always judged against the topology *in the stor
 not this process's copy, which may be one health interval old), through the pure functions of
 `miroir.core.membership`, and its plan is `miroir.core.rebalance_plan`'s. With `dry_run` the
 caller gets the plan. Without it: forgetting a drained node is published at once (nothing
-moves); with the engine on (`rebalance.enabled`, unfinished, off by default) every other change
-is handed to `cluster.rebalance.start_rebalance`; otherwise, and for a forced removal (which
-this version does not carry out), `MembershipUnavailable` says why nothing changed: publishing
-a new membership without moving the data would route reads to nodes that do not hold it.
+moves); with the engine on (`rebalance.enabled`) every other change, a forced removal included,
+is handed to `cluster.rebalance.start_rebalance`; otherwise `MembershipUnavailable` says why
+nothing changed: publishing a new membership without moving the data would route reads to nodes
+that do not hold it.
 
 Must never: publish a topology whose placement moves shards other than through the engine.
 """
@@ -31,10 +31,9 @@ class MembershipUnavailable(MeiliError):
     def __init__(self, change: MembershipChange) -> None:
         super().__init__(
             "miroir_rebalance_unavailable",
-            f"The change ({change.kind}) is valid, but this Miroir does not carry it out online "
-            "(the migration engine is off, `rebalance.enabled`, or the change is a forced "
-            "removal), so nothing was changed. Send it with `?dryRun=true` to see the plan; see "
-            "docs/operations.md, \"Changing the fleet\".",
+            f"The change ({change.kind}) is valid, but the migration engine that carries it out "
+            "online is off (`rebalance.enabled: false`), so nothing was changed. Send it with "
+            "`?dryRun=true` to see the plan; see docs/operations.md, \"Changing the fleet\".",
         )
 
 
@@ -51,12 +50,15 @@ async def change_membership(
         return {"dryRun": True, "kind": change.kind, "epoch": epoch,
                 "plan": render_plan(change.plan(), change)}
     if change.kind == "forget_node":
-        published = await publish(cluster, epoch, change.topology)
+        # A rebalance may be running: its migration stays in force (the forgotten node is in
+        # neither of its memberships).
+        migration = found.migration if found is not None else None
+        published = await publish(cluster, epoch, change.topology, migration)
         if published is None:
             raise MeiliError("miroir_rebalance_in_progress",
                              "The topology changed while this change was judged; send it again.")
         return {"kind": change.kind, "epoch": published.epoch, "rebalanceId": None}
-    if not engine_enabled or change.kind == "remove_node":
+    if not engine_enabled:
         raise MembershipUnavailable(change)
     return await start_rebalance(cluster, change, cluster.now_ms())
 

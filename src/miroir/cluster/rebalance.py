@@ -1,62 +1,77 @@
 """The migration engine: moves shard replicas between two epochs' placements, online.
 
-UNFINISHED, off by default (`rebalance.enabled: false`): it carries out adding a node, draining
-one and adding a replica group against devnodes in the tests, but has not been through the
-simulator's faults, the chaos rows or the real-process acceptance run the issue asks for.
+Off by default (`rebalance.enabled: false`; docs/operations.md, "Changing the fleet", says why
+and what it has been through). It carries out adding and draining a node, forcing a dead one
+out and adding a replica group.
 
 Theory of operation (docs/operations.md, "Changing the fleet", has the operator's view).
 1. `start_rebalance` publishes, in one compare-and-set on the epoch, the new membership (new
-   nodes `joining`, a drained node `draining`) and the migration (source and target members).
-   Every process adopts it within one follow interval and routes by `MigratingShardMap`: writes
-   to old and new owners, quorum and reads on the old owners. The rebalance record (`rebalance`
-   in the store) starts `waiting`.
+   nodes `joining`, a drained node `draining`, a force-removed node `removed`) and the migration
+   (source and target members). Every process adopts it within one follow interval and routes by
+   `MigratingShardMap`: writes to old and new owners, quorum and reads on the old owners (a
+   forced removal counts the target owners where the group has a survivor). The rebalance
+   record (`rebalance` in the store) starts `waiting`.
 2. `Rebalancer` (a service; one cluster-wide: it works only while it holds the store lease
    `rebalancer`, renewed before every step, and every record write is a compare-and-set on the
    version it last wrote, so a holder that lost the lease cannot overwrite its successor's
-   progress) waits `settle_ms` after the start, so every process dual-writes before anything is
-   copied.
-3. Per index, it provisions the index and its settings on every gaining node; then per move
-   (group, shard) and gaining node, it copies the shard's documents from a source
-   (`rebalance_plan.copy_sources`) by `_miroir_shard = s` pages, at most `max_docs_per_second`.
+   progress) waits until every live proxy process routes by the migration's epoch
+   (`topology_sync.lagging`: each process records its epoch in the store; the record's
+   `waitingFor` names the laggards), so every process dual-writes before anything is copied.
+3. It provisions every index (and, on a joining node, its settings) on every gaining node; then
+   per move (group, shard) and gaining node, it copies the shard's documents from a source
+   (`rebalance_plan.copy_sources`; in a forced removal a survivor, else another group's owner;
+   with none, the replica is recorded `lost`) by `_miroir_shard = s` pages, at most
+   `max_docs_per_second`.
 4. The cutover race (`core.shard_copy`): after the copy, it waits until source and target have
    processed every task enqueued so far, compares the shard's documents on both sides by
    content digest, copies again what differs and deletes on the target only what the copy wrote,
    and repeats until a comparison is clean: counts and every document's digest agree. A move
    whose node does not answer is retried on the next pass (the move pauses, nothing is lost:
    writes keep reaching both sides).
-5. When every move is verified, every move is compared once more (a gaining node that failed,
-   or missed one dual write, after its move was verified would otherwise be cut over stale),
-   then one more epoch cuts over: the target membership, joining nodes `active`, drained nodes
-   `removed`, no migration. Old owners stop taking the shards' writes. Residual window: a write
-   that misses a gaining node after that last compare and before every process adopted the
-   cutover (one follow interval) is acknowledged by the old owners only and is missing on the
-   new one; the simulator has not measured it.
-6. After `grace_ms` (longer than a follow interval, so no process still reads the old owners),
-   the old owners that stay in the cluster delete their copies by filter; the record ends `done`.
+5. Cutting (the residual window, closed): when every move is verified, one more epoch marks the
+   migration `cutting`, in which a write is acknowledged only if every new owner of its shard
+   acknowledged it too (`core.quorum.with_required_acks`). Once every live process routes by
+   it, every move is compared once more: from then on no acknowledged write can miss a new
+   owner, so a clean compare is final. A new owner that fails here sends the migration back to
+   copying (one more epoch without the requirement) so writes to its shards do not keep
+   failing. `RebalanceSettings.cutting_phase=False` skips this step, only to measure the window
+   it closes (tests/proxy/test_rebalance_window.py).
+6. Then one more epoch cuts over: the target membership, joining nodes `active`, drained nodes
+   `removed`, no migration. Old owners stop taking the shards' writes.
+7. Once every live process routes by the cutover and `grace_ms` passed, the old owners that stay
+   in the cluster delete their copies by filter (a `failed` one is waited for, within
+   `LEFTOVER_PATIENCE_MS`, then its copy is recorded in `leftovers`); the record ends `done`.
 A process that crashes mid-rebalance loses nothing: the migration is in the topology record,
 done moves are in the rebalance record, and whoever takes the lease next resumes (a move is
-copied again from the start, which the compare makes idempotent).
+copied again from the start, which the compare makes idempotent; an epoch published and not yet
+recorded is recognised from the topology).
 
-Must never: cut over before every move compared clean, delete a source copy before the cutover
-epoch is published and `grace_ms` has passed, or write progress without holding the lease.
+Must never: cut over before every move compared clean after every process required the new
+owners' acknowledgements, delete a source copy before every live process routes by the cutover
+epoch and `grace_ms` has passed, or write progress without holding the lease.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 import attrs
 import trio
 
-from miroir.cluster import settings_sync
-from miroir.cluster.broadcast import protect_settings_patch, run_everywhere
-from miroir.cluster.runtime import Cluster, task_uid_of
-from miroir.cluster.topology_sync import publish, read_topology
+from miroir.cluster.rebalance_nodes import (
+    MoveIncomplete,
+    _drain_queue,
+    _indexes,
+    _node_write,
+    _provision,
+)
+from miroir.cluster.runtime import Cluster
+from miroir.cluster.topology_sync import lagging, publish, read_topology
 from miroir.core.errors import MeiliError
-from miroir.core.membership import MembershipChange
+from miroir.core.membership import MembershipChange, members
 from miroir.core.migration_map import Migration
 from miroir.core.node_state import NodeState
 from miroir.core.rebalance_plan import RebalancePlan, ShardMove, copy_sources, plan_rebalance
@@ -71,23 +86,28 @@ logger = logging.getLogger("miroir.rebalance")
 REBALANCE_RECORD = "rebalance"
 LEASE = "rebalancer"
 PAGE_SIZE = 500
-NODE_TASK_TIMEOUT_MS = 60_000
 MAX_COMPARE_ROUNDS = 5
-ACTIVE_STATES = ("waiting", "copying", "grace")
+# How long the grace step waits for a failed old owner before leaving its copy (at least).
+LEFTOVER_PATIENCE_MS = 60_000
+ACTIVE_STATES = ("waiting", "copying", "cutting", "grace")
 
 
 @attrs.frozen
 class RebalanceSettings:
     max_docs_per_second: int = 2000
-    settle_ms: int = 2000  # two follow intervals at the default health interval
+    # How long a `waiting` record may go without its migration in the topology (a start that
+    # died between the two writes) before it is failed.
+    settle_ms: int = 2000
     grace_ms: int = 5000
     lease_ttl_ms: int = 10_000
     poll_s: float = 1.0
     page_size: int = PAGE_SIZE
+    # False only to measure the residual window the cutting phase closes (tests/sim).
+    cutting_phase: bool = True
 
 
-class MoveIncomplete(Exception):
-    """A move could not finish this pass (a node did not answer, a compare kept differing)."""
+class ShardLost(Exception):
+    """A forced removal took the only replicas of a (group, shard): nothing is left to copy."""
 
 
 class LeaseLost(Exception):
@@ -109,7 +129,8 @@ async def start_rebalance(cluster: Cluster, change: MembershipChange, now_ms: in
                          f"Rebalance `{current.value['id']}` is in progress.")
     rebalance_id = f"rb-{found.epoch + 1}-{uuid.uuid4().hex[:8]}"
     plan = change.plan()
-    migration = Migration(rebalance_id, change.source, change.target)
+    migration = Migration(rebalance_id, change.source, change.target,
+                          forced=change.kind == "force_remove")
     # The record first, then the topology: a process that dies between the two leaves a
     # `waiting` record whose migration never appears, which the engine fails after `settle_ms`
     # (the other order would leave a migration no engine ever drives).
@@ -118,7 +139,8 @@ async def start_rebalance(cluster: Cluster, change: MembershipChange, now_ms: in
         "epoch": found.epoch + 1, "startedAtMs": now_ms, "copyStartedAtMs": None,
         "finishedAtMs": None if plan.moves else now_ms,
         "shardsTotal": plan.replicas_copied, "shardsDone": 0, "documentsCopied": 0,
-        "done": [], "errors": [],
+        "done": [], "errors": [], "waitingFor": [], "lost": [],
+        "source": [list(g) for g in change.source], "target": [list(g) for g in change.target],
     }
     stored = await cluster.store.put_record_if(
         REBALANCE_RECORD, 0 if current is None else current.version, record)
@@ -198,34 +220,98 @@ class Rebalancer:
             return None
         self._record = record
         try:
-            found = await read_topology(self.cluster.store)
-            state = record.value["state"]
-            if state in ("waiting", "copying"):
-                if found is None or found.migration is None or \
-                        found.migration.id != record.value["id"]:
-                    if self.cluster.now_ms() < record.value["startedAtMs"] + self.settings.settle_ms:
-                        return state  # its start may not have published the migration yet
-                    await self._fail("the topology does not carry this rebalance's migration")
-                    return "failed"
-                self.cluster.adopt_epoch(found.epoch, found.topology, found.migration)
-                if self.cluster.now_ms() < record.value["startedAtMs"] + self.settings.settle_ms:
-                    return state
-                if not await self._copy_all(found.migration, found.topology):
-                    return self._record.value["state"]
-                await self._cut_over(found.epoch, found.topology, found.migration)
-                return "grace"
-            # grace: the cutover is published; delete the old owners' copies once it passed
-            if self.cluster.now_ms() < record.value["cutOverAtMs"] + self.settings.grace_ms:
-                return "grace"
-            try:
-                await self._delete_old_copies()
-            except MoveIncomplete as why:
-                await self._error(f"deleting old copies: {why}")
-                return "grace"
-            await self._update(state="done", finishedAtMs=self.cluster.now_ms())
-            return "done"
+            return await self._step(record.value["state"])
         finally:
             await self.cluster.store.release_lease(LEASE, self.holder)
+
+    async def _step(self, state: str) -> str:
+        found = await read_topology(self.cluster.store)
+        value = self._record.value
+        if state == "grace":
+            return await self._grace()
+        if found is not None and found.migration is None and state == "cutting" \
+                and _is_cut_over(found.topology, value.get("target")):
+            # The cutover was published and this engine (or its predecessor) died before
+            # recording it: record it now.
+            await self._update(state="grace", cutOverAtMs=self.cluster.now_ms(),
+                               cutOverEpoch=found.epoch)
+            return "grace"
+        if found is None or found.migration is None or found.migration.id != value["id"]:
+            if self.cluster.now_ms() < value["startedAtMs"] + self.settings.settle_ms:
+                return state  # its start may not have published the migration yet
+            await self._fail("the topology does not carry this rebalance's migration")
+            return "failed"
+        self.cluster.adopt_epoch(found.epoch, found.topology, found.migration)
+        migration = found.migration
+        if state == "waiting":
+            # Nothing is copied before every live process dual-writes.
+            if not await self._adopted(value["epoch"]):
+                return "waiting"
+            await self._update(state="copying", copyStartedAtMs=self.cluster.now_ms())
+        if migration.cutting and self._record.value["state"] != "cutting":
+            # a predecessor published the cutting epoch and died before recording it
+            await self._update(state="cutting", cuttingEpoch=found.epoch)
+        elif not migration.cutting and self._record.value["state"] == "cutting":
+            # a predecessor went back to copying and died before recording it
+            await self._update(state="copying")
+        if self._record.value["state"] == "copying":
+            if not await self._copy_all(migration, found.topology):
+                return "copying"
+            if not self.settings.cutting_phase:
+                return await self._compare_then_cut_over(found.epoch, found.topology, migration)
+            published = await publish(self.cluster, found.epoch, found.topology,
+                                      attrs.evolve(migration, cutting=True))
+            if published is None:
+                raise LeaseLost()  # someone else changed the topology: look again next pass
+            await self._update(state="cutting", cuttingEpoch=published.epoch)
+            found = published
+        # cutting: the new owners' acknowledgements are required once every process routes by
+        # the cutting epoch; from then on no acknowledged write can miss them, so one more
+        # compare of every move closes the residual window before the cutover.
+        if not await self._adopted(self._record.value["cuttingEpoch"]):
+            return "cutting"
+        return await self._compare_then_cut_over(found.epoch, found.topology, found.migration)
+
+    async def _compare_then_cut_over(self, epoch: int, topology: Topology,
+                                     migration: Migration) -> str:
+        source, _target, plan = _placements(topology, migration)
+        indexes = await _indexes(self.cluster, self.cluster.serving_nodes())
+        if not await self._compare_all_again(plan, source, indexes):
+            if migration.cutting:
+                # A new owner does not answer: back to dual writes without requiring it, so
+                # client writes to its shards do not fail while the engine waits for it.
+                published = await publish(self.cluster, epoch, topology,
+                                          attrs.evolve(migration, cutting=False))
+                if published is None:
+                    raise LeaseLost()
+                await self._update(state="copying")
+            return "copying"
+        await self._cut_over(epoch, topology, migration)
+        return "grace"
+
+    async def _grace(self) -> str:
+        """The cutover is published: delete the old owners' copies once every live process
+        routes by it and `grace_ms` passed (requests still holding an older map finish)."""
+        value = self._record.value
+        if not await self._adopted(value["cutOverEpoch"]) or \
+                self.cluster.now_ms() < value["cutOverAtMs"] + self.settings.grace_ms:
+            return "grace"
+        try:
+            await self._delete_old_copies()
+        except MoveIncomplete as why:
+            await self._error(f"deleting old copies: {why}")
+            return "grace"
+        await self._update(state="done", finishedAtMs=self.cluster.now_ms())
+        return "done"
+
+    async def _adopted(self, epoch: int) -> bool:
+        """Whether every live proxy process routes by `epoch` or newer; the record's
+        `waitingFor` names those that do not (process id and epoch)."""
+        behind = await lagging(self.cluster, epoch)
+        waiting = [f"{pid}@{found}" for pid, found in sorted(behind.items())]
+        if waiting != self._record.value.get("waitingFor", []):
+            await self._update(waitingFor=waiting)
+        return not behind
 
     async def _hold_lease(self) -> bool:
         lease = await self.cluster.store.acquire_lease(
@@ -254,6 +340,12 @@ class Rebalancer:
         logger.error("rebalance failed: %s", why)
         await self._update(state="failed", errors=[*self._record.value["errors"], why][-10:])
 
+    async def _lost(self, why: str) -> None:
+        logger.error("forced removal: %s; the new owner starts without those documents", why)
+        lost = self._record.value.get("lost", [])
+        if why not in lost:
+            await self._update(lost=[*lost, why])
+
     async def _error(self, why: str) -> None:
         logger.warning("rebalance: %s (retried on the next pass)", why)
         await self._update(errors=[*self._record.value["errors"], why][-10:])
@@ -262,13 +354,7 @@ class Rebalancer:
 
     async def _copy_all(self, migration: Migration, topology: Topology) -> bool:
         """Copy and verify every move not done yet; True when all are done."""
-        source = Placement.from_members(topology.shards, topology.replication_factor,
-                                        _pad(migration.source, topology.replica_groups))
-        target = Placement.from_members(topology.shards, topology.replication_factor,
-                                        _pad(migration.target, topology.replica_groups))
-        plan = plan_rebalance(source, target)
-        if self._record.value["state"] == "waiting":
-            await self._update(state="copying", copyStartedAtMs=self.cluster.now_ms())
+        source, _target, plan = _placements(topology, migration)
         gaining = sorted({node for move in plan for node in move.gains})
         readers = [n for n in self.cluster.serving_nodes() if n not in gaining] or \
             self.cluster.serving_nodes()
@@ -290,25 +376,30 @@ class Rebalancer:
                     for index in indexes:
                         if index.get("primaryKey"):
                             await self._move(move, node, source, index["uid"], index["primaryKey"])
+                except ShardLost as why:
+                    await self._lost(str(why))
                 except MoveIncomplete as why:
                     await self._error(f"{key}: {why}")
                     complete = False
                     continue
                 done.add(key)
                 await self._update(done=sorted(done), shardsDone=len(done))
-        return complete and await self._compare_all_again(plan, source, indexes)
+        return complete
 
     async def _compare_all_again(self, plan: RebalancePlan, source: Placement,
                                  indexes: list[dict[str, Any]]) -> bool:
         """A gaining node that missed a dual write after its move was verified (it failed, or
         one write to it did) would be cut over stale: compare every move once more, right
-        before the cutover. A write that misses it after this pass and before every process
-        adopted the cutover remains the residual window (docs/operations.md)."""
+        before the cutover (once every process requires the new owners' acknowledgements:
+        the cutting phase, module docstring step 5)."""
         for move in plan:
             for node in move.gains:
                 try:
                     self._writable(node)
-                    sources = self._sources(move, source)
+                    try:
+                        sources = self._sources(move, source)
+                    except ShardLost:
+                        continue  # recorded when it was copied: nothing to compare with
                     for index in indexes:
                         if index.get("primaryKey"):
                             await self._converge(move, node, sources[0], index["uid"],
@@ -326,8 +417,24 @@ class Rebalancer:
             raise MoveIncomplete(f"{node} is {self.cluster.state_of(node).value}")
 
     def _sources(self, move: ShardMove, source: Placement) -> list[str]:
-        sources = [s for s in copy_sources(move, source)
-                   if self.cluster.state_of(s) not in (NodeState.FAILED, NodeState.REMOVED)]
+        """Where `move` copies from, readable ones only. A forced removal's leaving node is
+        `removed` (gone): the group's survivors, else the shard's owners in the other groups;
+        with none at all, the replica is lost (ShardLost)."""
+        def alive(nodes: Iterable[str]) -> list[str]:
+            return [n for n in nodes
+                    if self.cluster.state_of(n) not in (NodeState.FAILED, NodeState.REMOVED)]
+
+        sources = alive(copy_sources(move, source))
+        if not sources and self.cluster.migration is not None and self.cluster.migration.forced:
+            gone = [n for n in (*move.keeps, *move.loses)
+                    if self.cluster.state_of(n) is NodeState.REMOVED]
+            others = [n for g in range(len(source.owners)) if g != move.group
+                      for n in source.owners[g][move.shard]]
+            sources = alive(others)
+            candidates = (*move.keeps, *move.loses, *others)
+            if not sources and all(self.cluster.state_of(n) is NodeState.REMOVED
+                                   for n in candidates):
+                raise ShardLost(f"{move.key}: its only replicas were on {', '.join(gone)}")
         if not sources:
             raise MoveIncomplete("no readable source")
         return sources
@@ -441,90 +548,51 @@ class Rebalancer:
                                         _pad(value["source"], groups))
         target = Placement.from_members(topology.shards, topology.replication_factor,
                                         _pad(value["target"], groups))
-        staying = {n.id for n in topology.nodes
-                   if n.state not in (NodeState.REMOVED, NodeState.FAILED)}
+        members = {n.id: n.state for n in topology.nodes}
         indexes = await _indexes(self.cluster, self.cluster.serving_nodes())
+        patience_over = self.cluster.now_ms() >= value["cutOverAtMs"] + max(
+            10 * self.settings.grace_ms, LEFTOVER_PATIENCE_MS)
+        leftovers = []
         for move in plan_rebalance(source, target):
             for node in move.loses:
-                if node not in staying:
+                if members.get(node, NodeState.REMOVED) is NodeState.REMOVED:
                     continue  # a drained node is out of the cluster: the operator retires it
+                if members[node] is NodeState.FAILED:
+                    # Its copy is harmless (reads filter by shard, a later move onto it compares
+                    # it away) but takes room: wait for it to come back, within reason.
+                    if not patience_over:
+                        raise MoveIncomplete(f"{node} is failed; its copy of {move.key} waits")
+                    leftovers.append(f"{node}:{move.key}")
+                    continue
                 for index in indexes:
                     await _node_write(self.cluster, node, "POST",
                                       f"/indexes/{index['uid']}/documents/delete",
                                       {"filter": f"{SHARD_FIELD} = {move.shard}"})
+        if leftovers:
+            logger.warning("rebalance: old copies left on failed nodes: %s (delete them by "
+                           "filter `%s = <shard>` once they are back)", leftovers, SHARD_FIELD)
+            await self._update(leftovers=leftovers)
 
 
-# ---- node helpers ---------------------------------------------------------------------------
+def _placements(topology: Topology, migration: Migration
+                ) -> tuple[Placement, Placement, RebalancePlan]:
+    """A migration's source and target placements and the plan between them."""
+    groups = topology.replica_groups
+    source = Placement.from_members(topology.shards, topology.replication_factor,
+                                    _pad(migration.source, groups))
+    target = Placement.from_members(topology.shards, topology.replication_factor,
+                                    _pad(migration.target, groups))
+    return source, target, plan_rebalance(source, target)
 
 
-async def _node_write(cluster: Cluster, node: str, method: str, path: str, body: Any) -> None:
-    """One write on one node, waited for; MoveIncomplete when it was not applied."""
-    result = await cluster.call(node, method, path, body)
-    node_uid = task_uid_of(result)
-    if node_uid is None:
-        raise MoveIncomplete(f"{node} refused {method} {path}")
-    view = (await cluster.wait_for_node_tasks(
-        {node: node_uid}, timeout_ms=NODE_TASK_TIMEOUT_MS)).get(node)
-    if (view or {}).get("status") != "succeeded":
-        raise MoveIncomplete(f"{node} did not apply {method} {path}")
-
-
-async def _drain_queue(cluster: Cluster, node: str) -> None:
-    """Wait until `node` processed every task enqueued so far (Meilisearch processes in uid
-    order, so waiting for the newest is waiting for all)."""
-    result = await cluster.call(node, "GET", "/tasks?limit=1")
-    if not (isinstance(result, NodeResponse) and result.ok):
-        raise MoveIncomplete(f"{node} did not list its tasks")
-    newest = (result.json().get("results") or [{}])[0].get("uid")
-    if isinstance(newest, int):
-        view = (await cluster.wait_for_node_tasks(
-            {node: newest}, timeout_ms=NODE_TASK_TIMEOUT_MS)).get(node)
-        if view is None:
-            raise MoveIncomplete(f"{node} did not finish task {newest}")
-
-
-async def _indexes(cluster: Cluster, readers: list[str]) -> list[dict[str, Any]]:
-    for node in readers:
-        result = await cluster.call(node, "GET", "/indexes?limit=10000")
-        if isinstance(result, NodeResponse) and result.ok:
-            return sorted(result.json()["results"], key=lambda i: i["uid"])
-    raise MoveIncomplete("no serving node listed the indexes")
-
-
-async def _provision(cluster: Cluster, node: str, readers: list[str],
-                     indexes: list[dict[str, Any]]) -> None:
-    """Every index on `node`, with the cluster's primary key and settings."""
-    for index in indexes:
-        uid = index["uid"]
-        present = await cluster.call(node, "GET", f"/indexes/{uid}")
-        if not (isinstance(present, NodeResponse) and present.ok):
-            created, error, _ = await run_everywhere(
-                cluster, [node], "POST", "/indexes",
-                {"uid": uid, "primaryKey": index.get("primaryKey")})
-            if node not in created and (error or {}).get("code") != "index_already_exists":
-                raise MoveIncomplete(f"creating {uid} on {node}: {(error or {}).get('message')}")
-        # The committed settings when there are some (as the repair worker provisions), so the
-        # node can be recorded at their version: a node behind it serves no reads of the index.
-        committed = await cluster.store.get_committed_settings(uid)
-        settings = committed.settings if committed is not None else None
-        for reader in readers if settings is None else ():
-            answer = await cluster.call(reader, "GET", f"/indexes/{uid}/settings")
-            if isinstance(answer, NodeResponse) and answer.ok:
-                settings = answer.json()
-                break
-        if settings is None:
-            raise MoveIncomplete(f"no serving node answered the settings of {uid}")
-        applied, error, _ = await run_everywhere(
-            cluster, [node], "PATCH", f"/indexes/{uid}/settings", protect_settings_patch(settings))
-        if node not in applied:
-            raise MoveIncomplete(f"settings of {uid} on {node}: {(error or {}).get('message')}")
-        if committed is not None:
-            held = await settings_sync.read_node_settings(cluster, node, uid)
-            if held is None or settings_sync.settings_digest(held) != \
-                    settings_sync.settings_digest(committed.settings):
-                raise MoveIncomplete(f"settings of {uid} on {node} differ from the committed ones")
-            await cluster.store.record_settings_version(uid, node, committed.version)
-            await cluster.catalog.changed(uid, same_primary_key=True)
+def _is_cut_over(topology: Topology, target: Any) -> bool:
+    """Whether `topology` is a rebalance's cutover: nobody joining or draining, and the members
+    per group are the rebalance's target members."""
+    if target is None or any(n.state in (NodeState.JOINING, NodeState.DRAINING)
+                             for n in topology.nodes):
+        return False
+    return [list(m) for m in members(topology)] == [sorted(g) for g in target] + \
+        [[] for _ in range(topology.replica_groups - len(target))]
 
 
 def _pad(members: Any, groups: int) -> tuple[tuple[str, ...], ...]:

@@ -17,6 +17,7 @@ responses, or log a key. Wall time (task records, "last seen") is read from the 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -109,6 +110,9 @@ class Cluster:
         # 0 until it adopted one from the store. `_durable` is that record's topology.
         self.epoch = 0
         self._durable: Topology | None = None
+        # This process's name in the store's process records (`topology_sync.announce`): which
+        # epoch it routes by, so the rebalancer knows when every live process adopted one.
+        self.process_id = f"proc-{uuid.uuid4().hex[:12]}"
         # The migration in force at that epoch (shards moving: `core.migration_map`), or None.
         self.migration: Migration | None = None
         # Told (epoch, topology) after an epoch is adopted: the transport's addresses, metrics.

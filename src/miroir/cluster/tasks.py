@@ -25,6 +25,7 @@ import trio
 
 from miroir.cluster.idempotency import take_reserved_task_uid
 from miroir.cluster.runtime import Cluster, task_uid_of
+from miroir.core.node_state import NodeState
 from miroir.core.tasks import (
     CANCELED,
     ENQUEUED,
@@ -160,9 +161,17 @@ async def refresh_task(cluster: Cluster, uid: int) -> Task | None:
     }
     if not pending:
         return task
-    results = await cluster.fan_out(pending, "GET", lambda node: f"/tasks/{pending[node]}")
+    # A node that left the cluster (force-removed, or drained and forgotten) is never asked
+    # again: its unfinished part counts as lost (`with_lost_parts`), or the task would wait
+    # for it forever.
+    members = set(cluster.node_ids())
+    lost: list[str] = [n for n in pending
+                       if n not in members or cluster.state_of(n) is NodeState.REMOVED]
+    for node in lost:
+        del pending[node]
+    results = await cluster.fan_out(pending, "GET", lambda node: f"/tasks/{pending[node]}") \
+        if pending else {}
     updates: dict[str, NodeTask] = {}
-    lost: list[str] = []
     final_views: dict[str, tuple[int, Mapping[str, Any]]] = {}
     for node, result in results.items():
         if isinstance(result, NodeResponse) and result.ok:

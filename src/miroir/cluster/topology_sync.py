@@ -14,6 +14,14 @@ versioned record in the store (`miroir.core.topology_record`); its version is th
 - `publish` is the one way to change the topology: compare-and-set from the epoch the caller
   read, then adopt it locally at once (the caller's process needs no interval to see its own
   change). A lost race returns None: read again and decide again.
+- `announce`: every process records in the store which epoch it routes by (a process record,
+  `Store.put_process_record`, live for `process_ttl_ms`): at start, after every follower check,
+  and forgotten at a clean stop. `lagging` reads them: the live processes still behind an
+  epoch. The rebalancer copies nothing until no live process lags behind the migration's
+  epoch (every one dual-writes), and deletes nothing until none lags behind the cutover's.
+  A process that stops beating (dead, or cut off from the store) stops counting once its
+  record lapses; one cut off from the store also stops following, which is why the record's
+  life is a few follow intervals, not more (docs/operations.md, "Changing the fleet").
 
 Must never: write a health state into the record (`encode_topology` refuses), or change the
 topology without a compare-and-set on the epoch.
@@ -82,6 +90,36 @@ async def publish(
     return adopted
 
 
+def process_ttl_ms(interval_s: float) -> int:
+    """How long a process record lives: three follow intervals (two missed beats are tolerated),
+    at least three seconds."""
+    return max(3000, int(3 * interval_s * 1000))
+
+
+async def announce(cluster: Cluster, ttl_ms: int) -> bool:
+    """Record the epoch this process routes by; False (logged) when the store failed."""
+    migration = cluster.migration
+    value = {"epoch": cluster.epoch, "migration": None if migration is None else migration.id,
+             "seenAtMs": cluster.now_ms()}
+    try:
+        await cluster.store.put_process_record(cluster.process_id, value, cluster.now_ms(), ttl_ms)
+    except StoreError as exc:
+        logger.warning("could not record this process's epoch in the store: %s", exc)
+        return False
+    return True
+
+
+async def lagging(cluster: Cluster, epoch: int) -> dict[str, int]:
+    """The live processes (by id) that route by an epoch older than `epoch`, with theirs. This
+    process counts by its own epoch, whatever its record says."""
+    found = await cluster.store.list_live_processes(cluster.now_ms())
+    behind = {pid: int(value.get("epoch", 0)) for pid, value in found.items()
+              if pid != cluster.process_id and int(value.get("epoch", 0)) < epoch}
+    if cluster.epoch < epoch:
+        behind[cluster.process_id] = cluster.epoch
+    return behind
+
+
 class TopologyFollower:
     """Adopt every newer epoch of the stored topology, checking every `interval_s`. A process
     that could not reach the store when it started (epoch 0, routing by the config) seeds or
@@ -90,6 +128,7 @@ class TopologyFollower:
     def __init__(self, cluster: Cluster, interval_s: float) -> None:
         self.cluster = cluster
         self.interval_s = interval_s
+        self.ttl_ms = process_ttl_ms(interval_s)
         self.checks = 0
         # What a process still at epoch 0 seeds the store with: the topology it started with.
         self._seed = seed_topology(cluster.topology)
@@ -97,6 +136,7 @@ class TopologyFollower:
     async def run(self) -> None:
         while True:
             await self.check_once()
+            await announce(self.cluster, self.ttl_ms)
             await trio.sleep(self.interval_s)
 
     async def check_once(self) -> bool:

@@ -14,7 +14,8 @@ Theory of operation. A batch is resolved and validated before any node sees it:
 4. quorum per (shard, group), by `miroir.core.quorum`: at least floor(RF/2)+1 of the shard's
    owners in that group that count toward quorum acknowledged (answered with a task uid). A
    (group, shard) below that is reported as degraded; a shard that reached quorum in no group
-   makes the write fail with `miroir_no_quorum`.
+   makes the write fail with `miroir_no_quorum`. In a rebalance's cutting phase a pair also
+   needs the acknowledgement of each of its new owners (`migration_map.required_acks`).
 
 Problems Meilisearch reports through a failed task (bad ids, primary-key conflicts) are
 recorded the same way here: a 202 whose task is already `failed`.
@@ -43,8 +44,9 @@ from miroir.cluster.runtime import Cluster, NodeRejected, first_rejection, task_
 from miroir.cluster.tasks import record_finished_task, record_task
 from miroir.core.documents import canonical_document_id, infer_primary_key
 from miroir.core.errors import MeiliError
+from miroir.core.migration_map import required_acks
 from miroir.core.placement import shard_for_key
-from miroir.core.quorum import Pair
+from miroir.core.quorum import Pair, with_required_acks
 from miroir.core.routing import route_documents
 from miroir.core.tasks import Task
 from miroir.core.topology import ShardMap
@@ -186,7 +188,8 @@ async def write_documents(
         quorum_targets(shard_map, routed.shards_written),
     )
     return await _finish_write(
-        cluster, "documentAdditionOrUpdate", index_uid, details, written, custom_metadata
+        cluster, "documentAdditionOrUpdate", index_uid, details, written, custom_metadata,
+        required_acks(shard_map, routed.shards_written),
     )
 
 
@@ -229,7 +232,8 @@ async def delete_documents_by_id(
         lambda node: per_node[node], quorum_targets(shard_map, shards),
     )
     return await _finish_write(
-        cluster, "documentDeletion", index_uid, details, written, custom_metadata
+        cluster, "documentDeletion", index_uid, details, written, custom_metadata,
+        required_acks(shard_map, shards),
     )
 
 
@@ -246,6 +250,7 @@ async def _finish_write(
     details: Mapping[str, Any],
     written: QuorumWriteResult,
     custom_metadata: str | None = None,
+    required: Mapping[Pair, Sequence[str]] | None = None,
 ) -> WriteOutcome:
     results = written.results
     if results and not written.acked_nodes():
@@ -253,6 +258,8 @@ async def _finish_write(
         if rejection is not None:
             raise NodeRejected(rejection)
     verdict = written.verdict
+    if required:  # a rebalance's cutting phase: the shards' new owners must have it too
+        verdict = with_required_acks(verdict, required, written.acked_nodes())
     degraded = tuple(sorted((group, shard) for shard, group in verdict.missed))
     task = await record_task(
         cluster, task_type, index_uid, results, details, degraded, custom_metadata

@@ -36,7 +36,7 @@ _ADDRESS = re.compile(r"http://[^\s/?#:]+(:\d{1,5})?/?")
 class MembershipChange:
     """What one admin request asks for: the durable topology to publish, both memberships."""
 
-    kind: str  # add_node | drain_node | remove_node | forget_node | add_group
+    kind: str  # add_node | drain_node | force_remove | forget_node | add_group
     topology: Topology
     source: tuple[tuple[str, ...], ...]
     target: tuple[tuple[str, ...], ...]
@@ -79,20 +79,16 @@ def drain_node(topology: Topology, node_id: str) -> MembershipChange:
         )
     source = members(topology)
     target = tuple(tuple(n for n in m if n != node_id) for m in source)
-    if not target[node.replica_group]:
-        raise MeiliError(
-            "miroir_invalid_node_state",
-            f"Node `{node_id}` is the last node of replica group {node.replica_group}: "
-            "draining it would leave the group no node to hold its shards.",
-        )
+    _keeps_replication(topology, node, target, "draining")
     return MembershipChange("drain_node", _with_state(topology, node_id, NodeState.DRAINING),
                             source, target)
 
 
 def remove_node(topology: Topology, node_id: str, *, force: bool) -> MembershipChange:
     """`DELETE /_miroir/nodes/{id}`: a drained node (`removed` once its drain cut over) is
-    forgotten; an active one only with `force` (which loses the shard replicas only that node
-    held: at RF = 1 and one group, its documents)."""
+    forgotten; an active one only with `force`: it is `removed` at once and its shard replicas
+    are re-created on their new owners from the surviving replicas (what it alone held is lost:
+    at RF = 1, the documents of its shards that no other group holds)."""
     node = _existing(topology, node_id)
     if node.state is NodeState.REMOVED:
         # drained (its shards moved at the drain's cutover): forgetting it moves nothing
@@ -112,7 +108,8 @@ def remove_node(topology: Topology, node_id: str, *, force: bool) -> MembershipC
         )
     source = members(topology)
     target = tuple(tuple(n for n in m if n != node_id) for m in source)
-    return MembershipChange("remove_node", _with_state(topology, node_id, NodeState.REMOVED),
+    _keeps_replication(topology, node, target, "removing")
+    return MembershipChange("force_remove", _with_state(topology, node_id, NodeState.REMOVED),
                             source, target)
 
 
@@ -135,11 +132,36 @@ def add_group(topology: Topology, body: Any) -> MembershipChange:
         address = _address(node_fields.get("address"), f"nodes[{i}].address",
                            code="miroir_invalid_group")
         new_nodes.append(Node(node_id, address, group, NodeState.JOINING))
+    if len(new_nodes) < topology.replication_factor:
+        # Quorum needs floor(RF/2)+1 of RF owners per group: a smaller group never meets it.
+        raise MeiliError("miroir_invalid_group",
+                         f"A replica group needs at least replication_factor = "
+                         f"{topology.replication_factor} nodes; `nodes` has {len(new_nodes)}.")
     grown = Topology(topology.shards, topology.replication_factor, group + 1,
                      (*topology.nodes, *new_nodes))
     source = (*members(topology), ())
     target = (*members(topology), tuple(sorted(n.id for n in new_nodes)))
     return MembershipChange("add_group", grown, source, target)
+
+
+def _keeps_replication(topology: Topology, node: Node, target: tuple[tuple[str, ...], ...],
+                       doing: str) -> None:
+    """A group must keep at least RF members (else every shard of it has fewer than RF owners
+    and no write to it ever meets quorum) and, whatever the RF, one member."""
+    left = len(target[node.replica_group])
+    if left == 0:
+        raise MeiliError(
+            "miroir_invalid_node_state",
+            f"Node `{node.id}` is the last node of replica group {node.replica_group}: "
+            f"{doing} it would leave the group no node to hold its shards.",
+        )
+    if left < topology.replication_factor:
+        raise MeiliError(
+            "miroir_invalid_node_state",
+            f"{doing.capitalize()} node `{node.id}` would leave replica group "
+            f"{node.replica_group} {left} nodes, fewer than replication_factor = "
+            f"{topology.replication_factor}: no write to it could meet quorum.",
+        )
 
 
 def _object(body: Any, allowed: tuple[str, ...], *, at: str = "",

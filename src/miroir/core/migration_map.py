@@ -8,9 +8,19 @@ with both placements:
 | question | answer while migrating | why |
 |---|---|---|
 | `write_targets(s)` | source owners ∪ target owners that take writes | dual write: a new owner misses nothing written during the copy |
-| `owners(g, s)`, `all_owners(s)` | source owners | quorum counts only the old owners until cutover: a new owner's ack proves nothing yet |
+| `owners(g, s)`, `all_owners(s)` | source owners (in a forced removal, target owners unless the group's copy comes from another group: see `owners`) | quorum counts only the old owners until cutover: a new owner's ack proves nothing yet; a forced removal's leaving node is gone, so there the survivors and new owners count |
 | `readable_owners(g, s)` | source owners that serve reads, or are draining | the new owner is not complete yet; a draining node still holds its shards until cutover |
 | `shards_of(n)` | source shards ∪ target shards of `n` | what `n` may hold: a read asking `n` for its source shards must still filter, since `n` may hold part of a target shard |
+
+Before the cutover comes the *cutting* phase (`Migration.cutting`, an epoch of its own): routing
+is the same, but a write's (shard, group) pair is met only if, besides the old owners' quorum,
+every new owner of the pair acknowledged it (`required_acks`, applied by
+`miroir.core.quorum.with_required_acks`): an acknowledged write then holds on the old owners'
+quorum and on every new owner, so a write acknowledged while processes adopt the cutover cannot
+be missing on a new owner afterwards (the engine compares once more only after every process
+routes by the cutting epoch; see `miroir.cluster.rebalance`, "the residual window"). A new
+owner that does not answer makes the write fail (503) for its shards in that group, as it
+would right after the cutover.
 
 The cutover is one new epoch whose topology has no migration: target owners become the owners,
 readable and counted; old owners stop being written to; their copies are deleted after a grace
@@ -28,7 +38,7 @@ engine, `miroir.cluster.rebalance`, publishes one). Must never: do I/O or read c
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
@@ -43,6 +53,11 @@ class Migration:
     id: str
     source: tuple[tuple[str, ...], ...]
     target: tuple[tuple[str, ...], ...]
+    # The last phase before the cutover: new owners' acknowledgements are required too.
+    cutting: bool = False
+    # A forced removal: a source member is already `removed` (gone), so quorum counts the
+    # target owners (the survivors and the new owners) from the start.
+    forced: bool = False
 
 
 @attrs.frozen
@@ -51,6 +66,8 @@ class MigratingShardMap(ShardMap):
 
     target: Placement = attrs.field(kw_only=True)
     _held: Mapping[str, tuple[int, ...]] = attrs.field(kw_only=True)
+    cutting: bool = attrs.field(default=False, kw_only=True)
+    forced: bool = attrs.field(default=False, kw_only=True)
 
     @classmethod
     def build_migrating(cls, topology: Topology, migration: Migration) -> MigratingShardMap:
@@ -72,7 +89,36 @@ class MigratingShardMap(ShardMap):
             for node in set(source.shards_of) | set(target.shards_of)
         }
         return cls(topology=topology, placement=source, states=topology.states(),
-                   target=target, held=held)
+                   target=target, held=held, cutting=migration.cutting,
+                   forced=migration.forced)
+
+    def owners(self, group: int, shard: int) -> tuple[str, ...]:
+        """Quorum's owners: the source's; in a forced removal the target's (survivors and new
+        owners) when the group still has a survivor of the shard (it is the copy's source, so
+        what the target's quorum acknowledged is what the copy converges to) or no group has
+        one (the replica is lost: the new owner starts empty); when the group's copy comes from
+        another group, the source's, so only that group's quorum can acknowledge a write (the
+        copy must not overwrite a write only the new owner acknowledged)."""
+        old = self.placement.owners[group][shard]
+        if not self.forced or self._from_other_group(group, shard):
+            return old
+        return self.target.owners[group][shard]
+
+    def _from_other_group(self, group: int, shard: int) -> bool:
+        if any(self._states[n] is not NodeState.REMOVED for n in self.placement.owners[group][shard]):
+            return False
+        return any(self._states[n] is not NodeState.REMOVED
+                   for g in range(self.replica_groups) if g != group
+                   for n in self.placement.owners[g][shard])
+
+    def all_owners(self, shard: int) -> list[tuple[int, str]]:
+        return [(group, node) for group in range(self.replica_groups)
+                for node in self.owners(group, shard)]
+
+    def gains(self, group: int, shard: int) -> tuple[str, ...]:
+        """The new owners of (group, shard): target owners that are not source owners."""
+        old = self.placement.owners[group][shard]
+        return tuple(n for n in self.target.owners[group][shard] if n not in old)
 
     def target_owners(self, group: int, shard: int) -> tuple[str, ...]:
         return self.target.owners[group][shard]
@@ -96,6 +142,21 @@ class MigratingShardMap(ShardMap):
         ]
         owners.sort(key=lambda n: self._states[n] is NodeState.DEGRADED)
         return tuple(owners)
+
+
+def required_acks(shard_map: ShardMap, shards: Iterable[int]) -> dict[tuple[int, int], tuple[str, ...]]:
+    """Per (shard, group) of a write, the nodes whose acknowledgement it requires besides its
+    quorum: a cutting migration's new owners (whatever their state: one that takes no write
+    fails the pair); nothing for any other map."""
+    if not isinstance(shard_map, MigratingShardMap) or not shard_map.cutting:
+        return {}
+    found = {}
+    for shard in shards:
+        for group in range(shard_map.replica_groups):
+            gains = shard_map.gains(group, shard)
+            if gains:
+                found[(shard, group)] = gains
+    return found
 
 
 def _pad(members: Sequence[Sequence[str]], groups: int) -> tuple[tuple[str, ...], ...]:

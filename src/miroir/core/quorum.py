@@ -161,3 +161,35 @@ class WriteTally:
             ),
             degraded_groups=frozenset(group for _, group in missed),
         )
+
+
+def with_required_acks(
+    verdict: QuorumVerdict, required: Mapping[Pair, Iterable[str]], acked: Iterable[str]
+) -> QuorumVerdict:
+    """A final verdict under one more rule: a pair in `required` is met only if, besides its
+    quorum, every node required for it acknowledged (a rebalance's cutting phase requires the
+    shard's new owners: `miroir.core.migration_map`). A pair that was met and lacks a required
+    acknowledgement becomes missed; nothing else changes, so the result is never more
+    successful than `verdict`."""
+    acknowledged = frozenset(acked)
+    demoted = frozenset(
+        pair for pair in verdict.met
+        if not frozenset(required.get(pair, ())) <= acknowledged
+    )
+    if not demoted:
+        return verdict
+    met = verdict.met - demoted
+    missed = verdict.missed | demoted
+    pairs_of_shard: dict[int, list[Pair]] = {}
+    for pair in met | missed | verdict.open:
+        pairs_of_shard.setdefault(pair[0], []).append(pair)
+    return QuorumVerdict(
+        met=met,
+        missed=missed,
+        open=verdict.open,
+        shards_without_quorum=frozenset(
+            shard for shard, pairs in pairs_of_shard.items()
+            if all(pair in missed for pair in pairs)
+        ),
+        degraded_groups=frozenset(group for _, group in missed),
+    )

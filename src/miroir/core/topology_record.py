@@ -90,6 +90,8 @@ def encode_topology(topology: Topology, migration: Migration | None = None) -> d
             "id": migration.id,
             "source": [list(g) for g in migration.source],
             "target": [list(g) for g in migration.target],
+            "cutting": migration.cutting,
+            "forced": migration.forced,
         },
     }
 
@@ -143,7 +145,13 @@ def decode_migration(value: Mapping[str, Any]) -> Migration | None:
                 isinstance(g, list) and all(isinstance(n, str) for n in g) for g in found):
             raise RecordError(f"migration.{side}: expected an array of arrays of node ids")
         groups[side] = tuple(tuple(g) for g in found)
-    return Migration(_field(raw, "id", str, "migration."), groups["source"], groups["target"])
+    flags = {}
+    for flag in ("cutting", "forced"):  # absent in records written before they existed
+        flags[flag] = raw.get(flag, False)
+        if not isinstance(flags[flag], bool):
+            raise RecordError(f"migration.{flag}: expected a boolean")
+    return Migration(_field(raw, "id", str, "migration."), groups["source"], groups["target"],
+                     **flags)
 
 
 def seed_topology(config_topology: Topology) -> Topology:

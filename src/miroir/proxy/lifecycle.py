@@ -14,6 +14,7 @@ transport or store, or hold request handling (that is `miroir.proxy.app` and the
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 from typing import Any
@@ -33,7 +34,7 @@ from miroir.cluster.services import (
     Services,
     run_services,
 )
-from miroir.cluster.topology_sync import load_or_seed
+from miroir.cluster.topology_sync import announce, load_or_seed, process_ttl_ms
 from miroir.cluster.webhooks import WebhookSettings
 from miroir.config import MiroirConfig
 from miroir.core.topology import Topology
@@ -130,6 +131,10 @@ class Lifecycle:
         cluster = Cluster(config.topology(), transport, store, cluster_settings(config),
                           clock=self.clock)
         await adopt_stored_topology(cluster, config.topology())
+        follow_s = self.services.topology_follow_interval_s
+        if follow_s is not None:
+            # Before serving: the rebalancer must see this process (and its epoch) at once.
+            await announce(cluster, process_ttl_ms(follow_s))
         if isinstance(transport, Addressable):
             cluster.epoch_observers.append(
                 lambda _epoch, topology: transport.set_addresses(
@@ -149,6 +154,10 @@ class Lifecycle:
             running.rebalancer.observers.append(self.state.metrics.observe_rebalance)
 
     async def stop(self) -> None:
+        cluster = self.state.cluster
+        if cluster is not None and self.services.topology_follow_interval_s is not None:
+            with contextlib.suppress(StoreError):  # it lapses anyway
+                await cluster.store.delete_process_record(cluster.process_id)
         if "gc_threshold" in self._opened:
             gc.set_threshold(*self._opened.pop("gc_threshold"))
         if "transport" in self._opened:

@@ -221,6 +221,19 @@ class Store(Protocol):
     async def delete_record_if(self, name: str, expected_version: int) -> bool:
         """Delete the record iff its version is `expected_version`; True if deleted."""
 
+    # ---- process heartbeats (which epoch each live proxy process routes by)
+    async def put_process_record(
+        self, process_id: str, value: dict[str, Any], now: int, ttl_ms: int
+    ) -> None:
+        """Store (or replace) `process_id`'s record, live until `now + ttl_ms`."""
+
+    async def list_live_processes(self, now: int) -> dict[str, dict[str, Any]]:
+        """Every process record not expired at `now`, by process id (expired ones are gone:
+        a process that died stops counting once its last record lapses)."""
+
+    async def delete_process_record(self, process_id: str) -> bool:
+        """Forget `process_id` (a process stopping cleanly); True if it had a record."""
+
     # ---- webhooks: a small collection (at most 20), changed as a whole, atomically
 
     async def get_webhooks(self) -> dict[str, dict]:

@@ -48,6 +48,7 @@ class MemoryStore:
         self._api_keys: dict[str, dict] = {}
         self._api_keys_version = 0
         self._records: dict[str, VersionedRecord] = {}
+        self._processes: dict[str, tuple[int, dict[str, Any]]] = {}  # id -> (expires_at, value)
         self._webhooks: dict[str, dict] = {}
 
     async def close(self) -> None:
@@ -256,3 +257,16 @@ class MemoryStore:
             return False
         del self._records[name]
         return True
+
+    async def put_process_record(
+        self, process_id: str, value: dict[str, Any], now: int, ttl_ms: int
+    ) -> None:
+        self._processes = {p: v for p, v in self._processes.items() if v[0] > now}
+        self._processes[process_id] = (now + ttl_ms, copy.deepcopy(value))
+
+    async def list_live_processes(self, now: int) -> dict[str, dict[str, Any]]:
+        return {p: copy.deepcopy(v) for p, (expires, v) in self._processes.items()
+                if expires > now}
+
+    async def delete_process_record(self, process_id: str) -> bool:
+        return self._processes.pop(process_id, None) is not None

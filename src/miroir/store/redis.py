@@ -17,6 +17,7 @@ share one Redis. Layout, with `p` the prefix:
     p api-keys-version    string   raised on every change to api-keys (INCR, in the same script)
     p record:<name>       hash     version, value (JSON): a versioned record (topology, rebalance)
     p webhooks            string   uuid -> webhook record, all of them (JSON, WATCH/MULTI)
+    p processes           hash     process id -> {expiresAt, value} (JSON): process heartbeats
 
 Races between proxies are settled inside Redis: counters are INCR/HINCRBY, claims, leases and
 monotone version updates are Lua scripts (atomic on the server), and `modify_task` is an
@@ -186,6 +187,18 @@ redis.call('DEL', KEYS[1])
 return 1
 """
 
+# Process heartbeats. KEYS: processes hash. ARGV: process id, now, entry (JSON with expiresAt).
+# Drops the entries expired at `now` and puts this one, atomically.
+_PUT_PROCESS = """
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if cjson.decode(all[i + 1])['expiresAt'] <= tonumber(ARGV[2]) then
+    redis.call('HDEL', KEYS[1], all[i])
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
 
 # KEYS: api-keys hash, version counter. ARGV: mode (insert|replace|delete), uid, record.
 _CHANGE_API_KEY = """
@@ -237,6 +250,7 @@ class RedisStore:
         self._release_lease = script(_RELEASE_LEASE)
         self._put_record_if = script(_PUT_RECORD_IF)
         self._delete_record_if = script(_DELETE_RECORD_IF)
+        self._put_process = script(_PUT_PROCESS)
 
     @classmethod
     async def open(cls, url: str, *, key_prefix: str = "miroir:", timeout_s: float = 5.0,
@@ -550,6 +564,23 @@ class RedisStore:
     async def delete_record_if(self, name: str, expected_version: int) -> bool:
         return bool(await self._call(
             self._delete_record_if, [self._key("record", name)], [expected_version]))
+
+    # ---- process heartbeats: one hash; expired entries are dropped by the next put
+
+    async def put_process_record(
+        self, process_id: str, value: dict[str, Any], now: int, ttl_ms: int
+    ) -> None:
+        await self._call(self._put_process, [self._key("processes")],
+                         [process_id, now, orjson.dumps({"expiresAt": now + ttl_ms,
+                                                         "value": value})])
+
+    async def list_live_processes(self, now: int) -> dict[str, dict[str, Any]]:
+        raw = await self._call(self._client.hgetall, self._key("processes"))
+        found = {key.decode(): orjson.loads(entry) for key, entry in raw.items()}
+        return {key: entry["value"] for key, entry in found.items() if entry["expiresAt"] > now}
+
+    async def delete_process_record(self, process_id: str) -> bool:
+        return bool(await self._call(self._client.hdel, self._key("processes"), process_id))
 
 
 def _decode_task(raw: bytes) -> Task:

@@ -94,6 +94,9 @@ CREATE TABLE IF NOT EXISTS leases (
     token INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS webhooks (uuid TEXT PRIMARY KEY, record BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS processes (
+    id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL, value BLOB NOT NULL
+);
 """
 
 
@@ -540,6 +543,37 @@ class SqliteStore:
             return conn.execute(
                 "DELETE FROM records WHERE name = ? AND version = ?", (name, expected_version)
             ).rowcount == 1
+
+        return await self._runner.run(self._write, delete)
+
+    # ---- process heartbeats
+
+    async def put_process_record(
+        self, process_id: str, value: dict[str, Any], now: int, ttl_ms: int
+    ) -> None:
+        encoded = orjson.dumps(value)
+
+        def put(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM processes WHERE expires_at <= ?", (now,))
+            conn.execute(
+                "INSERT OR REPLACE INTO processes (id, expires_at, value) VALUES (?, ?, ?)",
+                (process_id, now + ttl_ms, encoded),
+            )
+
+        await self._runner.run(self._write, put)
+
+    async def list_live_processes(self, now: int) -> dict[str, dict[str, Any]]:
+        def get(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+            rows = conn.execute(
+                "SELECT id, value FROM processes WHERE expires_at > ?", (now,)).fetchall()
+            return {row[0]: orjson.loads(row[1]) for row in rows}
+
+        return await self._runner.run(self._read, get)
+
+    async def delete_process_record(self, process_id: str) -> bool:
+        def delete(conn: sqlite3.Connection) -> bool:
+            return conn.execute(
+                "DELETE FROM processes WHERE id = ?", (process_id,)).rowcount == 1
 
         return await self._runner.run(self._write, delete)
 
