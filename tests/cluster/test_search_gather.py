@@ -401,3 +401,44 @@ def test_adaptive_selection_sends_fewer_shards_to_a_slow_replica():
     fast = sum(len(c.json()["shards"] or cluster.shard_map.shards_of(c.node_id))
                for c in later if c.node_id != "g0n1")
     assert slow < fast / 4, (slow, fast)
+
+
+def test_a_late_answer_whose_hedge_could_take_only_part_of_its_shards_is_kept():
+    """The simulator's seed 15 on 6n-3g-rf1: a late node's shards were hedged where another
+    replica was left (some had none: their other owner had failed); the hedge answered first,
+    then the late node answered for all its shards. Its answer overlapped the hedge's, was
+    dropped as a loser, and the shards only it had answered were reported missing. An answer
+    covering more than the answers it overlaps replaces them instead."""
+    transport = FakeTransport()
+    cluster = make_cluster(transport, shards=8, rf=1, groups=2, per_group=2,
+                           states={"g1n0": NodeState.FAILED})
+    cluster = Cluster(cluster.topology, transport, MemoryStore(),
+                      ClusterSettings(node_timeout_ms=TIMEOUT_MS, unhealthy_threshold=100,
+                                      hedging=True))
+    slow_shards = set(cluster.shard_map.shards_of("g0n1"))
+    # Part of the slow node's shards have a live replica in group 1, part only a failed one.
+    assert slow_shards & set(cluster.shard_map.shards_of("g1n1"))
+    assert slow_shards & set(cluster.shard_map.shards_of("g1n0"))
+    calls_to_slow = 0
+
+    def slow_sometimes(call):
+        nonlocal calls_to_slow
+        calls_to_slow += 1
+        return echo(cluster, "g0n1", delay=0.2 if calls_to_slow % 30 == 0 else 0.01)(call)
+
+    transport.handle("g0n0", echo(cluster, "g0n0", delay=0.01))
+    transport.handle("g0n1", slow_sometimes)
+    transport.handle("g1n1", echo(cluster, "g1n1", delay=0.01))
+    hedged = []
+    cluster.hedge_observers.append(hedged.append)
+
+    async def reads():
+        for _ in range(600):
+            gathered = await gather_shards(cluster, "POST", "/x", body_for)
+            assert gathered.missing == ()
+            covered = sorted(s for a in gathered.answers for s in a.shards)
+            assert covered == list(range(8)), covered
+
+    run(reads)
+    assert hedged.count("won") > 0  # the partial hedges ran and answered first
+    assert not transport.in_flight()
