@@ -382,13 +382,13 @@ class _Gathering:
                     self.hedged_shards.update(shards)
                     self.dispatch(shards, hedge=True)
 
-    async def ask(self, node_id: str, shards: list[int], hedge: bool = False) -> None:
-        if hedge:
+    async def ask(self, node_id: str, shards: list[int],
+                  hedge: trio.CancelScope | None = None) -> None:
+        if hedge is not None:
             won = False
-            with trio.CancelScope() as scope:
-                self.hedges.append((scope, tuple(shards)))
+            with hedge:
                 won = await self._ask(node_id, shards)
-            if scope.cancelled_caught:
+            if hedge.cancelled_caught:
                 self.cluster.observe_hedge("lost")
             elif won:
                 self.cluster.observe_hedge("won")
@@ -443,7 +443,14 @@ class _Gathering:
                     break
         assert self.nursery is not None
         for node_id, node_shards in by_node.items():
-            self.nursery.start_soon(self.ask, node_id, node_shards, hedge)
+            scope = None
+            if hedge:
+                # Registered now, not when its task starts: an answer arriving in between (at
+                # the same instant as the hedge's threshold) must find it to cancel it, or the
+                # read would wait for a hedge whose shards were already answered.
+                scope = trio.CancelScope()
+                self.hedges.append((scope, tuple(node_shards)))
+            self.nursery.start_soon(self.ask, node_id, node_shards, scope)
 
 
 # `_miroir_shard` as an item of a list in a node's message, in either of the spellings
