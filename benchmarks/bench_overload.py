@@ -7,6 +7,12 @@ from the corpus's vocabulary) through Miroir; then the same searches sent straig
 devnodes at the same concurrency (20 connections split round-robin over the three nodes, one
 wrk per node, run together). Rounds alternate (Miroir, direct, ...) so drift hits both alike.
 
+Before the first round every search of the list is sent once through Miroir, which asks every
+node: the nodes' per-word caches (trie answers, positional bitmaps; docs/benchmarks.md, "Devnode
+search") are warm for both phases. Without it the first phase measured pays for them: that
+was the whole of the "~7.2 ms of node CPU per proxied search against ~5 ms direct" gap of the
+first runs, which always measured Miroir first (docs/benchmarks.md, "Overload").
+
 What is counted (a wrk Lua script, per status): successful searches/s (2xx), 503s whose body is
 `miroir_overloaded` (shed load: allowed), and every other 5xx (must be zero), plus socket
 errors and timeouts (wrk's own 2 s timeout... raised to 10 s here).
@@ -21,6 +27,10 @@ work), and `ratio` = Miroir searches/s / direct searches/s is the literal one (b
     .venv/bin/python benchmarks/bench_overload.py [--seconds 20] [--rounds 1] [--docs 20000]
         [--max-in-flight N] [--queue-timeout-ms MS]
 
+Each round also prints the nodes' CPU per node search in both phases (user + system time of the
+node processes from /proc, over the node searches answered: 3 per Miroir search, 1 per direct
+one) and Miroir's own CPU per search: where the node-work ratio's gap goes.
+
 Needs `wrk` on PATH. The last line is `ratio=<node_work_ratio>`.
 """
 
@@ -28,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import shutil
@@ -36,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -88,6 +100,13 @@ end
 """
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def search_bodies(count: int, seed: int = 11) -> list[str]:
     rng = random.Random(seed)
     vocabulary = [f"w{i}" for i in range(5000)]
@@ -119,6 +138,15 @@ def parse(output: str) -> dict:
     sample = re.search(r"FIRST5XX (.*)", output)
     counts["first5xx"] = sample.group(1) if sample else ""
     return counts
+
+
+def warm(client: httpx.Client, url: str, bodies: list[str]) -> None:
+    """Every search once (four at a time), so no measured phase pays the nodes' cold caches."""
+    def search(body: str) -> None:
+        client.post(url, content=body, headers={"Content-Type": "application/json"})
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(search, bodies))
 
 
 def load(client: httpx.Client, base: str, docs: list[dict], headers: dict) -> None:
@@ -175,14 +203,30 @@ def main() -> int:
         proxy_script = lua_script(Path(tmp) / "proxy.lua", bodies, None)
         node_script = lua_script(Path(tmp) / "node.lua", bodies, node_key)
         shares = [CONNECTIONS // 3 + (1 if i < CONNECTIONS % 3 else 0) for i in range(3)]
+        started = time.monotonic()
+        warm(client, f"{cluster.url}/indexes/{INDEX}/search", bodies)
+        print(f"warmed the nodes' caches in {time.monotonic() - started:.1f} s", file=sys.stderr)
         miroir_rates, direct_rates, fives = [], [], 0.0
         for round_number in range(args.rounds):
+            node_pids = [node.process.pid for node in cluster.nodes]
+            nodes_before, proxy_before = [cpu_seconds(p) for p in node_pids], cpu_seconds(
+                cluster.proxy.pid)
             proc = run_wrk(f"{cluster.url}/indexes/{INDEX}/search", CONNECTIONS, args.seconds,
                            proxy_script)
             through = parse(proc.communicate()[0])
+            nodes_between = [cpu_seconds(p) for p in node_pids]
+            proxy_cpu = cpu_seconds(cluster.proxy.pid) - proxy_before
             procs = [run_wrk(f"{node.address}/indexes/{INDEX}/search", share, args.seconds,
                              node_script) for node, share in zip(cluster.nodes, shares, strict=True)]
             direct = [parse(p.communicate()[0]) for p in procs]
+            nodes_after = [cpu_seconds(p) for p in node_pids]
+            miroir_node_cpu = sum(nodes_between) - sum(nodes_before)
+            direct_node_cpu = sum(nodes_after) - sum(nodes_between)
+            direct_searches = sum(d["ok"] for d in direct)
+            print(f"round {round_number + 1}: node CPU per node search: through Miroir "
+                  f"{1000 * miroir_node_cpu / max(1.0, 3 * through['ok']):.2f} ms, direct "
+                  f"{1000 * direct_node_cpu / max(1.0, direct_searches):.2f} ms; Miroir's CPU "
+                  f"per search {1000 * proxy_cpu / max(1.0, through['ok']):.2f} ms")
             direct_ok = sum(d["ok"] for d in direct) / args.seconds
             miroir_ok = through["ok"] / args.seconds
             miroir_rates.append(miroir_ok)

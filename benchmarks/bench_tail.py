@@ -2,7 +2,7 @@
 
 Setup (issue 20): three devnodes, RF 2 in one group (8 shards), 5,000 documents from a seed.
 Node 3 sits behind a relay (in this process) that, while "slow", delays a fraction of its
-answers (`--slow-fraction`, default 3 %) by `--slow-ms` (default 200 ms). Two `miroir serve`
+answers (`--slow-fraction`, default 3 %) by the slow delay. Two `miroir serve`
 processes over the same nodes: one with hedging on (the default config), one with
 `scatter.hedging: false`; adaptive replica selection is on in both. `wrk` with `--connections`
 (default 4) sends searches (a rotating list of 1-2 word queries) for `--seconds` per phase, and
@@ -16,8 +16,14 @@ Bar: p99(hedged) <= 1.3 x p99(healthy). Why the fraction is below 5 %: a hedge i
 shard's answer is later than its node's recent p95; a node slow on more than 5 % of its answers
 has the slow latency as its p95 (adaptive selection then steers most shards away from it).
 
+The slow delay is the issue's +200 ms (`--slow-ms`), raised in each round to `--slow-factor`
+(default 2) x that round's healthy p99 when that is larger: on a loaded machine the healthy p99
+alone can pass 200 ms, and a delay inside the machine's own tail cannot tell hedged from
+unhedged (docs/benchmarks.md, the 17:43 run). Each round's ratio compares its hedged p99 with
+its own healthy p99; the phases of a round run back to back.
+
     .venv/bin/python benchmarks/bench_tail.py [--seconds 15] [--rounds 2] [--connections 4]
-        [--slow-fraction 0.03] [--slow-ms 200] [--docs 5000]
+        [--slow-fraction 0.03] [--slow-ms 200] [--slow-factor 2] [--docs 5000]
 
 Needs `wrk`. The last line is `ratio=<p99 hedged / p99 healthy>` (medians over rounds).
 """
@@ -100,7 +106,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--slow-fraction", type=float, default=0.03)
-    parser.add_argument("--slow-ms", type=int, default=200)
+    parser.add_argument("--slow-ms", type=int, default=200,
+                        help="the least slow delay (the issue's +200 ms)")
+    parser.add_argument("--slow-factor", type=float, default=2.0,
+                        help="the slow delay is at least this x the round's healthy p99 (0: off)")
     parser.add_argument("--docs", type=int, default=5000)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -139,6 +148,7 @@ def main() -> int:
             for name in urls:  # warm-up (pools, catalogs, latency averages): not recorded
                 run_wrk(f"{urls[name]}/indexes/{INDEX}/search", args.connections, 5,
                         script).communicate()
+            delays: list[float] = []
             for round_number in range(args.rounds):
                 for phase, name, fraction in (("healthy", "hedging", 0.0),
                                               ("hedged", "hedging", args.slow_fraction),
@@ -150,7 +160,11 @@ def main() -> int:
                     print(f"round {round_number + 1} {phase:9s}: {out['ok'] / args.seconds:6.1f} "
                           f"searches/s, p50 {out['p50_ms']:.1f} ms, p99 {out['p99_ms']:.1f} ms, "
                           f"5xx {out['other5xx'] + out['shed']:.0f}, partial "
-                          f"{out['partial']:.0f}")
+                          f"{out['partial']:.0f}" + (f", slow delay {relay.delay_s * 1000:.0f} ms"
+                                                     if fraction else ""))
+                    if phase == "healthy":
+                        relay.delay_s = max(args.slow_ms, args.slow_factor * out["p99_ms"]) / 1000
+                        delays.append(relay.delay_s * 1000)
             relay.fraction = 0.0
             metrics = httpx.get(f"{urls['hedging']}/_miroir/metrics", timeout=10).text
             hedges = [line for line in metrics.splitlines()
@@ -164,9 +178,17 @@ def main() -> int:
                 stop_process(proxy)
             stop_all(nodes)
     p99 = {phase: statistics.median(r["p99_ms"] for r in runs) for phase, runs in results.items()}
-    ratio = p99["hedged"] / p99["healthy"]
-    print(f"p99 healthy {p99['healthy']:.1f} ms | one node slow: hedged {p99['hedged']:.1f} ms, "
-          f"unhedged {p99['unhedged']:.1f} ms ({p99['unhedged'] / p99['healthy']:.2f}x)")
+    per_round = [h["p99_ms"] / b["p99_ms"] for h, b in zip(results["hedged"], results["healthy"],
+                                                           strict=True)]
+    unhedged = [u["p99_ms"] / b["p99_ms"] for u, b in zip(results["unhedged"],
+                                                          results["healthy"], strict=True)]
+    ratio = statistics.median(per_round)
+    print(f"p99 healthy {p99['healthy']:.1f} ms | one node slow (delay median "
+          f"{statistics.median(delays):.0f} ms): hedged {p99['hedged']:.1f} ms, unhedged "
+          f"{p99['unhedged']:.1f} ms")
+    print("per round, p99 / the round's healthy p99: hedged "
+          + ", ".join(f"{r:.2f}" for r in per_round) + "; unhedged "
+          + ", ".join(f"{r:.2f}" for r in unhedged))
     print(f"bar: hedged p99 <= 1.3 x healthy p99: {'met' if ratio <= 1.3 else 'NOT met'}")
     print(f"ratio={ratio:.2f}")
     return 0

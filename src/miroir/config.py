@@ -53,10 +53,10 @@ class ScatterConfig:
     queue_timeout_ms: int = 2000
     # Reads with RF > 1: each shard's replica by latency and load (adaptive replica selection);
     # a shard later than its node's recent p95 is asked of another replica too (hedging),
-    # within hedge_budget_percent of the node calls (at most 10 % extra). Both off by default
-    # until the simulator's sweeps pass with them on (docs/search.md).
-    adaptive_replica_selection: bool = False
-    hedging: bool = False
+    # within hedge_budget_percent of the node calls (at most 10 % extra). Both on by default
+    # since the simulator's sweeps pass with them on (docs/search.md).
+    adaptive_replica_selection: bool = True
+    hedging: bool = True
     hedge_budget_percent: int = 10
     unavailable_shard_policy: str = "partial"  # partial | error
 

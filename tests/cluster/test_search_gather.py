@@ -401,3 +401,106 @@ def test_adaptive_selection_sends_fewer_shards_to_a_slow_replica():
     fast = sum(len(c.json()["shards"] or cluster.shard_map.shards_of(c.node_id))
                for c in later if c.node_id != "g0n1")
     assert slow < fast / 4, (slow, fast)
+
+
+def test_a_late_answer_whose_hedge_could_take_only_part_of_its_shards_is_kept():
+    """The simulator's seed 15 on 6n-3g-rf1: a late node's shards were hedged where another
+    replica was left (some had none: their other owner had failed); the hedge answered first,
+    then the late node answered for all its shards. Its answer overlapped the hedge's, was
+    dropped as a loser, and the shards only it had answered were reported missing. An answer
+    covering more than the answers it overlaps replaces them instead."""
+    transport = FakeTransport()
+    cluster = make_cluster(transport, shards=8, rf=1, groups=2, per_group=2,
+                           states={"g1n0": NodeState.FAILED})
+    cluster = Cluster(cluster.topology, transport, MemoryStore(),
+                      ClusterSettings(node_timeout_ms=TIMEOUT_MS, unhealthy_threshold=100,
+                                      hedging=True))
+    slow_shards = set(cluster.shard_map.shards_of("g0n1"))
+    # Part of the slow node's shards have a live replica in group 1, part only a failed one.
+    assert slow_shards & set(cluster.shard_map.shards_of("g1n1"))
+    assert slow_shards & set(cluster.shard_map.shards_of("g1n0"))
+    calls_to_slow = 0
+
+    def slow_sometimes(call):
+        nonlocal calls_to_slow
+        calls_to_slow += 1
+        return echo(cluster, "g0n1", delay=0.2 if calls_to_slow % 30 == 0 else 0.01)(call)
+
+    transport.handle("g0n0", echo(cluster, "g0n0", delay=0.01))
+    transport.handle("g0n1", slow_sometimes)
+    transport.handle("g1n1", echo(cluster, "g1n1", delay=0.01))
+    hedged = []
+    cluster.hedge_observers.append(hedged.append)
+
+    async def reads():
+        for _ in range(600):
+            gathered = await gather_shards(cluster, "POST", "/x", body_for)
+            assert gathered.missing == ()
+            covered = sorted(s for a in gathered.answers for s in a.shards)
+            assert covered == list(range(8)), covered
+
+    run(reads)
+    assert hedged.count("won") > 0  # the partial hedges ran and answered first
+    assert not transport.in_flight()
+
+
+def test_a_hedge_sent_as_its_shards_are_answered_does_not_hold_the_read():
+    """A fast node answering exactly at its p95 (the hedge's moment) while the hedge is being
+    sent: the answer must cancel the hedge even though the hedge's task has not started yet.
+    Before, the read waited for a hedge to a slow replica whose shards were answered (the chaos
+    table's "+500 ms on one node" row: one read in five took the whole 500 ms)."""
+    transport = FakeTransport()
+    cluster = hedging_cluster(transport, hedging=True, adaptive_replica_selection=True)
+    transport.handle("g0n0", echo(cluster, "g0n0", delay=0.01))
+    transport.handle("g0n1", echo(cluster, "g0n1", delay=0.3))
+    transport.handle("g0n2", echo(cluster, "g0n2", delay=0.01))
+    hedged = []
+    cluster.hedge_observers.append(hedged.append)
+    durations = []
+
+    async def reads():
+        for _ in range(200):
+            started = trio.current_time()
+            gathered = await gather_shards(cluster, "POST", "/x", body_for)
+            durations.append(trio.current_time() - started)
+            assert gathered.missing == ()
+
+    run(reads)
+    assert hedged.count("sent") > 5  # the fast nodes' answers do race hedges
+    # Only the first reads, before the slow node is measured, wait for it.
+    assert sum(d > 0.2 for d in durations) <= 2, durations
+    assert not transport.in_flight()
+
+
+@pytest.mark.parametrize(("slow_after", "hedging"), [(0, False), (50, False), (50, True)])
+def test_adaptive_selection_learns_a_node_is_slow_from_its_timeouts(slow_after, hedging):
+    """A node too slow to answer within an attempt's time (half the read's, ATTEMPT_SHARE) is
+    avoided after a read or two: its timeouts count as latencies of at least the time it had.
+    Before, only answers were recorded, so a node that never answered scored as unmeasured
+    (0, the best) and a node that had been fast kept its fast average: every read asked it
+    and waited for its timeout."""
+    transport = FakeTransport()
+    cluster = hedging_cluster(transport, hedging=hedging, adaptive_replica_selection=True)
+    calls_to_slow = 0
+
+    def slow_later(call):
+        nonlocal calls_to_slow
+        calls_to_slow += 1
+        return echo(cluster, "g0n1", delay=0.6 if calls_to_slow > slow_after else 0.01)(call)
+
+    transport.handle("g0n0", echo(cluster, "g0n0", delay=0.01))
+    transport.handle("g0n1", slow_later)
+    transport.handle("g0n2", echo(cluster, "g0n2", delay=0.01))
+    durations = []
+
+    async def reads():
+        for _ in range(200):
+            started = trio.current_time()
+            gathered = await gather_shards(cluster, "POST", "/x", body_for)
+            durations.append(trio.current_time() - started)
+            assert gathered.missing == ()
+
+    run(reads)
+    assert calls_to_slow > slow_after  # the node was asked after it became slow
+    assert sum(d > 0.4 for d in durations) <= 2, durations
+    assert not transport.in_flight()

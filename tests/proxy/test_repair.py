@@ -283,3 +283,47 @@ async def test_a_wiped_node_gets_its_documents_back_with_their_vectors():
         assert index.settings["embedders"] == embedders
         assert {index.document_ids[i]: e for i, e in index.embeddings["default"].items()} == {
             str(i): [[i / 10, 1 - i / 10]] for i in range(20)}
+
+
+async def test_a_settings_change_during_provisioning_is_not_undone_by_the_repair():
+    # The race behind the simulator's seed 5 on 3n-rf2 (docs/search.md): the repair read the
+    # committed settings, a client's change then reached every node (the returning one too) and
+    # committed, and only then did the repair's PATCH of the older settings land on the
+    # returning node. That node was recorded at the new version while holding the old
+    # settings, so searches it answered refused a filter the cluster accepts.
+    async with running_proxy(nodes=2, replica_groups=2, shards=4,
+                             task_poll_interval_s=0.02) as h:
+        await write(h, "POST", "/indexes", {"uid": "movies", "primaryKey": "id"})
+        await write(h, "POST", "/indexes/movies/documents", [movie(i) for i in range(10)])
+        real_request = h.transport.request
+        changed = False
+
+        async def change_before_the_repair_patch(node_id, method, path, **kwargs):
+            nonlocal changed
+            if (node_id, method, path) == ("n0", "PATCH", "/indexes/movies/settings") \
+                    and not changed:
+                changed = True  # the client's change overtakes the repair's stale PATCH
+                await write(h, "PATCH", "/indexes/movies/settings", SETTINGS)
+            return await real_request(node_id, method, path, **kwargs)
+
+        wipe(h, "n0")
+        h.transport.request = change_before_the_repair_patch
+        worker = RepairWorker(h.cluster)
+        h.cluster.apply_node_event("n0", NodeEvent.REJOIN)
+        assert await worker.repair_node("n0")
+        h.transport.request = real_request
+        assert changed
+        committed = await h.store.get_committed_settings("movies")
+        versions = await h.store.get_settings_versions("movies")
+        held = (await h.transport.request(
+            "n0", "GET", "/indexes/movies/settings", deadline=trio.current_time() + 5)).json()
+        # n0 is recorded at the committed version (readable for the index) and holds it.
+        assert versions["n0"] == committed.version
+        assert held == committed.settings
+        assert "genre" in held["filterableAttributes"]
+        # And a search that n0 answers alone (n1 down) takes the new filter.
+        h.transport.down.add("n1")
+        h.cluster.apply_node_event("n1", NodeEvent.MARKED_UNHEALTHY)
+        status, body, _ = await h.send("POST", "/indexes/movies/search",
+                                       {"q": "", "filter": "genre = drama"})
+        assert status == 200, body

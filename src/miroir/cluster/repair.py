@@ -390,19 +390,48 @@ async def _provision(
         elif present[uid].get("primaryKey") is None and index.get("primaryKey") is not None:
             await _step(cluster, node_id, "PATCH", f"/indexes/{uid}",
                         {"primaryKey": index["primaryKey"]})
-        # The committed settings when there are some: a source's own settings may have been
-        # changed behind Miroir's back, and copying them would spread the drift.
+        await _provision_settings(cluster, node_id, sources, uid)
+
+
+# How often the settings of one index are applied to a returning node while settings changes
+# keep committing under it, before the repair gives up (and retries on its next round).
+SETTINGS_ATTEMPTS = 5
+
+
+async def _provision_settings(
+    cluster: Cluster, node_id: str, sources: list[str], uid: str
+) -> None:
+    """Apply the cluster's settings of `uid` to the node: the committed ones when there are some
+    (a source's own settings may have been changed behind Miroir's back, and copying them would
+    spread the drift), else a serving node's.
+
+    A client's settings change runs meanwhile and reaches this node too (it takes writes). If
+    it commits between our read of the committed settings and our PATCH landing, our PATCH
+    would put the older settings back on a node the commit recorded at the newer version: a
+    node readable for the index that refuses its filters (the simulator's seed 5 on 3n-rf2).
+    So the committed version is read again after our PATCH, and a newer one is applied in
+    turn. A change that commits after that read read the node back itself."""
+    for _ in range(SETTINGS_ATTEMPTS):
         committed = await _committed_settings(cluster, uid)
         settings = committed.settings if committed is not None else await _read(
             cluster, sources, "GET", f"/indexes/{uid}/settings")
         await _step(cluster, node_id, "PATCH", f"/indexes/{uid}/settings",
                     protect_settings_patch(settings))
+        now = await _committed_settings(cluster, uid)
+        if _version(now) != _version(committed):
+            continue  # a change committed while ours was on its way: apply that one
         if committed is not None:
             held = await settings_sync.read_node_settings(cluster, node_id, uid)
             if held is not None and settings_sync.settings_digest(held) == \
                     settings_sync.settings_digest(committed.settings):
                 await cluster.store.record_settings_version(uid, node_id, committed.version)
                 await cluster.catalog.changed(uid, same_primary_key=True)
+        return
+    raise RepairIncomplete(f"the settings of {uid} kept changing while {node_id} was provisioned")
+
+
+def _version(committed: CommittedSettings | None) -> int:
+    return 0 if committed is None else committed.version
 
 
 async def _committed_settings(cluster: Cluster, uid: str) -> CommittedSettings | None:

@@ -311,7 +311,9 @@ class Cluster:
         for observer in self.call_observers:
             observer(node_id, elapsed, result)
         signal = request_signal(result)
-        if signal is Signal.ANSWERED:
+        if signal is not Signal.DOWN:
+            # A timeout is a latency too (at least `elapsed`): a node that only ever times out
+            # would otherwise stay unmeasured, which adaptive selection scores as the fastest.
             stats = self.latency.get(node_id)
             if stats is not None:
                 stats.record(elapsed)
