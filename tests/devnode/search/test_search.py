@@ -56,6 +56,27 @@ def test_trie_typo_lookup_equals_a_vocabulary_scan(query: str, other: str) -> No
         assert trie.fuzzy(query, budget, prefix=False) == expected
 
 
+@given(st.lists(st.tuples(st.sampled_from(["add", "add", "remove", "look"]),
+                          st.text("abc", min_size=1, max_size=3)), max_size=60))
+def test_trie_words_stay_sorted_when_additions_wait_to_be_sorted_in(steps) -> None:
+    """Added words are sorted in at the next lookup (one by one, or by one sort when many
+    wait); every lookup sees exactly the words added and not removed, in order."""
+    trie = Trie()
+    model: set[str] = set()
+    for action, word in steps:
+        if action == "add":
+            trie.add(word)
+            model.add(word)
+        elif action == "remove":
+            trie.remove(word)
+            model.discard(word)
+        else:
+            assert trie.sorted_words == sorted(model)
+            assert (word in trie) == (word in model)
+            assert trie.with_prefix(word[:1]) == [w for w in sorted(model) if w[0] == word[0]]
+    assert trie.sorted_words == sorted(model)
+
+
 # -- matching --------------------------------------------------------------------------------
 
 DOCS = [

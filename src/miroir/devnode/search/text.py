@@ -94,6 +94,10 @@ def tokenize(text: str, first_position: int = 0) -> list[Token]:
 _ASCII_WORD = re.compile(r"[a-z0-9]+")
 _ASCII_HARD = re.compile(r"[.!?;\n\r]")
 _ASCII_WORD_OR_HARD = re.compile(r"([a-z0-9]+)|[.!?;\n\r]")
+# For the indexer's inline path: the words of a lower-cased ASCII text, and whether it has a
+# hard separator.
+ascii_words = _ASCII_WORD.findall
+ascii_hard_separator = _ASCII_HARD.search
 
 
 def ascii_runs(text: str) -> list[list[str]] | None:
