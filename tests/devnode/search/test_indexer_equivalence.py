@@ -6,7 +6,8 @@ occurrence through `word_positions` (tied to `tokenize` by a property in test_se
 appends codes one by one. On random documents (Unicode, hard separators, numbers of every
 shape, arrays, nested objects, stop words, restricted searchable attributes) and random writes,
 both must hold the same per-document maps (same words in the same order, same codes in the same
-order), field lengths, postings and vocabulary, and answer random searches the same.
+order), field lengths, postings and vocabulary, and answer random searches the same. A facet
+index built for every document at once equals one built a document at a time.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 
 from miroir.core.errors import MeiliError
 from miroir.devnode.search.execute import SearchRequest, run_search
+from miroir.devnode.search.facets import FieldIndex
 from miroir.devnode.search.index import IndexSearcher, codes_tuple, word_codes_map
 from miroir.devnode.settings import default_settings
 
@@ -162,3 +164,29 @@ def test_word_codes_map_groups_codes_in_occurrence_order(pairs, unique) -> None:
         word: tuple(found) for word, found in grouped.items()
     }
     assert all(type(found) is int for word, found in built.items() if len(grouped[word]) == 1)
+
+
+def _facet_state(index: FieldIndex) -> Any:
+    return (
+        index.facts,
+        list(index.strings.items()),
+        list(index.original.items()),
+        list(index.numbers.items()),
+        (index.exists, index.null, index.empty, index.with_numbers, index.with_strings),
+        index.sorted_strings(),
+        index.sorted_numbers(),
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    docs=st.lists(document, max_size=12),
+    attribute=st.sampled_from(["title", "n", "a", "a.b", "tags", "genre", "missing"]),
+)
+def test_facet_index_built_at_once_equals_one_document_at_a_time(docs, attribute) -> None:
+    documents = dict(enumerate(docs))
+    built, added = FieldIndex(attribute), FieldIndex(attribute)
+    built.build(documents)
+    for internal_id, doc in documents.items():
+        added.add(internal_id, doc)
+    assert _facet_state(built) == _facet_state(added)

@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
 from functools import partial
-from itertools import compress, repeat
-from operator import is_, is_not, ne
+from itertools import chain, compress, repeat
+from operator import is_, is_not, itemgetter, ne, not_
 from typing import Any
 
 from pyroaring import BitMap
@@ -404,16 +404,23 @@ class IndexSearcher:
         cached = self._word_codes.get(word)
         if cached is not None:
             return cached
+        # Whole-list operations rather than a loop per document: a common word is in most
+        # documents, and this runs the first time a search ranks on it.
+        ids = list(self.word_docs.get(word, ()))
+        found = list(map(itemgetter(word), map(self.doc_words.__getitem__, ids)))
+        once = list(map(is_, map(type, found), repeat(int)))
         by_code: defaultdict[int, list[int]] = defaultdict(list)
-        doc_words = self.doc_words
-        for internal_id in self.word_docs.get(word, ()):
-            codes = doc_words[internal_id][word]
-            if type(codes) is int:
-                by_code[codes].append(internal_id)
-                continue
-            for code in codes:
-                by_code[code].append(internal_id)  # a repeated id is kept once by BitMap
-        built = {code: BitMap(ids) for code, ids in by_code.items()}
+        deque(map(list.append, map(by_code.__getitem__, compress(found, once)),
+                  compress(ids, once)), 0)
+        if not all(once):  # words seen more than once in a document: every code of theirs
+            several = list(compress(found, map(not_, once)))
+            holders = chain.from_iterable(
+                map(repeat, compress(ids, map(not_, once)), map(len, several))
+            )
+            # a document holding the word twice at one code is one id in the BitMap
+            deque(map(list.append, map(by_code.__getitem__, chain.from_iterable(several)),
+                      holders), 0)
+        built = {code: BitMap(docs) for code, docs in by_code.items()}
         if len(self._word_codes) >= MAX_CACHED_WORDS:
             self._word_codes.clear()
         self._word_codes[word] = built
