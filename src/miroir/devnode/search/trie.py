@@ -161,8 +161,13 @@ class Trie:
         found: dict[str, int],
     ) -> None:
         n = len(query)
-        new = [row[0] + 1] + [0] * n
-        for j in range(1, n + 1):
+        # Only the band |i - j| <= budget can hold a distance within budget (i = len(path)):
+        # cells outside it keep budget + 1, which stands for "too far" as well as the true
+        # value would (Ukkonen's cut-off), so answers within budget are exact.
+        depth = len(path)
+        new = [budget + 1] * (n + 1)
+        new[0] = row[0] + 1
+        for j in range(max(1, depth - budget), min(n, depth + budget) + 1):
             qc = query[j - 1]
             value = min(row[j] + 1, new[j - 1] + 1, row[j - 1] + (qc != ch))
             if prev_row is not None and j > 1 and qc == prev_ch and query[j - 2] == ch:
