@@ -31,9 +31,8 @@ from miroir.core import filters as f
 from miroir.devnode.search.facets import FacetIndex
 from miroir.devnode.search.text import (
     HARD_GAP,
-    ascii_hard_separator,
     ascii_runs,
-    ascii_words,
+    ascii_single_run,
     iter_text_values,
     normalize_word,
     word_positions,
@@ -336,8 +335,8 @@ class IndexSearcher:
                 # The common case, spelled out: ASCII words, consecutive positions between
                 # hard separators, no clamping (`text.ascii_runs`).
                 lowered = text.lower()
-                if ascii_hard_separator(lowered) is None:
-                    found = ascii_words(lowered)
+                found = ascii_single_run(lowered)
+                if found is not None:
                     if not found:
                         continue
                     count = len(found)

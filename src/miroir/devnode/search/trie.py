@@ -35,7 +35,10 @@ class Trie:
     def add(self, word: str) -> None:
         node = self.root
         for ch in word:
-            node = node.setdefault(ch, {})
+            child = node.get(ch)
+            if child is None:  # not setdefault: it would build a dict per letter to drop
+                child = node[ch] = {}
+            node = child
         if _END not in node:
             node[_END] = True
             self._unsorted.append(word)
