@@ -290,12 +290,18 @@ class IndexSearcher:
             self.query_cache.clear()
         self.doc_words[internal_id] = words
         self.doc_field_lengths[internal_id] = counts
+        self._post_lengths(internal_id, counts)
+
+    def _post_lengths(self, internal_id: int, counts: dict[int, int]) -> None:
+        """Add a document to the bitmap of each of its (field, word count) pairs, as `_post`."""
         lengths = self.field_length_docs
-        for key in counts.items():
-            docs = lengths.get(key)
-            if docs is None:
-                lengths[key] = docs = BitMap()
-            docs.add(internal_id)
+        bitmaps = list(map(lengths.get, counts.items()))
+        if None in bitmaps:
+            for key, docs in zip(counts.items(), bitmaps, strict=True):
+                if docs is None:
+                    lengths[key] = BitMap()
+            bitmaps = list(map(lengths.__getitem__, counts.items()))
+        deque(map(BitMap.add, bitmaps, repeat(internal_id)), 0)
 
     def _post(self, internal_id: int, words: Iterable[str]) -> None:
         """Add a document to the posting bitmap of each of its (distinct) words.
