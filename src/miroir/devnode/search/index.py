@@ -1,8 +1,9 @@
 """IndexSearcher: the search structures of one devnode index, kept in step with its documents.
 
 Owns: the document copies the searcher ranks and formats (by internal id), the inverted index
-(normalized word -> roaring bitmap of internal ids, and per document word -> packed
-(field id, position) list), the documents of each (field, word count), the vocabulary trie that
+(normalized word -> roaring bitmap of internal ids, and per document word -> its packed
+(field id, position) code, or a tuple of them for a word seen more than once), the documents
+of each (field, word count), the vocabulary trie that
 yields prefix and typo candidates without scanning the vocabulary, the per-attribute facet
 index, and `filter_ids`. The engine calls upsert / delete / clear / update_settings as tasks
 apply; searching is `miroir.devnode.search.execute.run_search`.
@@ -10,7 +11,8 @@ apply; searching is `miroir.devnode.search.execute.run_search`.
 Positional bitmaps (word -> packed code -> ids) are not kept while indexing: a search builds
 them for the words it ranks on large buckets (`word_codes`), and they are cached until a
 document holding the word changes. Indexing thus pays one bitmap insertion per distinct word of
-a document, not one per occurrence.
+a document, not one per occurrence, and builds each document's map with whole-list operations
+(`word_codes_map`): a Python step per occurrence is what a pure-Python indexer pays most for.
 
 Must never: assign internal ids (the engine does: order of first addition), enqueue tasks, or
 let one document's ranking depend on another document (see `ranking`).
