@@ -56,6 +56,64 @@ def test_trie_typo_lookup_equals_a_vocabulary_scan(query: str, other: str) -> No
         assert trie.fuzzy(query, budget, prefix=False) == expected
 
 
+def _expected_typos(query: str, vocabulary: list[str], budget: int, prefix: bool) -> dict:
+    """The trie's answer by scanning the vocabulary: a word (through its closest prefix, with
+    `prefix`) within the budget, under the first-letter rule."""
+    expected = {}
+    for word in set(vocabulary):
+        ends = range(1, len(word) + 1) if prefix else [len(word)]
+        distance = min(damerau_levenshtein(query, word[:end], budget) for end in ends)
+        if word[0] == query[0] and distance <= budget:
+            expected[word] = distance
+        elif word[0] != query[0] and budget == 2 and distance <= 1:
+            expected[word] = 2
+    return expected
+
+
+@given(st.text("abcde", min_size=1, max_size=9),
+       st.lists(st.text("abcde", min_size=1, max_size=10), max_size=12))
+def test_trie_typo_lookups_with_and_without_prefix_equal_a_vocabulary_scan(
+    query: str, vocabulary: list[str]
+) -> None:
+    """Longer words and queries than above: the walk computes only a band of each row."""
+    trie = Trie()
+    for word in vocabulary:
+        trie.add(word)
+    for budget in (1, 2):
+        for prefix in (False, True):
+            expected = _expected_typos(query, vocabulary, budget, prefix)
+            assert trie.fuzzy(query, budget, prefix=prefix) == expected
+
+
+def test_a_prefix_typo_lookup_counts_the_closest_prefix() -> None:
+    trie = Trie()
+    for word in ("abc", "ab", "bbcd"):
+        trie.add(word)
+    assert trie.fuzzy("ab", 1, prefix=False) == {"ab": 0, "abc": 1}
+    assert trie.fuzzy("ab", 2, prefix=True) == {"ab": 0, "abc": 0, "bbcd": 2}
+
+
+@given(st.lists(st.tuples(st.sampled_from(["add", "add", "remove", "look"]),
+                          st.text("abc", min_size=1, max_size=3)), max_size=60))
+def test_trie_words_stay_sorted_when_additions_wait_to_be_sorted_in(steps) -> None:
+    """Added words are sorted in at the next lookup (one by one, or by one sort when many
+    wait); every lookup sees exactly the words added and not removed, in order."""
+    trie = Trie()
+    model: set[str] = set()
+    for action, word in steps:
+        if action == "add":
+            trie.add(word)
+            model.add(word)
+        elif action == "remove":
+            trie.remove(word)
+            model.discard(word)
+        else:
+            assert trie.sorted_words == sorted(model)
+            assert (word in trie) == (word in model)
+            assert trie.with_prefix(word[:1]) == [w for w in sorted(model) if w[0] == word[0]]
+    assert trie.sorted_words == sorted(model)
+
+
 # -- matching --------------------------------------------------------------------------------
 
 DOCS = [

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pyroaring import BitMap
 
 from miroir.core import filters as f
+
+_MISSING = object()
 
 
 def union(bitmaps: Iterable[BitMap]) -> BitMap:
@@ -72,6 +75,79 @@ class FieldIndex:
                 self.numbers[number] = bucket = BitMap()
                 self._sorted_numbers = None
             bucket.add(internal_id)
+
+    # Over the complexity bar on purpose: `add` for every document at once, kept inline.
+    def build(self, documents: Mapping[int, Mapping[str, Any]]) -> None:  # noqa: C901
+        """`add` every document to this empty index, with each bitmap built once from a list.
+
+        A top-level attribute holding one number or one string (the common case) is read
+        without `field_facts`' path walk; anything else goes through it."""
+        attribute = self.attribute
+        flat = "." not in attribute
+        exists: list[int] = []
+        null: list[int] = []
+        empty: list[int] = []
+        with_numbers: list[int] = []
+        with_strings: list[int] = []
+        numbers: defaultdict[float, list[int]] = defaultdict(list)
+        strings: defaultdict[str, list[int]] = defaultdict(list)
+        normalized: dict[str, str] = {}  # original spelling -> normalized facet value
+        for internal_id, document in documents.items():
+            if flat:
+                raw = document.get(attribute, _MISSING)
+                if raw is _MISSING:
+                    continue
+                kind = type(raw)
+                if (kind is int or kind is float) and math.isfinite(raw):
+                    number = float(raw)
+                    self.facts[internal_id] = f.FieldFacts(exists=True, numbers=[number])
+                    exists.append(internal_id)
+                    with_numbers.append(internal_id)
+                    numbers[number].append(internal_id)
+                    continue
+                if kind is str:
+                    self.facts[internal_id] = f.FieldFacts(
+                        exists=True, is_empty=not raw, strings=[raw]
+                    )
+                    exists.append(internal_id)
+                    if not raw:
+                        empty.append(internal_id)
+                    with_strings.append(internal_id)
+                    key = normalized.get(raw)
+                    if key is None:
+                        key = normalized[raw] = f.normalize_facet(raw)
+                        self.original.setdefault(key, raw)
+                    strings[key].append(internal_id)
+                    continue
+            facts = f.field_facts(document, attribute)
+            if not facts.exists:
+                continue
+            self.facts[internal_id] = facts
+            exists.append(internal_id)
+            if facts.is_null:
+                null.append(internal_id)
+            if facts.is_empty:
+                empty.append(internal_id)
+            if facts.numbers:
+                with_numbers.append(internal_id)
+            if facts.strings:
+                with_strings.append(internal_id)
+            for original in facts.strings:
+                key = normalized.get(original)
+                if key is None:
+                    key = normalized[original] = f.normalize_facet(original)
+                self.original.setdefault(key, original)
+                strings[key].append(internal_id)
+            for number in facts.numbers:
+                numbers[number].append(internal_id)
+        self.exists.update(exists)
+        self.null.update(null)
+        self.empty.update(empty)
+        self.with_numbers.update(with_numbers)
+        self.with_strings.update(with_strings)
+        self.strings = {key: BitMap(ids) for key, ids in strings.items()}
+        self.numbers = {number: BitMap(ids) for number, ids in numbers.items()}
+        self._sorted_strings = self._sorted_numbers = None
 
     def remove(self, internal_id: int) -> None:
         facts = self.facts.pop(internal_id, None)
@@ -186,8 +262,7 @@ class FacetIndex:
         index = self.fields.get(attribute)
         if index is None:
             index = FieldIndex(attribute)
-            for internal_id, document in self.documents.items():
-                index.add(internal_id, document)
+            index.build(self.documents)
             self.fields[attribute] = index
         return index
 

@@ -22,6 +22,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from miroir.core.errors import MeiliError
+from miroir.devnode.search.index import codes_tuple
 from miroir.devnode.search.query import ParsedQuery, Term
 
 if TYPE_CHECKING:
@@ -216,6 +217,8 @@ class DocRanking:
             derivation = derivations[word]
             typos, exact = derivation.typos, derivation.exact
             codes = doc_words[word]
+            if type(codes) is int:
+                codes = (codes,)
             if not (typos and typo_off) and allowed is None:
                 out.extend(
                     [
@@ -247,7 +250,7 @@ class DocRanking:
     def _phrase_codes(self, phrase: tuple[str, ...]) -> list[tuple[int, int]]:
         stop_words = self.searcher.stop_words
         checks = [
-            (offset, set(self.doc_words.get(w, ())))
+            (offset, set(codes_tuple(self.doc_words.get(w, ()))))
             for offset, w in enumerate(phrase)
             if w not in stop_words
         ]
@@ -378,11 +381,13 @@ class DocRanking:
         codes = self._codes.get(index)  # cached: a middle term pairs twice, wordPosition reuses
         if codes is None:
             doc_words = self.doc_words
-            codes = self._codes[index] = [
-                code
-                for word in self.query.terms[index].derivations.keys() & doc_words.keys()
-                for code in doc_words[word]
-            ]
+            codes = self._codes[index] = []
+            for word in self.query.terms[index].derivations.keys() & doc_words.keys():
+                found = doc_words[word]
+                if type(found) is int:
+                    codes.append(found)
+                else:
+                    codes += found
         return codes
 
     def _pair_cost(self, left: int, right: int, by_attribute: bool) -> int:
@@ -507,7 +512,7 @@ class DocRanking:
             codes: set[int] = set()
             for word, derivation in terms[i].derivations.items():
                 if derivation.exact and word in doc_words:
-                    codes.update(doc_words[word])
+                    codes.update(codes_tuple(doc_words[word]))
             if not codes:
                 return 1
             exact_codes.append(codes)

@@ -1,6 +1,8 @@
 """The vocabulary of one index, shaped for prefix and typo lookups.
 
-Owns: a sorted word list (prefix lookups are one bisect) and a character trie walked with a
+Owns: a sorted word list (prefix lookups are one bisect; words added since the last lookup
+wait in a list and are sorted in together, so a bulk load does not shift the list once per new
+word) and a character trie walked with a
 Damerau-Levenshtein row per node (typo lookups visit only the branches still within budget,
 never the whole vocabulary). Meilisearch's first-letter rule is applied here: with one typo
 allowed a candidate keeps the first letter; with two, a different first letter is allowed only
@@ -20,23 +22,43 @@ from typing import Any
 
 _END = ""  # trie key marking that the path so far is a word
 MAX_ANSWERS = 4096
+_INSORT_AT_MOST = 16  # more words waiting than this are merged by one sort
 
 
 class Trie:
     def __init__(self) -> None:
         self.root: dict[str, Any] = {}
-        self.sorted_words: list[str] = []
+        self._sorted_words: list[str] = []
+        self._unsorted: list[str] = []  # added since the last lookup, not in _sorted_words yet
         self._answers: dict[tuple[str, int, bool], Any] = {}
 
     def add(self, word: str) -> None:
         node = self.root
         for ch in word:
-            node = node.setdefault(ch, {})
+            child = node.get(ch)
+            if child is None:  # not setdefault: it would build a dict per letter to drop
+                child = node[ch] = {}
+            node = child
         if _END not in node:
             node[_END] = True
-            bisect.insort(self.sorted_words, word)
+            self._unsorted.append(word)
             if self._answers:
                 self._answers.clear()
+
+    @property
+    def sorted_words(self) -> list[str]:
+        """Every word, in code point order."""
+        unsorted = self._unsorted
+        if unsorted:
+            words = self._sorted_words
+            if len(unsorted) <= _INSORT_AT_MOST:
+                for word in unsorted:
+                    bisect.insort(words, word)
+            else:
+                words += unsorted  # a sorted run and a tail: timsort merges them in O(n)
+                words.sort()
+            unsorted.clear()
+        return self._sorted_words
 
     def remove(self, word: str) -> None:
         node = self.root
@@ -45,9 +67,10 @@ class Trie:
             if node is None:
                 return
         if node.pop(_END, None) is not None:
-            index = bisect.bisect_left(self.sorted_words, word)
-            if index < len(self.sorted_words) and self.sorted_words[index] == word:
-                del self.sorted_words[index]
+            words = self.sorted_words
+            index = bisect.bisect_left(words, word)
+            if index < len(words) and words[index] == word:
+                del words[index]
             self._answers.clear()
 
     def _remember(self, key: tuple[str, int, bool], answer: Any) -> Any:
@@ -57,8 +80,9 @@ class Trie:
         return answer
 
     def __contains__(self, word: str) -> bool:
-        index = bisect.bisect_left(self.sorted_words, word)
-        return index < len(self.sorted_words) and self.sorted_words[index] == word
+        words = self.sorted_words
+        index = bisect.bisect_left(words, word)
+        return index < len(words) and words[index] == word
 
     def with_prefix(self, prefix: str, limit: int | None = None) -> list[str]:
         """Words starting with `prefix` (the prefix itself included), in byte order."""
@@ -140,8 +164,13 @@ class Trie:
         found: dict[str, int],
     ) -> None:
         n = len(query)
-        new = [row[0] + 1] + [0] * n
-        for j in range(1, n + 1):
+        # Only the band |i - j| <= budget can hold a distance within budget (i = len(path)):
+        # cells outside it keep budget + 1, which stands for "too far" as well as the true
+        # value would (Ukkonen's cut-off), so answers within budget are exact.
+        depth = len(path)
+        new = [budget + 1] * (n + 1)
+        new[0] = row[0] + 1
+        for j in range(max(1, depth - budget), min(n, depth + budget) + 1):
             qc = query[j - 1]
             value = min(row[j] + 1, new[j - 1] + 1, row[j - 1] + (qc != ch))
             if prev_row is not None and j > 1 and qc == prev_ch and query[j - 2] == ch:
