@@ -9,7 +9,8 @@ Theory of operation, per failed node write (inside the client write's deadline,
 `write_deadline_s` from its start, which is longer than one node timeout so a timed-out attempt
 can be followed by another):
 
-1. A 4xx is the node's verdict: kept. A failure that may have reached the node (a timeout, a
+1. A 4xx is the node's verdict, and a refused connection means the node is down (the health
+   checker's business): both kept. A failure that may have reached the node (a timeout, a
    reset, a 502/504) is first looked up: the node's most recent tasks of the index
    (`GET /tasks?indexUids=..&types=..&limit=LOOKUP_LIMIT`) are searched for the write's tag
    (`customMetadata`). Found: that task is *adopted* (the node answered after all; counted as
@@ -95,7 +96,9 @@ def failure_of(result: NodeResult) -> Failure | None:
         return Failure.NOT_APPLIED if result.status >= 500 else Failure.FINAL
     if result.kind in (FailureKind.TIMEOUT, FailureKind.RESET, FailureKind.PROTOCOL):
         return Failure.AMBIGUOUS
-    return Failure.NOT_APPLIED  # refused: never connected
+    # Refused: the node is down, not flaky. Resending at once only feeds its health counter
+    # more failures (three make it `failed` at once); the health checker owns that node.
+    return Failure.FINAL
 
 
 def _task_uid(result: NodeResponse) -> int | None:
