@@ -51,6 +51,11 @@ def test_an_empty_file_gives_the_documented_defaults():
         ({"reconcile": {"shard_pause_ms": -1}}, "reconcile.shard_pause_ms", "not be negative"),
         ({"idempotency": {"max_cached_keys": 0}}, "idempotency.max_cached_keys", "at least 1"),
         ({"server": {"port": 70000}}, "server.port", "TCP port"),
+        ({"scatter": {"write_retries": -1}}, "scatter.write_retries", "at least 0"),
+        ({"scatter": {"write_retry_budget_percent": 101}}, "scatter.write_retry_budget_percent",
+         "between 0 and 100"),
+        ({"scatter": {"node_timeout_ms": 1000, "write_deadline_ms": 999}},
+         "scatter.write_deadline_ms", "at least scatter.node_timeout_ms"),
     ],
 )
 def test_invalid_configs_name_the_field_and_the_reason(raw, field, reason_part):

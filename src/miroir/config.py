@@ -59,6 +59,13 @@ class ScatterConfig:
     hedging: bool = True
     hedge_budget_percent: int = 10
     unavailable_shard_policy: str = "partial"  # partial | error
+    # Document writes: a node write that failed or timed out is looked up (a lost answer's task
+    # is adopted) or sent again, at most write_retries times per node, within
+    # write_retry_budget_percent extra attempts and the write's deadline, write_deadline_ms
+    # (0: twice node_timeout_ms); retry_on_timeout covers writes too. docs/operations.md.
+    write_retries: int = 2
+    write_retry_budget_percent: int = 20
+    write_deadline_ms: int = 0
 
 
 @attrs.frozen
@@ -298,6 +305,15 @@ def _check_overload_settings(scatter: ScatterConfig) -> None:
             raise ConfigError(field, "must be at least 0")
     if not 0 <= scatter.hedge_budget_percent <= 100:
         raise ConfigError("scatter.hedge_budget_percent", "must be between 0 and 100")
+    if not 0 <= scatter.write_retry_budget_percent <= 100:
+        raise ConfigError("scatter.write_retry_budget_percent", "must be between 0 and 100")
+    for field, value in (("scatter.write_retries", scatter.write_retries),
+                         ("scatter.write_deadline_ms", scatter.write_deadline_ms)):
+        if value < 0:
+            raise ConfigError(field, "must be at least 0")
+    if 0 < scatter.write_deadline_ms < scatter.node_timeout_ms:
+        raise ConfigError("scatter.write_deadline_ms",
+                          "must be 0 or at least scatter.node_timeout_ms")
 
 
 def _check_reconcile(config: MiroirConfig) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 from miroir.cli import main
@@ -46,7 +47,11 @@ def test_hypercorn_runs_the_trio_worker_with_a_drain_budget_above_the_node_timeo
     assert hconfig.workers == 2
     assert hconfig.bind == ["127.0.0.1:7123"]
     assert hconfig.application_path == APP_FACTORY_PATH
-    assert hconfig.graceful_timeout == pytest.approx(2.5 + SHUTDOWN_MARGIN_SECONDS)
+    # A write in flight may run its node-write retries: twice the node timeout by default.
+    assert hconfig.graceful_timeout == pytest.approx(2 * 2.5 + SHUTDOWN_MARGIN_SECONDS)
+    without_retries = attrs.evolve(config, scatter=attrs.evolve(config.scatter, write_retries=0))
+    assert hypercorn_config(without_retries).graceful_timeout == pytest.approx(
+        2.5 + SHUTDOWN_MARGIN_SECONDS)
     ipv6 = with_overrides(config, bind="::1")
     assert hypercorn_config(ipv6).bind == ["[::1]:7123"]
 

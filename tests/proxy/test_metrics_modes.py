@@ -44,6 +44,7 @@ def exercise(metrics: Metrics) -> None:
     metrics.observe_shed("n1")
     metrics.observe_queue_depth("n1", 3)
     metrics.observe_hedge("sent")
+    metrics.observe_write_retry("adopted")
     metrics.observe_reconcile("pass", "", 1)
     metrics.observe_reconcile("differences", "documents", 2)
     metrics.observe_reconcile("repairs", "settings", 1)
@@ -73,7 +74,7 @@ def test_two_workers_export_every_family_one_process_exports_merged(worker_metri
     single = Metrics(multiprocess=False)
     exercise(single)
     expected = families(single)
-    assert len(expected) == 22  # 16, plus the topology epoch and five rebalance gauges
+    assert len(expected) == 23  # 17, plus the topology epoch and five rebalance gauges
 
     first, second = worker_metrics(1001), worker_metrics(1002)
     assert first.multiprocess and second.multiprocess

@@ -28,8 +28,13 @@ def test_issue_19_seed_runs_without_violations(seed, ops, capsys):
 # Found by the issue's sweep (200 seeds x 500 operations, chaos) on this branch before index
 # creation committed its settings: every node's settings edited behind Miroir's back before any
 # settings change, so the reconciler took the edit for the cluster's settings (I9).
+# Seed 104 on 3n-rf2 (I8, the node-write retries sweep): the repair worker copied a document
+# from a source whose queue still held the newer write the returning node had applied.
+# Seed 69 on 3n-rf2 failed I9 in the issue's sweep on c5b53fd (a commit the rebase replaced;
+# it no longer replays there): see docs/simulation.md for the cause found and fixed.
 @pytest.mark.parametrize(("seed", "deployment"), [(72, "5n-2g-rf2-16s"), (95, "3n-rf2"),
-                                                  (149, "3n-rf2")])
+                                                  (149, "3n-rf2"), (69, "3n-rf2"),
+                                                  (104, "3n-rf2")])
 def test_sweep_seed_runs_without_violations(seed, deployment, capsys):
     status = main(["simulate", "--seed", str(seed), "--ops", "500", "--faults", "chaos",
                    "--deployment", deployment])

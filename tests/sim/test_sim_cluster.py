@@ -126,3 +126,24 @@ async def test_the_search_header_is_exactly_the_shards_no_node_answered(autojump
         simulation._shards_asked = lambda node, body: set()  # pretend no node answered anything
         await simulation.search({"q": "sun"})
     assert any("I3 search header" in v for v in simulation.report.violations)
+
+
+async def test_i13_catches_a_node_write_enqueued_twice(autojump_clock):
+    """A write whose tag a node holds twice (what a resend after a lost answer would do without
+    the lookup) is caught at the checkpoint; the same run without it passes."""
+    async with open_sim_cluster(SimSpec(), seed=5) as sim:
+        simulation = Simulation(sim, max_latency_s=0.01)
+        await create_index(simulation)
+        document = make_document(1, ["red"], "drama", 2000)
+        await simulation.write("add", [document])
+        await simulation.checkpoint([{"q": "red"}])
+        assert simulation.report.violations == []
+        assert simulation.report.checks["I13 no node task is duplicated by a retry"] > 0
+        node = next(iter(simulation.owners[(0, simulation.shard_of("1"))]))
+        engine = sim.transport.engine(node)
+        tagged = next(t for t in reversed(engine.tasks.values()) if t.custom_metadata)
+        sim.transport.out_of_band(node, lambda e: e.add_documents(
+            "sim", [{**document, "_miroir_shard": simulation.shard_of("1")}], primary_key="id",
+            custom_metadata=tagged.custom_metadata))
+        await simulation.checkpoint([{"q": "red"}])
+    assert [v for v in simulation.report.violations if "I13" in v], simulation.report.violations

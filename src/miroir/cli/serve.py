@@ -32,7 +32,7 @@ import trio
 from miroir.config import ConfigError, MiroirConfig, load_config
 
 APP_FACTORY_PATH = "miroir.proxy:create_app()"
-# Grace on top of the node timeout: a write in flight at shutdown gets its full node deadline.
+# Grace on top of a write's deadline: a write in flight at shutdown gets its full deadline.
 SHUTDOWN_MARGIN_SECONDS = 1.0
 
 
@@ -117,9 +117,18 @@ def hypercorn_config(config: MiroirConfig) -> Any:
     hconfig.worker_class = "trio"
     hconfig.workers = config.server.workers
     hconfig.application_path = APP_FACTORY_PATH
-    hconfig.graceful_timeout = config.scatter.node_timeout_ms / 1000 + SHUTDOWN_MARGIN_SECONDS
+    hconfig.graceful_timeout = longest_write_s(config) + SHUTDOWN_MARGIN_SECONDS
     hconfig.accesslog = None  # the app writes one JSON line per request itself
     return hconfig
+
+
+def longest_write_s(config: MiroirConfig) -> float:
+    """How long a write in flight may still run: one node timeout, or with node-write retries
+    the write's whole deadline (`scatter.write_deadline_ms`, 0: twice the node timeout)."""
+    scatter = config.scatter
+    if scatter.write_retries == 0:
+        return scatter.node_timeout_ms / 1000
+    return (scatter.write_deadline_ms or 2 * scatter.node_timeout_ms) / 1000
 
 
 def _host_port(host: str, port: int) -> str:

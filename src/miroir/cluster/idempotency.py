@@ -41,6 +41,7 @@ import attrs
 import trio
 
 from miroir.cluster.runtime import Cluster
+from miroir.cluster.write_retry import client_key
 from miroir.core.errors import MeiliError
 from miroir.core.tasks import Task
 
@@ -133,7 +134,8 @@ def reserving(claim: Claim) -> Iterator[None]:
     """Within this block, the first Miroir task recorded takes `claim.task_uid`."""
     token = _RESERVED_TASK_UID.set(claim.task_uid)
     try:
-        yield
+        with client_key(claim.key):  # node-write retries key their cache with it
+            yield
     finally:
         _RESERVED_TASK_UID.reset(token)
 
@@ -148,6 +150,17 @@ def reservation_suspended() -> Iterator[None]:
         yield
     finally:
         _RESERVED_TASK_UID.reset(token)
+
+
+async def reserve_task_uid(cluster: Cluster) -> int:
+    """The uid the next task recorded in this context takes: the one an idempotency key
+    reserved, else a fresh one from the store, reserved now (a write that needs its identity
+    before its nodes are asked: `miroir.cluster.write_retry`)."""
+    uid = _RESERVED_TASK_UID.get()
+    if uid is None:
+        uid = await cluster.store.allocate_task_uid()
+        _RESERVED_TASK_UID.set(uid)
+    return uid
 
 
 def take_reserved_task_uid() -> int | None:

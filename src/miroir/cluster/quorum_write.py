@@ -3,7 +3,10 @@
 Owns the glue between `scatter` and `miroir.core.quorum.WriteTally`: every node answer is
 classified on arrival (a 2xx is an acknowledgement; 4xx, 5xx and transport failures are not) and
 fed to the tally. It must never decide what the client sees (the route renders the verdict), never
-retry a write, and never cancel a write that is still within its deadline.
+decide itself whether a write is retried (a `RetryPlan`, `miroir.cluster.write_retry`, does:
+a failed node result it wants is counted only once the plan resolved it, so an attempt's
+failure and its retry are never both counted), and never cancel a write that is still within
+its deadline.
 
 When it returns, and why
 ------------------------
@@ -30,12 +33,17 @@ the node's task uid, without which the write could not be followed).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import attrs
+import trio
 
 from miroir.cluster.scatter import NodeCall, ResultObserver, scatter
 from miroir.core.quorum import Pair, QuorumVerdict, WriteTally
 from miroir.transport.base import NodeResult, Outcome, Transport, classify
+
+if TYPE_CHECKING:
+    from miroir.cluster.write_retry import RetryPlan
 
 
 def is_acknowledgement(result: NodeResult) -> bool:
@@ -69,12 +77,15 @@ async def quorum_write(
     on_verdict: Callable[[QuorumVerdict], None] | None = None,
     on_result: ResultObserver | None = None,
     acknowledged: Callable[[NodeResult], bool] = is_acknowledgement,
+    retry: RetryPlan | None = None,
 ) -> QuorumWriteResult:
     """Send `calls` (one per node: its batch of the write) and count quorum per (shard, group).
 
     `targets[(shard, group)]` lists the nodes whose acknowledgement counts for that pair; every
     one of them needs a call. `calls` may include nodes that count for nothing (a joining node
-    that receives writes early): they are sent and reported, but not counted.
+    that receives writes early): they are sent and reported, but not counted. With `retry`,
+    `calls` are its tagged calls (`RetryPlan.calls`), and a failed result it `wants` is counted
+    as `RetryPlan.resolve` settles it, within the plan's deadline.
     """
     tally = WriteTally(targets, replication_factor)
     counted = tally.nodes
@@ -82,13 +93,44 @@ async def quorum_write(
     if missing:
         raise ValueError(f"quorum targets without a call: {sorted(missing)}")
 
-    def count(node_id: str, result: NodeResult) -> None:
+    def observe(node_id: str, result: NodeResult) -> None:
         if on_result is not None:
             on_result(node_id, result)
+
+    def tally_one(node_id: str, result: NodeResult) -> None:
         if node_id in counted:
             tally.record(node_id, acknowledged(result))
             if on_verdict is not None:
                 on_verdict(tally.verdict())
 
-    results = await scatter(transport, calls, deadline=deadline, on_result=count)
-    return QuorumWriteResult(tally.finish(), results, acknowledged)
+    def count(node_id: str, result: NodeResult) -> None:
+        observe(node_id, result)
+        tally_one(node_id, result)
+
+    if retry is None:
+        results = await scatter(transport, calls, deadline=deadline, on_result=count)
+        return QuorumWriteResult(tally.finish(), results, acknowledged)
+
+    to_send, known = retry.start()
+    final: dict[str, NodeResult] = dict(known)
+    for node_id, result in known.items():
+        tally_one(node_id, result)
+
+    async def resolved(node_id: str, first: NodeResult) -> None:
+        result = await retry.resolve(node_id, first, observe)
+        final[node_id] = result
+        tally_one(node_id, result)
+
+    async with trio.open_nursery() as nursery:
+
+        def arrived(node_id: str, result: NodeResult) -> None:
+            observe(node_id, result)
+            final[node_id] = result
+            if retry.wants(node_id, result):
+                nursery.start_soon(resolved, node_id, result)
+            else:
+                retry.acknowledged(node_id, result)
+                tally_one(node_id, result)
+
+        await scatter(transport, to_send, deadline=deadline, on_result=arrived)
+    return QuorumWriteResult(tally.finish(), final, acknowledged)

@@ -15,9 +15,11 @@ return from `failed` is treated alike, whether the node kept its data or not:
    has some, recording the node at their version once read back; else a serving node's --
    (`_miroir_shard` kept filterable by `broadcast.protect_settings_patch`) and deletes the
    indexes no serving node has.
-3. Backfill, per index and per shard the node owns: the documents are paged from a readable
-   replica of that shard (any group) with POST /documents/fetch filtered on `_miroir_shard` and
-   written to the node with the index's primary key; then the node's tasks are waited for.
+3. Backfill, per index and per shard the node owns: once the source finished every task it
+   had enqueued (`_settled`: a write still queued there may already be applied on the node),
+   the documents are paged from a readable replica of that shard (any group) with POST
+   /documents/fetch filtered on `_miroir_shard` and written to the node with the index's
+   primary key; then the node's tasks are waited for.
 4. Reconcile, because a copy is a snapshot and writes kept arriving: list the shard's ids on the
    node, then on the source. Ids the source has and the node lacks are copied again (offset
    paging can skip a document when a delete shifts the pages). Ids the node has and the source
@@ -504,6 +506,23 @@ async def _write(cluster: Cluster, node_id: str, method: str, path: str, body: A
         raise RepairIncomplete(f"{node_id} did not apply {method} {path}: {view}")
 
 
+async def _settled(cluster: Cluster, source: str) -> None:
+    """Wait until the source finished every task it had enqueued (tasks run in uid order, so
+    its newest one). A write both owners acknowledged may still wait in a slow source's queue
+    while the returning node, which kept its data, already applied it: a snapshot taken
+    before the source caught up would copy the older version over the node's newer one
+    (found by the issue #19 sweep, seed 104 on 3n-rf2)."""
+    newest = await _newest_task_uid(cluster, source)
+    if newest is None:
+        raise RepairIncomplete(f"source {source} did not show its tasks")
+    if newest < 0:
+        return
+    view = (await cluster.wait_for_node_tasks(
+        {source: newest}, timeout_ms=NODE_TASK_TIMEOUT_MS)).get(source)
+    if view is None:
+        raise RepairIncomplete(f"source {source} did not finish its task {newest} in time")
+
+
 async def _copy(cluster: Cluster, source: str, node_id: str, uid: str, pk: str,
                 body: Mapping[str, Any], page_size: int) -> set[Any]:
     """Copy the documents `body` selects from `source` to the node; returns their ids."""
@@ -536,6 +555,7 @@ async def _backfill(
     sources = repair_sources(cluster.shard_map, node_id, intact)
     for source, shards in sorted(sources.by_source.items()):
         before = await _ids(cluster, node_id, uid, pk, shards, page_size)
+        await _settled(cluster, source)
         copied = await _copy(cluster, source, node_id, uid, pk,
                              {"filter": _shard_filter(shards)}, page_size)
         on_node = await _ids(cluster, node_id, uid, pk, shards, page_size)

@@ -32,6 +32,7 @@ from miroir.cluster.layouts import LayoutCache
 from miroir.cluster.quorum_write import QuorumWriteResult, quorum_write
 from miroir.cluster.race import first_success
 from miroir.cluster.scatter import NodeCall, call_node, scatter
+from miroir.cluster.write_retry import RetryAs, WriteRetries, WriteRetrySettings
 from miroir.core.migration_map import MigratingShardMap, Migration
 from miroir.core.node_state import (
     HealthCounter,
@@ -86,6 +87,12 @@ class ClusterSettings:
     adaptive_replica_selection: bool = False
     hedging: bool = False
     hedge_budget: float = 0.1
+    # Document writes: a failed or timed-out node write is sent again (at most this many times
+    # per node, within `write_retry_budget` extra attempts per first attempt and the write's
+    # deadline, `write_deadline_ms`, 0: twice the node timeout); see `cluster.write_retry`.
+    write_retries: int = 2
+    write_retry_budget: float = 0.2
+    write_deadline_ms: int = 0
 
 
 class Cluster:
@@ -132,6 +139,16 @@ class Cluster:
         self.latency: dict[str, LatencyStats] = {node.id: LatencyStats() for node in topology.nodes}
         self.hedge_budget = HedgeBudget(ratio=self.settings.hedge_budget)
         self.hedge_observers: list[Callable[[str], None]] = []
+        # Node-write retries: cache, order, budget; `write_retries.observers` is the metrics hook.
+        self.write_retries = WriteRetries(
+            WriteRetrySettings(
+                max_retries=self.settings.write_retries,
+                budget_ratio=self.settings.write_retry_budget,
+                write_deadline_ms=self.settings.write_deadline_ms,
+                retry_on_timeout=self.settings.retry_on_timeout,
+            ),
+            self.settings.node_timeout_ms,
+        )
         self._readable: tuple[ShardMap | None, dict[int, dict[int, tuple[str, ...]]]] = (None, {})
         self._index_locks: dict[str, trio.Lock] = {}
         self._query_seq = 0
@@ -446,20 +463,29 @@ class Cluster:
         targets: Mapping[Pair, Iterable[str]],
         *,
         timeout_ms: int | None = None,
+        retry_as: RetryAs | None = None,
     ) -> QuorumWriteResult:
         """A write fanned out like `fan_out`, with quorum counted per (shard, group) as the
         answers arrive (`quorum_write.quorum_write`, at this topology's RF).
 
         `targets` are the nodes whose acknowledgement counts for each pair; an acknowledgement
-        is a 2xx carrying the node's task uid (a write Miroir could not follow is no ack)."""
+        is a 2xx carrying the node's task uid (a write Miroir could not follow is no ack).
+        `retry_as` makes a failed node write retried (`cluster.write_retry`; off when
+        `write_retries` is 0)."""
+        calls = self._node_calls(node_ids, method, path, body, None, "application/json")
+        plan = None
+        if retry_as is not None and self.settings.write_retries > 0:
+            plan = self.write_retries.plan(self.transport, retry_as, calls, self._auth_headers)
+            calls = plan.calls
         return await quorum_write(
             self.transport,
-            self._node_calls(node_ids, method, path, body, None, "application/json"),
+            calls,
             targets,
             replication_factor=self.topology.replication_factor,
             deadline=self._deadline(timeout_ms),
             on_result=self._observer_from(trio.current_time()),
             acknowledged=enqueued_a_task,
+            retry=plan,
         )
 
     async def first_success(

@@ -9,8 +9,9 @@ and ends with a *commit*, whether the change succeeded or was rolled back:
 
 1. apply (`broadcast.update_settings`, node by node; on failure, restore the changed nodes);
 2. read back every node's settings at once (`commit`). The reference is what Miroir intends:
-   after a change, the settings committed before with each patched key as most nodes read
-   back hold it (their own rendering of the patch); after a rollback, the settings committed
+   after a change, the settings committed before with each patched key as sent when some node
+   was read back holding exactly that, else as most nodes read back hold it (their own
+   rendering of the patch; `intended_settings`); after a rollback, the settings committed
    before. An index's creation commits its first version (what more than half of the nodes
    hold; no such majority: nothing is committed). Settings are compared through
    `settings_digest` (canonical JSON, keys sorted), so key order never counts as a difference;
@@ -115,24 +116,34 @@ def strict_majority(held: Mapping[str, Mapping[str, Any] | None],
 
 def intended_settings(
     previous: Mapping[str, Any], held: Mapping[str, Mapping[str, Any] | None],
-    nodes: Sequence[str], patched: Iterable[str],
+    nodes: Sequence[str], patched: Mapping[str, Any] | Iterable[str],
 ) -> dict[str, Any]:
     """What a change of the `patched` keys should have left: the committed `previous` settings,
-    with each patched key as most nodes were read back holding it (the nodes' own rendering of
-    the patch; a node edited behind Miroir's back still applied the same patch)."""
+    with each patched key as the nodes render the patch. When some node was read back holding
+    exactly the value sent, that is it; otherwise (every node renders it its own way) the
+    value most nodes hold. The value sent wins even over a majority: a node edited behind
+    Miroir's back after it applied the change must not outvote the change, and with a node
+    that did not answer, one edited node ties with one right one (seed 69's class of I9)."""
     intended = dict(previous)
     answered = [s for n in nodes if (s := held[n]) is not None]
+    sent = patched if isinstance(patched, Mapping) else {}
     for key in patched:
         values = [orjson.dumps(s.get(key), option=orjson.OPT_SORT_KEYS) for s in answered]
-        if values:
-            leader, _ = majority_version(values)  # type: ignore[arg-type]
-            intended[key] = orjson.loads(leader)
+        if not values:
+            continue
+        if key in sent:
+            wanted = orjson.dumps(sent[key], option=orjson.OPT_SORT_KEYS)
+            if wanted in values:
+                intended[key] = orjson.loads(wanted)
+                continue
+        leader, _ = majority_version(values)  # type: ignore[arg-type]
+        intended[key] = orjson.loads(leader)
     return intended
 
 
 async def commit(
     cluster: Cluster, uid: str, version: int, nodes: Sequence[str], *, succeeded: bool,
-    patched: Iterable[str] = (),
+    patched: Mapping[str, Any] | Iterable[str] = (),
 ) -> tuple[CommittedSettings | None, list[str]]:
     """Phase two of a settings change (module docstring): read every node back, record
     `version` for those holding the reference, repair the others at once (they are recorded

@@ -37,17 +37,18 @@ from urllib.parse import quote
 import attrs
 
 from miroir.cluster.broadcast import create_index
-from miroir.cluster.idempotency import reservation_suspended
+from miroir.cluster.idempotency import reservation_suspended, reserve_task_uid
 from miroir.cluster.indexes import index_exists, known_primary_key
 from miroir.cluster.quorum_write import QuorumWriteResult
 from miroir.cluster.runtime import Cluster, NodeRejected, first_rejection, task_uid_of
 from miroir.cluster.tasks import record_finished_task, record_task
+from miroir.cluster.write_retry import RetryAs
 from miroir.core.documents import canonical_document_id, infer_primary_key
 from miroir.core.errors import MeiliError
 from miroir.core.migration_map import required_acks
 from miroir.core.placement import shard_for_key
 from miroir.core.quorum import Pair, with_required_acks
-from miroir.core.routing import route_documents
+from miroir.core.routing import SHARD_FIELD, route_documents
 from miroir.core.tasks import Task
 from miroir.core.topology import ShardMap
 
@@ -186,6 +187,9 @@ async def write_documents(
         path,
         lambda node: routed.per_node[node],
         quorum_targets(shard_map, routed.shards_written),
+        retry_as=RetryAs(index_uid, "documentAdditionOrUpdate", {
+            node: frozenset(doc[SHARD_FIELD] for doc in docs)
+            for node, docs in routed.per_node.items()}, await reserve_task_uid(cluster)),
     )
     return await _finish_write(
         cluster, "documentAdditionOrUpdate", index_uid, details, written, custom_metadata,
@@ -200,6 +204,7 @@ async def delete_documents_by_id(
     details = {"providedIds": len(raw_ids), "deletedDocuments": None, "originalFilter": None}
     shard_map = cluster.shard_map
     per_node: dict[str, list[str]] = {}
+    node_shards: dict[str, set[int]] = {}
     shards: set[int] = set()
     for raw in raw_ids:
         # Meilisearch turns any id into a string; one that is no valid id deletes nothing.
@@ -212,6 +217,7 @@ async def delete_documents_by_id(
         shards.add(shard)
         for _, node in shard_map.write_targets(shard):
             per_node.setdefault(node, []).append(doc_id)
+            node_shards.setdefault(node, set()).add(shard)
     if not shards:
         # No valid id, so nothing any node could hold: succeed at once, as Meilisearch does.
         # (Valid ids whose owners are all failed fall through: quorum reports them lost.)
@@ -230,6 +236,9 @@ async def delete_documents_by_id(
     written = await cluster.quorum_write(
         per_node, "POST", f"/indexes/{index_uid}/documents/delete-batch",
         lambda node: per_node[node], quorum_targets(shard_map, shards),
+        retry_as=RetryAs(index_uid, "documentDeletion",
+                         {node: frozenset(s) for node, s in node_shards.items()},
+                         await reserve_task_uid(cluster)),
     )
     return await _finish_write(
         cluster, "documentDeletion", index_uid, details, written, custom_metadata,

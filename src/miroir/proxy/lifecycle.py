@@ -108,6 +108,9 @@ def cluster_settings(config: MiroirConfig) -> ClusterSettings:
         adaptive_replica_selection=config.scatter.adaptive_replica_selection,
         hedging=config.scatter.hedging,
         hedge_budget=config.scatter.hedge_budget_percent / 100,
+        write_retries=config.scatter.write_retries,
+        write_retry_budget=config.scatter.write_retry_budget_percent / 100,
+        write_deadline_ms=config.scatter.write_deadline_ms,
     )
 
 
@@ -188,6 +191,7 @@ class Lifecycle:
         cluster.gates.shed_observers.append(metrics.observe_shed)
         cluster.gates.depth_observers.append(metrics.observe_queue_depth)
         cluster.hedge_observers.append(metrics.observe_hedge)
+        cluster.write_retries.observers.append(metrics.observe_write_retry)
         cluster.epoch_observers.append(metrics.observe_epoch)
         metrics.observe_epoch(cluster.epoch)
         for node_id in cluster.node_ids():

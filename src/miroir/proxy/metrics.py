@@ -123,6 +123,14 @@ class Metrics:
             "first replica answered first), dropped (an answer that came after the winner's).",
             ("outcome",), registry=registry,
         )
+        self.node_write_retries_total = Counter(
+            "miroir_node_write_retries_total",
+            "Node-write retries of document writes: sent (a resend), acked (a resend "
+            "acknowledged), adopted (a lost answer's task found on the node), cached (a client's "
+            "retry with the same Idempotency-Key adopted a node task), lookup_failed, and "
+            "skipped_attempts|deadline|timeout|order|budget (why a failure was not retried).",
+            ("outcome",), registry=registry,
+        )
         self.tasks_total = Counter(
             "miroir_tasks_total", "Miroir tasks created, by type.", ("type",), registry=registry
         )
@@ -210,6 +218,9 @@ class Metrics:
 
     def observe_hedge(self, outcome: str) -> None:
         self.hedged_requests_total.labels(outcome).inc()
+
+    def observe_write_retry(self, outcome: str) -> None:
+        self.node_write_retries_total.labels(outcome).inc()
 
     def observe_queue_depth(self, node_id: str, depth: int) -> None:
         self.node_queue_depth.labels(node_id).set(depth)

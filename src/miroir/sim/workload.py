@@ -240,6 +240,7 @@ def summary(result: RunResult) -> str:
         _counter_line("operations", report.operations),
         _counter_line("answers", report.outcomes),
         _counter_line("faults injected", report.faults),
+        _counter_line("node-write retries", report.retries),
         f"invariant checks run: {sum(report.checks.values())}",
     ]
     lines += [f"  {name}: {count}" for name, count in sorted(report.checks.items())]
