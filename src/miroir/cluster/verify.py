@@ -1,0 +1,202 @@
+"""Read-only replica checks for operators: `miroir ctl verify` and `miroir ctl settings diff`
+(`GET /_miroir/verify`, `GET /_miroir/indexes/{uid}/settings/nodes`).
+
+Theory of operation. Where the reconciler (`cluster.reconcile`) finds differences and repairs
+them, this only looks, and says what it saw, so an operator can check a fleet (or a script can
+gate on it) without changing anything.
+
+- Settings: every serving node's settings of the index are read at once and digested
+  (`settings_sync.settings_digest`). The reference is the committed settings when the store has
+  them, else the settings most nodes hold; a node that holds something else, or did not answer,
+  is a difference, named with the keys that differ.
+- Documents, per shard: every readable owner in every group is asked its count (`limit: 0`
+  fetch filtered on `_miroir_shard`). Then a sample of ids is drawn from each owner (a page of
+  `sample` ids at a random offset, so repeated runs look at different documents; `sample=0`
+  reads every document) and those ids are fetched from every owner and compared by document
+  digest. A shard is consistent when the counts agree and every sampled id has one digest on
+  every owner. Sampling can miss a changed document; counts never miss a lost or extra one.
+
+Must never: write to a node or the store, or render HTTP.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+import trio
+
+from miroir.cluster import settings_sync
+from miroir.cluster.fleet_stats import SHARDS_AT_ONCE, readable_owners, shard_counts
+from miroir.cluster.indexes import index_exists
+from miroir.cluster.runtime import Cluster
+from miroir.cluster.stats import all_index_uids
+from miroir.core.errors import MeiliError
+from miroir.core.routing import SHARD_FIELD
+from miroir.core.shard_copy import document_digest
+from miroir.transport.base import NodeResponse
+
+DEFAULT_SAMPLE = 100
+MAX_SAMPLE = 10_000
+IDS_SHOWN = 20  # differing document ids named per shard; the count says how many in all
+
+
+class OwnerSilent(Exception):
+    """An owner did not answer a documents fetch."""
+
+
+async def node_settings(cluster: Cluster, uid: str) -> dict[str, Any]:
+    """Every serving node's settings of `uid`, its digest and recorded version, and the
+    committed settings' version and digest (`settings diff`'s body)."""
+    if await index_exists(cluster, uid) is None:
+        raise MeiliError("index_not_found", f"Index `{uid}` not found.")
+    nodes = cluster.serving_nodes()
+    held = await settings_sync.read_all_settings(cluster, nodes, uid)
+    committed = await cluster.store.get_committed_settings(uid)
+    versions = await cluster.store.get_settings_versions(uid)
+    group_of = {node.id: node.replica_group for node in cluster.topology.nodes}
+    return {
+        "index": uid,
+        "committed": None if committed is None else {
+            "version": committed.version,
+            "digest": settings_sync.settings_digest(committed.settings),
+            "settings": committed.settings,
+        },
+        "nodes": [
+            {
+                "id": node,
+                "replicaGroup": group_of[node],
+                "answered": held[node] is not None,
+                "digest": (settings_sync.settings_digest(held[node])
+                           if held[node] is not None else None),
+                "version": versions.get(node),
+                "settings": held[node],
+            }
+            for node in sorted(nodes)
+        ],
+    }
+
+
+def settings_differences(view: Mapping[str, Any]) -> dict[str, Any]:
+    """Which nodes' settings differ from the reference (committed, else the majority's)."""
+    answered = [n for n in view["nodes"] if n["answered"]]
+    if view["committed"] is not None:
+        reference_name, digest = "committed", view["committed"]["digest"]
+        reference = view["committed"]["settings"]
+    elif answered:
+        reference_name = "majority"
+        digest = Counter(n["digest"] for n in answered).most_common(1)[0][0]
+        reference = next(n["settings"] for n in answered if n["digest"] == digest)
+    else:
+        reference_name, digest, reference = "none", None, {}
+    differing = []
+    for node in view["nodes"]:
+        if not node["answered"]:
+            differing.append({"node": node["id"], "keys": [], "answered": False})
+        elif node["digest"] != digest:
+            keys = sorted(k for k in set(reference) | set(node["settings"])
+                          if reference.get(k) != node["settings"].get(k))
+            differing.append({"node": node["id"], "keys": keys, "answered": True})
+    return {"reference": reference_name, "differing": differing}
+
+
+async def _fetch(cluster: Cluster, node: str, uid: str, body: dict[str, Any]) -> dict[str, Any]:
+    result = await cluster.call(node, "POST", f"/indexes/{uid}/documents/fetch", body)
+    if not (isinstance(result, NodeResponse) and result.ok):
+        raise OwnerSilent(node)
+    return result.json()
+
+
+async def _sample_ids(cluster: Cluster, uid: str, pk: str, shard: int,
+                      counts: Mapping[str, int | None], sample: int,
+                      rng: random.Random) -> list[str]:
+    ids: set[str] = set()
+    for node, count in counts.items():
+        if count is None:
+            continue
+        limit = count if sample == 0 else sample
+        offset = 0 if sample == 0 else rng.randint(0, max(0, count - sample))
+        page = await _fetch(cluster, node, uid, {"filter": f"{SHARD_FIELD} = {shard}",
+                                                 "fields": [pk], "offset": offset,
+                                                 "limit": max(1, limit)})
+        ids.update(str(doc[pk]) for doc in page["results"] if pk in doc)
+    return sorted(ids)
+
+
+async def _digests(cluster: Cluster, node: str, uid: str, pk: str,
+                   ids: list[str]) -> dict[str, int]:
+    page = await _fetch(cluster, node, uid, {"ids": ids, "limit": len(ids)})
+    return {str(doc[pk]): document_digest(doc) for doc in page["results"] if pk in doc}
+
+
+async def verify_shard(cluster: Cluster, uid: str, pk: str, shard: int, *, sample: int,
+                       rng: random.Random) -> dict[str, Any]:
+    owners = readable_owners(cluster, shard)
+    counts = await shard_counts(cluster, uid, shard, [node for _, node in owners])
+    replicas = [{"node": node, "group": group, "numberOfDocuments": counts[node]}
+                for group, node in owners]
+    silent = [node for node, count in counts.items() if count is None]
+    differing: list[str] = []
+    sampled = 0
+    try:
+        ids = await _sample_ids(cluster, uid, pk, shard, counts, sample, rng)
+        sampled = len(ids)
+        if ids and len(owners) > 1:
+            held = {node: await _digests(cluster, node, uid, pk, ids)
+                    for _, node in owners if counts[node] is not None}
+            differing = [i for i in ids if len({digests.get(i) for digests in held.values()}) > 1]
+    except OwnerSilent as error:
+        silent.append(str(error))
+    known = {count for count in counts.values() if count is not None}
+    return {
+        "shard": shard,
+        "replicas": replicas,
+        "countsAgree": len(known) <= 1,
+        "sampled": sampled,
+        "documentsDiffering": len(differing),
+        "differingIds": differing[:IDS_SHOWN],
+        "unanswered": sorted(set(silent)),
+        "consistent": len(known) <= 1 and not differing and not silent,
+    }
+
+
+async def verify_index(cluster: Cluster, uid: str, *, sample: int = DEFAULT_SAMPLE,
+                       rng: random.Random | None = None) -> dict[str, Any]:
+    """The index's settings and documents checked across every replica (module docstring)."""
+    rng = rng or random.Random()
+    index = await index_exists(cluster, uid)
+    if index is None:
+        raise MeiliError("index_not_found", f"Index `{uid}` not found.")
+    settings = settings_differences(await node_settings(cluster, uid))
+    pk = index.get("primaryKey")
+    shards: dict[int, dict[str, Any]] = {}
+    if isinstance(pk, str):
+        limiter = trio.CapacityLimiter(SHARDS_AT_ONCE)
+
+        async def one(shard: int) -> None:
+            async with limiter:
+                shards[shard] = await verify_shard(cluster, uid, pk, shard, sample=sample,
+                                                   rng=rng)
+
+        async with trio.open_nursery() as nursery:
+            for shard in range(cluster.shard_map.shards):
+                nursery.start_soon(one, shard)
+    checked = [shards[s] for s in sorted(shards)]
+    return {
+        "index": uid,
+        "primaryKey": pk,
+        "consistent": not settings["differing"] and all(s["consistent"] for s in checked),
+        "settings": settings,
+        "shards": checked,
+    }
+
+
+async def verify(cluster: Cluster, uids: list[str] | None, *,
+                 sample: int = DEFAULT_SAMPLE) -> dict[str, Any]:
+    chosen = uids if uids else await all_index_uids(cluster)
+    rng = random.Random()
+    results = [await verify_index(cluster, uid, sample=sample, rng=rng) for uid in chosen]
+    return {"consistent": all(r["consistent"] for r in results), "sample": sample,
+            "indexes": results}

@@ -1,0 +1,112 @@
+"""`GET /_miroir/stats`, `GET /_miroir/verify` and `GET /_miroir/indexes/{uid}/settings/nodes`
+(issue #18): what `miroir ctl stats|verify|settings diff` read. Counts are checked against the
+devnodes' own engines, and differences are made behind Miroir's back."""
+
+from __future__ import annotations
+
+from miroir.core.placement import shard_for_key
+from tests.proxy.harness import running_proxy
+from tests.proxy.test_reconcile import behind_the_back
+from tests.proxy.test_settings import make_index
+
+SHARDS = 8
+
+
+def held_by(h, node, shard):
+    docs = h.nodes[node].engine.indexes["movies"].documents.values()
+    return sum(1 for d in docs if d["_miroir_shard"] == shard)
+
+
+async def fill(h, count=40):
+    await make_index(h)
+    docs = [{"id": i, "title": f"doc {i}"} for i in range(count)]
+    body = (await h.send("POST", "/indexes/movies/documents", docs))[1]
+    await h.wait_task(body["taskUid"])
+
+
+async def test_stats_count_every_replica_where_it_lives():
+    async with running_proxy(nodes=4, replica_groups=2, shards=SHARDS) as h:
+        await fill(h)
+        status, stats, _ = await h.send("GET", "/_miroir/stats")
+        assert status == 200
+        index = stats["indexes"]["movies"]
+        assert index["numberOfDocuments"] == 40
+        for node, seen in index["nodes"].items():
+            assert seen["numberOfDocuments"] == len(h.nodes[node].engine.indexes["movies"].documents)
+        for shard in index["shards"]:
+            for replica in shard["replicas"]:
+                assert replica["numberOfDocuments"] == held_by(h, replica["node"], shard["shard"])
+            assert {r["group"] for r in shard["replicas"]} == {0, 1}
+        assert [g["numberOfDocuments"] for g in index["groups"]] == [40, 40]
+        for group in index["groups"]:
+            assert group["skew"] >= 1.0
+        assert {n["id"] for n in stats["nodes"]} == set(h.nodes)
+        assert sum(n["numberOfDocuments"] for n in stats["nodes"]) == 80  # RG = 2
+
+
+async def test_stats_show_a_silent_node_as_null_not_an_error():
+    async with running_proxy(nodes=3, shards=SHARDS) as h:
+        await fill(h, 10)
+        h.transport.down.add("n1")
+        status, stats, _ = await h.send("GET", "/_miroir/stats")
+        assert status == 200
+        nodes = {n["id"]: n for n in stats["nodes"]}
+        assert nodes["n1"]["answered"] is False and nodes["n1"]["numberOfDocuments"] is None
+        assert stats["indexes"]["movies"]["nodes"]["n1"]["numberOfDocuments"] is None
+        assert stats["indexes"]["movies"]["nodes"]["n0"]["numberOfDocuments"] is not None
+
+
+async def test_verify_is_clean_then_names_a_replica_changed_behind_the_back():
+    async with running_proxy(nodes=4, replica_groups=2, shards=SHARDS) as h:
+        await fill(h)
+        status, report, _ = await h.send("GET", "/_miroir/verify?sample=0")
+        assert status == 200 and report["consistent"] is True
+        assert report["indexes"][0]["shards"][0]["sampled"] > 0
+        shard = shard_for_key("3", SHARDS)
+        victim = h.cluster.shard_map.owners(1, shard)[0]
+        await behind_the_back(h, victim, "POST", "/indexes/movies/documents",
+                              [{"id": 3, "title": "edited", "_miroir_shard": shard}])
+        report = (await h.send("GET", "/_miroir/verify?indexes=movies&sample=0"))[1]
+        assert report["consistent"] is False
+        (bad,) = [s for s in report["indexes"][0]["shards"] if not s["consistent"]]
+        assert (bad["shard"], bad["differingIds"], bad["countsAgree"]) == (shard, ["3"], True)
+        # a document only one replica holds: the counts disagree
+        extra = shard_for_key("999", SHARDS)
+        other = h.cluster.shard_map.owners(0, extra)[0]
+        await behind_the_back(h, other, "POST", "/indexes/movies/documents",
+                              [{"id": 999, "title": "stray", "_miroir_shard": extra}])
+        report = (await h.send("GET", "/_miroir/verify?sample=5"))[1]
+        by_shard = {s["shard"]: s for s in report["indexes"][0]["shards"]}
+        assert by_shard[extra]["countsAgree"] is False
+        # nothing was repaired: verify only looks
+        assert h.nodes[victim].engine.indexes["movies"].documents["3"]["title"] == "edited"
+
+
+async def test_verify_and_settings_per_node_name_a_node_whose_settings_differ():
+    async with running_proxy(nodes=3, shards=SHARDS) as h:
+        await fill(h, 5)
+        view = (await h.send("GET", "/_miroir/indexes/movies/settings/nodes"))[1]
+        assert len({n["digest"] for n in view["nodes"]}) == 1
+        await behind_the_back(h, "n2", "PATCH", "/indexes/movies/settings",
+                              {"searchableAttributes": ["title"]})
+        view = (await h.send("GET", "/_miroir/indexes/movies/settings/nodes"))[1]
+        nodes = {n["id"]: n for n in view["nodes"]}
+        assert nodes["n2"]["settings"]["searchableAttributes"] == ["title"]
+        assert nodes["n0"]["digest"] != nodes["n2"]["digest"]
+        report = (await h.send("GET", "/_miroir/verify?indexes=movies"))[1]
+        settings = report["indexes"][0]["settings"]
+        assert settings["differing"] == [{"node": "n2", "keys": ["searchableAttributes"],
+                                          "answered": True}]
+        assert report["consistent"] is False
+
+
+async def test_bad_requests_are_meilisearch_shaped():
+    async with running_proxy(nodes=2, shards=4) as h:
+        status, body, _ = await h.send("GET", "/_miroir/verify?sample=-1")
+        assert (status, body["code"]) == (400, "bad_request")
+        status, body, _ = await h.send("GET", "/_miroir/verify?indexes=nope")
+        assert (status, body["code"]) == (404, "index_not_found")
+        status, body, _ = await h.send("GET", "/_miroir/indexes/nope/settings/nodes")
+        assert (status, body["code"]) == (404, "index_not_found")
+        status, body, _ = await h.send("GET", "/_miroir/indexes/b%20d/settings/nodes")
+        assert (status, body["code"]) == (400, "invalid_index_uid")
