@@ -15,6 +15,7 @@ import argparse
 import time
 from typing import Any
 
+import orjson
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
@@ -70,7 +71,9 @@ def run_tasks_show(client: AdminClient, out: Output, args: argparse.Namespace) -
         for key in ("indexUid", "type", "status", "enqueuedAt", "startedAt", "finishedAt",
                     "duration", "details", "error"):
             if data.get(key) is not None:
-                table.add_row(key, str(data[key]))
+                shown = data[key]
+                table.add_row(key, shown if isinstance(shown, str) else
+                              orjson.dumps(shown).decode())
         console.print(table)
         miroir = data.get("miroir") or {}
         nodes = Table(title="Node tasks")
@@ -167,7 +170,7 @@ def follow_reshard(client: AdminClient, out: Output, reshard_id: str, interval: 
             TextColumn("{task.completed:,.0f}/{task.total:,.0f} docs  {task.fields[rate]} "
                        "docs/s  ETA {task.fields[eta]}"), console=out.out)
         with progress:
-            bar = progress.add_task("reshard", total=None, state="", rate="-", eta="-")
+            bar = progress.add_task("reshard", total=1, state="", rate="-", eta="-")
             while True:
                 rate = status.get("documentsPerSecond")
                 progress.update(bar, completed=status.get("documentsCopied") or 0,

@@ -232,7 +232,7 @@ def show_plan(client: AdminClient, out: Output, answer: dict[str, Any]) -> int:
                       f"({found['fractionCopied']:.1%}), {found['shardReplicasDropped']} dropped, "
                       f"{number(found['documentsCopied'])} documents to copy")
         table = Table()
-        for column in ("group", "shard", "from (keeps)", "to (gains)", "loses", "documents"):
+        for column in ("group", "shard", "keeps", "gains (copied to)", "loses", "documents"):
             table.add_column(column)
         for move in found["moves"]:
             table.add_row(str(move["group"]), str(move["shard"]), ", ".join(move["keeps"]) or "-",
@@ -270,7 +270,7 @@ def watch(client: AdminClient, out: Output, status: dict[str, Any],
                    "{task.fields[rate]} docs/s  ETA {task.fields[eta]}"),
         console=out.out, transient=False)
     with progress:
-        bar = progress.add_task("rebalance", total=None, state="", docs="0", rate="-", eta="-")
+        bar = progress.add_task("rebalance", total=1, state="", docs="0", rate="-", eta="-")
         while True:
             rate = status.get("documentsPerSecond")
             progress.update(bar, completed=status.get("shardsDone", 0),
