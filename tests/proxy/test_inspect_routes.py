@@ -110,3 +110,22 @@ async def test_bad_requests_are_meilisearch_shaped():
         assert (status, body["code"]) == (404, "index_not_found")
         status, body, _ = await h.send("GET", "/_miroir/indexes/b%20d/settings/nodes")
         assert (status, body["code"]) == (400, "invalid_index_uid")
+
+
+async def test_verify_every_document_pages_through_a_shard(monkeypatch):
+    from miroir.cluster import verify
+
+    monkeypatch.setattr(verify, "PAGE_SIZE", 3)  # several pages per shard and owner
+    async with running_proxy(nodes=2, replica_groups=2, shards=2) as h:
+        await fill(h, 25)
+        report = (await h.send("GET", "/_miroir/verify?sample=0"))[1]
+        shards = report["indexes"][0]["shards"]
+        assert [s["sampled"] for s in shards] == [held_by(h, "n0", 0), held_by(h, "n0", 1)]
+        assert sum(s["sampled"] for s in shards) == 25 and report["consistent"] is True
+        assert report["indexes"][0]["tasksUnfinished"] is False
+        victim = h.cluster.shard_map.owners(1, shard_for_key("24", 2))[0]
+        await behind_the_back(h, victim, "POST", "/indexes/movies/documents",
+                              [{"id": 24, "title": "late page", "_miroir_shard": shard_for_key("24", 2)}])
+        report = (await h.send("GET", "/_miroir/verify?sample=0"))[1]
+        assert [s["differingIds"] for s in report["indexes"][0]["shards"]
+                if not s["consistent"]] == [["24"]]

@@ -28,6 +28,7 @@ import trio
 
 from miroir.cluster.runtime import Cluster
 from miroir.cluster.stats import all_index_uids
+from miroir.core.fleet_report import group_balance
 from miroir.core.routing import SHARD_FIELD
 from miroir.transport.base import NodeResponse
 
@@ -141,18 +142,3 @@ def render_index(cluster: Cluster, per_node: Mapping[str, dict[str, Any] | None]
         "shards": shards,
     }
 
-
-def group_balance(nodes: Mapping[str, Mapping[str, Any]], groups: int) -> list[dict[str, Any]]:
-    """Per group: its documents, and `skew` = the fullest node's count over the group's mean."""
-    balance = []
-    for group in range(groups):
-        counts = [n["numberOfDocuments"] for n in nodes.values() if n["replicaGroup"] == group]
-        known = [c for c in counts if c is not None]
-        mean = sum(known) / len(known) if known else 0
-        balance.append({
-            "group": group,
-            "numberOfDocuments": sum(known) if len(known) == len(counts) else None,
-            "maxNodeDocuments": max(known) if known else None,
-            "skew": round(max(known) / mean, 3) if known and mean else None,
-        })
-    return balance

@@ -22,7 +22,6 @@ Must never: write to a node or the store, or render HTTP.
 from __future__ import annotations
 
 import random
-from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,13 +32,16 @@ from miroir.cluster.fleet_stats import SHARDS_AT_ONCE, readable_owners, shard_co
 from miroir.cluster.indexes import index_exists
 from miroir.cluster.runtime import Cluster
 from miroir.cluster.stats import all_index_uids
+from miroir.core import fleet_report
 from miroir.core.errors import MeiliError
 from miroir.core.routing import SHARD_FIELD
 from miroir.core.shard_copy import document_digest
+from miroir.core.tasks import ENQUEUED, PROCESSING, TaskQuery
 from miroir.transport.base import NodeResponse
 
 DEFAULT_SAMPLE = 100
 MAX_SAMPLE = 10_000
+PAGE_SIZE = 1000  # ids per documents fetch when every document is compared
 IDS_SHOWN = 20  # differing document ids named per shard; the count says how many in all
 
 
@@ -80,26 +82,8 @@ async def node_settings(cluster: Cluster, uid: str) -> dict[str, Any]:
 
 
 def settings_differences(view: Mapping[str, Any]) -> dict[str, Any]:
-    """Which nodes' settings differ from the reference (committed, else the majority's)."""
-    answered = [n for n in view["nodes"] if n["answered"]]
-    if view["committed"] is not None:
-        reference_name, digest = "committed", view["committed"]["digest"]
-        reference = view["committed"]["settings"]
-    elif answered:
-        reference_name = "majority"
-        digest = Counter(n["digest"] for n in answered).most_common(1)[0][0]
-        reference = next(n["settings"] for n in answered if n["digest"] == digest)
-    else:
-        reference_name, digest, reference = "none", None, {}
-    differing = []
-    for node in view["nodes"]:
-        if not node["answered"]:
-            differing.append({"node": node["id"], "keys": [], "answered": False})
-        elif node["digest"] != digest:
-            keys = sorted(k for k in set(reference) | set(node["settings"])
-                          if reference.get(k) != node["settings"].get(k))
-            differing.append({"node": node["id"], "keys": keys, "answered": True})
-    return {"reference": reference_name, "differing": differing}
+    """Which nodes of a `node_settings` view differ from the reference (core's rule)."""
+    return fleet_report.settings_differences(view["nodes"], view["committed"])
 
 
 async def _fetch(cluster: Cluster, node: str, uid: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -109,26 +93,39 @@ async def _fetch(cluster: Cluster, node: str, uid: str, body: dict[str, Any]) ->
     return result.json()
 
 
+async def _ids_page(cluster: Cluster, node: str, uid: str, pk: str, shard: int, offset: int,
+                   limit: int) -> list[str]:
+    page = await _fetch(cluster, node, uid, {"filter": f"{SHARD_FIELD} = {shard}",
+                                             "fields": [pk], "offset": offset, "limit": limit})
+    return [str(doc[pk]) for doc in page["results"] if pk in doc]
+
+
 async def _sample_ids(cluster: Cluster, uid: str, pk: str, shard: int,
                       counts: Mapping[str, int | None], sample: int,
                       rng: random.Random) -> list[str]:
+    """`sample` ids from each owner at a random offset; every id of every owner when 0."""
     ids: set[str] = set()
     for node, count in counts.items():
         if count is None:
             continue
-        limit = count if sample == 0 else sample
-        offset = 0 if sample == 0 else rng.randint(0, max(0, count - sample))
-        page = await _fetch(cluster, node, uid, {"filter": f"{SHARD_FIELD} = {shard}",
-                                                 "fields": [pk], "offset": offset,
-                                                 "limit": max(1, limit)})
-        ids.update(str(doc[pk]) for doc in page["results"] if pk in doc)
+        if sample:
+            offset = rng.randint(0, max(0, count - sample))
+            ids.update(await _ids_page(cluster, node, uid, pk, shard, offset, sample))
+            continue
+        for offset in range(0, count, PAGE_SIZE):
+            ids.update(await _ids_page(cluster, node, uid, pk, shard, offset, PAGE_SIZE))
     return sorted(ids)
 
 
 async def _digests(cluster: Cluster, node: str, uid: str, pk: str,
                    ids: list[str]) -> dict[str, int]:
-    page = await _fetch(cluster, node, uid, {"ids": ids, "limit": len(ids)})
-    return {str(doc[pk]): document_digest(doc) for doc in page["results"] if pk in doc}
+    digests: dict[str, int] = {}
+    for start in range(0, len(ids), PAGE_SIZE):
+        chunk = ids[start:start + PAGE_SIZE]
+        page = await _fetch(cluster, node, uid, {"ids": chunk, "limit": len(chunk)})
+        digests.update((str(doc[pk]), document_digest(doc))
+                       for doc in page["results"] if pk in doc)
+    return digests
 
 
 async def verify_shard(cluster: Cluster, uid: str, pk: str, shard: int, *, sample: int,
@@ -138,27 +135,26 @@ async def verify_shard(cluster: Cluster, uid: str, pk: str, shard: int, *, sampl
     replicas = [{"node": node, "group": group, "numberOfDocuments": counts[node]}
                 for group, node in owners]
     silent = [node for node, count in counts.items() if count is None]
-    differing: list[str] = []
-    sampled = 0
+    held: dict[str, dict[str, int]] = {}
+    ids: list[str] = []
     try:
         ids = await _sample_ids(cluster, uid, pk, shard, counts, sample, rng)
-        sampled = len(ids)
         if ids and len(owners) > 1:
             held = {node: await _digests(cluster, node, uid, pk, ids)
                     for _, node in owners if counts[node] is not None}
-            differing = [i for i in ids if len({digests.get(i) for digests in held.values()}) > 1]
     except OwnerSilent as error:
         silent.append(str(error))
-    known = {count for count in counts.values() if count is not None}
+        held = {}
+    counts_agree, differing = fleet_report.shard_verdict(counts, held, ids)
     return {
         "shard": shard,
         "replicas": replicas,
-        "countsAgree": len(known) <= 1,
-        "sampled": sampled,
+        "countsAgree": counts_agree,
+        "sampled": len(ids),
         "documentsDiffering": len(differing),
         "differingIds": differing[:IDS_SHOWN],
         "unanswered": sorted(set(silent)),
-        "consistent": len(known) <= 1 and not differing and not silent,
+        "consistent": counts_agree and not differing and not silent,
     }
 
 
@@ -184,9 +180,13 @@ async def verify_index(cluster: Cluster, uid: str, *, sample: int = DEFAULT_SAMP
             for shard in range(cluster.shard_map.shards):
                 nursery.start_soon(one, shard)
     checked = [shards[s] for s in sorted(shards)]
+    unfinished = await cluster.store.list_tasks(TaskQuery(
+        statuses=frozenset({ENQUEUED, PROCESSING}), index_uids=frozenset({uid}), limit=1))
     return {
         "index": uid,
         "primaryKey": pk,
+        # a write still in flight is a difference that heals by itself: said, not hidden
+        "tasksUnfinished": bool(unfinished.results),
         "consistent": not settings["differing"] and all(s["consistent"] for s in checked),
         "settings": settings,
         "shards": checked,

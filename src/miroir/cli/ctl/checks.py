@@ -62,12 +62,16 @@ def draw_verify(console: Console, report: dict[str, Any]) -> None:
         console.print(f"[green]consistent[/]: {len(report['indexes'])} indexes, {checked} "
                       f"shards, settings on every node equal ({sample})")
         return
+    busy = [index["index"] for index in report["indexes"] if index.get("tasksUnfinished")]
     table = Table(title=f"[red]{len(rows)} differences[/] ({sample})")
     for column in ("index", "where", "nodes", "difference"):
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*row)
     console.print(table)
+    if busy:
+        console.print("Tasks are still running on " + ", ".join(busy) + ": a write in flight "
+                      "shows as a difference until it lands; verify again when they finish.")
 
 
 def run_settings_diff(client: AdminClient, out: Output, args: argparse.Namespace) -> int:
