@@ -198,3 +198,37 @@ def test_credentials_file_contexts_and_its_mode(ctl, fleet, monkeypatch, tmp_pat
     code, out, _ = ctl("contexts")
     assert code == 0 and "good" in out and ADMIN_KEY not in out and "wrong-key" not in out
     assert ctl("--context", "missing", "status")[0] == 2
+
+
+def test_status_exits_1_and_names_the_degraded_pairs_when_a_node_dies(launch, capsys,
+                                                                      monkeypatch, tmp_path):
+    import time
+
+    from miroir.cli.dev import stop_process
+
+    cluster = launch(nodes=2, shards=4)
+    monkeypatch.setenv("MIROIR_URL", cluster.url)
+    monkeypatch.setenv("MIROIR_ADMIN_KEY", ADMIN_KEY)
+    monkeypatch.setenv("MIROIR_CREDENTIALS", str(tmp_path / "none"))
+    dead = cluster.nodes[1]
+    lost = [s for s in range(4) if owners(cluster, 0, s) == [dead.node_id]]
+    stop_process(dead.process)
+    give_up = time.monotonic() + 30
+    while True:  # until the health checker (150 ms probes) marks it failed
+        capsys.readouterr()
+        code = main(["ctl", "--json", "status"])
+        status = json.loads(capsys.readouterr().out)
+        if code == 1 or time.monotonic() > give_up:
+            break
+        time.sleep(0.2)
+    assert code == 1 and status["fullyCovered"] is False
+    assert sorted(d["shard"] for d in status["degraded"]) == lost
+    assert {n["id"]: n["state"] for n in status["nodes"]}[dead.node_id] == "failed"
+    capsys.readouterr()
+    assert main(["ctl", "status"]) == 1
+    out = capsys.readouterr().out
+    assert "fully covered NO" in out and f"{len(lost)} degraded" in out
+    # stats still answer, showing the dead node as unknown rather than failing
+    assert main(["ctl", "--json", "stats"]) == 0
+    nodes = {n["id"]: n for n in json.loads(capsys.readouterr().out)["nodes"]}
+    assert nodes[dead.node_id]["answered"] is False
