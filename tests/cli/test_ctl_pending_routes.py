@@ -100,3 +100,10 @@ def test_the_credentials_file_must_be_private(tmp_path, monkeypatch):
     assert (chosen.url, chosen.admin_key) == ("http://flag:3", "flag-key")
     with pytest.raises(connection.UsageError, match="no context `c`"):
         connection.resolve(url=None, admin_key=None, api_key=None, context="c", environ={})
+
+
+def test_no_admin_key_gets_a_hint_not_just_a_401(fake, capsys):
+    code = main(["ctl", "--url", fake.url, "aliases", "list"])
+    err = capsys.readouterr().err
+    assert code == 1 and "miroir_invalid_auth" in err and "hint: no admin key was sent" in err
+    assert fake.fake.seen[-1][2] is None  # no Authorization header at all

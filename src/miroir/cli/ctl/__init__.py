@@ -157,6 +157,9 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     verify.add_argument("--sample", type=int, default=100,
                         help="ids compared per replica of each shard (default 100)")
     verify.add_argument("--full", action="store_true", help="compare every document")
+    verify.add_argument("--timeout", type=float, default=600.0,
+                        help="seconds to wait for the check (default 600: it reads every "
+                             "replica)")
 
     settings = _nested(commands, "settings", "compare an index's settings across nodes")
     diff = _command(settings, common, "diff", checks.run_settings_diff,
@@ -261,7 +264,8 @@ def run(args: argparse.Namespace) -> int:
         out.error(str(error))
         return UNREACHABLE
     except ApiError as error:
-        out.error(f"{error} ({error.code or 'HTTP ' + str(error.status)})")
+        out.error(f"{error} ({error.code or 'HTTP ' + str(error.status)})"
+                  + (f"\nhint: {error.hint}" if error.hint else ""))
         return CHECK_FAILED
     except httpx.HTTPError as error:  # anything httpx raises that is not a transport error
         out.error(f"request failed: {type(error).__name__}: {error}")

@@ -28,7 +28,7 @@ def run_verify(client: AdminClient, out: Output, args: argparse.Namespace) -> in
     params: dict[str, Any] = {"sample": 0 if args.full else args.sample}
     if args.indexes:
         params["indexes"] = ",".join(args.indexes)
-    report = client.get("/_miroir/verify", params=params)
+    report = client.get("/_miroir/verify", params=params, timeout_s=args.timeout)
     out.emit(report, draw_verify)
     return OK if report["consistent"] else CHECK_FAILED
 

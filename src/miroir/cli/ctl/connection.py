@@ -56,6 +56,7 @@ class ApiError(Exception):
         self.status = status
         self.code = str(body.get("code") or "")
         self.body = dict(body)
+        self.hint: str | None = None
 
 
 @attrs.frozen
@@ -141,11 +142,14 @@ class AdminClient:
         return {"Authorization": f"Bearer {key}"} if key else {}
 
     def request(self, method: str, path: str, *, json: Any = None,
-                params: Mapping[str, Any] | None = None, api: bool = False) -> Any:
-        """The answer's JSON; `api` sends the API key (Meilisearch routes) instead."""
+                params: Mapping[str, Any] | None = None, api: bool = False,
+                timeout_s: float | None = None) -> Any:
+        """The answer's JSON; `api` sends the API key (Meilisearch routes) instead;
+        `timeout_s` replaces the client's timeout for a request known to take long."""
+        extra: dict[str, Any] = {} if timeout_s is None else {"timeout": timeout_s}
         try:
             response = self._http.request(method, path, json=json, params=params,
-                                          headers=self._headers(api))
+                                          headers=self._headers(api), **extra)
         except httpx.TransportError as error:
             raise CannotReach(f"cannot reach Miroir at {self.connection.url}: "
                               f"{type(error).__name__}: {error}") from None
@@ -155,7 +159,11 @@ class AdminClient:
             raise CannotReach(f"{self.connection.url} answered {response.status_code} with "
                               "something that is not JSON: is it Miroir?") from None
         if response.status_code >= 400:
-            raise ApiError(response.status_code, body if isinstance(body, dict) else {})
+            error = ApiError(response.status_code, body if isinstance(body, dict) else {})
+            if error.code == "miroir_invalid_auth" and not self.connection.admin_key:
+                error.hint = ("no admin key was sent: pass --admin-key, set MIROIR_ADMIN_KEY, "
+                              "or add `admin-key` to the context")
+            raise error
         return body
 
     def get(self, path: str, **kwargs: Any) -> Any:
