@@ -129,3 +129,13 @@ async def test_verify_every_document_pages_through_a_shard(monkeypatch):
         report = (await h.send("GET", "/_miroir/verify?sample=0"))[1]
         assert [s["differingIds"] for s in report["indexes"][0]["shards"]
                 if not s["consistent"]] == [["24"]]
+
+
+async def test_with_every_node_silent_the_routes_answer_503_not_500():
+    async with running_proxy(nodes=2, shards=4) as h:
+        await fill(h, 4)
+        h.transport.down.update({"n0", "n1"})
+        for path in ("/_miroir/stats", "/_miroir/verify", "/_miroir/verify?indexes=movies",
+                     "/_miroir/indexes/movies/settings/nodes"):
+            status, body, _ = await h.send("GET", path)
+            assert (status, body["code"]) == (503, "miroir_node_unavailable"), path

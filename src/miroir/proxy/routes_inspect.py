@@ -12,6 +12,7 @@ from __future__ import annotations
 from quart import Blueprint, Response, request
 
 from miroir.cluster import fleet_stats, verify
+from miroir.cluster.stats import StatsUnavailable
 from miroir.core.errors import MeiliError
 from miroir.meili.uids import check_index_uid
 from miroir.proxy.errors import json_response
@@ -20,9 +21,16 @@ from miroir.proxy.state import cluster
 blueprint = Blueprint("inspect", __name__, url_prefix="/_miroir")
 
 
+NO_INDEX_LIST = MeiliError("miroir_node_unavailable", "No serving node answered the list of "
+                           "indexes.")
+
+
 @blueprint.get("/stats")
 async def stats() -> Response:
-    return json_response(await fleet_stats.fleet_stats(cluster()))
+    try:
+        return json_response(await fleet_stats.fleet_stats(cluster()))
+    except StatsUnavailable:  # only raised when no node lists the indexes
+        raise NO_INDEX_LIST from None
 
 
 def _sample() -> int:
@@ -40,7 +48,10 @@ async def verify_replicas() -> Response:
     uids = [uid for uid in raw.split(",") if uid] if raw else None
     for uid in uids or ():
         check_index_uid(uid)
-    return json_response(await verify.verify(cluster(), uids, sample=sample))
+    try:
+        return json_response(await verify.verify(cluster(), uids, sample=sample))
+    except StatsUnavailable:
+        raise NO_INDEX_LIST from None
 
 
 @blueprint.get("/indexes/<uid>/settings/nodes")
