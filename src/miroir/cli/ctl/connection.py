@@ -78,6 +78,8 @@ def read_credentials(path: Path) -> dict[str, Any]:
         mode = path.stat().st_mode
     except FileNotFoundError:
         return {}
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {type(error).__name__}") from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise UsageError(f"{path} holds keys but is mode {stat.S_IMODE(mode):04o}; make it "
                          f"readable by its owner only: chmod 600 {path}")
