@@ -1,7 +1,8 @@
 """`miroir ctl` driving a real rebalance (issue #18): a node added, the rebalance followed with
 `miroir-ctl rebalance status --watch` in a pseudo-terminal whose screen is read back (pexpect
 runs it, pyte renders what a terminal would show), then a node drained and removed the same
-way. The engine is on (`rebalance.enabled`) and paced so the copy takes a few polls."""
+way, and a replica group added. The engine is on (`rebalance.enabled`) and paced so the copy
+takes a few polls."""
 
 from __future__ import annotations
 
@@ -65,6 +66,7 @@ def test_add_a_node_watching_the_rebalance_on_screen_then_drain_and_remove(
     cluster = launch(nodes=3, shards=SHARDS, sections=ENGINE)
     expected = fill(cluster, MASTER_KEY, DOCUMENTS)
     extra = start_extra_node(cluster, "node-4", tmp_path)
+    extras = [extra]
     monkeypatch.setenv("MIROIR_URL", cluster.url)
     monkeypatch.setenv("MIROIR_ADMIN_KEY", ADMIN_KEY)
     monkeypatch.setenv("MIROIR_CREDENTIALS", str(tmp_path / "none"))
@@ -93,7 +95,7 @@ def test_add_a_node_watching_the_rebalance_on_screen_then_drain_and_remove(
         assert code == 0 and "node-4" in {n["id"] for n in json.loads(out)["nodes"]}
 
         # drain node-2 and forget it, through ctl
-        code, _ = ctl("nodes", "drain", "node-2")
+        code, _ = ctl("rebalance", "start", "drain", "node-2")
         assert code == 0
         code, out = ctl("--json", "rebalance", "status", "--watch", "--interval", "0.2")
         assert code == 0 and json.loads(out)["state"] == "done"
@@ -102,6 +104,17 @@ def test_add_a_node_watching_the_rebalance_on_screen_then_drain_and_remove(
         code, out = ctl("--json", "nodes", "list")
         assert "node-2" not in {n["id"] for n in json.loads(out)["nodes"]}
         assert all_documents(cluster, MASTER_KEY) == expected
+
+        # a second replica group of one node: every shard copied to it once
+        (second,) = [start_extra_node(cluster, "g1-a", tmp_path)]
+        extras.append(second)
+        code, out = ctl("groups", "add", f"g1-a={second.address}")
+        assert code == 0 and "add_group" in out
+        code, out = ctl("--json", "rebalance", "status", "--watch", "--interval", "0.2")
+        assert code == 0 and json.loads(out)["shardsTotal"] == SHARDS
+        code, out = ctl("--json", "stats")
+        groups = json.loads(out)["indexes"]["docs"]["groups"]
+        assert [g["numberOfDocuments"] for g in groups] == [DOCUMENTS, DOCUMENTS]
         assert ctl("verify", "--full")[0] == 0
     finally:
-        stop_extra_nodes([extra])
+        stop_extra_nodes(extras)
