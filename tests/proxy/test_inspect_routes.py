@@ -139,3 +139,18 @@ async def test_with_every_node_silent_the_routes_answer_503_not_500():
                      "/_miroir/indexes/movies/settings/nodes"):
             status, body, _ = await h.send("GET", path)
             assert (status, body["code"]) == (503, "miroir_node_unavailable"), path
+
+
+async def test_verify_compares_replicas_within_a_group_too():
+    async with running_proxy(nodes=3, replication_factor=2, shards=SHARDS) as h:
+        await fill(h, 30)
+        assert (await h.send("GET", "/_miroir/verify"))[1]["consistent"] is True
+        shard = shard_for_key("11", SHARDS)
+        first, second = h.cluster.shard_map.owners(0, shard)
+        await behind_the_back(h, second, "POST", "/indexes/movies/documents/delete-batch",
+                              ["11"])
+        report = (await h.send("GET", "/_miroir/verify?sample=0"))[1]
+        (bad,) = [s for s in report["indexes"][0]["shards"] if not s["consistent"]]
+        counts = {r["node"]: r["numberOfDocuments"] for r in bad["replicas"]}
+        assert bad["shard"] == shard and bad["countsAgree"] is False
+        assert counts[first] == counts[second] + 1 and bad["differingIds"] == ["11"]
