@@ -69,8 +69,9 @@ class FakeAdmin:
             return 200, self.aliases[alias]
         if alias not in self.aliases:
             return 404, error("miroir_alias_not_found", f"Alias `{alias}` not found.")
-        if method == "DELETE":
-            return 200, self.aliases.pop(alias)
+        if method == "DELETE":  # 204, no body: what the layouts branch's route answers
+            self.aliases.pop(alias)
+            return 204, None
         return 200, self.aliases[alias]
 
 
@@ -86,7 +87,7 @@ class _Handler(BaseHTTPRequestHandler):
             status, answer = 401, error("miroir_invalid_auth", "The admin API needs the admin key.")
         else:
             status, answer = self.fake.answer(self.command, self.path.split("?")[0], body)
-        payload = json.dumps(answer).encode()
+        payload = b"" if answer is None else json.dumps(answer).encode()
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(payload)))
