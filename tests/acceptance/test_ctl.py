@@ -82,7 +82,8 @@ def test_stats_count_documents_per_node_and_shard(ctl, fleet):
         assert shard["replicas"][0]["node"] in owners(fleet, 0, shard["shard"])
     code, out, _ = ctl("stats", "movies", "--shards")
     assert code == 0 and "Index movies: 60 documents" in out and "skew per group" in out
-    assert ctl("stats", "nope")[0] == 2
+    code, _, err = ctl("stats", "nope")
+    assert code == 1 and "index_not_found" in err
 
 
 def test_nodes_list_and_changes_without_the_engine(ctl, fleet):

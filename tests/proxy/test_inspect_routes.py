@@ -44,6 +44,21 @@ async def test_stats_count_every_replica_where_it_lives():
         assert sum(n["numberOfDocuments"] for n in stats["nodes"]) == 80  # RG = 2
 
 
+async def test_stats_of_some_indexes_only():
+    async with running_proxy(nodes=2, shards=4) as h:
+        await fill(h, 6)
+        body = (await h.send("POST", "/indexes", {"uid": "other", "primaryKey": "id"}))[1]
+        await h.wait_task(body["taskUid"])
+        assert set((await h.send("GET", "/_miroir/stats"))[1]["indexes"]) == {"movies", "other"}
+        only = (await h.send("GET", "/_miroir/stats?indexes=movies"))[1]
+        assert set(only["indexes"]) == {"movies"}
+        assert only["indexes"]["movies"]["numberOfDocuments"] == 6
+        status, body, _ = await h.send("GET", "/_miroir/stats?indexes=movies,nope")
+        assert (status, body["code"]) == (404, "index_not_found")
+        status, body, _ = await h.send("GET", "/_miroir/stats?indexes=b%20d")
+        assert (status, body["code"]) == (400, "invalid_index_uid")
+
+
 async def test_stats_show_a_silent_node_as_null_not_an_error():
     async with running_proxy(nodes=3, shards=SHARDS) as h:
         await fill(h, 10)

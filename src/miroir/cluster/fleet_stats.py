@@ -28,6 +28,7 @@ import trio
 
 from miroir.cluster.runtime import Cluster
 from miroir.cluster.stats import all_index_uids
+from miroir.core.errors import MeiliError
 from miroir.core.fleet_report import group_balance
 from miroir.core.routing import SHARD_FIELD
 from miroir.transport.base import NodeResponse
@@ -62,10 +63,17 @@ def readable_owners(cluster: Cluster, shard: int) -> list[tuple[int, str]]:
             for node in shard_map.readable_owners(group, shard)]
 
 
-async def fleet_stats(cluster: Cluster) -> dict[str, Any]:
+async def fleet_stats(cluster: Cluster, only: list[str] | None = None) -> dict[str, Any]:
+    """Every index's statistics, or only those of `only` (`index_not_found` for one that does
+    not exist)."""
     nodes = cluster.all_nodes()
     instance = await cluster.fan_out(nodes, "GET", "/stats")
     uids = await all_index_uids(cluster)
+    if only is not None:
+        missing = [uid for uid in only if uid not in uids]
+        if missing:
+            raise MeiliError("index_not_found", f"Index `{missing[0]}` not found.")
+        uids = list(dict.fromkeys(only))
     indexes = {uid: await index_fleet_stats(cluster, uid) for uid in uids}
     group_of = {node.id: node.replica_group for node in cluster.topology.nodes}
     rendered_nodes = []

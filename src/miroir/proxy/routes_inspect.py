@@ -27,8 +27,9 @@ NO_INDEX_LIST = MeiliError("miroir_node_unavailable", "No serving node answered 
 
 @blueprint.get("/stats")
 async def stats() -> Response:
+    only = _index_list()
     try:
-        return json_response(await fleet_stats.fleet_stats(cluster()))
+        return json_response(await fleet_stats.fleet_stats(cluster(), only))
     except StatsUnavailable:  # only raised when no node lists the indexes
         raise NO_INDEX_LIST from None
 
@@ -41,13 +42,19 @@ def _sample() -> int:
     return int(raw)
 
 
-@blueprint.get("/verify")
-async def verify_replicas() -> Response:
-    sample = _sample()
+def _index_list() -> list[str] | None:
+    """`?indexes=a,b`: those indexes (each a valid uid); None when absent."""
     raw = request.args.get("indexes", "")
     uids = [uid for uid in raw.split(",") if uid] if raw else None
     for uid in uids or ():
         check_index_uid(uid)
+    return uids
+
+
+@blueprint.get("/verify")
+async def verify_replicas() -> Response:
+    sample = _sample()
+    uids = _index_list()
     try:
         return json_response(await verify.verify(cluster(), uids, sample=sample))
     except StatsUnavailable:

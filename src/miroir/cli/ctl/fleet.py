@@ -105,12 +105,7 @@ def rebalance_line(status: dict[str, Any]) -> str:
 
 
 def run_stats(client: AdminClient, out: Output, args: argparse.Namespace) -> int:
-    stats = client.get("/_miroir/stats")
-    if args.index:
-        if args.index not in stats["indexes"]:
-            raise UsageError(f"no index `{args.index}` (indexes: "
-                             f"{', '.join(sorted(stats['indexes'])) or 'none'})")
-        stats = {**stats, "indexes": {args.index: stats["indexes"][args.index]}}
+    stats = client.get("/_miroir/stats", params={"indexes": args.index} if args.index else None)
 
     def draw(console: Console, data: dict[str, Any]) -> None:
         draw_stats(console, data, shards=args.shards)
