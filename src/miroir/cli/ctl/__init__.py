@@ -14,6 +14,9 @@ connection (`connection.resolve`: flags, environment, credentials file), opens o
     3  Miroir could not be reached (connection refused, timeout, not Miroir)
 
 The connection options and `--json` are accepted before or after the command.
+
+Must never: show a traceback for something an operator can cause (an unreachable URL, a
+refusal, a bad file): each is one line on stderr and its exit code.
 """
 
 from __future__ import annotations

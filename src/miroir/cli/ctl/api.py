@@ -7,6 +7,8 @@ node's part). Aliases are `/_miroir/aliases`; `reshard` is `POST /_miroir/indexe
 then, with `--watch`, `GET /_miroir/reshards/{id}` until it finishes. A refusal (an alias that
 does not exist, a reshard outside `resharding.allowed_windows` without `--force`) is printed
 with Miroir's message, which names the next window, and exits 1.
+
+Must never: start a reshard with `force` unless `--force` was given.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ committed ones) and prints a table of what differs; `settings diff` reads `GET
 /_miroir/indexes/{uid}/settings/nodes` and prints, for each settings key that is not the same
 on every node, each node's value. Both only look: the reconciler repairs (`POST
 /_miroir/consistency`).
+
+Must never: repair, or exit 0 when a difference (or a node that did not answer) was reported.
 """
 
 from __future__ import annotations

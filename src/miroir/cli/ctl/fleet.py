@@ -7,6 +7,9 @@ add` or `rebalance start --add-node`; `rebalance plan` is that request with `?dr
 each move's documents counted from `/_miroir/stats` (the shard's documents over every index).
 `rebalance status --watch` polls until the rebalance ends and draws a live bar (shards copied
 of shards to copy; documents copied, rate and ETA beside it).
+
+Must never: change the fleet without being asked to (`plan`, `--dry-run`, `status` and `stats`
+only read), or retry a membership change on its own.
 """
 
 from __future__ import annotations

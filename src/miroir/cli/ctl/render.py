@@ -4,6 +4,8 @@ Every command hands `Output.emit` the data it got (or built) and a function that
 `--json` the data goes to stdout as JSON and nothing else is printed there, so a script can
 pipe it. Messages for people (errors, hints) go to stderr either way. Tables are rich's: a
 terminal gets colours and its width, a pipe gets plain text 160 columns wide.
+
+Must never: print anything but the JSON on stdout under `--json`.
 """
 
 from __future__ import annotations
