@@ -107,3 +107,9 @@ def test_no_admin_key_gets_a_hint_not_just_a_401(fake, capsys):
     err = capsys.readouterr().err
     assert code == 1 and "miroir_invalid_auth" in err and "hint: no admin key was sent" in err
     assert fake.fake.seen[-1][2] is None  # no Authorization header at all
+
+
+def test_an_answer_that_is_not_miroirs_is_exit_3_not_a_traceback(ctl, fake):
+    fake.fake.aliases["x"] = {"unexpected": True}  # a 200 without the fields ctl reads
+    code, _, err = ctl("aliases", "list")
+    assert code == 3 and "is the URL a Miroir" in err

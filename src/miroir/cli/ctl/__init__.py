@@ -273,6 +273,10 @@ def run(args: argparse.Namespace) -> int:
     except httpx.HTTPError as error:  # anything httpx raises that is not a transport error
         out.error(f"request failed: {type(error).__name__}: {error}")
         return UNREACHABLE
+    except (KeyError, TypeError) as error:  # a 200 answer without the fields this ctl reads
+        out.error(f"unexpected answer ({type(error).__name__}: {error}): is the URL a Miroir "
+                  "of this version?")
+        return UNREACHABLE
     except KeyboardInterrupt:
         return CHECK_FAILED
 
