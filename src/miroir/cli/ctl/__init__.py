@@ -3,7 +3,7 @@ API only (never a node directly).
 
 Theory of operation. The parser is built here, one sub-parser per command, each pointing at a
 `run_*(client, out, args) -> exit code` in `fleet` (status, stats, nodes, groups, rebalance),
-`checks` (verify, settings diff) or `api` (tasks, aliases, reshard). `run` resolves the
+`checks` (verify, settings diff, reconcile) or `api` (tasks, aliases, reshard). `run` resolves the
 connection (`connection.resolve`: flags, environment, credentials file), opens one
 `AdminClient`, runs the command and maps what went wrong to the exit code scripts rely on:
 
@@ -163,6 +163,12 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     verify.add_argument("--timeout", type=float, default=600.0,
                         help="seconds to wait for the check (default 600: it reads every "
                              "replica)")
+
+    reconcile = _command(commands, common, "reconcile", checks.run_reconcile,
+                         "run a reconciler (anti-entropy) pass now: it repairs what differs "
+                         "from the majority and the committed settings", "miroir ctl reconcile")
+    reconcile.add_argument("--timeout", type=float, default=600.0,
+                           help="seconds to wait for the pass (default 600)")
 
     settings = _nested(commands, "settings", "compare an index's settings across nodes")
     diff = _command(settings, common, "diff", checks.run_settings_diff,

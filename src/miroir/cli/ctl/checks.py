@@ -7,7 +7,10 @@ committed ones) and prints a table of what differs; `settings diff` reads `GET
 on every node, each node's value. Both only look: the reconciler repairs (`POST
 /_miroir/consistency`).
 
-Must never: repair, or exit 0 when a difference (or a node that did not answer) was reported.
+`reconcile` is the one that changes something: it asks for a reconciler pass now, which repairs
+what it finds from the majority (docs/operations.md, "Replicas that agree").
+
+Must never: repair from `verify` or `settings diff`, or exit 0 when a difference (or a node that did not answer) was reported.
 """
 
 from __future__ import annotations
@@ -120,3 +123,26 @@ def run_settings_diff(client: AdminClient, out: Output, args: argparse.Namespace
 def value(setting: Any) -> str:
     text = orjson.dumps(setting).decode()
     return text if len(text) <= VALUE_WIDTH else text[: VALUE_WIDTH - 3] + "..."
+
+
+def run_reconcile(client: AdminClient, out: Output, args: argparse.Namespace) -> int:
+    """A reconciler pass now (`POST /_miroir/consistency`): it repairs from the majority."""
+    report = client.post("/_miroir/consistency", timeout_s=args.timeout)
+
+    def draw(console: Console, data: dict[str, Any]) -> None:
+        table = Table(title=f"Reconciler pass {data.get('passes')}")
+        for column in ("index", "settings repaired", "shards checked", "shards differing",
+                       "documents differing", "documents repaired", "skipped"):
+            table.add_column(column, overflow="fold")
+        for uid, index in sorted((data.get("indexes") or {}).items()):
+            documents = index["documents"]
+            table.add_row(uid, ", ".join(index["settings"]["repaired"]) or "-",
+                          str(documents["shardsChecked"]),
+                          ", ".join(map(str, documents["shardsDiffering"])) or "-",
+                          str(documents["documentsDiffering"]),
+                          str(documents["documentsRepaired"]), index.get("skipped") or "")
+        console.print(table)
+        console.print("Check the result with `miroir ctl verify`.")
+
+    out.emit(report, draw)
+    return OK
