@@ -169,3 +169,25 @@ async def test_verify_compares_replicas_within_a_group_too():
         counts = {r["node"]: r["numberOfDocuments"] for r in bad["replicas"]}
         assert bad["shard"] == shard and bad["countsAgree"] is False
         assert counts[first] == counts[second] + 1 and bad["differingIds"] == ["11"]
+
+
+async def test_an_aliased_index_is_reported_under_its_client_uid():
+    async with running_proxy(nodes=2, shards=4) as h:
+        await fill(h, 8)
+        status, _, _ = await h.send("PUT", "/_miroir/aliases/films", {"index": "movies"})
+        assert status == 200
+        layouts = await h.cluster.layouts.current()
+        assert layouts.node_index("films") == "movies"
+        stats = (await h.send("GET", "/_miroir/stats"))[1]
+        label = layouts.client_uid("movies")
+        assert stats["indexes"][label]["nodeIndex"] == "movies"
+        assert stats["indexes"][label]["numberOfDocuments"] == 8
+        only = (await h.send("GET", "/_miroir/stats?indexes=films"))[1]
+        assert list(only["indexes"]) == ["films"] and only["indexes"]["films"]["nodeIndex"] == "movies"
+        report = (await h.send("GET", "/_miroir/verify?indexes=films&sample=0"))[1]
+        (index,) = report["indexes"]
+        assert (index["index"], index["nodeIndex"], index["consistent"]) == ("films", "movies", True)
+        assert sum(s["sampled"] for s in index["shards"]) == 8
+        view = (await h.send("GET", "/_miroir/indexes/films/settings/nodes"))[1]
+        assert (view["index"], view["nodeIndex"]) == ("films", "movies")
+        assert all(n["answered"] for n in view["nodes"])

@@ -27,7 +27,7 @@ from typing import Any
 import trio
 
 from miroir.cluster.runtime import Cluster
-from miroir.cluster.stats import all_index_uids
+from miroir.cluster.stats import StatsUnavailable, all_index_uids
 from miroir.core.errors import MeiliError
 from miroir.core.fleet_report import group_balance
 from miroir.core.routing import SHARD_FIELD
@@ -63,18 +63,35 @@ def readable_owners(cluster: Cluster, shard: int) -> list[tuple[int, str]]:
             for node in shard_map.readable_owners(group, shard)]
 
 
+async def indexes_named(cluster: Cluster, only: list[str] | None) -> list[tuple[str, str]]:
+    """(label, node-side index) of every index the nodes hold, or of the client uids in `only`
+    (`index_not_found` for one that names none). The label is the client uid the index layouts
+    map to the node-side name (`cluster.layouts`); an orphan, which no client uid reaches, keeps
+    its node-side name. Never creates a layout: these views only read."""
+    layouts = await cluster.layouts.current()
+    try:
+        held = await all_index_uids(cluster)
+    except StatsUnavailable:
+        raise MeiliError("miroir_node_unavailable", "No serving node answered the list of "
+                         "indexes.") from None
+    if only is None:
+        return [(layouts.client_uid(name) or name, name) for name in held]
+    named = []
+    for uid in dict.fromkeys(only):
+        name = layouts.node_index(uid)
+        if name is None or name not in held:
+            raise MeiliError("index_not_found", f"Index `{uid}` not found.")
+        named.append((uid, name))
+    return named
+
+
 async def fleet_stats(cluster: Cluster, only: list[str] | None = None) -> dict[str, Any]:
-    """Every index's statistics, or only those of `only` (`index_not_found` for one that does
-    not exist)."""
+    """Every index's statistics, or only those of the client uids in `only`."""
     nodes = cluster.all_nodes()
     instance = await cluster.fan_out(nodes, "GET", "/stats")
-    uids = await all_index_uids(cluster)
-    if only is not None:
-        missing = [uid for uid in only if uid not in uids]
-        if missing:
-            raise MeiliError("index_not_found", f"Index `{missing[0]}` not found.")
-        uids = list(dict.fromkeys(only))
-    indexes = {uid: await index_fleet_stats(cluster, uid) for uid in uids}
+    indexes = {}
+    for label, name in await indexes_named(cluster, only):
+        indexes[label] = {"nodeIndex": name, **await index_fleet_stats(cluster, name)}
     group_of = {node.id: node.replica_group for node in cluster.topology.nodes}
     rendered_nodes = []
     for node in nodes:

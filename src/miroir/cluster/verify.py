@@ -28,10 +28,14 @@ from typing import Any
 import trio
 
 from miroir.cluster import settings_sync
-from miroir.cluster.fleet_stats import SHARDS_AT_ONCE, readable_owners, shard_counts
+from miroir.cluster.fleet_stats import (
+    SHARDS_AT_ONCE,
+    indexes_named,
+    readable_owners,
+    shard_counts,
+)
 from miroir.cluster.indexes import index_exists
 from miroir.cluster.runtime import Cluster
-from miroir.cluster.stats import all_index_uids
 from miroir.core import fleet_report
 from miroir.core.errors import MeiliError
 from miroir.core.routing import SHARD_FIELD
@@ -49,18 +53,22 @@ class OwnerSilent(Exception):
     """An owner did not answer a documents fetch."""
 
 
-async def node_settings(cluster: Cluster, uid: str) -> dict[str, Any]:
-    """Every serving node's settings of `uid`, its digest and recorded version, and the
+async def node_settings(cluster: Cluster, client_uid: str) -> dict[str, Any]:
+    """Every serving node's settings of the index, its digest and recorded version, and the
     committed settings' version and digest (`settings diff`'s body)."""
-    if await index_exists(cluster, uid) is None:
-        raise MeiliError("index_not_found", f"Index `{uid}` not found.")
+    ((_, uid),) = await indexes_named(cluster, [client_uid])
+    return {"index": client_uid, **await settings_of(cluster, uid)}
+
+
+async def settings_of(cluster: Cluster, uid: str) -> dict[str, Any]:
+    """`node_settings` of node-side index `uid`."""
     nodes = cluster.serving_nodes()
     held = await settings_sync.read_all_settings(cluster, nodes, uid)
     committed = await cluster.store.get_committed_settings(uid)
     versions = await cluster.store.get_settings_versions(uid)
     group_of = {node.id: node.replica_group for node in cluster.topology.nodes}
     return {
-        "index": uid,
+        "nodeIndex": uid,
         "committed": None if committed is None else {
             "version": committed.version,
             "digest": settings_sync.settings_digest(committed.settings),
@@ -165,7 +173,7 @@ async def verify_index(cluster: Cluster, uid: str, *, sample: int = DEFAULT_SAMP
     index = await index_exists(cluster, uid)
     if index is None:
         raise MeiliError("index_not_found", f"Index `{uid}` not found.")
-    settings = settings_differences(await node_settings(cluster, uid))
+    settings = settings_differences(await settings_of(cluster, uid))
     pk = index.get("primaryKey")
     shards: dict[int, dict[str, Any]] = {}
     if isinstance(pk, str):
@@ -195,8 +203,11 @@ async def verify_index(cluster: Cluster, uid: str, *, sample: int = DEFAULT_SAMP
 
 async def verify(cluster: Cluster, uids: list[str] | None, *,
                  sample: int = DEFAULT_SAMPLE) -> dict[str, Any]:
-    chosen = uids if uids else await all_index_uids(cluster)
+    """Every index, or the client uids in `uids`, checked (`verify_index`), each reported under
+    its client uid with its node-side name (`nodeIndex`)."""
     rng = random.Random()
-    results = [await verify_index(cluster, uid, sample=sample, rng=rng) for uid in chosen]
+    results = [{**await verify_index(cluster, name, sample=sample, rng=rng), "index": label,
+                "nodeIndex": name}
+               for label, name in await indexes_named(cluster, uids or None)]
     return {"consistent": all(r["consistent"] for r in results), "sample": sample,
             "indexes": results}

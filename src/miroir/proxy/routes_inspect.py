@@ -12,7 +12,6 @@ from __future__ import annotations
 from quart import Blueprint, Response, request
 
 from miroir.cluster import fleet_stats, verify
-from miroir.cluster.stats import StatsUnavailable
 from miroir.core.errors import MeiliError
 from miroir.meili.uids import check_index_uid
 from miroir.proxy.errors import json_response
@@ -21,17 +20,9 @@ from miroir.proxy.state import cluster
 blueprint = Blueprint("inspect", __name__, url_prefix="/_miroir")
 
 
-NO_INDEX_LIST = MeiliError("miroir_node_unavailable", "No serving node answered the list of "
-                           "indexes.")
-
-
 @blueprint.get("/stats")
 async def stats() -> Response:
-    only = _index_list()
-    try:
-        return json_response(await fleet_stats.fleet_stats(cluster(), only))
-    except StatsUnavailable:  # only raised when no node lists the indexes
-        raise NO_INDEX_LIST from None
+    return json_response(await fleet_stats.fleet_stats(cluster(), _index_list()))
 
 
 def _sample() -> int:
@@ -55,10 +46,7 @@ def _index_list() -> list[str] | None:
 async def verify_replicas() -> Response:
     sample = _sample()
     uids = _index_list()
-    try:
-        return json_response(await verify.verify(cluster(), uids, sample=sample))
-    except StatsUnavailable:
-        raise NO_INDEX_LIST from None
+    return json_response(await verify.verify(cluster(), uids, sample=sample))
 
 
 @blueprint.get("/indexes/<uid>/settings/nodes")
