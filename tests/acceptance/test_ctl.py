@@ -203,6 +203,27 @@ def test_credentials_file_contexts_and_its_mode(ctl, fleet, monkeypatch, tmp_pat
     assert ctl("--context", "missing", "status")[0] == 2
 
 
+def test_aliases_against_the_real_routes(ctl, fleet):
+    client = sdk(fleet)
+    wait(client, client.create_index("series", {"primaryKey": "id"}))
+    wait(client, client.index("series").add_documents([{"id": 1, "title": "one"}]))
+    code, out, _ = ctl("aliases", "set", "shows", "series")
+    assert code == 0 and "shows -> series" in out
+    code, out, _ = ctl("--json", "aliases", "list")
+    assert code == 0
+    listed = {a["alias"]: a for a in json.loads(out)["results"]}
+    assert listed["shows"]["index"] == "series" and listed["shows"]["shards"] == SHARDS
+    assert client.index("shows").get_document(1).title == "one"  # the alias serves
+    code, out, _ = ctl("--json", "aliases", "show", "shows")
+    assert code == 0 and json.loads(out)["index"] == "series"
+    code, out, _ = ctl("--json", "stats", "shows")
+    assert code == 0 and json.loads(out)["indexes"]["shows"]["nodeIndex"] == "series"
+    code, out, _ = ctl("aliases", "delete", "shows")
+    assert code == 0 and "deleted" in out
+    code, _, err = ctl("aliases", "show", "shows")
+    assert code == 1 and "miroir_alias_not_found" in err
+
+
 def test_status_exits_1_and_names_the_degraded_pairs_when_a_node_dies(launch, capsys,
                                                                       monkeypatch, tmp_path):
     import time

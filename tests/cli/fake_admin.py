@@ -1,5 +1,5 @@
-"""A small stand-in for Miroir's admin API, for the `miroir ctl` commands whose routes land with
-another issue (aliases, resharding): it answers the agreed shapes exactly, on a loopback port,
+"""A small stand-in for Miroir's admin API, for the `miroir ctl` commands whose routes come with
+another issue (resharding; aliases, which have landed since): it answers the agreed shapes exactly, on a loopback port,
 from a thread. Each request's method, path, admin key and body are recorded."""
 
 from __future__ import annotations

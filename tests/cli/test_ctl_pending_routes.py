@@ -1,6 +1,7 @@
-"""`miroir ctl aliases` and `miroir ctl reshard` against a fake admin API that answers the agreed
-shapes (tests/cli/fake_admin.py) until the real routes land; and the connection rules that need
-no Miroir at all (credentials file mode, keys never printed)."""
+"""`miroir ctl reshard` (and `aliases`) against a fake admin API that answers the agreed shapes
+(tests/cli/fake_admin.py): the reshard routes have not landed (the alias routes have, and
+tests/acceptance/test_ctl.py runs `aliases` against them too); and the connection rules that
+need no Miroir at all (credentials file mode, keys never printed)."""
 
 from __future__ import annotations
 
