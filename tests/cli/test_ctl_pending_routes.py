@@ -45,6 +45,10 @@ def test_aliases_set_list_show_delete(ctl, fake):
         "results": [{"alias": "movies", "index": "movies_v2", "shards": 8}], "total": 1}
     code, out, _ = ctl("aliases", "list")
     assert "movies_v2" in out
+    fake.fake.aliases["gone"] = {"alias": "gone", "index": None, "shards": 8}  # renamed away
+    code, out, _ = ctl("aliases", "list")
+    assert code == 0 and "(none)" in out
+    del fake.fake.aliases["gone"]
     assert ctl("aliases", "show", "movies")[0] == 0
     code, out, _ = ctl("aliases", "delete", "movies")
     assert code == 0 and "deleted" in out

@@ -115,7 +115,9 @@ def run_aliases(client: AdminClient, out: Output, args: argparse.Namespace) -> i
             for column in ("alias", "index", "shards"):
                 table.add_column(column)
             for alias in data["results"]:
-                table.add_row(alias["alias"], alias["index"], str(alias.get("shards", "-")))
+                # `index` is null for a uid that names no data (renamed away)
+                table.add_row(alias["alias"], alias["index"] or "(none)",
+                              str(alias.get("shards", "-")))
             console.print(table)
 
         out.emit(listed, draw)
