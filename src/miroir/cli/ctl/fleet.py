@@ -295,8 +295,9 @@ def add_change_arguments(parser: argparse.ArgumentParser, change: str) -> None:
         parser.add_argument("node", help="the node's id")
         if change == "remove":
             parser.add_argument("--force", action="store_true",
-                                help="remove a node that was not drained (refused by this "
-                                     "version: it would lose its shards' only copies)")
+                                help="remove a live node at once, without draining it "
+                                     "(its shards are copied from their other replicas; at "
+                                     "RF 1 in one group, its documents are lost)")
     else:
         parser.add_argument("members", nargs="+", metavar="ID=ADDRESS",
                             help="the new group's nodes")
