@@ -36,3 +36,7 @@ autojump_threshold
 # http.server's BaseHTTPRequestHandler calls these by name (the SDK tests' webhook receiver).
 do_POST
 log_message
+# ... and these (tests/cli/fake_admin.py, the stand-in admin API for `miroir ctl`).
+do_GET
+do_PUT
+do_DELETE

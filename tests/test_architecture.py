@@ -100,3 +100,14 @@ def test_the_checker_sees_a_violation(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("import trio\nfrom miroir.proxy import app\n")
     assert {"trio", "miroir.proxy"} <= imported_modules(bad)
+
+
+def test_ctl_is_only_an_http_client_of_miroir():
+    """`miroir ctl` talks to a running Miroir over the admin API: it imports nothing of Miroir's
+    but its own package, so it cannot reach a node or the store behind Miroir's back."""
+    offenders = [f"{path.name} imports {module}"
+                 for path in (SRC / "cli" / "ctl").rglob("*.py")
+                 for module in imported_modules(path)
+                 if module.startswith("miroir.") and not module.startswith("miroir.cli.ctl")]
+    assert offenders == []
+    assert list((SRC / "cli" / "ctl").rglob("*.py"))  # the rule looked at something

@@ -16,7 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from miroir import logs
 
-SUBCOMMANDS: tuple[str, ...] = ("devnode", "serve", "dev", "simulate")
+SUBCOMMANDS: tuple[str, ...] = ("devnode", "serve", "dev", "simulate", "ctl")
 
 
 def miroir_version() -> str:

@@ -34,6 +34,7 @@ from miroir.proxy import (
     routes_admin,
     routes_documents,
     routes_indexes,
+    routes_inspect,
     routes_keys,
     routes_layouts,
     routes_membership,
@@ -57,7 +58,7 @@ logger = logging.getLogger("miroir.proxy")
 ROUTE_MODULES = (
     routes_indexes, routes_documents, routes_settings, routes_tasks, routes_admin, routes_search,
     routes_keys, routes_layouts, routes_membership,
-    routes_webhooks,
+    routes_webhooks, routes_inspect,
 )
 
 

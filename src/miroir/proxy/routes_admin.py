@@ -5,6 +5,8 @@ Read-only views of the cluster runtime. Must never change the topology or a node
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+
 from quart import Blueprint, Response
 
 from miroir.core.errors import MeiliError
@@ -37,8 +39,21 @@ async def topology() -> Response:
             "replicaGroups": the_cluster.topology.replica_groups,
             "fullyCovered": shard_map.fully_covered(),
             "nodes": nodes,
+            # what `miroir ctl status` shows besides the shards: the epoch this process routes
+            # by, its version, its store backend, and whether the rebalance engine runs
+            "epoch": the_cluster.epoch,
+            "version": _miroir_version(),
+            "storeBackend": proxy_state().config.task_store.backend,
+            "rebalanceEnabled": proxy_state().config.rebalance.enabled,
         }
     )
+
+
+def _miroir_version() -> str:
+    try:
+        return version("miroir")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown"
 
 
 @blueprint.get("/shards")
