@@ -119,9 +119,8 @@ class MetricsConfig:
 
 @attrs.frozen
 class RebalanceConfig:
-    # UNFINISHED: the migration engine (miroir.cluster.rebalance) has not been through the
-    # simulator or the real-process acceptance run; off, membership changes answer 501.
-    enabled: bool = False
+    # The migration engine (miroir.cluster.rebalance); off, membership changes answer 501.
+    enabled: bool = True
     max_docs_per_second: int = 2000  # the copy's rate limit, cluster-wide
     grace_ms: int = 5000  # after cutover, how long old owners keep their copies
 

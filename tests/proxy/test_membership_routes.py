@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 from miroir.core.errors import ERROR_LINK_BASE
@@ -44,8 +45,12 @@ async def test_a_dry_run_answers_the_plan_and_changes_nothing():
     ("DELETE", "/_miroir/nodes/n1?force=true", None),
     ("POST", "/_miroir/groups", {"nodes": [{"id": "g1", "address": "http://g1.invalid:1"}]}),
 ])
-async def test_a_valid_change_is_refused_until_shards_can_move_online(method, path, body):
+async def test_a_valid_change_is_refused_when_the_engine_is_off(method, path, body):
     async with running_proxy(nodes=3) as h:
+        assert h.app.extensions["miroir"].config.rebalance.enabled  # the default
+        state = h.app.extensions["miroir"]
+        state.config = attrs.evolve(state.config, rebalance=attrs.evolve(
+            state.config.rebalance, enabled=False))
         status, answer, _ = await h.send(method, path, body)
         assert status == 501 and is_miroir_error(answer, "miroir_rebalance_unavailable")
         assert answer["type"] == "system"

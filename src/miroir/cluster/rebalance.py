@@ -1,7 +1,7 @@
 """The migration engine: moves shard replicas between two epochs' placements, online.
 
-Off by default (`rebalance.enabled: false`; docs/operations.md, "Changing the fleet", says why
-and what it has been through). It carries out adding and draining a node, forcing a dead one
+On by default (`rebalance.enabled`; docs/operations.md, "Changing the fleet", says what it has
+been through). It carries out adding and draining a node, forcing a dead one
 out and adding a replica group.
 
 Theory of operation (docs/operations.md, "Changing the fleet", has the operator's view).

@@ -14,7 +14,7 @@ Seven services keep a proxy's view of the cluster current while it serves:
   settings with the committed ones, and repairs what differs (anti-entropy, rate-limited).
 - the topology follower (`topology_sync.TopologyFollower`) adopts every newer epoch of the
   topology stored by any process (in production on the health interval);
-- the rebalancer (`rebalance.Rebalancer`, unfinished, only when `rebalance.enabled`) moves
+- the rebalancer (`rebalance.Rebalancer`, when `rebalance.enabled`: the default) moves
   shards for a membership change, one process at a time under a store lease;
 - the webhook delivery (`webhooks.WebhookDelivery`) POSTs every task this process sees finish
   to the webhooks in the store, with retries, never on a request's path.

@@ -2,7 +2,7 @@
 `/_miroir/rebalance`; admin key). One cluster call per handler (`miroir.cluster.membership`);
 validation is `miroir.core.membership`'s, errors are Miroir's shape with the codes in
 docs/http-api.md. Changes answer their plan with `?dryRun=true`; without it they start a
-rebalance when `rebalance.enabled` (unfinished, off by default), and are refused with 501
+rebalance when `rebalance.enabled` (the default), and are refused with 501
 `miroir_rebalance_unavailable` otherwise.
 """
 
