@@ -62,12 +62,12 @@ def test_status_shows_every_node_by_group_and_full_coverage(ctl, fleet):
     assert sorted(n["id"] for n in status["nodes"]) == sorted(n.node_id for n in fleet.nodes)
     assert {n["membership"] for n in status["nodes"]} == {"active"}
     assert status["storeBackend"] == "sqlite" and status["degraded"] == []
-    assert status["rebalance"]["state"] == "idle"
+    assert status["rebalance"]["state"] == "idle" and status["rebalanceEnabled"] is True
     code, out, _ = ctl("status")
     assert code == 0
     for node in fleet.nodes:
         assert node.node_id in out and node.address in out
-    assert "fully covered yes" in out and "engine off" in out
+    assert "fully covered yes" in out and "Rebalance: none" in out and "engine off" not in out
 
 
 def test_stats_count_documents_per_node_and_shard(ctl, fleet):
@@ -100,9 +100,11 @@ def test_nodes_list_and_changes_without_the_engine(ctl, fleet):
         assert move["gains"] == ["node-9"] and move["documents"] == per_shard[move["shard"]]
     code, out, _ = ctl("rebalance", "plan", "drain", fleet.nodes[0].node_id)
     assert code == 0 and "documents to copy" in out
-    # the engine is off: Miroir refuses, ctl says why and exits 1
-    code, _, err = ctl("nodes", "drain", fleet.nodes[0].node_id)
-    assert code == 1 and "miroir_rebalance_unavailable" in err
+    # Miroir refuses (no such node): ctl says why and exits 1, and nothing changed
+    code, _, err = ctl("nodes", "drain", "no-such-node")
+    assert code == 1 and "miroir_node_not_found" in err
+    code, out, _ = ctl("nodes", "list", "--json")
+    assert {n["membership"] for n in json.loads(out)["nodes"]} == {"active"}
     code, _, err = ctl("groups", "add", "g-a=http://127.0.0.1:9", "--dry-run")
     assert code == 0
     assert ctl("groups", "add", "no-address")[0] == 2
