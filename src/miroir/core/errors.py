@@ -61,6 +61,7 @@ _NON_DEFAULT: dict[str, tuple[str, int]] = {
     "miroir_rebalance_in_progress": ("invalid_request", 409),
     # the change is valid but cannot be carried out online here (engine off, or a forced removal)
     "miroir_rebalance_unavailable": ("system", 501),
+    "miroir_reshard_unavailable": ("system", 501),
     # index layouts (aliases); miroir_invalid_alias is the default invalid_request + 400
     "miroir_alias_not_found": ("invalid_request", 404),
     "miroir_node_index_not_found": ("invalid_request", 404),

@@ -38,6 +38,7 @@ from miroir.proxy import (
     routes_keys,
     routes_layouts,
     routes_membership,
+    routes_reshard,
     routes_search,
     routes_settings,
     routes_tasks,
@@ -58,7 +59,7 @@ logger = logging.getLogger("miroir.proxy")
 ROUTE_MODULES = (
     routes_indexes, routes_documents, routes_settings, routes_tasks, routes_admin, routes_search,
     routes_keys, routes_layouts, routes_membership,
-    routes_webhooks, routes_inspect,
+    routes_webhooks, routes_inspect, routes_reshard,
 )
 
 
