@@ -11,7 +11,8 @@ from miroir.cluster.services import (
     Services,
 )
 from miroir.cluster.webhooks import WebhookSettings
-from miroir.config import config_from_dict
+from miroir.cluster.rebalance import RebalanceSettings
+from miroir.config import RebalanceConfig, config_from_dict
 from miroir.core.tasks import format_timestamp
 from miroir.proxy import create_app
 from miroir.proxy.lifecycle import services_for
@@ -59,6 +60,10 @@ def test_by_default_every_service_runs_on_the_config_settings():
         repair=RepairSettings(), health=cfg.health, reconcile=ReconcileSettings(),
         topology_follow_interval_s=cfg.health.interval_ms / 1000,
         webhooks=WebhookSettings(),
+        rebalance=RebalanceSettings(
+            settle_ms=2 * cfg.health.interval_ms,
+            grace_ms=max(RebalanceConfig().grace_ms, 2 * cfg.health.interval_ms),
+            poll_s=cfg.health.interval_ms / 1000),
     )
 
 
@@ -71,6 +76,7 @@ async def test_a_default_app_starts_every_service_and_stops_them_with_the_app():
         assert running.reconciler is not None
         assert running.topology_follower is not None
         assert running.webhook_delivery is not None
+        assert running.rebalancer is not None  # the migration engine is on by default
         started = {task.name.rsplit(".", 1)[-1] for task in app.nursery.child_tasks}
         assert {"poll_tasks_forever", "prune_periodically", "run"} <= started
     assert not app.nursery.child_tasks
