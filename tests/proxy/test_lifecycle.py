@@ -3,6 +3,7 @@ default are every service on the config's settings, and it closes only what it o
 
 from __future__ import annotations
 
+from miroir.cluster.rebalance import RebalanceSettings
 from miroir.cluster.services import (
     TASK_POLL_INTERVAL_S,
     TASK_PRUNE_INTERVAL_S,
@@ -11,7 +12,6 @@ from miroir.cluster.services import (
     Services,
 )
 from miroir.cluster.webhooks import WebhookSettings
-from miroir.cluster.rebalance import RebalanceSettings
 from miroir.config import RebalanceConfig, config_from_dict
 from miroir.core.tasks import format_timestamp
 from miroir.proxy import create_app
