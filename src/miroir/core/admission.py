@@ -15,6 +15,10 @@ service still fits before its deadline, and never longer than `queue_timeout_s`.
 can be wrong both ways; the caller also bounds the real wait by the same patience, so a
 request never waits past it.
 
+Extra calls a process makes on its own (hedged reads, node-write retries) are admitted by a
+`TokenBudget`: each ordinary call earns `ratio` of a token, each extra call spends one, at most
+`burst` are kept, so extra load stays a bounded fraction of the ordinary load.
+
 Pure: no clock, no trio. Times are passed in, in seconds.
 """
 
@@ -69,3 +73,22 @@ def ewma(previous: float | None, sample: float, weight: float = 0.2) -> float:
     if previous is None:
         return sample
     return previous + weight * (sample - previous)
+
+
+@attrs.define
+class TokenBudget:
+    """Tokens for extra calls: `ratio` per ordinary call earned, one per extra call spent, at
+    most `burst` kept."""
+
+    ratio: float
+    burst: float
+    tokens: float = 0.0
+
+    def earn(self, calls: int = 1) -> None:
+        self.tokens = min(self.burst, self.tokens + self.ratio * calls)
+
+    def try_spend(self) -> bool:
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 
-from miroir.core.admission import ewma
+from miroir.core.admission import TokenBudget, ewma
 
 # How many recent latencies a node's p95 is taken over, and how many it needs at least.
 LATENCY_WINDOW = 128
@@ -86,8 +86,9 @@ def adaptive_covering_set(
 
 
 @attrs.define
-class HedgeBudget:
-    """Tokens for hedged calls: `ratio` per primary call, one per hedge, at most `burst` kept."""
+class HedgeBudget(TokenBudget):
+    """Tokens for hedged calls: `ratio` per primary call, one per hedge, at most `burst` kept;
+    it counts both."""
 
     ratio: float = 0.1
     burst: float = 10.0
@@ -97,11 +98,10 @@ class HedgeBudget:
 
     def earn(self, calls: int = 1) -> None:
         self.primaries += calls
-        self.tokens = min(self.burst, self.tokens + self.ratio * calls)
+        super().earn(calls)
 
     def try_spend(self) -> bool:
-        if self.tokens < 1.0:
+        if not super().try_spend():
             return False
-        self.tokens -= 1.0
         self.hedges += 1
         return True

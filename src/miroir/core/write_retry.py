@@ -37,6 +37,8 @@ from enum import Enum
 
 import attrs
 
+from miroir.core.admission import TokenBudget
+
 TAG_PREFIX = "miroir-write:"
 
 
@@ -68,7 +70,7 @@ class Failure(Enum):
 
 
 @attrs.define
-class RetryBudget:
+class RetryBudget(TokenBudget):
     """Tokens for retries: `ratio` per first attempt, one per retry, at most `burst` kept.
     It starts full, so a quiet process's first failure is retried."""
 
@@ -79,15 +81,6 @@ class RetryBudget:
     def __attrs_post_init__(self) -> None:
         if self.tokens is None:
             self.tokens = self.burst
-
-    def earn(self, attempts: int = 1) -> None:
-        self.tokens = min(self.burst, self.tokens + self.ratio * attempts)
-
-    def try_spend(self) -> bool:
-        if self.tokens < 1.0:
-            return False
-        self.tokens -= 1.0
-        return True
 
 
 @attrs.define
