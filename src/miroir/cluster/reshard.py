@@ -249,6 +249,9 @@ class Resharder:
         return next(r for r in self._record.value["reshards"] if r["id"] == self._id)
 
     async def _step(self) -> str:
+        # The shard maps below read the layouts this process holds: a fresh copy first (a
+        # process that just started has none).
+        await self.cluster.layouts.refresh()
         entry = self.entry
         if entry.get("abandoning"):
             return await self._abandon(entry["abandoning"], None)
