@@ -63,16 +63,6 @@ class Layouts:
 
     entries: Mapping[str, IndexLayout] = attrs.field(factory=dict)
     mirrors: Mapping[str, Mirror] = attrs.field(factory=dict)
-    # SHIM of branch shardmaps' interface (node-side index -> S), replaced by theirs on merge.
-    node_shards: Mapping[str, int] = attrs.field(factory=dict)
-
-    def shards_of(self, node_index: str, default: int) -> int:
-        return self.node_shards.get(node_index, default)
-
-    def with_node_shards(self, node_index: str, shards: int | None) -> Layouts:
-        rest = {k: v for k, v in self.node_shards.items() if k != node_index}
-        return attrs.evolve(self, node_shards=rest if shards is None
-                            else {**rest, node_index: shards})
 
     # ---- resolution
 
@@ -210,8 +200,6 @@ def encode_layouts(layouts: Layouts) -> dict[str, Any]:
             for uid, e in layouts.entries.items()
         },
     }
-    if layouts.node_shards:
-        value["nodeShards"] = dict(layouts.node_shards)
     if layouts.mirrors:  # absent when empty: a record without them reads as before
         value["mirrors"] = {
             source: {"nodeIndex": m.node_index, "required": m.required}
@@ -241,8 +229,7 @@ def decode_layouts(value: Mapping[str, Any] | None) -> Layouts:
                                    or shards < 1):
             raise LayoutRecordError(f"layouts.{uid}.shards: expected a positive integer or null")
         entries[uid] = IndexLayout(node_index, shards)
-    return Layouts(entries, _decode_mirrors(value.get("mirrors", {})),
-                   dict(value.get("nodeShards", {})))
+    return Layouts(entries, _decode_mirrors(value.get("mirrors", {})))
 
 
 def _decode_mirrors(raw: Any) -> dict[str, Mirror]:
