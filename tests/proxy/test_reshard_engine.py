@@ -26,7 +26,12 @@ from tests.proxy.test_search import (
     write_both,
 )
 
-FAST = ReshardSettings(grace_ms=0, page_size=25, max_docs_per_second=10**6, poll_s=0.0)
+FAST = ReshardSettings(grace_ms=0, settle_ms=0, page_size=25, max_docs_per_second=10**6,
+                       poll_s=0.0)
+# With client writes racing: a write that resolved the index just before the flip (or read a
+# mirror just before it was dropped) is still in flight for a few ms.
+RACING = ReshardSettings(grace_ms=300, settle_ms=300, page_size=25, max_docs_per_second=10**6,
+                         poll_s=0.0)
 
 
 async def start(h, uid, shards):
@@ -39,7 +44,7 @@ async def state_of(h, reshard_id):
     return (await h.send("GET", f"/_miroir/reshards/{reshard_id}"))[1]
 
 
-async def drive_until(engine, h, reshard_id, states, *, limit=400):
+async def drive_until(engine, h, reshard_id, states, *, limit=2000):
     """Drive the engine (yielding to the client traffic between passes) until the reshard is
     in one of `states`."""
     for _ in range(limit):
@@ -131,7 +136,7 @@ async def test_a_reshard_4_to_16_with_racing_writes_loses_nothing_and_searches_e
         await write_both(h, ref, "POST", "/indexes/movies/documents", corpus(400, seed=7))
         reshard_id = await start(h, "movies", 16)
         traffic = Traffic(h, ref, "movies", set(range(400)), seed=3)
-        engine = Resharder(h.cluster, FAST)
+        engine = Resharder(h.cluster, RACING)
         stop = trio.Event()
         seen_states = []
         engine.observers.append(lambda entry: seen_states.append(entry["state"]))
@@ -166,8 +171,9 @@ async def test_a_rollback_during_grace_flips_back_and_loses_nothing_written_mean
         await write_both(h, ref, "PATCH", "/indexes/movies/settings", SETTINGS)
         await write_both(h, ref, "POST", "/indexes/movies/documents", corpus(150, seed=5))
         reshard_id = await start(h, "movies", 6)
-        engine = Resharder(h.cluster, ReshardSettings(grace_ms=3_600_000, page_size=40,
-                                                      max_docs_per_second=10**6, poll_s=0))
+        engine = Resharder(h.cluster, ReshardSettings(grace_ms=3_600_000, settle_ms=300,
+                                                      page_size=40, max_docs_per_second=10**6,
+                                                      poll_s=0))
         await drive_until(engine, h, reshard_id, ("grace",))
         assert (await h.cluster.layouts.refresh()).node_index("movies") == "movies--s6-1"
         # Writes in the grace period go to the shadow and are mirrored back to the old index.

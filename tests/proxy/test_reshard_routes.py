@@ -122,7 +122,8 @@ async def test_a_rollback_before_the_flip_abandons_the_reshard_and_later_ones_ar
         # copied (the reshard waits for it, and names it).
         await h.store.put_process_record("proc-other", {"epoch": 1, "layouts": 0},
                                          h.cluster.now_ms(), 60_000)
-        engine = Resharder(h.cluster, ReshardSettings(poll_s=0.01, max_docs_per_second=10**6))
+        engine = Resharder(h.cluster, ReshardSettings(poll_s=0.01, settle_ms=0,
+                                                      max_docs_per_second=10**6))
         assert await engine.drive_once() == "waiting"
         assert await engine.drive_once() == "waiting"
         record = (await h.store.get_record("reshards")).value["reshards"][0]

@@ -84,6 +84,10 @@ HISTORY = 50  # finished reshards kept in the record
 class ReshardSettings:
     max_docs_per_second: int = 2000
     grace_ms: int = 60_000
+    # After every process announced a dropped mirror, how long before the index it pointed at
+    # is deleted: a write that read the mirror just before may still be on its way to a node
+    # (and a document write to a deleted index would create it again). Node timeouts' worth.
+    settle_ms: int = 10_000
     lease_ttl_ms: int = 10_000
     poll_s: float = 1.0
     page_size: int = 500
@@ -287,7 +291,8 @@ class Resharder:
             shadow = entry["shadow"]
             if shadow is None:
                 layouts = await self.cluster.layouts.refresh()
-                taken = {*layouts.entries, *(e.node_index for e in layouts.entries.values()
+                taken = {*layouts.entries, *layouts.node_shards,
+                         *(e.node_index for e in layouts.entries.values()
                                              if e.node_index)}
                 shadow = shadow_name(old, entry["toShards"], taken | await self._node_indexes())
                 await self._update(shadow=shadow)
@@ -399,8 +404,10 @@ class Resharder:
             await self._update(finishing=True)  # from here on a rollback is refused
         if self.entry.get("unmirrorVersion") is None:
             await self.cluster.layouts.change(lambda now: now.without_mirror(shadow))
-            await self._update(unmirrorVersion=self.cluster.layouts.version)
-        if await self._lagging(self.entry["unmirrorVersion"]):
+            await self._update(unmirrorVersion=self.cluster.layouts.version,
+                               unmirroredAtMs=self.cluster.now_ms())
+        if await self._lagging(self.entry["unmirrorVersion"]) or \
+                self.cluster.now_ms() < self.entry["unmirroredAtMs"] + self.settings.settle_ms:
             return
         await delete_everywhere(self.cluster, old)
         await self.cluster.layouts.change(lambda now: now.with_node_shards(old, None))
@@ -422,10 +429,12 @@ class Resharder:
 
                 await self.cluster.layouts.change(back)
             await self._update(abandoning=final, errors=errors,
-                               abandonVersion=self.cluster.layouts.version)
+                               abandonVersion=self.cluster.layouts.version,
+                               unmirroredAtMs=self.cluster.now_ms())
             logger.warning("reshard %s: %s (%s)", self._id, final, why)
         if shadow is not None:
-            if await self._lagging(self.entry["abandonVersion"]):
+            if await self._lagging(self.entry["abandonVersion"]) or self.cluster.now_ms() < \
+                    self.entry["unmirroredAtMs"] + self.settings.settle_ms:
                 return self.entry["state"]
             try:
                 await delete_everywhere(self.cluster, shadow)
