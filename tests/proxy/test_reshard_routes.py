@@ -166,3 +166,34 @@ async def test_a_reshard_route_wants_the_admin_key(method, path, body):
         status, answer, _ = await h.send(method, path, body,
                                          headers={"X-Admin-Key": "admin-key-1234567"})
         assert status in (200, 404), answer  # through the key check (no index, no reshard)
+
+
+async def test_a_membership_change_is_refused_while_a_reshard_runs():
+    async with running_proxy(nodes=2, shards=4) as h:
+        await create(h, count=0)
+        assert (await h.send("POST", "/_miroir/indexes/movies/reshard", {"shards": 8}))[0] == 202
+        status, answer, _ = await h.send("POST", "/_miroir/nodes/n1/drain")
+        assert is_error(status, answer, 409, "miroir_reshard_in_progress")
+        status, answer, _ = await h.send("POST", "/_miroir/nodes/n1/drain?dryRun=true")
+        assert status == 200, answer  # a plan is still shown
+
+
+async def test_deleting_the_index_mid_reshard_fails_it_and_removes_the_shadow():
+    async with running_proxy(nodes=2, shards=4) as h:
+        await create(h, count=30)
+        started = (await h.send("POST", "/_miroir/indexes/movies/reshard", {"shards": 8}))[1]
+        await h.store.put_process_record("proc-other", {"epoch": 1, "layouts": 0},
+                                         h.cluster.now_ms(), 60_000)
+        engine = Resharder(h.cluster, ReshardSettings(poll_s=0, settle_ms=0))
+        assert await engine.drive_once() == "waiting"
+        # The shadow is invisible to clients meanwhile.
+        assert [i["uid"] for i in (await h.send("GET", "/indexes"))[1]["results"]] == ["movies"]
+        deleted = (await h.send("DELETE", "/indexes/movies"))[1]
+        await h.wait_task(deleted["taskUid"])
+        await h.store.delete_process_record("proc-other")
+        for _ in range(5):
+            await engine.drive_once()
+        shown = (await h.send("GET", f"/_miroir/reshards/{started['reshardId']}"))[1]
+        assert shown["state"] == "failed" and "was deleted" in shown["errors"][-1]
+        for node in h.cluster.all_nodes():
+            assert (await h.cluster.call(node, "GET", "/indexes")).json()["results"] == []

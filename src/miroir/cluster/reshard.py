@@ -262,6 +262,9 @@ class Resharder:
         if entry["rollbackRequested"] and not entry["finishing"]:
             return await self._abandon("rolledBack", "rollback requested")
         try:
+            if entry["state"] in ("waiting", "copying", "verifying") and \
+                    await index_exists(self.cluster, entry["nodeIndex"]) is None:
+                return await self._abandon("failed", f"index `{entry['index']}` was deleted")
             if entry["state"] == "waiting":
                 if not await self._prepare():
                     return "waiting"
@@ -284,9 +287,6 @@ class Resharder:
         announced it (then `copying`)."""
         entry = self.entry
         old = entry["nodeIndex"]
-        if await index_exists(self.cluster, old) is None:
-            await self._abandon("failed", f"index `{entry['index']}` was deleted")
-            return False
         if entry.get("mirrorVersion") is None:
             shadow = entry["shadow"]
             if shadow is None:
