@@ -195,3 +195,32 @@ async def test_a_federated_search_mixing_shard_counts_merges_every_index_once(gr
         paged = {**body, "federation": {"offset": 5, "limit": 10}}
         status, window, _ = await h.send("POST", "/multi-search", paged)
         assert status == 200 and len(window["hits"]) == 10
+
+
+async def test_deleting_an_index_forgets_its_count_and_a_new_one_gets_the_topology_s():
+    async with running_proxy(nodes=3, shards=TOPOLOGY_S) as h:
+        await set_big_shards(h)
+        await fill(h, "big", 20)
+        await set_big_shards(h, BIG_S)  # unchanged: the record keeps one entry
+        await h.cluster.layouts.change(lambda now: now.with_node_shards("other", 8))
+        await done(h, h.send("DELETE", "/indexes/big"))
+        layouts = await h.cluster.layouts.refresh()
+        assert layouts.node_shards == {"other": 8}  # only the deleted index's count went
+        assert h.cluster.shard_map_for("big") is h.cluster.shard_map
+        await fill(h, "big", 20)
+        assert assert_placed_by(h, "big", TOPOLOGY_S) == 20
+        status, body, _ = await h.send("POST", "/indexes/big/search", {"limit": 50})
+        assert status == 200 and body["estimatedTotalHits"] == 20
+
+
+async def test_an_index_that_is_never_deleted_keeps_its_count_when_a_delete_fails():
+    async with running_proxy(nodes=2, shards=TOPOLOGY_S) as h:
+        await set_big_shards(h)
+        await fill(h, "big", 10)
+        h.transport.down.update(h.nodes)  # no node takes the delete
+        status, body, _ = await h.send("DELETE", "/indexes/big")
+        h.transport.down.clear()
+        assert status == 202
+        assert (await h.wait_task(body["taskUid"]))["status"] == "failed"
+        assert (await h.cluster.layouts.refresh()).node_shards == {"big": BIG_S}
+        assert h.cluster.shard_map_for("big").shards == BIG_S
