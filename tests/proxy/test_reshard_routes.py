@@ -197,3 +197,20 @@ async def test_deleting_the_index_mid_reshard_fails_it_and_removes_the_shadow():
         assert shown["state"] == "failed" and "was deleted" in shown["errors"][-1]
         for node in h.cluster.all_nodes():
             assert (await h.cluster.call(node, "GET", "/indexes")).json()["results"] == []
+
+
+async def test_the_reshard_metrics_follow_the_engine():
+    async with running_proxy(nodes=2, shards=4) as h:
+        await create(h, count=12)
+        await h.send("POST", "/_miroir/indexes/movies/reshard", {"shards": 8})
+        engine = Resharder(h.cluster, ReshardSettings(poll_s=0, settle_ms=0, grace_ms=0))
+        metrics = h.app.extensions["miroir"].metrics
+        engine.observers.append(metrics.observe_reshard)
+        while await engine.drive_once() not in ("done", None):
+            pass
+        text = (await (await h.client.get("/_miroir/metrics")).get_data()).decode()
+        assert 'miroir_reshard_state{state="done"} 1.0' in text
+        assert 'miroir_reshard_state{state="copying"} 0.0' in text
+        assert "miroir_reshard_documents_copied 12.0" in text
+        assert "miroir_reshard_documents_total 12.0" in text
+        assert "miroir_reshard_errors 0.0" in text
