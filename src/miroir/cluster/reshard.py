@@ -57,7 +57,7 @@ from miroir.cluster.reshard_copy import (
     delete_everywhere,
     settings_differ,
 )
-from miroir.cluster.reshard_mirror import mirror_failures
+from miroir.cluster.reshard_mirror import mirror_failures, reset_mirror_failures
 from miroir.cluster.runtime import Cluster
 from miroir.cluster.topology_sync import lagging_layouts, read_topology
 from miroir.core.errors import MeiliError
@@ -118,7 +118,8 @@ async def get_reshard(cluster: Cluster, reshard_id: str) -> dict[str, Any]:
 async def _shown(cluster: Cluster, value: dict[str, Any]) -> dict[str, Any]:
     shown = progress(value, cluster.now_ms())
     if value.get("state") in ACTIVE_STATES:
-        failures = await mirror_failures(cluster, value.get("shadow"))
+        failures = await mirror_failures(
+            cluster, [value["shadow"], value["nodeIndex"]] if value.get("shadow") else [])
         if failures:
             shown["errors"] = [*shown["errors"],
                                f"{failures} mirrored writes missed the new layout (repaired by "
@@ -295,6 +296,7 @@ class Resharder:
                          *(e.node_index for e in layouts.entries.values()
                                              if e.node_index)}
                 shadow = shadow_name(old, entry["toShards"], taken | await self._node_indexes())
+                await reset_mirror_failures(self.cluster, [shadow, old])
                 await self._update(shadow=shadow)
             await create_shadow(self.cluster, old, shadow, entry["primaryKey"],
                                 self.cluster.serving_nodes())
@@ -338,7 +340,7 @@ class Resharder:
                 done.add(shard)
                 await self._update(shardsCopied=sorted(done))
             converger = Converger(self.cluster, old, shadow, pk, old_map, new_map,
-                                  self.settings.page_size)
+                                  self.settings.page_size, self._renew)
             await converger.converge(copied)
             if converger.recopied:
                 await self._update(
@@ -366,7 +368,7 @@ class Resharder:
             if pk is not None:
                 documents, digest = await Converger(
                     self.cluster, old, shadow, pk, old_map, new_map,
-                    self.settings.page_size).converge(None)
+                    self.settings.page_size, self._renew).converge(None)
             old_count = await count(self.cluster, old, old_map)
             new_count = await count(self.cluster, shadow, new_map)
             if old_count != new_count:
@@ -467,11 +469,14 @@ class Resharder:
         logger.warning("reshard %s: %s (retried on the next pass)", self._id, why)
         await self._update(errors=[*self.entry["errors"], why][-10:])
 
-    async def _update(self, **changes: Any) -> None:
+    async def _renew(self) -> None:
         lease = await self.cluster.store.renew_lease(
             LEASE, self.holder, self.cluster.now_ms(), self.settings.lease_ttl_ms)
         if lease is None:
             raise LeaseLost()
+
+    async def _update(self, **changes: Any) -> None:
+        await self._renew()
         assert self._record is not None
         before = self.entry
         if "state" in changes:

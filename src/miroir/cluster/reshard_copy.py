@@ -20,7 +20,7 @@ none decides anything about the reshard's state.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import trio
@@ -152,8 +152,12 @@ class Converger:
     a round that changed anything is followed by another)."""
 
     def __init__(self, cluster: Cluster, old: str, shadow: str, pk: str, old_map: ShardMap,
-                 new_map: ShardMap, page_size: int) -> None:
+                 new_map: ShardMap, page_size: int,
+                 tick: Callable[[], Awaitable[None]] | None = None) -> None:
         self.cluster = cluster
+        # Awaited before each shard is read (the engine renews its lease: a comparison of a
+        # big index outlasts it otherwise).
+        self.tick = tick
         self.old, self.shadow, self.pk = old, shadow, pk
         self.old_map, self.new_map = old_map, new_map
         self.page_size = page_size
@@ -167,6 +171,8 @@ class Converger:
             source = await self._source_digests()
             clean = True
             for shard in range(self.new_map.shards):
+                if self.tick is not None:
+                    await self.tick()
                 expected = {i: d for i, (d, s) in source.items() if s == shard}
                 for node in self._owners(shard):
                     if not await self._repair(node, shard, expected, copied, source):
@@ -188,6 +194,8 @@ class Converger:
         """id -> (digest without `_miroir_shard`, its shard under the shadow's S)."""
         found: dict[str, tuple[int, int]] = {}
         for shard in range(self.old_map.shards):
+            if self.tick is not None:
+                await self.tick()
             node = source_of(self.cluster, self.old_map, shard)
             for d in await fetch_all(self.cluster, node, self.old,
                                      {"filter": f"{SHARD_FIELD} = {shard}"}, self.page_size):
