@@ -47,6 +47,7 @@ import trio
 from miroir.cluster.indexes import index_exists
 from miroir.cluster.rebalance import ACTIVE_STATES as REBALANCE_ACTIVE
 from miroir.cluster.rebalance import REBALANCE_RECORD
+from miroir.cluster.rebalance_nodes import _drain_queue
 from miroir.cluster.reshard_copy import (
     Converger,
     CopyIncomplete,
@@ -70,6 +71,7 @@ from miroir.core.reshard_plan import (
     window_refusal,
 )
 from miroir.core.reshard_window import Window
+from miroir.core.topology import ShardMap
 from miroir.store.base import VersionedRecord
 from miroir.transport.base import NodeResponse
 
@@ -78,6 +80,7 @@ logger = logging.getLogger("miroir.reshard")
 RESHARDS_RECORD = "reshards"
 LEASE = "resharder"
 HISTORY = 50  # finished reshards kept in the record
+COUNT_ATTEMPTS = 5
 
 
 @attrs.frozen
@@ -261,7 +264,7 @@ class Resharder:
         if entry.get("abandoning"):
             return await self._abandon(entry["abandoning"], None)
         if entry["rollbackRequested"] and not entry["finishing"]:
-            return await self._abandon("rolledBack", "rollback requested")
+            return await self._abandon("rolledBack", None)
         try:
             if entry["state"] in ("waiting", "copying", "verifying") and \
                     await index_exists(self.cluster, entry["nodeIndex"]) is None:
@@ -318,7 +321,6 @@ class Resharder:
         old, shadow, pk = entry["nodeIndex"], entry["shadow"], entry["primaryKey"]
         old_map = self.cluster.shard_map_for(old)
         new_map = self.cluster.shard_map_for(shadow)
-        copied: set[str] | None = set() if not entry["shardsCopied"] else None
         if pk is None:
             pk = (await index_exists(self.cluster, old) or {}).get("primaryKey")
             if pk is not None:
@@ -329,9 +331,7 @@ class Resharder:
                 if shard in done:
                     continue
 
-                async def written(n: int, ids: set[str]) -> None:
-                    if copied is not None:
-                        copied.update(ids)
+                async def written(n: int, _ids: set[str]) -> None:
                     await self._update(documentsCopied=self.entry["documentsCopied"] + n)
                     await self._pacer.pace(n)
 
@@ -341,7 +341,7 @@ class Resharder:
                 await self._update(shardsCopied=sorted(done))
             converger = Converger(self.cluster, old, shadow, pk, old_map, new_map,
                                   self.settings.page_size, self._renew)
-            await converger.converge(copied)
+            await converger.converge()
             if converger.recopied:
                 await self._update(
                     documentsCopied=self.entry["documentsCopied"] + converger.recopied)
@@ -368,11 +368,8 @@ class Resharder:
             if pk is not None:
                 documents, digest = await Converger(
                     self.cluster, old, shadow, pk, old_map, new_map,
-                    self.settings.page_size, self._renew).converge(None)
-            old_count = await count(self.cluster, old, old_map)
-            new_count = await count(self.cluster, shadow, new_map)
-            if old_count != new_count:
-                raise CopyIncomplete(f"counts differ: {old} {old_count}, {shadow} {new_count}")
+                    self.settings.page_size, self._renew).converge()
+            old_count = await self._equal_counts(old, shadow, old_map, new_map)
             differ = await settings_differ(self.cluster, old, shadow)
             if differ:
                 raise CopyIncomplete(f"settings of {shadow} differed on {', '.join(differ)} "
@@ -395,6 +392,19 @@ class Resharder:
         logger.info("reshard %s: %s now names %s (%d documents, digest %016x); grace begins",
                     self._id, entry["index"], shadow, documents, digest)
         return True
+
+    async def _equal_counts(self, old: str, shadow: str, old_map: ShardMap,
+                            new_map: ShardMap) -> int:
+        """Both indexes' document counts, equal (a write in flight between the two counts
+        makes them differ for a moment: counted again, a few times, after the queues drain)."""
+        for _ in range(COUNT_ATTEMPTS):
+            for node in sorted(self.cluster.serving_nodes()):
+                await _drain_queue(self.cluster, node)
+            old_count = await count(self.cluster, old, old_map)
+            new_count = await count(self.cluster, shadow, new_map)
+            if old_count == new_count:
+                return old_count
+        raise CopyIncomplete(f"counts differ: {old} {old_count}, {shadow} {new_count}")
 
     async def _finish(self) -> None:
         entry = self.entry
@@ -433,7 +443,7 @@ class Resharder:
             await self._update(abandoning=final, errors=errors,
                                abandonVersion=self.cluster.layouts.version,
                                unmirroredAtMs=self.cluster.now_ms())
-            logger.warning("reshard %s: %s (%s)", self._id, final, why)
+            logger.warning("reshard %s: %s (%s)", self._id, final, why or "rollback requested")
         if shadow is not None:
             if await self._lagging(self.entry["abandonVersion"]) or self.cluster.now_ms() < \
                     self.entry["unmirroredAtMs"] + self.settings.settle_ms:
