@@ -331,7 +331,7 @@ class Resharder:
                 if shard in done:
                     continue
 
-                async def written(n: int, _ids: set[str]) -> None:
+                async def written(n: int) -> None:
                     await self._update(documentsCopied=self.entry["documentsCopied"] + n)
                     await self._pacer.pace(n)
 

@@ -116,9 +116,9 @@ def route(documents: Iterable[dict[str, Any]], pk: str, shard_map: ShardMap
 
 async def copy_shard(cluster: Cluster, old: str, shadow: str, pk: str, shard: int,
                      old_map: ShardMap, new_map: ShardMap, page_size: int,
-                     written: Callable[[int, set[str]], Any]) -> None:
-    """Page through old shard `shard` and write it into the shadow re-hashed; `written(n, ids)`
-    is awaited after every page (progress, the lease, pacing)."""
+                     written: Callable[[int], Awaitable[None]]) -> None:
+    """Page through old shard `shard` and write it into the shadow re-hashed; `written(n)` is
+    awaited after every page of n documents (progress, the lease, pacing)."""
     source = source_of(cluster, old_map, shard)
     offset = 0
     while True:
@@ -130,7 +130,7 @@ async def copy_shard(cluster: Cluster, old: str, shadow: str, pk: str, shard: in
                 if cluster.state_of(node) in (NodeState.FAILED, NodeState.REMOVED):
                     raise CopyIncomplete(f"{node} is {cluster.state_of(node).value}")
                 await write_to(cluster, node, shadow, pk, batch)
-            await written(len(documents), {document_id(d, pk) for d in documents})
+            await written(len(documents))
         offset += page_size
         if offset >= page["total"] or not documents:
             return
