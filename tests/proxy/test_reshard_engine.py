@@ -102,7 +102,10 @@ class Traffic:
         while not stop.is_set():
             self.rounds += 1
             kind = self.rng.random()
-            if kind < 0.45:
+            if settings_change and self.rounds == 2:  # at least one, early
+                await write_both(self.h, self.ref, "PATCH", f"/indexes/{self.uid}/settings",
+                                 {"stopWords": ["the"], "synonyms": {"sun": ["light"]}})
+            elif kind < 0.45:
                 new = corpus(self.rng.randint(1, 4), self.rng.randint(0, 10**6))
                 for document in new:
                     document["id"] = self.rng.choice(sorted(self.ids)) \
@@ -363,3 +366,58 @@ async def test_the_engine_waits_for_every_process_to_mirror_and_loses_no_write_o
         for proxy in (a, b):
             listed = (await proxy.send("GET", "/indexes/m/documents?limit=1000"))[1]
             assert {d["id"] for d in listed["results"]} == expected
+
+
+async def test_a_delete_all_and_a_settings_change_mirrored_before_the_copy_end_up_in_the_new_layout():
+    async with running_proxy(nodes=3, shards=4) as h:
+        await h.send("POST", "/indexes", {"uid": "m", "primaryKey": "id"})
+        written = (await h.send("POST", "/indexes/m/documents", [{"id": i} for i in range(40)]))[1]
+        await h.wait_task(written["taskUid"])
+        await start(h, "m", 8)
+        engine = Resharder(h.cluster, FAST)
+        await h.store.put_process_record("proc-other", {"epoch": 1, "layouts": 0},
+                                         h.cluster.now_ms(), 60_000)
+        assert await engine.drive_once() == "waiting"  # the mirror is on, nothing copied yet
+        for method, path, body in (
+                ("DELETE", "/indexes/m/documents", None),
+                ("POST", "/indexes/m/documents", [{"id": i, "kept": True} for i in range(5)]),
+                ("PATCH", "/indexes/m/settings", {"filterableAttributes": ["kept"]})):
+            answer = (await h.send(method, path, body))[1]
+            assert (await h.wait_task(answer["taskUid"]))["status"] == "succeeded"
+        await h.store.delete_process_record("proc-other")
+        while (state := await engine.drive_once()) not in ("done", None):
+            assert state != "failed"
+        await assert_laid_out(h, "m--s8-1", 8, range(5))
+        found = (await h.send("POST", "/indexes/m/search", {"filter": "kept = true"}))[1]
+        assert found["estimatedTotalHits"] == 5
+        for node in h.cluster.all_nodes():
+            held = (await h.cluster.call(node, "GET", "/indexes/m--s8-1/settings")).json()
+            assert "kept" in held["filterableAttributes"]
+
+
+async def test_settings_the_shadow_missed_are_copied_and_committed_before_the_flip():
+    async with running_proxy(nodes=3, shards=4) as h:
+        await h.send("POST", "/indexes", {"uid": "m", "primaryKey": "id"})
+        written = (await h.send("POST", "/indexes/m/documents", [{"id": i} for i in range(10)]))[1]
+        await h.wait_task(written["taskUid"])
+        await start(h, "m", 8)
+        engine = Resharder(h.cluster, FAST)
+        await h.store.put_process_record("proc-other", {"epoch": 1, "layouts": 0},
+                                         h.cluster.now_ms(), 60_000)
+        assert await engine.drive_once() == "waiting"
+        # A settings change the mirror did not carry (as one made before the mirror existed).
+        for node in h.cluster.all_nodes():
+            answer = await h.cluster.call(node, "PATCH", "/indexes/m/settings",
+                                          {"synonyms": {"sun": ["light"]}})
+            await h.cluster.wait_for_node_tasks({node: answer.json()["taskUid"]})
+        await h.store.delete_process_record("proc-other")
+        while (state := await engine.drive_once()) not in ("done", None):
+            assert state != "failed"
+        shown = (await h.send("GET", "/_miroir/reshards"))[1]["results"][0]
+        assert any("settings of m--s8-1 differed" in e for e in shown["errors"]), shown
+        committed = await h.store.get_committed_settings("m--s8-1")
+        assert committed.settings["synonyms"] == {"sun": ["light"]}
+        for node in h.cluster.all_nodes():
+            held = (await h.cluster.call(node, "GET", "/indexes/m--s8-1/settings")).json()
+            assert held["synonyms"] == {"sun": ["light"]}
+        assert (await h.send("GET", "/indexes/m/settings/synonyms"))[1] == {"sun": ["light"]}
