@@ -146,6 +146,39 @@ async def count(cluster: Cluster, index: str, shard_map: ShardMap) -> int:
     return total
 
 
+COUNT_CONCURRENCY = 32
+
+
+async def count_both(cluster: Cluster, old: str, old_map: ShardMap, shadow: str,
+                     new_map: ShardMap) -> tuple[int, int]:
+    """Both indexes' document counts taken at about the same moment: every shard of both is
+    asked at once (at most COUNT_CONCURRENCY requests in flight). Counted one index after the
+    other, a steady stream of inserts lands between the two and the shadow, counted last, is
+    always ahead (an acceptance run with a writer adding documents never got past verifying)."""
+    totals = {old: 0, shadow: 0}
+    failures: list[CopyIncomplete] = []
+    limiter = trio.CapacityLimiter(COUNT_CONCURRENCY)
+
+    async def one(index: str, shard_map: ShardMap, shard: int) -> None:
+        async with limiter:
+            try:
+                node = source_of(cluster, shard_map, shard)
+                page = await fetch_page(cluster, node, index,
+                                        {"filter": f"{SHARD_FIELD} = {shard}"}, 0, 1)
+            except CopyIncomplete as why:  # raised once the others finished, not as a group
+                failures.append(why)
+                return
+            totals[index] += page["total"]
+
+    async with trio.open_nursery() as nursery:
+        for index, shard_map in ((old, old_map), (shadow, new_map)):
+            for shard in range(shard_map.shards):
+                nursery.start_soon(one, index, shard_map, shard)
+    if failures:
+        raise failures[0]
+    return totals[old], totals[shadow]
+
+
 class Converger:
     """The comparison (module docstring): a full round reads both sides and names the
     suspects, the ids that differed; a write that raced the round's reads shows up there too,
@@ -268,10 +301,15 @@ class Converger:
 
 async def create_shadow(cluster: Cluster, old: str, shadow: str, pk: str | None,
                         readers: list[str]) -> None:
-    """The shadow on every node with `old`'s primary key and settings (as a node serving `old`
-    holds them), and its settings committed (reads of it need a committed version)."""
-    settings = None
-    for reader in readers:
+    """The shadow on every node with `old`'s primary key and settings, and its settings
+    committed (reads of it need a committed version). The settings are `old`'s committed ones:
+    a node's copy may have been edited behind Miroir's back or hold a change being applied or
+    rolled back, and what is committed for the shadow becomes the index's after the flip (the
+    reconciler repairs every node to it). Only an index without committed settings is read
+    from a serving node."""
+    committed = await cluster.store.get_committed_settings(old)
+    settings = None if committed is None else dict(committed.settings)
+    for reader in readers if settings is None else ():
         settings = await read_node_settings(cluster, reader, old)
         if settings is not None:
             break
