@@ -268,3 +268,20 @@ async def test_merged_facets_and_adaptive_replica_choice_across_shard_counts():
                 status, found, _ = await h.send("POST", f"/indexes/{uid}/search", {"limit": 100})
                 assert status == 200 and sorted(hit["id"] for hit in found["hits"]) == \
                     list(range(count))
+
+
+async def test_renaming_an_index_of_its_own_count_keeps_the_count_with_the_data():
+    """PATCH /indexes/{uid} {"uid"} of an index with a count of its own is a layouts change
+    (the nodes would rename the node-side index, which the count is filed under)."""
+    async with running_proxy(nodes=3, shards=TOPOLOGY_S, replication_factor=2) as h:
+        await set_big_shards(h)
+        await fill(h, "big", 40)
+        await done(h, h.send("PATCH", "/indexes/big", {"uid": "renamed"}))
+        layouts = await h.cluster.layouts.refresh()
+        assert layouts.node_index("renamed") == "big" and layouts.node_index("big") is None
+        assert layouts.shards_of("big", TOPOLOGY_S) == BIG_S
+        assert assert_placed_by(h, "big", BIG_S) == 40 * 2
+        status, body, _ = await h.send("POST", "/indexes/renamed/search", {"limit": 100})
+        assert status == 200 and sorted(hit["id"] for hit in body["hits"]) == list(range(40))
+        await done(h, h.send("POST", "/indexes/renamed/documents", [{"id": 99, "n": 99}]))
+        assert assert_placed_by(h, "big", BIG_S) == 41 * 2
