@@ -149,7 +149,11 @@ class Cluster:
             ),
             self.settings.node_timeout_ms,
         )
-        self._readable: tuple[ShardMap | None, dict[int, dict[int, tuple[str, ...]]]] = (None, {})
+        # Readable owners per group, per map (`adaptive_read_plan`): a few maps at once when
+        # indexes of different shard counts are read, so keyed by the map's identity.
+        self._readable: dict[int, tuple[ShardMap, dict[int, dict[int, tuple[str, ...]]]]] = {}
+        # `shard_map_for`'s maps of other shard counts, for the map they were derived from.
+        self._maps_by_shards: tuple[ShardMap | None, dict[int, ShardMap]] = (None, {})
         self._index_locks: dict[str, trio.Lock] = {}
         self._query_seq = 0
         self.state_observers: list[StateObserver] = []
@@ -213,6 +217,39 @@ class Cluster:
             observer(node_id, self.topology.node(node_id).state)
         return self.topology.node(node_id).state
 
+    def shard_map_for(self, node_index: str) -> ShardMap:
+        """The shard map routing the node-side index `node_index`: `shard_map` itself when the
+        index has the topology's shard count (no layout says otherwise: the common case, one
+        dict lookup), else the same membership, node states and migration for the index's own
+        S (`ShardMap.with_shards`), built once per S and per `shard_map`: a map rebuilt by a
+        node event or an epoch drops them, whatever assigned it.
+
+        Reads the layouts from `layouts.cached()`: a request resolved its uid through
+        `layouts.current()` before coming here. A background service that did not should
+        use `current_shard_map_for`."""
+        shard_map = self.shard_map
+        shards = self.layouts.cached().node_shards.get(node_index)
+        if shards is None or shards == shard_map.shards:
+            return shard_map
+        return self._shard_map_with(shard_map, shards)
+
+    def _shard_map_with(self, shard_map: ShardMap, shards: int) -> ShardMap:
+        """`shard_map.with_shards(shards)`, built once per `shard_map` and count."""
+        base, maps = self._maps_by_shards
+        if base is not shard_map:
+            maps = {}
+            self._maps_by_shards = (shard_map, maps)
+        found = maps.get(shards)
+        if found is None:
+            found = maps[shards] = shard_map.with_shards(shards)
+        return found
+
+    async def current_shard_map_for(self, node_index: str) -> ShardMap:
+        """`shard_map_for` after bringing the layouts up to date (`layouts.current()`): for
+        services that do not run inside a request (repair, reconcile, verify, rebalance)."""
+        await self.layouts.current()
+        return self.shard_map_for(node_index)
+
     def _build_map(self, topology: Topology) -> ShardMap:
         if self.migration is not None:
             return MigratingShardMap.build_migrating(topology, self.migration)
@@ -256,7 +293,13 @@ class Cluster:
         return self._durable
 
     def fully_covered(self) -> bool:
-        return self.shard_map.fully_covered()
+        """Every shard of every shard count in use (the topology's, and each one the layouts
+        give an index) has a readable owner: a node may own shards at one count and none at
+        another."""
+        shard_map = self.shard_map
+        return shard_map.fully_covered() and all(
+            self._shard_map_with(shard_map, shards).fully_covered()
+            for shards in set(self.layouts.cached().node_shards.values()))
 
     def serving_nodes(self) -> list[str]:
         """Nodes that serve reads, healthy ones first (for single-node reads like /version)."""
@@ -353,10 +396,14 @@ class Cluster:
     ) -> tuple[tuple[tuple[str, list[int], bool], ...], list[int]]:
         """`ShardMap.read_plan`'s shape, each shard's replica chosen by `replica_score`
         (`core.replica_choice.adaptive_covering_set`); readable owners cached per map."""
-        cached_map, by_group = self._readable
-        if cached_map is not shard_map:
-            by_group = {}
-            self._readable = (shard_map, by_group)
+        cached = self._readable.get(id(shard_map))
+        if cached is None or cached[0] is not shard_map:
+            if len(self._readable) >= 8:
+                self._readable.clear()  # maps of past epochs: drop them all at once
+            by_group: dict[int, dict[int, tuple[str, ...]]] = {}
+            self._readable[id(shard_map)] = (shard_map, by_group)
+        else:
+            by_group = cached[1]
         owners = by_group.get(group)
         if owners is None:
             owners = by_group[group] = {

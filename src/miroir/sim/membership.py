@@ -16,8 +16,10 @@ follows checks I7-I12 under the new owners: no acknowledged write lost, no delet
 Invariants of its own (recorded in the simulation's report like the others):
   R1  a started rebalance finishes `done` once faults heal, within a budget of virtual time;
   R2  shard replicas copied == the plan's minimum (`core.rebalance_plan.minimum_copies` of the
-      two memberships' placements, recomputed here from the documented placement);
-  R3  once done, every node holds only documents of the shards it owns (old copies deleted).
+      two memberships' placements, recomputed here from the documented placement), summed over
+      the shard counts in use: the topology's and the index's own (`SimSpec.index_shards`);
+  R3  once done, every node holds only documents of the shards it owns (old copies deleted),
+      by the index's shard count.
 
 Must never: decide what the engine decides; expectations come from placement and the requests
 this module sent.
@@ -53,6 +55,7 @@ class Pending:
     members: dict[str, int]
     groups: int
     minimum: int
+    drained: str | None = None  # a drain's node: forgettable once the change settled
 
 
 class Membership:
@@ -144,15 +147,18 @@ class Membership:
             # refused with Miroir's shape (I1 checked it): the last node of a group, ...
             simulation.report.outcomes[f"{kind} refused {answer.code}"] += 1
             return answer
-        minimum = minimum_copies(_placement(simulation, simulation.members, groups),
-                                 _placement(simulation, members, groups))
+        # Per shard count in use (the topology's, and the index's own when it has one): the
+        # engine plans and counts each.
+        minimum = sum(minimum_copies(_placement(simulation, simulation.members, groups, shards),
+                                     _placement(simulation, members, groups, shards))
+                      for shards in {simulation.spec.shards, simulation.shards})
         simulation._check("R2 shard replicas copied == the plan's minimum",
                           answer.body["shardReplicasToCopy"] == minimum,
                           lambda: f"{kind}: {answer.body['shardReplicasToCopy']} to copy, "
                                   f"minimum {minimum}")
-        if drained is not None:
-            self.removed.add(drained)
-        self.pending = Pending(kind, members, groups, minimum)
+        # A drained node becomes forgettable at `settle`, when the fleet the checks expect
+        # leaves it too: forgotten before, the checks would still ask the cluster about it.
+        self.pending = Pending(kind, members, groups, minimum, drained)
         simulation.in_flux = True
         return answer
 
@@ -191,6 +197,8 @@ class Membership:
                                   f"minimum {pending.minimum}")
         simulation.set_members(pending.members, pending.groups)
         simulation.in_flux = False
+        if pending.drained is not None and status.get("state") == "done":
+            self.removed.add(pending.drained)
         self.pending = None
         if status.get("state") == "done":
             self.check_placement()
@@ -203,16 +211,17 @@ class Membership:
             index = self.sim.transport.engine(node).indexes.get(INDEX)
             held = {d.get(SHARD_FIELD) for d in (index.documents.values() if index else ())}
             group = simulation.group_of(node)
-            owned = {s for s in range(simulation.spec.shards)
+            owned = {s for s in range(simulation.shards)
                      if node in simulation.owners[(group, s)]}
             simulation._check("R3 a node holds only the shards it owns", held <= owned,
                               lambda node=node, held=held, owned=owned:
                               f"{node} holds shards {sorted(held - owned)} it does not own")
 
 
-def _placement(simulation: Simulation, members: Mapping[str, int], groups: int) -> Placement:
+def _placement(simulation: Simulation, members: Mapping[str, int], groups: int,
+               shards: int) -> Placement:
     return Placement.from_members(
-        simulation.spec.shards, simulation.spec.rf,
+        shards, simulation.spec.rf,
         tuple(tuple(sorted(n for n, g in members.items() if g == group))
               for group in range(groups)))
 

@@ -72,7 +72,7 @@ from miroir.core.quorum import quorum_size
 from miroir.core.routing import SHARD_FIELD
 from miroir.core.write_retry import TAG_PREFIX
 from miroir.sim import clock as sim_clock
-from miroir.sim.cluster import Answer, SimCluster, SimSpec
+from miroir.sim.cluster import INDEX, Answer, SimCluster, SimSpec
 from miroir.sim.model import (
     ABSENT,
     DocumentModel,
@@ -83,7 +83,6 @@ from miroir.sim.model import (
 )
 from miroir.sim.transport import FaultModel
 
-INDEX = "sim"
 ERROR_FIELDS = {"message", "code", "type", "link"}
 TERMINAL = ("succeeded", "failed", "canceled")
 _OUT_OF_QUORUM = (NodeState.JOINING, NodeState.FAILED)
@@ -140,6 +139,9 @@ class Simulation:
     def __init__(self, sim: SimCluster, *, max_latency_s: float) -> None:
         self.sim = sim
         self.spec = sim.spec
+        # The index's shard count: what its placement, routing and checks follow (the
+        # topology's S unless the spec gives the index its own, `SimSpec.index_shards`).
+        self.shards = sim.spec.shards_of_index
         self.model = DocumentModel(settle_s=max_latency_s / 2 + 0.001)
         self.report = Report()
         # What a behind-the-back fault picks (which document, which version); seeded by the run.
@@ -189,10 +191,12 @@ class Simulation:
         self.owners = {
             (group, shard): assign_shard_in_group(
                 shard, sorted(n for n, g in self.members.items() if g == group), self.spec.rf)
-            for group in range(groups) for shard in range(self.spec.shards)
+            for group in range(groups) for shard in range(self.shards)
         }
-        # deadlines grow with the fleet (a settings change goes node by node)
-        self._bounds_spec = attrs.evolve(self.spec, nodes=len(self.members), groups=groups)
+        # deadlines grow with the fleet (a settings change goes node by node) and with the
+        # index's shards (a reconciler pass goes shard by shard)
+        self._bounds_spec = attrs.evolve(self.spec, nodes=len(self.members), groups=groups,
+                                         shards=self.shards)
 
     def node_ids(self) -> list[str]:
         return sorted(self.members, key=lambda n: (len(n), n))
@@ -240,7 +244,7 @@ class Simulation:
         if restriction:
             return {int(s) for s in restriction.group(1).split(",") if s.strip()}
         group = self.group_of(node)
-        return {s for s in range(self.spec.shards) if node in self.owners[(group, s)]}
+        return {s for s in range(self.shards) if node in self.owners[(group, s)]}
 
     async def _send_write(self, method: str, path: str, body: Any) -> tuple[Answer, dict]:
         out_before = self.nodes_out_of_quorum() if self.disturbed else frozenset()
@@ -283,7 +287,7 @@ class Simulation:
                          if cluster.state_of(node) in _OUT_OF_QUORUM)
 
     def shard_of(self, doc_id: str) -> int:
-        return shard_for_key(doc_id, self.spec.shards)
+        return shard_for_key(doc_id, self.shards)
 
     def _common_checks(self, kind: str, answer: Answer) -> None:
         self.report.outcomes[f"{kind} {answer.status}"] += 1
@@ -453,7 +457,7 @@ class Simulation:
         finally:
             self._searched = None
         self._common_checks("search", answer)
-        uncovered = set(range(self.spec.shards)) - searched
+        uncovered = set(range(self.shards)) - searched
         if self.in_flux:  # reads follow the source placement: no exact header check
             self.report.checks["I3 search skipped (shards moving)"] += 1
         elif answer.status == 200:
@@ -477,7 +481,7 @@ class Simulation:
                 explained = any(self._pair_disturbed(g, shard) for g in range(self.groups))
                 self._check("I3 missing shard is explained", explained,
                             f"search: shard {shard} missing but no owner was disturbed")
-            for shard in range(self.spec.shards) if not self.in_flux else ():
+            for shard in range(self.shards) if not self.in_flux else ():
                 all_down = all(n in self.down for g in range(self.groups)
                                for n in self.owners[(g, shard)])
                 if all_down:
@@ -636,7 +640,7 @@ class Simulation:
             twice = sorted(tag for tag, count in tags.items() if count > 1)
             self._check("I13 no node task is duplicated by a retry", not twice,
                         lambda node=node, twice=twice: f"{node} enqueued {twice} more than once")
-        for shard in range(self.spec.shards):
+        for shard in range(self.shards):
             held: dict[str, dict[str, Any]] = {}
             for group in range(self.groups):
                 for node in self.owners[(group, shard)]:
