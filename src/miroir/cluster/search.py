@@ -369,7 +369,9 @@ class _Gathering:
                     continue
                 shards = [s for s in self.first_shards[node_id]
                           if s not in self.answered_shards and s not in self.hedged_shards]
-                if shards and self.cluster.hedge_budget.try_spend():
+                # One token per hedged call: the shards may go to several replicas.
+                by_node = self.next_candidates(shards)
+                if by_node and self.cluster.hedge_budget.try_spend(len(by_node)):
                     self.hedged_shards.update(shards)
                     self.dispatch(shards, hedge=True)
 
@@ -422,22 +424,33 @@ class _Gathering:
             return "won"
         return "dropped" if isinstance(result, NodeResponse) and result.ok else "failed"
 
-    def dispatch(self, shards: Sequence[int], hedge: bool = False) -> None:
-        """Send each shard to its next untried candidate (one call per node)."""
+    def next_candidates(self, shards: Sequence[int]) -> dict[str, list[int]]:
+        """Each shard's next untried candidate, grouped per node (a shard with no untried
+        candidate is left out); nothing is marked tried."""
         by_node: dict[str, list[int]] = {}
         for shard in shards:
             seen = self.tried.get(shard)
             if seen is None:  # first fallback of this shard: its first-plan node was tried
-                seen = self.tried[shard] = {
-                    node_id for node_id, owned in self.first_shards.items() if shard in owned
-                }
+                seen = {node_id for node_id, owned in self.first_shards.items() if shard in owned}
             for node_id in read_candidates(self.shard_map, shard, self.seq):
-                if node_id not in seen:  # a shard with no untried candidate stays missing
-                    seen.add(node_id)
+                if node_id not in seen:
                     by_node.setdefault(node_id, []).append(shard)
-                    if self.track_shards:
-                        self.pending[shard] += 1
                     break
+        return by_node
+
+    def dispatch(self, shards: Sequence[int], hedge: bool = False) -> None:
+        """Send each shard to its next untried candidate (one call per node)."""
+        by_node = self.next_candidates(shards)
+        for node_id, node_shards in by_node.items():
+            for shard in node_shards:
+                seen = self.tried.get(shard)
+                if seen is None:
+                    seen = self.tried[shard] = {
+                        n for n, owned in self.first_shards.items() if shard in owned
+                    }
+                seen.add(node_id)
+                if self.track_shards:
+                    self.pending[shard] += 1
         assert self.nursery is not None
         for node_id, node_shards in by_node.items():
             scope = None
