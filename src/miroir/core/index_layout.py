@@ -59,12 +59,25 @@ class IndexLayout:
 
 
 @attrs.frozen
+class Mirror:
+    """A node-side index that every write to another one is also sent to, routed by its own
+    shard count: a reshard's shadow before the flip, the old index during the grace period
+    after it (`miroir.cluster.reshard`). `required`: the write is acknowledged only if the
+    mirror's owners reached quorum too (else a mirror's failure is only counted)."""
+
+    node_index: str
+    required: bool = False
+
+
+@attrs.frozen
 class Layouts:
     """Every explicit layout, by client uid; and the shard count of every node-side index
     whose count is not the topology's."""
 
     entries: Mapping[str, IndexLayout] = attrs.field(factory=dict)
     node_shards: Mapping[str, int] = attrs.field(factory=dict)
+    # Write mirrors by source node-side index (a reshard's; `cluster.reshard_mirror`).
+    mirrors: Mapping[str, Mirror] = attrs.field(factory=dict)
 
     # ---- resolution
 
@@ -129,7 +142,7 @@ class Layouts:
         counts = {n: s for n, s in self.node_shards.items() if n != node_index}
         if shards is not None:
             counts[node_index] = shards
-        return Layouts(self.entries, dict(sorted(counts.items())))
+        return attrs.evolve(self, node_shards=dict(sorted(counts.items())))
 
     def with_fresh_node_index(
         self, uid: str, existing: Iterable[str] = ()
@@ -151,9 +164,58 @@ class Layouts:
         """These entries (shard counts unchanged), without those that say what the default
         says (uid -> itself): since no other entry may claim a uid's own name while it holds
         it, the default says the same."""
-        return Layouts({
+        return attrs.evolve(self, entries={
             uid: entry for uid, entry in sorted(entries.items()) if entry.node_index != uid
-        }, self.node_shards)
+        })
+
+    # ---- write mirrors (a reshard's; `miroir.cluster.reshard`)
+
+    def mirror_of(self, node_index: str) -> Mirror | None:
+        """Where writes to `node_index` are mirrored (None: nowhere). A mirror links two
+        indexes both ways: a write that reaches the mirror's target (sent by a request that
+        resolved its uid before the flip, or before a rollback) goes to the source too, so no
+        write lands on one side only whichever layout its request resolved by."""
+        found = self.mirrors.get(node_index)
+        if found is not None:
+            return found
+        for source, mirror in self.mirrors.items():
+            if mirror.node_index == node_index:
+                return Mirror(source, mirror.required)
+        return None
+
+    def with_mirror(self, source: str, target: str, *, required: bool = False) -> Layouts:
+        """Writes to `source` also go to `target` (replacing `source`'s mirror, if any)."""
+        return attrs.evolve(self, mirrors=dict(sorted(
+            {**self.mirrors, source: Mirror(target, required)}.items())))
+
+    def without_mirror(self, source: str) -> Layouts:
+        return attrs.evolve(self, mirrors={k: v for k, v in self.mirrors.items() if k != source})
+
+    def with_reserved(self, node_index: str) -> Layouts:
+        """`node_index` (a shadow, named by no uid) stays an orphan: the client uid spelled
+        like it resolves to nothing, so no client index is ever created under that name."""
+        if node_index in self.entries:
+            return self
+        return self._with_entries({**self.entries, node_index: IndexLayout(None)})
+
+    def without_reserved(self, node_index: str) -> Layouts:
+        """Forget `with_reserved` (the shadow was deleted)."""
+        entry = self.entries.get(node_index)
+        if entry is None or entry.node_index is not None:
+            return self
+        return self.without_alias(node_index)
+
+    def flipped(self, uid: str, to: str, *, mirror_back: bool) -> Layouts:
+        """The reshard's flip (and its rollback): `uid` resolves to `to` (whose shard count is
+        its own); the index it resolved to before becomes `to`'s required mirror when
+        `mirror_back` (the grace period), and that index's own mirror is dropped."""
+        before = self.node_index(uid)
+        layouts = self.with_alias(uid, to)
+        if before is not None:
+            layouts = layouts.without_mirror(before)
+            if mirror_back:
+                layouts = layouts.with_mirror(to, before, required=True)
+        return layouts
 
 
 # ---- the record
@@ -163,11 +225,15 @@ def encode_layouts(layouts: Layouts) -> dict[str, Any]:
     """The record value: format 1 (what processes before shard counts read) while no node-side
     index has a count of its own, format 2 with `nodeShards` once one has."""
     value: dict[str, Any] = {
-        "format": RECORD_FORMAT if layouts.node_shards else 1,
+        # Mirrors too need format 2: a process that would not mirror must refuse the record.
+        "format": RECORD_FORMAT if layouts.node_shards or layouts.mirrors else 1,
         "layouts": {uid: {"nodeIndex": e.node_index} for uid, e in layouts.entries.items()},
     }
     if layouts.node_shards:
         value["nodeShards"] = dict(layouts.node_shards)
+    if layouts.mirrors:
+        value["mirrors"] = {source: {"nodeIndex": m.node_index, "required": m.required}
+                            for source, m in layouts.mirrors.items()}
     return value
 
 
@@ -205,7 +271,20 @@ def decode_layouts(value: Mapping[str, Any] | None) -> Layouts:
             if node_index is not None:
                 node_shards.setdefault(node_index, shards)
         entries[uid] = IndexLayout(node_index)
-    return Layouts(entries, dict(sorted(node_shards.items())))
+    return Layouts(entries, dict(sorted(node_shards.items())),
+                   _decode_mirrors(value.get("mirrors", {})))
+
+
+def _decode_mirrors(raw: Any) -> dict[str, Mirror]:
+    if not isinstance(raw, Mapping):
+        raise LayoutRecordError("mirrors: expected an object")
+    mirrors = {}
+    for source, mirror in raw.items():
+        if not isinstance(mirror, Mapping) or not isinstance(mirror.get("nodeIndex"), str) \
+                or not isinstance(mirror.get("required", False), bool):
+            raise LayoutRecordError(f"mirrors.{source}: expected {{nodeIndex, required}}")
+        mirrors[source] = Mirror(mirror["nodeIndex"], mirror.get("required", False))
+    return dict(sorted(mirrors.items()))
 
 
 def _positive(shards: Any) -> bool:
