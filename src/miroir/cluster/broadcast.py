@@ -14,7 +14,9 @@ than a failed request, so two operations are carried out to the end before the c
 key has it added back before it is sent, and `hide_shard_field` removes it on the way out.
 
 Other broadcasts (index delete and update, delete-by-filter, delete-all, experimental features)
-just fan out and record a task the poller follows.
+just fan out and record a task the poller follows. Deletes by filter and delete-all, and each
+node's step of a settings change (apply, restore), are node writes retried like a document
+write's (`miroir.cluster.write_retry`): a lost answer's task is adopted, never enqueued twice.
 
 Every operation here that changes what an index is (creation, deletion, update, settings) ends
 with `cluster.catalog.changed`, so every proxy process drops what it knew of the index (the

@@ -4,6 +4,11 @@ Owns the I/O half of `miroir.core.write_retry` (read its docstring first: the ta
 rule, the budget). `Cluster.quorum_write` calls `WriteRetries.plan` for a document write, which
 tags every node's call and returns a `RetryPlan`; `miroir.cluster.quorum_write` hands each
 failed node result to the plan (`wants`, then `resolve`) and counts what `resolve` returns.
+Writes without quorum (a delete by filter or all, sent to every node; one node's settings
+step) go through `Cluster.fan_out(retry_as=...)` / `Cluster.write_node`, which use `send_all`.
+A settings route takes no `customMetadata` on Meilisearch: such a write (`RetryAs.by_details`)
+is not tagged, and its lookup adopts the node's newest task of the type only if that task's
+`details` are the body sent.
 
 Theory of operation, per failed node write (inside the client write's deadline,
 `write_deadline_s` from its start, which is longer than one node timeout so a timed-out attempt

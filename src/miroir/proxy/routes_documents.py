@@ -1,7 +1,8 @@
 """Document routes: add/replace, update, delete (by id, batch, filter, all), get one.
 
 Writes go through `miroir.cluster.writes` (validated whole, routed per node, quorum counted)
-or `broadcast.broadcast_write` (by filter, delete all). GET /documents/{id} is
+or `broadcast.delete_documents_by_filter` / `delete_all_documents` (every node, each call
+retried like a document write's). GET /documents/{id} is
 `read_documents.get_document` (the shard's readable owners, one after another).
 
 Every write takes `?customMetadata=` (kept on the Miroir task, shown as Meilisearch shows it)
