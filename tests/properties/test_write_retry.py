@@ -6,6 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from miroir.core.write_retry import (
+    SETTINGS_SLOT,
+    WHOLE_INDEX,
     Failure,
     RetryBudget,
     RetryCache,
@@ -33,6 +35,40 @@ def test_a_write_is_last_on_a_node_exactly_when_no_later_write_of_its_shards_wen
         later = any(s > seq and n == node and shards & other for s, n, other in sent)
         assert order.is_last("idx", node, shards, seq) is (not later)
         assert order.is_last("other-index", node, shards, seq)
+
+
+# A write's shards: some document shards, every shard (a delete by filter or a delete-all), or
+# the index's settings.
+slots = (st.frozensets(st.integers(0, 5), min_size=1) | st.just(WHOLE_INDEX)
+         | st.just(frozenset({SETTINGS_SLOT})))
+mixed_sends = st.lists(st.tuples(st.sampled_from(NODES), slots), min_size=1, max_size=30)
+
+
+def _conflict(a, b) -> bool:
+    """Whether a resend of a write carrying `a` could undo a write carrying `b` (definition)."""
+    def documents(x):
+        return set(range(6)) if x is WHOLE_INDEX else {s for s in x if s != SETTINGS_SLOT}
+
+    def settings(x):
+        return x is not WHOLE_INDEX and SETTINGS_SLOT in x
+
+    return bool(documents(a) & documents(b)) or (settings(a) and settings(b))
+
+
+@given(mixed_sends)
+def test_a_whole_index_or_settings_write_is_last_exactly_when_no_conflicting_write_followed(plan):
+    """A delete-all conflicts with every document write of the node (both ways); a settings
+    write only with settings writes."""
+    order = WriteOrder()
+    sent = []
+    for node, shards in plan:
+        seq = order.next_write()
+        order.sent("idx", node, shards, seq)
+        sent.append((seq, node, shards))
+    for seq, node, shards in sent:
+        later = any(s > seq and n == node and _conflict(shards, other)
+                    for s, n, other in sent)
+        assert order.is_last("idx", node, shards, seq) is (not later), (seq, node, shards)
 
 
 @given(sends)

@@ -132,3 +132,52 @@ async def test_an_index_being_created_is_left_alone():
         assert report.repaired_settings == [] and report.skipped is not None
         assert await h.store.get_committed_settings("movies") is None
         assert node_settings(h)["n0"]["filterableAttributes"] == ["_miroir_shard"]
+
+
+async def _two_against_two(h, doc_id):
+    """Doc `doc_id` at "v1" on every owner, then "v2" written while group 0's owners refuse it:
+    group 1 met quorum, group 0 missed it, and the replicas tie two against two."""
+    body = (await h.send("POST", "/indexes/movies/documents",
+                         [{"id": doc_id, "title": "v1"}]))[1]
+    await h.wait_task(body["taskUid"])
+    shard = shard_for_key(str(doc_id), SHARDS)
+    group0 = set(h.cluster.shard_map.owners(0, shard))
+    h.transport.refuse = lambda node, method, path: (
+        node in group0 and method == "POST" and path.startswith("/indexes/movies/documents"))
+    status, body, headers = await h.send("POST", "/indexes/movies/documents",
+                                         [{"id": doc_id, "title": "v2"}])
+    h.transport.refuse = lambda node, method, path: False
+    assert status == 202 and headers.get("x-miroir-degraded"), (status, body, headers)
+    await h.wait_task(body["taskUid"])
+    titles = {n: d["title"] for n, d in replicas(h, doc_id).items()}
+    assert sorted(titles.values()) == ["v1", "v1", "v2", "v2"], titles
+    return shard
+
+
+async def test_a_two_against_two_tie_goes_to_the_group_that_met_write_quorum_last():
+    async with running_proxy(nodes=4, replica_groups=2, replication_factor=2,
+                             shards=SHARDS) as h:
+        await make_index(h)
+        shard = await _two_against_two(h, 5)
+        assert h.cluster.last_quorum.group("movies", shard) == 1
+
+        report = (await Reconciler(h.cluster, shard_pause_s=0).run_pass()).indexes["movies"]
+        assert report.documents_differing == 1 and report.documents_repaired == 2
+        assert report.ties == 1 and report.ties_by_last_quorum == 1
+        # Group 0 ranks first in placement order: without the record, "v1" would have won.
+        assert {d["title"] for d in replicas(h, 5).values()} == {"v2"}
+        assert report.render()["documents"]["tiesByLastQuorum"] == 1
+
+
+async def test_without_a_last_quorum_record_a_tie_goes_to_placement_order():
+    """Another process's writes (or a restart) leave no record: the fallback is deterministic,
+    the first owner in placement order (lowest group first)."""
+    async with running_proxy(nodes=4, replica_groups=2, replication_factor=2,
+                             shards=SHARDS) as h:
+        await make_index(h)
+        await _two_against_two(h, 5)
+        h.cluster.last_quorum.forget("movies")
+
+        report = (await Reconciler(h.cluster, shard_pause_s=0).run_pass()).indexes["movies"]
+        assert report.ties == 1 and report.ties_by_last_quorum == 0
+        assert {d["title"] for d in replicas(h, 5).values()} == {"v1"}

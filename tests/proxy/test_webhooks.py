@@ -145,6 +145,8 @@ async def test_a_failing_receiver_is_retried_until_it_takes_the_delivery():
             assert [got.lines for got in receiver.received[:4]] == \
                 [receiver.received[0].lines] * 4  # the same batch, sent again
             delivery = h.app.extensions["miroir"].services.webhook_delivery
+            # The receiver counts its answer before the proxy has read it: wait for the proxy.
+            await _wait_for(lambda: delivery.delivered + delivery.failed >= 1)
             assert delivery.delivered == 1 and delivery.failed == 0
         nursery.cancel_scope.cancel()
 

@@ -14,7 +14,9 @@ than a failed request, so two operations are carried out to the end before the c
 key has it added back before it is sent, and `hide_shard_field` removes it on the way out.
 
 Other broadcasts (index delete and update, delete-by-filter, delete-all, experimental features)
-just fan out and record a task the poller follows.
+just fan out and record a task the poller follows. Deletes by filter and delete-all, and each
+node's step of a settings change (apply, restore), are node writes retried like a document
+write's (`miroir.cluster.write_retry`): a lost answer's task is adopted, never enqueued twice.
 
 Every operation here that changes what an index is (creation, deletion, update, settings) ends
 with `cluster.catalog.changed`, so every proxy process drops what it knew of the index (the
@@ -34,14 +36,17 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from miroir.cluster import settings_sync
+from miroir.cluster.idempotency import reserve_task_uid
 from miroir.cluster.indexes import index_exists
 from miroir.cluster.reshard_mirror import mirror_broadcast, mirror_settings
 from miroir.cluster.runtime import Cluster, NodeRejected, first_rejection, task_uid_of
 from miroir.cluster.settings_sync import settings_lease
 from miroir.cluster.tasks import record_finished_task, record_task
+from miroir.cluster.write_retry import RetryAs
 from miroir.core.errors import MeiliError, error_body
 from miroir.core.routing import SHARD_FIELD
 from miroir.core.tasks import NodeTask, Task
+from miroir.core.write_retry import WHOLE_INDEX
 from miroir.store.base import StoreError
 from miroir.transport.base import NodeResponse
 
@@ -250,8 +255,10 @@ async def delete_index(cluster: Cluster, uid: str) -> Task:
             await forget_shard_count(cluster, uid)
         return task
     finally:
-        # A recreated index starts without committed settings, like a new one.
+        # A recreated index starts without committed settings, like a new one, and without
+        # this process's last-quorum record (the reconciler's tie-break).
         await cluster.store.delete_settings_versions(uid)
+        cluster.last_quorum.forget(uid)
         await cluster.catalog.changed(uid)
 
 
@@ -311,7 +318,9 @@ async def _update_settings(cluster: Cluster, uid: str, patch: Mapping[str, Any])
         if not (isinstance(before, NodeResponse) and before.ok):
             error = _failure(node, "read its settings")
             break
-        result = await cluster.call(node, "PATCH", f"/indexes/{uid}/settings", sent)
+        result = await cluster.write_node(node, "PATCH", f"/indexes/{uid}/settings", sent,
+                                          settings_sync.settings_retry(cluster, uid, node,
+                                                                       version))
         if isinstance(result, NodeResponse) and 400 <= result.status < 500 and not applied:
             raise NodeRejected(result)
         node_uid = task_uid_of(result)
@@ -344,7 +353,7 @@ async def _update_settings(cluster: Cluster, uid: str, patch: Mapping[str, Any])
             # and repairs the mirror from this index's committed settings.
             error = _failure(nodes[0], "apply the settings to the index's new layout")
     if error is not None:
-        await _restore(cluster, uid, applied, previous)
+        await _restore(cluster, uid, applied, previous, version)
         # The rollback is committed as this version: a node it could not reach lags behind it
         # and serves no reads of the index until the reconciler repairs it.
         await settings_sync.commit(cluster, uid, version, nodes, succeeded=False)
@@ -355,10 +364,13 @@ async def _update_settings(cluster: Cluster, uid: str, patch: Mapping[str, Any])
 
 
 async def _restore(
-    cluster: Cluster, uid: str, applied: list[str], previous: Mapping[str, Any]
+    cluster: Cluster, uid: str, applied: list[str], previous: Mapping[str, Any], version: int
 ) -> None:
     for node in reversed(applied):
-        result = await cluster.call(node, "PATCH", f"/indexes/{uid}/settings", previous[node])
+        result = await cluster.write_node(node, "PATCH", f"/indexes/{uid}/settings",
+                                          previous[node],
+                                          settings_sync.settings_retry(cluster, uid, node,
+                                                                       version))
         node_uid = task_uid_of(result)
         if node_uid is not None:
             await cluster.wait_for_node_tasks({node: node_uid})
@@ -380,13 +392,17 @@ async def broadcast_write(
     index_uid: str | None,
     details: Mapping[str, Any] | None,
     custom_metadata: str | None = None,
+    retry_as: RetryAs | None = None,
 ) -> Task:
     """Send one write to every node that takes writes and record the task the poller follows.
 
     When a node refuses it outright (4xx) and none accepted it, that refusal is raised as
-    NodeRejected, so the client sees exactly what one Meilisearch would have said.
+    NodeRejected, so the client sees exactly what one Meilisearch would have said. With
+    `retry_as`, a failed node call is retried like a document write's (tag lookup, adoption,
+    budget, order: `miroir.cluster.write_retry`).
     """
-    results = await cluster.fan_out(cluster.writable_nodes(), method, path, body)
+    results = await cluster.fan_out(cluster.writable_nodes(), method, path, body,
+                                    retry_as=retry_as)
     if not any(task_uid_of(r) is not None for r in results.values()):
         rejection = first_rejection(results)
         if rejection is not None:
@@ -399,4 +415,27 @@ async def broadcast_write(
                              "acknowledged, send it again.")
     return await record_task(
         cluster, task_type, index_uid, results, details, custom_metadata=custom_metadata
+    )
+
+
+async def delete_documents_by_filter(cluster: Cluster, uid: str, body: Mapping[str, Any],
+                                     details: Mapping[str, Any],
+                                     custom_metadata: str | None = None) -> Task:
+    """POST /indexes/{uid}/documents/delete on every node, each node's call retried (tagged, so
+    a lost answer's task is adopted, never enqueued twice); it touches every shard of the index
+    on a node, so the order rule holds it against every document write there."""
+    return await broadcast_write(
+        cluster, "POST", f"/indexes/{uid}/documents/delete", body, "documentDeletion", uid,
+        details, custom_metadata,
+        retry_as=RetryAs(uid, "documentDeletion", WHOLE_INDEX, await reserve_task_uid(cluster)),
+    )
+
+
+async def delete_all_documents(cluster: Cluster, uid: str,
+                               custom_metadata: str | None = None) -> Task:
+    """DELETE /indexes/{uid}/documents on every node, retried like `delete_documents_by_filter`."""
+    return await broadcast_write(
+        cluster, "DELETE", f"/indexes/{uid}/documents", None, "documentDeletion", uid,
+        {"deletedDocuments": None}, custom_metadata,
+        retry_as=RetryAs(uid, "documentDeletion", WHOLE_INDEX, await reserve_task_uid(cluster)),
     )

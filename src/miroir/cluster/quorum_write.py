@@ -78,6 +78,7 @@ async def quorum_write(
     on_result: ResultObserver | None = None,
     acknowledged: Callable[[NodeResult], bool] = is_acknowledgement,
     retry: RetryPlan | None = None,
+    on_met: Callable[[Pair], None] | None = None,
 ) -> QuorumWriteResult:
     """Send `calls` (one per node: its batch of the write) and count quorum per (shard, group).
 
@@ -85,7 +86,8 @@ async def quorum_write(
     one of them needs a call. `calls` may include nodes that count for nothing (a joining node
     that receives writes early): they are sent and reported, but not counted. With `retry`,
     `calls` are its tagged calls (`RetryPlan.calls`), and a failed result it `wants` is counted
-    as `RetryPlan.resolve` settles it, within the plan's deadline.
+    as `RetryPlan.resolve` settles it, within the plan's deadline. `on_met` is told each pair
+    as it meets quorum, in that order (the last-quorum record, `miroir.core.replica_vote`).
     """
     tally = WriteTally(targets, replication_factor)
     counted = tally.nodes
@@ -99,7 +101,10 @@ async def quorum_write(
 
     def tally_one(node_id: str, result: NodeResult) -> None:
         if node_id in counted:
-            tally.record(node_id, acknowledged(result))
+            met = tally.record(node_id, acknowledged(result))
+            if on_met is not None:
+                for pair in met:
+                    on_met(pair)
             if on_verdict is not None:
                 on_verdict(tally.verdict())
 

@@ -22,11 +22,14 @@ Theory of operation. One *pass* visits every index a serving node lists, then sl
    equal counts and equal digests is consistent. Otherwise each id whose versions differ is
    read again from every owner (a write may have landed meanwhile), and if it still differs,
    every owner that does not hold the majority version is repaired: written the majority's
-   document, or sent a delete when most owners lack it. A tie (one owner against one) goes to
-   the version held by the owner that ranks first for the shard in the lowest group (placement
-   order): Miroir keeps no per-document history to know better, and any fixed choice makes the
-   replicas agree; the tie is counted (`ties`) so an operator can see how often that happened.
-   Between shards the pass sleeps `shard_pause_s`: the rate limit.
+   document, or sent a delete when most owners lack it. The vote is
+   `miroir.core.replica_vote.repair_version`: a tie (as many owners for two versions) goes to
+   the version most owners of the group that met write quorum last hold (per index and shard,
+   `Cluster.last_quorum`, recorded by this process's writes), and when that does not decide
+   (no record, or the record's group is split alike) to the version held by the owner that
+   ranks first for the shard in the lowest group (placement order). Ties are counted (`ties`,
+   and `tiesByLastQuorum` for those the record broke) so an operator can see how often that
+   happened. Between shards the pass sleeps `shard_pause_s`: the rate limit.
 
 What it found is in `report` (rendered by GET /_miroir/consistency, counted by the metrics):
 passes, when the last one started and finished, and per index the lagging/repaired nodes and
@@ -56,6 +59,7 @@ import trio
 
 from miroir.cluster import settings_sync
 from miroir.cluster.runtime import Cluster, task_uid_of
+from miroir.core.replica_vote import Decided, majority_version, repair_version
 from miroir.core.routing import SHARD_FIELD
 from miroir.core.tasks import ENQUEUED, PROCESSING, TaskQuery
 from miroir.core.topology import ShardMap
@@ -87,6 +91,7 @@ class IndexReport:
     documents_differing: int = 0
     documents_repaired: int = 0
     ties: int = 0
+    ties_by_last_quorum: int = 0
     skipped: str | None = None
 
     def render(self) -> dict[str, Any]:
@@ -98,6 +103,7 @@ class IndexReport:
                 "documentsDiffering": self.documents_differing,
                 "documentsRepaired": self.documents_repaired,
                 "ties": self.ties,
+                "tiesByLastQuorum": self.ties_by_last_quorum,
             },
             "skipped": self.skipped,
         }
@@ -128,13 +134,13 @@ def document_digest(document: Mapping[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-majority_version = settings_sync.majority_version
-
-
-def preference(shard_map: ShardMap, shard: int, owners: list[str]) -> list[str]:
-    """Owners in placement order (the index's map), lowest group first: the tie-break order."""
-    ranked = [n for g in range(shard_map.replica_groups) for n in shard_map.owners(g, shard)]
-    return sorted(owners, key=ranked.index)
+def preference(shard_map: ShardMap, shard: int,
+               owners: list[str]) -> tuple[list[str], dict[str, int]]:
+    """Owners in placement order (the index's map), lowest group first (the last tie-break),
+    and each owner's group (the last-quorum tie-break's)."""
+    group_of = {n: g for g in range(shard_map.replica_groups) for n in shard_map.owners(g, shard)}
+    ranked = list(group_of)
+    return sorted(owners, key=ranked.index), group_of
 
 
 class Reconciler:
@@ -327,15 +333,19 @@ class Reconciler:
         self._note("differences", "documents", len(ids))
         # A second look at just those ids: a write may have reached some owners meanwhile.
         again = {node: await self._versions(node, uid, pk, {"ids": ids}) for node in owners}
-        order = preference(shard_map, shard, owners)
+        order, group_of = preference(shard_map, shard, owners)
+        last_group = self.cluster.last_quorum.group(uid, shard)
         deletes: dict[str, list[str]] = {}
         writes: dict[str, list[dict[str, Any]]] = {}
         for doc_id in ids:
             versions = [again[n].get(doc_id, (ABSENT, None))[0] for n in order]
             if len(set(versions)) == 1:
                 continue
-            leader, tie = majority_version(versions)
-            report.ties += tie
+            leader, decided = repair_version(
+                [(n, group_of[n], v) for n, v in zip(order, versions, strict=True)], last_group)
+            if decided in (Decided.LAST_QUORUM, Decided.ORDER):
+                report.ties += 1
+                report.ties_by_last_quorum += decided is Decided.LAST_QUORUM
             # None when the leader is "absent" (a tie won by an owner that lacks it): deleted.
             document = next((again[n].get(doc_id, (ABSENT, None))[1] for n in order
                              if again[n].get(doc_id, (ABSENT,))[0] == leader), None)

@@ -32,7 +32,7 @@ from miroir.cluster.layouts import LayoutCache
 from miroir.cluster.quorum_write import QuorumWriteResult, quorum_write
 from miroir.cluster.race import first_success
 from miroir.cluster.scatter import NodeCall, call_node, scatter
-from miroir.cluster.write_retry import RetryAs, WriteRetries, WriteRetrySettings
+from miroir.cluster.write_retry import RetryAs, WriteRetries, WriteRetrySettings, send_all
 from miroir.core.migration_map import MigratingShardMap, Migration
 from miroir.core.node_state import (
     HealthCounter,
@@ -48,6 +48,7 @@ from miroir.core.replica_choice import (
     adaptive_covering_set,
     replica_score,
 )
+from miroir.core.replica_vote import LastQuorum
 from miroir.core.tasks import Task
 from miroir.core.topology import ShardMap, Topology
 from miroir.core.topology_record import live_topology
@@ -149,6 +150,9 @@ class Cluster:
             ),
             self.settings.node_timeout_ms,
         )
+        # Per (node-side index, shard), the group that met write quorum last while another
+        # missed it: the reconciler's tie-break (`core.replica_vote`; in memory, per process).
+        self.last_quorum = LastQuorum()
         # Readable owners per group, per map (`adaptive_read_plan`): a few maps at once when
         # indexes of different shard counts are read, so keyed by the map's identity.
         self._readable: dict[int, tuple[ShardMap, dict[int, dict[int, tuple[str, ...]]]]] = {}
@@ -448,6 +452,11 @@ class Cluster:
         self._observe(node_id, trio.current_time() - started, result)
         return result
 
+    async def write_node(self, node_id: str, method: str, path: str, body: Any,
+                         retry_as: RetryAs) -> NodeResult:
+        """One node's write (a settings step), retried like `fan_out` with `retry_as`."""
+        return (await self.fan_out([node_id], method, path, body, retry_as=retry_as))[node_id]
+
     async def call_each(
         self,
         method: str,
@@ -489,12 +498,19 @@ class Cluster:
         raw_body: bytes | None = None,
         content_type: str = "application/json",
         timeout_ms: int | None = None,
+        retry_as: RetryAs | None = None,
     ) -> dict[str, NodeResult]:
         """The same kind of call to many nodes at once (`scatter.scatter`): every node's result,
-        keyed by node. `path` and `body` may be functions of the node id (per-node batches)."""
+        keyed by node. `path` and `body` may be functions of the node id (per-node batches).
+        `retry_as` makes it a write whose failed node calls are retried like a document
+        write's (`cluster.write_retry`; off when `write_retries` is 0)."""
         calls = self._node_calls(node_ids, method, path, body, raw_body, content_type)
         if not calls:
             return {}
+        if retry_as is not None and self.settings.write_retries > 0:
+            plan = self.write_retries.plan(self.transport, retry_as, calls, self._auth_headers)
+            return await send_all(plan, self._deadline(timeout_ms),
+                                  self._observer_from(trio.current_time()))
         return await scatter(
             self.transport,
             calls,
@@ -519,13 +535,15 @@ class Cluster:
         `targets` are the nodes whose acknowledgement counts for each pair; an acknowledgement
         is a 2xx carrying the node's task uid (a write Miroir could not follow is no ack).
         `retry_as` makes a failed node write retried (`cluster.write_retry`; off when
-        `write_retries` is 0)."""
+        `write_retries` is 0) and names the index, whose last-quorum record
+        (`self.last_quorum`) the write's verdict updates."""
         calls = self._node_calls(node_ids, method, path, body, None, "application/json")
         plan = None
         if retry_as is not None and self.settings.write_retries > 0:
             plan = self.write_retries.plan(self.transport, retry_as, calls, self._auth_headers)
             calls = plan.calls
-        return await quorum_write(
+        met_in_order: list[Pair] = []
+        written = await quorum_write(
             self.transport,
             calls,
             targets,
@@ -534,7 +552,11 @@ class Cluster:
             on_result=self._observer_from(trio.current_time()),
             acknowledged=enqueued_a_task,
             retry=plan,
+            on_met=met_in_order.append,
         )
+        if retry_as is not None and written.verdict.missed:
+            self.last_quorum.record(retry_as.index_uid, met_in_order, written.verdict.missed)
+        return written
 
     async def first_success(
         self,

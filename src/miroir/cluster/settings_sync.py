@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -51,7 +50,10 @@ import orjson
 import trio
 
 from miroir.cluster.runtime import Cluster, task_uid_of
+from miroir.cluster.write_retry import RetryAs
+from miroir.core.replica_vote import majority_version
 from miroir.core.topology import ShardMap
+from miroir.core.write_retry import SETTINGS_SLOT
 from miroir.store.base import CommittedSettings, StoreError
 from miroir.transport.base import NodeResponse
 
@@ -90,15 +92,6 @@ async def read_all_settings(
         settings = result.json() if isinstance(result, NodeResponse) and result.ok else None
         held[node] = settings if isinstance(settings, dict) else None
     return held
-
-
-def majority_version(versions: Sequence[str]) -> tuple[str, bool]:
-    """The version most holders hold (`versions` in preference order) and whether it was a
-    tie, broken by that order."""
-    counts = Counter(versions)
-    best = max(counts.values())
-    leaders = [v for v in versions if counts[v] == best]
-    return leaders[0], len(set(leaders)) > 1
 
 
 def strict_majority(held: Mapping[str, Mapping[str, Any] | None],
@@ -225,12 +218,23 @@ async def _repair_into(cluster: Cluster, uid: str, node: str, committed: Committ
         current.append(node)
 
 
+def settings_retry(cluster: Cluster, uid: str, node: str, nonce: int) -> RetryAs:
+    """How one node's settings write is retried (`Cluster.write_node`): looked up by its
+    details after a lost answer (Meilisearch takes no `customMetadata` on settings routes),
+    ordered against the index's other settings writes to that node, within one node timeout
+    (each step of a settings change is bounded by one). `nonce`: the settings version."""
+    return RetryAs(uid, "settingsUpdate", {node: frozenset({SETTINGS_SLOT})}, nonce,
+                   by_details=True, deadline_s=cluster.settings.node_timeout_ms / 1000)
+
+
 async def repair_node_settings(cluster: Cluster, uid: str, node: str,
                                committed: CommittedSettings) -> bool:
     """Write the committed settings to `node`, wait for its task, read them back; record the
     version when they match. Returns whether the node now holds them."""
     # The committed settings were read back from a node: `_miroir_shard` is filterable in them.
-    result = await cluster.call(node, "PATCH", f"/indexes/{uid}/settings", committed.settings)
+    result = await cluster.write_node(node, "PATCH", f"/indexes/{uid}/settings",
+                                      committed.settings,
+                                      settings_retry(cluster, uid, node, committed.version))
     node_uid = task_uid_of(result)
     if node_uid is None:
         return False

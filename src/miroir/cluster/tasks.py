@@ -65,6 +65,10 @@ async def record_task(
     )
     task = apply_node_updates(task, {}, task.enqueued_at)
     await cluster.store.put_task(task)
+    if task.status in FINISHED_STATUSES:
+        # Final at birth (no node took it: say a broadcast while every node was failed): the
+        # poller never sees it finish, so it is announced here, once.
+        task_finished(cluster, task)
     return task
 
 

@@ -4,6 +4,11 @@ Owns the I/O half of `miroir.core.write_retry` (read its docstring first: the ta
 rule, the budget). `Cluster.quorum_write` calls `WriteRetries.plan` for a document write, which
 tags every node's call and returns a `RetryPlan`; `miroir.cluster.quorum_write` hands each
 failed node result to the plan (`wants`, then `resolve`) and counts what `resolve` returns.
+Writes without quorum (a delete by filter or all, sent to every node; one node's settings
+step) go through `Cluster.fan_out(retry_as=...)` / `Cluster.write_node`, which use `send_all`.
+A settings route takes no `customMetadata` on Meilisearch: such a write (`RetryAs.by_details`)
+is not tagged, and its lookup adopts the node's newest task of the type only if that task's
+`details` are the body sent.
 
 Theory of operation, per failed node write (inside the client write's deadline,
 `write_deadline_s` from its start, which is longer than one node timeout so a timed-out attempt
@@ -51,8 +56,9 @@ import attrs
 import orjson
 import trio
 
-from miroir.cluster.scatter import NodeCall, call_node
+from miroir.cluster.scatter import NodeCall, call_node, scatter
 from miroir.core.write_retry import (
+    WHOLE_INDEX,
     Failure,
     RetryBudget,
     RetryCache,
@@ -117,15 +123,26 @@ def adopted_response(node: str, uid: int) -> NodeResponse:
 
 @attrs.frozen
 class RetryAs:
-    """What a document write tells its retries: the index, the node task type (for the
-    lookup), each node's shards (for the order rule), and the write's own identity (its
-    Miroir task uid, unique across proxy processes: the key of a write without a client
-    `Idempotency-Key`)."""
+    """What a node write tells its retries: the index, the node task type (for the lookup),
+    each node's shards (for the order rule; `WHOLE_INDEX` for a write of every document, a
+    delete by filter or a delete-all), and the write's own identity (its Miroir task uid, or
+    a settings version: unique across proxy processes, the key of a write without a client
+    `Idempotency-Key`).
+
+    `by_details`: the route takes no `customMetadata` on Meilisearch (settings), so the write
+    is not tagged and a lost answer's task is looked up as the node's newest task of the type
+    whose `details` are the body sent. `deadline_s` overrides the write's deadline (a settings
+    step keeps its one node timeout: its callers' bounds count one per step)."""
 
     index_uid: str
     task_type: str
-    shards: Mapping[str, frozenset[int]]
+    shards: Mapping[str, frozenset[int]] | None
     nonce: int
+    by_details: bool = False
+    deadline_s: float | None = None
+
+    def shards_of(self, node: str) -> frozenset[int] | None:
+        return WHOLE_INDEX if self.shards is None else self.shards.get(node, frozenset())
 
 
 @attrs.frozen
@@ -160,7 +177,7 @@ class WriteRetries:
     def plan(self, transport: Transport, write: RetryAs, calls: Mapping[str, NodeCall],
              headers: tuple[tuple[str, str], ...]) -> RetryPlan:
         """Tag every call with its write key and register the write in the order."""
-        index_uid, task_type, shards = write.index_uid, write.task_type, write.shards
+        index_uid = write.index_uid
         client_key = current_client_key()
         nonce = client_key if client_key is not None else f"write:{write.nonce}"
         seq = self.order.next_write()
@@ -169,11 +186,14 @@ class WriteRetries:
         for node, call in calls.items():
             route = f"{call.method} {call.path}"
             key = keys[node] = write_key(node, index_uid, route, call.body or b"", nonce)
+            if write.by_details:
+                tagged[node] = call
+                continue
             separator = "&" if "?" in call.path else "?"
             tagged[node] = attrs.evolve(
                 call, path=f"{call.path}{separator}customMetadata={quote(tag_of(key))}")
-        return RetryPlan(self, transport, index_uid, task_type, seq, tagged, keys, shards,
-                         client_key is not None, headers)
+        return RetryPlan(self, transport, write, seq, tagged, keys, client_key is not None,
+                         headers)
 
 
 @attrs.define(eq=False)
@@ -182,33 +202,38 @@ class RetryPlan:
 
     retries: WriteRetries
     transport: Transport
-    index_uid: str
-    task_type: str
+    write: RetryAs
     seq: int
     calls: dict[str, NodeCall]
     keys: dict[str, str]
-    shards: Mapping[str, frozenset[int]]
     keyed_by_client: bool
     headers: tuple[tuple[str, str], ...]
     deadline: float = attrs.field(init=False, default=0.0)
+
+    @property
+    def index_uid(self) -> str:
+        return self.write.index_uid
 
     def start(self) -> tuple[dict[str, NodeCall], dict[str, NodeResult]]:
         """The calls to send now, and the results known without sending (a cached task of a
         client's earlier attempt at this write). Starts the write's deadline."""
         retries = self.retries
         now = trio.current_time()
-        self.deadline = now + retries.write_deadline_s
+        window = self.write.deadline_s
+        self.deadline = now + (retries.write_deadline_s if window is None else window)
         to_send: dict[str, NodeCall] = {}
         known: dict[str, NodeResult] = {}
         for node, call in self.calls.items():
+            shards = self.write.shards_of(node)
             cached = retries.cache.get(self.keys[node], now) if self.keyed_by_client else None
             if cached is not None and retries.order.is_last(
-                    self.index_uid, node, self.shards.get(node, ()), cached.seq):
+                    self.index_uid, node, shards, cached.seq):
                 known[node] = adopted_response(node, cached.node_task_uid)
                 retries.tell("cached")
                 continue
-            retries.order.sent(self.index_uid, node, self.shards.get(node, ()), self.seq)
-            to_send[node] = attrs.evolve(call, deadline=now + retries.node_timeout_s)
+            retries.order.sent(self.index_uid, node, shards, self.seq)
+            to_send[node] = attrs.evolve(
+                call, deadline=min(now + retries.node_timeout_s, self.deadline))
         retries.budget.earn(len(to_send))
         return to_send, known
 
@@ -228,7 +253,7 @@ class RetryPlan:
                       observe: Callable[[str, NodeResult], None]) -> NodeResult:
         """The node's final result for this write (see the module docstring)."""
         retries = self.retries
-        shards = self.shards.get(node, ())
+        shards = self.write.shards_of(node)
         attempts = 0
         while True:
             failure = failure_of(result)
@@ -267,11 +292,13 @@ class RetryPlan:
                 return result
 
     async def _lookup(self, node: str, observe: Callable[[str, NodeResult], None]) -> Any:
-        """The uid of the node's task tagged with this write's key, None if it has none, or
+        """The uid of the node's task tagged with this write's key (`by_details`: its newest
+        task of the type, if its details are the body sent), None if it has none, or
         `_LOOKUP_FAILED` when the node did not say."""
         tag = tag_of(self.keys[node])
-        path = (f"/tasks?indexUids={quote(self.index_uid)}&types={self.task_type}"
-                f"&limit={LOOKUP_LIMIT}")
+        by_details = self.write.by_details
+        path = (f"/tasks?indexUids={quote(self.index_uid)}&types={self.write.task_type}"
+                f"&limit={1 if by_details else LOOKUP_LIMIT}")
         now = trio.current_time()
         call = NodeCall("GET", path, None, self.headers,
                         min(now + self.retries.node_timeout_s, self.deadline))
@@ -285,11 +312,50 @@ class RetryPlan:
             tasks = answer.json().get("results", [])
         except (orjson.JSONDecodeError, AttributeError):
             return _LOOKUP_FAILED
+        sent = _canonical(self.calls[node].body) if by_details else None
         for task in tasks:
-            if isinstance(task, dict) and task.get("customMetadata") == tag:
+            if not isinstance(task, dict):
+                continue
+            if (task.get("customMetadata") == tag if sent is None
+                    else _canonical_value(task.get("details")) == sent):
                 uid = task.get("uid")
                 return uid if isinstance(uid, int) else _LOOKUP_FAILED
         return None
+
+
+def _canonical(body: bytes | None) -> bytes | None:
+    try:
+        return _canonical_value(orjson.loads(body or b"null"))
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _canonical_value(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+async def send_all(plan: RetryPlan, deadline: float,
+                   observe: Callable[[str, NodeResult], None]) -> dict[str, NodeResult]:
+    """Send a plan's calls at once (no quorum: a broadcast, or one node's write) and return each
+    node's final result, every failure the plan wants resolved (resent or adopted) first."""
+    to_send, known = plan.start()
+    final: dict[str, NodeResult] = dict(known)
+
+    async def resolved(node: str, first: NodeResult) -> None:
+        final[node] = await plan.resolve(node, first, observe)
+
+    async with trio.open_nursery() as nursery:
+
+        def arrived(node: str, result: NodeResult) -> None:
+            observe(node, result)
+            final[node] = result
+            if plan.wants(node, result):
+                nursery.start_soon(resolved, node, result)
+            else:
+                plan.acknowledged(node, result)
+
+        await scatter(plan.transport, to_send, deadline=deadline, on_result=arrived)
+    return final
 
 
 _LOOKUP_FAILED = object()

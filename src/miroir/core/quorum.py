@@ -115,8 +115,9 @@ class WriteTally:
     def pending_nodes(self) -> frozenset[str]:
         return frozenset(self._pairs_of_node.keys() - self._outcomes.keys())
 
-    def record(self, node_id: str, acked: bool) -> None:
-        """Feed one node's outcome. Each node has exactly one outcome per write."""
+    def record(self, node_id: str, acked: bool) -> list[Pair]:
+        """Feed one node's outcome. Each node has exactly one outcome per write. Returns the
+        pairs this outcome made met (the write path records which group met quorum last)."""
         if self._finished:
             raise ValueError(f"record({node_id!r}) after finish(): the verdict is final")
         pairs = self._pairs_of_node.get(node_id)
@@ -127,10 +128,14 @@ class WriteTally:
                 f"record({node_id!r}, {acked}): already recorded as {self._outcomes[node_id]}"
             )
         self._outcomes[node_id] = acked
+        newly_met: list[Pair] = []
         for pair in pairs:
             self._pending[pair] -= 1
             if acked:
                 self._acks[pair] += 1
+                if self._acks[pair] == self.needed:
+                    newly_met.append(pair)
+        return newly_met
 
     def state(self, pair: Pair) -> PairState:
         if self._finished:

@@ -19,7 +19,10 @@ its quorum. Three things can go wrong with a resend, and each has a rule here:
    node meanwhile, the resend would put the older documents back over the newer ones on this
    node only, and the replicas would disagree. `WriteOrder` remembers, per (index, node,
    shard), the last write this process sent there; a write may be resent to a node, or adopt
-   a cached task, only while it is still the last one for every shard it carries.
+   a cached task, only while it is still the last one for every shard it carries. A delete by
+   filter or a delete-all carries every shard (`WHOLE_INDEX`); a settings write carries the
+   index's `SETTINGS_SLOT` (only another settings write can be undone by its resend). The
+   order is this process's only: see docs/operations.md, "Node-write retries".
 3. *Unbounded work.* `RetryBudget` earns `ratio` tokens per first attempt and spends one per
    retry (at most `burst` kept), so a sick fleet is not sent `1 + ratio` times its writes;
    `may_retry` also stops at `max_retries` per node and when the write's deadline leaves less
@@ -83,30 +86,59 @@ class RetryBudget(TokenBudget):
             self.tokens = self.burst
 
 
+# A settings write's "shard": settings writes of an index are ordered against each other only
+# (a settings resend must not undo a later settings change; documents do not conflict with it).
+SETTINGS_SLOT = -1
+# The shards of a write that touches every document of the index on a node (delete by filter,
+# delete all): ordered against every document write of the index on that node.
+WHOLE_INDEX: None = None
+
+
 @attrs.define
 class WriteOrder:
     """Per (index, node, shard), the sequence number of the last write this process sent there.
 
     `sent` records a write's part for a node; `is_last` says whether no later write of any of
-    those shards was sent to that node since (the condition for a resend or an adoption). One
-    integer per (index, node, shard) ever written: an index deleted and recreated keeps its
-    slots, harmlessly (sequence numbers only grow)."""
+    those shards was sent to that node since (the condition for a resend or an adoption).
+    `shards` is `WHOLE_INDEX` for a write of every document (it conflicts with every document
+    shard, before and after it), or `{SETTINGS_SLOT}` for a settings write. One integer per
+    (index, node, shard) ever written and two per (index, node): an index deleted and recreated
+    keeps its slots, harmlessly (sequence numbers only grow)."""
 
     _last: dict[tuple[str, str, int], int] = attrs.field(factory=dict)
+    # per (index, node): the last whole-index write, and the last document write of any shard
+    _whole: dict[tuple[str, str], int] = attrs.field(factory=dict)
+    _any_shard: dict[tuple[str, str], int] = attrs.field(factory=dict)
     _next: int = 0
 
     def next_write(self) -> int:
         self._next += 1
         return self._next
 
-    def sent(self, index_uid: str, node: str, shards: Iterable[int], seq: int) -> None:
+    def sent(self, index_uid: str, node: str, shards: Iterable[int] | None, seq: int) -> None:
+        key = (index_uid, node)
+        if shards is WHOLE_INDEX:
+            _raise(self._whole, key, seq)
+            _raise(self._any_shard, key, seq)
+            return
         for shard in shards:
-            slot = (index_uid, node, shard)
-            if self._last.get(slot, 0) < seq:
-                self._last[slot] = seq
+            _raise(self._last, (index_uid, node, shard), seq)
+            if shard != SETTINGS_SLOT:
+                _raise(self._any_shard, key, seq)
 
-    def is_last(self, index_uid: str, node: str, shards: Iterable[int], seq: int) -> bool:
+    def is_last(self, index_uid: str, node: str, shards: Iterable[int] | None, seq: int) -> bool:
+        key = (index_uid, node)
+        if shards is WHOLE_INDEX:
+            return self._any_shard.get(key, 0) <= seq
+        shards = list(shards)
+        if any(shard != SETTINGS_SLOT for shard in shards) and self._whole.get(key, 0) > seq:
+            return False
         return all(self._last.get((index_uid, node, shard), 0) <= seq for shard in shards)
+
+
+def _raise(slots: dict, key: object, seq: int) -> None:
+    if slots.get(key, 0) < seq:
+        slots[key] = seq
 
 
 @attrs.frozen

@@ -1,7 +1,8 @@
 """Document routes: add/replace, update, delete (by id, batch, filter, all), get one.
 
 Writes go through `miroir.cluster.writes` (validated whole, routed per node, quorum counted)
-or `broadcast.broadcast_write` (by filter, delete all). GET /documents/{id} is
+or `broadcast.delete_documents_by_filter` / `delete_all_documents` (every node, each call
+retried like a document write's). GET /documents/{id} is
 `read_documents.get_document` (the shard's readable owners, one after another).
 
 Every write takes `?customMetadata=` (kept on the Miroir task, shown as Meilisearch shows it)
@@ -67,11 +68,7 @@ async def delete_all(uid: str) -> Response:
     bodies.index_uid(uid)
     node_index = await node_name(uid)
     metadata = _custom_metadata()
-    task = await broadcast.broadcast_write(
-        cluster(), "DELETE", f"/indexes/{node_index}/documents", None, "documentDeletion",
-        node_index,
-        {"deletedDocuments": None}, metadata,
-    )
+    task = await broadcast.delete_all_documents(cluster(), node_index, metadata)
     return task_accepted(task)
 
 
@@ -89,11 +86,8 @@ async def delete_by_filter(uid: str) -> Response:
         "deletedDocuments": None,
         "originalFilter": orjson.dumps(body["filter"]).decode(),
     }
-    task = await broadcast.broadcast_write(
-        cluster(), "POST", f"/indexes/{node_index}/documents/delete", body, "documentDeletion",
-        node_index,
-        details, metadata,
-    )
+    task = await broadcast.delete_documents_by_filter(cluster(), node_index, body, details,
+                                                      metadata)
     return task_accepted(task)
 
 

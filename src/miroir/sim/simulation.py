@@ -1,8 +1,8 @@
 """Simulation: client operations and faults on a `SimCluster`, each followed by its invariants.
 
 Owns the vocabulary shared by `miroir simulate` (a seeded random program) and the hypothesis
-state machine (a shrinkable program): the operations (add, update, delete, get, search, change
-settings), the faults (crash, restart, partition, heal, slow, flaky), `advance` of virtual time,
+state machine (a shrinkable program): the operations (add, update, delete, delete by filter,
+delete all, get, search, change settings), the faults (crash, restart, partition, heal, slow, flaky), `advance` of virtual time,
 and `checkpoint` (heal everything, wait until the cluster is surely recovered and every task
 finished, re-send ambiguous writes, then check the heavy invariants). Every check that fails is
 recorded in `report.violations` as one line; nothing raises, so a run always reaches its summary.
@@ -44,7 +44,9 @@ at a checkpoint, once faults heal:
   I12 every task a client was given that finished was announced as finished exactly once (what
       the webhook delivery listens to: `Cluster.task_finished_listeners`), never twice;
   I13 no node task is duplicated by a retry: no node's engine holds two tasks with the same
-      node-write tag (`customMetadata`, `miroir.core.write_retry`).
+      node-write tag (`customMetadata`, `miroir.core.write_retry`: document writes, deletes by
+      id, by filter and all); and (checked after each settings change, whose node tasks carry
+      no tag) no node enqueued one change's patch twice.
 
 Which nodes are `joining` or `failed` (their acknowledgements count toward no quorum, so I3/I4
 leave them out) is read from the live `Cluster`'s node states -- what GET /_miroir/topology
@@ -90,14 +92,17 @@ _OUT_OF_QUORUM = (NodeState.JOINING, NodeState.FAILED)
 
 def deadline_bound_s(kind: str, spec: SimSpec) -> float:
     """I5: the longest a client operation of `kind` may take in virtual time, from the deadlines
-    in miroir.cluster, in node timeouts T: a document write is one fan-out with its node-write
-    retries, within the write's deadline (2T, `cluster.write_retry`); a search may
+    in miroir.cluster, in node timeouts T: a document write (and a delete by filter or a
+    delete-all, sent to every node) is one fan-out with its node-write retries, within the
+    write's deadline (2T, `cluster.write_retry`); a search may
     fetch the index settings (T) and then scatter (T); a task read refreshes and then completes
     the task (2T); a read by id asks its RG x RF candidates one after another; a settings change
     goes node by node -- read, apply, wait (3T) -- and may roll back the same way (3T more),
     with every node read back at once after each (T); a reconciler pass at a checkpoint is
     bounded per node and per shard replica (see the table)."""
     timeouts = {"add": 2, "update": 2, "delete": 2, "search": 2, "task": 2,
+                # every node at once, each call with its node-write retries (2T)
+                "delete by filter": 2, "clear": 2,
                 "get": spec.groups * spec.rf,
                 # + reading every node back at once and repairing the ones that differ (4T),
                 # after the change and after a rollback
@@ -334,6 +339,39 @@ class Simulation:
         self._after_write("delete", answer, {str(d): ABSENT for d in doc_ids}, acks)
         return answer
 
+    async def delete_by_filter(self, genre: str) -> Answer:
+        """POST /documents/delete with `genre = <genre>`: every node, no quorum. Each id that
+        may hold a version of that genre may now be absent on some replica; the newest version
+        becomes absent when the write was accepted and that version is of the genre (a node
+        where `genre` is not filterable fails the task instead: the checkpoint's re-send of
+        the newest version then settles it either way)."""
+        self.report.operations["delete by filter"] += 1
+        hit = [i for i in self.model.ids() if any(
+            v != ABSENT and orjson.loads(v).get("genre") == genre
+            for v in self.model.possible[i])]
+        answer = await self.sim.request("POST", f"/indexes/{INDEX}/documents/delete",
+                                        {"filter": f"genre = {genre}"})
+        self._after_broadcast_delete("delete by filter", answer, hit, lambda v: (
+            v != ABSENT and orjson.loads(v).get("genre") == genre))
+        return answer
+
+    async def clear(self) -> Answer:
+        """DELETE /documents: every node, no quorum; every id may now be absent anywhere."""
+        self.report.operations["clear"] += 1
+        answer = await self.sim.request("DELETE", f"/indexes/{INDEX}/documents")
+        self._after_broadcast_delete("clear", answer, self.model.ids(), lambda _v: True)
+        return answer
+
+    def _after_broadcast_delete(self, kind: str, answer: Answer, ids: list[str],
+                                deletes: Callable[[bytes], bool]) -> None:
+        self._common_checks(kind, answer)
+        accepted = answer.status == 202
+        if accepted:
+            self.tasks.add(answer.body["taskUid"])
+        for doc_id in ids:
+            self.model.uncertain(doc_id, ABSENT, answer.started,
+                                 acknowledged=accepted and deletes(self.model.newest[doc_id]))
+
     def _after_write(self, kind: str, answer: Answer, versions: Mapping[str, bytes],
                      acks: Mapping[str, bool]) -> None:
         self._common_checks(kind, answer)
@@ -418,8 +456,10 @@ class Simulation:
 
     async def change_settings(self, patch: Mapping[str, Any]) -> Answer:
         self.report.operations["settings"] += 1
+        before = self._settings_tasks()
         answer = await self.sim.request("PATCH", f"/indexes/{INDEX}/settings", dict(patch))
         self._common_checks("settings", answer)
+        self._check_settings_sent_once(patch, before)
         status = None
         if answer.status == 202:
             uid = answer.body["taskUid"]
@@ -433,6 +473,34 @@ class Simulation:
             # A failed change is rolled back, but a rollback that cannot reach a node leaves it.
             self.settings_certain = False
         return answer
+
+    def _settings_tasks(self) -> dict[str, tuple[int, int]]:
+        """Per node up now: (its engine's identity, its newest task uid)."""
+        seen = {}
+        for node in self.node_ids():
+            if node not in self.crashed:
+                engine = self.sim.transport.engine(node)
+                seen[node] = (id(engine), max(engine.tasks, default=-1))
+        return seen
+
+    def _check_settings_sent_once(self, patch: Mapping[str, Any],
+                                  before: Mapping[str, tuple[int, int]]) -> None:
+        """I13 for settings, whose node tasks carry no tag (Meilisearch takes no
+        `customMetadata` there): during one change, no node enqueued the change's patch twice.
+        The patch is the only partial settings body a change sends (a rollback or a repair
+        writes whole settings), so two tasks with its keys are a resend that duplicated one."""
+        keys = set(protect_settings_patch(patch))
+        for node, (engine_id, newest) in before.items():
+            if node in self.crashed:
+                continue
+            engine = self.sim.transport.engine(node)
+            if id(engine) != engine_id:
+                continue  # restarted wiped meanwhile
+            twice = [uid for uid, task in engine.tasks.items() if uid > newest
+                     and task.type == "settingsUpdate" and set(task.details or ()) == keys]
+            self._check("I13 no node task is duplicated by a retry", len(twice) <= 1,
+                        lambda node=node, twice=twice: f"{node} enqueued settings {dict(patch)} "
+                        f"{len(twice)} times in one change (tasks {twice})")
 
     # ---------------------------------------------------------------------------- reads
 

@@ -127,6 +127,14 @@ async def _delete(simulation: Simulation, kind: str, rng: random.Random) -> None
     await simulation.delete(rng.sample(range(DOCUMENT_IDS), rng.randint(1, 2)))
 
 
+async def _delete_by_filter(simulation: Simulation, kind: str, rng: random.Random) -> None:
+    await simulation.delete_by_filter(rng.choice(GENRES))
+
+
+async def _clear(simulation: Simulation, kind: str, rng: random.Random) -> None:
+    await simulation.clear()
+
+
 async def _get(simulation: Simulation, kind: str, rng: random.Random) -> None:
     await simulation.get(rng.randrange(DOCUMENT_IDS))
 
@@ -145,6 +153,8 @@ CLIENT_OPERATIONS: Mapping[str, tuple[int, ClientOperation]] = {
     "add": (30, _write),
     "update": (12, _write),
     "delete": (10, _delete),
+    "delete by filter": (2, _delete_by_filter),
+    "clear": (1, _clear),
     "get": (23, _get),
     "search": (22, _search),
     "settings": (3, _settings),
