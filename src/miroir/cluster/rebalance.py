@@ -63,6 +63,7 @@ from typing import Any
 import attrs
 import trio
 
+from miroir.cluster.leased_engine import LeasedEngine, LeaseLost
 from miroir.cluster.rebalance_nodes import (
     MoveIncomplete,
     _drain_queue,
@@ -117,10 +118,6 @@ class RebalanceSettings:
 
 class ShardLost(Exception):
     """A forced removal took the only replicas of a (group, shard): nothing is left to copy."""
-
-
-class LeaseLost(Exception):
-    """Another process holds the rebalancer lease now: stop at once."""
 
 
 async def start_rebalance(cluster: Cluster, change: MembershipChange, now_ms: int) -> dict[str, Any]:
@@ -202,28 +199,20 @@ def progress(value: dict[str, Any], now_ms: int) -> dict[str, Any]:
     return {**shown, "documentsPerSecond": rate, "etaSeconds": eta}
 
 
-class Rebalancer:
+class Rebalancer(LeasedEngine):
     """The engine service; see the module docstring."""
 
+    LEASE_NAME = LEASE
+    logger = logger
+
     def __init__(self, cluster: Cluster, settings: RebalanceSettings) -> None:
-        self.cluster = cluster
-        self.settings = settings
-        self.holder = f"rebalancer-{uuid.uuid4().hex[:12]}"
+        super().__init__(cluster, settings, f"rebalancer-{uuid.uuid4().hex[:12]}")
+        self.settings: RebalanceSettings = settings
         self._record: VersionedRecord | None = None
         self._window_start: float | None = None  # the pacing window's start (trio time)
         self._window_docs = 0
         # Told the rebalance record after every step (the metrics hook).
         self.observers: list[Callable[[dict[str, Any]], None]] = []
-
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.drive_once()
-            except LeaseLost:
-                logger.warning("the rebalancer lease moved to another process")
-            except Exception:
-                logger.exception("rebalance pass failed; retrying")
-            await trio.sleep(self.settings.poll_s)
 
     # ---- one pass -----------------------------------------------------------------------
 
@@ -239,7 +228,7 @@ class Rebalancer:
         try:
             return await self._step(record.value["state"])
         finally:
-            await self.cluster.store.release_lease(LEASE, self.holder)
+            await self._release_lease()
 
     async def _step(self, state: str) -> str:
         found = await read_topology(self.cluster.store)
@@ -328,17 +317,6 @@ class Rebalancer:
         if waiting != self._record.value.get("waitingFor", []):
             await self._update(waitingFor=waiting)
         return not behind
-
-    async def _hold_lease(self) -> bool:
-        lease = await self.cluster.store.acquire_lease(
-            LEASE, self.holder, self.cluster.now_ms(), self.settings.lease_ttl_ms)
-        return lease is not None
-
-    async def _renew(self) -> None:
-        lease = await self.cluster.store.renew_lease(
-            LEASE, self.holder, self.cluster.now_ms(), self.settings.lease_ttl_ms)
-        if lease is None:
-            raise LeaseLost()
 
     async def _update(self, **changes: Any) -> None:
         await self._renew()

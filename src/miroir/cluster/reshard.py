@@ -42,9 +42,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
-import trio
 
 from miroir.cluster.indexes import index_exists
+from miroir.cluster.leased_engine import LeasedEngine, LeaseLost
 from miroir.cluster.rebalance import ACTIVE_STATES as REBALANCE_ACTIVE
 from miroir.cluster.rebalance import REBALANCE_RECORD
 from miroir.cluster.rebalance_nodes import _drain_queue
@@ -95,10 +95,6 @@ class ReshardSettings:
     lease_ttl_ms: int = 10_000
     poll_s: float = 1.0
     page_size: int = 500
-
-
-class LeaseLost(Exception):
-    """Another process holds the resharder lease, or changed the record: stop at once."""
 
 
 # ---- the record ---------------------------------------------------------------------------------
@@ -212,28 +208,20 @@ async def request_rollback(cluster: Cluster, reshard_id: str) -> dict[str, Any]:
 # ---- the engine -----------------------------------------------------------------------------
 
 
-class Resharder:
+class Resharder(LeasedEngine):
     """The engine service; see the module docstring."""
 
+    LEASE_NAME = LEASE
+    logger = logger
+
     def __init__(self, cluster: Cluster, settings: ReshardSettings) -> None:
-        self.cluster = cluster
-        self.settings = settings
-        self.holder = f"resharder-{uuid.uuid4().hex[:12]}"
+        super().__init__(cluster, settings, f"resharder-{uuid.uuid4().hex[:12]}")
+        self.settings: ReshardSettings = settings
         self._record: VersionedRecord | None = None
         self._id: str | None = None
         self._pacer = Pacer(settings.max_docs_per_second)
         # Told the reshard's entry after every step (the metrics hook).
         self.observers: list[Callable[[dict[str, Any]], None]] = []
-
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.drive_once()
-            except LeaseLost:
-                logger.warning("the resharder lease (or its record) moved to another process")
-            except Exception:
-                logger.exception("reshard pass failed; retrying")
-            await trio.sleep(self.settings.poll_s)
 
     async def drive_once(self) -> str | None:
         """One pass: take the lease if a reshard is open and move it as far as it goes; the
@@ -242,15 +230,13 @@ class Resharder:
         entry = active_of(None if record is None else record.value)
         if entry is None:
             return None
-        lease = await self.cluster.store.acquire_lease(
-            LEASE, self.holder, self.cluster.now_ms(), self.settings.lease_ttl_ms)
-        if lease is None:
+        if not await self._hold_lease():
             return None
         self._record, self._id = record, entry["id"]
         try:
             return await self._step()
         finally:
-            await self.cluster.store.release_lease(LEASE, self.holder)
+            await self._release_lease()
 
     @property
     def entry(self) -> dict[str, Any]:
@@ -479,12 +465,6 @@ class Resharder:
     async def _error(self, why: str) -> None:
         logger.warning("reshard %s: %s (retried on the next pass)", self._id, why)
         await self._update(errors=[*self.entry["errors"], why][-10:])
-
-    async def _renew(self) -> None:
-        lease = await self.cluster.store.renew_lease(
-            LEASE, self.holder, self.cluster.now_ms(), self.settings.lease_ttl_ms)
-        if lease is None:
-            raise LeaseLost()
 
     async def _update(self, **changes: Any) -> None:
         await self._renew()
