@@ -179,6 +179,10 @@ class Simulation:
         # then follow two placements, so the exact per-owner checks I3/I4/I6 wait for the
         # rebalance to finish).
         self.in_flux = False
+        # The index's shard count and node-side name: they change only through
+        # `miroir.sim.reshard` (at a reshard's flip, which its settle adopts).
+        self.shards = self.spec.shards
+        self.node_index = INDEX
         self.set_members({n: self.spec.group_of(n) for n in self.spec.node_ids()},
                          self.spec.groups)
 
@@ -189,10 +193,17 @@ class Simulation:
         self.owners = {
             (group, shard): assign_shard_in_group(
                 shard, sorted(n for n, g in self.members.items() if g == group), self.spec.rf)
-            for group in range(groups) for shard in range(self.spec.shards)
+            for group in range(groups) for shard in range(self.shards)
         }
-        # deadlines grow with the fleet (a settings change goes node by node)
-        self._bounds_spec = attrs.evolve(self.spec, nodes=len(self.members), groups=groups)
+        # deadlines grow with the fleet (a settings change goes node by node) and the shards
+        self._bounds_spec = attrs.evolve(self.spec, nodes=len(self.members), groups=groups,
+                                         shards=max(self.shards, self.spec.shards))
+
+    def set_layout(self, node_index: str, shards: int) -> None:
+        """The index lives in `node_index` with `shards` shards from now on (a reshard's flip)."""
+        self.node_index = node_index
+        self.shards = shards
+        self.set_members(self.members, self.groups)
 
     def node_ids(self) -> list[str]:
         return sorted(self.members, key=lambda n: (len(n), n))
@@ -223,14 +234,14 @@ class Simulation:
         answered = status is not None and 200 <= status < 300
         # POST /documents/fetch is a read (the repair worker pages its sources with it).
         if self._write_acks is not None and method in ("POST", "PUT") \
-                and path.startswith(f"/indexes/{INDEX}/documents") \
-                and not path.startswith(f"/indexes/{INDEX}/documents/fetch"):
+                and path.startswith(f"/indexes/{self.node_index}/documents") \
+                and not path.startswith(f"/indexes/{self.node_index}/documents/fetch"):
             self._write_acks[node] = self._write_acks.get(node, False) or answered
             tag = _WRITE_TAG.search(path)
             if tag:
                 self._write_tags.setdefault(node, set()).add(unquote(tag.group(1)))
         elif self._searched is not None and answered and method == "POST" \
-                and path == f"/indexes/{INDEX}/search":
+                and path == f"/indexes/{self.node_index}/search":
             self._searched.update(self._shards_asked(node, body))
 
     def _shards_asked(self, node: str, body: bytes | None) -> set[int]:
@@ -240,7 +251,7 @@ class Simulation:
         if restriction:
             return {int(s) for s in restriction.group(1).split(",") if s.strip()}
         group = self.group_of(node)
-        return {s for s in range(self.spec.shards) if node in self.owners[(group, s)]}
+        return {s for s in range(self.shards) if node in self.owners[(group, s)]}
 
     async def _send_write(self, method: str, path: str, body: Any) -> tuple[Answer, dict]:
         out_before = self.nodes_out_of_quorum() if self.disturbed else frozenset()
@@ -283,7 +294,7 @@ class Simulation:
                          if cluster.state_of(node) in _OUT_OF_QUORUM)
 
     def shard_of(self, doc_id: str) -> int:
-        return shard_for_key(doc_id, self.spec.shards)
+        return shard_for_key(doc_id, self.shards)
 
     def _common_checks(self, kind: str, answer: Answer) -> None:
         self.report.outcomes[f"{kind} {answer.status}"] += 1
@@ -453,7 +464,7 @@ class Simulation:
         finally:
             self._searched = None
         self._common_checks("search", answer)
-        uncovered = set(range(self.spec.shards)) - searched
+        uncovered = set(range(self.shards)) - searched
         if self.in_flux:  # reads follow the source placement: no exact header check
             self.report.checks["I3 search skipped (shards moving)"] += 1
         elif answer.status == 200:
@@ -477,7 +488,7 @@ class Simulation:
                 explained = any(self._pair_disturbed(g, shard) for g in range(self.groups))
                 self._check("I3 missing shard is explained", explained,
                             f"search: shard {shard} missing but no owner was disturbed")
-            for shard in range(self.spec.shards) if not self.in_flux else ():
+            for shard in range(self.shards) if not self.in_flux else ():
                 all_down = all(n in self.down for g in range(self.groups)
                                for n in self.owners[(g, shard)])
                 if all_down:
@@ -542,7 +553,7 @@ class Simulation:
         the model (Miroir cannot tell which replica is right; the checkpoint re-sends it) and
         the replicas disagree until the reconciler's pass (I11)."""
         engine = self.sim.transport.engine(node)
-        if node in self.down or INDEX not in engine.indexes:
+        if node in self.down or self.node_index not in engine.indexes:
             return
         group = self.group_of(node)
         owned = [i for i in self.model.ids() if node in self.owners[(group, self.shard_of(i))]]
@@ -551,10 +562,11 @@ class Simulation:
         doc_id = pick(owned)
         version = pick(sorted(self.model.history[doc_id]))
         if version == ABSENT:
-            change = lambda e: e.delete_documents(INDEX, [doc_id])  # noqa: E731
+            change = lambda e: e.delete_documents(self.node_index, [doc_id])  # noqa: E731
         else:
             document = {**orjson.loads(version), SHARD_FIELD: self.shard_of(doc_id)}
-            change = lambda e: e.add_documents(INDEX, [document], primary_key="id")  # noqa: E731
+            change = lambda e: e.add_documents(  # noqa: E731
+                self.node_index, [document], primary_key="id")
         if self.sim.transport.out_of_band(node, change):
             self.model.uncertain(doc_id, version, trio.current_time(), acknowledged=False)
             self._disturb("tamper document", node)
@@ -563,10 +575,11 @@ class Simulation:
         """Someone applies a settings patch to `node` only, behind Miroir's back (keeping
         `_miroir_shard` filterable, as an operator who knows Miroir would)."""
         engine = self.sim.transport.engine(node)
-        if node in self.down or INDEX not in engine.indexes:
+        if node in self.down or self.node_index not in engine.indexes:
             return
         sent = protect_settings_patch(patch)
-        if self.sim.transport.out_of_band(node, lambda e: e.update_settings(INDEX, sent)):
+        if self.sim.transport.out_of_band(
+                node, lambda e: e.update_settings(self.node_index, sent)):
             self._disturb("tamper settings", node)
 
     def set_faults(self, kind: str, node: str, faults: FaultModel) -> None:
@@ -621,7 +634,7 @@ class Simulation:
         self._common_checks("reconcile", answer)
         self.sim.transport.catch_up()
         engines = {node: self.sim.transport.engine(node) for node in self.node_ids()}
-        indexes = {node: engine.indexes.get(INDEX) for node, engine in engines.items()}
+        indexes = {node: engine.indexes.get(self.node_index) for node, engine in engines.items()}
         settings = {node: index.settings if index is not None else None
                     for node, index in indexes.items()}
         distinct = {orjson.dumps(s, option=orjson.OPT_SORT_KEYS) for s in settings.values()}
@@ -636,7 +649,7 @@ class Simulation:
             twice = sorted(tag for tag, count in tags.items() if count > 1)
             self._check("I13 no node task is duplicated by a retry", not twice,
                         lambda node=node, twice=twice: f"{node} enqueued {twice} more than once")
-        for shard in range(self.spec.shards):
+        for shard in range(self.shards):
             held: dict[str, dict[str, Any]] = {}
             for group in range(self.groups):
                 for node in self.owners[(group, shard)]:
