@@ -70,6 +70,12 @@ class Resharding:
         self.pending: Pending | None = None
         self.finished: list[dict[str, Any]] = []
 
+    async def run_engine(self) -> None:
+        """The reshard engine's service loop, as `run_services` starts it in production."""
+        from miroir.cluster import reshard  # noqa: PLC0415 - the engine lands with issue #17
+
+        await reshard.run_engine(self.sim.cluster)
+
     # ---- the operator's request -----------------------------------------------------------
 
     async def start(self, shards: int) -> Answer | None:
