@@ -26,7 +26,6 @@ Must never: decide anything the engine decides; it is driven through the admin A
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 

@@ -72,7 +72,7 @@ class Resharding:
 
     async def run_engine(self) -> None:
         """The reshard engine's service loop, as `run_services` starts it in production."""
-        from miroir.cluster import reshard  # noqa: PLC0415 - the engine lands with issue #17
+        from miroir.cluster import reshard
 
         await reshard.run_engine(self.sim.cluster)
 
