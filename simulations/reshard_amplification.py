@@ -13,7 +13,9 @@ documents resharded S -> S2 through `POST /_miroir/indexes/sim/reshard` while a 
 - storage amp: the most documents held across every node and every node-side index during the
   reshard (sampled every 5 client writes) over the documents held before it. The model: 2.0
   (old layout + shadow, each RF x RG copies), until the old layout is deleted.
-- write amp: node document writes during the reshard (client writes to both layouts, the
+- dual-write amp: the node document writes of client writes during the reshard (they carry a
+  node-write tag) per client document write, over RF x RG: the model's 2.0.
+- write amp: every node document write during the reshard (client writes to both layouts, the
   backfill's copies, the compare's re-copies) per client document write, over RF x RG (the
   copies one layout makes). The model's 2.0 counts only the dual writes; what is above it is
   the backfill spread over the client writes of the reshard's duration, so it depends on how
@@ -45,8 +47,8 @@ ROWS = (
     (SimSpec(nodes=4, groups=2, rf=1, shards=4), 8),
 )
 HEADER = ("| S→S2 | docs | client docs written | held before | held peak | storage amp | "
-          "node docs written | write amp | virtual s | state | N | RF | RG | by index |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "node docs written | dual-write amp | write amp | virtual s | state | N | RF | RG | by index |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 async def one_row(spec: SimSpec, to_shards: int, documents: int, seed: int) -> Amplification:
