@@ -13,13 +13,12 @@ documents resharded S -> S2 through `POST /_miroir/indexes/sim/reshard` while a 
 - storage amp: the most documents held across every node and every node-side index during the
   reshard (sampled every 5 client writes) over the documents held before it. The model: 2.0
   (old layout + shadow, each RF x RG copies), until the old layout is deleted.
-- dual-write amp: the node document writes of client writes during the reshard (they carry a
-  node-write tag) per client document write, over RF x RG: the model's 2.0.
 - write amp: every node document write during the reshard (client writes to both layouts, the
   backfill's copies, the compare's re-copies) per client document write, over RF x RG (the
-  copies one layout makes). The model's 2.0 counts only the dual writes; what is above it is
-  the backfill spread over the client writes of the reshard's duration, so it depends on how
-  long the reshard took against how fast clients wrote (both printed).
+  copies one layout makes). The model's 2.0 counts only the dual writes; the backfill adds
+  every document once more (RF x RG copies), spread over the client writes of the reshard's
+  duration: `2 + docs/written` is that expectation, and what is above it is the compare's
+  re-copies.
 - by index: node document writes per node-side index (the old layout, the shadow).
 
 Must never: decide anything the engine decides; it is driven through the admin API only.
@@ -47,7 +46,7 @@ ROWS = (
     (SimSpec(nodes=4, groups=2, rf=1, shards=4), 8),
 )
 HEADER = ("| S→S2 | docs | client docs written | held before | held peak | storage amp | "
-          "node docs written | dual-write amp | write amp | virtual s | state | N | RF | RG | by index |\n"
+          "node docs written | write amp | 2 + docs/written | virtual s | state | N | RF | RG | by index |\n"
           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 

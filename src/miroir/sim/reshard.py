@@ -34,7 +34,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import unquote
 
 import attrs
 import orjson
@@ -43,7 +42,6 @@ import trio
 from miroir.cluster.reshard import ReshardSettings
 from miroir.core.placement import shard_for_key
 from miroir.core.routing import SHARD_FIELD
-from miroir.core.write_retry import TAG_PREFIX
 from miroir.sim.cluster import Answer
 from miroir.sim.model import reference_engine, reference_search, search_difference
 from miroir.sim.simulation import INDEX, Simulation
@@ -214,13 +212,11 @@ def heal_all(simulation: Simulation) -> None:
 
 @attrs.define
 class NodeWrites:
-    """Documents written to nodes, by node-side index and by writer, counted from what the
-    simulated network carried (SimTransport's observers): every POST/PUT of a document batch
-    (its length) and every delete batch. A client write's node writes carry its node-write tag
-    (`customMetadata`, `core.write_retry`), the engine's copies none: `client` and `engine`."""
+    """Documents written to nodes, by node-side index, counted from what the simulated network
+    carried (SimTransport's observers): every POST/PUT of a document batch (its length) and
+    every delete batch."""
 
     by_index: dict[str, int] = attrs.Factory(dict)
-    by_writer: dict[str, int] = attrs.Factory(dict)
     counting: bool = False
 
     def observe(self, _node: str, method: str, path: str, body: bytes | None,
@@ -235,9 +231,6 @@ class NodeWrites:
             batch = orjson.loads(body)
             if isinstance(batch, list):
                 self.by_index[parts[2]] = self.by_index.get(parts[2], 0) + len(batch)
-                writer = "client" if f"customMetadata={TAG_PREFIX}" in unquote(path) \
-                    else "engine"
-                self.by_writer[writer] = self.by_writer.get(writer, 0) + len(batch)
 
 
 def documents_held(simulation: Simulation) -> dict[str, int]:
@@ -259,7 +252,6 @@ class Amplification:
     copies: int  # RF x RG: node copies of a document in one layout
     client_documents_written: int
     node_documents_by_index: Mapping[str, int]
-    node_documents_by_writer: Mapping[str, int]
     held_before: int
     held_peak: int
     reshard_seconds: float
@@ -270,10 +262,10 @@ class Amplification:
         return self.held_peak / self.held_before
 
     @property
-    def dual_write(self) -> float:
-        """The client writes' node document writes only (what the model's 2.0 counts)."""
-        return self.node_documents_by_writer.get("client", 0) / (
-            self.client_documents_written * self.copies)
+    def expected_write(self) -> float:
+        """The model's dual writes (2.0) plus the backfill (every document copied once into
+        the shadow, RF x RG times) spread over the client writes of the reshard."""
+        return 2.0 + self.documents / self.client_documents_written
 
     @property
     def write(self) -> float:
@@ -286,8 +278,8 @@ class Amplification:
         return (f"| {self.from_shards}→{self.to_shards} | {self.documents:,} | "
                 f"{self.client_documents_written:,} | {self.held_before:,} | "
                 f"{self.held_peak:,} | {self.storage:.3f} | "
-                f"{sum(self.node_documents_by_index.values()):,} | {self.dual_write:.3f} | "
-                f"{self.write:.3f} | "
+                f"{sum(self.node_documents_by_index.values()):,} | {self.write:.3f} | "
+                f"{self.expected_write:.3f} | "
                 f"{self.reshard_seconds:.1f} | {self.state} |")
 
 
@@ -332,7 +324,6 @@ async def measure_amplification(
     return Amplification(
         documents=documents, from_shards=from_shards, to_shards=to_shards, copies=simulation.spec.rf * simulation.groups,
         client_documents_written=written, node_documents_by_index=dict(counter.by_index),
-        node_documents_by_writer=dict(counter.by_writer),
         held_before=before, held_peak=peak,
         reshard_seconds=trio.current_time() - started_at, state=status.get("state", "?"))
 
