@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 import attrs
 import yaml
 
+from miroir.core.reshard_window import WindowError, parse_window
 from miroir.core.topology import Node, Topology
 
 
@@ -126,6 +127,16 @@ class RebalanceConfig:
 
 
 @attrs.frozen
+class ReshardingConfig:
+    # Daily UTC windows a reshard may start in (`"HH:MM-HH:MM UTC"`; empty: any time); outside
+    # them `POST /_miroir/indexes/{uid}/reshard` is refused unless `force: true`.
+    allowed_windows: tuple[str, ...] = ()
+    # After the flip, how long writes are mirrored back to the old index (rollback possible)
+    # before it is deleted.
+    grace_seconds: int = 300
+
+
+@attrs.frozen
 class MiroirConfig:
     master_key: str | None = attrs.field(default=None, repr=False)
     node_master_key: str | None = attrs.field(default=None, repr=False)
@@ -142,6 +153,7 @@ class MiroirConfig:
     admin: AdminConfig = AdminConfig()
     metrics: MetricsConfig = MetricsConfig()
     rebalance: RebalanceConfig = RebalanceConfig()
+    resharding: ReshardingConfig = ReshardingConfig()
 
     def topology(self) -> Topology:
         return Topology(
@@ -168,6 +180,7 @@ _SECTIONS: dict[str, type] = {
     "admin": AdminConfig,
     "metrics": MetricsConfig,
     "rebalance": RebalanceConfig,
+    "resharding": ReshardingConfig,
 }
 _ENV_OVERRIDES = {
     "MIROIR_MASTER_KEY": ("master_key",),
@@ -188,7 +201,8 @@ def _expect_type(field: str, value: Any, kind: type | tuple[type, ...]) -> Any:
 def _kind_name(kind: type | tuple[type, ...]) -> str:
     if isinstance(kind, tuple):
         return " or ".join(k.__name__ for k in kind)
-    return {int: "an integer", str: "a string", bool: "a boolean"}.get(kind, kind.__name__)
+    return {int: "an integer", str: "a string", bool: "a boolean", list: "a list"}.get(
+        kind, kind.__name__)
 
 
 def _build_section(name: str, cls: type, raw: Any) -> Any:
@@ -207,13 +221,18 @@ def _build_section(name: str, cls: type, raw: Any) -> Any:
         if value is None and _optional(field):
             values[key] = None
             continue
+        if kind is tuple:  # a list of strings
+            items = _expect_type(f"{name}.{key}", value, list)
+            values[key] = tuple(_expect_type(f"{name}.{key}[{i}]", item, str)
+                                for i, item in enumerate(items))
+            continue
         values[key] = _expect_type(f"{name}.{key}", value, kind)
     return cls(**values)
 
 
 def _field_kind(field: attrs.Attribute) -> type:
     text = str(field.type)
-    for candidate, kind in (("int", int), ("bool", bool), ("str", str)):
+    for candidate, kind in (("int", int), ("bool", bool), ("str", str), ("tuple", tuple)):
         if text.startswith(candidate):
             return kind
     raise TypeError(f"no scalar kind for {field.name}: {text}")
@@ -364,13 +383,23 @@ def _check_semantics(config: MiroirConfig) -> None:
         ("reconcile.interval_seconds", config.reconcile.interval_seconds),
         ("rebalance.max_docs_per_second", config.rebalance.max_docs_per_second),
         ("rebalance.grace_ms", config.rebalance.grace_ms),
+        ("resharding.grace_seconds", config.resharding.grace_seconds),
     ):
         if value < 1:
             raise ConfigError(field, "must be at least 1")
     _check_overload_settings(config.scatter)
+    _check_windows(config.resharding)
     for field, port in (("server.port", config.server.port), ("metrics.port", config.metrics.port)):
         if not 0 <= port <= 65535:
             raise ConfigError(field, "must be a TCP port (0-65535)")
+
+
+def _check_windows(resharding: ReshardingConfig) -> None:
+    for position, window in enumerate(resharding.allowed_windows):
+        try:
+            parse_window(window)
+        except WindowError as error:
+            raise ConfigError(f"resharding.allowed_windows[{position}]", str(error)) from None
 
 
 def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -> MiroirConfig:

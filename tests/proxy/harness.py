@@ -178,6 +178,9 @@ async def running_proxies(
     adaptive: bool = False,
     reconcile: ReconcileSettings | None = None,
     webhooks: Any = None,
+    resharding: dict[str, Any] | None = None,
+    clock: Any = None,
+    store: Any = None,
 ) -> AsyncIterator[tuple[Harness, ...]]:
     """`count` proxy apps (as separate proxy processes would be) over the same devnodes and one
     shared MemoryStore; the devnodes' task workers run once, under the first harness.
@@ -207,10 +210,13 @@ async def running_proxies(
         raw["health"] = {"interval_ms": health_interval_ms, "timeout_ms": health_interval_ms}
     if max_body_bytes:
         raw["server"] = {"max_body_bytes": max_body_bytes}
+    if resharding is not None:
+        raw["resharding"] = resharding
     config = config_from_dict(raw, env={})
     apps = {node["id"]: DevnodeApp(master_key=node_master_key) for node in raw["nodes"]}
     transport = AsgiTransport(apps)
-    store = MemoryStore() if task_ttl_ms is None else MemoryStore(task_ttl_ms=task_ttl_ms)
+    if store is None:
+        store = MemoryStore() if task_ttl_ms is None else MemoryStore(task_ttl_ms=task_ttl_ms)
     # Only the services a test asks for run: the others would add calls it does not expect.
     services = Services(
         task_poll_interval_s=task_poll_interval_s,
@@ -221,7 +227,8 @@ async def running_proxies(
         webhooks=webhooks,
     )
     proxies = [
-        create_app(config, transport=transport, store=store, services=services)
+        create_app(config, transport=transport, store=store, services=services,
+                   **({} if clock is None else {"clock": clock}))
         for _ in range(count)
     ]
     async with trio.open_nursery() as nursery, AsyncExitStack() as stack:

@@ -4,6 +4,7 @@ default are every service on the config's settings, and it closes only what it o
 from __future__ import annotations
 
 from miroir.cluster.rebalance import RebalanceSettings
+from miroir.cluster.reshard import ReshardSettings
 from miroir.cluster.services import (
     TASK_POLL_INTERVAL_S,
     TASK_PRUNE_INTERVAL_S,
@@ -12,7 +13,7 @@ from miroir.cluster.services import (
     Services,
 )
 from miroir.cluster.webhooks import WebhookSettings
-from miroir.config import RebalanceConfig, config_from_dict
+from miroir.config import RebalanceConfig, ReshardingConfig, config_from_dict
 from miroir.core.tasks import format_timestamp
 from miroir.proxy import create_app
 from miroir.proxy.lifecycle import services_for
@@ -63,6 +64,10 @@ def test_by_default_every_service_runs_on_the_config_settings():
         rebalance=RebalanceSettings(
             settle_ms=2 * cfg.health.interval_ms,
             grace_ms=max(RebalanceConfig().grace_ms, 2 * cfg.health.interval_ms),
+            poll_s=cfg.health.interval_ms / 1000),
+        reshard=ReshardSettings(
+            max_docs_per_second=RebalanceConfig().max_docs_per_second,
+            grace_ms=ReshardingConfig().grace_seconds * 1000,
             poll_s=cfg.health.interval_ms / 1000),
     )
 

@@ -35,10 +35,11 @@ from typing import Any
 from miroir.cluster import settings_sync
 from miroir.cluster.idempotency import reservation_suspended
 from miroir.cluster.indexes import index_exists
+from miroir.cluster.reshard_mirror import mirror_broadcast, mirror_settings
 from miroir.cluster.runtime import Cluster, NodeRejected, first_rejection, task_uid_of
 from miroir.cluster.settings_sync import settings_lease
 from miroir.cluster.tasks import record_finished_task, record_task
-from miroir.core.errors import error_body
+from miroir.core.errors import MeiliError, error_body
 from miroir.core.routing import SHARD_FIELD
 from miroir.core.tasks import NodeTask, Task
 from miroir.transport.base import NodeResponse
@@ -300,6 +301,10 @@ async def _update_settings(cluster: Cluster, uid: str, patch: Mapping[str, Any])
         if committed is None:
             error = _failure(lagging[0] if lagging else nodes[0],
                              "hold the same settings as most nodes when read back")
+        elif (await mirror_settings(cluster, uid, sent)).failed:
+            # A reshard's required mirror: the reshard's verification compares settings too,
+            # and repairs the mirror from this index's committed settings.
+            error = _failure(nodes[0], "apply the settings to the index's new layout")
     if error is not None:
         await _restore(cluster, uid, applied, previous)
         # The rollback is committed as this version: a node it could not reach lags behind it
@@ -348,6 +353,12 @@ async def broadcast_write(
         rejection = first_rejection(results)
         if rejection is not None:
             raise NodeRejected(rejection)
+    elif index_uid is not None:  # a reshard's mirror (documents deletes only)
+        mirrored = await mirror_broadcast(cluster, index_uid, method, path, body)
+        if mirrored.failed:
+            raise MeiliError("miroir_no_quorum", f"Index `{index_uid}` is being resharded and "
+                             "the write could not reach its new layout; it was not "
+                             "acknowledged, send it again.")
     return await record_task(
         cluster, task_type, index_uid, results, details, custom_metadata=custom_metadata
     )

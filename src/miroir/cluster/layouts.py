@@ -45,6 +45,12 @@ class LayoutCache:
         self._read_at = float("-inf")
         self._reading = False
 
+    @property
+    def version(self) -> int:
+        """The version of the record this copy is (0: none stored); what this process announces
+        it routes by (`topology_sync.announce`), so a reshard knows every process mirrors."""
+        return self._version
+
     def cached(self) -> Layouts:
         """The last copy read (no layout before the first read): for rendering, never routing."""
         return self._layouts if self._layouts is not None else Layouts()

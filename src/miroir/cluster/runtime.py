@@ -165,6 +165,13 @@ class Cluster:
 
     # ---- topology and health ------------------------------------------------------------
 
+    def shard_map_for(self, node_index: str) -> ShardMap:
+        """SHIM of branch shardmaps' interface: the shard map of `node_index`'s own S."""
+        shards = self.layouts.cached().shards_of(node_index, self.topology.shards)
+        if shards == self.topology.shards:
+            return self.shard_map
+        return ShardMap.build(attrs.evolve(self.topology, shards=shards))
+
     def node_ids(self) -> list[str]:
         return [node.id for node in self.topology.nodes]
 

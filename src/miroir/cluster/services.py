@@ -42,6 +42,7 @@ from miroir.cluster.rebalance import Rebalancer, RebalanceSettings
 from miroir.cluster.reconcile import INTERVAL_S as RECONCILE_INTERVAL_S
 from miroir.cluster.reconcile import SHARD_PAUSE_S, Reconciler
 from miroir.cluster.repair import RETRY_S, SWEEP_S, RepairWorker
+from miroir.cluster.reshard import Resharder, ReshardSettings
 from miroir.cluster.runtime import Cluster
 from miroir.cluster.tasks import poll_tasks_forever
 from miroir.cluster.topology_sync import TopologyFollower
@@ -84,6 +85,7 @@ class Services:
     topology_follow_interval_s: float | None = None
     rebalance: RebalanceSettings | None = None
     webhooks: WebhookSettings | None = None
+    reshard: ReshardSettings | None = None
 
 
 @attrs.frozen
@@ -97,6 +99,7 @@ class RunningServices:
     topology_follower: TopologyFollower | None = None
     rebalancer: Rebalancer | None = None
     webhook_delivery: WebhookDelivery | None = None
+    resharder: Resharder | None = None
 
 
 def run_services(cluster: Cluster, settings: Services, nursery: trio.Nursery) -> RunningServices:
@@ -137,5 +140,9 @@ def run_services(cluster: Cluster, settings: Services, nursery: trio.Nursery) ->
         # Listening from here on: a task that finishes after this returns is delivered.
         webhook_delivery = WebhookDelivery(cluster, settings.webhooks)
         nursery.start_soon(webhook_delivery.run)
+    resharder = None
+    if settings.reshard is not None:
+        resharder = Resharder(cluster, settings.reshard)
+        nursery.start_soon(resharder.run)
     return RunningServices(repair_worker, health_checker, reconciler, topology_follower,
-                           rebalancer, webhook_delivery)
+                           rebalancer, webhook_delivery, resharder)

@@ -14,7 +14,8 @@ versioned record in the store (`miroir.core.topology_record`); its version is th
 - `publish` is the one way to change the topology: compare-and-set from the epoch the caller
   read, then adopt it locally at once (the caller's process needs no interval to see its own
   change). A lost race returns None: read again and decide again.
-- `announce`: every process records in the store which epoch it routes by (a process record,
+- `announce`: every process records in the store which epoch (and which version of the index
+  layouts, `lagging_layouts`: a reshard's mirrors and flip) it routes by (a process record,
   `Store.put_process_record`, live for `process_ttl_ms`): at start, after every follower check,
   and forgotten at a clean stop. `lagging` reads them: the live processes still behind an
   epoch. The rebalancer copies nothing until no live process lags behind the migration's
@@ -100,7 +101,7 @@ async def announce(cluster: Cluster, ttl_ms: int) -> bool:
     """Record the epoch this process routes by; False (logged) when the store failed."""
     migration = cluster.migration
     value = {"epoch": cluster.epoch, "migration": None if migration is None else migration.id,
-             "seenAtMs": cluster.now_ms()}
+             "layouts": cluster.layouts.version, "seenAtMs": cluster.now_ms()}
     try:
         await cluster.store.put_process_record(cluster.process_id, value, cluster.now_ms(), ttl_ms)
     except StoreError as exc:
@@ -120,6 +121,17 @@ async def lagging(cluster: Cluster, epoch: int) -> dict[str, int]:
     return behind
 
 
+async def lagging_layouts(cluster: Cluster, version: int) -> dict[str, int]:
+    """The live processes (by id) whose index layouts are older than `version` (a reshard's
+    mirror or flip), with theirs; like `lagging` for epochs."""
+    found = await cluster.store.list_live_processes(cluster.now_ms())
+    behind = {pid: int(value.get("layouts", 0)) for pid, value in found.items()
+              if pid != cluster.process_id and int(value.get("layouts", 0)) < version}
+    if cluster.layouts.version < version:
+        behind[cluster.process_id] = cluster.layouts.version
+    return behind
+
+
 class TopologyFollower:
     """Adopt every newer epoch of the stored topology, checking every `interval_s`. A process
     that could not reach the store when it started (epoch 0, routing by the config) seeds or
@@ -136,6 +148,11 @@ class TopologyFollower:
     async def run(self) -> None:
         while True:
             await self.check_once()
+            try:
+                # The layouts too (a reshard waits until every process routes with its mirror).
+                await self.cluster.layouts.current()
+            except StoreError as exc:
+                logger.warning("could not read the index layouts: %s", exc)
             await announce(self.cluster, self.ttl_ms)
             await trio.sleep(self.interval_s)
 

@@ -40,6 +40,12 @@ from miroir.cluster.broadcast import create_index
 from miroir.cluster.idempotency import reservation_suspended, reserve_task_uid
 from miroir.cluster.indexes import index_exists, known_primary_key
 from miroir.cluster.quorum_write import QuorumWriteResult
+from miroir.cluster.reshard_mirror import (
+    NOT_MIRRORED,
+    Mirrored,
+    mirror_delete_ids,
+    mirror_documents,
+)
 from miroir.cluster.runtime import Cluster, NodeRejected, first_rejection, task_uid_of
 from miroir.cluster.tasks import record_finished_task, record_task
 from miroir.cluster.write_retry import RetryAs
@@ -178,22 +184,27 @@ async def write_documents(
             custom_metadata=custom_metadata,
         )
         return WriteOutcome(failed)
-    path = f"/indexes/{index_uid}/documents?primaryKey={quote(primary_key)}"
+    query = f"primaryKey={quote(primary_key)}"
     if skip_creation:
-        path += "&skipCreation=true"
+        query += "&skipCreation=true"
+    method = "POST" if replace else "PUT"
     written = await cluster.quorum_write(
         routed.per_node,
-        "POST" if replace else "PUT",
-        path,
+        method,
+        f"/indexes/{index_uid}/documents?{query}",
         lambda node: routed.per_node[node],
         quorum_targets(shard_map, routed.shards_written),
         retry_as=RetryAs(index_uid, "documentAdditionOrUpdate", {
             node: frozenset(doc[SHARD_FIELD] for doc in docs)
             for node, docs in routed.per_node.items()}, await reserve_task_uid(cluster)),
     )
+    mirrored = NOT_MIRRORED
+    if written.acked_nodes():  # a reshard's mirror, once the index's own write was taken
+        mirrored = await mirror_documents(cluster, index_uid, documents, primary_key, query,
+                                          method)
     return await _finish_write(
         cluster, "documentAdditionOrUpdate", index_uid, details, written, custom_metadata,
-        required_acks(shard_map, routed.shards_written),
+        required_acks(shard_map, routed.shards_written), mirrored,
     )
 
 
@@ -206,6 +217,7 @@ async def delete_documents_by_id(
     per_node: dict[str, list[str]] = {}
     node_shards: dict[str, set[int]] = {}
     shards: set[int] = set()
+    valid_ids: list[str] = []
     for raw in raw_ids:
         # Meilisearch turns any id into a string; one that is no valid id deletes nothing.
         text = raw if isinstance(raw, str) else _json_text(raw)
@@ -213,6 +225,7 @@ async def delete_documents_by_id(
             doc_id = canonical_document_id(text)
         except MeiliError:
             continue
+        valid_ids.append(doc_id)
         shard = shard_for_key(doc_id, shard_map.shards)
         shards.add(shard)
         for _, node in shard_map.write_targets(shard):
@@ -240,9 +253,12 @@ async def delete_documents_by_id(
                          {node: frozenset(s) for node, s in node_shards.items()},
                          await reserve_task_uid(cluster)),
     )
+    mirrored = NOT_MIRRORED
+    if written.acked_nodes():
+        mirrored = await mirror_delete_ids(cluster, index_uid, valid_ids)
     return await _finish_write(
         cluster, "documentDeletion", index_uid, details, written, custom_metadata,
-        required_acks(shard_map, shards),
+        required_acks(shard_map, shards), mirrored,
     )
 
 
@@ -260,6 +276,7 @@ async def _finish_write(
     written: QuorumWriteResult,
     custom_metadata: str | None = None,
     required: Mapping[Pair, Sequence[str]] | None = None,
+    mirrored: Mirrored = NOT_MIRRORED,
 ) -> WriteOutcome:
     results = written.results
     if results and not written.acked_nodes():
@@ -270,7 +287,12 @@ async def _finish_write(
     if required:  # a rebalance's cutting phase: the shards' new owners must have it too
         verdict = with_required_acks(verdict, required, written.acked_nodes())
     degraded = tuple(sorted((group, shard) for shard, group in verdict.missed))
+    lost = set(verdict.shards_without_quorum)
+    if mirrored.failed:
+        # A reshard's required mirror missed quorum: the write is not acknowledged (the shards
+        # count as without quorum), so a verified or rolled-back copy never lacks it.
+        lost |= {shard for shard, _ in verdict.met | verdict.missed | verdict.open}
     task = await record_task(
         cluster, task_type, index_uid, results, details, degraded, custom_metadata
     )
-    return WriteOutcome(task, degraded, tuple(sorted(verdict.shards_without_quorum)))
+    return WriteOutcome(task, degraded, tuple(sorted(lost)))

@@ -62,6 +62,11 @@ _NON_DEFAULT: dict[str, tuple[str, int]] = {
     # the change is valid but cannot be carried out online here (engine off, or a forced removal)
     "miroir_rebalance_unavailable": ("system", 501),
     "miroir_reshard_unavailable": ("system", 501),
+    # resharding (miroir_invalid_reshard is the default invalid_request + 400)
+    "miroir_reshard_in_progress": ("invalid_request", 409),
+    "miroir_reshard_outside_window": ("invalid_request", 409),
+    "miroir_reshard_not_found": ("invalid_request", 404),
+    "miroir_reshard_rollback_too_late": ("invalid_request", 409),
     # index layouts (aliases); miroir_invalid_alias is the default invalid_request + 400
     "miroir_alias_not_found": ("invalid_request", 404),
     "miroir_node_index_not_found": ("invalid_request", 404),

@@ -47,10 +47,32 @@ class IndexLayout:
 
 
 @attrs.frozen
+class Mirror:
+    """A node-side index that every write to another one is also sent to, routed by its own
+    shard count: a reshard's shadow before the flip, the old index during the grace period
+    after it (`miroir.cluster.reshard`). `required`: the write is acknowledged only if the
+    mirror's owners reached quorum too (else a mirror's failure is only counted)."""
+
+    node_index: str
+    required: bool = False
+
+
+@attrs.frozen
 class Layouts:
-    """Every explicit layout, by client uid."""
+    """Every explicit layout, by client uid; and the write mirrors, by node-side index."""
 
     entries: Mapping[str, IndexLayout] = attrs.field(factory=dict)
+    mirrors: Mapping[str, Mirror] = attrs.field(factory=dict)
+    # SHIM of branch shardmaps' interface (node-side index -> S), replaced by theirs on merge.
+    node_shards: Mapping[str, int] = attrs.field(factory=dict)
+
+    def shards_of(self, node_index: str, default: int) -> int:
+        return self.node_shards.get(node_index, default)
+
+    def with_node_shards(self, node_index: str, shards: int | None) -> Layouts:
+        rest = {k: v for k, v in self.node_shards.items() if k != node_index}
+        return attrs.evolve(self, node_shards=rest if shards is None
+                            else {**rest, node_index: shards})
 
     # ---- resolution
 
@@ -86,7 +108,7 @@ class Layouts:
             layout_a = IndexLayout(self.node_index(a), self.entries.get(a, IndexLayout(a)).shards)
             layout_b = IndexLayout(self.node_index(b), self.entries.get(b, IndexLayout(b)).shards)
             entries[a], entries[b] = layout_b, layout_a
-        return Layouts(entries)._normalized()
+        return attrs.evolve(self, entries=entries)._normalized()
 
     def renamed(self, old: str, new: str) -> Layouts:
         """`new` takes `old`'s node-side index and shard count; `old` names nothing anymore."""
@@ -94,7 +116,7 @@ class Layouts:
         taken = self.entries.get(old, IndexLayout(old)).shards
         entries[new] = IndexLayout(self.node_index(old), taken)
         entries[old] = IndexLayout(None)
-        return Layouts(entries)._normalized()
+        return attrs.evolve(self, entries=entries)._normalized()
 
     def with_alias(self, alias: str, node_index: str, shards: int | None = None) -> Layouts:
         """`alias` resolves to `node_index`; the uid that resolved to it before names nothing."""
@@ -103,11 +125,12 @@ class Layouts:
         if holder is not None and holder != alias:
             entries[holder] = IndexLayout(None)
         entries[alias] = IndexLayout(node_index, shards)
-        return Layouts(entries)._normalized()
+        return attrs.evolve(self, entries=entries)._normalized()
 
     def without_alias(self, alias: str) -> Layouts:
         """Forget `alias`'s entry: it names its own node-side index again, if nobody claims it."""
-        return Layouts({u: e for u, e in self.entries.items() if u != alias})._normalized()
+        return attrs.evolve(
+            self, entries={u: e for u, e in self.entries.items() if u != alias})._normalized()
 
     def with_fresh_node_index(
         self, uid: str, existing: Iterable[str] = ()
@@ -123,28 +146,78 @@ class Layouts:
         name = f"{uid}--{n}"
         shards = self.entries.get(uid, IndexLayout(None)).shards
         entries = {**self.entries, uid: IndexLayout(name, shards), name: IndexLayout(None)}
-        return Layouts(entries)._normalized(), name
+        return attrs.evolve(self, entries=entries)._normalized(), name
 
     def _normalized(self) -> Layouts:
         """Drop entries that say what the default says (uid -> itself, S unset): since no
         other entry may claim a uid's own name while it holds it, the default says the same."""
-        return Layouts({
+        return attrs.evolve(self, entries={
             uid: entry for uid, entry in sorted(self.entries.items())
             if not (entry.node_index == uid and entry.shards is None)
-        })
+        }, mirrors=dict(sorted(self.mirrors.items())))
+
+    # ---- write mirrors (a reshard's; `miroir.cluster.reshard`)
+
+    def mirror_of(self, node_index: str) -> Mirror | None:
+        """Where writes to `node_index` are mirrored (None: nowhere)."""
+        return self.mirrors.get(node_index)
+
+    def with_mirror(self, source: str, target: str, *, required: bool = False) -> Layouts:
+        """Writes to `source` also go to `target` (replacing `source`'s mirror, if any)."""
+        return attrs.evolve(self, mirrors={**self.mirrors, source: Mirror(target, required)}
+                            )._normalized()
+
+    def without_mirror(self, source: str) -> Layouts:
+        return attrs.evolve(self, mirrors={k: v for k, v in self.mirrors.items()
+                                           if k != source})._normalized()
+
+    def with_reserved(self, node_index: str) -> Layouts:
+        """`node_index` (a shadow, named by no uid) stays an orphan: the client uid spelled
+        like it resolves to nothing, so no client index is ever created under that name."""
+        if node_index in self.entries:
+            return self
+        return attrs.evolve(self, entries={**self.entries, node_index: IndexLayout(None)}
+                            )._normalized()
+
+    def without_reserved(self, node_index: str) -> Layouts:
+        """Forget `with_reserved` (the shadow was deleted or became the uid's own)."""
+        entry = self.entries.get(node_index)
+        if entry is None or entry.node_index is not None:
+            return self
+        return self.without_alias(node_index)
+
+    def flipped(self, uid: str, to: str, *, mirror_back: bool) -> Layouts:
+        """The reshard's flip (and its rollback): `uid` resolves to `to`, whose shard count is
+        its own; the index it resolved to before is `to`'s required mirror when `mirror_back`
+        (the grace period), and no mirror of `from` to `to` remains."""
+        before = self.node_index(uid)
+        layouts = self.with_alias(uid, to)
+        if before is not None:
+            layouts = layouts.without_mirror(before)
+            if mirror_back:
+                layouts = layouts.with_mirror(to, before, required=True)
+        return layouts
 
 
 # ---- the record
 
 
 def encode_layouts(layouts: Layouts) -> dict[str, Any]:
-    return {
+    value: dict[str, Any] = {
         "format": RECORD_FORMAT,
         "layouts": {
             uid: {"nodeIndex": e.node_index, "shards": e.shards}
             for uid, e in layouts.entries.items()
         },
     }
+    if layouts.node_shards:
+        value["nodeShards"] = dict(layouts.node_shards)
+    if layouts.mirrors:  # absent when empty: a record without them reads as before
+        value["mirrors"] = {
+            source: {"nodeIndex": m.node_index, "required": m.required}
+            for source, m in layouts.mirrors.items()
+        }
+    return value
 
 
 def decode_layouts(value: Mapping[str, Any] | None) -> Layouts:
@@ -168,4 +241,17 @@ def decode_layouts(value: Mapping[str, Any] | None) -> Layouts:
                                    or shards < 1):
             raise LayoutRecordError(f"layouts.{uid}.shards: expected a positive integer or null")
         entries[uid] = IndexLayout(node_index, shards)
-    return Layouts(entries)
+    return Layouts(entries, _decode_mirrors(value.get("mirrors", {})),
+                   dict(value.get("nodeShards", {})))
+
+
+def _decode_mirrors(raw: Any) -> dict[str, Mirror]:
+    if not isinstance(raw, Mapping):
+        raise LayoutRecordError("mirrors: expected an object")
+    mirrors = {}
+    for source, mirror in raw.items():
+        if not isinstance(mirror, Mapping) or not isinstance(mirror.get("nodeIndex"), str) \
+                or not isinstance(mirror.get("required", False), bool):
+            raise LayoutRecordError(f"mirrors.{source}: expected {{nodeIndex, required}}")
+        mirrors[source] = Mirror(mirror["nodeIndex"], mirror.get("required", False))
+    return mirrors

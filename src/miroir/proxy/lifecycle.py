@@ -25,6 +25,7 @@ import trio
 from miroir.cluster.clock import Clock
 from miroir.cluster.keys import KeyRing
 from miroir.cluster.rebalance import RebalanceSettings
+from miroir.cluster.reshard import ReshardSettings
 from miroir.cluster.runtime import Cluster, ClusterSettings
 from miroir.cluster.services import (
     TASK_POLL_INTERVAL_S,
@@ -70,6 +71,16 @@ def services_for(config: MiroirConfig) -> Services:
         topology_follow_interval_s=config.health.interval_ms / 1000,
         rebalance=rebalance_settings(config) if config.rebalance.enabled else None,
         webhooks=WebhookSettings(),
+        reshard=reshard_settings(config),
+    )
+
+
+def reshard_settings(config: MiroirConfig) -> ReshardSettings:
+    """The reshard engine's pacing: the rebalancer's copy rate, the config's grace period."""
+    return ReshardSettings(
+        max_docs_per_second=config.rebalance.max_docs_per_second,
+        grace_ms=max(config.resharding.grace_seconds * 1000, 2 * config.health.interval_ms),
+        poll_s=config.health.interval_ms / 1000,
     )
 
 
@@ -155,6 +166,8 @@ class Lifecycle:
             running.reconciler.observers.append(self.state.metrics.observe_reconcile)
         if running.rebalancer is not None:
             running.rebalancer.observers.append(self.state.metrics.observe_rebalance)
+        if running.resharder is not None:
+            running.resharder.observers.append(self.state.metrics.observe_reshard)
 
     async def stop(self) -> None:
         cluster = self.state.cluster

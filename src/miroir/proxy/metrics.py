@@ -37,6 +37,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.utils import floatToGoString
 
 from miroir.core.node_state import ELIGIBILITY, NodeState
+from miroir.core.reshard_plan import STATES as RESHARD_STATES
 from miroir.transport.base import NodeResult, failure_kind
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -177,6 +178,26 @@ class Metrics:
             "miroir_rebalance_errors", "Errors recorded by the current rebalance (last 10 kept).",
             registry=registry, multiprocess_mode="livemax",
         )
+        # The reshard, as the process running its engine sees it (its store record).
+        self.reshard_state = Gauge(
+            "miroir_reshard_state", "1 for the current (or last) reshard's state, 0 for the "
+            "others.", ["state"], registry=registry, multiprocess_mode="livemax",
+        )
+        for state in RESHARD_STATES:  # every state exported from the start, at 0
+            self.reshard_state.labels(state)
+        self.reshard_documents_copied = Gauge(
+            "miroir_reshard_documents_copied",
+            "Documents written into the shadow by the current reshard (re-copies included).",
+            registry=registry, multiprocess_mode="livemax",
+        )
+        self.reshard_documents_total = Gauge(
+            "miroir_reshard_documents_total", "Documents in the index being resharded.",
+            registry=registry, multiprocess_mode="livemax",
+        )
+        self.reshard_errors = Gauge(
+            "miroir_reshard_errors", "Errors recorded by the current reshard (last 10 kept).",
+            registry=registry, multiprocess_mode="livemax",
+        )
         # `labels(...)` takes a lock and builds a key on every call; the label sets are bounded
         # (see the module doc), so the children are looked up once and kept.
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -239,6 +260,14 @@ class Metrics:
         self.rebalance_shards_done.set(record.get("shardsDone", 0))
         self.rebalance_documents_copied.set(record.get("documentsCopied", 0))
         self.rebalance_errors.set(len(record.get("errors", ())))
+
+    def observe_reshard(self, record: dict[str, Any]) -> None:
+        """The reshard's entry after each engine step."""
+        for state in RESHARD_STATES:
+            self.reshard_state.labels(state).set(1 if record.get("state") == state else 0)
+        self.reshard_documents_copied.set(record.get("documentsCopied", 0))
+        self.reshard_documents_total.set(record.get("documentsTotal") or 0)
+        self.reshard_errors.set(len(record.get("errors", ())))
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self._exposed), CONTENT_TYPE_LATEST

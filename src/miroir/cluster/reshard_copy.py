@@ -1,0 +1,291 @@
+"""A reshard's node work: create the shadow, copy old shards into it re-hashed, compare the two
+and repair what differs, check settings, delete an index everywhere (`miroir.cluster.reshard`
+decides when).
+
+Theory of operation. The old index has S shards, the shadow S2; a document of old shard s lands
+in shadow shard `shard_for_key(id, S2)`. The copy pages through each old shard (`_miroir_shard =
+s`) on one readable owner and writes every page to the shadow's owners of each document's new
+shard, `_miroir_shard` set for S2, every write waited for, at most `max_docs_per_second`
+(`Pacer`). The comparison (`Converger`) is the cutover-race rule of `core.shard_copy` over the
+whole index: once every node processed the tasks enqueued so far, the old index's documents
+(one readable owner per old shard) are the truth, and each shadow replica (every owner of every
+new shard, each compared on its own) gets again what it lacks or holds differently and loses
+what the source no longer has; rounds repeat until one is clean. Mirror writes always reach the
+shadow after the old index (`cluster.reshard_mirror`), so a clean round sees every acknowledged
+write on both sides.
+
+Every function either succeeds or raises `CopyIncomplete` (the engine retries on its next pass);
+none decides anything about the reshard's state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import trio
+
+from miroir.cluster import settings_sync
+from miroir.cluster.broadcast import protect_settings_patch
+from miroir.cluster.rebalance_nodes import MoveIncomplete, _drain_queue, _node_write
+from miroir.cluster.runtime import Cluster
+from miroir.cluster.settings_sync import read_node_settings, settings_digest
+from miroir.core.documents import document_id
+from miroir.core.node_state import NodeState
+from miroir.core.placement import shard_for_key
+from miroir.core.routing import SHARD_FIELD
+from miroir.core.shard_copy import content_digest, document_digest, reconcile
+from miroir.core.topology import ShardMap
+from miroir.transport.base import NodeResponse
+
+MAX_COMPARE_ROUNDS = 5
+CopyIncomplete = MoveIncomplete  # the same "retry on the next pass" as the rebalancer's moves
+
+
+class Pacer:
+    """At most `per_second` documents over a sliding one-second window (the rebalancer's rule)."""
+
+    def __init__(self, per_second: int) -> None:
+        self.per_second = per_second
+        self._start: float | None = None
+        self._docs = 0
+
+    async def pace(self, documents: int) -> None:
+        now = trio.current_time()
+        if self._start is None or now - self._start >= 1.0:
+            self._start, self._docs = now, 0
+        self._docs += documents
+        await trio.sleep_until(self._start + self._docs / self.per_second)
+
+
+def _readable(cluster: Cluster, nodes: Iterable[str]) -> list[str]:
+    return [n for n in nodes if cluster.state_of(n) not in (NodeState.FAILED, NodeState.REMOVED)]
+
+
+def source_of(cluster: Cluster, shard_map: ShardMap, shard: int) -> str:
+    """One readable owner of `shard` (any group), or CopyIncomplete."""
+    for group in range(shard_map.replica_groups):
+        found = _readable(cluster, shard_map.owners(group, shard))
+        if found:
+            return found[0]
+    raise CopyIncomplete(f"no readable owner of shard {shard}")
+
+
+def _strip(document: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in document.items() if k != SHARD_FIELD}
+
+
+async def fetch_all(cluster: Cluster, node: str, index: str, body: dict[str, Any],
+                    page_size: int) -> list[dict[str, Any]]:
+    documents: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        page = await fetch_page(cluster, node, index, body, offset, page_size)
+        documents.extend(page["results"])
+        offset += page_size
+        if offset >= page["total"] or not page["results"]:
+            return documents
+
+
+async def fetch_page(cluster: Cluster, node: str, index: str, body: dict[str, Any], offset: int,
+                     limit: int) -> dict[str, Any]:
+    answer = await cluster.call(node, "POST", f"/indexes/{index}/documents/fetch",
+                                {**body, "offset": offset, "limit": limit})
+    if not (isinstance(answer, NodeResponse) and answer.ok):
+        raise CopyIncomplete(f"{node} did not answer a documents fetch on {index}")
+    return answer.json()
+
+
+async def write_to(cluster: Cluster, node: str, index: str, pk: str,
+                   documents: list[dict[str, Any]]) -> None:
+    await _node_write(cluster, node, "POST", f"/indexes/{index}/documents?primaryKey={pk}",
+                      documents)
+
+
+def route(documents: Iterable[dict[str, Any]], pk: str, shard_map: ShardMap
+          ) -> dict[str, list[dict[str, Any]]]:
+    """Per shadow owner, its documents with `_miroir_shard` computed for the shadow's S."""
+    per_node: dict[str, list[dict[str, Any]]] = {}
+    for document in documents:
+        shard = shard_for_key(document_id(document, pk), shard_map.shards)
+        routed = {**_strip(document), SHARD_FIELD: shard}
+        for _, node in shard_map.write_targets(shard):
+            per_node.setdefault(node, []).append(routed)
+    return per_node
+
+
+async def copy_shard(cluster: Cluster, old: str, shadow: str, pk: str, shard: int,
+                     old_map: ShardMap, new_map: ShardMap, page_size: int,
+                     written: Callable[[int, set[str]], Any]) -> None:
+    """Page through old shard `shard` and write it into the shadow re-hashed; `written(n, ids)`
+    is awaited after every page (progress, the lease, pacing)."""
+    source = source_of(cluster, old_map, shard)
+    offset = 0
+    while True:
+        page = await fetch_page(cluster, source, old, {"filter": f"{SHARD_FIELD} = {shard}"},
+                                offset, page_size)
+        documents = page["results"]
+        if documents:
+            for node, batch in sorted(route(documents, pk, new_map).items()):
+                if cluster.state_of(node) in (NodeState.FAILED, NodeState.REMOVED):
+                    raise CopyIncomplete(f"{node} is {cluster.state_of(node).value}")
+                await write_to(cluster, node, shadow, pk, batch)
+            await written(len(documents), {document_id(d, pk) for d in documents})
+        offset += page_size
+        if offset >= page["total"] or not documents:
+            return
+
+
+async def count(cluster: Cluster, index: str, shard_map: ShardMap) -> int:
+    """Documents in `index`: the sum over its shards, one readable owner each."""
+    total = 0
+    for shard in range(shard_map.shards):
+        node = source_of(cluster, shard_map, shard)
+        page = await fetch_page(cluster, node, index, {"filter": f"{SHARD_FIELD} = {shard}"}, 0, 1)
+        total += page["total"]
+    return total
+
+
+class Converger:
+    """The comparison rounds (module docstring). `copied`: ids the copy wrote this pass (None
+    after a restart: every id on the shadow may be deleted, which later rounds make safe since
+    a round that changed anything is followed by another)."""
+
+    def __init__(self, cluster: Cluster, old: str, shadow: str, pk: str, old_map: ShardMap,
+                 new_map: ShardMap, page_size: int) -> None:
+        self.cluster = cluster
+        self.old, self.shadow, self.pk = old, shadow, pk
+        self.old_map, self.new_map = old_map, new_map
+        self.page_size = page_size
+        self.recopied = 0
+
+    async def converge(self, copied: set[str] | None) -> tuple[int, int]:
+        """Rounds until clean; returns (documents, content digest) both sides then hold."""
+        for _ in range(MAX_COMPARE_ROUNDS):
+            for node in sorted(self.cluster.serving_nodes()):
+                await _drain_queue(self.cluster, node)
+            source = await self._source_digests()
+            clean = True
+            for shard in range(self.new_map.shards):
+                expected = {i: d for i, (d, s) in source.items() if s == shard}
+                for node in self._owners(shard):
+                    if not await self._repair(node, shard, expected, copied, source):
+                        clean = False
+            if clean:
+                return len(source), content_digest({i: d for i, (d, _) in source.items()})
+        raise CopyIncomplete(f"{self.shadow} still differed from {self.old} after "
+                             f"{MAX_COMPARE_ROUNDS} compares")
+
+    def _owners(self, shard: int) -> list[str]:
+        owners = [n for g in range(self.new_map.replica_groups)
+                  for n in self.new_map.owners(g, shard)]
+        down = [n for n in owners if n not in _readable(self.cluster, owners)]
+        if down:
+            raise CopyIncomplete(f"shadow owner {down[0]} of shard {shard} is not readable")
+        return owners
+
+    async def _source_digests(self) -> dict[str, tuple[int, int]]:
+        """id -> (digest without `_miroir_shard`, its shard under the shadow's S)."""
+        found: dict[str, tuple[int, int]] = {}
+        for shard in range(self.old_map.shards):
+            node = source_of(self.cluster, self.old_map, shard)
+            for d in await fetch_all(self.cluster, node, self.old,
+                                     {"filter": f"{SHARD_FIELD} = {shard}"}, self.page_size):
+                doc_id = document_id(d, self.pk)
+                found[doc_id] = (document_digest(_strip(d)),
+                                 shard_for_key(doc_id, self.new_map.shards))
+        return found
+
+    async def _repair(self, node: str, shard: int, expected: dict[str, int],
+                      copied: set[str] | None, source: dict[str, tuple[int, int]]) -> bool:
+        held = {document_id(d, self.pk): document_digest(_strip(d))
+                for d in await fetch_all(self.cluster, node, self.shadow,
+                                         {"filter": f"{SHARD_FIELD} = {shard}"}, self.page_size)}
+        verdict = reconcile(expected, held, held.keys() if copied is None else copied)
+        if verdict.clean:
+            return True
+        if verdict.recopy:
+            wanted = [str(i) for i in verdict.recopy]
+            by_old_shard: dict[int, list[str]] = {}
+            for doc_id in wanted:
+                by_old_shard.setdefault(shard_for_key(doc_id, self.old_map.shards), []).append(doc_id)
+            for old_shard, ids in sorted(by_old_shard.items()):
+                reader = source_of(self.cluster, self.old_map, old_shard)
+                for start in range(0, len(ids), self.page_size):
+                    docs = await fetch_all(self.cluster, reader, self.old,
+                                           {"ids": ids[start:start + self.page_size]},
+                                           self.page_size)
+                    if docs:
+                        await write_to(self.cluster, node, self.shadow, self.pk,
+                                       [{**_strip(d), SHARD_FIELD: shard} for d in docs])
+                        self.recopied += len(docs)
+        # What the source lacks goes, except a document the source has (under another shard:
+        # impossible) -- `source` guards a stale shard field.
+        gone = [str(i) for i in verdict.delete if str(i) not in source or
+                source[str(i)][1] != shard]
+        if gone:
+            await _node_write(self.cluster, node, "POST",
+                              f"/indexes/{self.shadow}/documents/delete-batch", gone)
+        return False
+
+
+async def create_shadow(cluster: Cluster, old: str, shadow: str, pk: str | None,
+                        readers: list[str]) -> None:
+    """The shadow on every node with `old`'s primary key and settings (as a node serving `old`
+    holds them), and its settings committed (reads of it need a committed version)."""
+    settings = None
+    for reader in readers:
+        settings = await read_node_settings(cluster, reader, old)
+        if settings is not None:
+            break
+    if settings is None:
+        raise CopyIncomplete(f"no serving node answered the settings of {old}")
+    nodes = sorted(cluster.all_nodes())
+    for node in nodes:
+        present = await cluster.call(node, "GET", f"/indexes/{shadow}")
+        if not (isinstance(present, NodeResponse) and present.ok):
+            await _node_write(cluster, node, "POST", "/indexes", {"uid": shadow, "primaryKey": pk})
+        await _node_write(cluster, node, "PATCH", f"/indexes/{shadow}/settings",
+                          protect_settings_patch(settings))
+    await commit_settings(cluster, shadow, nodes)
+
+
+async def commit_settings(cluster: Cluster, index: str, nodes: list[str]) -> None:
+    version = await cluster.store.allocate_settings_version(index)
+    committed, lagging = await settings_sync.commit(cluster, index, version, nodes,
+                                                    succeeded=True)
+    if committed is None or lagging:
+        raise CopyIncomplete(f"the settings of {index} are not the same on every node")
+    await cluster.catalog.changed(index, same_primary_key=True)
+
+
+async def settings_differ(cluster: Cluster, old: str, shadow: str) -> list[str]:
+    """The nodes whose shadow settings differ from the old index's there (normalized digests),
+    after copying the old index's settings onto them (so the next check can pass)."""
+    differ = []
+    for node in sorted(cluster.serving_nodes()):
+        want = await read_node_settings(cluster, node, old)
+        held = await read_node_settings(cluster, node, shadow)
+        if want is None or held is None:
+            raise CopyIncomplete(f"{node} did not answer the settings of {old} or {shadow}")
+        if settings_digest(want) != settings_digest(held):
+            differ.append(node)
+            await _node_write(cluster, node, "PATCH", f"/indexes/{shadow}/settings",
+                              protect_settings_patch(want))
+    return differ
+
+
+async def delete_everywhere(cluster: Cluster, index: str) -> None:
+    """DELETE the node-side index on every node that holds it, waited for; a failed node
+    makes it CopyIncomplete (retried)."""
+    for node in sorted(cluster.all_nodes()):
+        if cluster.state_of(node) is NodeState.REMOVED:
+            continue
+        present = await cluster.call(node, "GET", f"/indexes/{index}")
+        if isinstance(present, NodeResponse) and present.status == 404:
+            continue
+        if not (isinstance(present, NodeResponse) and present.ok):
+            raise CopyIncomplete(f"{node} did not say whether it holds {index}")
+        await _node_write(cluster, node, "DELETE", f"/indexes/{index}", None)
+    await cluster.store.delete_settings_versions(index)
+    await cluster.catalog.changed(index)
