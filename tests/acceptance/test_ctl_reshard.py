@@ -57,8 +57,8 @@ def test_reshard_refused_outside_the_window_then_forced_followed_and_rolled_back
     opens = datetime.datetime.fromtimestamp(
         next_opening(now_ms, [parse_window(window)]) / 1000, tz=datetime.UTC)
     # slow enough that `status` sees it copying
-    sections = {"health": FAST_HEALTH, "resharding": {
-        "allowed_windows": [window], "max_docs_per_second": 300, "grace_ms": 300}}
+    sections = {"health": FAST_HEALTH, "rebalance": {"max_docs_per_second": 300},
+                "resharding": {"allowed_windows": [window], "grace_seconds": 1}}
     cluster = launch(nodes=2, shards=SHARDS, sections=sections)
     expected = fill(cluster, MASTER_KEY, DOCUMENTS)
     url = cluster.url

@@ -29,7 +29,8 @@ pytestmark = pytest.mark.acceptance
 FROM_SHARDS, TO_SHARDS = 8, 32
 DOCUMENTS = int(os.environ.get("MIROIR_RESHARD_DOCUMENTS", "4000"))
 RESHARD_PATIENCE_S = 600.0
-ENGINE = {"resharding": {"max_docs_per_second": 50_000, "grace_ms": 500},
+# The copy's rate limit is the rebalancer's (`rebalance.max_docs_per_second`); a one-second grace.
+ENGINE = {"rebalance": {"max_docs_per_second": 50_000}, "resharding": {"grace_seconds": 1},
           "server": {"workers": 2}}
 
 

@@ -39,7 +39,7 @@ import attrs
 import orjson
 import trio
 
-from miroir.cluster.reshard import ReshardSettings
+from miroir.cluster.reshard import Resharder, ReshardSettings
 from miroir.core.placement import shard_for_key
 from miroir.core.routing import SHARD_FIELD
 from miroir.sim.cluster import Answer
@@ -73,12 +73,11 @@ class Resharding:
         self.sim = simulation.sim
         self.pending: Pending | None = None
         self.finished: list[dict[str, Any]] = []
+        simulation.before_replica_check = self.follow_layout
 
     async def run_engine(self) -> None:
         """The reshard engine's service loop, as `run_services` starts it in production."""
-        from miroir.cluster import reshard
-
-        await reshard.run_engine(self.sim.cluster)
+        await Resharder(self.sim.cluster, ENGINE).run()
 
     # ---- the operator's request -----------------------------------------------------------
 
@@ -109,6 +108,20 @@ class Resharding:
         self.simulation._common_checks("task", answer)
         return answer.body if answer.status == 200 else {}
 
+    async def layout(self) -> tuple[str, int]:
+        """The node-side index and shard count the uid names now (the admin view)."""
+        answer = await self.sim.request("GET", f"/_miroir/aliases/{INDEX}")
+        if answer.status == 200:
+            return answer.body["index"], answer.body["shards"]
+        return INDEX, self.simulation.spec.shards  # no alias entry: the uid's own name
+
+    async def follow_layout(self) -> None:
+        """Adopt a flip (or a flip back) made while a checkpoint waited."""
+        node_index, shards = await self.layout()
+        if (node_index, shards) != (self.simulation.node_index, self.simulation.shards):
+            self.simulation.report.checks["layout followed mid-reshard"] += 1
+            self.simulation.set_layout(node_index, shards)
+
     # ---- settling --------------------------------------------------------------------------
 
     async def settle(self) -> None:
@@ -137,10 +150,13 @@ class Resharding:
         self.finished.append(status)
         self.pending = None
         simulation.in_flux = False
+        node_index, shards = await self.layout()
+        simulation.set_layout(node_index, shards)
         if status.get("state") == "done":
-            layout = await self.sim.request("GET", f"/_miroir/aliases/{INDEX}")
-            node_index = layout.body.get("index") if layout.status == 200 else INDEX
-            simulation.set_layout(node_index, pending.to_shards)
+            simulation._check("X1 the uid names the new layout after done",
+                              shards == pending.to_shards
+                              and node_index != pending.old_node_index,
+                              lambda: f"{INDEX} -> {node_index} ({shards} shards)")
             await self.compare_searches("done")
             self.check_layout(pending)
 

@@ -57,7 +57,7 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
@@ -183,6 +183,9 @@ class Simulation:
         # `miroir.sim.reshard` (at a reshard's flip, which its settle adopts).
         self.shards = self.spec.shards
         self.node_index = INDEX
+        # Called at a checkpoint before the replicas are compared (I11): `miroir.sim.reshard`
+        # adopts a flip that happened meanwhile, so I11 looks at the layout in force.
+        self.before_replica_check: Callable[[], Awaitable[None]] | None = None
         self.set_members({n: self.spec.group_of(n) for n in self.spec.node_ids()},
                          self.spec.groups)
 
@@ -622,6 +625,8 @@ class Simulation:
         if not self.settings_certain:
             await self.change_settings(self.settings or {"filterableAttributes": []})
         await self._wait_tasks()
+        if self.before_replica_check is not None:
+            await self.before_replica_check()
         await self._reconcile()
         await self._check_reads()
         await self._check_searches(queries)
