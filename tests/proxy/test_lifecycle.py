@@ -68,6 +68,7 @@ def test_by_default_every_service_runs_on_the_config_settings():
         reshard=ReshardSettings(
             max_docs_per_second=RebalanceConfig().max_docs_per_second,
             grace_ms=ReshardingConfig().grace_seconds * 1000,
+            settle_ms=2 * cfg.scatter.node_timeout_ms,
             poll_s=cfg.health.interval_ms / 1000),
     )
 

@@ -74,7 +74,7 @@ def test_two_workers_export_every_family_one_process_exports_merged(worker_metri
     single = Metrics(multiprocess=False)
     exercise(single)
     expected = families(single)
-    assert len(expected) == 23  # 17, plus the topology epoch and five rebalance gauges
+    assert len(expected) == 27  # 17, the topology epoch, five rebalance and four reshard gauges
 
     first, second = worker_metrics(1001), worker_metrics(1002)
     assert first.multiprocess and second.multiprocess

@@ -122,7 +122,8 @@ async def test_a_rollback_before_the_flip_abandons_the_reshard_and_later_ones_ar
         # copied (the reshard waits for it, and names it).
         await h.store.put_process_record("proc-other", {"epoch": 1, "layouts": 0},
                                          h.cluster.now_ms(), 60_000)
-        engine = Resharder(h.cluster, ReshardSettings(poll_s=0.01, max_docs_per_second=10**6))
+        engine = Resharder(h.cluster, ReshardSettings(poll_s=0.01, settle_ms=0,
+                                                      max_docs_per_second=10**6))
         assert await engine.drive_once() == "waiting"
         assert await engine.drive_once() == "waiting"
         record = (await h.store.get_record("reshards")).value["reshards"][0]
@@ -165,3 +166,51 @@ async def test_a_reshard_route_wants_the_admin_key(method, path, body):
         status, answer, _ = await h.send(method, path, body,
                                          headers={"X-Admin-Key": "admin-key-1234567"})
         assert status in (200, 404), answer  # through the key check (no index, no reshard)
+
+
+async def test_a_membership_change_is_refused_while_a_reshard_runs():
+    async with running_proxy(nodes=2, shards=4) as h:
+        await create(h, count=0)
+        assert (await h.send("POST", "/_miroir/indexes/movies/reshard", {"shards": 8}))[0] == 202
+        status, answer, _ = await h.send("POST", "/_miroir/nodes/n1/drain")
+        assert is_error(status, answer, 409, "miroir_reshard_in_progress")
+        status, answer, _ = await h.send("POST", "/_miroir/nodes/n1/drain?dryRun=true")
+        assert status == 200, answer  # a plan is still shown
+
+
+async def test_deleting_the_index_mid_reshard_fails_it_and_removes_the_shadow():
+    async with running_proxy(nodes=2, shards=4) as h:
+        await create(h, count=30)
+        started = (await h.send("POST", "/_miroir/indexes/movies/reshard", {"shards": 8}))[1]
+        await h.store.put_process_record("proc-other", {"epoch": 1, "layouts": 0},
+                                         h.cluster.now_ms(), 60_000)
+        engine = Resharder(h.cluster, ReshardSettings(poll_s=0, settle_ms=0))
+        assert await engine.drive_once() == "waiting"
+        # The shadow is invisible to clients meanwhile.
+        assert [i["uid"] for i in (await h.send("GET", "/indexes"))[1]["results"]] == ["movies"]
+        deleted = (await h.send("DELETE", "/indexes/movies"))[1]
+        await h.wait_task(deleted["taskUid"])
+        await h.store.delete_process_record("proc-other")
+        for _ in range(5):
+            await engine.drive_once()
+        shown = (await h.send("GET", f"/_miroir/reshards/{started['reshardId']}"))[1]
+        assert shown["state"] == "failed" and "was deleted" in shown["errors"][-1]
+        for node in h.cluster.all_nodes():
+            assert (await h.cluster.call(node, "GET", "/indexes")).json()["results"] == []
+
+
+async def test_the_reshard_metrics_follow_the_engine():
+    async with running_proxy(nodes=2, shards=4) as h:
+        await create(h, count=12)
+        await h.send("POST", "/_miroir/indexes/movies/reshard", {"shards": 8})
+        engine = Resharder(h.cluster, ReshardSettings(poll_s=0, settle_ms=0, grace_ms=0))
+        metrics = h.app.extensions["miroir"].metrics
+        engine.observers.append(metrics.observe_reshard)
+        while await engine.drive_once() not in ("done", None):
+            pass
+        text = (await (await h.client.get("/_miroir/metrics")).get_data()).decode()
+        assert 'miroir_reshard_state{state="done"} 1.0' in text
+        assert 'miroir_reshard_state{state="copying"} 0.0' in text
+        assert "miroir_reshard_documents_copied 12.0" in text
+        assert "miroir_reshard_documents_total 12.0" in text
+        assert "miroir_reshard_errors 0.0" in text

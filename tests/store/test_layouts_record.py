@@ -20,7 +20,7 @@ def autojump_clock():
 async def test_no_record_means_every_uid_names_its_own_index(store):
     cache = LayoutCache(store)
     assert await cache.node_index("movies") == "movies"
-    assert await cache.shards("movies", 8) == 8
+    assert (await cache.current()).shards_of("movies", 8) == 8
     assert await store.get_record(LAYOUTS_RECORD) is None  # reading never writes
 
 

@@ -125,7 +125,8 @@ async def _refusal(
 def alias_view(cluster: Cluster, layouts: Layouts, alias: str) -> dict[str, Any]:
     entry = layouts.entries[alias]
     return {"alias": alias, "index": entry.node_index,
-            "shards": layouts.shards(alias, cluster.topology.shards)}
+            "shards": (cluster.topology.shards if entry.node_index is None
+                       else layouts.shards_of(entry.node_index, cluster.topology.shards))}
 
 
 async def list_aliases(cluster: Cluster) -> dict[str, Any]:
@@ -149,7 +150,8 @@ async def put_alias(cluster: Cluster, alias: str, node_index: str) -> dict[str, 
                          f"No node holds an index named `{node_index}`.")
     layouts = await cluster.layouts.change(lambda now: now.with_alias(alias, node_index))
     if alias not in layouts.entries:  # an alias to its own name is the default: no entry
-        return {"alias": alias, "index": node_index, "shards": cluster.topology.shards}
+        return {"alias": alias, "index": node_index,
+                "shards": layouts.shards_of(node_index, cluster.topology.shards)}
     return alias_view(cluster, layouts, alias)
 
 

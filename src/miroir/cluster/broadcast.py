@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -42,7 +43,10 @@ from miroir.cluster.tasks import record_finished_task, record_task
 from miroir.core.errors import MeiliError, error_body
 from miroir.core.routing import SHARD_FIELD
 from miroir.core.tasks import NodeTask, Task
+from miroir.store.base import StoreError
 from miroir.transport.base import NodeResponse
+
+logger = logging.getLogger("miroir.broadcast")
 
 # A settings change holds the index's settings lease at most this long (longer than any change
 # takes: per node a read, an apply and a wait, and as much again to roll back).
@@ -221,16 +225,38 @@ async def update_index(cluster: Cluster, uid: str, body: Any) -> Task:
 
 
 async def delete_index(cluster: Cluster, uid: str) -> Task:
-    """DELETE /indexes/{uid} on every node."""
+    """DELETE /indexes/{uid} on every node; once a node took it, the index's own shard count
+    goes with it (`forget_shard_count`)."""
     try:
-        return await broadcast_write(
+        task = await broadcast_write(
             cluster, "DELETE", f"/indexes/{uid}", None, "indexDeletion", uid,
             {"deletedDocuments": None},
         )
+        if any(node_task.acknowledged for node_task in task.node_tasks.values()):
+            await forget_shard_count(cluster, uid)
+        return task
     finally:
         # A recreated index starts without committed settings, like a new one.
         await cluster.store.delete_settings_versions(uid)
         await cluster.catalog.changed(uid)
+
+
+async def forget_shard_count(cluster: Cluster, uid: str) -> None:
+    """Drop node-side index `uid`'s own shard count from the layouts, now that its deletion is
+    enqueued: a node applies its tasks in order, so a write sent after the delete recreates
+    the index, and that index is new, at the topology's S. Best effort: an entry left behind
+    (the store did not answer) is harmless, since every process routes that name by it
+    consistently -- an index created under the name later just keeps that S -- and a fresh
+    node-side name never takes a name that has an entry. Like every layout change, other
+    processes follow within about a second (`LayoutCache`): a write sent through one of them
+    right after the delete may still be routed by the old count (accepted, as for a swap)."""
+    try:
+        if uid not in (await cluster.layouts.current()).node_shards:
+            return
+        await cluster.layouts.change(lambda now: now.with_node_shards(uid, None))
+    except StoreError as error:
+        logger.warning("index %s deleted, but its shard count stays in the index layouts "
+                       "(%s): an index created under that name keeps it", uid, error)
 
 
 # ---- settings ---------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 are, so balance and skew show. Not the client's `/stats` (`cluster.stats`, which counts each
 document once); here every replica is counted where it lives.
 
-Theory of operation. For each index a node lists, and for every node of the topology:
+Theory of operation. For each index a node lists, and for every node of the topology, by the
+index's own shard map (`Cluster.shard_map_for`: its shard count, which a reshard may have made
+other than the topology's; shown as the index's `shardCount`):
 
 - each node's own `GET /indexes/{uid}/stats` (its document count, raw size, average document
   size) and its instance `GET /stats` (database sizes), asked of all nodes at once;
@@ -31,6 +33,7 @@ from miroir.cluster.stats import StatsUnavailable, all_index_uids
 from miroir.core.errors import MeiliError
 from miroir.core.fleet_report import group_balance
 from miroir.core.routing import SHARD_FIELD
+from miroir.core.topology import ShardMap
 from miroir.transport.base import NodeResponse
 
 SHARDS_AT_ONCE = 8
@@ -56,9 +59,8 @@ async def shard_counts(cluster: Cluster, uid: str, shard: int,
     return counts
 
 
-def readable_owners(cluster: Cluster, shard: int) -> list[tuple[int, str]]:
-    """(group, node) for every readable owner of `shard`, groups in order."""
-    shard_map = cluster.shard_map
+def readable_owners(shard_map: ShardMap, shard: int) -> list[tuple[int, str]]:
+    """(group, node) for every readable owner of `shard` in an index's map, groups in order."""
     return [(group, node) for group in range(shard_map.replica_groups)
             for node in shard_map.readable_owners(group, shard)]
 
@@ -117,28 +119,30 @@ async def index_fleet_stats(cluster: Cluster, uid: str) -> dict[str, Any]:
     nodes = cluster.all_nodes()
     node_stats = await cluster.fan_out(nodes, "GET", f"/indexes/{uid}/stats")
     per_node = {node: _json(node_stats.get(node)) for node in nodes}
-    shard_map = cluster.shard_map
+    # The index's own shard count (`indexes_named` brought the layouts up to date).
+    shard_map = cluster.shard_map_for(uid)
     counted: dict[int, dict[str, int | None]] = {}
     limiter = trio.CapacityLimiter(SHARDS_AT_ONCE)
 
     async def count(shard: int) -> None:
         async with limiter:
-            owners = [node for _, node in readable_owners(cluster, shard)]
+            owners = [node for _, node in readable_owners(shard_map, shard)]
             counted[shard] = await shard_counts(cluster, uid, shard, owners)
 
     async with trio.open_nursery() as nursery:
         for shard in range(shard_map.shards):
             nursery.start_soon(count, shard)
-    return render_index(cluster, per_node, counted)
+    return render_index(cluster, shard_map, per_node, counted)
 
 
-def render_index(cluster: Cluster, per_node: Mapping[str, dict[str, Any] | None],
+def render_index(cluster: Cluster, shard_map: ShardMap,
+                 per_node: Mapping[str, dict[str, Any] | None],
                  counted: Mapping[int, Mapping[str, int | None]]) -> dict[str, Any]:
     group_of = {node.id: node.replica_group for node in cluster.topology.nodes}
     shards = []
     for shard in sorted(counted):
         replicas = [{"node": node, "group": group, "numberOfDocuments": counted[shard].get(node)}
-                    for group, node in readable_owners(cluster, shard)]
+                    for group, node in readable_owners(shard_map, shard)]
         answered = [r for r in replicas if r["numberOfDocuments"] is not None]
         documents = answered[0]["numberOfDocuments"] if answered else None
         average = next((per_node[r["node"]] or {}).get("avgDocumentSize") for r in answered) \
@@ -154,16 +158,17 @@ def render_index(cluster: Cluster, per_node: Mapping[str, dict[str, Any] | None]
     for node, body in per_node.items():
         nodes[node] = {
             "replicaGroup": group_of[node],
-            "shards": len(cluster.shard_map.shards_of(node)),
+            "shards": len(shard_map.shards_of(node)),
             "numberOfDocuments": body.get("numberOfDocuments") if body else None,
             "rawDocumentDbSize": body.get("rawDocumentDbSize") if body else None,
             "avgDocumentSize": body.get("avgDocumentSize") if body else None,
         }
     return {
+        "shardCount": shard_map.shards,
         "numberOfDocuments": (sum(s["documents"] for s in shards)
                               if all(s["documents"] is not None for s in shards) else None),
         "nodes": nodes,
-        "groups": group_balance(nodes, cluster.shard_map.replica_groups),
+        "groups": group_balance(nodes, shard_map.replica_groups),
         "shards": shards,
     }
 

@@ -105,9 +105,6 @@ class LayoutCache:
         assert name is not None  # with_fresh_node_index just gave it one
         return name
 
-    async def shards(self, uid: str, default: int) -> int:
-        return (await self.current()).shards(uid, default)
-
     def client_uid(self, node_index: str) -> str | None:
         """The client uid `node_index` belongs to, from the copy (None: no uid reaches it)."""
         return self.cached().client_uid(node_index)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from miroir.cluster.rebalance import REBALANCE_RECORD, progress, start_rebalance
+from miroir.cluster.reshard import RESHARDS_RECORD, active_of
 from miroir.cluster.runtime import Cluster
 from miroir.cluster.topology_sync import publish, read_topology
 from miroir.core.errors import MeiliError
@@ -60,6 +61,13 @@ async def change_membership(
         return {"kind": change.kind, "epoch": published.epoch, "rebalanceId": None}
     if not engine_enabled:
         raise MembershipUnavailable(change)
+    reshards = await cluster.store.get_record(RESHARDS_RECORD)
+    running = active_of(None if reshards is None else reshards.value)
+    if running is not None:
+        # A rebalance would move the shadow's shards while the reshard copies into them.
+        raise MeiliError("miroir_reshard_in_progress",
+                         f"Reshard `{running['id']}` of index `{running['index']}` is in "
+                         "progress; change the fleet once it is done.")
     return await start_rebalance(cluster, change, cluster.now_ms())
 
 

@@ -64,7 +64,7 @@ async def get_document(
         doc_id = canonical_document_id(raw_id)
     except MeiliError:
         raise MeiliError("document_not_found", f"Document `{raw_id}` not found.") from None
-    shard_map = cluster.shard_map
+    shard_map = cluster.shard_map_for(uid)
     shard = shard_for_key(doc_id, shard_map.shards)
     candidates = read_candidates(shard_map, shard, cluster.next_query_seq())
     params = "&".join(f"{k}={quote(v, safe=',*')}" for k, v in query.items())
@@ -90,7 +90,8 @@ def _body_for(node_params: Mapping[str, Any]):
 
 async def _scatter(cluster: Cluster, uid: str, node_params: Mapping[str, Any], policy: str):
     gathered = await gather_shards(
-        cluster, "POST", f"/indexes/{uid}/documents/fetch", _body_for(node_params)
+        cluster, "POST", f"/indexes/{uid}/documents/fetch", _body_for(node_params),
+        shard_map=cluster.shard_map_for(uid),
     )
     check_coverage(gathered, policy)
     return gathered

@@ -128,17 +128,20 @@ async def start_rebalance(cluster: Cluster, change: MembershipChange, now_ms: in
         raise MeiliError("miroir_rebalance_in_progress",
                          f"Rebalance `{current.value['id']}` is in progress.")
     rebalance_id = f"rb-{found.epoch + 1}-{uuid.uuid4().hex[:8]}"
-    plan = change.plan()
+    # Every shard count among the node-side indexes moves by its own plan (`shard_counts`).
+    plans = change.plans(await shard_counts(cluster))
+    moves = any(plan.moves for plan in plans.values())
     migration = Migration(rebalance_id, change.source, change.target,
                           forced=change.kind == "force_remove")
     # The record first, then the topology: a process that dies between the two leaves a
     # `waiting` record whose migration never appears, which the engine fails after `settle_ms`
     # (the other order would leave a migration no engine ever drives).
     record = {
-        "id": rebalance_id, "kind": change.kind, "state": "waiting" if plan.moves else "done",
+        "id": rebalance_id, "kind": change.kind, "state": "waiting" if moves else "done",
         "epoch": found.epoch + 1, "startedAtMs": now_ms, "copyStartedAtMs": None,
-        "finishedAtMs": None if plan.moves else now_ms,
-        "shardsTotal": plan.replicas_copied, "shardsDone": 0, "documentsCopied": 0,
+        "finishedAtMs": None if moves else now_ms,
+        "shardsTotal": sum(plan.replicas_copied for plan in plans.values()), "shardsDone": 0,
+        "documentsCopied": 0,
         "done": [], "errors": [], "waitingFor": [], "lost": [],
         "source": [list(g) for g in change.source], "target": [list(g) for g in change.target],
     }
@@ -146,7 +149,7 @@ async def start_rebalance(cluster: Cluster, change: MembershipChange, now_ms: in
         REBALANCE_RECORD, 0 if current is None else current.version, record)
     if stored is None:
         raise MeiliError("miroir_rebalance_in_progress", "Another rebalance started meanwhile.")
-    if plan.moves:
+    if moves:
         published = await publish(cluster, found.epoch, change.topology, migration)
     else:  # nothing to copy (a new node that wins no shard): the target is in force at once
         published = await publish(cluster, found.epoch, final_topology(change.topology, migration))
@@ -157,7 +160,12 @@ async def start_rebalance(cluster: Cluster, change: MembershipChange, now_ms: in
         raise MeiliError("miroir_rebalance_in_progress",
                          "The topology changed while this change was judged; send it again.")
     return {"rebalanceId": rebalance_id, "epoch": published.epoch, "kind": change.kind,
-            "shardReplicasToCopy": plan.replicas_copied}
+            "shardReplicasToCopy": record["shardsTotal"]}
+
+
+async def shard_counts(cluster: Cluster) -> set[int]:
+    """The shard counts the index layouts give node-side indexes (besides the topology's)."""
+    return set((await cluster.layouts.current()).node_shards.values())
 
 
 def final_topology(topology: Topology, migration: Migration) -> Topology:
@@ -274,9 +282,8 @@ class Rebalancer:
 
     async def _compare_then_cut_over(self, epoch: int, topology: Topology,
                                      migration: Migration) -> str:
-        source, _target, plan = _placements(topology, migration)
         indexes = await _indexes(self.cluster, self.cluster.serving_nodes())
-        if not await self._compare_all_again(plan, source, indexes):
+        if not await self._compare_all_again(await self._by_count(topology, migration, indexes)):
             if migration.cutting:
                 # A new owner does not answer: back to dual writes without requiring it, so
                 # client writes to its shards do not fail while the engine waits for it.
@@ -354,8 +361,12 @@ class Rebalancer:
 
     async def _copy_all(self, migration: Migration, topology: Topology) -> bool:
         """Copy and verify every move not done yet; True when all are done."""
-        source, _target, plan = _placements(topology, migration)
-        gaining = sorted({node for move in plan for node in move.gains})
+        # Which nodes gain a copy depends on S: the plans of every count the layouts name
+        # (the indexes are not listed yet: the readers are the nodes that gain nothing).
+        counts = {topology.shards, *await shard_counts(self.cluster)}
+        gaining = sorted({node for shards in counts
+                          for move in _placements(topology, migration, shards)[2]
+                          for node in move.gains})
         readers = [n for n in self.cluster.serving_nodes() if n not in gaining] or \
             self.cluster.serving_nodes()
         try:
@@ -367,46 +378,65 @@ class Rebalancer:
             return False
         done = set(self._record.value["done"])
         complete = True
-        for move in plan:
-            for node in move.gains:
-                key = f"{move.key}:{node}"
-                if key in done:
-                    continue
-                try:
-                    for index in indexes:
-                        if index.get("primaryKey"):
-                            await self._move(move, node, source, index["uid"], index["primaryKey"])
-                except ShardLost as why:
-                    await self._lost(str(why))
-                except MoveIncomplete as why:
-                    await self._error(f"{key}: {why}")
-                    complete = False
-                    continue
-                done.add(key)
-                await self._update(done=sorted(done), shardsDone=len(done))
+        for count in await self._by_count(topology, migration, indexes):
+            for move in count.plan:
+                for node in move.gains:
+                    key = count.key(move, node)
+                    if key in done:
+                        continue
+                    try:
+                        for index in count.indexes:
+                            if index.get("primaryKey"):
+                                await self._move(move, node, count.source, index["uid"],
+                                                 index["primaryKey"])
+                    except ShardLost as why:
+                        await self._lost(str(why))
+                    except MoveIncomplete as why:
+                        await self._error(f"{key}: {why}")
+                        complete = False
+                        continue
+                    done.add(key)
+                    await self._update(done=sorted(done), shardsDone=len(done))
         return complete
 
-    async def _compare_all_again(self, plan: RebalancePlan, source: Placement,
-                                 indexes: list[dict[str, Any]]) -> bool:
+    async def _by_count(self, topology: Topology, migration: Migration,
+                        indexes: list[dict[str, Any]]) -> list[CountPlan]:
+        """The indexes grouped by shard count (the layouts' `node_shards`, else the topology's
+        S), each with its placements and plan."""
+        layouts = await self.cluster.layouts.current()
+        # Every count `start_rebalance` counted in `shardsTotal`, even one no index has now.
+        grouped: dict[int, list[dict[str, Any]]] = {
+            shards: [] for shards in {topology.shards, *layouts.node_shards.values()}}
+        for index in indexes:
+            grouped.setdefault(layouts.shards_of(index["uid"], topology.shards), []).append(index)
+        found = []
+        for shards in sorted(grouped):
+            source, _target, plan = _placements(topology, migration, shards)
+            found.append(CountPlan(shards, shards == topology.shards, source, plan,
+                                   grouped[shards]))
+        return found
+
+    async def _compare_all_again(self, counts: list[CountPlan]) -> bool:
         """A gaining node that missed a dual write after its move was verified (it failed, or
         one write to it did) would be cut over stale: compare every move once more, right
         before the cutover (once every process requires the new owners' acknowledgements:
         the cutting phase, module docstring step 5)."""
-        for move in plan:
-            for node in move.gains:
-                try:
-                    self._writable(node)
+        for count in counts:
+            for move in count.plan:
+                for node in move.gains:
                     try:
-                        sources = self._sources(move, source)
-                    except ShardLost:
-                        continue  # recorded when it was copied: nothing to compare with
-                    for index in indexes:
-                        if index.get("primaryKey"):
-                            await self._converge(move, node, sources[0], index["uid"],
-                                                 index["primaryKey"], None)
-                except MoveIncomplete as why:
-                    await self._error(f"{move.key}:{node} final compare: {why}")
-                    return False
+                        self._writable(node)
+                        try:
+                            sources = self._sources(move, count.source)
+                        except ShardLost:
+                            continue  # recorded when it was copied: nothing to compare with
+                        for index in count.indexes:
+                            if index.get("primaryKey"):
+                                await self._converge(move, node, sources[0], index["uid"],
+                                                     index["primaryKey"], None)
+                    except MoveIncomplete as why:
+                        await self._error(f"{count.key(move, node)} final compare: {why}")
+                        return False
         return True
 
     def _writable(self, node: str) -> None:
@@ -543,44 +573,66 @@ class Rebalancer:
     async def _delete_old_copies(self) -> None:
         value = self._record.value
         topology = self.cluster.topology
-        groups = topology.replica_groups
-        source = Placement.from_members(topology.shards, topology.replication_factor,
-                                        _pad(value["source"], groups))
-        target = Placement.from_members(topology.shards, topology.replication_factor,
-                                        _pad(value["target"], groups))
         members = {n.id: n.state for n in topology.nodes}
         indexes = await _indexes(self.cluster, self.cluster.serving_nodes())
         patience_over = self.cluster.now_ms() >= value["cutOverAtMs"] + max(
             10 * self.settings.grace_ms, LEFTOVER_PATIENCE_MS)
         leftovers = []
-        for move in plan_rebalance(source, target):
-            for node in move.loses:
-                if members.get(node, NodeState.REMOVED) is NodeState.REMOVED:
-                    continue  # a drained node is out of the cluster: the operator retires it
-                if members[node] is NodeState.FAILED:
-                    # Its copy is harmless (reads filter by shard, a later move onto it compares
-                    # it away) but takes room: wait for it to come back, within reason.
-                    if not patience_over:
-                        raise MoveIncomplete(f"{node} is failed; its copy of {move.key} waits")
-                    leftovers.append(f"{node}:{move.key}")
-                    continue
-                for index in indexes:
-                    await _node_write(self.cluster, node, "POST",
-                                      f"/indexes/{index['uid']}/documents/delete",
-                                      {"filter": f"{SHARD_FIELD} = {move.shard}"})
+        # Per shard count: an index's old copies are the shards its own S's plan moved.
+        migration = Migration(value["id"], _pad(value["source"], topology.replica_groups),
+                              _pad(value["target"], topology.replica_groups))
+        for count in await self._by_count(topology, migration, indexes):
+            for move in count.plan:
+                for node in move.loses:
+                    if members.get(node, NodeState.REMOVED) is NodeState.REMOVED:
+                        continue  # a drained node is out of the cluster: the operator retires it
+                    if members[node] is NodeState.FAILED:
+                        # Its copy is harmless (reads filter by shard, a later move onto it
+                        # compares it away) but takes room: wait for it to come back, within
+                        # reason.
+                        if not patience_over:
+                            raise MoveIncomplete(
+                                f"{node} is failed; its copy of {count.name(move)} waits")
+                        leftovers.append(f"{node}:{count.name(move)}")
+                        continue
+                    for index in count.indexes:
+                        await _node_write(self.cluster, node, "POST",
+                                          f"/indexes/{index['uid']}/documents/delete",
+                                          {"filter": f"{SHARD_FIELD} = {move.shard}"})
         if leftovers:
             logger.warning("rebalance: old copies left on failed nodes: %s (delete them by "
                            "filter `%s = <shard>` once they are back)", leftovers, SHARD_FIELD)
             await self._update(leftovers=leftovers)
 
 
-def _placements(topology: Topology, migration: Migration
+@attrs.frozen
+class CountPlan:
+    """The moves of the indexes of one shard count: their source placement and plan."""
+
+    shards: int
+    default: bool  # the topology's S: its moves keep their historical names
+    source: Placement
+    plan: RebalancePlan
+    indexes: list[dict[str, Any]]
+
+    def name(self, move: ShardMove) -> str:
+        """`g<group>/s<shard>`, with `@<S>` for an index of its own shard count."""
+        return move.key if self.default else f"{move.key}@{self.shards}"
+
+    def key(self, move: ShardMove, node: str) -> str:
+        """The move's name in the record's `done` list."""
+        return f"{self.name(move)}:{node}"
+
+
+def _placements(topology: Topology, migration: Migration, shards: int | None = None
                 ) -> tuple[Placement, Placement, RebalancePlan]:
-    """A migration's source and target placements and the plan between them."""
+    """A migration's source and target placements of `shards` shards (default: the
+    topology's) and the plan between them."""
     groups = topology.replica_groups
-    source = Placement.from_members(topology.shards, topology.replication_factor,
+    shards = topology.shards if shards is None else shards
+    source = Placement.from_members(shards, topology.replication_factor,
                                     _pad(migration.source, groups))
-    target = Placement.from_members(topology.shards, topology.replication_factor,
+    target = Placement.from_members(shards, topology.replication_factor,
                                     _pad(migration.target, groups))
     return source, target, plan_rebalance(source, target)
 

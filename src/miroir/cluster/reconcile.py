@@ -15,7 +15,7 @@ Theory of operation. One *pass* visits every index a serving node lists, then sl
    gets the committed settings written and read back (`repair_node_settings`); the catalog is
    told, so reads return to it. Skipped while a settings change holds the index's settings lease
    (`settings:<uid>`), so a change being applied is never "repaired" back.
-2. Documents, per shard, when no task of the index is unfinished (a write in flight is a
+2. Documents, per shard of the index's own shard count (`Cluster.shard_map_for`), when no task of the index is unfinished (a write in flight is a
    difference that heals by itself). Every serving owner of the shard (all groups) is asked for
    its count, then for its documents in pages of `page_size` (POST /documents/fetch filtered on
    `_miroir_shard`), each reduced to a SHA-256 of its canonical JSON; a shard whose owners hold
@@ -58,6 +58,7 @@ from miroir.cluster import settings_sync
 from miroir.cluster.runtime import Cluster, task_uid_of
 from miroir.core.routing import SHARD_FIELD
 from miroir.core.tasks import ENQUEUED, PROCESSING, TaskQuery
+from miroir.core.topology import ShardMap
 from miroir.store.base import StoreError
 from miroir.transport.base import NodeResponse
 
@@ -128,6 +129,12 @@ def document_digest(document: Mapping[str, Any]) -> str:
 
 
 majority_version = settings_sync.majority_version
+
+
+def preference(shard_map: ShardMap, shard: int, owners: list[str]) -> list[str]:
+    """Owners in placement order (the index's map), lowest group first: the tie-break order."""
+    ranked = [n for g in range(shard_map.replica_groups) for n in shard_map.owners(g, shard)]
+    return sorted(owners, key=ranked.index)
 
 
 class Reconciler:
@@ -262,12 +269,14 @@ class Reconciler:
         if unfinished.results:
             report.skipped = "tasks of the index are unfinished"
             return
-        shard_map = self.cluster.shard_map
+        # The index's own shard count (a reshard may have given it one other than the
+        # topology's).
+        shard_map = await self.cluster.current_shard_map_for(uid)
         for shard in range(shard_map.shards):
             owners = [node for group in range(shard_map.replica_groups)
                       for node in shard_map.readable_owners(group, shard)]
             if len(owners) > 1:
-                await self._shard(uid, pk, shard, owners, report)
+                await self._shard(uid, pk, shard, owners, report, shard_map)
             await trio.sleep(self.shard_pause_s)
 
     async def _fetch(self, node: str, uid: str, body: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -299,7 +308,7 @@ class Reconciler:
                 for doc in await self._fetch(node, uid, body) if pk in doc}
 
     async def _shard(self, uid: str, pk: str, shard: int, owners: list[str],
-                     report: IndexReport) -> None:
+                     report: IndexReport, shard_map: ShardMap) -> None:
         report.shards_checked += 1
         counts = {node: await self._count(node, uid, shard) for node in owners}
         body = {"filter": f"{SHARD_FIELD} = {shard}"}
@@ -318,7 +327,7 @@ class Reconciler:
         self._note("differences", "documents", len(ids))
         # A second look at just those ids: a write may have reached some owners meanwhile.
         again = {node: await self._versions(node, uid, pk, {"ids": ids}) for node in owners}
-        order = self._preference(shard, owners)
+        order = preference(shard_map, shard, owners)
         deletes: dict[str, list[str]] = {}
         writes: dict[str, list[dict[str, Any]]] = {}
         for doc_id in ids:
@@ -327,7 +336,8 @@ class Reconciler:
                 continue
             leader, tie = majority_version(versions)
             report.ties += tie
-            document = next((again[n][doc_id][1] for n in order
+            # None when the leader is "absent" (a tie won by an owner that lacks it): deleted.
+            document = next((again[n].get(doc_id, (ABSENT, None))[1] for n in order
                              if again[n].get(doc_id, (ABSENT,))[0] == leader), None)
             for node, version in zip(order, versions, strict=True):
                 if version == leader:
@@ -345,12 +355,6 @@ class Reconciler:
             if await self._apply(node, "POST", f"/indexes/{uid}/documents/delete-batch", doomed):
                 report.documents_repaired += len(doomed)
                 self._note("repairs", "documents", len(doomed))
-
-    def _preference(self, shard: int, owners: list[str]) -> list[str]:
-        """Owners in placement order, lowest group first: the tie-break order."""
-        shard_map = self.cluster.shard_map
-        ranked = [n for g in range(shard_map.replica_groups) for n in shard_map.owners(g, shard)]
-        return sorted(owners, key=ranked.index)
 
     async def _apply(self, node: str, method: str, path: str, body: Any) -> bool:
         logger.warning("reconciler: %s %s on %s (%d documents)", method, path, node, len(body))

@@ -15,7 +15,8 @@ return from `failed` is treated alike, whether the node kept its data or not:
    has some, recording the node at their version once read back; else a serving node's --
    (`_miroir_shard` kept filterable by `broadcast.protect_settings_patch`) and deletes the
    indexes no serving node has.
-3. Backfill, per index and per shard the node owns: once the source finished every task it
+3. Backfill, per index and per shard the node owns (by the index's own shard count,
+   `Cluster.shard_map_for`): once the source finished every task it
    had enqueued (`_settled`: a write still queued there may already be applied on the node),
    the documents are paged from a readable replica of that shard (any group) with POST
    /documents/fetch filtered on `_miroir_shard` and written to the node with the index's
@@ -552,7 +553,8 @@ async def _backfill(
     for a source and the shards lost (see the module docstring for the order and why)."""
     if pk is None:
         return [], []  # no document was ever written to this index: nothing to copy or lose
-    sources = repair_sources(cluster.shard_map, node_id, intact)
+    # The shards of the index's own shard count (a reshard may have given it its own).
+    sources = repair_sources(await cluster.current_shard_map_for(uid), node_id, intact)
     for source, shards in sorted(sources.by_source.items()):
         before = await _ids(cluster, node_id, uid, pk, shards, page_size)
         await _settled(cluster, source)

@@ -47,6 +47,7 @@ import trio
 from miroir.cluster.indexes import index_exists
 from miroir.cluster.rebalance import ACTIVE_STATES as REBALANCE_ACTIVE
 from miroir.cluster.rebalance import REBALANCE_RECORD
+from miroir.cluster.rebalance_nodes import _drain_queue
 from miroir.cluster.reshard_copy import (
     Converger,
     CopyIncomplete,
@@ -57,7 +58,7 @@ from miroir.cluster.reshard_copy import (
     delete_everywhere,
     settings_differ,
 )
-from miroir.cluster.reshard_mirror import mirror_failures
+from miroir.cluster.reshard_mirror import mirror_failures, reset_mirror_failures
 from miroir.cluster.runtime import Cluster
 from miroir.cluster.topology_sync import lagging_layouts, read_topology
 from miroir.core.errors import MeiliError
@@ -70,6 +71,7 @@ from miroir.core.reshard_plan import (
     window_refusal,
 )
 from miroir.core.reshard_window import Window
+from miroir.core.topology import ShardMap
 from miroir.store.base import VersionedRecord
 from miroir.transport.base import NodeResponse
 
@@ -78,12 +80,17 @@ logger = logging.getLogger("miroir.reshard")
 RESHARDS_RECORD = "reshards"
 LEASE = "resharder"
 HISTORY = 50  # finished reshards kept in the record
+COUNT_ATTEMPTS = 5
 
 
 @attrs.frozen
 class ReshardSettings:
     max_docs_per_second: int = 2000
     grace_ms: int = 60_000
+    # After every process announced a dropped mirror, how long before the index it pointed at
+    # is deleted: a write that read the mirror just before may still be on its way to a node
+    # (and a document write to a deleted index would create it again). Node timeouts' worth.
+    settle_ms: int = 10_000
     lease_ttl_ms: int = 10_000
     poll_s: float = 1.0
     page_size: int = 500
@@ -114,7 +121,8 @@ async def get_reshard(cluster: Cluster, reshard_id: str) -> dict[str, Any]:
 async def _shown(cluster: Cluster, value: dict[str, Any]) -> dict[str, Any]:
     shown = progress(value, cluster.now_ms())
     if value.get("state") in ACTIVE_STATES:
-        failures = await mirror_failures(cluster, value.get("shadow"))
+        failures = await mirror_failures(
+            cluster, [value["shadow"], value["nodeIndex"]] if value.get("shadow") else [])
         if failures:
             shown["errors"] = [*shown["errors"],
                                f"{failures} mirrored writes missed the new layout (repaired by "
@@ -249,12 +257,18 @@ class Resharder:
         return next(r for r in self._record.value["reshards"] if r["id"] == self._id)
 
     async def _step(self) -> str:
+        # The shard maps below read the layouts this process holds: a fresh copy first (a
+        # process that just started has none).
+        await self.cluster.layouts.refresh()
         entry = self.entry
         if entry.get("abandoning"):
             return await self._abandon(entry["abandoning"], None)
         if entry["rollbackRequested"] and not entry["finishing"]:
-            return await self._abandon("rolledBack", "rollback requested")
+            return await self._abandon("rolledBack", None)
         try:
+            if entry["state"] in ("waiting", "copying", "verifying") and \
+                    await index_exists(self.cluster, entry["nodeIndex"]) is None:
+                return await self._abandon("failed", f"index `{entry['index']}` was deleted")
             if entry["state"] == "waiting":
                 if not await self._prepare():
                     return "waiting"
@@ -277,16 +291,15 @@ class Resharder:
         announced it (then `copying`)."""
         entry = self.entry
         old = entry["nodeIndex"]
-        if await index_exists(self.cluster, old) is None:
-            await self._abandon("failed", f"index `{entry['index']}` was deleted")
-            return False
         if entry.get("mirrorVersion") is None:
             shadow = entry["shadow"]
             if shadow is None:
                 layouts = await self.cluster.layouts.refresh()
-                taken = {*layouts.entries, *(e.node_index for e in layouts.entries.values()
+                taken = {*layouts.entries, *layouts.node_shards,
+                         *(e.node_index for e in layouts.entries.values()
                                              if e.node_index)}
                 shadow = shadow_name(old, entry["toShards"], taken | await self._node_indexes())
+                await reset_mirror_failures(self.cluster, [shadow, old])
                 await self._update(shadow=shadow)
             await create_shadow(self.cluster, old, shadow, entry["primaryKey"],
                                 self.cluster.serving_nodes())
@@ -308,7 +321,6 @@ class Resharder:
         old, shadow, pk = entry["nodeIndex"], entry["shadow"], entry["primaryKey"]
         old_map = self.cluster.shard_map_for(old)
         new_map = self.cluster.shard_map_for(shadow)
-        copied: set[str] | None = set() if not entry["shardsCopied"] else None
         if pk is None:
             pk = (await index_exists(self.cluster, old) or {}).get("primaryKey")
             if pk is not None:
@@ -319,9 +331,7 @@ class Resharder:
                 if shard in done:
                     continue
 
-                async def written(n: int, ids: set[str]) -> None:
-                    if copied is not None:
-                        copied.update(ids)
+                async def written(n: int) -> None:
                     await self._update(documentsCopied=self.entry["documentsCopied"] + n)
                     await self._pacer.pace(n)
 
@@ -330,8 +340,8 @@ class Resharder:
                 done.add(shard)
                 await self._update(shardsCopied=sorted(done))
             converger = Converger(self.cluster, old, shadow, pk, old_map, new_map,
-                                  self.settings.page_size)
-            await converger.converge(copied)
+                                  self.settings.page_size, self._renew)
+            await converger.converge()
             if converger.recopied:
                 await self._update(
                     documentsCopied=self.entry["documentsCopied"] + converger.recopied)
@@ -358,11 +368,8 @@ class Resharder:
             if pk is not None:
                 documents, digest = await Converger(
                     self.cluster, old, shadow, pk, old_map, new_map,
-                    self.settings.page_size).converge(None)
-            old_count = await count(self.cluster, old, old_map)
-            new_count = await count(self.cluster, shadow, new_map)
-            if old_count != new_count:
-                raise CopyIncomplete(f"counts differ: {old} {old_count}, {shadow} {new_count}")
+                    self.settings.page_size, self._renew).converge()
+            old_count = await self._equal_counts(old, shadow, old_map, new_map)
             differ = await settings_differ(self.cluster, old, shadow)
             if differ:
                 raise CopyIncomplete(f"settings of {shadow} differed on {', '.join(differ)} "
@@ -386,6 +393,19 @@ class Resharder:
                     self._id, entry["index"], shadow, documents, digest)
         return True
 
+    async def _equal_counts(self, old: str, shadow: str, old_map: ShardMap,
+                            new_map: ShardMap) -> int:
+        """Both indexes' document counts, equal (a write in flight between the two counts
+        makes them differ for a moment: counted again, a few times, after the queues drain)."""
+        for _ in range(COUNT_ATTEMPTS):
+            for node in sorted(self.cluster.serving_nodes()):
+                await _drain_queue(self.cluster, node)
+            old_count = await count(self.cluster, old, old_map)
+            new_count = await count(self.cluster, shadow, new_map)
+            if old_count == new_count:
+                return old_count
+        raise CopyIncomplete(f"counts differ: {old} {old_count}, {shadow} {new_count}")
+
     async def _finish(self) -> None:
         entry = self.entry
         old, shadow = entry["nodeIndex"], entry["shadow"]
@@ -396,8 +416,10 @@ class Resharder:
             await self._update(finishing=True)  # from here on a rollback is refused
         if self.entry.get("unmirrorVersion") is None:
             await self.cluster.layouts.change(lambda now: now.without_mirror(shadow))
-            await self._update(unmirrorVersion=self.cluster.layouts.version)
-        if await self._lagging(self.entry["unmirrorVersion"]):
+            await self._update(unmirrorVersion=self.cluster.layouts.version,
+                               unmirroredAtMs=self.cluster.now_ms())
+        if await self._lagging(self.entry["unmirrorVersion"]) or \
+                self.cluster.now_ms() < self.entry["unmirroredAtMs"] + self.settings.settle_ms:
             return
         await delete_everywhere(self.cluster, old)
         await self.cluster.layouts.change(lambda now: now.with_node_shards(old, None))
@@ -419,10 +441,12 @@ class Resharder:
 
                 await self.cluster.layouts.change(back)
             await self._update(abandoning=final, errors=errors,
-                               abandonVersion=self.cluster.layouts.version)
-            logger.warning("reshard %s: %s (%s)", self._id, final, why)
+                               abandonVersion=self.cluster.layouts.version,
+                               unmirroredAtMs=self.cluster.now_ms())
+            logger.warning("reshard %s: %s (%s)", self._id, final, why or "rollback requested")
         if shadow is not None:
-            if await self._lagging(self.entry["abandonVersion"]):
+            if await self._lagging(self.entry["abandonVersion"]) or self.cluster.now_ms() < \
+                    self.entry["unmirroredAtMs"] + self.settings.settle_ms:
                 return self.entry["state"]
             try:
                 await delete_everywhere(self.cluster, shadow)
@@ -455,11 +479,14 @@ class Resharder:
         logger.warning("reshard %s: %s (retried on the next pass)", self._id, why)
         await self._update(errors=[*self.entry["errors"], why][-10:])
 
-    async def _update(self, **changes: Any) -> None:
+    async def _renew(self) -> None:
         lease = await self.cluster.store.renew_lease(
             LEASE, self.holder, self.cluster.now_ms(), self.settings.lease_ttl_ms)
         if lease is None:
             raise LeaseLost()
+
+    async def _update(self, **changes: Any) -> None:
+        await self._renew()
         assert self._record is not None
         before = self.entry
         if "state" in changes:

@@ -20,7 +20,7 @@ none decides anything about the reshard's state.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import trio
@@ -116,9 +116,9 @@ def route(documents: Iterable[dict[str, Any]], pk: str, shard_map: ShardMap
 
 async def copy_shard(cluster: Cluster, old: str, shadow: str, pk: str, shard: int,
                      old_map: ShardMap, new_map: ShardMap, page_size: int,
-                     written: Callable[[int, set[str]], Any]) -> None:
-    """Page through old shard `shard` and write it into the shadow re-hashed; `written(n, ids)`
-    is awaited after every page (progress, the lease, pacing)."""
+                     written: Callable[[int], Awaitable[None]]) -> None:
+    """Page through old shard `shard` and write it into the shadow re-hashed; `written(n)` is
+    awaited after every page of n documents (progress, the lease, pacing)."""
     source = source_of(cluster, old_map, shard)
     offset = 0
     while True:
@@ -130,7 +130,7 @@ async def copy_shard(cluster: Cluster, old: str, shadow: str, pk: str, shard: in
                 if cluster.state_of(node) in (NodeState.FAILED, NodeState.REMOVED):
                     raise CopyIncomplete(f"{node} is {cluster.state_of(node).value}")
                 await write_to(cluster, node, shadow, pk, batch)
-            await written(len(documents), {document_id(d, pk) for d in documents})
+            await written(len(documents))
         offset += page_size
         if offset >= page["total"] or not documents:
             return
@@ -147,34 +147,59 @@ async def count(cluster: Cluster, index: str, shard_map: ShardMap) -> int:
 
 
 class Converger:
-    """The comparison rounds (module docstring). `copied`: ids the copy wrote this pass (None
-    after a restart: every id on the shadow may be deleted, which later rounds make safe since
-    a round that changed anything is followed by another)."""
+    """The comparison (module docstring): a full round reads both sides and names the
+    suspects, the ids that differed; a write that raced the round's reads shows up there too,
+    so once every queue drained the suspects alone are read again on both sides and only what
+    still differs is repaired (copied again from the old index, or deleted from the shadow: a
+    mirror write reaches the shadow after the old index took it, so once the old index's queue
+    drained, a document it lacks and the shadow holds is a leftover). A recheck that repaired
+    nothing ends it; one that did starts another round."""
 
     def __init__(self, cluster: Cluster, old: str, shadow: str, pk: str, old_map: ShardMap,
-                 new_map: ShardMap, page_size: int) -> None:
+                 new_map: ShardMap, page_size: int,
+                 tick: Callable[[], Awaitable[None]] | None = None) -> None:
         self.cluster = cluster
+        # Awaited before each shard is read (the engine renews its lease: a comparison of a
+        # big index outlasts it otherwise).
+        self.tick = tick
         self.old, self.shadow, self.pk = old, shadow, pk
         self.old_map, self.new_map = old_map, new_map
         self.page_size = page_size
         self.recopied = 0
 
-    async def converge(self, copied: set[str] | None) -> tuple[int, int]:
-        """Rounds until clean; returns (documents, content digest) both sides then hold."""
+    async def converge(self) -> tuple[int, int]:
+        """Rounds until clean; returns the old index's document count and content digest as
+        the last full round read them."""
         for _ in range(MAX_COMPARE_ROUNDS):
-            for node in sorted(self.cluster.serving_nodes()):
-                await _drain_queue(self.cluster, node)
+            await self._drain()
             source = await self._source_digests()
-            clean = True
+            suspects: dict[tuple[str, int], list[str]] = {}
             for shard in range(self.new_map.shards):
+                await self._tick()
                 expected = {i: d for i, (d, s) in source.items() if s == shard}
                 for node in self._owners(shard):
-                    if not await self._repair(node, shard, expected, copied, source):
-                        clean = False
-            if clean:
-                return len(source), content_digest({i: d for i, (d, _) in source.items()})
+                    held = await self._digests(node, self.shadow,
+                                               {"filter": f"{SHARD_FIELD} = {shard}"})
+                    verdict = reconcile(expected, held, held.keys())
+                    if not verdict.clean:
+                        suspects[(node, shard)] = [str(i) for i in
+                                                   (*verdict.recopy, *verdict.delete)]
+            summary = len(source), content_digest({i: d for i, (d, _) in source.items()})
+            if not suspects:
+                return summary
+            await self._drain()
+            if await self._recheck(suspects):
+                return summary
         raise CopyIncomplete(f"{self.shadow} still differed from {self.old} after "
                              f"{MAX_COMPARE_ROUNDS} compares")
+
+    async def _tick(self) -> None:
+        if self.tick is not None:
+            await self.tick()
+
+    async def _drain(self) -> None:
+        for node in sorted(self.cluster.serving_nodes()):
+            await _drain_queue(self.cluster, node)
 
     def _owners(self, shard: int) -> list[str]:
         owners = [n for g in range(self.new_map.replica_groups)
@@ -184,49 +209,61 @@ class Converger:
             raise CopyIncomplete(f"shadow owner {down[0]} of shard {shard} is not readable")
         return owners
 
+    async def _digests(self, node: str, index: str, body: dict[str, Any]) -> dict[str, int]:
+        return {document_id(d, self.pk): document_digest(_strip(d))
+                for d in await fetch_all(self.cluster, node, index, body, self.page_size)}
+
     async def _source_digests(self) -> dict[str, tuple[int, int]]:
         """id -> (digest without `_miroir_shard`, its shard under the shadow's S)."""
         found: dict[str, tuple[int, int]] = {}
         for shard in range(self.old_map.shards):
+            await self._tick()
             node = source_of(self.cluster, self.old_map, shard)
-            for d in await fetch_all(self.cluster, node, self.old,
-                                     {"filter": f"{SHARD_FIELD} = {shard}"}, self.page_size):
-                doc_id = document_id(d, self.pk)
-                found[doc_id] = (document_digest(_strip(d)),
-                                 shard_for_key(doc_id, self.new_map.shards))
+            for doc_id, digest in (await self._digests(
+                    node, self.old, {"filter": f"{SHARD_FIELD} = {shard}"})).items():
+                found[doc_id] = (digest, shard_for_key(doc_id, self.new_map.shards))
         return found
 
-    async def _repair(self, node: str, shard: int, expected: dict[str, int],
-                      copied: set[str] | None, source: dict[str, tuple[int, int]]) -> bool:
-        held = {document_id(d, self.pk): document_digest(_strip(d))
-                for d in await fetch_all(self.cluster, node, self.shadow,
-                                         {"filter": f"{SHARD_FIELD} = {shard}"}, self.page_size)}
-        verdict = reconcile(expected, held, held.keys() if copied is None else copied)
-        if verdict.clean:
-            return True
-        if verdict.recopy:
-            wanted = [str(i) for i in verdict.recopy]
-            by_old_shard: dict[int, list[str]] = {}
-            for doc_id in wanted:
-                by_old_shard.setdefault(shard_for_key(doc_id, self.old_map.shards), []).append(doc_id)
-            for old_shard, ids in sorted(by_old_shard.items()):
-                reader = source_of(self.cluster, self.old_map, old_shard)
-                for start in range(0, len(ids), self.page_size):
-                    docs = await fetch_all(self.cluster, reader, self.old,
-                                           {"ids": ids[start:start + self.page_size]},
-                                           self.page_size)
-                    if docs:
-                        await write_to(self.cluster, node, self.shadow, self.pk,
-                                       [{**_strip(d), SHARD_FIELD: shard} for d in docs])
-                        self.recopied += len(docs)
-        # What the source lacks goes, except a document the source has (under another shard:
-        # impossible) -- `source` guards a stale shard field.
-        gone = [str(i) for i in verdict.delete if str(i) not in source or
-                source[str(i)][1] != shard]
-        if gone:
-            await _node_write(self.cluster, node, "POST",
-                              f"/indexes/{self.shadow}/documents/delete-batch", gone)
-        return False
+    async def _source_documents(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The old index's current version of `ids` (absent: it has none), by id."""
+        by_old_shard: dict[int, list[str]] = {}
+        for doc_id in ids:
+            by_old_shard.setdefault(shard_for_key(doc_id, self.old_map.shards), []).append(doc_id)
+        found: dict[str, dict[str, Any]] = {}
+        for old_shard, wanted in sorted(by_old_shard.items()):
+            reader = source_of(self.cluster, self.old_map, old_shard)
+            for start in range(0, len(wanted), self.page_size):
+                for d in await fetch_all(self.cluster, reader, self.old,
+                                         {"ids": wanted[start:start + self.page_size]},
+                                         self.page_size):
+                    found[document_id(d, self.pk)] = _strip(d)
+        return found
+
+    async def _recheck(self, suspects: dict[tuple[str, int], list[str]]) -> bool:
+        """Read the suspects again on both sides and repair what still differs; True when
+        nothing needed repair."""
+        clean = True
+        for (node, shard), ids in sorted(suspects.items()):
+            await self._tick()
+            now = await self._source_documents(ids)
+            held = {}
+            for start in range(0, len(ids), self.page_size):
+                held.update(await self._digests(node, self.shadow,
+                                                {"ids": ids[start:start + self.page_size]}))
+            verdict = reconcile({i: document_digest(d) for i, d in now.items()}, held,
+                                held.keys())
+            if verdict.clean:
+                continue
+            clean = False
+            if verdict.recopy:
+                await write_to(self.cluster, node, self.shadow, self.pk,
+                               [{**now[str(i)], SHARD_FIELD: shard} for i in verdict.recopy])
+                self.recopied += len(verdict.recopy)
+            if verdict.delete:
+                await _node_write(self.cluster, node, "POST",
+                                  f"/indexes/{self.shadow}/documents/delete-batch",
+                                  [str(i) for i in verdict.delete])
+        return clean
 
 
 async def create_shadow(cluster: Cluster, old: str, shadow: str, pk: str | None,

@@ -164,8 +164,19 @@ async def count_mirror_failure(cluster: Cluster, target: str) -> None:
             return
 
 
-async def mirror_failures(cluster: Cluster, target: str | None) -> int:
-    if target is None:
-        return 0
+async def mirror_failures(cluster: Cluster, targets: list[str]) -> int:
+    """How many mirrored writes to `targets` missed quorum (since `reset_mirror_failures`)."""
     record = await cluster.store.get_record(MIRROR_FAILURES_RECORD)
-    return 0 if record is None else int(record.value.get(target, 0))
+    return 0 if record is None else sum(int(record.value.get(t, 0)) for t in targets)
+
+
+async def reset_mirror_failures(cluster: Cluster, targets: list[str]) -> None:
+    """Forget the counts of `targets` (a reshard starts: a name may have been used before)."""
+    while True:
+        record = await cluster.store.get_record(MIRROR_FAILURES_RECORD)
+        if record is None or not set(targets) & set(record.value):
+            return
+        value = {k: v for k, v in record.value.items() if k not in targets}
+        if await cluster.store.put_record_if(MIRROR_FAILURES_RECORD, record.version,
+                                             value) is not None:
+            return

@@ -149,7 +149,11 @@ class Cluster:
             ),
             self.settings.node_timeout_ms,
         )
-        self._readable: tuple[ShardMap | None, dict[int, dict[int, tuple[str, ...]]]] = (None, {})
+        # Readable owners per group, per map (`adaptive_read_plan`): a few maps at once when
+        # indexes of different shard counts are read, so keyed by the map's identity.
+        self._readable: dict[int, tuple[ShardMap, dict[int, dict[int, tuple[str, ...]]]]] = {}
+        # `shard_map_for`'s maps of other shard counts, for the map they were derived from.
+        self._maps_by_shards: tuple[ShardMap | None, dict[int, ShardMap]] = (None, {})
         self._index_locks: dict[str, trio.Lock] = {}
         self._query_seq = 0
         self.state_observers: list[StateObserver] = []
@@ -164,13 +168,6 @@ class Cluster:
         )
 
     # ---- topology and health ------------------------------------------------------------
-
-    def shard_map_for(self, node_index: str) -> ShardMap:
-        """SHIM of branch shardmaps' interface: the shard map of `node_index`'s own S."""
-        shards = self.layouts.cached().shards_of(node_index, self.topology.shards)
-        if shards == self.topology.shards:
-            return self.shard_map
-        return ShardMap.build(attrs.evolve(self.topology, shards=shards))
 
     def node_ids(self) -> list[str]:
         return [node.id for node in self.topology.nodes]
@@ -219,6 +216,35 @@ class Cluster:
         for observer in list(self.state_observers):
             observer(node_id, self.topology.node(node_id).state)
         return self.topology.node(node_id).state
+
+    def shard_map_for(self, node_index: str) -> ShardMap:
+        """The shard map routing the node-side index `node_index`: `shard_map` itself when the
+        index has the topology's shard count (no layout says otherwise: the common case, one
+        dict lookup), else the same membership, node states and migration for the index's own
+        S (`ShardMap.with_shards`), built once per S and per `shard_map`: a map rebuilt by a
+        node event or an epoch drops them, whatever assigned it.
+
+        Reads the layouts from `layouts.cached()`: a request resolved its uid through
+        `layouts.current()` before coming here. A background service that did not should
+        use `current_shard_map_for`."""
+        shard_map = self.shard_map
+        shards = self.layouts.cached().node_shards.get(node_index)
+        if shards is None or shards == shard_map.shards:
+            return shard_map
+        base, maps = self._maps_by_shards
+        if base is not shard_map:
+            maps = {}
+            self._maps_by_shards = (shard_map, maps)
+        found = maps.get(shards)
+        if found is None:
+            found = maps[shards] = shard_map.with_shards(shards)
+        return found
+
+    async def current_shard_map_for(self, node_index: str) -> ShardMap:
+        """`shard_map_for` after bringing the layouts up to date (`layouts.current()`): for
+        services that do not run inside a request (repair, reconcile, verify, rebalance)."""
+        await self.layouts.current()
+        return self.shard_map_for(node_index)
 
     def _build_map(self, topology: Topology) -> ShardMap:
         if self.migration is not None:
@@ -359,10 +385,14 @@ class Cluster:
     ) -> tuple[tuple[tuple[str, list[int], bool], ...], list[int]]:
         """`ShardMap.read_plan`'s shape, each shard's replica chosen by `replica_score`
         (`core.replica_choice.adaptive_covering_set`); readable owners cached per map."""
-        cached_map, by_group = self._readable
-        if cached_map is not shard_map:
-            by_group = {}
-            self._readable = (shard_map, by_group)
+        cached = self._readable.get(id(shard_map))
+        if cached is None or cached[0] is not shard_map:
+            if len(self._readable) >= 8:
+                self._readable.clear()  # maps of past epochs: drop them all at once
+            by_group: dict[int, dict[int, tuple[str, ...]]] = {}
+            self._readable[id(shard_map)] = (shard_map, by_group)
+        else:
+            by_group = cached[1]
         owners = by_group.get(group)
         if owners is None:
             owners = by_group[group] = {

@@ -1,9 +1,8 @@
 """The read path's scatter: ask one replica group's covering set, fall back shard by shard.
 
 Owns `gather_shards` (the covering-set scatter with group fallback every read route uses) and
-the four searches built on it:
-`search_index`, `multi_search` (plain: every query in one request per node), `federated_search`
-and `facet_search`. It must never render HTTP (the proxy does), never merge anything itself (that
+the searches of one index built on it: `search_index` and `facet_search` (the multi-searches
+are `miroir.cluster.multi_search`). It must never render HTTP (the proxy does), never merge anything itself (that
 is `miroir.core.merge*`, which is pure), and never let a node call outlive the request's deadline.
 
 Theory of operation
@@ -55,11 +54,6 @@ from miroir.cluster.settings_sync import read_map
 from miroir.core.errors import MeiliError, Overloaded
 from miroir.core.merge import clean_hit, distinct_values, merge_search_outcome
 from miroir.core.merge_facets import merge_facet_search
-from miroir.core.merge_federated import (
-    merge_federated,
-    plan_federated_query,
-    restrict_federated_to_shards,
-)
 from miroir.core.merge_hybrid import HybridSplit, merge_hybrid_search, split_hybrid
 from miroir.core.placement import query_group
 from miroir.core.replicas import read_candidates
@@ -486,7 +480,7 @@ def check_coverage(gathered: Gathered, policy: str) -> None:
 # ---- the searches ---------------------------------------------------------------------------
 
 
-def _params_body(params: Mapping[str, Any]) -> BodyFor:
+def params_body(params: Mapping[str, Any]) -> BodyFor:
     # The unrestricted body is the same for every node that owns exactly its share: encode once.
     full = orjson.dumps(params)
     return lambda shards: full if shards is None else orjson.dumps(restrict_to_shards(params, shards))
@@ -575,13 +569,13 @@ async def _plain_search(
     while True:
         assert plan is not None
         if phases is None:
-            gathered = await gather_shards(cluster, "POST", path, _params_body(plan.node_params),
+            gathered = await gather_shards(cluster, "POST", path, params_body(plan.node_params),
                                            shard_map=shard_map)
             check_coverage(gathered, policy)
             outcome = merge_search_outcome(plan, gathered.bodies())
         else:
             started = trio.current_time()
-            gathered = await gather_shards(cluster, "POST", path, _params_body(plan.node_params),
+            gathered = await gather_shards(cluster, "POST", path, params_body(plan.node_params),
                                            shard_map=shard_map)
             check_coverage(gathered, policy)
             scattered = trio.current_time()
@@ -617,7 +611,7 @@ async def _hybrid_search(
                 cluster, uid, plan_node_query(params, settings), policy, phases, shard_map
             )
         except NodeRejected as rejected:
-            if name == "semantic" and _rejection_error(rejected).code == "vector_embedding_error":
+            if name == "semantic" and rejection_error(rejected).code == "vector_embedding_error":
                 found[name] = None  # no vector for `q`: Meilisearch answers with keyword hits
             else:
                 errors[name] = rejected
@@ -646,144 +640,9 @@ async def _hybrid_search(
     return ReadResult(response, tuple(sorted(missing)))
 
 
-def _inside(position: int, error: MeiliError) -> MeiliError:
-    return MeiliError(error.code, f"Inside `.queries[{position}]`: {error.message}")
-
-
-async def _settings_by_index(cluster: Cluster, uids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = {}
-    for position, uid in enumerate(uids):
-        if uid in found:
-            continue
-        try:
-            found[uid] = await index_settings(cluster, uid)
-        except NodeRejected as rejected:
-            raise _inside(position, _rejection_error(rejected)) from None
-    return found
-
-
-def _rejection_error(rejected: NodeRejected) -> MeiliError:
+def rejection_error(rejected: NodeRejected) -> MeiliError:
     body = rejected.response.json()
     return MeiliError(body.get("code", "bad_request"), body.get("message", ""))
-
-
-async def multi_search(cluster: Cluster, body: Any, *, policy: str = PARTIAL) -> ReadResult:
-    """POST /multi-search, its body checked by `miroir.meili.params.check_multi_search`.
-    Federated bodies are merged into one list (`federated_search`); otherwise every query is
-    planned, all of them go to each node in one /multi-search request, and each query's answers
-    are merged on their own, in input order."""
-    queries = body["queries"]
-    if body.get("federation") is not None:
-        return await federated_search(cluster, body, policy=policy)
-    uids = [query["indexUid"] for query in queries]
-    shard_map = await read_map(cluster, uids)
-    settings = await _settings_by_index(cluster, uids)
-    plans: list[NodePlan] = []
-    for position, query in enumerate(queries):
-        params = {k: v for k, v in query.items() if k != "indexUid"}
-        try:
-            plans.append(plan_node_query(params, settings[query["indexUid"]]))
-        except MeiliError as error:
-            raise _inside(position, error) from None
-
-    def node_body(shards: Sequence[int] | None) -> bytes:
-        node_queries = [
-            {"indexUid": uid, **(plan.node_params if shards is None
-                                 else restrict_to_shards(plan.node_params, shards))}
-            for uid, plan in zip(uids, plans, strict=True)
-        ]
-        return orjson.dumps({"queries": node_queries})
-
-    perf = any(query.get("showPerformanceDetails") is True for query in queries)
-    started = trio.current_time() if perf else 0.0
-    gathered = await gather_shards(cluster, "POST", "/multi-search", node_body,
-                                   shard_map=shard_map)
-    check_coverage(gathered, policy)
-    scattered = trio.current_time() if perf else 0.0
-    per_node = [body["results"] for body in gathered.bodies()]
-    results: list[dict[str, Any]] = []
-    missing = set(gathered.missing)
-    for position, (uid, plan) in enumerate(zip(uids, plans, strict=True)):
-        query = queries[position]
-        if isinstance(query.get("hybrid"), Mapping) and split_hybrid(
-            query, plan, "id", None
-        ) is not None:
-            # A true hybrid query is mixed from two merged lists: asked on its own.
-            params = {k: v for k, v in query.items() if k != "indexUid"}
-            try:
-                alone = await search_index(cluster, uid, params, policy=policy)
-            except NodeRejected as rejected:
-                raise _inside(position, _rejection_error(rejected)) from None
-            missing.update(alone.missing)
-            results.append({"indexUid": uid, **alone.response})
-            continue
-        merging = trio.current_time() if perf else 0.0
-        outcome = merge_search_outcome(plan, [node_results[position] for node_results in per_node])
-        if perf and query.get("showPerformanceDetails") is True:
-            phases = Phases()
-            phases.add("scatter", scattered - started)
-            phases.add("merge", trio.current_time() - merging)
-            for answer, node_results in zip(gathered.answers, per_node, strict=True):
-                details = node_results[position].get("performanceDetails")
-                if isinstance(details, Mapping):
-                    for name, value in details.items():
-                        phases.nodes[f"node {answer.node_id} > {name}"] = value
-            outcome.response["performanceDetails"] = phases.render()
-        if outcome.refetch is not None:
-            # Rare (cross-shard distinct left the window short): finish this query on its own.
-            again = await _finish_refetch(cluster, uid, outcome.refetch, policy)
-            response, more_missing = again.response, again.missing
-            missing.update(more_missing)
-        else:
-            response = outcome.response
-        results.append({"indexUid": uid, **response})
-    return ReadResult({"results": results}, tuple(sorted(missing)))
-
-
-async def _finish_refetch(cluster: Cluster, uid: str, plan: NodePlan, policy: str) -> ReadResult:
-    path = f"/indexes/{uid}/search"
-    shard_map = await read_map(cluster, (uid,))
-    current: NodePlan | None = plan
-    while True:
-        assert current is not None
-        gathered = await gather_shards(cluster, "POST", path, _params_body(current.node_params),
-                                       shard_map=shard_map)
-        check_coverage(gathered, policy)
-        outcome = merge_search_outcome(current, gathered.bodies())
-        if outcome.refetch is None:
-            return ReadResult(outcome.response, gathered.missing)
-        current = outcome.refetch
-
-
-async def federated_search(cluster: Cluster, body: Any, *, policy: str = PARTIAL) -> ReadResult:
-    """Federated POST /multi-search: each node federates over its shards, the core merges."""
-    queries = body["queries"]
-    plan = plan_federated_query(body)
-    shard_map = await read_map(cluster, [query["indexUid"] for query in queries])
-    settings = await _settings_by_index(cluster, [query["indexUid"] for query in queries])
-    faceting = {uid: value.get("faceting") or {} for uid, value in settings.items()}
-    full = orjson.dumps(plan.node_body)
-
-    def node_body(shards: Sequence[int] | None) -> bytes:
-        if shards is None:
-            return full
-        return orjson.dumps(restrict_federated_to_shards(plan.node_body, shards))
-
-    perf = (body.get("federation") or {}).get("showPerformanceDetails") is True
-    started = trio.current_time() if perf else 0.0
-    gathered = await gather_shards(cluster, "POST", "/multi-search", node_body,
-                                   shard_map=shard_map)
-    check_coverage(gathered, policy)
-    scattered = trio.current_time() if perf else 0.0
-    response = merge_federated(plan, gathered.bodies(), faceting)
-    if perf:
-        phases = Phases()
-        phases.add("scatter", scattered - started)
-        phases.add("merge", trio.current_time() - scattered)
-        phases.add_nodes(gathered.answers)
-        response.pop("performanceDetails", None)
-        response["performanceDetails"] = phases.render()
-    return ReadResult(response, gathered.missing)
 
 
 async def facet_search(
@@ -793,7 +652,7 @@ async def facet_search(
     shard_map = await read_map(cluster, (uid,))
     settings = await index_settings(cluster, uid)
     gathered = await gather_shards(
-        cluster, "POST", f"/indexes/{uid}/facet-search", _params_body(params), shard_map=shard_map
+        cluster, "POST", f"/indexes/{uid}/facet-search", params_body(params), shard_map=shard_map
     )
     check_coverage(gathered, policy)
     return ReadResult(merge_facet_search(params, settings, gathered.bodies()), gathered.missing)

@@ -196,11 +196,13 @@ async def lagging_nodes(cluster: Cluster, uid: str) -> tuple[CommittedSettings |
 
 
 async def read_map(cluster: Cluster, uids: Iterable[str]) -> ShardMap:
-    """The shard map a read of these indexes uses: the cluster's, without every node that lags
-    behind the committed settings of one of them. Known per catalog entry (re-read when the
-    index changes), so a read costs no store round trip."""
+    """The shard map a read of these indexes uses: theirs (`cluster.shard_map_for`: they must
+    share one shard count; a multi-search groups its queries by it first), without every node
+    that lags behind the committed settings of one of them. Known per catalog entry (re-read
+    when the index changes), so a read costs no store round trip."""
+    wanted = set(uids)
     unreadable: set[str] = set()
-    for uid in set(uids):
+    for uid in wanted:
         entry = await cluster.catalog.entry(uid)
         if entry.lagging is None:
             try:
@@ -213,7 +215,7 @@ async def read_map(cluster: Cluster, uids: Iterable[str]) -> ShardMap:
             if committed is not None and entry.settings is None:
                 entry.settings = committed.settings
         unreadable |= entry.lagging
-    shard_map = cluster.shard_map
+    shard_map = cluster.shard_map_for(next(iter(wanted))) if wanted else cluster.shard_map
     return shard_map.without_readers(unreadable) if unreadable else shard_map
 
 

@@ -20,6 +20,7 @@ import trio
 
 from miroir.cluster.runtime import Cluster, NodeRejected
 from miroir.core.routing import SHARD_FIELD
+from miroir.core.topology import ShardMap
 from miroir.transport.base import NodeResponse
 
 
@@ -31,10 +32,9 @@ class StatsUnavailable(Exception):
         self.shards = shards
 
 
-def shard_plan(cluster: Cluster) -> dict[str, list[int]]:
-    """node -> shards it is asked about: one readable owner per shard, groups in round robin."""
-    shard_map = cluster.shard_map
-    seq = cluster.next_query_seq()
+def shard_plan(shard_map: ShardMap, seq: int) -> dict[str, list[int]]:
+    """node -> shards it is asked about: one readable owner per shard of the index's map
+    (its own shard count), groups in round robin."""
     groups = shard_map.replica_groups
     plan: dict[str, list[int]] = {}
     remaining: list[int] | None = None
@@ -57,7 +57,8 @@ async def index_stats(
     stats_path = f"/indexes/{uid}/stats"
     if internal_database_sizes:
         stats_path += "?showInternalDatabaseSizes=true"
-    plan = shard_plan(cluster)
+    shard_map = await cluster.current_shard_map_for(uid)
+    plan = shard_plan(shard_map, cluster.next_query_seq())
     counts: dict[str, int] = {}
     node_stats: dict[str, dict[str, Any]] = {}
 
@@ -79,16 +80,15 @@ async def index_stats(
                 raise StatsUnavailable(sorted(plan[node]))
         counts[node] = answers[node][0].json()["total"]
         node_stats[node] = answers[node][1].json()
-    return combine_index_stats(cluster, plan, counts, node_stats)
+    return combine_index_stats(shard_map, plan, counts, node_stats)
 
 
 def combine_index_stats(
-    cluster: Cluster,
+    shard_map: ShardMap,
     plan: dict[str, list[int]],
     counts: dict[str, int],
     node_stats: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
-    shard_map = cluster.shard_map
     number = sum(counts.values())
     raw_size = 0.0
     embeddings = 0.0

@@ -190,7 +190,11 @@ async def refresh_task(cluster: Cluster, uid: int) -> Task | None:
     if not updates and not lost:
         return task
     now = cluster.now_ms()
-    shard_map = cluster.shard_map
+    # The placement of the task's index: its own shard count (the poller runs outside any
+    # request, so the layouts are brought up to date first).
+    node_index = task.node_index or task.index_uid
+    shard_map = (cluster.shard_map if node_index is None
+                 else await cluster.current_shard_map_for(node_index))
     finished_here = False
 
     def observe(current: Task) -> Task:

@@ -9,7 +9,8 @@ gate on it) without changing anything.
   (`settings_sync.settings_digest`). The reference is the committed settings when the store has
   them, else the settings most nodes hold; a node that holds something else, or did not answer,
   is a difference, named with the keys that differ.
-- Documents, per shard: every readable owner in every group is asked its count (`limit: 0`
+- Documents, per shard of the index's own shard count (`Cluster.shard_map_for`; shown as
+  `shardCount`): every readable owner in every group is asked its count (`limit: 0`
   fetch filtered on `_miroir_shard`). Then a sample of ids is drawn from each owner (a page of
   `sample` ids at a random offset, so repeated runs look at different documents; `sample=0`
   reads every document) and those ids are fetched from every owner and compared by document
@@ -41,6 +42,7 @@ from miroir.core.errors import MeiliError
 from miroir.core.routing import SHARD_FIELD
 from miroir.core.shard_copy import document_digest
 from miroir.core.tasks import ENQUEUED, PROCESSING, TaskQuery
+from miroir.core.topology import ShardMap
 from miroir.transport.base import NodeResponse
 
 DEFAULT_SAMPLE = 100
@@ -136,9 +138,10 @@ async def _digests(cluster: Cluster, node: str, uid: str, pk: str,
     return digests
 
 
-async def verify_shard(cluster: Cluster, uid: str, pk: str, shard: int, *, sample: int,
-                       rng: random.Random) -> dict[str, Any]:
-    owners = readable_owners(cluster, shard)
+async def verify_shard(cluster: Cluster, shard_map: ShardMap, uid: str, pk: str, shard: int, *,
+                       sample: int, rng: random.Random) -> dict[str, Any]:
+    """One shard of the index whose map is `shard_map` (its own shard count)."""
+    owners = readable_owners(shard_map, shard)
     counts = await shard_counts(cluster, uid, shard, [node for _, node in owners])
     replicas = [{"node": node, "group": group, "numberOfDocuments": counts[node]}
                 for group, node in owners]
@@ -176,16 +179,17 @@ async def verify_index(cluster: Cluster, uid: str, *, sample: int = DEFAULT_SAMP
     settings = settings_differences(await settings_of(cluster, uid))
     pk = index.get("primaryKey")
     shards: dict[int, dict[str, Any]] = {}
+    shard_map = await cluster.current_shard_map_for(uid)
     if isinstance(pk, str):
         limiter = trio.CapacityLimiter(SHARDS_AT_ONCE)
 
         async def one(shard: int) -> None:
             async with limiter:
-                shards[shard] = await verify_shard(cluster, uid, pk, shard, sample=sample,
-                                                   rng=rng)
+                shards[shard] = await verify_shard(cluster, shard_map, uid, pk, shard,
+                                                   sample=sample, rng=rng)
 
         async with trio.open_nursery() as nursery:
-            for shard in range(cluster.shard_map.shards):
+            for shard in range(shard_map.shards):
                 nursery.start_soon(one, shard)
     checked = [shards[s] for s in sorted(shards)]
     unfinished = await cluster.store.list_tasks(TaskQuery(
@@ -193,6 +197,7 @@ async def verify_index(cluster: Cluster, uid: str, *, sample: int = DEFAULT_SAMP
     return {
         "index": uid,
         "primaryKey": pk,
+        "shardCount": shard_map.shards,
         # a write still in flight is a difference that heals by itself: said, not hidden
         "tasksUnfinished": bool(unfinished.results),
         "consistent": not settings["differing"] and all(s["consistent"] for s in checked),

@@ -172,8 +172,8 @@ async def write_documents(
         primary_key = await resolve_primary_key(
             cluster, index_uid, documents, requested_primary_key
         )
-        # One snapshot of the shard map routes the batch and names the quorum targets.
-        shard_map = cluster.shard_map
+        # One snapshot of the index's shard map routes the batch and names the quorum targets.
+        shard_map = cluster.shard_map_for(index_uid)
         routed = route_documents(documents, primary_key, shard_map)
     except MeiliError as error:
         if error.status >= 500:
@@ -213,7 +213,7 @@ async def delete_documents_by_id(
 ) -> WriteOutcome:
     """Delete documents by id on their owners only (one delete-batch per owning node)."""
     details = {"providedIds": len(raw_ids), "deletedDocuments": None, "originalFilter": None}
-    shard_map = cluster.shard_map
+    shard_map = cluster.shard_map_for(index_uid)
     per_node: dict[str, list[str]] = {}
     node_shards: dict[str, set[int]] = {}
     shards: set[int] = set()

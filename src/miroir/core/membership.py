@@ -17,7 +17,7 @@ engine's), or publish (that is `miroir.cluster.topology_sync.publish`'s).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -41,10 +41,18 @@ class MembershipChange:
     source: tuple[tuple[str, ...], ...]
     target: tuple[tuple[str, ...], ...]
 
-    def plan(self) -> RebalancePlan:
-        shards, rf = self.topology.shards, self.topology.replication_factor
+    def plan(self, shards: int | None = None) -> RebalancePlan:
+        """The moves of an index of `shards` shards (default: the topology's S): an index whose
+        layout gives it its own S moves by the placement of that S over the same members."""
+        shards = self.topology.shards if shards is None else shards
+        rf = self.topology.replication_factor
         return plan_rebalance(Placement.from_members(shards, rf, self.source),
                               Placement.from_members(shards, rf, self.target))
+
+    def plans(self, counts: Iterable[int] = ()) -> dict[int, RebalancePlan]:
+        """`plan` per shard count: the topology's S and every one of `counts`."""
+        return {shards: self.plan(shards)
+                for shards in sorted({self.topology.shards, *counts})}
 
 
 def members(topology: Topology) -> tuple[tuple[str, ...], ...]:

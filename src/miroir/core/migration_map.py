@@ -83,14 +83,20 @@ class MigratingShardMap(ShardMap):
                                         _pad(migration.source, groups))
         target = Placement.from_members(topology.shards, topology.replication_factor,
                                         _pad(migration.target, groups))
-        held = {
-            node: tuple(sorted(set(source.shards_of.get(node, ()))
-                               | set(target.shards_of.get(node, ()))))
-            for node in set(source.shards_of) | set(target.shards_of)
-        }
         return cls(topology=topology, placement=source, states=topology.states(),
-                   target=target, held=held, cutting=migration.cutting,
+                   target=target, held=_held_shards(source, target), cutting=migration.cutting,
                    forced=migration.forced)
+
+    def with_shards(self, shards: int) -> MigratingShardMap:
+        """The same migration (both memberships, phase, forced) for an index of `shards`
+        shards: both placements of `shards` over the same members."""
+        if shards == self.shards:
+            return self
+        rf = self.placement.replication_factor
+        source = Placement.from_members(shards, rf, self.placement.members)
+        target = Placement.from_members(shards, rf, self.target.members)
+        return attrs.evolve(self, topology=attrs.evolve(self.topology, shards=shards),
+                            placement=source, target=target, held=_held_shards(source, target))
 
     def owners(self, group: int, shard: int) -> tuple[str, ...]:
         """Quorum's owners: the source's; in a forced removal the target's (survivors and new
@@ -157,6 +163,14 @@ def required_acks(shard_map: ShardMap, shards: Iterable[int]) -> dict[tuple[int,
             if gains:
                 found[(shard, group)] = gains
     return found
+
+
+def _held_shards(source: Placement, target: Placement) -> dict[str, tuple[int, ...]]:
+    """Per node, the shards it may hold while migrating: its source's and its target's."""
+    return {
+        node: tuple(sorted(set(source.shards_of.get(node, ())) | set(target.shards_of.get(node, ()))))
+        for node in set(source.shards_of) | set(target.shards_of)
+    }
 
 
 def _pad(members: Sequence[Sequence[str]], groups: int) -> tuple[tuple[str, ...], ...]:

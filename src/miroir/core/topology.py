@@ -225,6 +225,20 @@ class ShardMap:
     def counts_toward_quorum(self, node_id: str) -> bool:
         return ELIGIBILITY[self._states[node_id]].counts_toward_quorum
 
+    def with_shards(self, shards: int) -> ShardMap:
+        """This map for an index of `shards` shards (a node-side index whose layout has its
+        own S): same membership, node states and unreadable nodes; the placement of `shards`
+        over the same members. Its topology says `shards` (`shards` reads it), every other
+        field is the fleet's. Itself when `shards` is already its count."""
+        if shards == self.shards:
+            return self
+        # evolve: the memo fields are not init fields, so the copy starts its own.
+        return attrs.evolve(
+            self, topology=attrs.evolve(self.topology, shards=shards),
+            placement=Placement.from_members(
+                shards, self.placement.replication_factor, self.placement.members),
+        )
+
     def without_readers(self, nodes: Iterable[str]) -> ShardMap:
         """This map with `nodes` serving no reads (writes, quorum and states unchanged): the
         read path's map for an index some nodes hold stale settings of. Its own plan memo."""

@@ -80,6 +80,7 @@ def reshard_settings(config: MiroirConfig) -> ReshardSettings:
     return ReshardSettings(
         max_docs_per_second=config.rebalance.max_docs_per_second,
         grace_ms=max(config.resharding.grace_seconds * 1000, 2 * config.health.interval_ms),
+        settle_ms=2 * config.scatter.node_timeout_ms,
         poll_s=config.health.interval_ms / 1000,
     )
 

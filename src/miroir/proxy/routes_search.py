@@ -27,6 +27,7 @@ import orjson
 import trio
 from quart import Blueprint, Response, request
 
+from miroir.cluster import multi_search as multi_searches
 from miroir.cluster import read_documents, search, similar
 from miroir.core.errors import MeiliError
 from miroir.meili import params as meili_params
@@ -128,7 +129,7 @@ async def multi_search() -> Response:
     bodies.multi_search_index_uids(body)
     body = authorized_queries(request_access(request), body)
     body = await _on_node_indexes(body)
-    result = await search.multi_search(cluster(), body, policy=_policy())
+    result = await multi_searches.multi_search(cluster(), body, policy=_policy())
     _name_client_indexes(result.response)
     return _render(result)
 
