@@ -131,3 +131,36 @@ def test_reshards_up_and_down_racing_writes_deletes_searches_and_a_crash(shape):
     assert during > 0, report.checks  # searches were compared while the reshard ran
     assert report.checks["I8 readable after heal"] > 0
     assert report.checks["I9 search equals reference"] > 0
+
+
+def test_regression_a_settings_edit_on_one_node_does_not_become_the_resharded_index_s():
+    """Found by the machine (seed 25433): someone made `genre` filterable on n1 only, behind
+    Miroir's back; the engine created the shadow with the settings it read from n1 and
+    committed them as the shadow's, so after the flip the reconciler "repaired" every node to
+    them and a facet search the client's settings refuse answered 200 (I9). The shadow now
+    starts from the old index's committed settings."""
+    steps = [
+        ("tamper_settings", {"index": 1, "patch": {"searchableAttributes": ["*"],
+                                                   "filterableAttributes": []}}),
+        ("delete", {"doc_ids": [8]}),
+        ("advance", {"seconds": 1.212672883232354}),
+        ("write", {"doc_ids": [2, 9, 5], "genre": "comedy", "replace": False,
+                   "words": ["stone", "night", "river"]}),
+        ("reshard", {"shards": 2}),
+        ("delete", {"doc_ids": [7]}),
+        ("restart", {"index": 1, "wipe": True}),
+        ("delete", {"doc_ids": [7, 5]}),
+        ("heal", {"index": 0}),
+        ("change_settings", {"patch": {"searchableAttributes": ["title"]}}),
+        ("tamper_document", {"choice": 79, "index": 0}),
+        ("tamper_settings", {"index": 1, "patch": {"filterableAttributes": ["genre"]}}),
+        ("get", {"doc_id": 5}),
+        ("crash", {"index": 3}),
+        ("crash", {"index": 1}),
+        ("tamper_document", {"choice": 280, "index": 0}),
+        ("change_settings", {"patch": {"filterableAttributes": ["genre", "year"],
+                                       "sortableAttributes": ["year"]}}),
+    ]
+    report = run_program(SHAPES[0], 25433, steps)
+    assert report.checks["X1 a reshard ends done once faults heal"] == 1
+    assert report.checks["I9 search status equals reference"] > 0

@@ -268,10 +268,15 @@ class Converger:
 
 async def create_shadow(cluster: Cluster, old: str, shadow: str, pk: str | None,
                         readers: list[str]) -> None:
-    """The shadow on every node with `old`'s primary key and settings (as a node serving `old`
-    holds them), and its settings committed (reads of it need a committed version)."""
-    settings = None
-    for reader in readers:
+    """The shadow on every node with `old`'s primary key and settings, and its settings
+    committed (reads of it need a committed version). The settings are `old`'s committed ones:
+    a node's copy may have been edited behind Miroir's back or hold a change being applied or
+    rolled back, and what is committed for the shadow becomes the index's after the flip (the
+    reconciler repairs every node to it). Only an index without committed settings is read
+    from a serving node."""
+    committed = await cluster.store.get_committed_settings(old)
+    settings = None if committed is None else dict(committed.settings)
+    for reader in readers if settings is None else ():
         settings = await read_node_settings(cluster, reader, old)
         if settings is not None:
             break
