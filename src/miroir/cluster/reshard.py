@@ -54,6 +54,7 @@ from miroir.cluster.reshard_copy import (
     Pacer,
     copy_shard,
     count,
+    count_both,
     create_shadow,
     delete_everywhere,
     settings_differ,
@@ -400,8 +401,8 @@ class Resharder:
         for _ in range(COUNT_ATTEMPTS):
             for node in sorted(self.cluster.serving_nodes()):
                 await _drain_queue(self.cluster, node)
-            old_count = await count(self.cluster, old, old_map)
-            new_count = await count(self.cluster, shadow, new_map)
+            old_count, new_count = await count_both(self.cluster, old, old_map, shadow,
+                                                    new_map)
             if old_count == new_count:
                 return old_count
         raise CopyIncomplete(f"counts differ: {old} {old_count}, {shadow} {new_count}")

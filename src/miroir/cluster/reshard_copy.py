@@ -146,6 +146,39 @@ async def count(cluster: Cluster, index: str, shard_map: ShardMap) -> int:
     return total
 
 
+COUNT_CONCURRENCY = 32
+
+
+async def count_both(cluster: Cluster, old: str, old_map: ShardMap, shadow: str,
+                     new_map: ShardMap) -> tuple[int, int]:
+    """Both indexes' document counts taken at about the same moment: every shard of both is
+    asked at once (at most COUNT_CONCURRENCY requests in flight). Counted one index after the
+    other, a steady stream of inserts lands between the two and the shadow, counted last, is
+    always ahead (an acceptance run with a writer adding documents never got past verifying)."""
+    totals = {old: 0, shadow: 0}
+    failures: list[CopyIncomplete] = []
+    limiter = trio.CapacityLimiter(COUNT_CONCURRENCY)
+
+    async def one(index: str, shard_map: ShardMap, shard: int) -> None:
+        async with limiter:
+            try:
+                node = source_of(cluster, shard_map, shard)
+                page = await fetch_page(cluster, node, index,
+                                        {"filter": f"{SHARD_FIELD} = {shard}"}, 0, 1)
+            except CopyIncomplete as why:  # raised once the others finished, not as a group
+                failures.append(why)
+                return
+            totals[index] += page["total"]
+
+    async with trio.open_nursery() as nursery:
+        for index, shard_map in ((old, old_map), (shadow, new_map)):
+            for shard in range(shard_map.shards):
+                nursery.start_soon(one, index, shard_map, shard)
+    if failures:
+        raise failures[0]
+    return totals[old], totals[shadow]
+
+
 class Converger:
     """The comparison (module docstring): a full round reads both sides and names the
     suspects, the ids that differed; a write that raced the round's reads shows up there too,
