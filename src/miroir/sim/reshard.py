@@ -32,7 +32,7 @@ module sent, placement and the model.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -256,14 +256,30 @@ def documents_held(simulation: Simulation) -> dict[str, int]:
     return held
 
 
+@attrs.define
+class Phase:
+    """What happened while the reshard was in one state: client documents written, node
+    documents written per node-side index, documents the backfill copied (its progress)."""
+
+    client: int = 0
+    nodes: dict[str, int] = attrs.Factory(dict)
+    copied: int = 0
+
+    def amplification(self, copies: int) -> tuple[float, float]:
+        """(node document writes per client document write over RF x RG; the same without the
+        backfill's copies: the dual writes the model counts)."""
+        total = sum(self.nodes.values())
+        return (total / (self.client * copies),
+                (total - self.copied * copies) / (self.client * copies))
+
+
 @attrs.frozen
 class Amplification:
     documents: int
     from_shards: int
     to_shards: int
     copies: int  # RF x RG: node copies of a document in one layout
-    client_documents_written: int
-    node_documents_by_index: Mapping[str, int]
+    phases: Mapping[str, Phase]  # by reshard state, in the order they came
     held_before: int
     held_peak: int
     held_peak_by_index: Mapping[str, int]
@@ -274,72 +290,69 @@ class Amplification:
     def storage(self) -> float:
         return self.held_peak / self.held_before
 
-    @property
-    def expected_write(self) -> float:
-        """The model's dual writes (2.0) plus the backfill (every document copied once into
-        the shadow, RF x RG times) spread over the client writes of the reshard."""
-        return 2.0 + self.documents / self.client_documents_written
-
-    @property
-    def write(self) -> float:
-        """Node document writes during the reshard per client document write, over the copies
-        one layout makes (RF x RG): 2.0 is the model's dual write; the rest is the backfill."""
-        return sum(self.node_documents_by_index.values()) / (
-            self.client_documents_written * self.copies)
-
-    def row(self) -> str:
-        return (f"| {self.from_shards}→{self.to_shards} | {self.documents:,} | "
-                f"{self.client_documents_written:,} | {self.held_before:,} | "
-                f"{self.held_peak:,} | {self.storage:.3f} | "
-                f"{sum(self.node_documents_by_index.values()):,} | {self.write:.3f} | "
-                f"{self.expected_write:.3f} | "
-                f"{self.reshard_seconds:.1f} | {self.state} |")
+    def rows(self, deployment: str) -> list[str]:
+        """One markdown row per state: client and node document writes, backfill, both
+        amplifications."""
+        rows = []
+        for state, phase in self.phases.items():
+            if not phase.client:
+                continue
+            total, dual = phase.amplification(self.copies)
+            by_index = " / ".join(f"{phase.nodes.get(name, 0):,}"
+                                  for name in sorted(self.held_peak_by_index))
+            rows.append(f"| {deployment} | {self.from_shards}→{self.to_shards} | {state} | "
+                        f"{phase.client:,} | {by_index} | {phase.copied:,} | {total:.3f} | "
+                        f"{dual:.3f} |")
+        return rows
 
 
 async def measure_amplification(
     simulation: Simulation, *, documents: int, to_shards: int, batch: int = 20,
     write_every_s: float = 0.1, sample_every: int = 5,
-    on_status: Callable[[dict[str, Any]], None] | None = None,
 ) -> Amplification:
     """Fill `documents`, then reshard to `to_shards` while a writer updates `batch` existing
-    documents every `write_every_s` virtual seconds; count node document writes (dual writes
-    and backfill) and the peak of documents held across nodes over every layout of the index,
-    sampled every `sample_every` writes."""
+    documents every `write_every_s` virtual seconds; count node document writes per reshard
+    state (the state read before each client write; the engine's writes meanwhile count too)
+    and the peak of documents held across nodes over every layout of the index, sampled every
+    `sample_every` writes."""
     for start in range(0, documents, 500):
-        await simulation.write("add", [_document(i, 0) for i in range(start,
-                                                                      min(documents, start + 500))])
+        await simulation.write("add", [_document(i, 0)
+                                       for i in range(start, min(documents, start + 500))])
     await trio.sleep(simulation.spec.recovery_s())
     before = sum(documents_held(simulation).values())
-    counter = NodeWrites()
+    counter = NodeWrites(counting=True)
     simulation.sim.transport.observers.append(counter.observe)
     resharding = Resharding(simulation)
     from_shards = simulation.shards
     started_at = trio.current_time()
-    counter.counting = True
     answer = await resharding.start(to_shards)
     if answer is None or answer.status != 202:
         raise RuntimeError(f"reshard refused: {answer and answer.body}")
-    peak, peak_by_index, written, version, status = before, {}, 0, 0, {}
-    while True:
+    peak, peak_by_index, version = before, documents_held(simulation), 0
+    phases: dict[str, Phase] = {}
+    status = await resharding.status()
+    while status.get("state") not in ENDED:
+        state, nodes_before = status.get("state", "?"), dict(counter.by_index)
+        copied_before = status.get("documentsCopied") or 0
         version += 1
         ids = [(version * batch + k) * 7919 % documents for k in range(batch)]
         await simulation.write("update", [_document(i, version) for i in ids])
-        written += len(ids)
+        await trio.sleep(write_every_s)
         if version % sample_every == 0:
             held = documents_held(simulation)
             if sum(held.values()) > peak:
                 peak, peak_by_index = sum(held.values()), held
-            status = await resharding.status()
-            if on_status is not None:
-                on_status(status)
-            if status.get("state") in ENDED:
-                break
-        await trio.sleep(write_every_s)
+        status = await resharding.status()
+        phase = phases.setdefault(state, Phase())
+        phase.client += len(ids)
+        for name, count in counter.by_index.items():
+            phase.nodes[name] = phase.nodes.get(name, 0) + count - nodes_before.get(name, 0)
+        phase.copied += (status.get("documentsCopied") or 0) - copied_before
     counter.counting = False
     return Amplification(
-        documents=documents, from_shards=from_shards, to_shards=to_shards, copies=simulation.spec.rf * simulation.groups,
-        client_documents_written=written, node_documents_by_index=dict(counter.by_index),
-        held_before=before, held_peak=peak, held_peak_by_index=peak_by_index,
+        documents=documents, from_shards=from_shards, to_shards=to_shards,
+        copies=simulation.spec.rf * simulation.groups, phases=phases, held_before=before,
+        held_peak=peak, held_peak_by_index=peak_by_index,
         reshard_seconds=trio.current_time() - started_at, state=status.get("state", "?"))
 
 
