@@ -1,6 +1,7 @@
-"""A small stand-in for Miroir's admin API, for the `miroir ctl` commands whose routes come with
-another issue (resharding; aliases, which have landed since): it answers the agreed shapes exactly, on a loopback port,
-from a thread. Each request's method, path, admin key and body are recorded."""
+"""A small stand-in for Miroir's admin API, for `miroir ctl` tests that need answers a real Miroir
+makes hard to stage (a reshard at a chosen progress, a 501 from a Miroir without resharding, a
+rebalance that lost a replica): it answers the routes' shapes exactly, on a loopback port, from
+a thread. Each request's method, path, admin key and body are recorded."""
 
 from __future__ import annotations
 

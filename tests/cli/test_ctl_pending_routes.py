@@ -1,7 +1,10 @@
-"""`miroir ctl reshard` (and `aliases`) against a fake admin API that answers the agreed shapes
-(tests/cli/fake_admin.py): the reshard routes have not landed (the alias routes have, and
-tests/acceptance/test_ctl.py runs `aliases` against them too); and the connection rules that
-need no Miroir at all (credentials file mode, keys never printed)."""
+"""`miroir ctl reshard | reshards | aliases`, `status` and `rebalance status` against a fake admin
+API that answers the agreed shapes (tests/cli/fake_admin.py): cases a real Miroir makes hard to
+stage in a unit test (a reshard at a chosen progress, a Miroir without resharding answering
+501, a rebalance waiting for a process and having lost a replica, an answer that is not
+Miroir's). The real routes are exercised by tests/acceptance/test_ctl_reshard.py and
+tests/acceptance/test_ctl.py. Also the connection rules that need no Miroir at all
+(credentials file mode, keys never printed)."""
 
 from __future__ import annotations
 
