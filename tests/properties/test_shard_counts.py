@@ -13,7 +13,8 @@ from miroir.core.query_groups import (
     renumber_hits,
     renumber_message,
 )
-from miroir.core.topology import ShardMap
+from miroir.core.rebalance_plan import count_plans, plan_rebalance
+from miroir.core.topology import Placement, ShardMap
 from tests.properties.test_migration_map import migrations
 from tests.properties.test_rebalance_plan import topologies
 
@@ -97,3 +98,29 @@ def test_a_groups_hits_name_the_clients_positions(uids, data):
         renumbered = renumber_message(message, positions)
         assert message_position(renumbered) == positions[local]
         assert renumbered.endswith(": Index `x` not found.")
+
+
+@given(migrations(kinds=("add", "drain")), st.sets(st.integers(1, 40), max_size=3))
+def test_each_shard_count_moves_by_its_own_plan_under_distinct_names(case, counts):
+    """`count_plans`: the topology's S always, every other count once, each the plan of the
+    same memberships placed at that S; `done` keys never collide across counts."""
+    topology, migration = case
+    groups = topology.replica_groups
+    pad = [tuple(m[g]) if g < len(m) else () for m in (migration.source, migration.target)
+           for g in range(groups)]
+    source, target = pad[:groups], pad[groups:]
+    by_count = {shards: [f"index-{shards}"] for shards in counts}
+    plans = count_plans(source, target, topology.replication_factor, topology.shards, by_count)
+    assert [p.shards for p in plans] == sorted({topology.shards, *counts})
+    keys = []
+    for plan in plans:
+        assert plan.default == (plan.shards == topology.shards)
+        expected = plan_rebalance(
+            Placement.from_members(plan.shards, topology.replication_factor, source),
+            Placement.from_members(plan.shards, topology.replication_factor, target))
+        assert plan.plan == expected and plan.source.shards == plan.shards
+        assert list(plan.indexes) == by_count.get(plan.shards, [])
+        for move in plan.plan:
+            assert (plan.name(move) == move.key) == plan.default
+            keys.extend(plan.key(move, node) for node in move.gains)
+    assert len(keys) == len(set(keys))

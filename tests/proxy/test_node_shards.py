@@ -224,3 +224,26 @@ async def test_an_index_that_is_never_deleted_keeps_its_count_when_a_delete_fail
         assert (await h.wait_task(body["taskUid"]))["status"] == "failed"
         assert (await h.cluster.layouts.refresh()).node_shards == {"big": BIG_S}
         assert h.cluster.shard_map_for("big").shards == BIG_S
+
+
+async def test_the_shard_table_and_readiness_cover_every_shard_count_in_use():
+    async with running_proxy(nodes=5, shards=2) as h:
+        await set_big_shards(h)
+        status, table, _ = await h.send("GET", "/_miroir/shards?index=big")
+        assert status == 200 and table["shardCount"] == BIG_S
+        big = h.cluster.shard_map_for("big")
+        assert [row["shard"] for row in table["shards"]] == list(range(BIG_S))
+        assert all(row["groups"][0]["owners"] == list(big.owners(0, row["shard"]))
+                   for row in table["shards"])
+        assert len((await h.send("GET", "/_miroir/shards"))[1]["shards"]) == 2
+        status, body, _ = await h.send("GET", "/_miroir/shards?index=nope--1")
+        assert status == 200 and body["shardCount"] == 2  # no count of its own: the topology's
+        # A node that owns no shard at S=2 but some at S=16: without it, S=16 is not covered.
+        idle = next(n for n in h.cluster.node_ids()
+                    if not h.cluster.shard_map.shards_of(n) and big.shards_of(n))
+        h.cluster.apply_node_event(idle, NodeEvent.MARKED_UNHEALTHY)
+        assert h.cluster.shard_map.fully_covered()
+        assert not h.cluster.fully_covered()
+        status, body, _ = await h.send("GET", "/_miroir/topology")
+        assert body["fullyCovered"] is False
+        assert (await h.send("GET", "/_miroir/ready"))[0] == 503

@@ -108,3 +108,26 @@ async def test_draining_a_node_moves_every_shard_of_each_s_off_it():
         assert h.cluster.shard_map_for("big").shards_of("n1") == ()
         await check_index(h, "big", BIG_S, big)
         await check_index(h, "small", 4, small)
+
+
+async def test_a_dry_run_shows_the_plan_of_each_shard_count_in_use():
+    async with running_proxy(nodes=3, shards=4) as h:
+        status, answer, _ = await h.send("POST", "/_miroir/nodes?dryRun=true",
+                                         {"id": "n9", "address": "http://n9.invalid:1",
+                                          "group": 0})
+        assert status == 200 and answer["otherShardCounts"] == []
+        await h.cluster.layouts.change(lambda now: now.with_node_shards("big", BIG_S))
+        status, answer, _ = await h.send("POST", "/_miroir/nodes?dryRun=true",
+                                         {"id": "n9", "address": "http://n9.invalid:1",
+                                          "group": 0})
+        assert status == 200
+        (other,) = answer["otherShardCounts"]
+        change = membership.add_node(h.cluster.durable_topology,
+                                     {"id": "n9", "address": "http://n9.invalid:1", "group": 0})
+        expected = change.plan(BIG_S)
+        assert other["shards"] == BIG_S
+        assert other["shardReplicasCopied"] == expected.replicas_copied > 0
+        assert [(m["group"], m["shard"]) for m in other["moves"]] == [
+            (m.group, m.shard) for m in expected]
+        assert other["fractionCopied"] == expected.replicas_copied / (BIG_S * 1 * 1)
+        assert answer["plan"]["shardReplicasCopied"] == change.plan().replicas_copied

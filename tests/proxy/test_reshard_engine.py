@@ -1,5 +1,5 @@
 """The reshard engine (`miroir.cluster.reshard`) against in-process devnodes, driven by hand:
-a reshard 4 -> 16 with writes, deletes and a settings change racing every state loses nothing
+a reshard 4 -> 16 (and 4 -> 6 over two groups, 4 -> 3 at RF 2) with writes, deletes and a settings change racing every state loses nothing
 and every search equals a single-node reference afterwards; a rollback during the grace period
 flips back losing nothing written meanwhile; an engine restarted mid-copy on a SQLite store
 resumes at the next shard; a mirror that missed writes is repaired by the comparison; a
@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import random
 
+import pytest
 import trio
 
 from miroir.cluster.reshard import Resharder, ReshardSettings
 from miroir.cluster.runtime import Cluster
+from miroir.cluster.topology_sync import announce
 from miroir.core.placement import shard_for_key
 from miroir.core.routing import SHARD_FIELD
 from miroir.store.factory import open_store
-from tests.proxy.harness import running_proxy
+from tests.proxy.harness import running_proxies, running_proxy
 from tests.proxy.test_search import (
     SETTINGS,
     assert_same_as_reference,
@@ -63,18 +65,21 @@ async def node_documents(h, node, index):
 
 
 async def assert_laid_out(h, index, shards, expected_ids):
-    """Every document of node-side `index` is on the owners of shard_for_key(id, shards), with
-    that `_miroir_shard`, and nowhere else; together they are `expected_ids`."""
+    """Every document of node-side `index` is on every owner of shard_for_key(id, shards) (each
+    replica, each group), with that `_miroir_shard`, and nowhere else; together they are
+    `expected_ids`."""
     shard_map = h.cluster.shard_map_for(index)
     assert shard_map.shards == shards
-    seen = set()
+    held = {}
     for node in h.cluster.all_nodes():
         for document in await node_documents(h, node, index) or []:
             shard = shard_for_key(str(document["id"]), shards)
             assert document[SHARD_FIELD] == shard
-            assert node in [n for _, n in shard_map.write_targets(shard)]
-            seen.add(document["id"])
-    assert seen == set(expected_ids)
+            held.setdefault(document["id"], set()).add(node)
+    assert set(held) == set(expected_ids)
+    for doc_id, nodes in held.items():
+        owners = {n for _, n in shard_map.write_targets(shard_for_key(str(doc_id), shards))}
+        assert nodes == owners, doc_id
 
 
 async def node_indexes(h):
@@ -97,7 +102,10 @@ class Traffic:
         while not stop.is_set():
             self.rounds += 1
             kind = self.rng.random()
-            if kind < 0.45:
+            if settings_change and self.rounds == 2:  # at least one, early
+                await write_both(self.h, self.ref, "PATCH", f"/indexes/{self.uid}/settings",
+                                 {"stopWords": ["the"], "synonyms": {"sun": ["light"]}})
+            elif kind < 0.45:
                 new = corpus(self.rng.randint(1, 4), self.rng.randint(0, 10**6))
                 for document in new:
                     document["id"] = self.rng.choice(sorted(self.ids)) \
@@ -129,12 +137,18 @@ class Traffic:
         return self.next_id
 
 
-async def test_a_reshard_4_to_16_with_racing_writes_loses_nothing_and_searches_equal_the_reference():
-    async with proxy_and_reference(nodes=3, shards=4) as (h, ref):
+@pytest.mark.parametrize(("layout", "target"), [
+    ({"nodes": 3}, 16),
+    ({"nodes": 4, "replica_groups": 2}, 6),  # two groups, a count that is no multiple
+    ({"nodes": 3, "replication_factor": 2}, 3),  # two replicas per shard, fewer shards
+])
+async def test_a_reshard_with_racing_writes_loses_nothing_and_searches_equal_the_reference(
+        layout, target):
+    async with proxy_and_reference(shards=4, **layout) as (h, ref):
         await write_both(h, ref, "POST", "/indexes", {"uid": "movies", "primaryKey": "id"})
         await write_both(h, ref, "PATCH", "/indexes/movies/settings", SETTINGS)
         await write_both(h, ref, "POST", "/indexes/movies/documents", corpus(400, seed=7))
-        reshard_id = await start(h, "movies", 16)
+        reshard_id = await start(h, "movies", target)
         traffic = Traffic(h, ref, "movies", set(range(400)), seed=3)
         engine = Resharder(h.cluster, RACING)
         stop = trio.Event()
@@ -150,19 +164,19 @@ async def test_a_reshard_4_to_16_with_racing_writes_loses_nothing_and_searches_e
         assert shown["documentsCopied"] > 300 and shown["finishedAtMs"] is not None
         layouts = await h.cluster.layouts.refresh()
         shadow = layouts.node_index("movies")
-        assert shadow == "movies--s16-1" and not layouts.mirrors
+        assert shadow == f"movies--s{target}-1" and not layouts.mirrors
         # The old node-side index is gone everywhere; clients see only `movies`.
         assert all(names == [shadow] for names in (await node_indexes(h)).values())
         listed = (await h.send("GET", "/indexes"))[1]
         assert [i["uid"] for i in listed["results"]] == ["movies"]
-        await assert_laid_out(h, shadow, 16, traffic.ids)
+        await assert_laid_out(h, shadow, target, traffic.ids)
         rng = random.Random(11)
         for _ in range(25):
             await assert_same_as_reference(h, ref, "movies", random_query(rng))
         # Writes after the reshard land by the new S.
         await write_both(h, ref, "POST", "/indexes/movies/documents", [{"id": 10_000,
                                                                         "title": "after"}])
-        await assert_laid_out(h, shadow, 16, traffic.ids | {10_000})
+        await assert_laid_out(h, shadow, target, traffic.ids | {10_000})
 
 
 async def test_a_rollback_during_grace_flips_back_and_loses_nothing_written_meanwhile():
@@ -299,3 +313,111 @@ async def test_a_required_mirror_refuses_a_write_the_shadow_could_not_take():
         await h.store.delete_process_record("proc-other")
         shown = await drive_until(engine, h, reshard_id, ("done",))
         assert record["shadow"] == "m--s8-1" and shown["state"] == "done"
+
+
+async def test_the_engine_waits_for_every_process_to_mirror_and_loses_no_write_of_a_stale_one():
+    """Two proxy processes; B follows the layouts only when told (as if its follower were
+    slow). The engine copies nothing while B routes without the mirror, does not flip while B
+    does not require it, and every write sent through B in between is in the new layout."""
+    async with running_proxies(2, nodes=3, shards=4) as (a, b):
+        b.cluster.layouts.check_interval_s = 3600  # B re-reads only in `catch_up`
+        ttl = 60_000
+
+        async def catch_up():
+            await b.cluster.layouts.refresh()
+            await announce(b.cluster, ttl)
+
+        await a.send("POST", "/indexes", {"uid": "m", "primaryKey": "id"})
+        written = (await a.send("POST", "/indexes/m/documents", [{"id": i} for i in range(60)]))[1]
+        await a.wait_task(written["taskUid"])
+        await catch_up()
+        reshard_id = await start(a, "m", 8)
+        engine = Resharder(a.cluster, FAST)
+
+        async def record():
+            assert (await a.store.get_record("reshards")).value["reshards"][0]["id"] == reshard_id
+            return (await a.store.get_record("reshards")).value["reshards"][0]
+
+        assert await engine.drive_once() == "waiting"
+        assert (await record())["waitingFor"] == [b.cluster.process_id]
+        # B writes without the mirror: only the old index gets these.
+        answer = (await b.send("POST", "/indexes/m/documents",
+                               [{"id": i} for i in range(100, 110)]))[1]
+        assert (await b.wait_task(answer["taskUid"]))["status"] == "succeeded"
+        await catch_up()
+        assert await engine.drive_once() == "verifying"
+        assert await engine.drive_once() == "verifying"  # B does not require the mirror yet
+        assert (await record())["waitingFor"] == [b.cluster.process_id]
+        answer = (await b.send("POST", "/indexes/m/documents",
+                               [{"id": i} for i in range(200, 210)]))[1]
+        assert (await b.wait_task(answer["taskUid"]))["status"] == "succeeded"
+        await catch_up()
+        assert await engine.drive_once() == "grace"
+        assert await engine.drive_once() == "grace"  # B has not seen the flip
+        answer = (await b.send("POST", "/indexes/m/documents",
+                               [{"id": i} for i in range(300, 310)]))[1]  # to the old index
+        assert (await b.wait_task(answer["taskUid"]))["status"] == "succeeded"
+        await catch_up()
+        assert await engine.drive_once() == "grace"  # the mirror dropped; B must see that too
+        await catch_up()
+        assert await engine.drive_once() == "done"
+        expected = {*range(60), *range(100, 110), *range(200, 210), *range(300, 310)}
+        await assert_laid_out(a, "m--s8-1", 8, expected)
+        for proxy in (a, b):
+            listed = (await proxy.send("GET", "/indexes/m/documents?limit=1000"))[1]
+            assert {d["id"] for d in listed["results"]} == expected
+
+
+async def test_a_delete_all_and_a_settings_change_mirrored_before_the_copy_end_up_in_the_new_layout():
+    async with running_proxy(nodes=3, shards=4) as h:
+        await h.send("POST", "/indexes", {"uid": "m", "primaryKey": "id"})
+        written = (await h.send("POST", "/indexes/m/documents", [{"id": i} for i in range(40)]))[1]
+        await h.wait_task(written["taskUid"])
+        await start(h, "m", 8)
+        engine = Resharder(h.cluster, FAST)
+        await h.store.put_process_record("proc-other", {"epoch": 1, "layouts": 0},
+                                         h.cluster.now_ms(), 60_000)
+        assert await engine.drive_once() == "waiting"  # the mirror is on, nothing copied yet
+        for method, path, body in (
+                ("DELETE", "/indexes/m/documents", None),
+                ("POST", "/indexes/m/documents", [{"id": i, "kept": True} for i in range(5)]),
+                ("PATCH", "/indexes/m/settings", {"filterableAttributes": ["kept"]})):
+            answer = (await h.send(method, path, body))[1]
+            assert (await h.wait_task(answer["taskUid"]))["status"] == "succeeded"
+        await h.store.delete_process_record("proc-other")
+        while (state := await engine.drive_once()) not in ("done", None):
+            assert state != "failed"
+        await assert_laid_out(h, "m--s8-1", 8, range(5))
+        found = (await h.send("POST", "/indexes/m/search", {"filter": "kept = true"}))[1]
+        assert found["estimatedTotalHits"] == 5
+        for node in h.cluster.all_nodes():
+            held = (await h.cluster.call(node, "GET", "/indexes/m--s8-1/settings")).json()
+            assert "kept" in held["filterableAttributes"]
+
+
+async def test_settings_the_shadow_missed_are_copied_and_committed_before_the_flip():
+    async with running_proxy(nodes=3, shards=4) as h:
+        await h.send("POST", "/indexes", {"uid": "m", "primaryKey": "id"})
+        written = (await h.send("POST", "/indexes/m/documents", [{"id": i} for i in range(10)]))[1]
+        await h.wait_task(written["taskUid"])
+        await start(h, "m", 8)
+        engine = Resharder(h.cluster, FAST)
+        await h.store.put_process_record("proc-other", {"epoch": 1, "layouts": 0},
+                                         h.cluster.now_ms(), 60_000)
+        assert await engine.drive_once() == "waiting"
+        # A settings change the mirror did not carry (as one made before the mirror existed).
+        for node in h.cluster.all_nodes():
+            answer = await h.cluster.call(node, "PATCH", "/indexes/m/settings",
+                                          {"synonyms": {"sun": ["light"]}})
+            await h.cluster.wait_for_node_tasks({node: answer.json()["taskUid"]})
+        await h.store.delete_process_record("proc-other")
+        while (state := await engine.drive_once()) not in ("done", None):
+            assert state != "failed"
+        shown = (await h.send("GET", "/_miroir/reshards"))[1]["results"][0]
+        assert any("settings of m--s8-1 differed" in e for e in shown["errors"]), shown
+        committed = await h.store.get_committed_settings("m--s8-1")
+        assert committed.settings["synonyms"] == {"sun": ["light"]}
+        for node in h.cluster.all_nodes():
+            held = (await h.cluster.call(node, "GET", "/indexes/m--s8-1/settings")).json()
+            assert held["synonyms"] == {"sun": ["light"]}
+        assert (await h.send("GET", "/indexes/m/settings/synonyms"))[1] == {"sun": ["light"]}

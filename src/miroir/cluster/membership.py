@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from miroir.cluster.rebalance import REBALANCE_RECORD, progress, start_rebalance
+from miroir.cluster.rebalance import REBALANCE_RECORD, progress, shard_counts, start_rebalance
 from miroir.cluster.reshard import RESHARDS_RECORD, active_of
 from miroir.cluster.runtime import Cluster
 from miroir.cluster.topology_sync import publish, read_topology
@@ -48,8 +48,13 @@ async def change_membership(
     epoch, durable = (found.epoch, found.topology) if found else (cluster.epoch, cluster.topology)
     change = change_of(durable)
     if dry_run:
+        # Indexes of their own shard count move by their own plans (`rebalance.shard_counts`).
+        others = sorted(await shard_counts(cluster) - {change.topology.shards})
         return {"dryRun": True, "kind": change.kind, "epoch": epoch,
-                "plan": render_plan(change.plan(), change)}
+                "plan": render_plan(change.plan(), change),
+                "otherShardCounts": [{"shards": shards,
+                                      **render_plan(change.plan(shards), change, shards)}
+                                     for shards in others]}
     if change.kind == "forget_node":
         # A rebalance may be running: its migration stays in force (the forgotten node is in
         # neither of its memberships).
@@ -71,9 +76,11 @@ async def change_membership(
     return await start_rebalance(cluster, change, cluster.now_ms())
 
 
-def render_plan(plan: RebalancePlan, change: MembershipChange) -> dict[str, Any]:
-    # every shard replica of the target: S x RF per group
-    replicas = change.topology.shards * change.topology.replication_factor * len(change.target)
+def render_plan(plan: RebalancePlan, change: MembershipChange,
+                shards: int | None = None) -> dict[str, Any]:
+    # every shard replica of the target: S x RF per group (S: the plan's count)
+    shards = change.topology.shards if shards is None else shards
+    replicas = shards * change.topology.replication_factor * len(change.target)
     return {
         "shardReplicasCopied": plan.replicas_copied,
         "shardReplicasDropped": plan.replicas_dropped,

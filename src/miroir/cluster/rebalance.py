@@ -18,7 +18,9 @@ Theory of operation (docs/operations.md, "Changing the fleet", has the operator'
    (`topology_sync.lagging`: each process records its epoch in the store; the record's
    `waitingFor` names the laggards), so every process dual-writes before anything is copied.
 3. It provisions every index (and, on a joining node, its settings) on every gaining node; then
-   per move (group, shard) and gaining node, it copies the shard's documents from a source
+   per shard count among the indexes (the topology's S, and each one the index layouts give an
+   index: `core.rebalance_plan.count_plans`, the same memberships placed at that S), per move
+   (group, shard) and gaining node, it copies the shard's documents from a source
    (`rebalance_plan.copy_sources`; in a forced removal a survivor, else another group's owner;
    with none, the replica is recorded `lost`) by `_miroir_shard = s` pages, at most
    `max_docs_per_second`.
@@ -74,7 +76,14 @@ from miroir.core.errors import MeiliError
 from miroir.core.membership import MembershipChange, members
 from miroir.core.migration_map import Migration
 from miroir.core.node_state import NodeState
-from miroir.core.rebalance_plan import RebalancePlan, ShardMove, copy_sources, plan_rebalance
+from miroir.core.rebalance_plan import (
+    CountPlan,
+    RebalancePlan,
+    ShardMove,
+    copy_sources,
+    count_plans,
+    plan_rebalance,
+)
 from miroir.core.routing import SHARD_FIELD
 from miroir.core.shard_copy import content_digest, document_digest, reconcile
 from miroir.core.topology import Placement, Topology
@@ -402,19 +411,16 @@ class Rebalancer:
     async def _by_count(self, topology: Topology, migration: Migration,
                         indexes: list[dict[str, Any]]) -> list[CountPlan]:
         """The indexes grouped by shard count (the layouts' `node_shards`, else the topology's
-        S), each with its placements and plan."""
+        S), each with its placements and plan (`core.rebalance_plan.count_plans`)."""
         layouts = await self.cluster.layouts.current()
         # Every count `start_rebalance` counted in `shardsTotal`, even one no index has now.
         grouped: dict[int, list[dict[str, Any]]] = {
-            shards: [] for shards in {topology.shards, *layouts.node_shards.values()}}
+            shards: [] for shards in layouts.node_shards.values()}
         for index in indexes:
             grouped.setdefault(layouts.shards_of(index["uid"], topology.shards), []).append(index)
-        found = []
-        for shards in sorted(grouped):
-            source, _target, plan = _placements(topology, migration, shards)
-            found.append(CountPlan(shards, shards == topology.shards, source, plan,
-                                   grouped[shards]))
-        return found
+        groups = topology.replica_groups
+        return count_plans(_pad(migration.source, groups), _pad(migration.target, groups),
+                           topology.replication_factor, topology.shards, grouped)
 
     async def _compare_all_again(self, counts: list[CountPlan]) -> bool:
         """A gaining node that missed a dual write after its move was verified (it failed, or
@@ -603,25 +609,6 @@ class Rebalancer:
             logger.warning("rebalance: old copies left on failed nodes: %s (delete them by "
                            "filter `%s = <shard>` once they are back)", leftovers, SHARD_FIELD)
             await self._update(leftovers=leftovers)
-
-
-@attrs.frozen
-class CountPlan:
-    """The moves of the indexes of one shard count: their source placement and plan."""
-
-    shards: int
-    default: bool  # the topology's S: its moves keep their historical names
-    source: Placement
-    plan: RebalancePlan
-    indexes: list[dict[str, Any]]
-
-    def name(self, move: ShardMove) -> str:
-        """`g<group>/s<shard>`, with `@<S>` for an index of its own shard count."""
-        return move.key if self.default else f"{move.key}@{self.shards}"
-
-    def key(self, move: ShardMove, node: str) -> str:
-        """The move's name in the record's `done` list."""
-        return f"{self.name(move)}:{node}"
 
 
 def _placements(topology: Topology, migration: Migration, shards: int | None = None

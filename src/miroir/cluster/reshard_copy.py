@@ -325,10 +325,14 @@ async def create_shadow(cluster: Cluster, old: str, shadow: str, pk: str | None,
     await commit_settings(cluster, shadow, nodes)
 
 
-async def commit_settings(cluster: Cluster, index: str, nodes: list[str]) -> None:
+async def commit_settings(cluster: Cluster, index: str, nodes: list[str],
+                          patched: dict[str, Any] | None = None) -> None:
+    """Commit what the nodes now hold as `index`'s settings (`patched`: the keys just written,
+    which win over the settings committed before: else the commit would repair the nodes back
+    to those)."""
     version = await cluster.store.allocate_settings_version(index)
     committed, lagging = await settings_sync.commit(cluster, index, version, nodes,
-                                                    succeeded=True)
+                                                    succeeded=True, patched=patched or {})
     if committed is None or lagging:
         raise CopyIncomplete(f"the settings of {index} are not the same on every node")
     await cluster.catalog.changed(index, same_primary_key=True)
@@ -338,15 +342,21 @@ async def settings_differ(cluster: Cluster, old: str, shadow: str) -> list[str]:
     """The nodes whose shadow settings differ from the old index's there (normalized digests),
     after copying the old index's settings onto them (so the next check can pass)."""
     differ = []
-    for node in sorted(cluster.serving_nodes()):
+    nodes = sorted(cluster.serving_nodes())
+    sent: dict[str, Any] = {}
+    for node in nodes:
         want = await read_node_settings(cluster, node, old)
         held = await read_node_settings(cluster, node, shadow)
         if want is None or held is None:
             raise CopyIncomplete(f"{node} did not answer the settings of {old} or {shadow}")
         if settings_digest(want) != settings_digest(held):
             differ.append(node)
-            await _node_write(cluster, node, "PATCH", f"/indexes/{shadow}/settings",
-                              protect_settings_patch(want))
+            sent = protect_settings_patch(want)
+            await _node_write(cluster, node, "PATCH", f"/indexes/{shadow}/settings", sent)
+    if differ:
+        # Committed as the shadow's settings: the settings sync and the reconciler hold every
+        # node to the committed ones (and would undo this otherwise).
+        await commit_settings(cluster, shadow, sorted(cluster.all_nodes()), sent)
     return differ
 
 

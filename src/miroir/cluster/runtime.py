@@ -231,6 +231,10 @@ class Cluster:
         shards = self.layouts.cached().node_shards.get(node_index)
         if shards is None or shards == shard_map.shards:
             return shard_map
+        return self._shard_map_with(shard_map, shards)
+
+    def _shard_map_with(self, shard_map: ShardMap, shards: int) -> ShardMap:
+        """`shard_map.with_shards(shards)`, built once per `shard_map` and count."""
         base, maps = self._maps_by_shards
         if base is not shard_map:
             maps = {}
@@ -289,7 +293,13 @@ class Cluster:
         return self._durable
 
     def fully_covered(self) -> bool:
-        return self.shard_map.fully_covered()
+        """Every shard of every shard count in use (the topology's, and each one the layouts
+        give an index) has a readable owner: a node may own shards at one count and none at
+        another."""
+        shard_map = self.shard_map
+        return shard_map.fully_covered() and all(
+            self._shard_map_with(shard_map, shards).fully_covered()
+            for shards in set(self.layouts.cached().node_shards.values()))
 
     def serving_nodes(self) -> list[str]:
         """Nodes that serve reads, healthy ones first (for single-node reads like /version)."""

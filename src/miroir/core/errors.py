@@ -61,7 +61,6 @@ _NON_DEFAULT: dict[str, tuple[str, int]] = {
     "miroir_rebalance_in_progress": ("invalid_request", 409),
     # the change is valid but cannot be carried out online here (engine off, or a forced removal)
     "miroir_rebalance_unavailable": ("system", 501),
-    "miroir_reshard_unavailable": ("system", 501),
     # resharding (miroir_invalid_reshard is the default invalid_request + 400)
     "miroir_reshard_in_progress": ("invalid_request", 409),
     "miroir_reshard_outside_window": ("invalid_request", 409),

@@ -24,7 +24,8 @@ Must never: do I/O or read clocks; it is a value computed from two values. The m
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import attrs
 
@@ -137,6 +138,43 @@ def copy_sources(move: ShardMove, before: Placement) -> tuple[str, ...]:
         if group != move.group
         for node in _owners(before, group, move.shard)
     )
+
+
+@attrs.frozen
+class CountPlan:
+    """The moves of the indexes of one shard count (an index the layouts give its own S moves
+    by the placement of that S over the same memberships): their source placement and plan."""
+
+    shards: int
+    default: bool  # the topology's S: its moves keep their historical names
+    source: Placement
+    plan: RebalancePlan
+    indexes: tuple[Any, ...]
+
+    def name(self, move: ShardMove) -> str:
+        """`g<group>/s<shard>`, with `@<S>` for an index of its own shard count."""
+        return move.key if self.default else f"{move.key}@{self.shards}"
+
+    def key(self, move: ShardMove, node: str) -> str:
+        """The move's name in a rebalance record's `done` list."""
+        return f"{self.name(move)}:{node}"
+
+
+def count_plans(
+    source: Sequence[Sequence[str]], target: Sequence[Sequence[str]], replication_factor: int,
+    default_shards: int, indexes_by_count: Mapping[int, Sequence[Any]],
+) -> list[CountPlan]:
+    """One `CountPlan` per shard count of `indexes_by_count` (and the topology's,
+    `default_shards`, always), in count order, between the members per group `source` and
+    `target` (of equal length: the caller pads them to the topology's groups)."""
+    found = []
+    for shards in sorted({default_shards, *indexes_by_count}):
+        before = Placement.from_members(shards, replication_factor, source)
+        after = Placement.from_members(shards, replication_factor, target)
+        found.append(CountPlan(shards, shards == default_shards, before,
+                               plan_rebalance(before, after),
+                               tuple(indexes_by_count.get(shards, ()))))
+    return found
 
 
 def _owners(placement: Placement, group: int, shard: int) -> tuple[str, ...]:

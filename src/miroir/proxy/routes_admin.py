@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from quart import Blueprint, Response
+from quart import Blueprint, Response, request
 
 from miroir.core.errors import MeiliError
 from miroir.core.tasks import render_miroir_fields, render_task
@@ -37,7 +37,7 @@ async def topology() -> Response:
             "shards": shard_map.shards,
             "replicationFactor": the_cluster.topology.replication_factor,
             "replicaGroups": the_cluster.topology.replica_groups,
-            "fullyCovered": shard_map.fully_covered(),
+            "fullyCovered": the_cluster.fully_covered(),
             "nodes": nodes,
             # what `miroir ctl status` shows besides the shards: the epoch this process routes
             # by, its version, its store backend, and whether the rebalance engine runs
@@ -58,7 +58,18 @@ def _miroir_version() -> str:
 
 @blueprint.get("/shards")
 async def shards() -> Response:
-    shard_map = cluster().shard_map
+    """The shard table of the topology's S, or with `?index=uid` of that index's own S (the
+    index layouts may give it one: `Cluster.shard_map_for`)."""
+    the_cluster = cluster()
+    shard_map = the_cluster.shard_map
+    extra = {}
+    uid = request.args.get("index")
+    if uid is not None:
+        node_index = (await the_cluster.layouts.current()).node_index(uid)
+        if node_index is None:
+            raise MeiliError("index_not_found", f"Index `{uid}` not found.")
+        shard_map = the_cluster.shard_map_for(node_index)
+        extra = {"index": uid, "shardCount": shard_map.shards}
     table = []
     for shard in range(shard_map.shards):
         groups = []
@@ -71,7 +82,7 @@ async def shards() -> Response:
                 }
             )
         table.append({"shard": shard, "groups": groups})
-    return json_response({"shards": table})
+    return json_response({**extra, "shards": table})
 
 
 @blueprint.get("/ready")

@@ -41,6 +41,7 @@ import trio
 
 from miroir.cluster.services import ReconcileSettings, RepairSettings, Services
 from miroir.config import MiroirConfig, config_from_dict
+from miroir.core.index_layout import LAYOUTS_RECORD, Layouts, encode_layouts
 from miroir.meili.extensions import DEGRADED_HEADER
 from miroir.proxy import create_app
 from miroir.sim.determinism import trio_determinism
@@ -48,6 +49,7 @@ from miroir.sim.transport import SIM_EPOCH, FaultModel, SimTransport
 from miroir.store.memory import MemoryStore
 
 SIM_EPOCH_MS = int(SIM_EPOCH.timestamp() * 1000)
+INDEX = "sim"  # the one index every simulated client works on
 # Fields of a client answer that are unique per request by design, left out of trace digests.
 _UNSTABLE_FIELDS = ("requestUid",)
 
@@ -79,6 +81,14 @@ class SimSpec:
     policy: str = "partial"
     task_poll_interval_s: float = 0.2
     master_key: str | None = None  # None: the API is open (no auth in the traces)
+    # The simulated index's own shard count (the index layouts' `nodeShards`, set before the
+    # index is created, as a reshard leaves an index); None: the topology's `shards`.
+    index_shards: int | None = None
+
+    @property
+    def shards_of_index(self) -> int:
+        """The shard count the simulated index's documents are hashed by."""
+        return self.shards if self.index_shards is None else self.index_shards
 
     def node_ids(self) -> list[str]:
         return [f"n{i}" for i in range(self.nodes)]
@@ -266,7 +276,13 @@ async def open_sim_cluster(
     transport = SimTransport(seed, default_faults=faults or FaultModel(), tracer=tracer)
     for node in spec.node_ids():
         transport.add_node(node)
-    app = create_app(config, transport=transport, store=MemoryStore(), clock=VirtualClock(),
+    store = MemoryStore()
+    if spec.index_shards is not None:
+        # The deployment starts with the index layouts saying so (an operator's record, not a
+        # cluster call): every process routes the index by its own count from the start.
+        await store.put_record_if(LAYOUTS_RECORD, 0, encode_layouts(
+            Layouts().with_node_shards(INDEX, spec.index_shards)))
+    app = create_app(config, transport=transport, store=store, clock=VirtualClock(),
                      services=spec.services())
     access = logging.getLogger("miroir.access")
     level = access.level

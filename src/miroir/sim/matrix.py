@@ -69,6 +69,8 @@ def shape_name(spec: SimSpec) -> str:
     parts.append(f"rf{spec.rf}")
     if spec.shards != 8:
         parts.append(f"{spec.shards}s")
+    if spec.index_shards is not None:
+        parts.append(f"i{spec.index_shards}s")  # the index's own shard count
     return "-".join(parts)
 
 

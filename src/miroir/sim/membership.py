@@ -16,8 +16,10 @@ follows checks I7-I12 under the new owners: no acknowledged write lost, no delet
 Invariants of its own (recorded in the simulation's report like the others):
   R1  a started rebalance finishes `done` once faults heal, within a budget of virtual time;
   R2  shard replicas copied == the plan's minimum (`core.rebalance_plan.minimum_copies` of the
-      two memberships' placements, recomputed here from the documented placement);
-  R3  once done, every node holds only documents of the shards it owns (old copies deleted).
+      two memberships' placements, recomputed here from the documented placement), summed over
+      the shard counts in use: the topology's and the index's own (`SimSpec.index_shards`);
+  R3  once done, every node holds only documents of the shards it owns (old copies deleted),
+      by the index's shard count.
 
 Must never: decide what the engine decides; expectations come from placement and the requests
 this module sent.
@@ -144,8 +146,11 @@ class Membership:
             # refused with Miroir's shape (I1 checked it): the last node of a group, ...
             simulation.report.outcomes[f"{kind} refused {answer.code}"] += 1
             return answer
-        minimum = minimum_copies(_placement(simulation, simulation.members, groups),
-                                 _placement(simulation, members, groups))
+        # Per shard count in use (the topology's, and the index's own when it has one): the
+        # engine plans and counts each.
+        minimum = sum(minimum_copies(_placement(simulation, simulation.members, groups, shards),
+                                     _placement(simulation, members, groups, shards))
+                      for shards in {simulation.spec.shards, simulation.shards})
         simulation._check("R2 shard replicas copied == the plan's minimum",
                           answer.body["shardReplicasToCopy"] == minimum,
                           lambda: f"{kind}: {answer.body['shardReplicasToCopy']} to copy, "
@@ -210,9 +215,10 @@ class Membership:
                               f"{node} holds shards {sorted(held - owned)} it does not own")
 
 
-def _placement(simulation: Simulation, members: Mapping[str, int], groups: int) -> Placement:
+def _placement(simulation: Simulation, members: Mapping[str, int], groups: int,
+               shards: int) -> Placement:
     return Placement.from_members(
-        simulation.spec.shards, simulation.spec.rf,
+        shards, simulation.spec.rf,
         tuple(tuple(sorted(n for n, g in members.items() if g == group))
               for group in range(groups)))
 

@@ -113,7 +113,8 @@ class Resharding:
         answer = await self.sim.request("GET", f"/_miroir/aliases/{INDEX}")
         if answer.status == 200:
             return answer.body["index"], answer.body["shards"]
-        return INDEX, self.simulation.spec.shards  # no alias entry: the uid's own name
+        # no alias entry: the uid names its own node-side index
+        return INDEX, self.simulation.spec.shards_of_index
 
     async def follow_layout(self) -> None:
         """Adopt a flip (or a flip back) made while a checkpoint waited."""

@@ -72,7 +72,7 @@ from miroir.core.quorum import quorum_size
 from miroir.core.routing import SHARD_FIELD
 from miroir.core.write_retry import TAG_PREFIX
 from miroir.sim import clock as sim_clock
-from miroir.sim.cluster import Answer, SimCluster, SimSpec
+from miroir.sim.cluster import INDEX, Answer, SimCluster, SimSpec
 from miroir.sim.model import (
     ABSENT,
     DocumentModel,
@@ -83,7 +83,6 @@ from miroir.sim.model import (
 )
 from miroir.sim.transport import FaultModel
 
-INDEX = "sim"
 ERROR_FIELDS = {"message", "code", "type", "link"}
 TERMINAL = ("succeeded", "failed", "canceled")
 _OUT_OF_QUORUM = (NodeState.JOINING, NodeState.FAILED)
@@ -140,6 +139,9 @@ class Simulation:
     def __init__(self, sim: SimCluster, *, max_latency_s: float) -> None:
         self.sim = sim
         self.spec = sim.spec
+        # The index's shard count: what its placement, routing and checks follow (the
+        # topology's S unless the spec gives the index its own, `SimSpec.index_shards`).
+        self.shards = sim.spec.shards_of_index
         self.model = DocumentModel(settle_s=max_latency_s / 2 + 0.001)
         self.report = Report()
         # What a behind-the-back fault picks (which document, which version); seeded by the run.
@@ -179,9 +181,8 @@ class Simulation:
         # then follow two placements, so the exact per-owner checks I3/I4/I6 wait for the
         # rebalance to finish).
         self.in_flux = False
-        # The index's shard count and node-side name: they change only through
+        # The index's node-side name: it changes (with `shards`) only through
         # `miroir.sim.reshard` (at a reshard's flip, which its settle adopts).
-        self.shards = self.spec.shards
         self.node_index = INDEX
         # Called at a checkpoint before the replicas are compared (I11): `miroir.sim.reshard`
         # adopts a flip that happened meanwhile, so I11 looks at the layout in force.

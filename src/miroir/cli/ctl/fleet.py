@@ -188,7 +188,9 @@ def draw_stats(console: Console, stats: dict[str, Any], *, shards: bool) -> None
             f"group {g['group']}: {g['skew'] if g['skew'] is not None else '-'}"
             for g in index["groups"]))
         if shards:
-            table = Table(title=f"Index {uid}: shards")
+            # an index's own shard count when the layouts give it one (older proxies: absent)
+            count = index.get("shardCount")
+            table = Table(title=f"Index {uid}: shards" + (f" (S={count})" if count else ""))
             for column in ("shard", "documents", "est. size", "replicas"):
                 table.add_column(column, justify="left" if column == "replicas" else "right")
             for shard in index["shards"]:
