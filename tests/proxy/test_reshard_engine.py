@@ -12,6 +12,7 @@ import random
 import pytest
 import trio
 
+from miroir.cluster import settings_sync
 from miroir.cluster.reshard import Resharder, ReshardSettings
 from miroir.cluster.runtime import Cluster
 from miroir.cluster.topology_sync import announce
@@ -405,11 +406,17 @@ async def test_settings_the_shadow_missed_are_copied_and_committed_before_the_fl
         await h.store.put_process_record("proc-other", {"epoch": 1, "layouts": 0},
                                          h.cluster.now_ms(), 60_000)
         assert await engine.drive_once() == "waiting"
-        # A settings change the mirror did not carry (as one made before the mirror existed).
+        # A settings change the mirror did not carry (as one made before the mirror existed):
+        # applied to every node and committed, as `broadcast.update_settings` ends a change
+        # (an edit left uncommitted is one made behind Miroir's back, which the reconciler
+        # undoes and the shadow must not adopt: tests/properties/test_sim_reshard.py).
+        patch = {"synonyms": {"sun": ["light"]}}
         for node in h.cluster.all_nodes():
-            answer = await h.cluster.call(node, "PATCH", "/indexes/m/settings",
-                                          {"synonyms": {"sun": ["light"]}})
+            answer = await h.cluster.call(node, "PATCH", "/indexes/m/settings", patch)
             await h.cluster.wait_for_node_tasks({node: answer.json()["taskUid"]})
+        version = await h.store.allocate_settings_version("m")
+        await settings_sync.commit(h.cluster, "m", version, sorted(h.cluster.all_nodes()),
+                                   succeeded=True, patched=patch)
         await h.store.delete_process_record("proc-other")
         while (state := await engine.drive_once()) not in ("done", None):
             assert state != "failed"

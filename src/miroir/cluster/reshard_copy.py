@@ -339,13 +339,19 @@ async def commit_settings(cluster: Cluster, index: str, nodes: list[str],
 
 
 async def settings_differ(cluster: Cluster, old: str, shadow: str) -> list[str]:
-    """The nodes whose shadow settings differ from the old index's there (normalized digests),
-    after copying the old index's settings onto them (so the next check can pass)."""
+    """The nodes whose shadow settings differ from the old index's (normalized digests), after
+    copying the old index's settings onto them (so the next check can pass). The old index's
+    settings are its committed ones when it has some: a node whose copy of the old index was
+    edited behind Miroir's back is the reconciler's to repair, and copying each node's own view
+    would commit that edit as the shadow's, then the others' on the next pass, and so on (the
+    state machine's seed 25433 cycled copying -> verifying until faults were repaired)."""
     differ = []
     nodes = sorted(cluster.serving_nodes())
     sent: dict[str, Any] = {}
+    committed = await cluster.store.get_committed_settings(old)
     for node in nodes:
-        want = await read_node_settings(cluster, node, old)
+        want = dict(committed.settings) if committed is not None else \
+            await read_node_settings(cluster, node, old)
         held = await read_node_settings(cluster, node, shadow)
         if want is None or held is None:
             raise CopyIncomplete(f"{node} did not answer the settings of {old} or {shadow}")
