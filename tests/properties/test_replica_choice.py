@@ -40,15 +40,18 @@ def test_more_work_ahead_never_makes_a_node_look_sooner(average, ahead, more):
     assert replica_score(average, ahead) <= replica_score(average, ahead + more)
 
 
-@given(st.lists(st.one_of(st.just("call"), st.just("hedge")), max_size=300),
+@given(st.lists(st.one_of(st.just(0), st.integers(1, 4)), max_size=300),
        st.floats(0, 0.5, allow_nan=False))
 def test_hedges_never_exceed_the_budgeted_share_of_calls(steps, ratio):
+    """0 is a primary call; n > 0 a hedge decision asking n replicas at once."""
     budget = HedgeBudget(ratio=ratio)
     for step in steps:
-        if step == "call":
+        if step == 0:
             budget.earn()
         else:
-            budget.try_spend()
+            before = budget.hedges
+            spent = budget.try_spend(step)
+            assert budget.hedges - before == (step if spent else 0)  # all or nothing
         assert budget.hedges <= ratio * budget.primaries + 1e-9
 
 

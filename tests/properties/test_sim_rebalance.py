@@ -206,3 +206,26 @@ def test_regression_a_group_smaller_than_rf_is_refused():
     ]
     report = run_program(SHAPES[0], 4903, steps)
     assert report.outcomes["add_group refused miroir_invalid_group"] == 1
+
+
+def test_regression_a_drained_node_is_forgotten_only_once_its_drain_settled():
+    """Found by the machine (seed 1078, 4 nodes in 2 groups, RF 1, with the index on its own
+    shard count and without): the drain finished in the background and `forget_drained_node`
+    forgot the node before any checkpoint had settled the change, so the simulation still
+    expected the node and asked the cluster for its state (TopologyError in the harness). A
+    drained node becomes forgettable when its change settles."""
+    steps = [
+        ("drain_node", {"index": 0}),
+        ("drain_node", {"index": 2}),
+        ("advance", {"seconds": 0.548837338191018}),
+        ("search", {"genre": None, "words": ["light"]}),
+        ("heal", {"index": 2}),
+        ("delete", {"doc_ids": [5]}),
+        ("heal", {"index": 2}),
+        ("forget_drained_node", {}),
+        ("checkpoint", {}),
+        ("forget_drained_node", {}),
+    ]
+    report = run_program(SHAPES[1], 1078, steps)
+    assert not report.violations, report.violations
+    assert report.checks["R1 a rebalance finishes done once faults heal"] == 1

@@ -247,3 +247,41 @@ async def test_the_shard_table_and_readiness_cover_every_shard_count_in_use():
         status, body, _ = await h.send("GET", "/_miroir/topology")
         assert body["fullyCovered"] is False
         assert (await h.send("GET", "/_miroir/ready"))[0] == 503
+
+
+async def test_merged_facets_and_adaptive_replica_choice_across_shard_counts():
+    """`mergeFacets` over indexes of different S, and reads alternating between an S=4 and an
+    S=16 index with adaptive replica choice (its readable-owner cache holds both maps)."""
+    async with running_proxy(nodes=4, shards=TOPOLOGY_S, replication_factor=2,
+                             adaptive=True) as h:
+        await two_indexes(h)
+        body = {"federation": {"limit": 100, "facetsByIndex": {"big": ["color"],
+                                                                "small": ["color"]},
+                               "mergeFacets": {}},
+                "queries": [{"indexUid": "small"}, {"indexUid": "big", "filter": "n < 30"}]}
+        status, answer, _ = await h.send("POST", "/multi-search", body)
+        assert status == 200, answer
+        assert answer["facetDistribution"] == {"color": {"blue": 20, "red": 40}}
+        assert answer["estimatedTotalHits"] == 60
+        for _ in range(6):
+            for uid, count in (("small", 30), ("big", 60)):
+                status, found, _ = await h.send("POST", f"/indexes/{uid}/search", {"limit": 100})
+                assert status == 200 and sorted(hit["id"] for hit in found["hits"]) == \
+                    list(range(count))
+
+
+async def test_renaming_an_index_of_its_own_count_keeps_the_count_with_the_data():
+    """PATCH /indexes/{uid} {"uid"} of an index with a count of its own is a layouts change
+    (the nodes would rename the node-side index, which the count is filed under)."""
+    async with running_proxy(nodes=3, shards=TOPOLOGY_S, replication_factor=2) as h:
+        await set_big_shards(h)
+        await fill(h, "big", 40)
+        await done(h, h.send("PATCH", "/indexes/big", {"uid": "renamed"}))
+        layouts = await h.cluster.layouts.refresh()
+        assert layouts.node_index("renamed") == "big" and layouts.node_index("big") is None
+        assert layouts.shards_of("big", TOPOLOGY_S) == BIG_S
+        assert assert_placed_by(h, "big", BIG_S) == 40 * 2
+        status, body, _ = await h.send("POST", "/indexes/renamed/search", {"limit": 100})
+        assert status == 200 and sorted(hit["id"] for hit in body["hits"]) == list(range(40))
+        await done(h, h.send("POST", "/indexes/renamed/documents", [{"id": 99, "n": 99}]))
+        assert assert_placed_by(h, "big", BIG_S) == 41 * 2

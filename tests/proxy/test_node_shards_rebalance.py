@@ -131,3 +131,28 @@ async def test_a_dry_run_shows_the_plan_of_each_shard_count_in_use():
             (m.group, m.shard) for m in expected]
         assert other["fractionCopied"] == expected.replicas_copied / (BIG_S * 1 * 1)
         assert answer["plan"]["shardReplicasCopied"] == change.plan().replicas_copied
+
+
+async def test_a_node_that_wins_no_shard_at_the_topologys_s_still_gets_the_index_of_its_own():
+    """At S=2 a fourth node may win nothing (the change would be done at once), while at S=16
+    it wins shards: the rebalance runs, and copies them."""
+    async with running_proxy(nodes=3, shards=2) as h:
+        await h.cluster.layouts.change(lambda now: now.with_node_shards("big", BIG_S))
+        big = await fill(h, "big", 200)
+
+        def adding(node_id):
+            return membership.add_node(h.cluster.durable_topology, {
+                "id": node_id, "address": f"http://{node_id}.invalid:1", "group": 0})
+
+        node_id = next(f"x{i}" for i in range(200)
+                       if not adding(f"x{i}").plan().moves and adding(f"x{i}").plan(BIG_S).moves)
+        add_devnode(h, node_id)
+        change = adding(node_id)
+        started = await start_rebalance(h.cluster, change, h.cluster.now_ms())
+        assert started["shardReplicasToCopy"] == change.plan(BIG_S).replicas_copied
+        assert (await h.store.get_record("rebalance")).value["state"] == "waiting"
+        await run_engine(h, Rebalancer(h.cluster, FAST))
+        assert h.cluster.state_of(node_id) is NodeState.ACTIVE
+        assert h.cluster.shard_map.shards_of(node_id) == ()
+        assert h.cluster.shard_map_for("big").shards_of(node_id)
+        await check_index(h, "big", BIG_S, big)

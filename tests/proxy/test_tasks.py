@@ -1,15 +1,17 @@
 """Tasks: Miroir uids from the store, aggregation over node tasks, list, cancel, delete, poller."""
 
 import attrs
+import orjson
 import pytest
 import trio
 
 from miroir.cluster.services import Services
 from miroir.config import config_from_dict
+from miroir.devnode.app import DevnodeApp
 from miroir.proxy import create_app
 from miroir.store.memory import MemoryStore
 from miroir.transport.fake import Answer, FakeTransport, Hang
-from tests.proxy.harness import node_config, running_proxy
+from tests.proxy.harness import AsgiTransport, node_config, running_proxy
 
 
 async def test_task_uids_come_from_the_store_and_the_list_is_meilisearch_shaped():
@@ -232,3 +234,92 @@ async def test_a_write_seen_finishing_is_completed_without_asking_its_nodes_agai
         assert task["details"]["indexedDocuments"] == 3
         assert sorted(node for node, method, path in calls
                       if method == "GET" and path.startswith("/tasks/")) == sorted(h.nodes)
+
+
+# ---- uids as Meilisearch numbers them: from 0, one per accepted write
+
+
+async def _uids_and_types(h) -> list[tuple[int, str]]:
+    page = (await h.send("GET", "/tasks"))[1]
+    return [(t["uid"], t["type"]) for t in page["results"]]
+
+
+async def test_a_fresh_proxy_numbers_tasks_from_0_and_a_creation_then_a_write_is_0_then_1():
+    async with running_proxy(nodes=2) as h:
+        created = (await h.send("POST", "/indexes", {"uid": "m", "primaryKey": "id"}))[1]
+        written = (await h.send("POST", "/indexes/m/documents", [{"id": 1}]))[1]
+        assert (created["taskUid"], written["taskUid"]) == (0, 1)
+        assert (await h.wait_task(0))["type"] == "indexCreation"
+        assert (await h.wait_task(1))["status"] == "succeeded"
+
+
+async def test_a_write_to_a_missing_index_creates_it_within_its_own_one_task():
+    async with running_proxy(nodes=2) as h:
+        written = (await h.send("POST", "/indexes/m/documents", [{"id": 1}]))[1]
+        assert written["taskUid"] == 0
+        assert (await h.wait_task(0))["status"] == "succeeded"
+        settings = (await h.send("PATCH", "/indexes/s/settings", {"sortableAttributes": ["a"]}))[1]
+        assert settings["taskUid"] == 1
+        assert (await h.wait_task(1))["status"] == "succeeded"
+        assert await _uids_and_types(h) == [(1, "settingsUpdate"),
+                                            (0, "documentAdditionOrUpdate")]
+        assert all(app.engine.indexes.keys() >= {"m", "s"} for app in h.nodes.values())
+
+
+async def test_a_missing_index_created_under_an_idempotency_key_costs_no_extra_uid():
+    async with running_proxy(nodes=2) as h:
+        key = {"Idempotency-Key": "first-import"}
+        written = (await h.send("POST", "/indexes/m/documents", [{"id": 1}], headers=key))[1]
+        assert written["taskUid"] == 0
+        assert (await h.wait_task(0))["status"] == "succeeded"
+        assert (await h.send("POST", "/indexes/m/documents", [{"id": 2}]))[1]["taskUid"] == 1
+        assert [uid for uid, _ in await _uids_and_types(h)] == [1, 0]
+
+
+async def test_an_implicit_creation_no_node_could_finish_leaves_no_task_and_no_used_uid():
+    async with running_proxy(nodes=2) as h:
+        h.transport.refuse = lambda node, method, path: (node, method, path) == (
+            "n1", "POST", "/indexes")
+        status, refused, _ = await h.send("POST", "/indexes/m/documents", [{"id": 1}])
+        assert (status, refused["code"]) == (503, "miroir_node_unavailable")
+        assert await _uids_and_types(h) == []
+        assert not any("m" in app.engine.indexes for app in h.nodes.values())
+        h.transport.refuse = lambda node, method, path: False
+        assert (await h.send("POST", "/indexes/m/documents", [{"id": 1}]))[1]["taskUid"] == 0
+
+
+async def test_a_client_sequence_gets_the_task_uids_a_single_node_gives_it():
+    """The reference is one devnode (numbered like Meilisearch): the same writes, sent to it and
+    to a fresh proxy over three nodes, are answered with the same task uids, in the same
+    order, with the same task types."""
+    sequence = [
+        ("POST", "/indexes", {"uid": "a", "primaryKey": "id"}),
+        ("POST", "/indexes/a/documents", [{"id": 1}]),
+        ("POST", "/indexes/b/documents", [{"id": 1}]),  # b is missing: created by the write
+        ("PATCH", "/indexes/c/settings", {"sortableAttributes": ["x"]}),  # c too
+        ("PUT", "/indexes/a/documents", [{"id": 2}]),
+        ("POST", "/indexes/a/documents/delete-batch", [1]),
+        ("DELETE", "/indexes/b/documents", None),
+        ("DELETE", "/indexes/c", None),
+    ]
+    async with running_proxy(nodes=3) as h:
+        reference = AsgiTransport({"ref": DevnodeApp()})
+        h.nursery.start_soon(reference.apps["ref"].run_task_worker)
+        proxy_tasks, node_tasks = [], []
+        for method, path, body in sequence:
+            answered = (await h.send(method, path, body))[1]
+            proxy_tasks.append((answered["taskUid"], (await h.wait_task(answered["taskUid"]))))
+            raw = None if body is None else orjson.dumps(body)
+            headers = [("content-type", "application/json")] if raw else []
+            uid = (await reference.request("ref", method, path, body=raw, headers=headers,
+                                           deadline=float("inf"))).json()["taskUid"]
+            with trio.fail_after(10):
+                while (view := (await reference.request(
+                        "ref", "GET", f"/tasks/{uid}", deadline=float("inf"))).json()
+                       )["status"] in ("enqueued", "processing"):
+                    await trio.sleep(0.005)
+            node_tasks.append((uid, view))
+        assert [uid for uid, _ in proxy_tasks] == [uid for uid, _ in node_tasks] == list(
+            range(len(sequence)))
+        assert [(t["type"], t["status"]) for _, t in proxy_tasks] == [
+            (t["type"], t["status"]) for _, t in node_tasks]

@@ -12,6 +12,7 @@ import pytest
 
 from miroir.cli import main
 from miroir.sim import workload
+from miroir.sim.cluster import SimSpec
 
 ARGS = ["simulate", "--ops", "60", "--faults", "chaos", "--nodes", "4", "--groups", "2",
         "--rf", "1", "--shards", "4"]
@@ -79,3 +80,15 @@ def test_a_seed_gives_the_same_trace_from_the_cli_and_inside_pytest(tmp_path):
     cli_trace = (tmp_path / "t.txt").read_text().splitlines()
     assert len(cli_trace) > 1000
     assert cli_trace == result.trace
+
+
+def test_an_index_of_its_own_shard_count_runs_and_replays(capsys):
+    """`--index-shards`: the index layouts give the simulated index its own S; the run checks
+    the invariants by it and its replay line says so."""
+    code = main(["simulate", "--seed", "3", "--ops", "60", "--faults", "none", "--nodes", "3",
+                 "--rf", "2", "--shards", "4", "--index-shards", "16"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "4 shards, the index 16 of its own" in out and "violations: 0" in out
+    assert workload.RunArgs(spec=SimSpec(shards=4, index_shards=16)).replay_command().endswith(
+        "--shards 4 --index-shards 16")

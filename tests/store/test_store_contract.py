@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
+import redis as redis_client
 import trio
 
 from miroir.core.tasks import (
@@ -48,6 +51,23 @@ async def test_task_uids_increase_and_skip_uids_put_directly(store):
     assert second > first
     await store.put_task(a_task(second + 50))
     assert await store.allocate_task_uid() > second + 50
+
+
+async def test_a_fresh_store_hands_out_task_uid_0_first_as_meilisearch_does(backend):
+    store = await backend.open()
+    assert [await store.allocate_task_uid() for _ in range(2)] == [0, 1]
+
+
+async def test_a_fresh_store_creates_task_0_first(backend):
+    store = await backend.open()
+    assert (await store.create_task(lambda uid: a_task(uid))).uid == 0
+    assert await store.allocate_task_uid() == 1
+
+
+async def test_task_0_put_directly_into_a_fresh_store_is_never_handed_out(backend):
+    store = await backend.open()
+    await store.put_task(a_task(0))
+    assert await store.allocate_task_uid() == 1
 
 
 async def test_create_task_allocates_and_stores_in_one_step(store):
@@ -273,6 +293,24 @@ async def test_close_and_reopen_keeps_everything(backend):
     assert await reopened.get_index_version("movies") == 1
     assert await reopened.get_lease("leader", T0) == lease
     assert await reopened.allocate_task_uid() > uid
+
+
+async def test_a_store_from_when_uids_began_at_1_never_hands_one_out_again(backend):
+    """Stores written before uids began at 0 hold the last uid handed out (here 2, after 1 and
+    2): the next uid is 3, never 0 or a uid a client already holds."""
+    if not backend.persistent:
+        pytest.skip("the memory store keeps nothing across a restart by design")
+    await (await backend.open()).close()
+    if backend.name == "sqlite":
+        with sqlite3.connect(backend.config["path"]) as conn:
+            conn.execute("INSERT INTO counters (name, value) VALUES ('task_uid', 2)")
+    else:
+        client = redis_client.Redis.from_url(backend.config["url"])
+        client.set(backend.config["key_prefix"] + "task-uid", 2)
+        client.close()
+    reopened = await backend.open()
+    assert await reopened.allocate_task_uid() == 3
+    assert (await reopened.create_task(lambda uid: a_task(uid))).uid == 4
 
 
 # ---- races between two store instances (two proxies)

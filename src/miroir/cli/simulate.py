@@ -52,6 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     shape.add_argument("--groups", type=int, help="replica groups")
     shape.add_argument("--rf", type=int, help="replication factor")
     shape.add_argument("--shards", type=int, help="shards")
+    shape.add_argument("--index-shards", type=int, metavar="S",
+                       help="the simulated index's own shard count (the index layouts' "
+                            "nodeShards, as a reshard leaves it); default: --shards")
     shape.add_argument("--deployment", action="append", metavar="NAME",
                        help="a preset, or `all`; repeat or separate by commas to sweep several")
     shape.add_argument("--matrix", type=Path, metavar="FILE",
@@ -98,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _deployments_and_faults(args: argparse.Namespace) -> tuple[list[Any], list[str]]:
+    import attrs
+
     from miroir.sim.cluster import SimSpec
     from miroir.sim.matrix import (
         Deployment,
@@ -127,6 +132,11 @@ def _deployments_and_faults(args: argparse.Namespace) -> tuple[list[Any], list[s
             raise MatrixError("--nodes, --groups, --rf and --shards must be >= 1")
         spec = SimSpec(**{**DEFAULT_SHAPE, **by_hand})
         deployments = [Deployment(shape_name(spec), spec)]
+    if args.index_shards is not None:
+        if args.index_shards < 1:
+            raise MatrixError("--index-shards must be >= 1")
+        deployments = [Deployment(shape_name(spec), spec) for spec in (
+            attrs.evolve(d.spec, index_shards=args.index_shards) for d in deployments)]
     check_deployments(deployments)
     return deployments, faults
 

@@ -34,7 +34,6 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from miroir.cluster import settings_sync
-from miroir.cluster.idempotency import reservation_suspended
 from miroir.cluster.indexes import index_exists
 from miroir.cluster.reshard_mirror import mirror_broadcast, mirror_settings
 from miroir.cluster.runtime import Cluster, NodeRejected, first_rejection, task_uid_of
@@ -170,22 +169,39 @@ async def holding_settings_lease(cluster: Cluster, uid: str) -> AsyncIterator[No
 
 
 async def create_index(cluster: Cluster, uid: str, primary_key: str | None) -> Task:
+    """`POST /indexes`: create `uid` everywhere or nowhere, as an `indexCreation` task."""
+    error, node_tasks = await create_index_everywhere(cluster, uid, primary_key)
+    return await record_finished_task(
+        cluster, "indexCreation", uid, {"primaryKey": primary_key}, error=error,
+        node_tasks=node_tasks,
+    )
+
+
+async def create_index_everywhere(
+    cluster: Cluster, uid: str, primary_key: str | None
+) -> tuple[dict[str, Any] | None, dict[str, NodeTask]]:
     """Create `uid` on every node with `_miroir_shard` filterable, or nowhere; a created index
-    starts with its settings committed (`settings_sync`), at a fresh first version."""
-    task: Task | None = None
+    starts with its settings committed (`settings_sync`), at a fresh first version.
+
+    Returns the error (None once created) and the node tasks, and records no Miroir task: a
+    write to a missing index creates it within the write's own task, as Meilisearch does (one
+    task, one uid); `create_index` records the `indexCreation` task of `POST /indexes`.
+    """
+    created = False
     try:
         async with holding_settings_lease(cluster, uid):
-            task = await _create_index(cluster, uid, primary_key)
-        return task
+            error, node_tasks = await _create_index(cluster, uid, primary_key)
+        created = error is None
+        return error, node_tasks
     finally:
         # Also after a rollback: a lookup may have seen the index on a node meanwhile.
-        created = task is not None and task.error is None
         await cluster.catalog.changed(uid, primary_key=primary_key if created else None)
 
 
-async def _create_index(cluster: Cluster, uid: str, primary_key: str | None) -> Task:
+async def _create_index(
+    cluster: Cluster, uid: str, primary_key: str | None
+) -> tuple[dict[str, Any] | None, dict[str, NodeTask]]:
     nodes = cluster.all_nodes()
-    details = {"primaryKey": primary_key}
     created, error, node_tasks = await run_everywhere(
         cluster, nodes, "POST", "/indexes", {"uid": uid, "primaryKey": primary_key}
     )
@@ -197,15 +213,13 @@ async def _create_index(cluster: Cluster, uid: str, primary_key: str | None) -> 
     if error is not None:
         if created:
             await run_everywhere(cluster, created, "DELETE", f"/indexes/{uid}", None)
-        return await record_finished_task(
-            cluster, "indexCreation", uid, details, error=error, node_tasks=node_tasks
-        )
+        return error, node_tasks
     # The index did not exist on any node: whatever versions the store still holds for the uid
     # belong to an earlier incarnation.
     await cluster.store.delete_settings_versions(uid)
     version = await cluster.store.allocate_settings_version(uid)
     await settings_sync.commit(cluster, uid, version, sorted(nodes), succeeded=True)
-    return await record_finished_task(cluster, "indexCreation", uid, details, node_tasks=node_tasks)
+    return None, node_tasks
 
 
 async def update_index(cluster: Cluster, uid: str, body: Any) -> Task:
@@ -280,13 +294,11 @@ async def _update_settings(cluster: Cluster, uid: str, patch: Mapping[str, Any])
     details = dict(patch)
     sent = protect_settings_patch(patch)
     if await index_exists(cluster, uid) is None:
-        # Meilisearch creates a missing index on a settings update. That creation is a task of
-        # its own: the uid an idempotency key reserved is the settings task's.
-        with reservation_suspended():
-            creation = await create_index(cluster, uid, None)
-        if creation.error is not None:
+        # Meilisearch creates a missing index on a settings update, within the settings task.
+        creation_error, _ = await create_index_everywhere(cluster, uid, None)
+        if creation_error is not None:
             return await record_finished_task(
-                cluster, "settingsUpdate", uid, details, error=creation.error
+                cluster, "settingsUpdate", uid, details, error=creation_error
             )
     version = await cluster.store.allocate_settings_version(uid)
     previous: dict[str, Any] = {}

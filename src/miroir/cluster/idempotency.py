@@ -22,8 +22,9 @@ query string, content type and body (`request_fingerprint`). Then `claim_or_repl
 After the write, `settle` keeps the key only when the write was accepted (202): a write
 answered with an error (a bad body, 503 `miroir_no_quorum`) gives its key back, so the client's
 retry with the same key runs again rather than replaying a failure. An accepted task recorded
-under another uid than the reserved one (a settings update that first had to create its index)
-moves the key to that uid.
+under another uid than the reserved one moves the key to that uid (a safeguard: a write that
+creates its missing index does so within its own task, under the reserved uid, as Meilisearch
+counts one task for it).
 
 Must never: write anything for a replay, hold a key for a write that was not accepted, or
 compare fingerprints with `==`.
@@ -136,18 +137,6 @@ def reserving(claim: Claim) -> Iterator[None]:
     try:
         with client_key(claim.key):  # node-write retries key their cache with it
             yield
-    finally:
-        _RESERVED_TASK_UID.reset(token)
-
-
-@contextlib.contextmanager
-def reservation_suspended() -> Iterator[None]:
-    """Tasks recorded within this block take fresh uids (a step that records its own task
-    before the one the client is answered with, e.g. an index creation inside a settings
-    update)."""
-    token = _RESERVED_TASK_UID.set(None)
-    try:
-        yield
     finally:
         _RESERVED_TASK_UID.reset(token)
 

@@ -380,7 +380,8 @@ class Cluster:
         self.record_node_result(node_id, signal, self.now_ms(), probe=False)
 
     def observe_hedge(self, outcome: str) -> None:
-        """A hedged read's step: `sent`, `won`, `lost` (cancelled) or `dropped` (answered late)."""
+        """A hedged call's step: `sent`, then exactly one outcome: `won`, `lost` (cancelled),
+        `dropped` (answered after the winner) or `failed` (`cluster.search`)."""
         for observer in self.hedge_observers:
             observer(outcome)
 

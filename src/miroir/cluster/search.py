@@ -339,8 +339,6 @@ class _Gathering:
         if overlap:
             replaced = [a for a in self.answers if wanted.intersection(a.shards)]
             if wanted <= answered or not all(wanted.issuperset(a.shards) for a in replaced):
-                if self.hedges:
-                    self.cluster.observe_hedge("dropped")
                 return False
             self.answers = [a for a in self.answers if not wanted.intersection(a.shards)]
         answered.update(shards)
@@ -371,26 +369,31 @@ class _Gathering:
                     continue
                 shards = [s for s in self.first_shards[node_id]
                           if s not in self.answered_shards and s not in self.hedged_shards]
-                if shards and self.cluster.hedge_budget.try_spend():
-                    self.cluster.observe_hedge("sent")
+                # One token per hedged call: the shards may go to several replicas.
+                by_node = self.next_candidates(shards)
+                if by_node and self.cluster.hedge_budget.try_spend(len(by_node)):
                     self.hedged_shards.update(shards)
                     self.dispatch(shards, hedge=True)
 
     async def ask(self, node_id: str, shards: list[int],
                   hedge: trio.CancelScope | None = None) -> None:
-        if hedge is not None:
-            won = False
-            with hedge:
-                won = await self._ask(node_id, shards)
-            if hedge.cancelled_caught:
-                self.cluster.observe_hedge("lost")
-            elif won:
-                self.cluster.observe_hedge("won")
+        if hedge is None:
+            await self._ask(node_id, shards)
             return
-        await self._ask(node_id, shards)
+        # Exactly one outcome per hedged call (`sent` was counted at dispatch). Cancelled, it
+        # lost: by its own scope, or with the whole read once every shard was answered (then
+        # trio's Cancelled passes through this scope to the read's, hence `finally`).
+        outcome = "lost"
+        try:
+            with hedge:
+                outcome = await self._ask(node_id, shards)
+        finally:
+            self.cluster.observe_hedge(outcome)
 
-    async def _ask(self, node_id: str, shards: list[int]) -> bool:
-        """One call for `shards`; True when its answer was taken."""
+    async def _ask(self, node_id: str, shards: list[int]) -> str:
+        """One call for `shards`; how it ended, as a hedge's outcome: `won` (its answer was
+        taken), `dropped` (an answer after the winner's) or `failed` (a failure, a refusal, or
+        no room in the node's queue)."""
         body = self.body_for(None if self.shard_map.owns_exactly(node_id, shards) else shards)
         if self.gated:
             try:
@@ -399,7 +402,7 @@ class _Gathering:
                 if self.track_shards:
                     self.ended(shards)
                 self.dispatch(shards)  # this replica's queue is too long: the next one
-                return False
+                return "failed"
             except trio.Cancelled:
                 if self.track_shards:
                     self.ended(shards)
@@ -417,24 +420,37 @@ class _Gathering:
                 self.ended(shards)
             raise
         self.answered(node_id, sent_at)
-        return self.settle(node_id, shards, result)
+        if self.settle(node_id, shards, result):
+            return "won"
+        return "dropped" if isinstance(result, NodeResponse) and result.ok else "failed"
 
-    def dispatch(self, shards: Sequence[int], hedge: bool = False) -> None:
-        """Send each shard to its next untried candidate (one call per node)."""
+    def next_candidates(self, shards: Sequence[int]) -> dict[str, list[int]]:
+        """Each shard's next untried candidate, grouped per node (a shard with no untried
+        candidate is left out); nothing is marked tried."""
         by_node: dict[str, list[int]] = {}
         for shard in shards:
             seen = self.tried.get(shard)
             if seen is None:  # first fallback of this shard: its first-plan node was tried
-                seen = self.tried[shard] = {
-                    node_id for node_id, owned in self.first_shards.items() if shard in owned
-                }
+                seen = {node_id for node_id, owned in self.first_shards.items() if shard in owned}
             for node_id in read_candidates(self.shard_map, shard, self.seq):
-                if node_id not in seen:  # a shard with no untried candidate stays missing
-                    seen.add(node_id)
+                if node_id not in seen:
                     by_node.setdefault(node_id, []).append(shard)
-                    if self.track_shards:
-                        self.pending[shard] += 1
                     break
+        return by_node
+
+    def dispatch(self, shards: Sequence[int], hedge: bool = False) -> None:
+        """Send each shard to its next untried candidate (one call per node)."""
+        by_node = self.next_candidates(shards)
+        for node_id, node_shards in by_node.items():
+            for shard in node_shards:
+                seen = self.tried.get(shard)
+                if seen is None:
+                    seen = self.tried[shard] = {
+                        n for n, owned in self.first_shards.items() if shard in owned
+                    }
+                seen.add(node_id)
+                if self.track_shards:
+                    self.pending[shard] += 1
         assert self.nursery is not None
         for node_id, node_shards in by_node.items():
             scope = None
@@ -444,6 +460,7 @@ class _Gathering:
                 # read would wait for a hedge whose shards were already answered.
                 scope = trio.CancelScope()
                 self.hedges.append((scope, tuple(node_shards)))
+                self.cluster.observe_hedge("sent")  # one per hedged call: its outcome follows
             self.nursery.start_soon(self.ask, node_id, node_shards, scope)
 
 

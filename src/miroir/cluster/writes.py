@@ -36,8 +36,8 @@ from urllib.parse import quote
 
 import attrs
 
-from miroir.cluster.broadcast import create_index
-from miroir.cluster.idempotency import reservation_suspended, reserve_task_uid
+from miroir.cluster.broadcast import create_index_everywhere
+from miroir.cluster.idempotency import reserve_task_uid
 from miroir.cluster.indexes import index_exists, known_primary_key
 from miroir.cluster.quorum_write import QuorumWriteResult
 from miroir.cluster.reshard_mirror import (
@@ -112,11 +112,10 @@ async def _resolve_uncached(
     if known is None:
         index = await index_exists(cluster, index_uid)  # files the key it shows in the catalog
         if index is None:
-            # A task of its own: the uid an idempotency key reserved is the write's.
-            with reservation_suspended():
-                creation = await create_index(cluster, index_uid, requested)
-            if creation.error is not None:
-                raise MeiliError(creation.error["code"], creation.error["message"])
+            # Within the write's own task, as in Meilisearch: no indexCreation task, no uid.
+            error, _ = await create_index_everywhere(cluster, index_uid, requested)
+            if error is not None:
+                raise MeiliError(error["code"], error["message"])
             known = requested
         else:
             known = index.get("primaryKey")

@@ -87,8 +87,9 @@ class TokenBudget:
     def earn(self, calls: int = 1) -> None:
         self.tokens = min(self.burst, self.tokens + self.ratio * calls)
 
-    def try_spend(self) -> bool:
-        if self.tokens < 1.0:
+    def try_spend(self, calls: int = 1) -> bool:
+        """Spend one token per extra call, all `calls` or none."""
+        if self.tokens < calls:
             return False
-        self.tokens -= 1.0
+        self.tokens -= calls
         return True

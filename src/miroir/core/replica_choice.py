@@ -100,8 +100,8 @@ class HedgeBudget(TokenBudget):
         self.primaries += calls
         super().earn(calls)
 
-    def try_spend(self) -> bool:
-        if not super().try_spend():
+    def try_spend(self, calls: int = 1) -> bool:
+        if not super().try_spend(calls):
             return False
-        self.hedges += 1
+        self.hedges += calls
         return True

@@ -120,8 +120,10 @@ class Metrics:
         )
         self.hedged_requests_total = Counter(
             "miroir_hedged_requests_total",
-            "Hedged shard reads: sent, won (the hedge answered first), lost (cancelled: the "
-            "first replica answered first), dropped (an answer that came after the winner's).",
+            "Hedged shard reads, one per hedged node call: sent, then exactly one outcome each: "
+            "won (its answer was taken), lost (cancelled: another replica answered its shards "
+            "first), dropped (it answered after the winner), failed (its node failed or "
+            "refused).",
             ("outcome",), registry=registry,
         )
         self.node_write_retries_total = Counter(

@@ -6,9 +6,11 @@ Read-only views of the cluster runtime. Must never change the topology or a node
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from quart import Blueprint, Response, request
 
+from miroir.cluster.reconcile import ConsistencyReport
 from miroir.core.errors import MeiliError
 from miroir.core.tasks import render_miroir_fields, render_task
 from miroir.proxy.errors import error_response, json_response
@@ -101,7 +103,7 @@ async def consistency() -> Response:
     reconciler = services.reconciler if services is not None else None
     if reconciler is None:
         return json_response({"enabled": False})
-    return json_response({"enabled": True, **reconciler.report.render()})
+    return json_response(await _consistency_body(reconciler.report))
 
 
 @blueprint.post("/consistency")
@@ -113,7 +115,27 @@ async def check_consistency() -> Response:
         raise MeiliError("miroir_reconciler_disabled", "The reconciler does not run in this "
                          "process.")
     report = await reconciler.run_pass()
-    return json_response({"enabled": True, **report.render()})
+    return json_response(await _consistency_body(report))
+
+
+async def _consistency_body(report: ConsistencyReport) -> dict[str, Any]:
+    """The reconciler's report, which speaks of node-side indexes, by client uid: each index
+    under the uid the index layouts map to it, its node-side name in `nodeIndex`. A node-side
+    index no client uid reaches (an orphan) goes under `orphans`, by its node-side name: in
+    `indexes` it could collide with the client uid spelled like it (after a swap and an alias
+    removed, client `a` may read node-side `a--1` while node-side `a` is an orphan)."""
+    layouts = await cluster().layouts.current()
+    body = report.render()
+    indexes: dict[str, Any] = {}
+    orphans: dict[str, Any] = {}
+    for name, found in body["indexes"].items():
+        uid = layouts.client_uid(name)
+        if uid is None:
+            orphans[name] = {"nodeIndex": name, **found}
+        else:
+            indexes[uid] = {"nodeIndex": name, **found}
+    return {"enabled": True, **body, "indexes": dict(sorted(indexes.items())),
+            "orphans": orphans}
 
 
 @blueprint.get("/metrics")

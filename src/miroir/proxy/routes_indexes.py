@@ -142,10 +142,13 @@ async def update_index(uid: str) -> Response:
 
 
 async def _mapped(uid: str, node_index: str, new_uid: str) -> bool:
-    """Whether either uid of a rename has a layout of its own (else the nodes rename)."""
+    """Whether either uid of a rename has a layout of its own, or the index a shard count of
+    its own (the count belongs to the node-side name: renamed on the nodes, the data would
+    lose it). Else the nodes rename."""
     layouts = await cluster().layouts.current()
     return node_index != uid or uid in layouts.entries or \
-        layouts.node_index(new_uid) != new_uid or new_uid in layouts.entries
+        layouts.node_index(new_uid) != new_uid or new_uid in layouts.entries or \
+        node_index in layouts.node_shards
 
 
 @blueprint.delete("/indexes/<uid>")

@@ -55,6 +55,7 @@ class Pending:
     members: dict[str, int]
     groups: int
     minimum: int
+    drained: str | None = None  # a drain's node: forgettable once the change settled
 
 
 class Membership:
@@ -155,9 +156,9 @@ class Membership:
                           answer.body["shardReplicasToCopy"] == minimum,
                           lambda: f"{kind}: {answer.body['shardReplicasToCopy']} to copy, "
                                   f"minimum {minimum}")
-        if drained is not None:
-            self.removed.add(drained)
-        self.pending = Pending(kind, members, groups, minimum)
+        # A drained node becomes forgettable at `settle`, when the fleet the checks expect
+        # leaves it too: forgotten before, the checks would still ask the cluster about it.
+        self.pending = Pending(kind, members, groups, minimum, drained)
         simulation.in_flux = True
         return answer
 
@@ -196,6 +197,8 @@ class Membership:
                                   f"minimum {pending.minimum}")
         simulation.set_members(pending.members, pending.groups)
         simulation.in_flux = False
+        if pending.drained is not None and status.get("state") == "done":
+            self.removed.add(pending.drained)
         self.pending = None
         if status.get("state") == "done":
             self.check_placement()

@@ -76,7 +76,8 @@ class RunOutcome:
         return {
             "seed": self.args.seed, "deployment": self.deployment, "faults": self.args.faults,
             "ops": self.args.ops, "nodes": spec.nodes, "groups": spec.groups, "rf": spec.rf,
-            "shards": spec.shards, "client_operations": self.client_operations,
+            "shards": spec.shards, "index_shards": spec.index_shards,
+            "client_operations": self.client_operations,
             "checks": self.checks, "violation_count": self.violation_count,
             "violations": list(self.violations), "virtual_s": round(self.virtual_s, 6),
             "digest": self.digest, "error": self.error,

@@ -49,8 +49,11 @@ class RunArgs:
 
     def replay_command(self) -> str:
         s = self.spec
-        return (f"miroir simulate --seed {self.seed} --ops {self.ops} --faults {self.faults} "
-                f"--nodes {s.nodes} --groups {s.groups} --rf {s.rf} --shards {s.shards}")
+        command = (f"miroir simulate --seed {self.seed} --ops {self.ops} --faults {self.faults} "
+                   f"--nodes {s.nodes} --groups {s.groups} --rf {s.rf} --shards {s.shards}")
+        if s.index_shards is not None:
+            command += f" --index-shards {s.index_shards}"
+        return command
 
 
 @attrs.define
@@ -234,7 +237,8 @@ def summary(result: RunResult) -> str:
     lines = [
         f"miroir simulate --seed {args.seed} --ops {args.ops} --faults {args.faults}",
         f"deployment: {args.spec.nodes} nodes, {args.spec.groups} group(s), RF={args.spec.rf}, "
-        f"{args.spec.shards} shards",
+        f"{args.spec.shards} shards" + (f", the index {args.spec.index_shards} of its own"
+                                          if args.spec.index_shards is not None else ""),
         f"virtual time: {result.virtual_s:.3f} s",
         f"client operations: {result.client_operations}",
         _counter_line("operations", report.operations),

@@ -87,7 +87,10 @@ class Store(Protocol):
     async def allocate_task_uid(self) -> int:
         """A task uid never handed out before by any store instance sharing this backend.
 
-        Uids increase: a uid allocated after another one returned is larger.
+        Uids increase: a uid allocated after another one returned is larger. A fresh store's
+        first uid is 0, as a fresh Meilisearch's first task is. Every backend keeps the last
+        uid handed out (none yet: the first is 0), so a store written when uids began at 1
+        goes on after its last uid and never hands one out again.
         """
 
     async def create_task(self, make: Callable[[int], Task]) -> Task:

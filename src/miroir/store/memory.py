@@ -34,7 +34,7 @@ from miroir.store.base import (
 class MemoryStore:
     def __init__(self, task_ttl_ms: int = DEFAULT_TASK_TTL_MS) -> None:
         self.task_ttl_ms = task_ttl_ms
-        self._last_task_uid = 0
+        self._last_task_uid = -1  # none handed out yet: the first uid is 0, as in Meilisearch
         self._tasks: dict[int, Task] = {}
         # Uids of the tasks not finished yet: the task poller lists only those, every round,
         # and without this each round would look at every task ever stored.

@@ -3,7 +3,7 @@
 Every key starts with the configured prefix, so several Miroir clusters (or a test run) can
 share one Redis. Layout, with `p` the prefix:
 
-    p task-uid            string   last task uid handed out (INCR)
+    p task-uid            string   last task uid handed out (absent: none yet, the first is 0)
     p task:<uid>          string   the task record (JSON, miroir.core.tasks.task_to_record)
     p tasks               zset     uid -> uid: every stored task, for ordered listing
     p tasks-expiry        zset     uid -> ms the task's TTL counts from (finished, else enqueued)
@@ -66,12 +66,21 @@ T = TypeVar("T")
 _CHUNK = 500  # tasks per MGET while listing, keys per script call while pruning
 _MODIFY_ATTEMPTS = 100
 
+# KEYS: uid counter. Task uids begin at 0, as Meilisearch's do; INCR alone would begin at 1.
+_ALLOCATE_TASK_UID = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('SET', KEYS[1], 0)
+  return 0
+end
+return redis.call('INCR', KEYS[1])
+"""
+
 # KEYS: task key, tasks zset, expiry zset, uid counter. ARGV: uid, record, expiry base.
 _PUT_TASK = """
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
-local last = tonumber(redis.call('GET', KEYS[4]) or '0')
+local last = tonumber(redis.call('GET', KEYS[4]) or '-1')
 if tonumber(ARGV[1]) > last then redis.call('SET', KEYS[4], ARGV[1]) end
 return 1
 """
@@ -236,6 +245,7 @@ class RedisStore:
         self._p = key_prefix
         self._runner = ThreadRunner(threads, (RedisError,), "Redis task store")
         script = client.register_script
+        self._allocate_task_uid = script(_ALLOCATE_TASK_UID)
         self._put_task = script(_PUT_TASK)
         self._prune_tasks = script(_PRUNE_TASKS)
         self._change_api_key = script(_CHANGE_API_KEY)
@@ -284,7 +294,7 @@ class RedisStore:
     # ---- tasks
 
     async def allocate_task_uid(self) -> int:
-        return int(await self._call(self._client.incr, self._key("task-uid")))
+        return int(await self._call(self._allocate_task_uid, [self._key("task-uid")]))
 
     async def create_task(self, make: Callable[[int], Task]) -> Task:
         task = make_task(make, await self.allocate_task_uid())

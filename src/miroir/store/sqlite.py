@@ -208,16 +208,16 @@ class SqliteStore:
     # ---- tasks
 
     async def allocate_task_uid(self) -> int:
-        return await self._runner.run(self._bump_counter, _TASK_UID_COUNTER)
+        return await self._runner.run(self._bump_counter, _TASK_UID_COUNTER, 0)
 
-    def _bump_counter(self, name: str) -> int:
+    def _bump_counter(self, name: str, first: int = 1) -> int:
         # One statement in autocommit mode: atomic across every process sharing the file.
         with self._connection() as conn:
-            return _bump(conn, name)
+            return _bump(conn, name, first)
 
     async def create_task(self, make: Callable[[int], Task]) -> Task:
         def create(conn: sqlite3.Connection) -> Task:
-            task = make_task(make, _bump(conn, _TASK_UID_COUNTER))
+            task = make_task(make, _bump(conn, _TASK_UID_COUNTER, 0))
             _upsert_task(conn, task)
             return task
 
@@ -583,12 +583,14 @@ def _get_record(conn: sqlite3.Connection, name: str) -> VersionedRecord | None:
     return None if row is None else VersionedRecord(name, row[0], orjson.loads(row[1]))
 
 
-def _bump(conn: sqlite3.Connection, name: str) -> int:
+def _bump(conn: sqlite3.Connection, name: str, first: int = 1) -> int:
+    """Raise counter `name` by one and return it; `first` when the counter is new (task uids
+    begin at 0, as Meilisearch's do; versions at 1)."""
     # fetchall: a RETURNING statement holds its write until it is stepped to the end.
     (value,) = conn.execute(
-        "INSERT INTO counters (name, value) VALUES (?, 1) "
+        "INSERT INTO counters (name, value) VALUES (?, ?) "
         "ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
-        (name,),
+        (name, first),
     ).fetchall()[0]
     return value
 

@@ -134,9 +134,13 @@ def run_reconcile(client: AdminClient, out: Output, args: argparse.Namespace) ->
         for column in ("index", "settings repaired", "shards checked", "shards differing",
                        "documents differing", "documents repaired", "skipped"):
             table.add_column(column, overflow="fold")
-        for uid, index in sorted((data.get("indexes") or {}).items()):
+        rows = [(_index_label(uid, index), index)
+                for uid, index in sorted((data.get("indexes") or {}).items())]
+        rows += [(f"{name} (node-side, no client uid)", index)
+                 for name, index in sorted((data.get("orphans") or {}).items())]
+        for label, index in rows:
             documents = index["documents"]
-            table.add_row(uid, ", ".join(index["settings"]["repaired"]) or "-",
+            table.add_row(label, ", ".join(index["settings"]["repaired"]) or "-",
                           str(documents["shardsChecked"]),
                           ", ".join(map(str, documents["shardsDiffering"])) or "-",
                           str(documents["documentsDiffering"]),
@@ -146,3 +150,9 @@ def run_reconcile(client: AdminClient, out: Output, args: argparse.Namespace) ->
 
     out.emit(report, draw)
     return OK
+
+
+def _index_label(uid: str, index: dict[str, Any]) -> str:
+    """A client uid, with the node-side index holding it when that is another name."""
+    node_index = index.get("nodeIndex", uid)
+    return uid if node_index == uid else f"{uid} (node-side {node_index})"
