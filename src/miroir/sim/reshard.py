@@ -6,7 +6,8 @@ Theory of operation. `start(shards)` is the operator's request through the app (
 `core.reshard_window` states as properties); the engine copies the index into a shadow layout
 of S2 shards while the state machine keeps writing, reading and injecting faults. While it runs,
 `Simulation.in_flux` is set (writes go to two layouts, so the per-owner checks I3/I4/I6 wait).
-`settle` (before every checkpoint) heals the faults and polls `GET /_miroir/reshards/{id}` to
+`settle` (before every checkpoint) heals the faults, re-sends ambiguous writes (the first half
+of a checkpoint, `Simulation.heal_and_resend`) and polls `GET /_miroir/reshards/{id}` to
 its end; at every poll it compares every search with the single-node reference over the
 acknowledged corpus, so searches are checked in each state the reshard passes through (copying,
 verifying, grace: before and after the flip). Then the simulation expects the new layout
@@ -131,8 +132,9 @@ class Resharding:
         if self.pending is None:
             return
         simulation = self.simulation
-        heal_all(simulation)
-        await trio.sleep(simulation.spec.recovery_s() + simulation.model.settle_s)
+        # healed, every task finished and ambiguous writes re-sent: the model knows the corpus
+        await simulation.heal_and_resend()
+        await trio.sleep(simulation.model.settle_s)
         pending = self.pending
         waited, status = 0.0, await self.status()
         while status.get("state") not in ENDED and waited <= SETTLE_BUDGET_S:
@@ -205,19 +207,6 @@ class Resharding:
             simulation._check("X3 a node holds only the shards it owns", held <= owned,
                               lambda node=node, held=held, owned=owned:
                               f"{node} holds shards {sorted(held - owned)} it does not own")
-
-
-def heal_all(simulation: Simulation) -> None:
-    """Every injected fault undone (what a checkpoint does first)."""
-    transport = simulation.sim.transport
-    for node in sorted(simulation.crashed):
-        transport.restart(node)
-    transport.heal()
-    for node in simulation.node_ids():
-        transport.set_faults(node, transport.default_faults)
-    simulation.crashed.clear()
-    simulation.partitioned.clear()
-    simulation.down.clear()
 
 
 # ---- measuring the transient amplification ------------------------------------------------

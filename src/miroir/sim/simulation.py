@@ -601,6 +601,17 @@ class Simulation:
         """Heal every fault, wait for recovery and repairs, then check I7-I10 (see the module
         docstring)."""
         self.report.operations["checkpoint"] += 1
+        await self.heal_and_resend()
+        if self.before_replica_check is not None:
+            await self.before_replica_check()
+        await self._reconcile()
+        await self._check_reads()
+        await self._check_searches(queries)
+
+    async def heal_and_resend(self) -> None:
+        """A checkpoint's first half: heal every fault, wait for recovery, repairs and every
+        task (I7, I10), re-send what is ambiguous as a retrying client would, so the model
+        knows the corpus again (`miroir.sim.reshard` uses it before following a reshard)."""
         self.sim.note("checkpoint: heal all")
         for node in sorted(self.crashed):
             self.sim.transport.restart(node)
@@ -626,11 +637,6 @@ class Simulation:
         if not self.settings_certain:
             await self.change_settings(self.settings or {"filterableAttributes": []})
         await self._wait_tasks()
-        if self.before_replica_check is not None:
-            await self.before_replica_check()
-        await self._reconcile()
-        await self._check_reads()
-        await self._check_searches(queries)
 
     async def _reconcile(self) -> None:
         """One reconciler pass (POST /_miroir/consistency), then I11 on the nodes' engines (the
