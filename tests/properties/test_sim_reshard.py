@@ -21,6 +21,7 @@ from hypothesis.stateful import initialize, rule
 from miroir.sim.cluster import SimSpec
 from miroir.sim.reshard import Resharding
 from tests.properties.test_sim_cluster import CHECKPOINT_QUERIES, SimulatedCluster
+from tests.properties.test_sim_rebalance import RebalancingCluster
 
 SHAPES = (SimSpec(nodes=3, groups=1, rf=2, shards=4), SimSpec(nodes=4, groups=2, rf=1, shards=4))
 TARGETS = st.sampled_from([1, 2, 3, 6, 8])
@@ -59,6 +60,34 @@ async def _start_soon(nursery, fn):
     nursery.start_soon(fn)
 
 
+class ReshardingRebalancingCluster(RebalancingCluster):
+    """The membership rules and the reshard rule in one machine: one engine refuses to start
+    while the other runs (409 either way, recorded as a refusal), and a membership change after
+    a reshard moves the index's shards by its own shard count."""
+
+    resharding: Resharding | None = None
+
+    @initialize(shape=st.sampled_from(SHAPES), seed=st.integers(0, 2**16))
+    def start(self, shape: SimSpec, seed: int) -> None:
+        super().start(shape, seed)
+        self.resharding = Resharding(self.simulation)
+        self.runner.call(_start_soon, self.runner.nursery, self.resharding.run_engine)
+
+    @rule(shards=TARGETS)
+    def reshard(self, shards):
+        self.runner.call(self.resharding.start, shards)
+
+    @rule()
+    def checkpoint(self):
+        self.runner.call(self.resharding.settle)
+        super().checkpoint()
+
+    def teardown(self):
+        if self.resharding is not None:
+            self.runner.call(self.resharding.settle)
+        super().teardown()
+
+
 _EXAMPLES = int(os.environ.get("MIROIR_SIM_EXAMPLES", "0")) or (
     200 if os.environ.get("HYPOTHESIS_PROFILE") == "explore" else 8)
 _PHASES = [Phase.explicit, Phase.reuse, Phase.generate] + (
@@ -71,6 +100,15 @@ ReshardingCluster.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestReshardingCluster = pytest.mark.filterwarnings("ignore")(ReshardingCluster.TestCase)
+ReshardingRebalancingCluster.TestCase.settings = settings(
+    max_examples=max(1, _EXAMPLES // 2),
+    stateful_step_count=20,
+    deadline=None,
+    phases=_PHASES,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestReshardingRebalancingCluster = pytest.mark.filterwarnings("ignore")(
+    ReshardingRebalancingCluster.TestCase)
 
 
 def run_program(shape, seed, steps):
