@@ -35,6 +35,9 @@ class Traffic:
     searches: int = 0
     search_seconds: float = 0.0
     writes: int = 0
+    # Also add this many new documents per batch (ids after the corpus), remembered once
+    # acknowledged like the updates.
+    new_per_batch: int = 0
     _threads: list[threading.Thread] = attrs.Factory(list)
 
     def client(self) -> httpx.Client:
@@ -72,10 +75,13 @@ class Traffic:
     def _write(self) -> None:
         rng = random.Random(7)
         version = 0
+        next_id = max(self.expected) + 1
         with self.client() as http:
             while not self.stop.is_set():
                 version += 1
-                ids = rng.sample(sorted(self.expected), 50)
+                ids = rng.sample(sorted(self.expected), 50) + list(
+                    range(next_id, next_id + self.new_per_batch))
+                next_id += self.new_per_batch
                 batch = [document(i, version) for i in ids]
                 response = http.post(f"/indexes/{INDEX}/documents", json=batch)
                 self._note(response, "write")
@@ -141,10 +147,10 @@ def stop_extra_nodes(nodes) -> None:
     stop_all(nodes)
 
 
-def documents_on(address: str, node_key: str) -> list[dict[str, Any]]:
+def documents_on(address: str, node_key: str, index: str = INDEX) -> list[dict[str, Any]]:
     with httpx.Client(base_url=address, timeout=120,
                       headers={"Authorization": f"Bearer {node_key}"}) as http:
-        answer = http.post(f"/indexes/{INDEX}/documents/fetch",
+        answer = http.post(f"/indexes/{index}/documents/fetch",
                            json={"limit": 1_000_000, "fields": ["id", "_miroir_shard"]})
         answer.raise_for_status()
         return answer.json()["results"]

@@ -1,6 +1,7 @@
-"""A small stand-in for Miroir's admin API, for the `miroir ctl` commands whose routes come with
-another issue (resharding; aliases, which have landed since): it answers the agreed shapes exactly, on a loopback port,
-from a thread. Each request's method, path, admin key and body are recorded."""
+"""A small stand-in for Miroir's admin API, for `miroir ctl` tests that need answers a real Miroir
+makes hard to stage (a reshard at a chosen progress, a 501 from a Miroir without resharding, a
+rebalance that lost a replica): it answers the routes' shapes exactly, on a loopback port, from
+a thread. Each request's method, path, admin key and body are recorded."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ class FakeAdmin:
     in_window: bool = True
     steps: int = 4  # GETs of a reshard before it is done
     seen: list[tuple[str, str, str | None, Any]] = attrs.Factory(list)
+    reshard_routes: bool = True  # False: answer 501 as a Miroir without resharding does
+    fleet: dict[str, Any] = attrs.Factory(lambda: fleet_answers())
 
     def answer(self, method: str, path: str, body: Any) -> tuple[int, Any]:
         if path == "/_miroir/aliases" and method == "GET":
@@ -50,6 +53,19 @@ class FakeAdmin:
                 "errors": [], "startedAtMs": 1_000, "finishedAtMs": None, "polls": 0}
             return 202, {"reshardId": reshard_id, "index": found.group(1), "fromShards": 8,
                          "toShards": body["shards"], "state": "copying"}
+        if path == "/_miroir/reshards" and method == "GET":
+            if not self.reshard_routes:
+                return 501, error("miroir_reshard_unavailable", "Resharding is not available.")
+            listed = [{k: v for k, v in r.items() if k != "polls"}
+                      for r in reversed(self.reshards.values())]
+            return 200, {"results": listed, "total": len(listed)}
+        found = re.fullmatch(r"/_miroir/reshards/([\w-]+)/rollback", path)
+        if found and method == "POST" and found.group(1) in self.reshards:
+            record = self.reshards[found.group(1)]
+            record["state"], record["finishedAtMs"] = "rolledBack", 6_000
+            return 202, {k: v for k, v in record.items() if k != "polls"}
+        if method == "GET" and path in self.fleet:
+            return 200, self.fleet[path]
         found = re.fullmatch(r"/_miroir/reshards/([\w-]+)", path)
         if found and method == "GET" and found.group(1) in self.reshards:
             record = self.reshards[found.group(1)]
@@ -73,6 +89,27 @@ class FakeAdmin:
             self.aliases.pop(alias)
             return 204, None
         return 200, self.aliases[alias]
+
+
+def fleet_answers() -> dict[str, Any]:
+    """`status`'s routes for one node, one shard, fully covered, a rebalance waiting for a
+    process and having lost a replica (the shapes `GET /_miroir/...` answer)."""
+    node = {"id": "n0", "address": "http://10.0.0.1:7700", "replicaGroup": 0,
+            "state": "healthy", "shardCount": 1, "lastSeenMs": None}
+    return {
+        "/_miroir/topology": {"version": "test", "storeBackend": "memory", "shards": 1,
+                              "replicationFactor": 1, "replicaGroups": 1,
+                              "fullyCovered": True, "rebalanceEnabled": True,
+                              "nodes": [node]},
+        "/_miroir/nodes": {"epoch": 3, "nodes": [{**node, "membership": "active"}]},
+        "/_miroir/shards": {"shards": [{"shard": 0, "groups": [
+            {"group": 0, "owners": ["n0"], "readable": ["n0"]}]}]},
+        "/_miroir/rebalance": {
+            "id": "rb-3-abc", "kind": "force_remove", "state": "copying", "shardsDone": 1,
+            "shardsTotal": 2, "documentsCopied": 10, "documentsPerSecond": None,
+            "etaSeconds": None, "errors": [], "waitingFor": ["proc-b@2"],
+            "lost": ["group 0 shard 5: no replica left to copy from"]},
+    }
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -1,7 +1,10 @@
-"""`miroir ctl reshard` (and `aliases`) against a fake admin API that answers the agreed shapes
-(tests/cli/fake_admin.py): the reshard routes have not landed (the alias routes have, and
-tests/acceptance/test_ctl.py runs `aliases` against them too); and the connection rules that
-need no Miroir at all (credentials file mode, keys never printed)."""
+"""`miroir ctl reshard | reshards | aliases`, `status` and `rebalance status` against a fake admin
+API that answers the agreed shapes (tests/cli/fake_admin.py): cases a real Miroir makes hard to
+stage in a unit test (a reshard at a chosen progress, a Miroir without resharding answering
+501, a rebalance waiting for a process and having lost a replica, an answer that is not
+Miroir's). The real routes are exercised by tests/acceptance/test_ctl_reshard.py and
+tests/acceptance/test_ctl.py. Also the connection rules that need no Miroir at all
+(credentials file mode, keys never printed)."""
 
 from __future__ import annotations
 
@@ -118,3 +121,51 @@ def test_an_answer_that_is_not_miroirs_is_exit_3_not_a_traceback(ctl, fake):
     fake.fake.aliases["x"] = {"unexpected": True}  # a 200 without the fields ctl reads
     code, _, err = ctl("aliases", "list")
     assert code == 3 and "is the URL a Miroir" in err
+
+
+def test_status_shows_a_running_reshard_with_its_progress(ctl, fake):
+    assert ctl("--json", "reshard", "movies", "--shards", "32")[0] == 0
+    code, out, _ = ctl("--json", "status")
+    status = json.loads(out)
+    assert code == 0 and status["reshardAvailable"] is True
+    assert [r["id"] for r in status["reshards"]] == ["rs-1"]
+    fake.fake.reshards["rs-1"].update(documentsCopied=2000, documentsPerSecond=500.0,
+                                      etaSeconds=4.0)
+    code, out, _ = ctl("status")
+    assert code == 0
+    assert ("Reshard rs-1: movies 8 -> 32 shards, copying, documents 2,000/4,000, 500 docs/s"
+            in out), out
+    ctl("reshards", "rollback", "rs-1")
+    code, out, _ = ctl("status")
+    assert "Reshard: none running" in out and "rs-1" not in out
+    fake.fake.reshard_routes = False  # a Miroir without resharding: status still works
+    code, out, _ = ctl("status")
+    assert code == 0 and "Reshard: unavailable" in out
+
+
+def test_rebalance_status_names_what_it_waits_for_and_what_was_lost(ctl):
+    code, out, _ = ctl("rebalance", "status")
+    assert code == 0
+    assert "waiting for processes still on an older epoch: proc-b@2" in out, out
+    assert "lost: group 0 shard 5: no replica left to copy from" in out, out
+    code, out, _ = ctl("status")
+    assert "proc-b@2" in out and "lost: group 0 shard 5" in out, out
+    code, out, _ = ctl("--json", "rebalance", "status")
+    found = json.loads(out)
+    assert found["waitingFor"] == ["proc-b@2"] and len(found["lost"]) == 1
+
+
+def test_reshards_list_show_and_rollback(ctl, fake):
+    ctl("reshard", "movies", "--shards", "16")
+    ctl("reshard", "books", "--shards", "4")
+    code, out, _ = ctl("--json", "reshards", "list")
+    assert code == 0 and [r["id"] for r in json.loads(out)["results"]] == ["rs-2", "rs-1"]
+    code, out, _ = ctl("reshards", "list")
+    assert code == 0 and "books" in out and "8 -> 16" in out
+    code, out, _ = ctl("reshards", "show", "rs-1")
+    assert code == 0 and "reshard rs-1 of movies: 8 -> 16 shards" in out
+    code, out, _ = ctl("reshards", "rollback", "rs-2")
+    assert code == 0 and fake.fake.seen[-1][:2] == ("POST", "/_miroir/reshards/rs-2/rollback")
+    assert "rolledBack" in out
+    code, out, _ = ctl("--json", "reshards", "show", "rs-2", "--watch", "--interval", "0.01")
+    assert code == 1 and json.loads(out)["state"] == "rolledBack"  # not done: exit 1

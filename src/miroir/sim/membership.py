@@ -39,7 +39,7 @@ from miroir.core.rebalance_plan import minimum_copies
 from miroir.core.routing import SHARD_FIELD
 from miroir.core.topology import Placement
 from miroir.sim.cluster import Answer
-from miroir.sim.simulation import INDEX, Simulation
+from miroir.sim.simulation import Simulation
 
 # Quick enough for a few-second example: the copy runs at 200 documents per virtual second.
 ENGINE = RebalanceSettings(settle_ms=400, grace_ms=400, max_docs_per_second=200, page_size=10,
@@ -208,7 +208,7 @@ class Membership:
         simulation = self.simulation
         self.sim.transport.catch_up()
         for node in simulation.node_ids():
-            index = self.sim.transport.engine(node).indexes.get(INDEX)
+            index = self.sim.transport.engine(node).indexes.get(simulation.node_index)
             held = {d.get(SHARD_FIELD) for d in (index.documents.values() if index else ())}
             group = simulation.group_of(node)
             owned = {s for s in range(simulation.shards)

@@ -59,7 +59,7 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
@@ -186,6 +186,12 @@ class Simulation:
         # then follow two placements, so the exact per-owner checks I3/I4/I6 wait for the
         # rebalance to finish).
         self.in_flux = False
+        # The index's node-side name: it changes (with `shards`) only through
+        # `miroir.sim.reshard` (at a reshard's flip, which its settle adopts).
+        self.node_index = INDEX
+        # Called at a checkpoint before the replicas are compared (I11): `miroir.sim.reshard`
+        # adopts a flip that happened meanwhile, so I11 looks at the layout in force.
+        self.before_replica_check: Callable[[], Awaitable[None]] | None = None
         self.set_members({n: self.spec.group_of(n) for n in self.spec.node_ids()},
                          self.spec.groups)
 
@@ -198,10 +204,15 @@ class Simulation:
                 shard, sorted(n for n, g in self.members.items() if g == group), self.spec.rf)
             for group in range(groups) for shard in range(self.shards)
         }
-        # deadlines grow with the fleet (a settings change goes node by node) and with the
-        # index's shards (a reconciler pass goes shard by shard)
+        # deadlines grow with the fleet (a settings change goes node by node) and the shards
         self._bounds_spec = attrs.evolve(self.spec, nodes=len(self.members), groups=groups,
-                                         shards=self.shards)
+                                         shards=max(self.shards, self.spec.shards))
+
+    def set_layout(self, node_index: str, shards: int) -> None:
+        """The index lives in `node_index` with `shards` shards from now on (a reshard's flip)."""
+        self.node_index = node_index
+        self.shards = shards
+        self.set_members(self.members, self.groups)
 
     def node_ids(self) -> list[str]:
         return sorted(self.members, key=lambda n: (len(n), n))
@@ -232,14 +243,14 @@ class Simulation:
         answered = status is not None and 200 <= status < 300
         # POST /documents/fetch is a read (the repair worker pages its sources with it).
         if self._write_acks is not None and method in ("POST", "PUT") \
-                and path.startswith(f"/indexes/{INDEX}/documents") \
-                and not path.startswith(f"/indexes/{INDEX}/documents/fetch"):
+                and path.startswith(f"/indexes/{self.node_index}/documents") \
+                and not path.startswith(f"/indexes/{self.node_index}/documents/fetch"):
             self._write_acks[node] = self._write_acks.get(node, False) or answered
             tag = _WRITE_TAG.search(path)
             if tag:
                 self._write_tags.setdefault(node, set()).add(unquote(tag.group(1)))
         elif self._searched is not None and answered and method == "POST" \
-                and path == f"/indexes/{INDEX}/search":
+                and path == f"/indexes/{self.node_index}/search":
             self._searched.update(self._shards_asked(node, body))
 
     def _shards_asked(self, node: str, body: bytes | None) -> set[int]:
@@ -614,7 +625,7 @@ class Simulation:
         the model (Miroir cannot tell which replica is right; the checkpoint re-sends it) and
         the replicas disagree until the reconciler's pass (I11)."""
         engine = self.sim.transport.engine(node)
-        if node in self.down or INDEX not in engine.indexes:
+        if node in self.down or self.node_index not in engine.indexes:
             return
         group = self.group_of(node)
         owned = [i for i in self.model.ids() if node in self.owners[(group, self.shard_of(i))]]
@@ -623,10 +634,11 @@ class Simulation:
         doc_id = pick(owned)
         version = pick(sorted(self.model.history[doc_id]))
         if version == ABSENT:
-            change = lambda e: e.delete_documents(INDEX, [doc_id])  # noqa: E731
+            change = lambda e: e.delete_documents(self.node_index, [doc_id])  # noqa: E731
         else:
             document = {**orjson.loads(version), SHARD_FIELD: self.shard_of(doc_id)}
-            change = lambda e: e.add_documents(INDEX, [document], primary_key="id")  # noqa: E731
+            change = lambda e: e.add_documents(  # noqa: E731
+                self.node_index, [document], primary_key="id")
         if self.sim.transport.out_of_band(node, change):
             self.model.uncertain(doc_id, version, trio.current_time(), acknowledged=False)
             self._disturb("tamper document", node)
@@ -635,10 +647,11 @@ class Simulation:
         """Someone applies a settings patch to `node` only, behind Miroir's back (keeping
         `_miroir_shard` filterable, as an operator who knows Miroir would)."""
         engine = self.sim.transport.engine(node)
-        if node in self.down or INDEX not in engine.indexes:
+        if node in self.down or self.node_index not in engine.indexes:
             return
         sent = protect_settings_patch(patch)
-        if self.sim.transport.out_of_band(node, lambda e: e.update_settings(INDEX, sent)):
+        if self.sim.transport.out_of_band(
+                node, lambda e: e.update_settings(self.node_index, sent)):
             self._disturb("tamper settings", node)
 
     def set_faults(self, kind: str, node: str, faults: FaultModel) -> None:
@@ -656,6 +669,17 @@ class Simulation:
         """Heal every fault, wait for recovery and repairs, then check I7-I10 (see the module
         docstring)."""
         self.report.operations["checkpoint"] += 1
+        await self.heal_and_resend()
+        if self.before_replica_check is not None:
+            await self.before_replica_check()
+        await self._reconcile()
+        await self._check_reads()
+        await self._check_searches(queries)
+
+    async def heal_and_resend(self) -> None:
+        """A checkpoint's first half: heal every fault, wait for recovery, repairs and every
+        task (I7, I10), re-send what is ambiguous as a retrying client would, so the model
+        knows the corpus again (`miroir.sim.reshard` uses it before following a reshard)."""
         self.sim.note("checkpoint: heal all")
         for node in sorted(self.crashed):
             self.sim.transport.restart(node)
@@ -681,9 +705,6 @@ class Simulation:
         if not self.settings_certain:
             await self.change_settings(self.settings or {"filterableAttributes": []})
         await self._wait_tasks()
-        await self._reconcile()
-        await self._check_reads()
-        await self._check_searches(queries)
 
     async def _reconcile(self) -> None:
         """One reconciler pass (POST /_miroir/consistency), then I11 on the nodes' engines (the
@@ -693,7 +714,7 @@ class Simulation:
         self._common_checks("reconcile", answer)
         self.sim.transport.catch_up()
         engines = {node: self.sim.transport.engine(node) for node in self.node_ids()}
-        indexes = {node: engine.indexes.get(INDEX) for node, engine in engines.items()}
+        indexes = {node: engine.indexes.get(self.node_index) for node, engine in engines.items()}
         settings = {node: index.settings if index is not None else None
                     for node, index in indexes.items()}
         distinct = {orjson.dumps(s, option=orjson.OPT_SORT_KEYS) for s in settings.values()}

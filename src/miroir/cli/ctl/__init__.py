@@ -3,7 +3,7 @@ API only (never a node directly).
 
 Theory of operation. The parser is built here, one sub-parser per command, each pointing at a
 `run_*(client, out, args) -> exit code` in `fleet` (status, stats, nodes, groups, rebalance),
-`checks` (verify, settings diff, reconcile) or `api` (tasks, aliases, reshard). `run` resolves the
+`checks` (verify, settings diff, reconcile) or `api` (tasks, aliases, reshard, reshards). `run` resolves the
 connection (`connection.resolve`: flags, environment, credentials file), opens one
 `AdminClient`, runs the command and maps what went wrong to the exit code scripts rely on:
 
@@ -54,6 +54,7 @@ examples:
   miroir ctl rebalance plan add-node node-4 http://10.0.0.14:7700 --group 0
   miroir ctl rebalance status --watch
   miroir ctl verify movies --full
+  miroir ctl reshard movies --shards 32 --watch
   miroir ctl --json stats | jq '.indexes.movies.groups'
 """
 
@@ -213,6 +214,21 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     reshard.add_argument("--watch", action="store_true", help="follow it until it ends")
     reshard.add_argument("--watch-id", help="follow a reshard already started")
     reshard.add_argument("--interval", type=float, default=1.0, help="seconds between polls")
+    reshards = _nested(commands, "reshards", "list, follow and roll back reshards")
+    _command(reshards, common, "list", api.run_reshards, "every reshard, newest first",
+             "miroir ctl reshards list").set_defaults(action="list")
+    show = _command(reshards, common, "show", api.run_reshards,
+                    "one reshard's progress (--watch follows it; exit 1 when it failed or was "
+                    "rolled back)", "miroir ctl reshards show rs-1 --watch")
+    show.set_defaults(action="show")
+    show.add_argument("reshard", help="the reshard's id")
+    show.add_argument("--watch", action="store_true", help="follow it until it ends")
+    show.add_argument("--interval", type=float, default=1.0, help="seconds between polls")
+    rollback = _command(reshards, common, "rollback", api.run_reshards,
+                        "flip the index back to its old layout (during the grace period)",
+                        "miroir ctl reshards rollback rs-1")
+    rollback.set_defaults(action="rollback")
+    rollback.add_argument("reshard", help="the reshard's id")
 
 
 def _task_filters(parser: argparse.ArgumentParser) -> None:

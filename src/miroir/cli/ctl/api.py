@@ -4,7 +4,9 @@
 /tasks/cancel`) and send the API key (the master key, or a key with `tasks.*`; the admin key
 when none is configured); `tasks show` is the admin view `GET /_miroir/tasks/{uid}` (with each
 node's part). Aliases are `/_miroir/aliases`; `reshard` is `POST /_miroir/indexes/{uid}/reshard`
-then, with `--watch`, `GET /_miroir/reshards/{id}` until it finishes. A refusal (an alias that
+then, with `--watch`, `GET /_miroir/reshards/{id}` until it finishes (`done`, `failed` or
+`rolledBack`; the last two exit 1); `reshards list | show | rollback` read and roll back
+reshards by id. A refusal (an alias that
 does not exist, a reshard outside `resharding.allowed_windows` without `--force`) is printed
 with Miroir's message, which names the next window, and exits 1.
 
@@ -26,7 +28,8 @@ from miroir.cli.ctl.connection import AdminClient, UsageError
 from miroir.cli.ctl.render import Output, number, seconds
 
 OK, CHECK_FAILED = 0, 1
-RESHARD_FINISHED = ("done", "succeeded", "failed", "canceled", "cancelled")
+RESHARD_FINISHED = ("done", "failed", "rolledBack")
+RESHARD_UNSUCCESSFUL = ("failed", "rolledBack")
 
 
 # ---- tasks ---------------------------------------------------------------------------------
@@ -177,8 +180,10 @@ def follow_reshard(client: AdminClient, out: Output, reshard_id: str, interval: 
             bar = progress.add_task("reshard", total=1, state="", rate="-", eta="-")
             while True:
                 rate = status.get("documentsPerSecond")
-                progress.update(bar, completed=status.get("documentsCopied") or 0,
-                                total=max(1, status.get("documentsTotal") or 0),
+                # documentsCopied counts the compare's re-copies too: it may pass the total
+                total = max(1, status.get("documentsTotal") or 0)
+                progress.update(bar, completed=min(total, status.get("documentsCopied") or 0),
+                                total=total,
                                 state=status.get("state", ""),
                                 rate=number(round(rate)) if rate else "-",
                                 eta=seconds(status.get("etaSeconds")))
@@ -189,4 +194,45 @@ def follow_reshard(client: AdminClient, out: Output, reshard_id: str, interval: 
     out.emit(status, lambda console, data: console.print(
         f"reshard {data['id']} of {data['index']}: {data['fromShards']} -> {data['toShards']} "
         f"shards, {data['state']}" + "".join(f"\n  error: {e}" for e in data.get("errors") or [])))
-    return CHECK_FAILED if status.get("state") in ("failed", "canceled", "cancelled") else OK
+    return CHECK_FAILED if status.get("state") in RESHARD_UNSUCCESSFUL else OK
+
+
+def run_reshards(client: AdminClient, out: Output, args: argparse.Namespace) -> int:
+    """`reshards list | show ID [--watch] | rollback ID`."""
+    if args.action == "show":
+        if args.watch:
+            return follow_reshard(client, out, args.reshard, args.interval)
+        found = client.get(f"/_miroir/reshards/{args.reshard}")
+        out.emit(found, lambda console, data: console.print(
+            f"reshard {data['id']} of {data['index']}: {data['fromShards']} -> "
+            f"{data['toShards']} shards, {data['state']}, documents "
+            f"{number(data.get('documentsCopied'))}/{number(data.get('documentsTotal'))}"
+            + "".join(f"\n  error: {e}" for e in data.get("errors") or []), markup=False))
+        return CHECK_FAILED if found.get("state") in RESHARD_UNSUCCESSFUL else OK
+    if args.action == "rollback":
+        answer = client.post(f"/_miroir/reshards/{args.reshard}/rollback")
+        out.emit(answer, lambda console, data: console.print(
+            f"reshard {data.get('id', args.reshard)}: {data.get('state', 'rolling back')}",
+            markup=False))
+        return OK
+    listed = client.get("/_miroir/reshards")
+
+    def draw(console: Console, data: Any) -> None:
+        results = data["results"] if isinstance(data, dict) else data
+        table = Table(title=f"Reshards ({len(results)})")
+        for column in ("id", "index", "shards", "state", "documents", "started", "finished"):
+            table.add_column(column)
+        for found in results:
+            table.add_row(found["id"], found["index"],
+                          f"{found['fromShards']} -> {found['toShards']}", found["state"],
+                          f"{number(found.get('documentsCopied'))}/"
+                          f"{number(found.get('documentsTotal'))}",
+                          _when(found.get("startedAtMs")), _when(found.get("finishedAtMs")))
+        console.print(table)
+
+    out.emit(listed, draw)
+    return OK
+
+
+def _when(ms: int | None) -> str:
+    return "-" if ms is None else time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000))

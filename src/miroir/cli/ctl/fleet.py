@@ -2,11 +2,13 @@
 
 Each command is `run_<name>(client, out, args) -> exit code` over the admin API only:
 `/_miroir/topology`, `/_miroir/nodes`, `/_miroir/shards`, `/_miroir/stats`, `/_miroir/groups`,
-`/_miroir/rebalance`. A membership change is the same request whether it comes from `nodes
+`/_miroir/rebalance`, `/_miroir/reshards` (`status` shows a running reshard; a Miroir without
+resharding answers 501 there, shown as "unavailable"). A membership change is the same request whether it comes from `nodes
 add` or `rebalance start --add-node`; `rebalance plan` is that request with `?dryRun=true`,
 each move's documents counted from `/_miroir/stats` (the shard's documents over every index).
 `rebalance status --watch` polls until the rebalance ends and draws a live bar (shards copied
-of shards to copy; documents copied, rate and ETA beside it).
+of shards to copy; documents copied, rate and ETA beside it); the human views name the
+processes the engine waits for (`waitingFor`) and the replicas a forced removal lost (`lost`).
 
 Must never: change the fleet without being asked to (`plan`, `--dry-run`, `status` and `stats`
 only read), or retry a membership change on its own.
@@ -19,14 +21,16 @@ import time
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 
-from miroir.cli.ctl.connection import AdminClient, UsageError
+from miroir.cli.ctl.connection import AdminClient, ApiError, UsageError
 from miroir.cli.ctl.render import Output, number, seconds, size
 
 OK, CHECK_FAILED = 0, 1
 FINISHED = ("done", "failed", "idle")
+RESHARD_ENDED = ("done", "failed", "rolledBack")
 
 
 # ---- status --------------------------------------------------------------------------------
@@ -44,6 +48,7 @@ def run_status(client: AdminClient, out: Output, _args: argparse.Namespace) -> i
     listed = client.get("/_miroir/nodes")
     shards = client.get("/_miroir/shards")
     rebalance = client.get("/_miroir/rebalance")
+    reshards = list_reshards(client)
     membership = {n["id"]: n.get("membership") for n in listed["nodes"]}
     status = {
         "version": topology.get("version"),
@@ -57,6 +62,8 @@ def run_status(client: AdminClient, out: Output, _args: argparse.Namespace) -> i
         "nodes": [{**n, "membership": membership.get(n["id"])} for n in topology["nodes"]],
         "degraded": degraded_pairs(shards),
         "rebalance": rebalance,
+        "reshardAvailable": reshards is not None,
+        "reshards": [r for r in reshards or () if r.get("state") not in RESHARD_ENDED],
     }
     out.emit(status, draw_status)
     return OK if status["fullyCovered"] else CHECK_FAILED
@@ -94,6 +101,48 @@ def draw_status(console: Console, status: dict[str, Any]) -> None:
                                            " (engine off: rebalance.enabled is false)"))
     else:
         console.print(f"Rebalance {rebalance.get('id')}: {rebalance_line(rebalance)}")
+        for line in rebalance_details(rebalance):
+            console.print(f"  {line}", markup=False)
+    if not status.get("reshardAvailable", True):
+        console.print("Reshard: unavailable (this Miroir cannot reshard)")
+    elif not status.get("reshards"):
+        console.print("Reshard: none running")
+    for reshard in status.get("reshards") or ():
+        console.print(f"Reshard {reshard.get('id')}: {reshard_line(reshard)}", markup=False)
+
+
+def list_reshards(client: AdminClient) -> list[dict[str, Any]] | None:
+    """Every reshard, newest first (`GET /_miroir/reshards`), or None when this Miroir has no
+    resharding (it answers 501 `miroir_reshard_unavailable`, or 404 before that route existed)."""
+    try:
+        listed = client.get("/_miroir/reshards")
+    except ApiError as error:
+        if error.status in (404, 501):
+            return None
+        raise
+    return listed["results"] if isinstance(listed, dict) else list(listed)
+
+
+def reshard_line(status: dict[str, Any]) -> str:
+    rate = status.get("documentsPerSecond")
+    return (f"{status['index']} {status['fromShards']} -> {status['toShards']} shards, "
+            f"{status['state']}, documents {number(status.get('documentsCopied'))}/"
+            f"{number(status.get('documentsTotal'))}, "
+            f"{number(round(rate)) if rate else '-'} docs/s, "
+            f"ETA {seconds(status.get('etaSeconds'))}")
+
+
+def rebalance_details(status: dict[str, Any]) -> list[str]:
+    """What a person needs beyond the progress line: the processes the engine waits for
+    (each `process@epoch`, still routing by an older epoch) and the replicas a forced removal
+    lost (their documents are gone where no other replica had them)."""
+    lines = []
+    if status.get("waitingFor"):
+        lines.append("waiting for processes still on an older epoch: "
+                     + ", ".join(status["waitingFor"]))
+    for lost in status.get("lost") or ():
+        lines.append(f"lost: {lost}")
+    return lines
 
 
 def rebalance_line(status: dict[str, Any]) -> str:
@@ -257,7 +306,8 @@ def run_rebalance_status(client: AdminClient, out: Output, args: argparse.Namesp
             status = client.get("/_miroir/rebalance")
     out.emit(status, lambda console, data: console.print(
         f"Rebalance {data.get('id') or '-'}: {rebalance_line(data)}"
-        + "".join(f"\n  error: {e}" for e in data.get("errors") or [])))
+        + "".join(f"\n  {line}" for line in rebalance_details(data))
+        + "".join(f"\n  error: {e}" for e in data.get("errors") or []), markup=False))
     return CHECK_FAILED if status["state"] == "failed" else OK
 
 
@@ -267,17 +317,19 @@ def watch(client: AdminClient, out: Output, status: dict[str, Any],
     progress = Progress(
         TextColumn("[bold]{task.fields[state]:>8}"), BarColumn(), TaskProgressColumn(),
         TextColumn("shards {task.completed:.0f}/{task.total:.0f}  {task.fields[docs]} docs  "
-                   "{task.fields[rate]} docs/s  ETA {task.fields[eta]}"),
+                   "{task.fields[rate]} docs/s  ETA {task.fields[eta]}  {task.fields[note]}"),
         console=out.out, transient=False)
     with progress:
-        bar = progress.add_task("rebalance", total=1, state="", docs="0", rate="-", eta="-")
+        bar = progress.add_task("rebalance", total=1, state="", docs="0", rate="-", eta="-",
+                                note="")
         while True:
             rate = status.get("documentsPerSecond")
             progress.update(bar, completed=status.get("shardsDone", 0),
                             total=max(1, status.get("shardsTotal") or 0),
                             state=status["state"], docs=number(status.get("documentsCopied", 0)),
                             rate=number(round(rate)) if rate else "-",
-                            eta=seconds(status.get("etaSeconds")))
+                            eta=seconds(status.get("etaSeconds")),
+                            note=escape("; ".join(rebalance_details(status))))
             if status["state"] in FINISHED:
                 return status
             time.sleep(interval)
