@@ -163,6 +163,7 @@ async def test_a_reshard_with_racing_writes_loses_nothing_and_searches_equal_the
         assert {"copying", "verifying", "grace", "done"} <= set(seen_states)
         assert traffic.rounds > 5  # writes did race the reshard
         assert shown["documentsCopied"] > 300 and shown["finishedAtMs"] is not None
+        assert shown["documentsCopied"] <= shown["documentsTotal"]
         layouts = await h.cluster.layouts.refresh()
         shadow = layouts.node_index("movies")
         assert shadow == f"movies--s{target}-1" and not layouts.mirrors

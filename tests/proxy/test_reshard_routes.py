@@ -17,7 +17,7 @@ from tests.proxy.harness import running_proxy
 NOW_MS = int(datetime.datetime(2026, 12, 4, 22, 0, tzinfo=datetime.UTC).timestamp() * 1000)
 WINDOW = {"allowed_windows": ["02:00-06:00 UTC"]}
 SHOWN = {"id", "index", "fromShards", "toShards", "state", "documentsCopied", "documentsTotal",
-         "documentsPerSecond", "etaSeconds", "errors", "startedAtMs", "finishedAtMs"}
+         "documentsRecopied", "documentsPerSecond", "etaSeconds", "errors", "startedAtMs", "finishedAtMs"}
 
 
 class FixedClock:

@@ -167,6 +167,7 @@ async def start_reshard(cluster: Cluster, uid: str, node_index: str, body: Any,
         "id": reshard_id, "index": uid, "nodeIndex": node_index,
         "primaryKey": index.get("primaryKey"), "fromShards": current, "toShards": shards,
         "state": "waiting", "shadow": None, "documentsCopied": 0, "documentsTotal": 0,
+        "documentsRecopied": 0,
         "errors": [], "startedAtMs": now, "finishedAtMs": None, "copyStartedAtMs": None,
         "shardsCopied": [], "forced": force, "rollbackRequested": False, "finishing": False,
     }
@@ -319,7 +320,11 @@ class Resharder(LeasedEngine):
                     continue
 
                 async def written(n: int) -> None:
-                    await self._update(documentsCopied=self.entry["documentsCopied"] + n)
+                    # The total was counted as the copy began: documents written since then
+                    # raise it, so the progress shown never passes 100 %.
+                    copied = self.entry["documentsCopied"] + n
+                    await self._update(documentsCopied=copied,
+                                       documentsTotal=max(self.entry["documentsTotal"], copied))
                     await self._pacer.pace(n)
 
                 await copy_shard(self.cluster, old, shadow, pk, shard, old_map, new_map,
@@ -329,9 +334,9 @@ class Resharder(LeasedEngine):
             converger = Converger(self.cluster, old, shadow, pk, old_map, new_map,
                                   self.settings.page_size, self._renew)
             await converger.converge()
-            if converger.recopied:
-                await self._update(
-                    documentsCopied=self.entry["documentsCopied"] + converger.recopied)
+            if converger.recopied:  # repairs, counted apart from the progress
+                await self._update(documentsRecopied=self.entry.get("documentsRecopied", 0)
+                                   + converger.recopied)
         # Verifying: the mirror is required from the version this stores.
         await self.cluster.layouts.change(lambda now: now.with_mirror(old, shadow, required=True))
         await self._update(state="verifying", requiredVersion=self.cluster.layouts.version)
@@ -375,7 +380,7 @@ class Resharder(LeasedEngine):
             lambda now: now.flipped(entry["index"], shadow, mirror_back=True))
         await self._update(state="grace", flippedAtMs=self.cluster.now_ms(),
                            flipVersion=self.cluster.layouts.version, verifiedDocuments=documents,
-                           verifiedDigest=f"{digest:016x}", documentsTotal=old_count)
+                           verifiedDigest=f"{digest:016x}", verifiedCount=old_count)
         logger.info("reshard %s: %s now names %s (%d documents, digest %016x); grace begins",
                     self._id, entry["index"], shadow, documents, digest)
         return True

@@ -46,6 +46,7 @@ TRANSITIONS: Mapping[str, frozenset[str]] = {
 }
 # The fields `GET /_miroir/reshards/{id}` shows (the record keeps a few more for the engine).
 SHOWN = ("id", "index", "fromShards", "toShards", "state", "documentsCopied", "documentsTotal",
+         "documentsRecopied",
          "documentsPerSecond", "etaSeconds", "errors", "startedAtMs", "finishedAtMs")
 
 

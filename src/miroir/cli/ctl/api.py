@@ -180,7 +180,6 @@ def follow_reshard(client: AdminClient, out: Output, reshard_id: str, interval: 
             bar = progress.add_task("reshard", total=1, state="", rate="-", eta="-")
             while True:
                 rate = status.get("documentsPerSecond")
-                # documentsCopied counts the compare's re-copies too: it may pass the total
                 total = max(1, status.get("documentsTotal") or 0)
                 progress.update(bar, completed=min(total, status.get("documentsCopied") or 0),
                                 total=total,
