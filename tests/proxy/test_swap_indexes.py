@@ -143,6 +143,8 @@ async def test_aliases_admin_api_shapes_and_errors():
         assert (status, body) == (200, {"alias": "books", "index": "books_store", "shards": 8})
         status, body, _ = await h.send("GET", "/_miroir/aliases", headers=ADMIN)
         assert {"alias": "books", "index": "books_store", "shards": 8} in body["results"]
+        # The uid that named it before names nothing: no index, so no shard count either.
+        assert {"alias": "books_store", "index": None, "shards": None} in body["results"]
         # The node-side index now belongs to `books` only.
         status, body, _ = await h.send("GET", "/indexes", headers=MASTER)
         assert [index["uid"] for index in body["results"]] == ["books"]

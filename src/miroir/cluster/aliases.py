@@ -124,8 +124,10 @@ async def _refusal(
 
 def alias_view(cluster: Cluster, layouts: Layouts, alias: str) -> dict[str, Any]:
     entry = layouts.entries[alias]
+    # A uid naming no data has no shard count (it is reserved: renamed away, or the name of
+    # another uid's node-side index, such as a reshard's new layout).
     return {"alias": alias, "index": entry.node_index,
-            "shards": (cluster.topology.shards if entry.node_index is None
+            "shards": (None if entry.node_index is None
                        else layouts.shards_of(entry.node_index, cluster.topology.shards))}
 
 

@@ -120,7 +120,7 @@ def run_aliases(client: AdminClient, out: Output, args: argparse.Namespace) -> i
             for alias in data["results"]:
                 # `index` is null for a uid that names no data (renamed away)
                 table.add_row(alias["alias"], alias["index"] or "(none)",
-                              str(alias.get("shards", "-")))
+                              str(alias.get("shards") or "-"))
             console.print(table)
 
         out.emit(listed, draw)
