@@ -111,9 +111,9 @@ TestReshardingRebalancingCluster = pytest.mark.filterwarnings("ignore")(
     ReshardingRebalancingCluster.TestCase)
 
 
-def run_program(shape, seed, steps):
-    """Replay a program of (rule, kwargs) on a fresh machine, then its teardown checkpoint."""
-    state = ReshardingCluster()
+def run_program(shape, seed, steps, machine=ReshardingCluster):
+    """Replay a program of (rule, kwargs) on a fresh `machine`, then its teardown checkpoint."""
+    state = machine()
     try:
         state.start(shape=shape, seed=seed)
         report = state.simulation.report
@@ -219,3 +219,43 @@ def test_regression_a_settings_change_during_the_reshard_reaches_the_new_layout(
     ]
     report = run_program(SHAPES[1], 6031, steps)
     assert report.checks["I9 search status equals reference"] > 0
+
+
+def test_regression_a_node_wiped_unnoticed_does_not_fail_writes_with_index_already_exists():
+    """Found by the combined machine (seed 306, two groups, `MIROIR_SIM_EXAMPLES=400`): n0
+    crashed and came back wiped between two health probes, so Miroir still served from it.
+    The lookup of an index's existence asked one serving node, n0 first, and believed its 404:
+    a settings change and then a write "created" the index, every other node refused with
+    `index_already_exists`, the creation was rolled back, and the client's write of documents
+    0 and 7 got a 202 whose task had already failed. The teardown checkpoint then read both
+    back 404 (I8) and the search missed them (I9). An index is now missing only when no serving
+    node has it (`cluster.indexes`). The program draws no reshard."""
+    steps = [
+        ("write", {"doc_ids": [9], "genre": "comedy", "replace": True, "words": ["river"]}),
+        ("heal", {"index": 2}),
+        ("add_group", {"size": 1}),
+        ("crash", {"index": 0}),
+        ("tamper_settings", {"index": 1, "patch": {"searchableAttributes": ["title"]}}),
+        ("misbehave", {"index": 2, "kind": "normal"}),
+        ("write", {"doc_ids": [2, 9, 5], "genre": "horror", "replace": True,
+                   "words": ["river", "stone"]}),
+        ("restart", {"index": 0, "wipe": True}),
+        ("heal", {"index": 0}),
+        ("search", {"genre": None, "words": ["light"]}),
+        ("change_settings", {"patch": {"searchableAttributes": ["title"]}}),
+        ("misbehave", {"index": 0, "kind": "normal"}),
+        ("change_settings", {"patch": {"filterableAttributes": ["genre", "year"],
+                                       "sortableAttributes": ["year"]}}),
+        ("restart", {"index": 0, "wipe": True}),
+        ("search", {"genre": None, "words": ["blue", "light"]}),
+        ("change_settings", {"patch": {"filterableAttributes": ["genre", "year"],
+                                       "sortableAttributes": ["year"]}}),
+        ("tamper_settings", {"index": 2, "patch": {"filterableAttributes": ["genre"]}}),
+        ("write", {"doc_ids": [0, 7], "genre": "comedy", "replace": False,
+                   "words": ["wolf", "blue", "light"]}),
+        ("add_group", {"size": 2}),
+    ]
+    report = run_program(SHAPES[1], 306, steps, machine=ReshardingRebalancingCluster)
+    assert not report.violations
+    assert report.checks["I8 readable after heal"] > 0
+    assert report.checks["I9 search equals reference"] > 0
