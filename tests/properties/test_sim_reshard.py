@@ -66,6 +66,9 @@ class ReshardingRebalancingCluster(RebalancingCluster):
     a reshard moves the index's shards by its own shard count."""
 
     resharding: Resharding | None = None
+    # A reshard accepted while a finished rebalance was not settled yet: the rebalance's fleet
+    # must be adopted before the reshard's checks judge nodes by what they own (seed 19).
+    reshard_after_rebalance = False
 
     @initialize(shape=st.sampled_from(SHAPES), seed=st.integers(0, 2**16))
     def start(self, shape: SimSpec, seed: int) -> None:
@@ -75,16 +78,29 @@ class ReshardingRebalancingCluster(RebalancingCluster):
 
     @rule(shards=TARGETS)
     def reshard(self, shards):
+        before = self.resharding.pending
         self.runner.call(self.resharding.start, shards)
+        if before is None and self.resharding.pending is not None and \
+                self.membership.pending is not None:
+            self.reshard_after_rebalance = True
+
+    def _settle_in_order(self) -> None:
+        """Settle both engines' changes in the order they were accepted (they exclude each
+        other, so the earlier one had finished when the later one started)."""
+        if self.reshard_after_rebalance:
+            self.runner.call(self.membership.settle)
+            self.simulation.in_flux = True  # the reshard still runs: writes go to two layouts
+            self.reshard_after_rebalance = False
+        self.runner.call(self.resharding.settle)
 
     @rule()
     def checkpoint(self):
-        self.runner.call(self.resharding.settle)
+        self._settle_in_order()
         super().checkpoint()
 
     def teardown(self):
         if self.resharding is not None:
-            self.runner.call(self.resharding.settle)
+            self._settle_in_order()
         super().teardown()
 
 
@@ -111,9 +127,9 @@ TestReshardingRebalancingCluster = pytest.mark.filterwarnings("ignore")(
     ReshardingRebalancingCluster.TestCase)
 
 
-def run_program(shape, seed, steps):
-    """Replay a program of (rule, kwargs) on a fresh machine, then its teardown checkpoint."""
-    state = ReshardingCluster()
+def run_program(shape, seed, steps, machine=ReshardingCluster):
+    """Replay a program of (rule, kwargs) on a fresh `machine`, then its teardown checkpoint."""
+    state = machine()
     try:
         state.start(shape=shape, seed=seed)
         report = state.simulation.report
@@ -219,3 +235,79 @@ def test_regression_a_settings_change_during_the_reshard_reaches_the_new_layout(
     ]
     report = run_program(SHAPES[1], 6031, steps)
     assert report.checks["I9 search status equals reference"] > 0
+
+
+def test_regression_a_node_wiped_unnoticed_does_not_fail_writes_with_index_already_exists():
+    """Found by the combined machine (seed 306, two groups, `MIROIR_SIM_EXAMPLES=400`): n0
+    crashed and came back wiped between two health probes, so Miroir still served from it.
+    The lookup of an index's existence asked one serving node, n0 first, and believed its 404:
+    a settings change and then a write "created" the index, every other node refused with
+    `index_already_exists`, the creation was rolled back, and the client's write of documents
+    0 and 7 got a 202 whose task had already failed. The teardown checkpoint then read both
+    back 404 (I8) and the search missed them (I9). An index is now missing only when no serving
+    node has it (`cluster.indexes`). The program draws no reshard."""
+    steps = [
+        ("write", {"doc_ids": [9], "genre": "comedy", "replace": True, "words": ["river"]}),
+        ("heal", {"index": 2}),
+        ("add_group", {"size": 1}),
+        ("crash", {"index": 0}),
+        ("tamper_settings", {"index": 1, "patch": {"searchableAttributes": ["title"]}}),
+        ("misbehave", {"index": 2, "kind": "normal"}),
+        ("write", {"doc_ids": [2, 9, 5], "genre": "horror", "replace": True,
+                   "words": ["river", "stone"]}),
+        ("restart", {"index": 0, "wipe": True}),
+        ("heal", {"index": 0}),
+        ("search", {"genre": None, "words": ["light"]}),
+        ("change_settings", {"patch": {"searchableAttributes": ["title"]}}),
+        ("misbehave", {"index": 0, "kind": "normal"}),
+        ("change_settings", {"patch": {"filterableAttributes": ["genre", "year"],
+                                       "sortableAttributes": ["year"]}}),
+        ("restart", {"index": 0, "wipe": True}),
+        ("search", {"genre": None, "words": ["blue", "light"]}),
+        ("change_settings", {"patch": {"filterableAttributes": ["genre", "year"],
+                                       "sortableAttributes": ["year"]}}),
+        ("tamper_settings", {"index": 2, "patch": {"filterableAttributes": ["genre"]}}),
+        ("write", {"doc_ids": [0, 7], "genre": "comedy", "replace": False,
+                   "words": ["wolf", "blue", "light"]}),
+        ("add_group", {"size": 2}),
+    ]
+    report = run_program(SHAPES[1], 306, steps, machine=ReshardingRebalancingCluster)
+    assert not report.violations
+    assert report.checks["I8 readable after heal"] > 0
+    assert report.checks["I9 search equals reference"] > 0
+
+
+def test_regression_a_reshard_after_a_finished_rebalance_is_judged_by_the_new_fleet():
+    """Found by the combined machine (seed 19, 3 nodes, RF 2): n0 was forced out, and the
+    reshard, refused while that rebalance ran, was accepted once it had finished but before a
+    checkpoint adopted its fleet. The teardown settled the reshard first, so X3 judged the nodes
+    by the old fleet: n0 (gone, its engine frozen with `sim`) "still held the old layout" and
+    n1 "held a shard it does not own". The machine now settles the two changes in the order
+    they were accepted. A harness defect, not the cluster's."""
+    steps = [
+        ("force_remove_node", {"index": 6}),
+        ("advance", {"seconds": 0.5164040215517295}),
+        ("reshard", {"shards": 3}),
+        ("restart", {"index": 1, "wipe": True}),
+        ("restart", {"index": 2, "wipe": True}),
+        ("write", {"doc_ids": [3, 2, 1], "genre": "horror", "replace": True,
+                   "words": ["river", "red", "wolf"]}),
+        ("force_remove_node", {"index": 4}),
+        ("change_settings", {"patch": {"searchableAttributes": ["title"]}}),
+        ("add_node", {"group": 0}),
+        ("advance", {"seconds": 1.9714480193954442}),
+        ("get", {"doc_id": 0}),
+        ("add_node", {"group": 3}),
+        ("heal", {"index": 2}),
+        ("reshard", {"shards": 3}),
+        ("get", {"doc_id": 1}),
+        ("change_settings", {"patch": {"filterableAttributes": ["genre", "year"],
+                                       "sortableAttributes": ["year"]}}),
+        ("heal", {"index": 3}),
+        ("forget_drained_node", {}),
+        ("reshard", {"shards": 6}),
+    ]
+    report = run_program(SHAPES[0], 19, steps, machine=ReshardingRebalancingCluster)
+    assert not report.violations
+    assert report.checks["X1 a reshard ends done once faults heal"] == 1
+    assert report.checks["X3 a node holds only the shards it owns"] > 0

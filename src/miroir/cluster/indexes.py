@@ -4,7 +4,8 @@ Owns the lookups that fill `cluster.catalog` (see `miroir.cluster.catalog` for w
 trusted): `index_exists` and `primary_key` (GET /indexes/{uid}), `index_settings`
 (GET /indexes/{uid}/settings). A lookup asks the serving nodes as a hedged race under one node
 timeout in all, so an operation that needs one (a search: settings; a write after the index
-changed: its primary key) spends at most one node timeout on it whatever the nodes do. Each
+changed: its primary key) spends at most one node timeout on it whatever the nodes do (two
+when the first answer is a 404: the index is missing only when no serving node has it). Each
 takes the catalog entry before asking a
 node and files what it learns there, so an answer that straddles a change of the index is
 dropped with the entry's old version. It must never render HTTP and never invalidate the
@@ -34,11 +35,35 @@ async def _ask_serving_nodes(cluster: Cluster, path: str) -> NodeResult | None:
     )
 
 
+async def _held_by_any_serving_node(
+    cluster: Cluster, path: str, not_found: NodeResult
+) -> NodeResult:
+    """After one serving node answered 404 for `path`: the first serving node (in their order)
+    that has it, asked all at once within one node timeout; `not_found` when none does.
+
+    One node's 404 is not the cluster's: a node that lost its state unnoticed (wiped and
+    restarted between two health probes; the repair sweep takes a few seconds to see it)
+    answers 404 for an index every other node holds. Believed, it made a write or a settings
+    change "create" the index, which the other nodes refused with `index_already_exists`, and
+    the client's write failed (seed 306 of tests/properties/test_sim_reshard.py)."""
+    nodes = cluster.serving_nodes()
+    if len(nodes) < 2:
+        return not_found
+    answers = await cluster.fan_out(nodes, "GET", path)
+    for node in nodes:
+        answer = answers.get(node)
+        if isinstance(answer, NodeResponse) and answer.ok:
+            return answer
+    return not_found
+
+
 async def _read_index(cluster: Cluster, uid: str) -> NodeResult | None:
-    """GET /indexes/{uid} from a serving node; the primary key it shows is filed in the
-    catalog."""
+    """GET /indexes/{uid} from a serving node (any serving node that has it, when the first
+    to answer says 404); the primary key it shows is filed in the catalog."""
     entry = await cluster.catalog.entry(uid)
     result = await _ask_serving_nodes(cluster, f"/indexes/{uid}")
+    if isinstance(result, NodeResponse) and result.status == 404:
+        result = await _held_by_any_serving_node(cluster, f"/indexes/{uid}", result)
     if isinstance(result, NodeResponse) and result.ok:
         key = result.json().get("primaryKey")
         if isinstance(key, str):
