@@ -54,11 +54,21 @@ async def _drain_queue(cluster: Cluster, node: str) -> None:
 
 
 async def _indexes(cluster: Cluster, readers: list[str]) -> list[dict[str, Any]]:
+    """The union (by uid, first answer wins) of every answering reader's indexes. One reader
+    that lost its state unnoticed (wiped between two health probes) lists too few: trusting it
+    alone would skip copying the indexes it lacks, and the cutover would then delete their only
+    copies on the old owners."""
+    by_uid: dict[str, dict[str, Any]] = {}
+    answered = False
     for node in readers:
         result = await cluster.call(node, "GET", "/indexes?limit=10000")
         if isinstance(result, NodeResponse) and result.ok:
-            return sorted(result.json()["results"], key=lambda i: i["uid"])
-    raise MoveIncomplete("no serving node listed the indexes")
+            answered = True
+            for index in result.json()["results"]:
+                by_uid.setdefault(index["uid"], index)
+    if not answered:
+        raise MoveIncomplete("no serving node listed the indexes")
+    return sorted(by_uid.values(), key=lambda i: i["uid"])
 
 
 async def _provision(cluster: Cluster, node: str, readers: list[str],

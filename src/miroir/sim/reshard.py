@@ -101,6 +101,7 @@ class Resharding:
         self.pending = Pending(body["reshardId"], simulation.shards, shards,
                                simulation.node_index)
         simulation.in_flux = True
+        simulation.mirrored = True
         return answer
 
     async def status(self) -> dict[str, Any]:
@@ -149,6 +150,7 @@ class Resharding:
         self.finished.append(status)
         self.pending = None
         simulation.in_flux = False
+        simulation.mirrored = False
         node_index, shards = await self.layout()
         simulation.set_layout(node_index, shards)
         if status.get("state") == "done":

@@ -113,6 +113,13 @@ def deadline_bound_s(kind: str, spec: SimSpec) -> float:
     return timeouts * spec.node_timeout_ms / 1000 + 1e-6
 
 
+# I5 while a reshard mirrors the index (`cluster.reshard_mirror`): what a client write waits
+# for after its own, in node timeouts. A document write or delete: one quorum write to the
+# mirror; a settings change: the patch on every node, its tasks, the read-back and a repair.
+MIRRORED_EXTRA_TIMEOUTS = {"add": 1, "update": 1, "delete": 1, "delete by filter": 1,
+                           "clear": 1, "settings": 4}
+
+
 SETTINGS_CHOICES = (
     {"filterableAttributes": ["genre"]},
     {"filterableAttributes": ["genre", "year"], "sortableAttributes": ["year"]},
@@ -186,6 +193,10 @@ class Simulation:
         # then follow two placements, so the exact per-owner checks I3/I4/I6 wait for the
         # rebalance to finish).
         self.in_flux = False
+        # Set by `miroir.sim.reshard` while a reshard may mirror the index's writes: a document
+        # write then also waits for its mirror write (`cluster.reshard_mirror`), sent after the
+        # index's own write was acknowledged, one node timeout more.
+        self.mirrored = False
         # The index's node-side name: it changes (with `shards`) only through
         # `miroir.sim.reshard` (at a reshard's flip, which its settle adopts).
         self.node_index = INDEX
@@ -314,6 +325,8 @@ class Simulation:
         self._check("I1 no 500", answer.status != 500,
                     lambda: f"{answer.method} {answer.path} -> 500 {answer.body!r}")
         bound = deadline_bound_s(kind, self._bounds_spec)
+        if self.mirrored:
+            bound += MIRRORED_EXTRA_TIMEOUTS.get(kind, 0) * self.spec.node_timeout_ms / 1000
         self._check("I5 deadline", answer.duration <= bound,
                     lambda: f"{kind} took {answer.duration:.6f}s > {bound:.6f}s")
         if self._faultless_by_default:
@@ -507,11 +520,18 @@ class Simulation:
             engine = self.sim.transport.engine(node)
             if id(engine) != engine_id:
                 continue  # restarted wiped meanwhile
-            twice = [uid for uid, task in engine.tasks.items() if uid > newest
-                     and task.type == "settingsUpdate" and set(task.details or ()) == keys]
-            self._check("I13 no node task is duplicated by a retry", len(twice) <= 1,
-                        lambda node=node, twice=twice: f"{node} enqueued settings {dict(patch)} "
-                        f"{len(twice)} times in one change (tasks {twice})")
+            # Per node-side index: a reshard's mirror applies the same patch to its new layout,
+            # one task on each index, not a resend.
+            by_index: dict[str | None, list[int]] = {}
+            for uid, task in engine.tasks.items():
+                if uid > newest and task.type == "settingsUpdate" and \
+                        set(task.details or ()) == keys:
+                    by_index.setdefault(task.index_uid, []).append(uid)
+            for index_uid, twice in by_index.items():
+                self._check("I13 no node task is duplicated by a retry", len(twice) <= 1,
+                            lambda node=node, twice=twice, index_uid=index_uid:
+                            f"{node} enqueued settings {dict(patch)} on {index_uid} "
+                            f"{len(twice)} times in one change (tasks {twice})")
 
     # ---------------------------------------------------------------------------- reads
 
