@@ -21,7 +21,7 @@ from hypothesis.stateful import initialize, rule
 from miroir.sim.cluster import SimSpec
 from miroir.sim.reshard import Resharding
 from tests.properties.test_sim_cluster import CHECKPOINT_QUERIES, SimulatedCluster
-from tests.properties.test_sim_rebalance import RebalancingCluster
+from tests.properties.test_sim_rebalance import RebalancingCluster, _start_soon
 
 SHAPES = (SimSpec(nodes=3, groups=1, rf=2, shards=4), SimSpec(nodes=4, groups=2, rf=1, shards=4))
 TARGETS = st.sampled_from([1, 2, 3, 6, 8])
@@ -54,10 +54,6 @@ class ReshardingCluster(SimulatedCluster):
         if self.resharding is not None:
             self.runner.call(self.resharding.settle)
         super().teardown()
-
-
-async def _start_soon(nursery, fn):
-    nursery.start_soon(fn)
 
 
 class ReshardingRebalancingCluster(RebalancingCluster):
